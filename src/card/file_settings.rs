@@ -1,0 +1,416 @@
+//! File settings as types: access rights, comm mode and the SDM (SUN) configuration, with the
+//! byte layout of GetFileSettings (NT4H2421Gx §10.7.2, Table 73) and ChangeFileSettings
+//! (§10.7.1, Table 69), and the validation the chip applies before it accepts SDM offsets.
+
+use serde::Serialize;
+
+use super::{read_u24_le, u24_le, CommMode, Malformed};
+
+/// One access condition nibble: a key number, free access (`E`) or no access (`F`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Key(u8),
+    Free,
+    Never,
+}
+
+impl Access {
+    pub fn from_nibble(n: u8) -> Result<Access, Malformed> {
+        match n {
+            0..=4 => Ok(Access::Key(n)),
+            0xE => Ok(Access::Free),
+            0xF => Ok(Access::Never),
+            other => Err(Malformed::Field(format!(
+                "access condition {other:X}h is reserved"
+            ))),
+        }
+    }
+
+    pub fn nibble(self) -> u8 {
+        match self {
+            Access::Key(k) => k,
+            Access::Free => 0xE,
+            Access::Never => 0xF,
+        }
+    }
+
+    pub fn key(self) -> Option<u8> {
+        match self {
+            Access::Key(k) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Access::Key(k) => write!(f, "key {k}"),
+            Access::Free => f.write_str("free"),
+            Access::Never => f.write_str("never"),
+        }
+    }
+}
+
+/// The four access conditions of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AccessRights {
+    pub read: Access,
+    pub write: Access,
+    pub read_write: Access,
+    pub change: Access,
+}
+
+impl AccessRights {
+    /// Encoded as `[RW<<4 | Change] [Read<<4 | Write]`.
+    pub fn to_bytes(self) -> [u8; 2] {
+        [
+            self.read_write.nibble() << 4 | self.change.nibble(),
+            self.read.nibble() << 4 | self.write.nibble(),
+        ]
+    }
+
+    pub fn from_bytes(b: [u8; 2]) -> Result<Self, Malformed> {
+        Ok(AccessRights {
+            read_write: Access::from_nibble(b[0] >> 4)?,
+            change: Access::from_nibble(b[0] & 0x0F)?,
+            read: Access::from_nibble(b[1] >> 4)?,
+            write: Access::from_nibble(b[1] & 0x0F)?,
+        })
+    }
+}
+
+/// Secure Dynamic Messaging settings of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct SdmSettings {
+    /// Mirror the UID (plain at `uid_offset`, or inside PICCData).
+    pub uid_mirror: bool,
+    /// Mirror SDMReadCtr (plain at `read_ctr_offset`, or inside PICCData).
+    pub read_ctr_mirror: bool,
+    /// SDMReadCtrLimit, when enabled.
+    pub read_ctr_limit: Option<u32>,
+    /// Encrypted file data: (SDMENCOffset, SDMENCLength) in the file.
+    pub enc_file_data: Option<(u32, u32)>,
+    /// ASCII encoding of the mirrors (the only encoding NTAG 424 DNA defines).
+    pub ascii: bool,
+    /// Access condition of GetFileCounters.
+    pub ctr_ret: Option<Access>,
+    /// SDMMetaReadAccessRight: `Free` mirrors plain UID/counter, a key encrypts PICCData.
+    pub meta_read: Option<Access>,
+    /// SDMFileReadAccessRight: the key of SDMMAC and encrypted file data; `Never` disables both.
+    pub file_read: Option<Access>,
+    pub uid_offset: Option<u32>,
+    pub read_ctr_offset: Option<u32>,
+    pub picc_data_offset: Option<u32>,
+    pub mac_input_offset: Option<u32>,
+    pub mac_offset: Option<u32>,
+}
+
+/// Length in the file of each ASCII mirror.
+pub const UID_ASCII_LEN: u32 = 14;
+pub const CTR_ASCII_LEN: u32 = 6;
+pub const PICC_ASCII_LEN: u32 = 32;
+pub const MAC_ASCII_LEN: u32 = 16;
+
+impl SdmSettings {
+    fn options_byte(&self) -> u8 {
+        (self.uid_mirror as u8) << 7
+            | (self.read_ctr_mirror as u8) << 6
+            | (self.read_ctr_limit.is_some() as u8) << 5
+            | (self.enc_file_data.is_some() as u8) << 4
+            | self.ascii as u8
+    }
+
+    fn meta(&self) -> Access {
+        self.meta_read.unwrap_or(Access::Never)
+    }
+
+    fn file(&self) -> Access {
+        self.file_read.unwrap_or(Access::Never)
+    }
+
+    /// The mirrored regions `(what, offset, length)` as the chip will write them.
+    pub fn regions(&self) -> Vec<(&'static str, u32, u32)> {
+        let mut r = Vec::new();
+        if let Some(o) = self.uid_offset {
+            r.push(("UID", o, UID_ASCII_LEN));
+        }
+        if let Some(o) = self.read_ctr_offset {
+            r.push(("SDMReadCtr", o, CTR_ASCII_LEN));
+        }
+        if let Some(o) = self.picc_data_offset {
+            r.push(("PICCData", o, PICC_ASCII_LEN));
+        }
+        if let Some((o, l)) = self.enc_file_data {
+            r.push(("SDMENCFileData", o, l));
+        }
+        if let Some(o) = self.mac_offset {
+            r.push(("SDMMAC", o, MAC_ASCII_LEN));
+        }
+        r
+    }
+
+    /// Checks these settings against a file of `file_size` bytes, by the rules of
+    /// ChangeFileSettings: the chip answers a violation with `919E`/`917E`; we refuse earlier.
+    pub fn validate(&self, file_size: u32) -> Result<(), String> {
+        if !self.ascii {
+            return Err("SDM mirroring must use ASCII encoding".into());
+        }
+        let (meta, file) = (self.meta(), self.file());
+        for (name, a) in [
+            ("SDMCtrRet", self.ctr_ret.unwrap_or(Access::Never)),
+            ("SDMMetaRead", meta),
+            ("SDMFileRead", file),
+        ] {
+            if let Access::Key(k) = a {
+                if k > 4 {
+                    return Err(format!("{name} names key {k}; keys are 0 to 4"));
+                }
+            }
+        }
+        let need = |cond: bool, v: Option<u32>, what: &str| -> Result<(), String> {
+            match (cond, v) {
+                (true, None) => Err(format!("{what} is required by these SDM options")),
+                (false, Some(_)) => Err(format!("{what} is set but not used by these SDM options")),
+                _ => Ok(()),
+            }
+        };
+        need(
+            self.uid_mirror && meta == Access::Free,
+            self.uid_offset,
+            "UIDOffset",
+        )?;
+        need(
+            self.read_ctr_mirror && meta == Access::Free,
+            self.read_ctr_offset,
+            "SDMReadCtrOffset",
+        )?;
+        need(
+            matches!(meta, Access::Key(_)),
+            self.picc_data_offset,
+            "PICCDataOffset",
+        )?;
+        need(
+            file != Access::Never,
+            self.mac_input_offset,
+            "SDMMACInputOffset",
+        )?;
+        need(file != Access::Never, self.mac_offset, "SDMMACOffset")?;
+        if matches!(meta, Access::Key(_)) && !self.uid_mirror && !self.read_ctr_mirror {
+            return Err("encrypted PICCData needs the UID or the read counter mirrored".into());
+        }
+        if self.enc_file_data.is_some() {
+            if file == Access::Never {
+                return Err("encrypted file data needs an SDM file read key".into());
+            }
+            if !(self.uid_mirror && self.read_ctr_mirror) {
+                return Err(
+                    "encrypted file data needs both the UID and the read counter mirrored".into(),
+                );
+            }
+        }
+        if self.read_ctr_limit.is_some() && !self.read_ctr_mirror {
+            return Err("SDMReadCtrLimit needs the read counter enabled".into());
+        }
+        if let Some(limit) = self.read_ctr_limit {
+            if limit > 0xFF_FFFF {
+                return Err("SDMReadCtrLimit is a 24-bit value".into());
+            }
+        }
+        for (name, off, len) in self.regions() {
+            if off.checked_add(len).is_none_or(|end| end > file_size) {
+                return Err(format!("{name} at offset {off} ({len} bytes) does not fit in the {file_size}-byte file"));
+            }
+        }
+        if let Some((o, l)) = self.enc_file_data {
+            if l == 0 || l % 32 != 0 {
+                return Err(format!(
+                    "SDMENCLength {l} must be a non-zero multiple of 32"
+                ));
+            }
+            let mi = self.mac_input_offset.unwrap_or(0);
+            let mo = self.mac_offset.unwrap_or(0);
+            if o < mi || o + l > mo {
+                return Err(
+                    "SDMENCFileData must lie between SDMMACInputOffset and SDMMACOffset".into(),
+                );
+            }
+        }
+        if let (Some(mi), Some(mo)) = (self.mac_input_offset, self.mac_offset) {
+            if mi > mo {
+                return Err(format!("SDMMACInputOffset {mi} is after SDMMACOffset {mo}"));
+            }
+        }
+        let regions = self.regions();
+        for (i, a) in regions.iter().enumerate() {
+            for b in &regions[i + 1..] {
+                if a.1 < b.1 + b.2 && b.1 < a.1 + a.2 {
+                    return Err(format!("{} and {} mirrors overlap", a.0, b.0));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.options_byte());
+        let ctr_ret = self.ctr_ret.unwrap_or(Access::Never);
+        out.push(0xF0 | ctr_ret.nibble());
+        out.push(self.meta().nibble() << 4 | self.file().nibble());
+        for o in [
+            self.uid_offset,
+            self.read_ctr_offset,
+            self.picc_data_offset,
+            self.mac_input_offset,
+        ] {
+            if let Some(v) = o {
+                out.extend_from_slice(&u24_le(v));
+            }
+        }
+        if let Some((o, l)) = self.enc_file_data {
+            out.extend_from_slice(&u24_le(o));
+            out.extend_from_slice(&u24_le(l));
+        }
+        if let Some(v) = self.mac_offset {
+            out.extend_from_slice(&u24_le(v));
+        }
+        if let Some(v) = self.read_ctr_limit {
+            out.extend_from_slice(&u24_le(v));
+        }
+    }
+
+    /// Decodes from SDMOptions onwards; returns the settings and the bytes used.
+    fn decode(b: &[u8]) -> Result<(SdmSettings, usize), Malformed> {
+        if b.len() < 3 {
+            return Err(Malformed::TooShort {
+                expected: 3,
+                got: b.len(),
+            });
+        }
+        let opt = b[0];
+        if opt & 0x0E != 0 {
+            return Err(Malformed::Field(format!(
+                "SDMOptions {opt:02X}h has reserved bits set"
+            )));
+        }
+        let ctr_ret = Access::from_nibble(b[1] & 0x0F)?;
+        let meta = Access::from_nibble(b[2] >> 4)?;
+        let file = Access::from_nibble(b[2] & 0x0F)?;
+        let mut s = SdmSettings {
+            uid_mirror: opt & 0x80 != 0,
+            read_ctr_mirror: opt & 0x40 != 0,
+            ascii: opt & 0x01 != 0,
+            ctr_ret: Some(ctr_ret),
+            meta_read: Some(meta),
+            file_read: Some(file),
+            ..Default::default()
+        };
+        let mut pos = 3;
+        let take = |pos: &mut usize| -> Result<u32, Malformed> {
+            let v = b.get(*pos..*pos + 3).ok_or(Malformed::TooShort {
+                expected: *pos + 3,
+                got: b.len(),
+            })?;
+            *pos += 3;
+            Ok(read_u24_le(v))
+        };
+        if s.uid_mirror && meta == Access::Free {
+            s.uid_offset = Some(take(&mut pos)?);
+        }
+        if s.read_ctr_mirror && meta == Access::Free {
+            s.read_ctr_offset = Some(take(&mut pos)?);
+        }
+        if matches!(meta, Access::Key(_)) {
+            s.picc_data_offset = Some(take(&mut pos)?);
+        }
+        if file != Access::Never {
+            s.mac_input_offset = Some(take(&mut pos)?);
+            if opt & 0x10 != 0 {
+                let o = take(&mut pos)?;
+                let l = take(&mut pos)?;
+                s.enc_file_data = Some((o, l));
+            }
+            s.mac_offset = Some(take(&mut pos)?);
+        } else if opt & 0x10 != 0 {
+            return Err(Malformed::Field(
+                "encrypted file data enabled without an SDM file read key".into(),
+            ));
+        }
+        if opt & 0x20 != 0 {
+            s.read_ctr_limit = Some(take(&mut pos)?);
+        }
+        Ok((s, pos))
+    }
+}
+
+/// The settings of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileSettings {
+    /// `00` StandardData (the only type on NTAG 424 DNA).
+    pub file_type: u8,
+    pub comm_mode: CommMode,
+    pub access: AccessRights,
+    /// File size in bytes (reported by GetFileSettings; not part of ChangeFileSettings).
+    pub size: u32,
+    pub sdm: Option<SdmSettings>,
+}
+
+impl FileSettings {
+    /// Parses the GetFileSettings answer, rejecting short and trailing bytes.
+    pub fn parse(b: &[u8]) -> Result<Self, Malformed> {
+        if b.len() < 7 {
+            return Err(Malformed::TooShort {
+                expected: 7,
+                got: b.len(),
+            });
+        }
+        let file_type = b[0];
+        let option = b[1];
+        if option & 0x3C != 0 || option & 0x80 != 0 {
+            return Err(Malformed::Field(format!(
+                "FileOption {option:02X}h has reserved bits set"
+            )));
+        }
+        let access = AccessRights::from_bytes([b[2], b[3]])?;
+        let size = read_u24_le(&b[4..7]);
+        let mut used = 7;
+        let sdm = if option & 0x40 != 0 {
+            let (s, n) = SdmSettings::decode(&b[7..])?;
+            used += n;
+            Some(s)
+        } else {
+            None
+        };
+        if b.len() > used {
+            return Err(Malformed::Trailing(b.len() - used));
+        }
+        Ok(FileSettings {
+            file_type,
+            comm_mode: CommMode::from_bits(option),
+            access,
+            size,
+            sdm,
+        })
+    }
+
+    /// The ChangeFileSettings data (after FileNo): FileOption, AccessRights, SDM fields.
+    /// Call [`FileSettings::validate`] first; [`crate::card::Session::change_file_settings`] does.
+    pub fn encode_change(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(32);
+        v.push((self.sdm.is_some() as u8) << 6 | self.comm_mode.bits());
+        v.extend_from_slice(&self.access.to_bytes());
+        if let Some(s) = &self.sdm {
+            s.encode(&mut v);
+        }
+        v
+    }
+
+    /// Checks the SDM settings against the file size.
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.sdm {
+            Some(s) => s.validate(self.size),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The NTAG 424 DNA command layer: APDU framing, status words, the EV2 session and one file per
+//! chip command (`cmd/`).
+//!
+//! [`Card`] speaks to an unauthenticated chip through any [`Transport`]. Authenticating borrows
+//! it as a [`Session`]; every command on a session consumes the session and hands it back only
+//! on success, so after a chip error or a response MAC that does not verify the compiler leaves
+//! no session to misuse (the chip has ended it too).
+
+pub mod cmd;
+pub mod file_settings;
+pub mod session;
+pub mod status;
+
+use std::fmt;
+
+pub use session::Session;
+pub use status::Sw;
+
+use crate::transport::{Transport, TransportError};
+
+/// Secure messaging mode of a command (NT4H2421Gx §9.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommMode {
+    /// No protection.
+    Plain,
+    /// Command and response carry an 8-byte MAC.
+    Mac,
+    /// Data encrypted and MACed.
+    Full,
+}
+
+impl CommMode {
+    /// The two-bit encoding used in file settings (`00` Plain, `01` MAC, `11` Full).
+    pub fn bits(self) -> u8 {
+        match self {
+            CommMode::Plain => 0b00,
+            CommMode::Mac => 0b01,
+            CommMode::Full => 0b11,
+        }
+    }
+
+    pub fn from_bits(b: u8) -> CommMode {
+        match b & 0b11 {
+            0b01 => CommMode::Mac,
+            0b11 => CommMode::Full,
+            _ => CommMode::Plain,
+        }
+    }
+}
+
+impl fmt::Display for CommMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CommMode::Plain => "Plain",
+            CommMode::Mac => "MAC",
+            CommMode::Full => "Full",
+        })
+    }
+}
+
+/// A response that does not have the shape the command defines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("response has {0} bytes; it needs at least the two status bytes")]
+    NoStatus(usize),
+    #[error("expected {expected} data bytes, got {got}")]
+    Length { expected: usize, got: usize },
+    #[error("expected at least {expected} data bytes, got {got}")]
+    TooShort { expected: usize, got: usize },
+    #[error("{0} unexpected trailing bytes")]
+    Trailing(usize),
+    #[error("expected {expected} frames, got {got}")]
+    FrameCount { expected: usize, got: usize },
+    #[error("encrypted response is not a whole number of blocks ({0} bytes)")]
+    NotBlockAligned(usize),
+    #[error("decrypted response has invalid padding")]
+    Padding,
+    #[error("unexpected status {0}")]
+    UnexpectedStatus(Sw),
+    #[error("{0}")]
+    Field(String),
+}
+
+/// What went wrong while running a command on the chip.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    #[error("{command}: {source}")]
+    Transport {
+        command: &'static str,
+        #[source]
+        source: TransportError,
+    },
+    #[error("{command}: the tag answered {sw}")]
+    Status { command: &'static str, sw: Sw },
+    #[error("{command}: malformed response: {problem}")]
+    Malformed {
+        command: &'static str,
+        #[source]
+        problem: Malformed,
+    },
+    #[error("{command}: the response MAC does not verify; the session is closed")]
+    ResponseMac { command: &'static str },
+    #[error("authentication with key {key_no}: the tag's answer does not prove the same key (RndA' mismatch)")]
+    AuthenticationProof { key_no: u8 },
+    #[error("the EV2 command counter is exhausted; authenticate again")]
+    CounterExhausted,
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+impl CardError {
+    /// The status word when the chip refused the command.
+    pub fn status(&self) -> Option<Sw> {
+        match self {
+            CardError::Status { sw, .. } => Some(*sw),
+            _ => None,
+        }
+    }
+
+    /// True when the tag left the field or the reader lost it: the command may have been applied.
+    pub fn is_tear_off(&self) -> bool {
+        matches!(
+            self,
+            CardError::Transport {
+                source: TransportError::CardRemoved | TransportError::NoCard,
+                ..
+            }
+        )
+    }
+}
+
+/// Randomness for RndA (the host's authentication challenge). Tests inject fixed values.
+pub trait RandomSource: Send {
+    fn fill(&mut self, buf: &mut [u8]);
+}
+
+/// The operating system's random number generator (default).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsRandom;
+
+impl RandomSource for OsRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, buf);
+    }
+}
+
+/// Plays back given bytes in order (cycling), for tests and fixture replay.
+#[derive(Debug, Clone)]
+pub struct FixedRandom {
+    bytes: Vec<u8>,
+    pos: usize,
+}
+
+impl FixedRandom {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        FixedRandom { bytes, pos: 0 }
+    }
+}
+
+impl RandomSource for FixedRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf.iter_mut() {
+            *b = if self.bytes.is_empty() {
+                0
+            } else {
+                self.bytes[self.pos % self.bytes.len()]
+            };
+            self.pos += 1;
+        }
+    }
+}
+
+/// One APDU exchange as an observer sees it. Key-bearing commands are `sensitive`: a trace
+/// must print them redacted ([`Exchange::command_hex`] does).
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    pub name: &'static str,
+    pub command: &'a [u8],
+    pub response: &'a [u8],
+    pub sensitive: bool,
+}
+
+impl Exchange<'_> {
+    /// The command as hex, or its header and `REDACTED` when it carries key material.
+    pub fn command_hex(&self) -> String {
+        if self.sensitive {
+            let n = self.command.len().min(5);
+            format!("{} REDACTED", hex::encode_upper(&self.command[..n]))
+        } else {
+            hex::encode_upper(self.command)
+        }
+    }
+}
+
+type Observer = Box<dyn FnMut(&Exchange<'_>) + Send>;
+
+/// Largest plaintext chunk per ReadData/WriteData: fits one short APDU in every comm mode.
+pub const DEFAULT_CHUNK: usize = 224;
+
+/// A chip behind a transport, not (yet) authenticated.
+pub struct Card<T: Transport> {
+    transport: T,
+    rng: Box<dyn RandomSource>,
+    observer: Option<Observer>,
+    exchanges: usize,
+    chunk: usize,
+}
+
+impl<T: Transport> fmt::Debug for Card<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Card")
+            .field("exchanges", &self.exchanges)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> Card<T> {
+    pub fn new(transport: T) -> Self {
+        Card {
+            transport,
+            rng: Box::new(OsRandom),
+            observer: None,
+            exchanges: 0,
+            chunk: DEFAULT_CHUNK,
+        }
+    }
+
+    /// Replaces the source of RndA (tests and fixture replay).
+    pub fn with_rng(mut self, rng: impl RandomSource + 'static) -> Self {
+        self.rng = Box::new(rng);
+        self
+    }
+
+    /// Calls `f` after every APDU exchange (for `--verbose` traces).
+    pub fn with_observer(mut self, f: impl FnMut(&Exchange<'_>) + Send + 'static) -> Self {
+        self.observer = Some(Box::new(f));
+        self
+    }
+
+    /// Sets the largest plaintext chunk of ReadData/WriteData (1..=224).
+    pub fn set_chunk(&mut self, chunk: usize) {
+        self.chunk = chunk.clamp(1, DEFAULT_CHUNK);
+    }
+
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// APDU exchanges so far (each one costs the operator time at the reader).
+    pub fn exchanges(&self) -> usize {
+        self.exchanges
+    }
+
+    pub fn transport(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
+    pub(crate) fn random(&mut self, buf: &mut [u8]) {
+        self.rng.fill(buf);
+    }
+
+    /// One raw exchange: returns the response data and its status word (not yet judged).
+    pub fn transceive(
+        &mut self,
+        name: &'static str,
+        apdu: &[u8],
+        sensitive: bool,
+    ) -> Result<(Vec<u8>, Sw), CardError> {
+        let resp = self
+            .transport
+            .transmit(apdu)
+            .map_err(|source| CardError::Transport {
+                command: name,
+                source,
+            })?;
+        self.exchanges += 1;
+        if let Some(obs) = self.observer.as_mut() {
+            obs(&Exchange {
+                name,
+                command: apdu,
+                response: &resp,
+                sensitive,
+            });
+        }
+        if resp.len() < 2 {
+            return Err(CardError::Malformed {
+                command: name,
+                problem: Malformed::NoStatus(resp.len()),
+            });
+        }
+        let n = resp.len() - 2;
+        let sw = Sw::from_u16(u16::from_be_bytes([resp[n], resp[n + 1]]));
+        let mut data = resp;
+        data.truncate(n);
+        Ok((data, sw))
+    }
+
+    /// A native command wrapped in ISO 7816-4 (`90 INS 00 00 [Lc payload] 00`); follows `91AF`
+    /// frames with `90 AF 00 00 00` and returns every frame's data. The last status must be a
+    /// success, otherwise the error names it.
+    pub(crate) fn native_frames(
+        &mut self,
+        name: &'static str,
+        ins: u8,
+        payload: &[u8],
+        sensitive: bool,
+    ) -> Result<(Vec<Vec<u8>>, Sw), CardError> {
+        let apdu = wrap_native(ins, payload).map_err(CardError::InvalidArgument)?;
+        let (mut data, mut sw) = self.transceive(name, &apdu, sensitive)?;
+        let mut frames = Vec::new();
+        while sw == Sw::AdditionalFrame {
+            frames.push(data);
+            if frames.len() > 32 {
+                return Err(CardError::Malformed {
+                    command: name,
+                    problem: Malformed::FrameCount {
+                        expected: 32,
+                        got: frames.len(),
+                    },
+                });
+            }
+            (data, sw) = self.transceive(name, &[0x90, 0xAF, 0x00, 0x00, 0x00], false)?;
+        }
+        frames.push(data);
+        if !sw.is_success() {
+            return Err(CardError::Status { command: name, sw });
+        }
+        Ok((frames, sw))
+    }
+
+    /// A native command whose answer is the concatenation of its frames.
+    pub(crate) fn native(
+        &mut self,
+        name: &'static str,
+        ins: u8,
+        payload: &[u8],
+        sensitive: bool,
+    ) -> Result<Vec<u8>, CardError> {
+        Ok(self
+            .native_frames(name, ins, payload, sensitive)?
+            .0
+            .concat())
+    }
+
+    /// An ISO 7816-4 command (CLA 00) that must end with `9000`.
+    pub(crate) fn iso(&mut self, name: &'static str, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
+        let (data, sw) = self.transceive(name, apdu, false)?;
+        if sw != Sw::IsoOk {
+            return Err(CardError::Status { command: name, sw });
+        }
+        Ok(data)
+    }
+}
+
+/// `90 INS 00 00 [Lc payload] 00`.
+pub fn wrap_native(ins: u8, payload: &[u8]) -> Result<Vec<u8>, String> {
+    if payload.len() > 255 {
+        return Err(format!(
+            "command data of {} bytes does not fit a short APDU (255 at most)",
+            payload.len()
+        ));
+    }
+    let mut v = Vec::with_capacity(payload.len() + 6);
+    v.extend_from_slice(&[0x90, ins, 0x00, 0x00]);
+    if !payload.is_empty() {
+        v.push(payload.len() as u8);
+        v.extend_from_slice(payload);
+    }
+    v.push(0x00);
+    Ok(v)
+}
+
+/// A 24-bit little-endian field (offsets and lengths in native commands).
+pub fn u24_le(v: u32) -> [u8; 3] {
+    let b = v.to_le_bytes();
+    [b[0], b[1], b[2]]
+}
+
+/// Reads a 24-bit little-endian field.
+pub fn read_u24_le(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], 0])
+}

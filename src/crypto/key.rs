@@ -1,0 +1,114 @@
+//! AES-128 key material as a type: zeroized on drop, redacted in `Debug`, compared in constant time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// An AES-128 key (application key, session key or SDM key).
+///
+/// The bytes are wiped when the value is dropped and never appear in `Debug` output.
+/// Printing a key is always an explicit call to [`AesKey::to_hex`].
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct AesKey([u8; 16]);
+
+impl AesKey {
+    /// The all-zero key every NTAG 424 DNA leaves the factory with.
+    pub const FACTORY: AesKey = AesKey([0u8; 16]);
+
+    pub const fn new(bytes: [u8; 16]) -> Self {
+        AesKey(bytes)
+    }
+
+    /// A fresh key from the operating system's random number generator.
+    pub fn random() -> Self {
+        let mut k = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+        let key = AesKey(k);
+        k.zeroize();
+        key
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyParseError> {
+        let arr: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| KeyParseError::Length(bytes.len() * 2))?;
+        Ok(AesKey(arr))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Uppercase hex, 32 characters. Only call this where the user asked to see or export the key.
+    pub fn to_hex(&self) -> String {
+        hex::encode_upper(self.0)
+    }
+
+    pub fn is_factory(&self) -> bool {
+        bool::from(self.0.ct_eq(&[0u8; 16]))
+    }
+}
+
+impl PartialEq for AesKey {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(self.0.ct_eq(&other.0))
+    }
+}
+impl Eq for AesKey {}
+
+impl fmt::Debug for AesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AesKey(REDACTED)")
+    }
+}
+
+/// Why a key string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyParseError {
+    #[error("a key is 32 hex digits (16 bytes); got {0} hex digits")]
+    Length(usize),
+    #[error("a key is hex (0-9, A-F); found a non-hex character")]
+    NotHex,
+}
+
+impl FromStr for AesKey {
+    type Err = KeyParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let t: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+        if t.len() != 32 {
+            return Err(KeyParseError::Length(t.len()));
+        }
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(&t, &mut out).map_err(|_| KeyParseError::NotHex)?;
+        Ok(AesKey(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let k: AesKey = "5ACE7E50AB65D5D51FD5BF5A16B8205B".parse().unwrap();
+        assert_eq!(format!("{k:?}"), "AesKey(REDACTED)");
+        assert_eq!(k.to_hex(), "5ACE7E50AB65D5D51FD5BF5A16B8205B");
+    }
+
+    #[test]
+    fn parse_errors_are_typed() {
+        assert_eq!(
+            "00".parse::<AesKey>().unwrap_err(),
+            KeyParseError::Length(2)
+        );
+        assert_eq!(
+            "G0000000000000000000000000000000"
+                .parse::<AesKey>()
+                .unwrap_err(),
+            KeyParseError::NotHex
+        );
+    }
+}

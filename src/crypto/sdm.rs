@@ -1,0 +1,190 @@
+//! Secure Dynamic Messaging (SUN) math for AES mode (NT4H2421Gx §9.3, AN12196 §3).
+//!
+//! Both directions live here: the chip side (used by the simulator) encrypts PICCData and file
+//! data and computes SDMMAC; the reader side (used by the verifier) decrypts and checks them.
+//! Counters are 24-bit and enter every cryptographic input least significant byte first.
+
+use super::{aes_decrypt_block, aes_encrypt_block, cbc_decrypt, cbc_encrypt, cmac, mact, AesKey};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// `PICCDataTag` bit 7: the UID is part of PICCData.
+pub const TAG_UID: u8 = 0x80;
+/// `PICCDataTag` bit 6: SDMReadCtr is part of PICCData.
+pub const TAG_CTR: u8 = 0x40;
+
+/// SDM session keys derived from the SDM file read key.
+#[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
+pub struct SdmSessionKeys {
+    pub enc: AesKey,
+    pub mac: AesKey,
+}
+
+/// Why SDM data could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdmError {
+    #[error("PICCData must be 16 bytes (32 hex digits), got {0} bytes")]
+    PiccDataLength(usize),
+    #[error("PICCData decrypted to an unknown tag byte {0:#04x}: wrong SDM meta read key?")]
+    PiccDataTag(u8),
+    #[error("encrypted file data must be a non-empty multiple of 16 bytes, got {0} bytes")]
+    EncDataLength(usize),
+    #[error("encrypted file data needs both the UID and the read counter")]
+    EncNeedsUidAndCounter,
+}
+
+/// The 16n-byte session vector `label || 0001 0080 || [UID] || [SDMReadCtr LE] || 0…`.
+/// Only the elements the chip mirrors are included (datasheet §9.3.9).
+pub fn session_vector(label: [u8; 2], uid: Option<&[u8; 7]>, ctr: Option<u32>) -> Vec<u8> {
+    let mut sv = Vec::with_capacity(16);
+    sv.extend_from_slice(&label);
+    sv.extend_from_slice(&[0x00, 0x01, 0x00, 0x80]);
+    if let Some(uid) = uid {
+        sv.extend_from_slice(uid);
+    }
+    if let Some(c) = ctr {
+        sv.extend_from_slice(&ctr_le(c));
+    }
+    while sv.len() % 16 != 0 {
+        sv.push(0);
+    }
+    sv
+}
+
+/// A 24-bit counter as its three least significant bytes, LSB first.
+pub fn ctr_le(ctr: u32) -> [u8; 3] {
+    let b = ctr.to_le_bytes();
+    [b[0], b[1], b[2]]
+}
+
+/// KSesSDMFileReadMAC = CMAC(SDMFileReadKey, SV2) with only the mirrored elements.
+pub fn mac_session_key(file_read_key: &AesKey, uid: Option<&[u8; 7]>, ctr: Option<u32>) -> AesKey {
+    AesKey::new(cmac(file_read_key, &session_vector([0x3C, 0xC3], uid, ctr)))
+}
+
+/// KSesSDMFileReadENC = CMAC(SDMFileReadKey, SV1); UID and counter are both mandatory.
+pub fn enc_session_key(file_read_key: &AesKey, uid: &[u8; 7], ctr: u32) -> AesKey {
+    AesKey::new(cmac(
+        file_read_key,
+        &session_vector([0xC3, 0x3C], Some(uid), Some(ctr)),
+    ))
+}
+
+/// Both SDM session keys (when file data is encrypted, UID and counter are always present).
+pub fn session_keys(file_read_key: &AesKey, uid: &[u8; 7], ctr: u32) -> SdmSessionKeys {
+    SdmSessionKeys {
+        enc: enc_session_key(file_read_key, uid, ctr),
+        mac: mac_session_key(file_read_key, Some(uid), Some(ctr)),
+    }
+}
+
+/// SDMMAC = MACt(KSesSDMFileReadMAC, input), where input is the ASCII file content from
+/// SDMMACInputOffset up to SDMMACOffset (possibly empty).
+pub fn sdm_mac(
+    file_read_key: &AesKey,
+    uid: Option<&[u8; 7]>,
+    ctr: Option<u32>,
+    input: &[u8],
+) -> [u8; 8] {
+    mact(&mac_session_key(file_read_key, uid, ctr), input)
+}
+
+/// What a decrypted PICCData block says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PiccData {
+    pub tag: u8,
+    pub uid: Option<[u8; 7]>,
+    pub read_ctr: Option<u32>,
+}
+
+/// Decrypts `E(SDMMetaReadKey, IV=0, PICCDataTag || [UID] || [ctr] || random)` and checks its tag.
+pub fn decrypt_picc_data(meta_read_key: &AesKey, enc: &[u8]) -> Result<PiccData, SdmError> {
+    let block: &[u8; 16] = enc
+        .try_into()
+        .map_err(|_| SdmError::PiccDataLength(enc.len()))?;
+    let plain = aes_decrypt_block(meta_read_key, block);
+    let tag = plain[0];
+    // Only the UID and counter bits may be set; an AES UID length is 7 when the UID is mirrored.
+    let uid_len = tag & 0x0F;
+    let valid = tag & 0x30 == 0
+        && ((tag & TAG_UID != 0 && uid_len == 7) || (tag & TAG_UID == 0 && uid_len == 0));
+    if !valid || tag & (TAG_UID | TAG_CTR) == 0 {
+        return Err(SdmError::PiccDataTag(tag));
+    }
+    let mut pos = 1;
+    let uid = if tag & TAG_UID != 0 {
+        let mut u = [0u8; 7];
+        u.copy_from_slice(&plain[1..8]);
+        pos = 8;
+        Some(u)
+    } else {
+        None
+    };
+    let read_ctr = if tag & TAG_CTR != 0 {
+        Some(u32::from_le_bytes([
+            plain[pos],
+            plain[pos + 1],
+            plain[pos + 2],
+            0,
+        ]))
+    } else {
+        None
+    };
+    Ok(PiccData { tag, uid, read_ctr })
+}
+
+/// The chip side: encrypts PICCData. `random` fills the bytes after the mirrored data.
+pub fn encrypt_picc_data(
+    meta_read_key: &AesKey,
+    uid: Option<&[u8; 7]>,
+    ctr: Option<u32>,
+    random: &[u8; 16],
+) -> [u8; 16] {
+    let mut plain = *random;
+    let mut tag = 0u8;
+    let mut pos = 1;
+    if let Some(uid) = uid {
+        tag |= TAG_UID | 7;
+        plain[1..8].copy_from_slice(uid);
+        pos = 8;
+    }
+    if let Some(c) = ctr {
+        tag |= TAG_CTR;
+        plain[pos..pos + 3].copy_from_slice(&ctr_le(c));
+    }
+    plain[0] = tag;
+    aes_encrypt_block(meta_read_key, &plain)
+}
+
+fn file_data_iv(enc_key: &AesKey, ctr: u32) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..3].copy_from_slice(&ctr_le(ctr));
+    aes_encrypt_block(enc_key, &b)
+}
+
+/// Decrypts SDMENCFileData: IV = E(KSesSDMFileReadENC, ctr LE || 0×13), CBC, no padding.
+pub fn decrypt_file_data(
+    file_read_key: &AesKey,
+    uid: &[u8; 7],
+    ctr: u32,
+    enc: &[u8],
+) -> Result<Vec<u8>, SdmError> {
+    if enc.is_empty() || enc.len() % 16 != 0 {
+        return Err(SdmError::EncDataLength(enc.len()));
+    }
+    let k = enc_session_key(file_read_key, uid, ctr);
+    cbc_decrypt(&k, &file_data_iv(&k, ctr), enc).map_err(|e| SdmError::EncDataLength(e.0))
+}
+
+/// The chip side of [`decrypt_file_data`].
+pub fn encrypt_file_data(
+    file_read_key: &AesKey,
+    uid: &[u8; 7],
+    ctr: u32,
+    plain: &[u8],
+) -> Result<Vec<u8>, SdmError> {
+    if plain.is_empty() || plain.len() % 16 != 0 {
+        return Err(SdmError::EncDataLength(plain.len()));
+    }
+    let k = enc_session_key(file_read_key, uid, ctr);
+    cbc_encrypt(&k, &file_data_iv(&k, ctr), plain).map_err(|e| SdmError::EncDataLength(e.0))
+}

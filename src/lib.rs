@@ -1,0 +1,14 @@
+//! tag424 — provision NXP NTAG 424 DNA tags.
+//!
+//! Layers, bottom up:
+//! - [`crypto`]: AES/CMAC primitives, EV2 session keys, SDM/SUN, CRC32NK, LRP, originality.
+//! - [`transport`]: the one-method seam to a card (PC/SC, simulator, replay).
+//! - [`card`]: APDUs, status words, the EV2 session and one file per chip command.
+//! - [`sun`]: URL templates and the verification of scanned SUN URLs.
+//! - `cli`: the `tag424` command line (in the binary).
+
+pub mod card;
+pub mod crypto;
+pub(crate) mod hex_serde;
+pub mod sun;
+pub mod transport;
