@@ -1,1 +1,7 @@
-//! SUN URLs.
+//! SUN (Secure Unique NFC) messages: URL templates, and checking a scanned URL with the keys.
+
+pub mod template;
+pub mod verify;
+
+pub use template::{Template, TemplateError, DEFAULT_TEMPLATE};
+pub use verify::{parse_url, verify, ScannedUrl, SunError, SunKeys, Verified};
