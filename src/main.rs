@@ -1,1 +1,8 @@
-fn main() {}
+//! The `tag424` command line. All work is in the library; `cli` parses arguments, draws
+//! output and maps errors to exit codes.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,72 @@
+//! `tag424 verify`: check a scanned SUN URL offline.
+
+use serde::Serialize;
+use tag424::sun::{self, SunKeys, Template};
+
+use super::keys::{KeySource, MetaKeySource};
+use super::{print_json, say, CliError, FORMAT_VERSION};
+
+/// Check a scanned SUN URL with the tag's keys, offline.
+///
+/// Exit status: 0 genuine, 1 not genuine, 2 bad input (the URL does not fit the template,
+/// a key is malformed, …).
+///
+/// Example:
+///   TAG424_KEY=… tag424 verify 'https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e=3F…'
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The URL the phone opened (quote it: it contains '&').
+    pub url: String,
+    #[command(flatten)]
+    pub key: KeySource,
+    #[command(flatten)]
+    pub meta_key: MetaKeySource,
+    /// The URL template the tag was encoded with. Placeholders: {xuid} static tag code,
+    /// {uid} UID, {ctr} read counter, {picc} encrypted UID+counter, {enc} encrypted file data,
+    /// {mac} SDMMAC.
+    #[arg(long = "url", value_name = "TEMPLATE", default_value = sun::DEFAULT_TEMPLATE)]
+    pub template: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    format: u32,
+    #[serde(flatten)]
+    verdict: &'a sun::Verified,
+}
+
+pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
+    let template = Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
+    let file_read = args
+        .key
+        .resolve("key")?
+        .ok_or_else(|| CliError::input("no key: give --key-file FILE, TAG424_KEY, or --key HEX"))?;
+    let keys = SunKeys { file_read, meta_read: args.meta_key.resolve()? };
+    let scan = sun::parse_url(&template, args.url.trim()).map_err(|e| CliError::input(e.to_string()))?;
+    let v = sun::verify(&scan, &keys).map_err(|e| CliError::input(e.to_string()))?;
+    if args.json {
+        print_json(&Report { format: FORMAT_VERSION, verdict: &v });
+    } else {
+        if v.genuine {
+            say("GENUINE: the SDMMAC verifies with this key");
+        } else {
+            say(&format!("NOT GENUINE: {}", v.reason.as_deref().unwrap_or("verification failed")));
+        }
+        if let Some(x) = &v.xuid {
+            say(&format!("  xuid     {x}"));
+        }
+        if let Some(u) = v.uid {
+            say(&format!("  uid      {}", hex::encode_upper(u)));
+        }
+        if let Some(c) = v.read_ctr {
+            say(&format!("  counter  {c} ({c:06X})"));
+        }
+        if let Some(d) = &v.file_data {
+            say(&format!("  data     {}", hex::encode_upper(d)));
+        }
+    }
+    Ok(if v.genuine { 0 } else { 1 })
+}

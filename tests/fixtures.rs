@@ -1,0 +1,157 @@
+//! Host side of every exchange in `hardware-fixtures/`: the host, given the recorded randoms,
+//! must send exactly the recorded commands and accept the recorded answers.
+
+use tag424::card::file_settings::FileSettings;
+use tag424::card::{Card, CommMode, FixedRandom, Session};
+use tag424::crypto::ev2::SessionKeys;
+use tag424::crypto::originality::{classify, Originality};
+use tag424::crypto::AesKey;
+use tag424::transport::replay::{parse_hex, Fixture, Replay};
+
+macro_rules! fixture {
+    ($file:literal) => {
+        (
+            $file,
+            Fixture::parse(include_str!(concat!("../hardware-fixtures/", $file))).expect("fixture parses"),
+        )
+    };
+}
+
+fn rng(fx: &Fixture) -> FixedRandom {
+    FixedRandom::new(fx.meta_all("rnd_a").flat_map(|h| parse_hex(h).unwrap()).collect())
+}
+
+fn key(hex: &str) -> AesKey {
+    hex.parse().unwrap()
+}
+
+/// `@session TI ENC MAC CTR`
+fn session<'c>(fx: &Fixture, card: &'c mut Card<Replay>) -> Session<'c, Replay> {
+    let m: Vec<&str> = fx.meta("session").unwrap().split_whitespace().collect();
+    let ti: [u8; 4] = parse_hex(m[0]).unwrap().try_into().unwrap();
+    let keys = SessionKeys { enc: key(m[1]), mac: key(m[2]) };
+    Session::from_parts(card, keys, ti, m[3].parse().unwrap(), 0)
+}
+
+fn done(card: Card<Replay>) {
+    let r = card.into_transport();
+    assert!(r.finished(), "only {} exchanges were played", r.played());
+}
+
+#[test]
+fn personalize_ndef() {
+    let (_, fx) = fixture!("an12196-personalize-ndef.apdu");
+    let mut card = Card::new(Replay::new(&fx)).with_rng(rng(&fx));
+    let s = card.authenticate_ev2_first(0, &AesKey::FACTORY).unwrap();
+    assert_eq!(hex::encode_upper(s.ti()), fx.meta("ti").unwrap());
+    let ndef = fx.meta_hex("ndef").unwrap();
+    let s = s.write_data(2, 0, &ndef, CommMode::Full).unwrap();
+    let fs = fx.meta("file_settings").unwrap().split_whitespace().nth(1).unwrap();
+    let fs = parse_hex(fs).unwrap();
+    let mut settings = FileSettings::parse(&[&[0x00, fs[0], fs[1], fs[2], 0x00, 0x01, 0x00][..], &fs[3..]].concat()).unwrap();
+    settings.size = 256;
+    let s = s.change_file_settings(2, &settings).unwrap();
+    assert_eq!(s.cmd_ctr(), 2);
+    drop(s);
+    done(card);
+}
+
+#[test]
+fn keys_and_nonfirst() {
+    let (_, fx) = fixture!("an12196-keys-and-nonfirst.apdu");
+    let mut card = Card::new(Replay::new(&fx)).with_rng(rng(&fx));
+    let s = card.authenticate_ev2_first(3, &AesKey::FACTORY).unwrap();
+    let s = s.write_data(3, 0, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], CommMode::Full).unwrap();
+    let s = s.authenticate_ev2_non_first(0, &AesKey::FACTORY).unwrap();
+    assert_eq!(s.cmd_ctr(), 1);
+    let cc = parse_hex("FF0506E10500808283000000000000000000").unwrap();
+    let s = s.write_data(1, 14, &cc, CommMode::Plain).unwrap();
+    let new_keys: Vec<(u8, AesKey, u8)> = fx
+        .meta_all("new_key")
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].parse().unwrap(), key(f[1]), u8::from_str_radix(f[2], 16).unwrap())
+        })
+        .collect();
+    let (k2, new2, v2) = &new_keys[0];
+    let s = s.change_key(*k2, &AesKey::FACTORY, new2, *v2).unwrap();
+    let (_, new0, v0) = &new_keys[1];
+    s.change_own_key(new0, *v0).unwrap();
+    done(card);
+}
+
+#[test]
+fn getfilesettings_mac() {
+    let (_, fx) = fixture!("an12196-t7-getfilesettings-mac.apdu");
+    let mut card = Card::new(Replay::new(&fx));
+    let (s, fs) = session(&fx, &mut card).get_file_settings(2).unwrap();
+    assert_eq!(s.cmd_ctr(), 1);
+    assert_eq!(fs.size, 256);
+    assert!(fs.sdm.is_some());
+    drop(s);
+    done(card);
+}
+
+#[test]
+fn setconfiguration() {
+    let (_, fx) = fixture!("an12196-t27-setconfiguration.apdu");
+    let mut card = Card::new(Replay::new(&fx));
+    let s = session(&fx, &mut card).set_configuration(0x00, &[0x02]).unwrap();
+    drop(s);
+    done(card);
+}
+
+#[test]
+fn getcarduid() {
+    let (_, fx) = fixture!("an12196-t28-getcarduid.apdu");
+    let mut card = Card::new(Replay::new(&fx));
+    let (s, uid) = session(&fx, &mut card).get_card_uid().unwrap();
+    assert_eq!(hex::encode_upper(uid), "04958CAA5C5E80");
+    drop(s);
+    done(card);
+}
+
+#[test]
+fn readsig() {
+    let (_, fx) = fixture!("an12196-readsig.apdu");
+    let mut card = Card::new(Replay::new(&fx));
+    let sig = card.read_sig().unwrap();
+    assert_eq!(classify(&fx.meta_hex("uid").unwrap(), &sig, false), Originality::GenuineNxp);
+    done(card);
+}
+
+#[test]
+fn select_ndef_app() {
+    let (_, fx) = fixture!("an12196-t9-select-ndef-app.apdu");
+    let mut card = Card::new(Replay::new(&fx));
+    card.select_ndef_application().unwrap();
+    done(card);
+}
+
+#[test]
+fn a_changed_byte_fails_the_replay() {
+    let (_, fx) = fixture!("an12196-personalize-ndef.apdu");
+    let mut card = Card::new(Replay::new(&fx)).with_rng(FixedRandom::new(vec![0x42]));
+    let err = card.authenticate_ev2_first(0, &AesKey::FACTORY).unwrap_err();
+    assert!(err.to_string().contains("replay mismatch"), "{err}");
+}
+
+#[test]
+fn every_fixture_has_a_test() {
+    let tested = [
+        "an12196-personalize-ndef.apdu",
+        "an12196-keys-and-nonfirst.apdu",
+        "an12196-t7-getfilesettings-mac.apdu",
+        "an12196-t27-setconfiguration.apdu",
+        "an12196-t28-getcarduid.apdu",
+        "an12196-readsig.apdu",
+        "an12196-t9-select-ndef-app.apdu",
+    ];
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/hardware-fixtures");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".apdu") {
+            assert!(tested.contains(&name.as_str()), "{name} has no replay test");
+        }
+    }
+}
