@@ -10,5 +10,6 @@
 pub mod card;
 pub mod crypto;
 pub(crate) mod hex_serde;
+pub mod sim;
 pub mod sun;
 pub mod transport;

@@ -12,13 +12,18 @@ macro_rules! fixture {
     ($file:literal) => {
         (
             $file,
-            Fixture::parse(include_str!(concat!("../hardware-fixtures/", $file))).expect("fixture parses"),
+            Fixture::parse(include_str!(concat!("../hardware-fixtures/", $file)))
+                .expect("fixture parses"),
         )
     };
 }
 
 fn rng(fx: &Fixture) -> FixedRandom {
-    FixedRandom::new(fx.meta_all("rnd_a").flat_map(|h| parse_hex(h).unwrap()).collect())
+    FixedRandom::new(
+        fx.meta_all("rnd_a")
+            .flat_map(|h| parse_hex(h).unwrap())
+            .collect(),
+    )
 }
 
 fn key(hex: &str) -> AesKey {
@@ -29,7 +34,10 @@ fn key(hex: &str) -> AesKey {
 fn session<'c>(fx: &Fixture, card: &'c mut Card<Replay>) -> Session<'c, Replay> {
     let m: Vec<&str> = fx.meta("session").unwrap().split_whitespace().collect();
     let ti: [u8; 4] = parse_hex(m[0]).unwrap().try_into().unwrap();
-    let keys = SessionKeys { enc: key(m[1]), mac: key(m[2]) };
+    let keys = SessionKeys {
+        enc: key(m[1]),
+        mac: key(m[2]),
+    };
     Session::from_parts(card, keys, ti, m[3].parse().unwrap(), 0)
 }
 
@@ -46,9 +54,17 @@ fn personalize_ndef() {
     assert_eq!(hex::encode_upper(s.ti()), fx.meta("ti").unwrap());
     let ndef = fx.meta_hex("ndef").unwrap();
     let s = s.write_data(2, 0, &ndef, CommMode::Full).unwrap();
-    let fs = fx.meta("file_settings").unwrap().split_whitespace().nth(1).unwrap();
+    let fs = fx
+        .meta("file_settings")
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap();
     let fs = parse_hex(fs).unwrap();
-    let mut settings = FileSettings::parse(&[&[0x00, fs[0], fs[1], fs[2], 0x00, 0x01, 0x00][..], &fs[3..]].concat()).unwrap();
+    let mut settings = FileSettings::parse(
+        &[&[0x00, fs[0], fs[1], fs[2], 0x00, 0x01, 0x00][..], &fs[3..]].concat(),
+    )
+    .unwrap();
     settings.size = 256;
     let s = s.change_file_settings(2, &settings).unwrap();
     assert_eq!(s.cmd_ctr(), 2);
@@ -61,7 +77,9 @@ fn keys_and_nonfirst() {
     let (_, fx) = fixture!("an12196-keys-and-nonfirst.apdu");
     let mut card = Card::new(Replay::new(&fx)).with_rng(rng(&fx));
     let s = card.authenticate_ev2_first(3, &AesKey::FACTORY).unwrap();
-    let s = s.write_data(3, 0, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], CommMode::Full).unwrap();
+    let s = s
+        .write_data(3, 0, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], CommMode::Full)
+        .unwrap();
     let s = s.authenticate_ev2_non_first(0, &AesKey::FACTORY).unwrap();
     assert_eq!(s.cmd_ctr(), 1);
     let cc = parse_hex("FF0506E10500808283000000000000000000").unwrap();
@@ -70,7 +88,11 @@ fn keys_and_nonfirst() {
         .meta_all("new_key")
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].parse().unwrap(), key(f[1]), u8::from_str_radix(f[2], 16).unwrap())
+            (
+                f[0].parse().unwrap(),
+                key(f[1]),
+                u8::from_str_radix(f[2], 16).unwrap(),
+            )
         })
         .collect();
     let (k2, new2, v2) = &new_keys[0];
@@ -96,7 +118,9 @@ fn getfilesettings_mac() {
 fn setconfiguration() {
     let (_, fx) = fixture!("an12196-t27-setconfiguration.apdu");
     let mut card = Card::new(Replay::new(&fx));
-    let s = session(&fx, &mut card).set_configuration(0x00, &[0x02]).unwrap();
+    let s = session(&fx, &mut card)
+        .set_configuration(0x00, &[0x02])
+        .unwrap();
     drop(s);
     done(card);
 }
@@ -116,7 +140,10 @@ fn readsig() {
     let (_, fx) = fixture!("an12196-readsig.apdu");
     let mut card = Card::new(Replay::new(&fx));
     let sig = card.read_sig().unwrap();
-    assert_eq!(classify(&fx.meta_hex("uid").unwrap(), &sig, false), Originality::GenuineNxp);
+    assert_eq!(
+        classify(&fx.meta_hex("uid").unwrap(), &sig, false),
+        Originality::GenuineNxp
+    );
     done(card);
 }
 
@@ -132,7 +159,9 @@ fn select_ndef_app() {
 fn a_changed_byte_fails_the_replay() {
     let (_, fx) = fixture!("an12196-personalize-ndef.apdu");
     let mut card = Card::new(Replay::new(&fx)).with_rng(FixedRandom::new(vec![0x42]));
-    let err = card.authenticate_ev2_first(0, &AesKey::FACTORY).unwrap_err();
+    let err = card
+        .authenticate_ev2_first(0, &AesKey::FACTORY)
+        .unwrap_err();
     assert!(err.to_string().contains("replay mismatch"), "{err}");
 }
 

@@ -28,7 +28,12 @@ impl KeySource {
 #[derive(Debug, Clone, clap::Args)]
 pub struct MetaKeySource {
     /// The SDM meta read key, needed when the template has {picc}.
-    #[arg(long, value_name = "HEX", env = "TAG424_META_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "TAG424_META_KEY",
+        hide_env_values = true
+    )]
     pub meta_key: Option<String>,
     /// Read the SDM meta read key from this file.
     #[arg(long, value_name = "FILE", conflicts_with = "meta_key")]
@@ -37,22 +42,36 @@ pub struct MetaKeySource {
 
 impl MetaKeySource {
     pub fn resolve(&self) -> Result<Option<AesKey>, CliError> {
-        read_key(self.meta_key.as_deref(), self.meta_key_file.as_ref(), "meta key")
+        read_key(
+            self.meta_key.as_deref(),
+            self.meta_key_file.as_ref(),
+            "meta key",
+        )
     }
 }
 
-fn read_key(hex: Option<&str>, file: Option<&PathBuf>, what: &str) -> Result<Option<AesKey>, CliError> {
+fn read_key(
+    hex: Option<&str>,
+    file: Option<&PathBuf>,
+    what: &str,
+) -> Result<Option<AesKey>, CliError> {
     if let Some(path) = file {
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| CliError::input(format!("cannot read the {what} file {}: {e}", path.display())))?,
-        );
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            CliError::input(format!(
+                "cannot read the {what} file {}: {e}",
+                path.display()
+            ))
+        })?);
         return text
             .parse::<AesKey>()
             .map(Some)
             .map_err(|e| CliError::input(format!("{what} in {}: {e}", path.display())));
     }
     match hex {
-        Some(h) => h.parse::<AesKey>().map(Some).map_err(|e| CliError::input(format!("{what}: {e}"))),
+        Some(h) => h
+            .parse::<AesKey>()
+            .map(Some)
+            .map_err(|e| CliError::input(format!("{what}: {e}"))),
         None => Ok(None),
     }
 }

@@ -16,7 +16,12 @@ pub const FORMAT_VERSION: u32 = 1;
 ///
 /// Start with `tag424 demo` to see the whole story on simulated tags.
 #[derive(Debug, Parser)]
-#[command(name = "tag424", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "tag424",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,7 +43,11 @@ pub struct CliError {
 impl CliError {
     /// Bad input: exit status 2.
     pub fn input(message: impl Into<String>) -> Self {
-        CliError { code: 2, message: message.into(), help: None }
+        CliError {
+            code: 2,
+            message: message.into(),
+            help: None,
+        }
     }
 }
 

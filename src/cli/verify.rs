@@ -39,21 +39,32 @@ struct Report<'a> {
 }
 
 pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
-    let template = Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
+    let template =
+        Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
     let file_read = args
         .key
         .resolve("key")?
         .ok_or_else(|| CliError::input("no key: give --key-file FILE, TAG424_KEY, or --key HEX"))?;
-    let keys = SunKeys { file_read, meta_read: args.meta_key.resolve()? };
-    let scan = sun::parse_url(&template, args.url.trim()).map_err(|e| CliError::input(e.to_string()))?;
+    let keys = SunKeys {
+        file_read,
+        meta_read: args.meta_key.resolve()?,
+    };
+    let scan =
+        sun::parse_url(&template, args.url.trim()).map_err(|e| CliError::input(e.to_string()))?;
     let v = sun::verify(&scan, &keys).map_err(|e| CliError::input(e.to_string()))?;
     if args.json {
-        print_json(&Report { format: FORMAT_VERSION, verdict: &v });
+        print_json(&Report {
+            format: FORMAT_VERSION,
+            verdict: &v,
+        });
     } else {
         if v.genuine {
             say("GENUINE: the SDMMAC verifies with this key");
         } else {
-            say(&format!("NOT GENUINE: {}", v.reason.as_deref().unwrap_or("verification failed")));
+            say(&format!(
+                "NOT GENUINE: {}",
+                v.reason.as_deref().unwrap_or("verification failed")
+            ));
         }
         if let Some(x) = &v.xuid {
             say(&format!("  xuid     {x}"));

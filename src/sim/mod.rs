@@ -1,0 +1,10 @@
+//! A simulated NTAG 424 DNA: the chip ([`SimChip`]), its persistent state ([`ChipState`]),
+//! a transport with fault injection ([`SimTransport`]) and a directory of simulated tags.
+
+pub mod chip;
+pub mod state;
+pub mod transport;
+
+pub use chip::SimChip;
+pub use state::ChipState;
+pub use transport::{Fault, FaultKind, SimTransport};

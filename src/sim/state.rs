@@ -1,0 +1,197 @@
+//! The persistent state of a simulated NTAG 424 DNA: what survives leaving the field.
+//! Serialized to one JSON file per tag (simulated tags are test devices: keys are in the file).
+
+use serde::{Deserialize, Serialize};
+
+use crate::card::file_settings::{Access, AccessRights, FileSettings};
+use crate::card::CommMode;
+use crate::crypto::AesKey;
+
+/// Default content of the Capability Container file (NT4H2421Gx §8.2, delivery state).
+pub const CC_DEFAULT: &str = "001720010000FF0406E104010000000506E10500808283000000000000000000";
+
+/// One standard data file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimFile {
+    pub file_no: u8,
+    pub fid: u16,
+    #[serde(with = "hex_vec")]
+    pub data: Vec<u8>,
+    /// GetFileSettings layout of the current settings (the chip's own encoding).
+    #[serde(with = "hex_vec")]
+    pub settings: Vec<u8>,
+    pub sdm_read_ctr: u32,
+}
+
+impl SimFile {
+    pub fn settings(&self) -> FileSettings {
+        // Written only by this module from validated settings, so it always parses.
+        FileSettings::parse(&self.settings).unwrap_or(FileSettings {
+            file_type: 0,
+            comm_mode: CommMode::Plain,
+            access: AccessRights {
+                read: Access::Never,
+                write: Access::Never,
+                read_write: Access::Never,
+                change: Access::Never,
+            },
+            size: self.data.len() as u32,
+            sdm: None,
+        })
+    }
+
+    pub fn set_settings(&mut self, fs: &FileSettings) {
+        let change = fs.encode_change();
+        let mut v = vec![0x00, change[0], change[1], change[2]];
+        v.extend_from_slice(&crate::card::u24_le(self.data.len() as u32));
+        v.extend_from_slice(&change[3..]);
+        self.settings = v;
+    }
+}
+
+/// Everything the chip keeps in non-volatile memory.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ChipState {
+    #[serde(with = "hex_arr7")]
+    pub uid: [u8; 7],
+    #[serde(with = "keys_hex")]
+    pub keys: [AesKey; 5],
+    pub key_versions: [u8; 5],
+    pub files: Vec<SimFile>,
+    /// Consecutive failed authentications (the delay counter; survives power loss).
+    pub failed_auths: u32,
+    pub random_id: bool,
+    /// GetVersion hardware and software frames.
+    #[serde(with = "hex_vec")]
+    pub version_hw: Vec<u8>,
+    #[serde(with = "hex_vec")]
+    pub version_sw: Vec<u8>,
+    #[serde(with = "hex_vec")]
+    pub batch: Vec<u8>,
+    /// Read_Sig answer: signed with the simulator key unless overridden (fixtures).
+    #[serde(with = "hex_vec")]
+    pub signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for ChipState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChipState")
+            .field("uid", &hex::encode_upper(self.uid))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChipState {
+    /// A tag as it leaves the factory, with the given UID.
+    pub fn factory(uid: [u8; 7]) -> Self {
+        let mk = |file_no: u8, fid: u16, data: Vec<u8>, mode: CommMode, ar: [u8; 2]| {
+            let mut f = SimFile {
+                file_no,
+                fid,
+                data,
+                settings: vec![],
+                sdm_read_ctr: 0,
+            };
+            let fs = FileSettings {
+                file_type: 0,
+                comm_mode: mode,
+                access: AccessRights::from_bytes(ar).unwrap_or(AccessRights {
+                    read: Access::Free,
+                    write: Access::Free,
+                    read_write: Access::Free,
+                    change: Access::Key(0),
+                }),
+                size: f.data.len() as u32,
+                sdm: None,
+            };
+            f.set_settings(&fs);
+            f
+        };
+        let cc = hex::decode(CC_DEFAULT).unwrap_or_else(|_| vec![0; 32]);
+        ChipState {
+            uid,
+            keys: std::array::from_fn(|_| AesKey::FACTORY),
+            key_versions: [0; 5],
+            files: vec![
+                mk(1, 0xE103, cc, CommMode::Plain, [0x00, 0xE0]),
+                mk(2, 0xE104, vec![0; 256], CommMode::Plain, [0xE0, 0xEE]),
+                mk(3, 0xE105, vec![0; 128], CommMode::Full, [0x30, 0x23]),
+            ],
+            failed_auths: 0,
+            random_id: false,
+            version_hw: vec![0x04, 0x04, 0x02, 0x30, 0x00, 0x11, 0x05],
+            version_sw: vec![0x04, 0x04, 0x02, 0x01, 0x02, 0x11, 0x05],
+            batch: vec![0xCD, 0x65, 0x93, 0x5D, 0x40, 0x21, 0x24],
+            signature: crate::crypto::originality::simulator_sign(&uid).to_vec(),
+        }
+    }
+
+    /// A factory tag with a random UID (`04` + 6 random bytes, as NXP UIDs start).
+    pub fn random_factory() -> Self {
+        let mut uid = [0u8; 7];
+        uid[0] = 0x04;
+        uid[1..].copy_from_slice(&crate::crypto::random_bytes::<6>());
+        ChipState::factory(uid)
+    }
+
+    pub fn file(&self, file_no: u8) -> Option<&SimFile> {
+        self.files.iter().find(|f| f.file_no == file_no)
+    }
+
+    pub fn file_mut(&mut self, file_no: u8) -> Option<&mut SimFile> {
+        self.files.iter_mut().find(|f| f.file_no == file_no)
+    }
+
+    /// True while all five keys are the factory keys.
+    pub fn has_factory_keys(&self) -> bool {
+        self.keys.iter().all(AesKey::is_factory)
+    }
+}
+
+mod hex_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode_upper(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+mod hex_arr7 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8; 7], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode_upper(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 7], D::Error> {
+        let s = String::deserialize(d)?;
+        let v = hex::decode(s).map_err(serde::de::Error::custom)?;
+        v.try_into()
+            .map_err(|_| serde::de::Error::custom("a UID is 7 bytes"))
+    }
+}
+
+mod keys_hex {
+    use crate::crypto::AesKey;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(keys: &[AesKey; 5], s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(5))?;
+        for k in keys {
+            seq.serialize_element(&k.to_hex())?;
+        }
+        seq.end()
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[AesKey; 5], D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        if v.len() != 5 {
+            return Err(serde::de::Error::custom("five keys expected"));
+        }
+        let mut out: [AesKey; 5] = std::array::from_fn(|_| AesKey::FACTORY);
+        for (o, s) in out.iter_mut().zip(v) {
+            *o = s.parse().map_err(serde::de::Error::custom)?;
+        }
+        Ok(out)
+    }
+}
