@@ -10,6 +10,7 @@
 pub mod card;
 pub mod crypto;
 pub(crate) mod hex_serde;
+pub mod provision;
 pub mod sim;
 pub mod sun;
 pub mod transport;

@@ -1,7 +1,10 @@
 //! Command-line interface: argument parsing (clap), output (text or `--json`) and exit codes.
 //! Only this module prints, draws progress or asks questions.
 
+mod batch;
+mod demo;
 mod keys;
+mod sim;
 mod verify;
 
 use std::io::Write;
@@ -29,7 +32,58 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole story on simulated tags (start here).
+    Demo(demo::DemoArgs),
+    Batch(batch::BatchArgs),
     Verify(verify::VerifyArgs),
+    /// Simulated tags: make, list and tap them.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
+    /// Show how a URL template is laid out in the NDEF file (offsets and SDM settings).
+    UrlCheck(UrlCheckArgs),
+}
+
+/// Show how a URL template is laid out on a tag.
+#[derive(Debug, clap::Args)]
+struct UrlCheckArgs {
+    #[arg(long = "url", value_name = "TEMPLATE", default_value = tag424::sun::DEFAULT_TEMPLATE)]
+    template: String,
+    /// An example tag code for the layout.
+    #[arg(long, default_value = "q8w3sbcz")]
+    xuid: String,
+    #[arg(long)]
+    json: bool,
+}
+
+fn url_check(a: UrlCheckArgs) -> Result<u8, CliError> {
+    let t = tag424::sun::Template::parse(&a.template)
+        .map_err(|e| CliError::input(format!("--url: {e}")))?;
+    let l = tag424::provision::layout::layout(&t, &a.xuid)
+        .map_err(|e| CliError::input(e.to_string()))?;
+    let sdm = l.settings.sdm.clone().unwrap_or_default();
+    if a.json {
+        print_json(
+            &serde_json::json!({"format": FORMAT_VERSION, "url": l.url, "ndef_bytes": l.file.len(), "settings": l.settings}),
+        );
+        return Ok(0);
+    }
+    say(&format!("URL:        {}", l.url));
+    say(&format!("NDEF file:  {} of 256 bytes", l.file.len()));
+    for (what, off, len) in sdm.regions() {
+        say(&format!(
+            "  {what:<15} offset {off:>3}, {len:>2} characters"
+        ));
+    }
+    say(&format!(
+        "  MAC input       offset {} to {}",
+        sdm.mac_input_offset.unwrap_or(0),
+        sdm.mac_offset.unwrap_or(0)
+    ));
+    say(&format!(
+        "Access:     read {}, write {}, change {}",
+        l.settings.access.read, l.settings.access.write, l.settings.access.change
+    ));
+    Ok(0)
 }
 
 /// An error the operator can act on, with the exit code it maps to.
@@ -75,6 +129,10 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Verify(a) => verify::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Batch(a) => batch::run(a),
+        Command::Sim(c) => sim::run(c),
+        Command::UrlCheck(a) => url_check(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -2,6 +2,7 @@
 //! a transport with fault injection ([`SimTransport`]) and a directory of simulated tags.
 
 pub mod chip;
+pub mod dir;
 pub mod state;
 pub mod transport;
 

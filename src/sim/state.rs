@@ -50,7 +50,7 @@ impl SimFile {
 }
 
 /// Everything the chip keeps in non-volatile memory.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChipState {
     #[serde(with = "hex_arr7")]
     pub uid: [u8; 7],

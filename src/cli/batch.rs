@@ -1,0 +1,211 @@
+//! `tag424 batch` and `tag424 encode`: the operator's main job.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tag424::provision::batch::{
+    generate_xuids, read_xuids, run_batch, BatchEvent, BatchOptions, Summary,
+};
+use tag424::provision::{EncodeOptions, Journal, Outcome, Step};
+use tag424::sim::dir::{SimDir, SimReader};
+use tag424::sun::{Template, DEFAULT_TEMPLATE};
+
+use super::{print_json, say, CliError, FORMAT_VERSION};
+
+/// Encode a stack of tags: each gets its tag code's SUN URL and five fresh keys; keys.csv
+/// (XUID,KEY) and associate.csv (XUID,UID) are written to the output directory.
+///
+/// Re-running with the same --out resumes: codes are never used twice, encoded tags are
+/// skipped, and a tag whose encoding was interrupted is finished when presented again.
+///
+/// Example (simulated reader, 10 tags, local codes):
+///   tag424 batch --reader sim:tags --generate-xuids 10 --out batch1
+#[derive(Debug, clap::Args)]
+pub struct BatchArgs {
+    /// The reader: `sim` (simulated tags in a temporary directory) or `sim:DIR`.
+    #[arg(long, env = "TAG424_READER", default_value = "sim")]
+    pub reader: String,
+    /// The platform's tag code list: a CSV with an XUID column, or one code per line.
+    #[arg(long, value_name = "FILE", required_unless_present = "generate_xuids")]
+    pub xuids: Option<PathBuf>,
+    /// Make N local 8-character tag codes instead of reading a list (tests and demos).
+    #[arg(long, value_name = "N", conflicts_with = "xuids")]
+    pub generate_xuids: Option<usize>,
+    /// Output directory: the key journal, keys.csv, associate.csv. Created owner-only.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// URL template (see `tag424 verify --help`).
+    #[arg(long = "url", value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]
+    pub template: String,
+    /// Stop after N tags are encoded.
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
+    /// Accept chips signed with the simulator's test key (implied by a `sim` reader).
+    #[arg(long)]
+    pub trust_simulator: bool,
+    /// One JSON event per line instead of the progress view.
+    #[arg(long)]
+    pub json: bool,
+    /// Print every step and the APDU count of each tag.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+fn sim_dir(reader: &str, out: &Path) -> Result<Option<PathBuf>, CliError> {
+    match reader.split_once(':') {
+        None if reader == "sim" => Ok(Some(out.join("simulated-tags"))),
+        Some(("sim", dir)) if !dir.is_empty() => Ok(Some(PathBuf::from(dir))),
+        _ => Err(CliError {
+            code: 2,
+            message: format!(
+                "reader {reader:?}: this build drives simulated readers only (`sim` or `sim:DIR`)"
+            ),
+            help: Some(
+                "PC/SC readers arrive with the pcsc backend; use --reader sim:DIR meanwhile".into(),
+            ),
+        }),
+    }
+}
+
+fn step_name(s: Step) -> &'static str {
+    match s {
+        Step::Identify => "Identifying",
+        Step::Authenticate => "Authenticating",
+        Step::WriteNdef => "Writing URL",
+        Step::ChangeKeys => "Changing keys",
+        Step::Verify => "Verifying",
+    }
+}
+
+pub fn run(args: BatchArgs) -> Result<u8, CliError> {
+    let template =
+        Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
+    let xuids = match (&args.xuids, args.generate_xuids) {
+        (Some(p), _) => read_xuids(p).map_err(|e| CliError::input(e.to_string()))?,
+        (None, Some(n)) => generate_xuids(n),
+        (None, None) => return Err(CliError::input("give --xuids FILE or --generate-xuids N")),
+    };
+    // Refuse a template that cannot hold these codes before any tag is touched.
+    for x in &xuids {
+        tag424::provision::layout::layout(&template, x)
+            .map_err(|e| CliError::input(format!("--url with tag code {x}: {e}")))?;
+    }
+    let dir = sim_dir(&args.reader, &args.out)?.unwrap_or_default();
+    let mut journal = Journal::open(&args.out).map_err(|e| CliError::input(e.to_string()))?;
+    let sim = SimDir::open(&dir).map_err(|e| CliError::input(e.to_string()))?;
+    let mut reader = SimReader::new(sim, true).map_err(|e| CliError::input(e.to_string()))?;
+    let opts = BatchOptions {
+        encode: EncodeOptions {
+            template,
+            trust_simulator: true,
+        },
+        count: args.count,
+    };
+    let total = args
+        .count
+        .unwrap_or(xuids.iter().filter(|x| !journal.xuid_used(x)).count()) as u64;
+    let summary = if args.json {
+        run_json(&mut reader, &mut journal, &xuids, &opts)?
+    } else {
+        run_view(
+            &mut reader,
+            &mut journal,
+            &xuids,
+            &opts,
+            total,
+            args.verbose,
+        )?
+    };
+    if args.json {
+        print_json(
+            &serde_json::json!({"format": FORMAT_VERSION, "event": "summary", "summary": summary}),
+        );
+    } else {
+        say(&format!(
+            "Done: {} encoded ({} recovered), {} skipped, {} failed; {} rows in {}",
+            summary.encoded,
+            summary.recovered,
+            summary.skipped,
+            summary.failed,
+            summary.exported,
+            args.out.join("keys.csv").display()
+        ));
+    }
+    Ok(if summary.failed > 0 { 1 } else { 0 })
+}
+
+fn run_json(
+    reader: &mut SimReader,
+    journal: &mut Journal,
+    xuids: &[String],
+    opts: &BatchOptions,
+) -> Result<Summary, CliError> {
+    run_batch(reader, journal, xuids, opts, &mut |e| match e {
+        BatchEvent::Done { outcome, elapsed } => {
+            print_json(&serde_json::json!({"format": FORMAT_VERSION, "event": "tag", "result": outcome, "seconds": elapsed.as_secs_f64()}))
+        }
+        BatchEvent::Failed { error } => {
+            print_json(&serde_json::json!({"format": FORMAT_VERSION, "event": "failed", "error": error.to_string(), "tear_off": error.is_tear_off()}))
+        }
+        _ => {}
+    })
+    .map_err(|e| CliError { code: 3, message: e.to_string(), help: Some("the key journal could not be written: free space or fix permissions, then re-run the same command to resume".into()) })
+}
+
+fn run_view(
+    reader: &mut SimReader,
+    journal: &mut Journal,
+    xuids: &[String],
+    opts: &BatchOptions,
+    total: u64,
+    verbose: bool,
+) -> Result<Summary, CliError> {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30.green/dim} {pos}/{len} tags  {per_sec:.dim}  ETA {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let r = run_batch(reader, journal, xuids, opts, &mut |e| match e {
+        BatchEvent::WaitingForTag => bar.set_message("Present tag"),
+        BatchEvent::Step(s) => bar.set_message(step_name(s)),
+        BatchEvent::Done { outcome, elapsed } => match outcome {
+            Outcome::Encoded {
+                uid,
+                xuid,
+                exchanges,
+                recovered,
+                ..
+            } => {
+                bar.inc(1);
+                let how = if *recovered {
+                    "Finished interrupted"
+                } else {
+                    "Verified"
+                };
+                let line = format!("{how} {uid} → {xuid} in {:.2} s", elapsed.as_secs_f64());
+                if verbose {
+                    bar.println(format!("{line} ({exchanges} APDUs)"));
+                }
+                bar.set_message(line);
+            }
+            Outcome::AlreadyDone { uid, xuid } => {
+                bar.println(format!("Skipped {uid}: already encoded as {xuid}"))
+            }
+        },
+        BatchEvent::Failed { error } => {
+            let hint = if error.is_tear_off() {
+                " — present it again to finish it"
+            } else {
+                ""
+            };
+            bar.println(format!("Failed: {error}{hint}"));
+        }
+        BatchEvent::RemoveTag => bar.set_message("Remove tag"),
+    });
+    bar.finish_and_clear();
+    r.map_err(|e| CliError { code: 3, message: e.to_string(), help: Some("the key journal could not be written: free space or fix permissions, then re-run the same command to resume".into()) })
+}

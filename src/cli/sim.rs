@@ -1,0 +1,144 @@
+//! `tag424 sim …`: simulated tags in a directory.
+
+use std::path::PathBuf;
+
+use tag424::card::cmd::iso_binary::BinaryTarget;
+use tag424::card::cmd::select::FID_NDEF;
+use tag424::card::Card;
+use tag424::provision::layout::url_from_ndef;
+use tag424::sim::dir::{DirTransport, SimDir};
+use tag424::sim::ChipState;
+
+use super::{print_json, say, CliError};
+
+/// Simulated NTAG 424 DNA tags (test devices; their keys are stored in their files).
+#[derive(Debug, clap::Subcommand)]
+pub enum SimCommand {
+    /// Make factory-fresh simulated tags.
+    New {
+        /// How many.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// List the simulated tags with their state (factory, encoded, tag code).
+    List {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tap a tag with a phone: print the URL it reads now (the tag's counter moves, as on the chip).
+    Tap {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The tag's UID (14 hex digits) or its tag code (XUID).
+        tag: String,
+    },
+}
+
+fn open(dir: &std::path::Path) -> Result<SimDir, CliError> {
+    SimDir::open(dir).map_err(|e| CliError::input(e.to_string()))
+}
+
+/// The URL an NDEF file holds, without tapping (no counter moves).
+pub fn stored_url(s: &ChipState) -> Option<String> {
+    s.file(2).and_then(|f| url_from_ndef(&f.data))
+}
+
+fn xuid_of(s: &ChipState) -> Option<String> {
+    let url = stored_url(s)?;
+    let q = url.split_once('?')?.1;
+    q.split('&')
+        .find_map(|kv| kv.strip_prefix("x="))
+        .map(str::to_string)
+}
+
+/// Reads the NDEF file as a phone does: select the application, the NDEF file, read NLEN,
+/// then the message, through the host API against the simulated chip.
+pub fn tap(dir: &SimDir, state: ChipState) -> Result<String, CliError> {
+    let mut card = Card::new(DirTransport::new(dir.clone(), state));
+    let err = |e: tag424::card::CardError| CliError::input(format!("tap: {e}"));
+    card.select_ndef_application().map_err(err)?;
+    card.select_file_id(FID_NDEF).map_err(err)?;
+    let nlen = card
+        .iso_read_binary(BinaryTarget::Current(0), 2)
+        .map_err(err)?;
+    let n = u16::from_be_bytes([nlen[0], nlen[1]]) as usize;
+    if n == 0 {
+        return Err(CliError::input(
+            "the tag's NDEF file is empty (a factory tag?)",
+        ));
+    }
+    let mut file = nlen;
+    file.extend(
+        card.iso_read_binary(BinaryTarget::Current(2), n.min(254))
+            .map_err(err)?,
+    );
+    url_from_ndef(&file).ok_or_else(|| CliError::input("the tag's NDEF file holds no URI record"))
+}
+
+pub fn run(cmd: SimCommand) -> Result<u8, CliError> {
+    match cmd {
+        SimCommand::New { count, dir } => {
+            let d = open(&dir)?;
+            for _ in 0..count {
+                let s = d.new_tag().map_err(|e| CliError::input(e.to_string()))?;
+                say(&hex::encode_upper(s.uid));
+            }
+        }
+        SimCommand::List { dir, json } => {
+            let d = open(&dir)?;
+            let tags = d.list().map_err(|e| CliError::input(e.to_string()))?;
+            let rows: Vec<serde_json::Value> = tags
+                .iter()
+                .map(|s| {
+                    let state = if s.has_factory_keys() {
+                        "factory"
+                    } else {
+                        "encoded"
+                    };
+                    serde_json::json!({
+                        "uid": hex::encode_upper(s.uid),
+                        "state": state,
+                        "xuid": xuid_of(s),
+                        "read_ctr": s.file(2).map(|f| f.sdm_read_ctr),
+                    })
+                })
+                .collect();
+            if json {
+                print_json(&serde_json::json!({"format": super::FORMAT_VERSION, "tags": rows}));
+            } else {
+                say(&format!(
+                    "{:<16} {:<8} {:<12} {}",
+                    "UID", "STATE", "XUID", "COUNTER"
+                ));
+                for r in &rows {
+                    say(&format!(
+                        "{:<16} {:<8} {:<12} {}",
+                        r["uid"].as_str().unwrap_or(""),
+                        r["state"].as_str().unwrap_or(""),
+                        r["xuid"].as_str().unwrap_or("-"),
+                        r["read_ctr"].as_u64().unwrap_or(0)
+                    ));
+                }
+            }
+        }
+        SimCommand::Tap { dir, tag } => {
+            let d = open(&dir)?;
+            let tags = d.list().map_err(|e| CliError::input(e.to_string()))?;
+            let want = tag.to_ascii_uppercase();
+            let state = tags
+                .into_iter()
+                .find(|s| {
+                    hex::encode_upper(s.uid) == want || xuid_of(s).as_deref() == Some(tag.as_str())
+                })
+                .ok_or_else(|| {
+                    CliError::input(format!("no simulated tag {tag} in {}", dir.display()))
+                })?;
+            say(&tap(&d, state)?);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,234 @@
+//! The batch loop: tag after tag from a reader, each encoded (or finished, or skipped), with
+//! tag codes taken from the platform's list in order and never used twice.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::card::Card;
+use crate::sim::dir::{SimDirError, SimReader};
+use crate::transport::Transport;
+
+use super::encode::{encode_tag, EncodeOptions, Outcome, ProvisionError, Step};
+use super::journal::{Journal, JournalError};
+use super::layout::check_xuid;
+
+/// Where tags come from: a reader presenting one tag at a time.
+pub trait TagSource {
+    type Tag: Transport;
+    /// Waits for the next tag; `None` when no more will come.
+    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>>;
+    /// The operator removes the tag.
+    fn remove(&mut self, _tag: Self::Tag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(())
+    }
+}
+
+impl TagSource for SimReader {
+    type Tag = crate::sim::dir::DirTransport;
+    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
+        SimReader::next_tag(self).map_err(|e: SimDirError| Box::new(e) as _)
+    }
+}
+
+/// Why a tag code list was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum XuidListError {
+    #[error("cannot read the tag code file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the tag code file {0} has no tag codes")]
+    Empty(String),
+    #[error("{path} line {line}: {what}")]
+    Bad {
+        path: String,
+        line: usize,
+        what: String,
+    },
+    #[error("{path}: tag code {xuid} appears twice (lines {first} and {second})")]
+    Duplicate {
+        path: String,
+        xuid: String,
+        first: usize,
+        second: usize,
+    },
+}
+
+/// Reads the platform's batch download: a CSV with an `XUID` column, or one code per line.
+pub fn read_xuids(path: &Path) -> Result<Vec<String>, XuidListError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| XuidListError::Read {
+        path: p.clone(),
+        source,
+    })?;
+    parse_xuids(&text, &p)
+}
+
+pub fn parse_xuids(text: &str, path: &str) -> Result<Vec<String>, XuidListError> {
+    let text = text.trim_start_matches('\u{feff}');
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, first)) = lines.clone().next() else {
+        return Err(XuidListError::Empty(path.to_string()));
+    };
+    let header: Vec<String> = first
+        .split(',')
+        .map(|h| h.trim().trim_matches('"').to_ascii_uppercase())
+        .collect();
+    let column = header.iter().position(|h| h == "XUID");
+    if column.is_some() {
+        lines.next();
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, line) in lines {
+        let field = match column {
+            Some(c) => line
+                .split(',')
+                .nth(c)
+                .map(|f| f.trim().trim_matches('"').to_string()),
+            None => Some(line.trim().to_string()),
+        };
+        let xuid = field.ok_or_else(|| XuidListError::Bad {
+            path: path.to_string(),
+            line: i + 1,
+            what: "the row has no XUID column".into(),
+        })?;
+        check_xuid(&xuid).map_err(|e| XuidListError::Bad {
+            path: path.to_string(),
+            line: i + 1,
+            what: e.to_string(),
+        })?;
+        if let Some(first) = seen.insert(xuid.clone(), i + 1) {
+            return Err(XuidListError::Duplicate {
+                path: path.to_string(),
+                xuid,
+                first,
+                second: i + 1,
+            });
+        }
+        out.push(xuid);
+    }
+    if out.is_empty() {
+        return Err(XuidListError::Empty(path.to_string()));
+    }
+    Ok(out)
+}
+
+/// `n` local 8-character tag codes (lowercase letters and digits), for tests and demos.
+pub fn generate_xuids(n: usize) -> Vec<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    (0..n)
+        .map(|_| {
+            crate::crypto::random_bytes::<8>()
+                .iter()
+                .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+                .collect()
+        })
+        .collect()
+}
+
+/// What the batch loop reports, for the operator's view or `--json`.
+#[derive(Debug)]
+pub enum BatchEvent<'a> {
+    WaitingForTag,
+    Step(Step),
+    Done {
+        outcome: &'a Outcome,
+        elapsed: Duration,
+    },
+    Failed {
+        error: &'a ProvisionError,
+    },
+    RemoveTag,
+}
+
+/// Counts at the end of a batch.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Summary {
+    pub encoded: usize,
+    pub recovered: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub exported: usize,
+    pub exchanges: usize,
+}
+
+/// Options of a batch.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    pub encode: EncodeOptions,
+    /// Stop after this many tags were encoded (default: when the codes run out).
+    pub count: Option<usize>,
+}
+
+/// Runs the batch until `count` tags are encoded, the codes run out or the reader has no more
+/// tags. `keys.csv` and `associate.csv` are rewritten after every verified tag.
+pub fn run_batch<S: TagSource>(
+    source: &mut S,
+    journal: &mut Journal,
+    xuids: &[String],
+    opts: &BatchOptions,
+    on_event: &mut dyn FnMut(BatchEvent<'_>),
+) -> Result<Summary, JournalError> {
+    let mut summary = Summary::default();
+    let mut next_xuid = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
+    loop {
+        if opts.count.is_some_and(|c| summary.encoded >= c) {
+            break;
+        }
+        let unfinished = journal.tags().any(|t| !t.verified && !t.reset);
+        if !unfinished && xuids.iter().all(|x| journal.xuid_used(x)) {
+            break;
+        }
+        on_event(BatchEvent::WaitingForTag);
+        let tag = match source.next_tag() {
+            Ok(Some(t)) => t,
+            Ok(None) => break,
+            Err(e) => {
+                let err =
+                    ProvisionError::Card(crate::card::CardError::InvalidArgument(e.to_string()));
+                on_event(BatchEvent::Failed { error: &err });
+                break;
+            }
+        };
+        let started = Instant::now();
+        let mut card = Card::new(tag);
+        let result = encode_tag(&mut card, journal, &opts.encode, &mut next_xuid, &mut |s| {
+            on_event(BatchEvent::Step(s))
+        });
+        summary.exchanges += card.exchanges();
+        match result {
+            Ok(outcome) => {
+                match &outcome {
+                    Outcome::Encoded { recovered, .. } => {
+                        summary.encoded += 1;
+                        if *recovered {
+                            summary.recovered += 1;
+                        }
+                        summary.exported = journal.export()?;
+                    }
+                    Outcome::AlreadyDone { .. } => summary.skipped += 1,
+                }
+                on_event(BatchEvent::Done {
+                    outcome: &outcome,
+                    elapsed: started.elapsed(),
+                });
+            }
+            Err(ProvisionError::Journal(e)) => return Err(e),
+            Err(ProvisionError::NoXuidLeft { .. }) => break,
+            Err(error) => {
+                summary.failed += 1;
+                on_event(BatchEvent::Failed { error: &error });
+            }
+        }
+        on_event(BatchEvent::RemoveTag);
+        let _ = source.remove(card.into_transport());
+    }
+    summary.exported = journal.export()?;
+    Ok(summary)
+}

@@ -1,0 +1,303 @@
+//! Encoding one tag in the minimal number of APDU exchanges, and finishing a tag whose
+//! encoding was interrupted.
+//!
+//! Fresh tag (15 exchanges): ISOSelectFile (1), GetVersion (3), Read_Sig (1),
+//! AuthenticateEV2First with the factory key (2), WriteData NDEF (1), ChangeFileSettings (1),
+//! ChangeKey 1–4 (4), ChangeKey 0 (1), ReadData of the NDEF file as a phone reads it (1).
+//! The new keys are in the journal, on disk, before the first ChangeKey.
+
+use crate::card::{Card, CardError, CommMode, Sw};
+use crate::crypto::originality::{classify, Originality};
+use crate::crypto::AesKey;
+use crate::sun::{self, SunKeys, Template};
+use crate::transport::Transport;
+
+use super::journal::{now, Journal, JournalError, Record, TagEntry};
+use super::keys::{KeySet, KEY_SDM_META_READ, KEY_VERSION};
+use super::layout::{layout, url_from_ndef, LayoutError, NdefLayout};
+
+/// Options of an encoding run.
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    pub template: Template,
+    /// Accept chips signed with the simulator's published key (never genuine NXP).
+    pub trust_simulator: bool,
+}
+
+/// What happened to a tag.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// Encoded and verified.
+    Encoded {
+        uid: String,
+        xuid: String,
+        read_ctr: u32,
+        exchanges: usize,
+        recovered: bool,
+    },
+    /// Already encoded and verified in this journal; nothing done, no XUID used.
+    AlreadyDone { uid: String, xuid: String },
+}
+
+/// Why a tag was not encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    Card(#[from] CardError),
+    #[error("this is not an NTAG 424 DNA: GetVersion says {product} (vendor {vendor:02X}, type {kind:02X}, subtype {subtype:02X})")]
+    NotNtag424 {
+        product: &'static str,
+        vendor: u8,
+        kind: u8,
+        subtype: u8,
+    },
+    #[error("tag {uid}: the originality signature does not verify: not a genuine NXP chip")]
+    NotGenuine { uid: String },
+    #[error("tag {uid} is not a factory tag and is not in this output directory's journal: encoded by someone else (or with another output directory)")]
+    Foreign { uid: String },
+    #[error("tag {uid}: neither its planned key 0 nor the factory key authenticates; it was changed outside this tool")]
+    Unrecoverable { uid: String },
+    #[error("no unused tag code (XUID) is left for tag {uid}")]
+    NoXuidLeft { uid: String },
+    #[error("tag {uid}: the read-back SUN message does not verify: {why}")]
+    Verification { uid: String, why: String },
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl ProvisionError {
+    /// True when the tag left the field: present it again to finish it.
+    pub fn is_tear_off(&self) -> bool {
+        matches!(self, ProvisionError::Card(e) if e.is_tear_off())
+    }
+}
+
+/// Where the encoder is; the CLI turns these into the operator's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Identify,
+    Authenticate,
+    WriteNdef,
+    ChangeKeys,
+    Verify,
+}
+
+/// Facts read from the chip before anything is changed.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub uid: [u8; 7],
+    pub originality: Originality,
+}
+
+/// Select, GetVersion, Read_Sig: is this an NTAG 424 DNA, which one, and is it genuine?
+pub fn identify<T: Transport>(
+    card: &mut Card<T>,
+    trust_simulator: bool,
+) -> Result<Identity, ProvisionError> {
+    card.select_ndef_application()?;
+    let v = card.get_version()?;
+    if !v.is_ntag424_dna() {
+        return Err(ProvisionError::NotNtag424 {
+            product: v.product(),
+            vendor: v.hardware.vendor_id,
+            kind: v.hardware.kind,
+            subtype: v.hardware.subtype,
+        });
+    }
+    let sig = card.read_sig()?;
+    let originality = classify(&v.uid, &sig, trust_simulator);
+    if originality == Originality::Invalid {
+        return Err(ProvisionError::NotGenuine {
+            uid: hex::encode_upper(v.uid),
+        });
+    }
+    Ok(Identity {
+        uid: v.uid,
+        originality,
+    })
+}
+
+/// Encodes the tag on `card`, or finishes it if the journal knows it.
+/// `next_xuid` is asked for a tag code only when a fresh tag needs one.
+pub fn encode_tag<T: Transport>(
+    card: &mut Card<T>,
+    journal: &mut Journal,
+    opts: &EncodeOptions,
+    next_xuid: &mut dyn FnMut(&Journal) -> Option<String>,
+    step: &mut dyn FnMut(Step),
+) -> Result<Outcome, ProvisionError> {
+    let start = card.exchanges();
+    step(Step::Identify);
+    let id = identify(card, opts.trust_simulator)?;
+    let uid = hex::encode_upper(id.uid);
+    if let Some(entry) = journal.tag(&uid).filter(|t| !t.reset).cloned() {
+        if entry.verified {
+            return Ok(Outcome::AlreadyDone {
+                uid,
+                xuid: entry.xuid,
+            });
+        }
+        return finish(card, journal, opts, &entry, start, step);
+    }
+    let xuid = next_xuid(journal).ok_or_else(|| ProvisionError::NoXuidLeft { uid: uid.clone() })?;
+    let plan = layout(&opts.template, &xuid)?;
+    step(Step::Authenticate);
+    let s = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+        Ok(s) => s,
+        Err(e) if e.status() == Some(Sw::AuthenticationError) => {
+            return Err(ProvisionError::Foreign { uid })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let keys = KeySet::random();
+    // The keys are on disk before the chip hears of them.
+    journal.append(Record::Planned {
+        uid: uid.clone(),
+        xuid: xuid.clone(),
+        keys: keys.clone(),
+        time: now(),
+    })?;
+    step(Step::WriteNdef);
+    let s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
+    let s = s.change_file_settings(2, &plan.settings)?;
+    step(Step::ChangeKeys);
+    let mut s = s;
+    for k in 1..=4u8 {
+        s = s.change_key(k, &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
+    }
+    s.change_own_key(keys.key(0), KEY_VERSION)?;
+    journal.append(Record::KeysChanged {
+        uid: uid.clone(),
+        time: now(),
+    })?;
+    step(Step::Verify);
+    let read_ctr = read_back(card, opts, &keys, &uid, &xuid, &plan)?;
+    journal.append(Record::Verified {
+        uid: uid.clone(),
+        xuid: xuid.clone(),
+        read_ctr,
+        time: now(),
+    })?;
+    Ok(Outcome::Encoded {
+        uid,
+        xuid,
+        read_ctr,
+        exchanges: card.exchanges() - start,
+        recovered: false,
+    })
+}
+
+/// Finishes an interrupted tag: at most two authentication attempts find the active key 0
+/// (planned first, then factory), then the steps that did not happen are done.
+fn finish<T: Transport>(
+    card: &mut Card<T>,
+    journal: &mut Journal,
+    opts: &EncodeOptions,
+    entry: &TagEntry,
+    start: usize,
+    step: &mut dyn FnMut(Step),
+) -> Result<Outcome, ProvisionError> {
+    let TagEntry {
+        uid, xuid, keys, ..
+    } = entry;
+    let plan = layout(&opts.template, xuid)?;
+    step(Step::Authenticate);
+    match card.authenticate_ev2_first(0, keys.key(0)) {
+        Ok(s) => {
+            // Key 0 is changed last, so everything before it happened. Leave the session
+            // (ISOSelectFile resets authentication) so the read-back is mirrored.
+            let card = s.end();
+            card.select_ndef_application()?;
+        }
+        Err(e) if e.status() == Some(Sw::AuthenticationError) => {
+            let s = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+                Ok(s) => s,
+                Err(e) if e.status() == Some(Sw::AuthenticationError) => {
+                    return Err(ProvisionError::Unrecoverable { uid: uid.clone() })
+                }
+                Err(e) => return Err(e.into()),
+            };
+            step(Step::WriteNdef);
+            let (mut s, fs) = s.get_file_settings(2)?;
+            if fs.sdm.is_none() {
+                s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
+                s = s.change_file_settings(2, &plan.settings)?;
+            }
+            step(Step::ChangeKeys);
+            for k in 1..=4u8 {
+                let version;
+                (s, version) = s.get_key_version(k)?;
+                if version != KEY_VERSION {
+                    s = s.change_key(k, &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
+                }
+            }
+            s.change_own_key(keys.key(0), KEY_VERSION)?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if !entry.keys_changed {
+        journal.append(Record::KeysChanged {
+            uid: uid.clone(),
+            time: now(),
+        })?;
+    }
+    step(Step::Verify);
+    let read_ctr = read_back(card, opts, keys, uid, xuid, &plan)?;
+    journal.append(Record::Verified {
+        uid: uid.clone(),
+        xuid: xuid.clone(),
+        read_ctr,
+        time: now(),
+    })?;
+    Ok(Outcome::Encoded {
+        uid: uid.clone(),
+        xuid: xuid.clone(),
+        read_ctr,
+        exchanges: card.exchanges() - start,
+        recovered: true,
+    })
+}
+
+/// Reads the NDEF file as a phone does (unauthenticated, so the chip mirrors) and verifies
+/// the SUN message with the new keys. Returns the counter the chip mirrored.
+fn read_back<T: Transport>(
+    card: &mut Card<T>,
+    opts: &EncodeOptions,
+    keys: &KeySet,
+    uid: &str,
+    xuid: &str,
+    plan: &NdefLayout,
+) -> Result<u32, ProvisionError> {
+    let fail = |why: String| ProvisionError::Verification {
+        uid: uid.to_string(),
+        why,
+    };
+    let file = card.read_data(2, 0, plan.file.len())?;
+    let url = url_from_ndef(&file)
+        .ok_or_else(|| fail("the NDEF file does not hold a URI record".into()))?;
+    let scan = sun::parse_url(&opts.template, &url).map_err(|e| fail(e.to_string()))?;
+    let sun_keys = SunKeys {
+        file_read: keys.sdm_file_read().clone(),
+        meta_read: Some(keys.key(KEY_SDM_META_READ).clone()),
+    };
+    let v = sun::verify(&scan, &sun_keys).map_err(|e| fail(e.to_string()))?;
+    if !v.genuine {
+        return Err(fail(v.reason.unwrap_or_default()));
+    }
+    if v.xuid.as_deref().is_some_and(|x| x != xuid) {
+        return Err(fail(format!(
+            "the URL carries tag code {:?}, expected {xuid}",
+            v.xuid
+        )));
+    }
+    if let Some(u) = v.uid {
+        if hex::encode_upper(u) != uid {
+            return Err(fail("the mirrored UID is not the chip's".into()));
+        }
+    }
+    v.read_ctr
+        .ok_or_else(|| fail("no counter in the URL".into()))
+}

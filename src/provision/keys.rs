@@ -1,0 +1,71 @@
+//! The five application keys of an encoded tag and their roles.
+//!
+//! | key | role |
+//! |---|---|
+//! | 0 | application master key: ChangeKey, ChangeFileSettings, SetConfiguration |
+//! | 1 | SDM file read key: SDMMAC (and `{enc}`); the KEY exported to keys.csv |
+//! | 2 | SDM meta read key: decrypts `{picc}` |
+//! | 3 | NDEF write key: WriteData / ReadWrite of the NDEF file |
+//! | 4 | spare (proprietary file), changed so no factory key is left |
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::AesKey;
+
+pub const KEY_MASTER: u8 = 0;
+pub const KEY_SDM_FILE_READ: u8 = 1;
+pub const KEY_SDM_META_READ: u8 = 2;
+pub const KEY_NDEF_WRITE: u8 = 3;
+/// The key version written with every new key (factory keys have version 00).
+pub const KEY_VERSION: u8 = 0x01;
+
+/// The five keys of one tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeySet(#[serde(with = "hex_keys")] pub [AesKey; 5]);
+
+impl KeySet {
+    /// Five fresh keys from the OS random number generator.
+    pub fn random() -> Self {
+        KeySet(std::array::from_fn(|_| AesKey::random()))
+    }
+
+    pub fn factory() -> Self {
+        KeySet(std::array::from_fn(|_| AesKey::FACTORY))
+    }
+
+    pub fn key(&self, n: u8) -> &AesKey {
+        &self.0[n as usize % 5]
+    }
+
+    /// The SDM file read key (exported as KEY).
+    pub fn sdm_file_read(&self) -> &AesKey {
+        self.key(KEY_SDM_FILE_READ)
+    }
+}
+
+mod hex_keys {
+    use crate::crypto::AesKey;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(keys: &[AesKey; 5], s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(5))?;
+        for k in keys {
+            seq.serialize_element(&k.to_hex())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[AesKey; 5], D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        if v.len() != 5 {
+            return Err(serde::de::Error::custom("five keys expected"));
+        }
+        let mut out: [AesKey; 5] = std::array::from_fn(|_| AesKey::FACTORY);
+        for (o, s) in out.iter_mut().zip(v) {
+            *o = s.parse().map_err(serde::de::Error::custom)?;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,12 @@
+//! Provisioning: URL template → NDEF file and SDM settings, per-tag keys, the key journal,
+//! encoding one tag (and finishing interrupted ones), and the batch loop.
+
+pub mod batch;
+pub mod encode;
+pub mod journal;
+pub mod keys;
+pub mod layout;
+
+pub use encode::{encode_tag, EncodeOptions, Outcome, ProvisionError, Step};
+pub use journal::Journal;
+pub use keys::KeySet;

@@ -1,0 +1,158 @@
+//! A directory of simulated tags (one JSON file per tag, named by UID) and the simulated reader
+//! that presents them one at a time, as a stack of tags at a real reader.
+
+use std::path::{Path, PathBuf};
+
+use super::{ChipState, SimChip, SimTransport};
+use crate::transport::{Transport, TransportError};
+
+/// Why the tag directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SimDirError {
+    #[error("simulated tag directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a simulated tag file: {what}")]
+    Corrupt { path: PathBuf, what: String },
+    #[error("no simulated tag {0} in the directory")]
+    NotFound(String),
+}
+
+/// A directory of simulated tags.
+#[derive(Debug, Clone)]
+pub struct SimDir {
+    dir: PathBuf,
+}
+
+impl SimDir {
+    pub fn open(dir: &Path) -> Result<SimDir, SimDirError> {
+        std::fs::create_dir_all(dir).map_err(|source| SimDirError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(SimDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, uid: &[u8; 7]) -> PathBuf {
+        self.dir.join(format!("{}.json", hex::encode_upper(uid)))
+    }
+
+    pub fn save(&self, state: &ChipState) -> Result<(), SimDirError> {
+        let path = self.file(&state.uid);
+        let json = serde_json::to_vec_pretty(state).map_err(|e| SimDirError::Corrupt {
+            path: path.clone(),
+            what: e.to_string(),
+        })?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, json)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|source| SimDirError::Io { path, source })
+    }
+
+    pub fn load_file(path: &Path) -> Result<ChipState, SimDirError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SimDirError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| SimDirError::Corrupt {
+            path: path.to_path_buf(),
+            what: e.to_string(),
+        })
+    }
+
+    /// Every tag, in UID order.
+    pub fn list(&self) -> Result<Vec<ChipState>, SimDirError> {
+        let rd = std::fs::read_dir(&self.dir).map_err(|source| SimDirError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut paths: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| Self::load_file(p)).collect()
+    }
+
+    /// Creates and saves a factory tag with a random UID.
+    pub fn new_tag(&self) -> Result<ChipState, SimDirError> {
+        let s = ChipState::random_factory();
+        self.save(&s)?;
+        Ok(s)
+    }
+}
+
+/// A simulated tag in the field; every change to its non-volatile state is saved at once, so
+/// a killed process leaves the tag as a real one would be.
+#[derive(Debug)]
+pub struct DirTransport {
+    pub inner: SimTransport,
+    dir: SimDir,
+}
+
+impl DirTransport {
+    pub fn new(dir: SimDir, state: ChipState) -> Self {
+        DirTransport {
+            inner: SimTransport::new(SimChip::new(state)),
+            dir,
+        }
+    }
+
+    pub fn state(&self) -> &ChipState {
+        &self.inner.chip.state
+    }
+}
+
+impl Transport for DirTransport {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let before = self.inner.chip.state.clone();
+        let r = self.inner.transmit(command);
+        if self.inner.chip.state != before {
+            self.dir
+                .save(&self.inner.chip.state)
+                .map_err(|e| TransportError::Backend {
+                    context: "saving the simulated tag".into(),
+                    source: Box::new(e),
+                })?;
+        }
+        r
+    }
+}
+
+/// The simulated reader: presents the directory's existing tags once each, then fresh factory
+/// tags (created on demand) until `limit` tags were presented.
+#[derive(Debug)]
+pub struct SimReader {
+    dir: SimDir,
+    queue: Vec<ChipState>,
+    fresh: bool,
+}
+
+impl SimReader {
+    /// `fresh`: create factory tags when the existing ones are used up.
+    pub fn new(dir: SimDir, fresh: bool) -> Result<Self, SimDirError> {
+        let mut queue = dir.list()?;
+        queue.reverse();
+        Ok(SimReader { dir, queue, fresh })
+    }
+
+    /// The next tag in the field, or `None` when the stack is empty.
+    pub fn next_tag(&mut self) -> Result<Option<DirTransport>, SimDirError> {
+        let state = match self.queue.pop() {
+            Some(s) => s,
+            None if self.fresh => self.dir.new_tag()?,
+            None => return Ok(None),
+        };
+        Ok(Some(DirTransport::new(self.dir.clone(), state)))
+    }
+}
