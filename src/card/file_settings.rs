@@ -258,15 +258,16 @@ impl SdmSettings {
         let ctr_ret = self.ctr_ret.unwrap_or(Access::Never);
         out.push(0xF0 | ctr_ret.nibble());
         out.push(self.meta().nibble() << 4 | self.file().nibble());
-        for o in [
+        for v in [
             self.uid_offset,
             self.read_ctr_offset,
             self.picc_data_offset,
             self.mac_input_offset,
-        ] {
-            if let Some(v) = o {
-                out.extend_from_slice(&u24_le(v));
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.extend_from_slice(&u24_le(v));
         }
         if let Some((o, l)) = self.enc_file_data {
             out.extend_from_slice(&u24_le(o));

@@ -15,6 +15,17 @@ use crate::crypto::ev2::{
 use crate::crypto::{cbc_decrypt, cbc_encrypt, ct_eq, mact, pad_m2, unpad_m2};
 use crate::transport::Transport;
 
+/// What the secure messaging layer needs to know about a command.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spec {
+    pub name: &'static str,
+    pub ins: u8,
+    pub mode: CommMode,
+    pub reply: Reply,
+    /// Carries key material: traces print it redacted.
+    pub sensitive: bool,
+}
+
 /// How the response of a command is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reply {
@@ -91,14 +102,17 @@ impl<'c, T: Transport> Session<'c, T> {
     /// response data. `header` is sent in plain and MACed; `data` is encrypted in Full mode.
     pub(crate) fn exchange(
         &mut self,
-        name: &'static str,
-        ins: u8,
+        spec: Spec,
         header: &[u8],
         data: &[u8],
-        mode: CommMode,
-        reply: Reply,
-        sensitive: bool,
     ) -> Result<Vec<u8>, CardError> {
+        let Spec {
+            name,
+            ins,
+            mode,
+            reply,
+            sensitive,
+        } = spec;
         if self.cmd_ctr == u16::MAX {
             return Err(CardError::CounterExhausted);
         }
@@ -186,7 +200,17 @@ impl<'c, T: Transport> Session<'c, T> {
         mode: CommMode,
         sensitive: bool,
     ) -> Result<(Self, Vec<u8>), CardError> {
-        let r = self.exchange(name, ins, header, data, mode, Reply::AsCommand, sensitive)?;
+        let r = self.exchange(
+            Spec {
+                name,
+                ins,
+                mode,
+                reply: Reply::AsCommand,
+                sensitive,
+            },
+            header,
+            data,
+        )?;
         Ok((self, r))
     }
 }

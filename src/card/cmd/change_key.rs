@@ -10,7 +10,7 @@
 use zeroize::Zeroizing;
 
 use crate::card::cmd::authenticate::check_key_no;
-use crate::card::session::Reply;
+use crate::card::session::{Reply, Spec};
 use crate::card::{Card, CardError, CommMode, Malformed, Session};
 use crate::crypto::{crc32nk, AesKey};
 use crate::transport::Transport;
@@ -57,13 +57,15 @@ impl<'c, T: Transport> Session<'c, T> {
         }
         let data = key_data_other(new, old, version);
         let r = self.exchange(
-            NAME,
-            INS,
+            Spec {
+                name: NAME,
+                ins: INS,
+                mode: CommMode::Full,
+                reply: Reply::AsCommand,
+                sensitive: true,
+            },
             &[key_no],
             &data,
-            CommMode::Full,
-            Reply::AsCommand,
-            true,
         )?;
         if !r.is_empty() {
             return Err(CardError::Malformed {
@@ -84,13 +86,15 @@ impl<'c, T: Transport> Session<'c, T> {
         let key_no = self.key_no;
         let data = key_data_same(new, version);
         self.exchange(
-            NAME,
-            INS,
+            Spec {
+                name: NAME,
+                ins: INS,
+                mode: CommMode::Full,
+                reply: Reply::BareStatus,
+                sensitive: true,
+            },
             &[key_no],
             &data,
-            CommMode::Full,
-            Reply::BareStatus,
-            true,
         )?;
         Ok(self.end())
     }

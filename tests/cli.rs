@@ -1,0 +1,176 @@
+//! The real `tag424` binary, run as an operator would.
+
+use std::process::Command;
+
+fn tag424(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tag424"))
+        .args(args)
+        .env_remove("TAG424_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const ZERO: &str = "00000000000000000000000000000000";
+
+/// AN12196 §3.4 example URLs with their templates.
+const EXAMPLES: &[(&str, &str)] = &[
+    ("https://ntag.nxp.com/424?e=EF963FF7828658A599F3041510671E88&c=94EED9EE65337086", "https://ntag.nxp.com/424?e={picc}&c={mac}"),
+    (
+        "https://www.my424dna.com/?picc_data=FD91EC264309878BE6345CBE53BADF40&enc=CEE9A53E3E463EF1F459635736738962&cmac=ECC1E7F6C6C73BF6",
+        "https://www.my424dna.com/?picc_data={picc}&enc={enc}&cmac={mac}",
+    ),
+    (
+        "https://my424dna.com/?picc_data=FDE4AFA99B5C820A2C1BB0F1C792D0EB&enc=94592FDE69FA06E8E3B6CA686A22842B&cmac=C48B89C17A233B2C",
+        "https://my424dna.com/?picc_data={picc}&enc={enc}&cmac={mac}",
+    ),
+];
+
+#[test]
+fn verify_accepts_an12196_examples_and_rejects_any_flipped_nibble() {
+    for (url, template) in EXAMPLES {
+        let (code, out, err) = tag424(&[
+            "verify",
+            url,
+            "--url",
+            template,
+            "--key",
+            ZERO,
+            "--meta-key",
+            ZERO,
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{url}: {out} {err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["genuine"], true);
+        assert_eq!(v["format"], 1);
+        let q = url.find('?').unwrap();
+        for i in (q..url.len())
+            .filter(|&i| url.as_bytes()[i].is_ascii_hexdigit() && url.as_bytes()[i - 1] != b'&')
+        {
+            let mut b = url.as_bytes().to_vec();
+            if !b[i].is_ascii_hexdigit() {
+                continue;
+            }
+            b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+            let flipped = String::from_utf8(b).unwrap();
+            if flipped == *url {
+                continue;
+            }
+            let (code, _, _) = tag424(&[
+                "verify",
+                &flipped,
+                "--url",
+                template,
+                "--key",
+                ZERO,
+                "--meta-key",
+                ZERO,
+            ]);
+            assert_ne!(code, 0, "{flipped} verified");
+        }
+    }
+}
+
+#[test]
+fn verify_bad_input_exits_2_with_a_message() {
+    let (code, _, err) = tag424(&["verify", "https://other.example/", "--key", ZERO]);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not match the template"), "{err}");
+    let (code, _, err) = tag424(&["verify", "https://x/", "--key", "00"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("32 hex digits"), "{err}");
+    let (code, _, err) = tag424(&["verify", "https://x/"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no key"), "{err}");
+}
+
+#[test]
+fn demo_runs_the_whole_story() {
+    let (code, out, err) = tag424(&["demo", "--tags", "3"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("rejected as a replay"), "{out}");
+    assert!(out.contains("Demo OK."), "{out}");
+}
+
+#[test]
+fn batch_resumes_and_never_reuses_a_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let tags = format!("sim:{}", tmp.path().join("tags").display());
+    let codes = tmp.path().join("codes.csv");
+    std::fs::write(&codes, "XUID\naaaa1111\naaaa2222\naaaa3333\naaaa4444\n").unwrap();
+    let o = out.to_str().unwrap();
+    let c = codes.to_str().unwrap();
+    let (code, stdout, err) = tag424(&[
+        "batch", "--reader", &tags, "--xuids", c, "--out", o, "--count", "2", "--json",
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("\"event\":\"tag\""))
+            .count(),
+        2
+    );
+    let (code, stdout, err) = tag424(&[
+        "batch", "--reader", &tags, "--xuids", c, "--out", o, "--json",
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(stdout.contains("already_done"), "{stdout}");
+    let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
+    assert_eq!(keys.lines().count(), 5, "{keys}");
+    for x in ["aaaa1111", "aaaa2222", "aaaa3333", "aaaa4444"] {
+        assert_eq!(keys.matches(x).count(), 1, "{keys}");
+    }
+    let (code, list, _) = tag424(&[
+        "sim",
+        "list",
+        "--dir",
+        tmp.path().join("tags").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    assert!(list.contains("aaaa3333"));
+}
+
+#[test]
+fn batch_refuses_bad_input_before_touching_a_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let codes = tmp.path().join("codes.txt");
+    std::fs::write(&codes, "abc\nabc\n").unwrap();
+    let tags = format!("sim:{}", tmp.path().join("tags").display());
+    let o = tmp.path().join("out");
+    let (code, _, err) = tag424(&[
+        "batch",
+        "--reader",
+        &tags,
+        "--xuids",
+        codes.to_str().unwrap(),
+        "--out",
+        o.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("twice"), "{err}");
+    assert!(
+        !tmp.path().join("tags").exists(),
+        "no tag was created or touched"
+    );
+    let (code, _, err) = tag424(&[
+        "batch",
+        "--reader",
+        &tags,
+        "--generate-xuids",
+        "2",
+        "--out",
+        o.to_str().unwrap(),
+        "--url",
+        "https://a.com/?x={xuid}&e={mac}",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("counter"), "{err}");
+}
