@@ -1,4 +1,4 @@
-//! Status words, mapped losslessly to names (NT4H2421Gx §10.2 Table 22 for the native `91xx`
+//! Status words, mapped losslessly to names (NT4H2421Gx §10.3, Table 23 for the native `91xx`
 //! family, ISO/IEC 7816-4 for `9000` and `6xxx`). [`Sw::from_u16`] and [`Sw::to_u16`] round-trip
 //! every 16-bit value; what has no name stays [`Sw::Unknown`].
 
@@ -36,8 +36,8 @@ status_words! {
     AdditionalFrame = 0x91AF, "additional frame expected";
     /// `9190` returned by Read_Sig with the signature.
     SignatureOk = 0x9190, "successful operation (signature)";
-    /// `910C` NO_CHANGES.
-    NoChanges = 0x910C, "no changes done to backup files";
+    /// `910C` COMMAND_FORMAT_ERROR (listed for Read_Sig).
+    CommandFormatError = 0x910C, "command format error";
     /// `910E` OUT_OF_EEPROM_ERROR.
     OutOfEeprom = 0x910E, "insufficient NV memory to complete the command";
     /// `911C` ILLEGAL_COMMAND_CODE.
