@@ -306,3 +306,34 @@ fn t7_exchange_verifies_unaltered() {
         &T7_RESPONSE[..50]
     );
 }
+
+/// Regression (fuzzing found it): a hex-only literal after `{enc}` cut the field short.
+#[test]
+fn enc_followed_by_a_hex_literal_still_verifies() {
+    use tag424::crypto::{sdm, AesKey};
+    let t = tag424::sun::Template::parse("https://s.example/?p={picc}&d={enc}A{mac}").unwrap();
+    let (file_key, meta_key) = (AesKey::new([0x5A; 16]), AesKey::new([0xA5; 16]));
+    let uid = [0x04, 1, 2, 3, 4, 5, 6];
+    for fill in 0..50u8 {
+        let picc = sdm::encrypt_picc_data(&meta_key, Some(&uid), Some(5), &[fill; 16]);
+        let enc = sdm::encrypt_file_data(&file_key, &uid, 5, &[fill; 16]).unwrap();
+        let enc_hex = hex::encode_upper(&enc);
+        let mac = sdm::sdm_mac(
+            &file_key,
+            Some(&uid),
+            Some(5),
+            format!("{enc_hex}A").as_bytes(),
+        );
+        let url = format!(
+            "https://s.example/?p={}&d={enc_hex}A{}",
+            hex::encode_upper(picc),
+            hex::encode_upper(mac)
+        );
+        let scan = tag424::sun::parse_url(&t, &url).unwrap();
+        let keys = tag424::sun::SunKeys {
+            file_read: file_key.clone(),
+            meta_read: Some(meta_key.clone()),
+        };
+        assert!(tag424::sun::verify(&scan, &keys).unwrap().genuine, "{url}");
+    }
+}

@@ -13,6 +13,7 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
+use tag424::card::cmd::change_key::key_data_other;
 use tag424::card::file_settings::{Access, AccessRights, FileSettings, SdmSettings};
 use tag424::card::{wrap_native, Card, CommMode, FixedRandom, Sw};
 use tag424::crypto::ev2::{command_mac_input, derive_session_keys, iv_command, SessionKeys};
@@ -256,11 +257,57 @@ prop_compose! {
     }
 }
 
+/// SDM settings laid out so that they usually pass the chip's validation.
+fn laid_out_sdm() -> impl Strategy<Value = SdmSettings> {
+    (
+        (
+            any::<bool>(),
+            any::<bool>(),
+            0u8..3,
+            prop::option::of(0u8..5),
+        ),
+        (
+            prop::option::of(0u32..6),
+            any::<bool>(),
+            prop_oneof![Just(32u32), Just(64)],
+        ),
+        (0u32..8, 0u32..80, access()),
+    )
+        .prop_map(
+            |((uid, ctr, meta, file), (limit, enc, enc_len), (j, mi, ctr_ret))| {
+                let meta = match meta {
+                    0 => Access::Free,
+                    1 => Access::Key(j as u8 % 5),
+                    _ => Access::Never,
+                };
+                let free = meta == Access::Free;
+                let uid = uid || matches!(meta, Access::Key(_)) && !ctr;
+                let file_key = file.is_some();
+                let enc = enc && file_key && uid && ctr;
+                SdmSettings {
+                    uid_mirror: uid,
+                    read_ctr_mirror: ctr,
+                    read_ctr_limit: limit.filter(|_| ctr),
+                    enc_file_data: enc.then_some((80, enc_len)),
+                    ascii: true,
+                    ctr_ret: Some(ctr_ret),
+                    meta_read: Some(meta),
+                    file_read: Some(file.map_or(Access::Never, Access::Key)),
+                    uid_offset: (uid && free).then_some(j),
+                    read_ctr_offset: (ctr && free).then_some(20 + j),
+                    picc_data_offset: matches!(meta, Access::Key(_)).then_some(30 + j),
+                    mac_input_offset: file_key.then_some(mi),
+                    mac_offset: file_key.then_some(160 + j),
+                }
+            },
+        )
+}
+
 prop_compose! {
     fn file_settings()(
         comm_mode in comm_mode(),
         ar in (access(), access(), access(), prop_oneof![3 => Just(Access::Key(0)), 1 => access()]),
-        sdm in prop::option::of(sdm_settings()),
+        sdm in prop_oneof![1 => Just(None), 3 => laid_out_sdm().prop_map(Some), 1 => sdm_settings().prop_map(Some)],
     ) -> FileSettings {
         FileSettings {
             file_type: 0,
@@ -312,28 +359,74 @@ fn wrong_auth_op() -> impl Strategy<Value = Op> {
 /// Everything, including authentication with the factory key and secure-messaging commands.
 fn any_op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => keyless_op(),
-        2 => (any::<bool>(), 0u8..5, any::<[u8; 16]>()).prop_map(|(first, key_no, rnd_a)| Op::Auth {
+        5 => keyless_op(),
+        2 => (any::<bool>(), prop_oneof![3 => Just(0u8), 1 => 0u8..5], any::<[u8; 16]>())
+            .prop_map(|(first, key_no, rnd_a)| Op::Auth {
             first,
             key_no,
             key: [0; 16],
             rnd_a,
         }),
-        4 => (
-            prop::sample::select(NATIVE_INS.to_vec()),
-            prop_oneof![
-                Just(vec![]),
-                (small_file_no()).prop_map(|f| vec![f]),
-                (0u8..5, 0u32..300, 0u32..300).prop_map(|(f, o, l)| {
-                    tag424::card::cmd::read_data::data_header(f, o, l).to_vec()
-                }),
-            ],
-            prop::collection::vec(any::<u8>(), 0..48),
-            comm_mode(),
-        )
-            .prop_map(|(ins, header, data, mode)| Op::Sm { ins, header, data, mode }),
+        6 => sm_command(),
         2 => file_settings().prop_map(|fs| Op::SmSdmSettings(Box::new(fs))),
     ]
+}
+
+/// A secure-messaging command with the header and data length its INS takes, mostly in the
+/// comm mode the chip expects, sometimes not.
+fn sm_command() -> impl Strategy<Value = Op> {
+    let header_data = prop_oneof![
+        Just((0x60u8, vec![], vec![], CommMode::Mac)),
+        Just((0x51, vec![], vec![], CommMode::Full)),
+        Just((0x3C, vec![0], vec![], CommMode::Full)),
+        small_file_no().prop_map(|f| (0xF5, vec![f], vec![], CommMode::Mac)),
+        small_file_no().prop_map(|f| (0xF6, vec![f], vec![], CommMode::Full)),
+        (0u8..6).prop_map(|k| (0x64, vec![k], vec![], CommMode::Mac)),
+        (0u8..6, prop::collection::vec(any::<u8>(), 15..23)).prop_map(|(k, d)| (
+            0xC4,
+            vec![k],
+            d,
+            CommMode::Full
+        )),
+        (
+            prop::sample::select(vec![0u8, 4, 5, 7, 0x0A, 0x0B]),
+            prop::collection::vec(any::<u8>(), 0..11)
+        )
+            .prop_map(|(o, mut d)| {
+                let len = [(0u8, 1usize), (4, 2), (5, 10), (0x0A, 5), (0x0B, 1)]
+                    .iter()
+                    .find(|(opt, _)| *opt == o)
+                    .map_or(d.len(), |(_, l)| *l);
+                d.resize(len, 0x02);
+                (0x5C, vec![o], d, CommMode::Full)
+            }),
+        (1u8..5, any::<[u8; 16]>(), any::<u8>()).prop_map(|(k, new, v)| {
+            let d = key_data_other(&AesKey::new(new), &AesKey::FACTORY, v).to_vec();
+            (0xC4, vec![k], d, CommMode::Full)
+        }),
+        (0u8..5, 0u32..300, 0u32..300, comm_mode()).prop_map(|(f, o, l, m)| {
+            let h = tag424::card::cmd::read_data::data_header(f, o, l).to_vec();
+            (0xAD, h, vec![], m)
+        }),
+        (0u8..5, 0u32..300, 1usize..64, comm_mode(), any::<u8>()).prop_map(|(f, o, l, m, b)| {
+            let h = tag424::card::cmd::read_data::data_header(f, o, l as u32).to_vec();
+            (0x8D, h, vec![b; l], m)
+        }),
+        (
+            prop::sample::select(NATIVE_INS.to_vec()),
+            prop::collection::vec(any::<u8>(), 0..3),
+            prop::collection::vec(any::<u8>(), 0..40),
+            comm_mode()
+        ),
+    ];
+    (header_data, prop::option::weighted(0.2, comm_mode())).prop_map(
+        |((ins, header, data, mode), other)| Op::Sm {
+            ins,
+            header,
+            data,
+            mode: other.unwrap_or(mode),
+        },
+    )
 }
 
 /// Runs one operation, checking every answer.
@@ -512,6 +605,7 @@ proptest! {
     /// correctly MACed commands with random content, in random sequences.
     #[test]
     fn well_formed_sequences_never_panic(
+        select in prop::bool::weighted(0.8),
         rng in any::<[u8; 32]>(),
         sdm in prop::option::of((0u8..3, prop::option::of(0u32..4))),
         ops in prop::collection::vec(any_op(), 1..40),
@@ -521,6 +615,9 @@ proptest! {
             with_sdm(&mut state, variant, limit);
         }
         let mut chip = SimChip::with_rng(state, FixedRandom::new(rng.to_vec()));
+        if select {
+            chip.select_application();
+        }
         let mut session = None;
         for op in &ops {
             run_op(&mut chip, &mut session, op)?;

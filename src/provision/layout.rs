@@ -57,6 +57,15 @@ pub fn check_xuid(xuid: &str) -> Result<(), LayoutError> {
 /// Lays out the NDEF file and the SDM settings for `xuid`.
 pub fn layout(template: &Template, xuid: &str) -> Result<NdefLayout, LayoutError> {
     check_xuid(xuid)?;
+    // A scanned URL is split at the literal after {xuid}: the code must not contain it.
+    let parts = template.parts();
+    if let Some(i) = parts.iter().position(|p| *p == Part::Xuid) {
+        if let Some(Part::Literal(next)) = parts.get(i + 1) {
+            if xuid.contains(next.as_str()) {
+                return Err(LayoutError::BadXuid(xuid.to_string()));
+            }
+        }
+    }
     if !(template.has(&Part::Ctr) || template.has(&Part::Picc)) {
         return Err(LayoutError::NoCounter);
     }

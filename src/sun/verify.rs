@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::template::{Part, Template, CTR_LEN, MAC_LEN, PICC_LEN, UID_LEN};
+use super::template::{Part, Template, CTR_LEN, ENC_LEN, MAC_LEN, PICC_LEN, UID_LEN};
 use crate::crypto::sdm::{decrypt_file_data, decrypt_picc_data, sdm_mac};
 use crate::crypto::{ct_eq, AesKey};
 
@@ -23,7 +23,7 @@ pub enum SunError {
         at: usize,
         len: usize,
     },
-    #[error("{{enc}} at character {at} must be a non-empty multiple of 32 hex digits")]
+    #[error("{{enc}} at character {at} must be 32 hex digits")]
     BadEnc { at: usize },
     #[error("the URL has {0} unexpected characters after the template's end")]
     Trailing(usize),
@@ -110,11 +110,9 @@ pub fn parse_url(template: &Template, url: &str) -> Result<ScannedUrl, SunError>
                 pos += PICC_LEN;
             }
             Part::Enc => {
-                let n = variable_end();
-                let s = &rest[..n];
-                if n == 0 || n % 32 != 0 {
-                    return Err(SunError::BadEnc { at: pos });
-                }
+                // Fixed width, as written at encoding: a literal after it may itself look like hex.
+                let n = ENC_LEN;
+                let s = rest.get(..n).ok_or(SunError::BadEnc { at: pos })?;
                 out.enc = Some(hex::decode(s).map_err(|_| SunError::BadEnc { at: pos })?);
                 enc_start = Some(pos);
                 pos += n;
