@@ -127,7 +127,7 @@ fn raw_auth(
     }))
 }
 
-/// A native command under secure messaging in `mode` (None when it does not fit an APDU).
+/// A native command under secure messaging in `mode` (payload cut to 255 bytes if longer).
 fn sm_apdu(s: &HostSession, ins: u8, header: &[u8], data: &[u8], mode: CommMode) -> Vec<u8> {
     let mut payload = header.to_vec();
     if mode == CommMode::Plain {

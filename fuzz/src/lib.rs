@@ -431,3 +431,41 @@ fn genuine_roundtrip(data: &[u8]) {
     assert_eq!(v.read_ctr, Some(ctr));
     assert_eq!(v.file_data.as_deref(), Some(&[0x30u8; 16][..]));
 }
+
+/// Arbitrary APDUs to a simulated chip: it never panics and every answer ends with a status
+/// word of the chip's families (`91xx`, `90xx`, `6xxx`). The input is a sequence of
+/// `len || bytes` frames; byte 0 bit 0 chooses whether the application is selected first.
+pub fn sim_apdus(data: &[u8]) {
+    use tag424::card::FixedRandom;
+    use tag424::sim::{ChipState, SimChip};
+    let Some((&flags, mut rest)) = data.split_first() else {
+        return;
+    };
+    // Building a factory state signs its UID (slow in debug): do it once.
+    static STATE: std::sync::OnceLock<ChipState> = std::sync::OnceLock::new();
+    let state =
+        STATE.get_or_init(|| ChipState::factory([0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66]));
+    let mut chip = SimChip::with_rng(state.clone(), FixedRandom::new(vec![0x5A, 0x13, 0x77]));
+    if flags & 1 == 1 {
+        chip.select_application();
+    }
+    let keys_before: Vec<String> = chip.state.keys.iter().map(|k| k.to_hex()).collect();
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = (len as usize).min(tail.len());
+        let (apdu, next) = tail.split_at(n);
+        rest = next;
+        let answer = chip.process(apdu);
+        assert!(answer.len() >= 2, "answer without a status word");
+        let sw1 = answer[answer.len() - 2];
+        assert!(
+            sw1 == 0x91 || sw1 == 0x90 || sw1 >> 4 == 0x6,
+            "status {sw1:02X}"
+        );
+        if flags & 2 == 2 {
+            chip.power_cycle();
+        }
+    }
+    // Without the keys nothing can change them (the factory key is all zero, so a fuzzer
+    // could in principle authenticate; only a completed ChangeKey changes a key).
+    let _ = keys_before;
+}

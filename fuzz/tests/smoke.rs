@@ -9,7 +9,7 @@ use tag424::crypto::ev2::SessionKeys;
 use tag424::crypto::sdm::encrypt_picc_data;
 use tag424::crypto::{pad_m2, AesKey};
 use tag424_fuzz::{
-    response_parsers, session_responses, url_parser, FuzzTransport, ENC_KEY, MAC_KEY,
+    response_parsers, session_responses, sim_apdus, url_parser, FuzzTransport, ENC_KEY, MAC_KEY,
     SDM_META_READ_KEY, T7_FILE_SETTINGS, T7_RESPONSE, TI,
 };
 
@@ -333,4 +333,25 @@ fn export_seeds() {
             std::fs::write(dir.join(format!("seed-{i:02}")), s).unwrap();
         }
     }
+}
+
+#[test]
+fn smoke_sim_apdus() {
+    // Select, GetVersion, AuthenticateEV2First part 1 and a bad part 2, ReadData, WriteData.
+    let frames: &[&str] = &[
+        "00A4040C07D276000085010100",
+        "9060000000",
+        "90AF000000",
+        "9071000002000000",
+        "90AF000020000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F00",
+        "90AD0000070200000010000000",
+        "908D00000C0200000005000001020304050000",
+    ];
+    let mut seed = vec![1u8];
+    for f in frames {
+        let b = unhex(f);
+        seed.push(b.len() as u8);
+        seed.extend_from_slice(&b);
+    }
+    run("sim_apdus", 0x1234_5678_9ABC_DEF1, &[seed], 200, sim_apdus);
 }
