@@ -136,6 +136,32 @@ fn batch_resumes_and_never_reuses_a_code() {
     ]);
     assert_eq!(code, 0);
     assert!(list.contains("aaaa3333"));
+    // A phone taps the tag; the URL verifies offline with the key from keys.csv.
+    let (code, url, err) = tag424(&[
+        "sim",
+        "tap",
+        "--dir",
+        tmp.path().join("tags").to_str().unwrap(),
+        "aaaa1111",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let key = keys
+        .lines()
+        .find(|l| l.starts_with("aaaa1111,"))
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap();
+    let key_file = tmp.path().join("key.txt");
+    std::fs::write(&key_file, key).unwrap();
+    let (code, out, err) = tag424(&[
+        "verify",
+        url.trim(),
+        "--key-file",
+        key_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("GENUINE"), "{out}");
 }
 
 #[test]
