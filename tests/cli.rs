@@ -200,3 +200,58 @@ fn batch_refuses_bad_input_before_touching_a_tag() {
     assert_eq!(code, 2);
     assert!(err.contains("counter"), "{err}");
 }
+
+#[test]
+fn encode_info_reset_and_encode_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tags = tmp.path().join("tags");
+    let (_, uid, _) = tag424(&["sim", "new", "--dir", tags.to_str().unwrap()]);
+    let uid = uid.trim();
+    let reader = format!("sim:{}", tags.display());
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    let (code, info, err) = tag424(&["info", "--reader", &reader, "--uid", uid, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(info.trim()).unwrap();
+    assert_eq!(v["state"], "factory");
+    assert_eq!(v["originality"], "simulated");
+    let (code, _, err) = tag424(&[
+        "encode", "--xuid", "code0001", "--reader", &reader, "--uid", uid, "--out", o,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, info, _) = tag424(&[
+        "info", "--reader", &reader, "--uid", uid, "--out", o, "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(info.trim()).unwrap();
+    assert_eq!(v["state"], "encoded");
+    assert_eq!(v["xuid"], "code0001");
+    let (code, _, err) = tag424(&[
+        "encode", "--xuid", "code0001", "--reader", &reader, "--uid", uid, "--out", o,
+    ]);
+    assert_eq!(code, 2, "a code is never used twice: {err}");
+    let (code, _, err) = tag424(&["reset", "--reader", &reader, "--uid", uid, "--out", o]);
+    assert_eq!(code, 0, "{err}");
+    let (_, info, _) = tag424(&["info", "--reader", &reader, "--uid", uid, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(info.trim()).unwrap();
+    assert_eq!(v["state"], "factory");
+    let (code, _, err) = tag424(&[
+        "encode", "--xuid", "code0002", "--reader", &reader, "--uid", uid, "--out", o,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
+    assert!(
+        keys.contains("code0002") && !keys.contains("code0001"),
+        "{keys}"
+    );
+}
+
+#[test]
+fn pcsc_without_service_is_a_clear_error() {
+    if std::path::Path::new("/run/pcscd/pcscd.comm").exists() {
+        eprintln!("skipped: a PC/SC service is running here");
+        return;
+    }
+    let (code, _, err) = tag424(&["readers"]);
+    assert_eq!(code, 4);
+    assert!(err.contains("PC/SC service is not running"), "{err}");
+}

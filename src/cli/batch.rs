@@ -1,14 +1,17 @@
 //! `tag424 batch` and `tag424 encode`: the operator's main job.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use tag424::provision::batch::{
     generate_xuids, read_xuids, run_batch, BatchEvent, BatchOptions, Summary,
 };
 use tag424::provision::{EncodeOptions, Journal, Outcome, Step};
-use tag424::sim::dir::{SimDir, SimReader};
+
+use super::reader::{AnyReader, ReaderSpec};
 use tag424::sun::{Template, DEFAULT_TEMPLATE};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
@@ -23,7 +26,8 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 ///   tag424 batch --reader sim:tags --generate-xuids 10 --out batch1
 #[derive(Debug, clap::Args)]
 pub struct BatchArgs {
-    /// The reader: `sim` (simulated tags in a temporary directory) or `sim:DIR`.
+    /// The reader: a PC/SC reader's name, index or unique part of its name (see
+    /// `tag424 readers`), `sim` (simulated tags kept in OUT/simulated-tags) or `sim:DIR`.
     #[arg(long, env = "TAG424_READER", default_value = "sim")]
     pub reader: String,
     /// The platform's tag code list: a CSV with an XUID column, or one code per line.
@@ -52,22 +56,6 @@ pub struct BatchArgs {
     pub verbose: bool,
 }
 
-fn sim_dir(reader: &str, out: &Path) -> Result<Option<PathBuf>, CliError> {
-    match reader.split_once(':') {
-        None if reader == "sim" => Ok(Some(out.join("simulated-tags"))),
-        Some(("sim", dir)) if !dir.is_empty() => Ok(Some(PathBuf::from(dir))),
-        _ => Err(CliError {
-            code: 2,
-            message: format!(
-                "reader {reader:?}: this build drives simulated readers only (`sim` or `sim:DIR`)"
-            ),
-            help: Some(
-                "PC/SC readers arrive with the pcsc backend; use --reader sim:DIR meanwhile".into(),
-            ),
-        }),
-    }
-}
-
 fn step_name(s: Step) -> &'static str {
     match s {
         Step::Identify => "Identifying",
@@ -91,20 +79,28 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         tag424::provision::layout::layout(&template, x)
             .map_err(|e| CliError::input(format!("--url with tag code {x}: {e}")))?;
     }
-    let dir = sim_dir(&args.reader, &args.out)?.unwrap_or_default();
+    let spec = ReaderSpec::parse(&args.reader);
     let mut journal = Journal::open(&args.out).map_err(|e| CliError::input(e.to_string()))?;
-    let sim = SimDir::open(&dir).map_err(|e| CliError::input(e.to_string()))?;
-    let mut reader = SimReader::new(sim, true).map_err(|e| CliError::input(e.to_string()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut reader = AnyReader::open(&spec, &args.out.join("simulated-tags"), &stop)?;
     let opts = BatchOptions {
         encode: EncodeOptions {
             template,
-            trust_simulator: true,
+            trust_simulator: args.trust_simulator || spec.is_sim(),
         },
         count: args.count,
+        stop: Some(stop),
     };
     let total = args
         .count
         .unwrap_or(xuids.iter().filter(|x| !journal.xuid_used(x)).count()) as u64;
+    if !args.json {
+        say(&format!(
+            "Reader: {}. Output: {}",
+            reader.describe(),
+            args.out.display()
+        ));
+    }
     let summary = if args.json {
         run_json(&mut reader, &mut journal, &xuids, &opts)?
     } else {
@@ -132,11 +128,22 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             args.out.join("keys.csv").display()
         ));
     }
+    if let Some(why) = &summary.stopped {
+        if why == "interrupted" {
+            eprintln!("Stopped by Ctrl-C. Re-run the same command to continue; nothing is lost.");
+            return Ok(130);
+        }
+        return Err(CliError {
+            code: 4,
+            message: format!("the reader stopped: {why}"),
+            help: Some("fix the reader (plug it in, start pcscd) and re-run the same command: finished tags are kept, an interrupted tag is finished when presented again".into()),
+        });
+    }
     Ok(if summary.failed > 0 { 1 } else { 0 })
 }
 
 fn run_json(
-    reader: &mut SimReader,
+    reader: &mut AnyReader,
     journal: &mut Journal,
     xuids: &[String],
     opts: &BatchOptions,
@@ -154,7 +161,7 @@ fn run_json(
 }
 
 fn run_view(
-    reader: &mut SimReader,
+    reader: &mut AnyReader,
     journal: &mut Journal,
     xuids: &[String],
     opts: &BatchOptions,

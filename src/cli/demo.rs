@@ -56,6 +56,7 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
             trust_simulator: true,
         },
         count: Some(args.tags),
+        stop: None,
     };
     say("2. Encoding (select, version, signature, authenticate, write URL, lock, change 5 keys, read back and verify):");
     let started = Instant::now();

@@ -4,7 +4,10 @@
 mod batch;
 mod demo;
 mod keys;
+mod reader;
 mod sim;
+mod sim_attach;
+mod tag;
 mod verify;
 
 use std::io::Write;
@@ -35,6 +38,14 @@ enum Command {
     /// Run the whole story on simulated tags (start here).
     Demo(demo::DemoArgs),
     Batch(batch::BatchArgs),
+    /// List PC/SC readers and whether a tag is on each.
+    Readers(reader::ReadersArgs),
+    /// Encode the one tag on the reader with a given tag code.
+    Encode(tag::EncodeArgs),
+    /// Show what the tag on the reader is (version, UID, signature, settings, key versions).
+    Info(tag::InfoArgs),
+    /// Return an encoded test tag to factory state with its recorded keys.
+    Reset(tag::ResetArgs),
     Verify(verify::VerifyArgs),
     /// Simulated tags: make, list and tap them.
     #[command(subcommand)]
@@ -131,6 +142,10 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Batch(a) => batch::run(a),
+        Command::Readers(a) => reader::readers(a),
+        Command::Encode(a) => tag::encode(a),
+        Command::Info(a) => tag::info(a),
+        Command::Reset(a) => tag::reset(a),
         Command::Sim(c) => sim::run(c),
         Command::UrlCheck(a) => url_check(a),
     };

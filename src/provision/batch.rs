@@ -23,6 +23,24 @@ pub trait TagSource {
     }
 }
 
+impl TagSource for crate::transport::pcsc::PcscReader {
+    type Tag = crate::transport::pcsc::PcscCard;
+    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
+        match self.wait_for_tag() {
+            Ok(card) => Ok(Some(card)),
+            Err(crate::transport::pcsc::PcscError::Cancelled) => Ok(None),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+    fn remove(&mut self, tag: Self::Tag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        tag.release();
+        match self.wait_for_removal() {
+            Ok(()) | Err(crate::transport::pcsc::PcscError::Cancelled) => Ok(()),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+}
+
 impl TagSource for SimReader {
     type Tag = crate::sim::dir::DirTransport;
     fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
@@ -156,6 +174,8 @@ pub struct Summary {
     pub failed: usize,
     pub exported: usize,
     pub exchanges: usize,
+    /// Why the batch ended early (reader unplugged, service stopped, Ctrl-C), if it did.
+    pub stopped: Option<String>,
 }
 
 /// Options of a batch.
@@ -164,6 +184,8 @@ pub struct BatchOptions {
     pub encode: EncodeOptions,
     /// Stop after this many tags were encoded (default: when the codes run out).
     pub count: Option<usize>,
+    /// Set (from a Ctrl-C handler) to stop after the current tag.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Runs the batch until `count` tags are encoded, the codes run out or the reader has no more
@@ -227,7 +249,10 @@ pub fn run_batch<S: TagSource>(
             }
         }
         on_event(BatchEvent::RemoveTag);
-        let _ = source.remove(card.into_transport());
+        if let Err(e) = source.remove(card.into_transport()) {
+            summary.stopped = Some(e.to_string());
+            break;
+        }
     }
     summary.exported = journal.export()?;
     Ok(summary)

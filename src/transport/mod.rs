@@ -4,6 +4,7 @@
 //! `card`, so backends stay simple: PC/SC, the in-process simulator, and the replay of
 //! recorded exchanges.
 
+pub mod pcsc;
 pub mod replay;
 
 /// Why an APDU did not reach the card or its answer did not come back.

@@ -1,0 +1,154 @@
+//! `--reader`: a simulated reader (`sim`, `sim:DIR`) or a PC/SC reader by name, index or
+//! unique part of its name; and `tag424 readers`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tag424::provision::batch::TagSource;
+use tag424::sim::dir::{SimDir, SimReader};
+use tag424::transport::pcsc::{list_readers, PcscError, PcscReader};
+use tag424::transport::Transport;
+
+use super::{print_json, say, CliError, FORMAT_VERSION};
+
+/// Where tags come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReaderSpec {
+    /// Simulated tags in a directory (default: `simulated-tags` in the output directory).
+    Sim(Option<PathBuf>),
+    /// A PC/SC reader.
+    Pcsc(String),
+}
+
+impl ReaderSpec {
+    pub fn parse(s: &str) -> ReaderSpec {
+        match s.split_once(':') {
+            _ if s == "sim" => ReaderSpec::Sim(None),
+            Some(("sim", dir)) if !dir.is_empty() => ReaderSpec::Sim(Some(PathBuf::from(dir))),
+            _ => ReaderSpec::Pcsc(s.to_string()),
+        }
+    }
+
+    pub fn is_sim(&self) -> bool {
+        matches!(self, ReaderSpec::Sim(_))
+    }
+}
+
+/// An open reader of either kind.
+pub enum AnyReader {
+    Sim(SimReader),
+    Pcsc(PcscReader),
+}
+
+pub fn pcsc_error(e: PcscError) -> CliError {
+    let help = match &e {
+        PcscError::NoService => Some("start the PC/SC service: `sudo systemctl start pcscd` (Linux) — see docs/readers.md".to_string()),
+        PcscError::NoReaders => Some("plug in the reader; `tag424 readers` lists what the PC/SC service sees".to_string()),
+        PcscError::NoSuchReader { .. } | PcscError::Ambiguous { .. } => Some("pass --reader with the exact name or its index from `tag424 readers`, or set TAG424_READER".to_string()),
+        PcscError::ReaderGone(_) => Some("plug the reader back in and re-run the same command: nothing is lost".to_string()),
+        _ => None,
+    };
+    CliError {
+        code: 4,
+        message: e.to_string(),
+        help,
+    }
+}
+
+impl AnyReader {
+    /// Opens the reader; `default_sim_dir` is used for a plain `sim`. Ctrl-C sets `stop` and
+    /// wakes a PC/SC wait.
+    pub fn open(
+        spec: &ReaderSpec,
+        default_sim_dir: &Path,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<AnyReader, CliError> {
+        match spec {
+            ReaderSpec::Sim(dir) => {
+                let d = SimDir::open(dir.as_deref().unwrap_or(default_sim_dir))
+                    .map_err(|e| CliError::input(e.to_string()))?;
+                install_ctrlc(stop.clone(), None);
+                Ok(AnyReader::Sim(
+                    SimReader::new(d, true).map_err(|e| CliError::input(e.to_string()))?,
+                ))
+            }
+            ReaderSpec::Pcsc(name) => {
+                let r = PcscReader::open(name).map_err(pcsc_error)?;
+                install_ctrlc(stop.clone(), Some(r.canceller()));
+                Ok(AnyReader::Pcsc(r))
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            AnyReader::Sim(_) => "simulated reader".into(),
+            AnyReader::Pcsc(r) => r.name(),
+        }
+    }
+}
+
+fn install_ctrlc(stop: Arc<AtomicBool>, canceller: Option<tag424::transport::pcsc::Canceller>) {
+    let _ = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            // Second Ctrl-C: leave now. The journal is always ahead of the tags.
+            eprintln!("\nstopped");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: stopping after the current tag (press again to quit now; no key is lost either way)");
+        if let Some(c) = &canceller {
+            c.cancel();
+        }
+    });
+}
+
+impl TagSource for AnyReader {
+    type Tag = Box<dyn Transport + Send>;
+    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(match self {
+            AnyReader::Sim(r) => TagSource::next_tag(r)?.map(|t| Box::new(t) as Self::Tag),
+            AnyReader::Pcsc(r) => TagSource::next_tag(r)?.map(|t| Box::new(t) as Self::Tag),
+        })
+    }
+    fn remove(&mut self, tag: Self::Tag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        drop(tag);
+        match self {
+            AnyReader::Sim(_) => Ok(()),
+            AnyReader::Pcsc(r) => match r.wait_for_removal() {
+                Ok(()) | Err(PcscError::Cancelled) => Ok(()),
+                Err(e) => Err(Box::new(e)),
+            },
+        }
+    }
+}
+
+/// List the PC/SC readers and whether a tag is on each.
+#[derive(Debug, clap::Args)]
+pub struct ReadersArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn readers(args: ReadersArgs) -> Result<u8, CliError> {
+    let list = list_readers().map_err(pcsc_error)?;
+    if args.json {
+        print_json(&serde_json::json!({"format": FORMAT_VERSION, "readers": list}));
+    } else if list.is_empty() {
+        say("No readers. Plug one in (ACR122U, ACR1252U, uTrust 3700F, …); see docs/readers.md.");
+    } else {
+        for r in &list {
+            say(&format!(
+                "[{}] {}{}",
+                r.index,
+                r.name,
+                if r.card_present {
+                    "  (tag present)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,288 @@
+//! One-tag commands: `encode`, `info`, `reset`.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tag424::card::file_settings::FileSettings;
+use tag424::card::Card;
+use tag424::crypto::originality::Originality;
+use tag424::provision::batch::TagSource;
+use tag424::provision::reset::reset_tag;
+use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
+use tag424::sim::dir::{DirTransport, SimDir};
+use tag424::sun::{Template, DEFAULT_TEMPLATE};
+use tag424::transport::Transport;
+
+use super::reader::{AnyReader, ReaderSpec};
+use super::{print_json, say, CliError, FORMAT_VERSION};
+
+/// Which tag: the reader, and for a simulated reader optionally one tag by UID.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TagArgs {
+    /// The reader (see `tag424 batch --help`).
+    #[arg(long, env = "TAG424_READER", default_value = "sim")]
+    pub reader: String,
+    /// With a simulated reader: the tag's UID (default: the first tag in the directory).
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<String>,
+    /// Accept chips signed with the simulator's test key (implied by a `sim` reader).
+    #[arg(long)]
+    pub trust_simulator: bool,
+}
+
+impl TagArgs {
+    fn spec(&self) -> ReaderSpec {
+        ReaderSpec::parse(&self.reader)
+    }
+
+    /// Waits for one tag.
+    fn one(
+        &self,
+        default_sim_dir: &std::path::Path,
+    ) -> Result<Box<dyn Transport + Send>, CliError> {
+        let spec = self.spec();
+        if let (ReaderSpec::Sim(dir), Some(uid)) = (&spec, &self.uid) {
+            let d = SimDir::open(dir.as_deref().unwrap_or(default_sim_dir))
+                .map_err(|e| CliError::input(e.to_string()))?;
+            let want = uid.to_ascii_uppercase();
+            let state = d
+                .list()
+                .map_err(|e| CliError::input(e.to_string()))?
+                .into_iter()
+                .find(|s| hex::encode_upper(s.uid) == want)
+                .ok_or_else(|| {
+                    CliError::input(format!("no simulated tag {uid} in {}", d.path().display()))
+                })?;
+            return Ok(Box::new(DirTransport::new(d, state)));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut r = AnyReader::open(&spec, default_sim_dir, &stop)?;
+        match r.next_tag() {
+            Ok(Some(t)) => Ok(t),
+            Ok(None) => Err(CliError {
+                code: 130,
+                message: "interrupted".into(),
+                help: None,
+            }),
+            Err(e) => Err(CliError {
+                code: 4,
+                message: e.to_string(),
+                help: None,
+            }),
+        }
+    }
+
+    fn trust(&self) -> bool {
+        self.trust_simulator || self.spec().is_sim()
+    }
+}
+
+fn card_err(e: impl std::fmt::Display) -> CliError {
+    CliError {
+        code: 1,
+        message: e.to_string(),
+        help: None,
+    }
+}
+
+/// Encode the one tag on the reader with the given tag code.
+#[derive(Debug, clap::Args)]
+pub struct EncodeArgs {
+    /// The tag code (XUID) to write.
+    #[arg(long)]
+    pub xuid: String,
+    #[command(flatten)]
+    pub tag: TagArgs,
+    /// Output directory (key journal, keys.csv, associate.csv).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long = "url", value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]
+    pub template: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
+    let template =
+        Template::parse(&a.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
+    tag424::provision::layout::layout(&template, &a.xuid)
+        .map_err(|e| CliError::input(e.to_string()))?;
+    let mut journal = Journal::open(&a.out).map_err(|e| CliError::input(e.to_string()))?;
+    if journal.xuid_used(&a.xuid) {
+        return Err(CliError::input(format!(
+            "tag code {} is already used in {}",
+            a.xuid,
+            a.out.display()
+        )));
+    }
+    let t = a.tag.one(&a.out.join("simulated-tags"))?;
+    let mut card = Card::new(t);
+    let opts = EncodeOptions {
+        template,
+        trust_simulator: a.tag.trust(),
+    };
+    let xuid = a.xuid.clone();
+    let outcome = encode_tag(
+        &mut card,
+        &mut journal,
+        &opts,
+        &mut |j: &Journal| (!j.xuid_used(&xuid)).then(|| xuid.clone()),
+        &mut |_| {},
+    )
+    .map_err(card_err)?;
+    journal.export().map_err(card_err)?;
+    if a.json {
+        print_json(&serde_json::json!({"format": FORMAT_VERSION, "result": outcome}));
+    } else {
+        match &outcome {
+            Outcome::Encoded {
+                uid,
+                xuid,
+                exchanges,
+                ..
+            } => say(&format!("Verified {uid} → {xuid} ({exchanges} APDUs)")),
+            Outcome::AlreadyDone { uid, xuid } => {
+                say(&format!("{uid} is already encoded as {xuid}"))
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Show what a tag is: version, UID, originality, file settings, key versions.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub tag: TagArgs,
+    /// An output directory whose journal may know the tag.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Info {
+    format: u32,
+    product: &'static str,
+    uid: String,
+    originality: Originality,
+    production_year: u16,
+    production_week: u8,
+    hardware: tag424::card::cmd::get_version::VersionPart,
+    software: tag424::card::cmd::get_version::VersionPart,
+    files: Vec<(u8, FileSettings)>,
+    key_versions: Vec<u8>,
+    state: &'static str,
+    xuid: Option<String>,
+}
+
+pub fn info(a: InfoArgs) -> Result<u8, CliError> {
+    let default_dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("simulated-tags");
+    let t = a.tag.one(&default_dir)?;
+    let mut card = Card::new(t);
+    card.select_ndef_application().map_err(card_err)?;
+    let v = card.get_version().map_err(card_err)?;
+    let sig = card.read_sig().map_err(card_err)?;
+    let originality = tag424::crypto::originality::classify(&v.uid, &sig, a.tag.trust());
+    let mut files = Vec::new();
+    for f in 1..=3u8 {
+        files.push((f, card.get_file_settings(f).map_err(card_err)?));
+    }
+    let mut key_versions = Vec::new();
+    for k in 0..5u8 {
+        key_versions.push(card.get_key_version(k).map_err(card_err)?);
+    }
+    let uid = hex::encode_upper(v.uid);
+    let sdm = files.iter().any(|(_, f)| f.sdm.is_some());
+    let state = if key_versions.iter().all(|k| *k == 0) && !sdm {
+        "factory"
+    } else {
+        "encoded"
+    };
+    let xuid = match &a.out {
+        Some(d) => Journal::open(d)
+            .ok()
+            .and_then(|j| j.tag(&uid).map(|t| t.xuid.clone())),
+        None => None,
+    };
+    let (year, week) = v.production();
+    let info = Info {
+        format: FORMAT_VERSION,
+        product: v.product(),
+        uid,
+        originality,
+        production_year: year,
+        production_week: week,
+        hardware: v.hardware,
+        software: v.software,
+        files,
+        key_versions,
+        state,
+        xuid,
+    };
+    if a.json {
+        print_json(&info);
+        return Ok(0);
+    }
+    say(&format!(
+        "{}  UID {}  ({})",
+        info.product, info.uid, info.state
+    ));
+    say(&format!(
+        "  originality   {}",
+        match info.originality {
+            Originality::GenuineNxp => "genuine NXP signature",
+            Originality::Simulated => "simulated chip (tag424 test key)",
+            Originality::Invalid => "NOT GENUINE: signature does not verify",
+        }
+    ));
+    say(&format!(
+        "  produced      week {} of {}",
+        info.production_week, info.production_year
+    ));
+    say(&format!("  key versions  {:?}", info.key_versions));
+    for (n, f) in &info.files {
+        say(&format!(
+            "  file {n:02}       {} bytes, {}, read {}, write {}, change {}{}",
+            f.size,
+            f.comm_mode,
+            f.access.read,
+            f.access.write,
+            f.access.change,
+            if f.sdm.is_some() { ", SDM on" } else { "" }
+        ));
+    }
+    if let Some(x) = &info.xuid {
+        say(&format!("  tag code      {x}"));
+    }
+    Ok(0)
+}
+
+/// Return an encoded test tag to factory state, with the keys recorded in DIR.
+#[derive(Debug, clap::Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub tag: TagArgs,
+    /// The output directory the tag was encoded with.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
+    let mut journal = Journal::open(&a.out).map_err(|e| CliError::input(e.to_string()))?;
+    let t = a.tag.one(&a.out.join("simulated-tags"))?;
+    let mut card = Card::new(t);
+    let uid = reset_tag(&mut card, &mut journal, a.tag.trust()).map_err(card_err)?;
+    journal.export().map_err(card_err)?;
+    say(&format!(
+        "{uid} is back to factory keys and settings; it can be encoded again"
+    ));
+    Ok(0)
+}

@@ -1,0 +1,351 @@
+//! PC/SC readers through the `pcsc` crate and the system's PC/SC service (pcscd on Linux and
+//! macOS, WinSCard on Windows).
+//!
+//! Waiting for a tag to arrive or leave sleeps in `SCardGetStatusChange` (no polling loop);
+//! [`PcscReader::canceller`] gives a handle that wakes such a wait (Ctrl-C).
+
+use std::ffi::{CStr, CString};
+use std::time::Duration;
+
+use super::{Transport, TransportError};
+
+/// Why a PC/SC reader could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PcscError {
+    #[error("the PC/SC service is not running (on Linux: start pcscd)")]
+    NoService,
+    #[error("no smart card reader is connected")]
+    NoReaders,
+    #[error("no reader matches {wanted:?}; readers: {}", list(.available))]
+    NoSuchReader {
+        wanted: String,
+        available: Vec<String>,
+    },
+    #[error("{wanted:?} matches several readers: {}; give more of the name or its index", list(.matches))]
+    Ambiguous {
+        wanted: String,
+        matches: Vec<String>,
+    },
+    #[error("the reader {0:?} was unplugged")]
+    ReaderGone(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("PC/SC: {context}")]
+    Other {
+        context: &'static str,
+        #[source]
+        source: pcsc::Error,
+    },
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.iter()
+            .enumerate()
+            .map(|(i, n)| format!("[{i}] {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn map_err(context: &'static str) -> impl Fn(pcsc::Error) -> PcscError {
+    move |e| match e {
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped => PcscError::NoService,
+        pcsc::Error::NoReadersAvailable => PcscError::NoReaders,
+        pcsc::Error::Cancelled => PcscError::Cancelled,
+        source => PcscError::Other { context, source },
+    }
+}
+
+/// A reader and whether a tag is on it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReaderInfo {
+    pub index: usize,
+    pub name: String,
+    pub card_present: bool,
+}
+
+/// Wakes a reader's blocking wait from another thread (a Ctrl-C handler).
+#[derive(Clone)]
+pub struct Canceller(pcsc::Context);
+
+impl Canceller {
+    pub fn cancel(&self) {
+        let _ = self.0.cancel();
+    }
+}
+
+/// A PC/SC reader, chosen by name.
+pub struct PcscReader {
+    ctx: pcsc::Context,
+    name: CString,
+}
+
+impl std::fmt::Debug for PcscReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcscReader")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+fn establish() -> Result<pcsc::Context, PcscError> {
+    pcsc::Context::establish(pcsc::Scope::User).map_err(map_err("connecting to the PC/SC service"))
+}
+
+fn reader_names(ctx: &pcsc::Context) -> Result<Vec<CString>, PcscError> {
+    match ctx.list_readers_owned() {
+        Ok(v) => Ok(v),
+        Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+        Err(e) => Err(map_err("listing readers")(e)),
+    }
+}
+
+/// Every reader, with card presence.
+pub fn list_readers() -> Result<Vec<ReaderInfo>, PcscError> {
+    let ctx = establish()?;
+    let names = reader_names(&ctx)?;
+    let mut states: Vec<pcsc::ReaderState> = names
+        .iter()
+        .map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE))
+        .collect();
+    if !states.is_empty() {
+        ctx.get_status_change(Duration::from_millis(0), &mut states)
+            .map_err(map_err("reading reader states"))?;
+    }
+    Ok(names
+        .iter()
+        .zip(&states)
+        .enumerate()
+        .map(|(index, (n, s))| ReaderInfo {
+            index,
+            name: n.to_string_lossy().into_owned(),
+            card_present: s.event_state().contains(pcsc::State::PRESENT),
+        })
+        .collect())
+}
+
+/// Picks a reader: exact name, index, or a unique case-insensitive substring.
+pub fn choose<'a>(wanted: &str, names: &'a [String]) -> Result<&'a String, PcscError> {
+    if names.is_empty() {
+        return Err(PcscError::NoReaders);
+    }
+    if let Some(n) = names.iter().find(|n| *n == wanted) {
+        return Ok(n);
+    }
+    if let Ok(i) = wanted.parse::<usize>() {
+        if let Some(n) = names.get(i) {
+            return Ok(n);
+        }
+    }
+    let w = wanted.to_lowercase();
+    let matches: Vec<&String> = names
+        .iter()
+        .filter(|n| n.to_lowercase().contains(&w))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(PcscError::NoSuchReader {
+            wanted: wanted.into(),
+            available: names.to_vec(),
+        }),
+        many => Err(PcscError::Ambiguous {
+            wanted: wanted.into(),
+            matches: many.iter().map(|s| s.to_string()).collect(),
+        }),
+    }
+}
+
+impl PcscReader {
+    /// Opens the reader `wanted` names (exact name, index, or unique substring).
+    pub fn open(wanted: &str) -> Result<PcscReader, PcscError> {
+        let ctx = establish()?;
+        let names: Vec<String> = reader_names(&ctx)?
+            .iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        let name = choose(wanted, &names)?;
+        let name = CString::new(name.as_str()).map_err(|_| PcscError::NoSuchReader {
+            wanted: wanted.into(),
+            available: names.clone(),
+        })?;
+        Ok(PcscReader { ctx, name })
+    }
+
+    pub fn name(&self) -> String {
+        self.name.to_string_lossy().into_owned()
+    }
+
+    pub fn canceller(&self) -> Canceller {
+        Canceller(self.ctx.clone())
+    }
+
+    /// Sleeps until the reader's state has `want` (PRESENT or EMPTY). `None`: no timeout.
+    fn wait(&self, want: pcsc::State, timeout: Option<Duration>) -> Result<bool, PcscError> {
+        let mut states = [pcsc::ReaderState::new(
+            self.name.clone(),
+            pcsc::State::UNAWARE,
+        )];
+        loop {
+            match self.ctx.get_status_change(timeout, &mut states) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => return Ok(false),
+                Err(pcsc::Error::UnknownReader) | Err(pcsc::Error::ReaderUnavailable) => {
+                    return Err(PcscError::ReaderGone(self.name()))
+                }
+                Err(e) => return Err(map_err("waiting for a tag")(e)),
+            }
+            let ev = states[0].event_state();
+            if ev.intersects(pcsc::State::UNAVAILABLE | pcsc::State::UNKNOWN | pcsc::State::IGNORE)
+            {
+                return Err(PcscError::ReaderGone(self.name()));
+            }
+            if ev.contains(want)
+                && !(want == pcsc::State::PRESENT && ev.contains(pcsc::State::MUTE))
+            {
+                return Ok(true);
+            }
+            states[0].sync_current_state();
+        }
+    }
+
+    /// Sleeps until a tag is on the reader and connects to it.
+    pub fn wait_for_tag(&self) -> Result<PcscCard, PcscError> {
+        loop {
+            self.wait(pcsc::State::PRESENT, None)?;
+            match self
+                .ctx
+                .connect(&self.name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            {
+                Ok(card) => {
+                    return Ok(PcscCard {
+                        card: Some(card),
+                        reader: self.name(),
+                    })
+                }
+                // The tag left again before we connected: wait for the next one.
+                Err(
+                    pcsc::Error::NoSmartcard
+                    | pcsc::Error::RemovedCard
+                    | pcsc::Error::UnresponsiveCard
+                    | pcsc::Error::UnpoweredCard,
+                ) => continue,
+                Err(pcsc::Error::UnknownReader | pcsc::Error::ReaderUnavailable) => {
+                    return Err(PcscError::ReaderGone(self.name()))
+                }
+                Err(e) => return Err(map_err("connecting to the tag")(e)),
+            }
+        }
+    }
+
+    /// Sleeps until the reader is empty.
+    pub fn wait_for_removal(&self) -> Result<(), PcscError> {
+        self.wait(pcsc::State::EMPTY, None).map(drop)
+    }
+
+    /// Whether a tag is present now.
+    pub fn card_present(&self) -> Result<bool, PcscError> {
+        self.wait(pcsc::State::PRESENT, Some(Duration::from_millis(0)))
+    }
+
+    pub fn name_cstr(&self) -> &CStr {
+        &self.name
+    }
+}
+
+/// A connected tag.
+pub struct PcscCard {
+    card: Option<pcsc::Card>,
+    reader: String,
+}
+
+impl std::fmt::Debug for PcscCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcscCard")
+            .field("reader", &self.reader)
+            .finish()
+    }
+}
+
+impl PcscCard {
+    /// Disconnects and leaves the tag as it is (no reset).
+    pub fn release(mut self) {
+        if let Some(c) = self.card.take() {
+            let _ = c.disconnect(pcsc::Disposition::LeaveCard);
+        }
+    }
+}
+
+impl Drop for PcscCard {
+    fn drop(&mut self) {
+        if let Some(c) = self.card.take() {
+            let _ = c.disconnect(pcsc::Disposition::LeaveCard);
+        }
+    }
+}
+
+impl Transport for PcscCard {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let card = self.card.as_ref().ok_or(TransportError::CardRemoved)?;
+        let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
+        match card.transmit(command, &mut buf) {
+            Ok(r) => Ok(r.to_vec()),
+            Err(
+                pcsc::Error::RemovedCard
+                | pcsc::Error::ResetCard
+                | pcsc::Error::UnpoweredCard
+                | pcsc::Error::UnresponsiveCard,
+            ) => {
+                self.card = None;
+                Err(TransportError::CardRemoved)
+            }
+            Err(pcsc::Error::NoSmartcard) => {
+                self.card = None;
+                Err(TransportError::NoCard)
+            }
+            Err(
+                e @ (pcsc::Error::ReaderUnavailable
+                | pcsc::Error::UnknownReader
+                | pcsc::Error::NoService
+                | pcsc::Error::ServiceStopped),
+            ) => {
+                self.card = None;
+                Err(TransportError::ReaderGone(format!("{}: {e}", self.reader)))
+            }
+            Err(e) => Err(TransportError::Backend {
+                context: format!("PC/SC transmit on {}", self.reader),
+                source: Box::new(e),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_choice() {
+        let names = vec![
+            "ACS ACR1252 1S CL Reader PICC 0".to_string(),
+            "ACS ACR1252 1S CL Reader SAM 0".to_string(),
+            "Virtual PCD 00 00".to_string(),
+        ];
+        assert_eq!(choose("Virtual PCD 00 00", &names).unwrap(), &names[2]);
+        assert_eq!(choose("1", &names).unwrap(), &names[1]);
+        assert_eq!(choose("picc", &names).unwrap(), &names[0]);
+        assert!(matches!(
+            choose("ACR1252", &names),
+            Err(PcscError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            choose("omnikey", &names),
+            Err(PcscError::NoSuchReader { .. })
+        ));
+        assert!(matches!(choose("x", &[]), Err(PcscError::NoReaders)));
+        let msg = choose("omnikey", &names).unwrap_err().to_string();
+        assert!(msg.contains("[2] Virtual PCD 00 00"), "{msg}");
+    }
+}
