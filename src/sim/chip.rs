@@ -501,6 +501,10 @@ impl SimChip {
                 return Err(sw::LENGTH);
             }
             pcd_cap2[..len_cap].copy_from_slice(&data[2..]);
+            // PCDcap2.1 bit 1 asks for LRP: this chip is in AES mode (LRP is not simulated).
+            if pcd_cap2[0] & 0x02 != 0 {
+                return Err(sw::PERMISSION);
+            }
         } else {
             if data.len() != 1 {
                 return Err(sw::LENGTH);
@@ -853,7 +857,7 @@ impl SimChip {
         if len == 0 && len_zero_means_rest {
             len = size.saturating_sub(off);
         }
-        if off > size || off + len > size {
+        if off > size || off + len > size || (len == 0 && len_zero_means_rest) {
             return Err(sw::BOUNDARY);
         }
         Ok((file_no, off, len))
@@ -917,6 +921,10 @@ impl SimChip {
         };
         if plain.len() != expected {
             return Err(sw::LENGTH);
+        }
+        if header[0] == 0x05 && plain.get(4).is_some_and(|b| b & 0x02 != 0) {
+            // Switching to LRP is permanent on the real chip; it is not simulated.
+            return Err(sw::PERMISSION);
         }
         if header[0] == 0x00 && plain[0] & 0x02 != 0 {
             self.state.random_id = true;
