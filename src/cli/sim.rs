@@ -9,6 +9,7 @@ use tag424::provision::layout::url_from_ndef;
 use tag424::sim::dir::{DirTransport, SimDir};
 use tag424::sim::ChipState;
 
+use super::sim_attach;
 use super::{print_json, say, CliError};
 
 /// Simulated NTAG 424 DNA tags (test devices; their keys are stored in their files).
@@ -36,6 +37,7 @@ pub enum SimCommand {
         /// The tag's UID (14 hex digits) or its tag code (XUID).
         tag: String,
     },
+    Attach(sim_attach::AttachArgs),
 }
 
 fn open(dir: &std::path::Path) -> Result<SimDir, CliError> {
@@ -81,6 +83,7 @@ pub fn tap(dir: &SimDir, state: ChipState) -> Result<String, CliError> {
 
 pub fn run(cmd: SimCommand) -> Result<u8, CliError> {
     match cmd {
+        SimCommand::Attach(a) => return sim_attach::run(a),
         SimCommand::New { count, dir } => {
             let d = open(&dir)?;
             for _ in 0..count {

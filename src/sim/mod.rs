@@ -5,6 +5,7 @@ pub mod chip;
 pub mod dir;
 pub mod state;
 pub mod transport;
+pub mod vpcd;
 
 pub use chip::SimChip;
 pub use state::ChipState;
