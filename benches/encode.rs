@@ -17,6 +17,7 @@ fn main() {
     let opts = EncodeOptions {
         template: Template::default(),
         trust_simulator: true,
+        master: None,
     };
     let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
     let mut exchanges = 0;

@@ -14,6 +14,7 @@ fn opts() -> EncodeOptions {
     EncodeOptions {
         template: Template::default(),
         trust_simulator: true,
+        master: None,
     }
 }
 
@@ -236,4 +237,29 @@ fn an_unwritable_output_directory_is_an_error() {
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     assert!(Journal::open(&file.join("out")).is_err());
+}
+
+#[test]
+fn diversified_keys_can_be_rederived_from_the_uid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(tmp.path()).unwrap();
+    let master: AesKey = "00112233445566778899AABBCCDDEEFF".parse().unwrap();
+    let o = EncodeOptions {
+        master: Some(master.clone()),
+        ..opts()
+    };
+    let xuids = generate_xuids(1);
+    let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
+    let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::random_factory())));
+    encode_tag(&mut card, &mut journal, &o, &mut next, &mut |_| {}).unwrap();
+    let state = &card.transport().chip.state;
+    let derived = tag424::provision::KeySet::diversified(&master, &state.uid);
+    for k in 0..5u8 {
+        assert_eq!(&state.keys[k as usize], derived.key(k));
+    }
+    assert_ne!(
+        derived.key(0),
+        derived.key(1),
+        "each key number gets its own key"
+    );
 }

@@ -296,7 +296,10 @@ impl SdmSettings {
             )));
         }
         if b[1] >> 4 != 0xF {
-            return Err(Malformed::Field(format!("SDMAccessRights {:02X}h: the reserved nibble must be F", b[1])));
+            return Err(Malformed::Field(format!(
+                "SDMAccessRights {:02X}h: the reserved nibble must be F",
+                b[1]
+            )));
         }
         let ctr_ret = Access::from_nibble(b[1] & 0x0F)?;
         let meta = Access::from_nibble(b[2] >> 4)?;

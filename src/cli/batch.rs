@@ -42,6 +42,8 @@ pub struct BatchArgs {
     /// URL template (see `tag424 verify --help`).
     #[arg(long = "url", value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]
     pub template: String,
+    #[command(flatten)]
+    pub master: super::keys::MasterKeySource,
     /// Stop after N tags are encoded.
     #[arg(long, value_name = "N")]
     pub count: Option<usize>,
@@ -87,6 +89,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         encode: EncodeOptions {
             template,
             trust_simulator: args.trust_simulator || spec.is_sim(),
+            master: args.master.resolve()?,
         },
         count: args.count,
         stop: Some(stop),

@@ -54,6 +54,7 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
         encode: EncodeOptions {
             template: template.clone(),
             trust_simulator: true,
+            master: None,
         },
         count: Some(args.tags),
         stop: None,

@@ -75,3 +75,25 @@ fn read_key(
         None => Ok(None),
     }
 }
+
+/// An optional master key: tag keys are then derived with AN10922 instead of drawn at random.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MasterKeySource {
+    /// Derive every tag's five keys from the master key in this file (NXP AN10922 AES-128,
+    /// input UID || key number || "tag424"), so they can be re-derived from the UID. The keys
+    /// are journaled as always. Also TAG424_MASTER_KEY; never on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    #[arg(long, env = "TAG424_MASTER_KEY", hide = true, hide_env_values = true)]
+    pub master_key_env: Option<String>,
+}
+
+impl MasterKeySource {
+    pub fn resolve(&self) -> Result<Option<AesKey>, CliError> {
+        read_key(
+            self.master_key_env.as_deref(),
+            self.master_key_file.as_ref(),
+            "master key",
+        )
+    }
+}

@@ -100,6 +100,8 @@ pub struct EncodeArgs {
     pub out: PathBuf,
     #[arg(long = "url", value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]
     pub template: String,
+    #[command(flatten)]
+    pub master: super::keys::MasterKeySource,
     #[arg(long)]
     pub json: bool,
 }
@@ -122,6 +124,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
     let opts = EncodeOptions {
         template,
         trust_simulator: a.tag.trust(),
+        master: a.master.resolve()?,
     };
     let xuid = a.xuid.clone();
     let outcome = encode_tag(

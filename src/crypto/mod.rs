@@ -3,6 +3,7 @@
 //!
 //! Everything here is pure computation; no module below talks to a card.
 
+pub mod diversify;
 pub mod ev2;
 pub mod key;
 pub mod lrp;

@@ -22,6 +22,8 @@ pub struct EncodeOptions {
     pub template: Template,
     /// Accept chips signed with the simulator's published key (never genuine NXP).
     pub trust_simulator: bool,
+    /// Derive each tag's keys from this master key (AN10922) instead of drawing them at random.
+    pub master: Option<AesKey>,
 }
 
 /// What happened to a tag.
@@ -152,7 +154,10 @@ pub fn encode_tag<T: Transport>(
         }
         Err(e) => return Err(e.into()),
     };
-    let keys = KeySet::random();
+    let keys = match &opts.master {
+        Some(m) => KeySet::diversified(m, &id.uid),
+        None => KeySet::random(),
+    };
     // The keys are on disk before the chip hears of them.
     journal.append(Record::Planned {
         uid: uid.clone(),
