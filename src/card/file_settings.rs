@@ -224,7 +224,7 @@ impl SdmSettings {
             }
         }
         if let Some((o, l)) = self.enc_file_data {
-            if l == 0 || l % 32 != 0 {
+            if l == 0 || !l.is_multiple_of(32) {
                 return Err(format!(
                     "SDMENCLength {l} must be a non-zero multiple of 32"
                 ));

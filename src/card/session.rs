@@ -170,7 +170,7 @@ impl<'c, T: Transport> Session<'c, T> {
         if mode == CommMode::Mac || body.is_empty() {
             return Ok(body.to_vec());
         }
-        if body.len() % 16 != 0 {
+        if !body.len().is_multiple_of(16) {
             return Err(CardError::Malformed {
                 command: name,
                 problem: Malformed::NotBlockAligned(body.len()),

@@ -40,7 +40,7 @@ pub struct NotBlockAligned(pub usize);
 
 /// AES-128-CBC encryption without padding (`data.len()` must be a multiple of 16).
 pub fn cbc_encrypt(key: &AesKey, iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, NotBlockAligned> {
-    if data.len() % 16 != 0 {
+    if !data.len().is_multiple_of(16) {
         return Err(NotBlockAligned(data.len()));
     }
     let mut buf = data.to_vec();
@@ -52,7 +52,7 @@ pub fn cbc_encrypt(key: &AesKey, iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, 
 
 /// AES-128-CBC decryption without padding removal.
 pub fn cbc_decrypt(key: &AesKey, iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, NotBlockAligned> {
-    if data.len() % 16 != 0 {
+    if !data.len().is_multiple_of(16) {
         return Err(NotBlockAligned(data.len()));
     }
     let mut buf = data.to_vec();
@@ -96,7 +96,7 @@ pub fn pad_m2(data: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(data.len() + 16);
     v.extend_from_slice(data);
     v.push(0x80);
-    while v.len() % 16 != 0 {
+    while !v.len().is_multiple_of(16) {
         v.push(0);
     }
     v

@@ -44,7 +44,7 @@ pub fn session_vector(label: [u8; 2], uid: Option<&[u8; 7]>, ctr: Option<u32>) -
     if let Some(c) = ctr {
         sv.extend_from_slice(&ctr_le(c));
     }
-    while sv.len() % 16 != 0 {
+    while !sv.len().is_multiple_of(16) {
         sv.push(0);
     }
     sv
@@ -168,7 +168,7 @@ pub fn decrypt_file_data(
     ctr: u32,
     enc: &[u8],
 ) -> Result<Vec<u8>, SdmError> {
-    if enc.is_empty() || enc.len() % 16 != 0 {
+    if enc.is_empty() || !enc.len().is_multiple_of(16) {
         return Err(SdmError::EncDataLength(enc.len()));
     }
     let k = enc_session_key(file_read_key, uid, ctr);
@@ -182,7 +182,7 @@ pub fn encrypt_file_data(
     ctr: u32,
     plain: &[u8],
 ) -> Result<Vec<u8>, SdmError> {
-    if plain.is_empty() || plain.len() % 16 != 0 {
+    if plain.is_empty() || !plain.len().is_multiple_of(16) {
         return Err(SdmError::EncDataLength(plain.len()));
     }
     let k = enc_session_key(file_read_key, uid, ctr);

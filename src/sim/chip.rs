@@ -619,7 +619,7 @@ impl SimChip {
         if mode == CommMode::Mac || body.is_empty() {
             return Ok((header.to_vec(), Zeroizing::new(body.to_vec())));
         }
-        if body.len() % 16 != 0 {
+        if !body.len().is_multiple_of(16) {
             return Err(sw::LENGTH);
         }
         let iv = iv_command(&s.keys.enc, &s.ti, s.cmd_ctr);
