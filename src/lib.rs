@@ -14,3 +14,4 @@ pub mod provision;
 pub mod sim;
 pub mod sun;
 pub mod transport;
+pub mod verifier;

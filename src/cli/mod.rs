@@ -5,6 +5,7 @@ mod batch;
 mod demo;
 mod keys;
 mod reader;
+mod serve;
 mod sim;
 mod sim_attach;
 mod tag;
@@ -52,6 +53,8 @@ enum Command {
     Sim(sim::SimCommand),
     /// Show how a URL template is laid out in the NDEF file (offsets and SDM settings).
     UrlCheck(UrlCheckArgs),
+    Serve(serve::ServeArgs),
+    Scans(serve::ScansArgs),
 }
 
 /// Show how a URL template is laid out on a tag.
@@ -148,6 +151,8 @@ pub fn main() -> ExitCode {
         Command::Reset(a) => tag::reset(a),
         Command::Sim(c) => sim::run(c),
         Command::UrlCheck(a) => url_check(a),
+        Command::Serve(a) => serve::serve(a),
+        Command::Scans(a) => serve::scans(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,294 @@
+//! `tag424 serve` (the local verifier) and `tag424 scans` (its scan log).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tag424::verifier::catalog::{Catalog, Cors, GroupKind};
+use tag424::verifier::config::{ConfigFile, FlagFolder};
+use tag424::verifier::server::{self, Tls};
+use tag424::verifier::store::{SqliteStore, Store};
+use tag424::verifier::Verifier;
+
+use super::{print_json, say, CliError, FORMAT_VERSION};
+
+/// Default database file.
+pub const DEFAULT_DB: &str = "tag424-verifier.db";
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8424";
+
+/// Run the local verifier: the tag platform's verification API (GET /v1/t) and the landing page
+/// a tag's URL opens on a phone (GET /auth), from the batches this tool encoded.
+///
+/// Counters are single-use and forward-only; a Pass is on disk before it is answered. The
+/// database keeps tags, keys, counters and the scan log across restarts (`tag424 scans`).
+///
+/// Example (simulated tags):
+///   tag424 batch --reader sim:tags --generate-xuids 5 --out batch1
+///   tag424 serve --batch batch1
+///   curl "http://127.0.0.1:8424/v1/t?$(tag424 sim tap --dir tags <XUID> | cut -d? -f2)"
+///
+/// See docs/verifier.md for the API, its error codes and the config file.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port). Default 127.0.0.1:8424.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Database file (created if missing; holds keys: keep it private).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Import a batch: a `tag424 batch` output directory, or CSV files (XUID,KEY / XUID,UID /
+    /// XUID,CUID) separated by commas. Repeatable. Goes into folder "default".
+    #[arg(long, value_name = "DIR|CSV[,CSV]")]
+    pub batch: Vec<String>,
+    /// Configuration file (TOML): folders, tag groups, batches, settings.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Account id of the --batch folder (for c=…&a=… and u=…&a=… lookups).
+    #[arg(long, default_value = "local")]
+    pub aid: String,
+    /// API token of the --batch folder (alphanumeric, up to 32): r=… or an X-API-Key header.
+    #[arg(long, env = "TAG424_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CORS: none (default), * or one origin (the --batch folder and answers of no folder).
+    #[arg(long, value_name = "none|*|ORIGIN")]
+    pub cors: Option<String>,
+    /// Kind of the --batch tag group.
+    #[arg(long, value_enum, default_value = "authentication")]
+    pub kind: KindArg,
+    /// Default response of the --batch group (Fail for authentication, Found for standard).
+    #[arg(long, value_name = "TEXT")]
+    pub default_response: Option<String>,
+    /// Pass response of the --batch group.
+    #[arg(long, value_name = "TEXT", default_value = "Pass")]
+    pub pass_response: String,
+    /// HTTPS: PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: PEM private key (with --tls-cert).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// HTTPS with a certificate made now for the listen address and localhost (phone tests on
+    /// a LAN; the phone warns about it once).
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    Authentication,
+    Standard,
+}
+
+/// Print the verifier's scan log (oldest first).
+///
+/// Example:
+///   tag424 scans --db tag424-verifier.db --limit 20
+#[derive(Debug, clap::Args)]
+pub struct ScansArgs {
+    /// The verifier's database.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Only the last N scans.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// One JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn input(e: impl std::fmt::Display) -> CliError {
+    CliError::input(e.to_string())
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
+    let cfg = match &a.config {
+        Some(p) => ConfigFile::load(p).map_err(input)?,
+        None => ConfigFile::default(),
+    };
+    let listen = a
+        .listen
+        .clone()
+        .or(cfg.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen: SocketAddr = listen.parse().map_err(|_| {
+        input(format!(
+            "--listen {listen:?}: expected IP:PORT, e.g. 127.0.0.1:8424"
+        ))
+    })?;
+    let db =
+        a.db.clone()
+            .or(cfg.db.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+    let cors_text = a.cors.clone().or(cfg.cors.clone());
+    let cors = Cors::parse(cors_text.as_deref().unwrap_or("none")).map_err(input)?;
+
+    // The catalog: the config file's folders, plus a "default" folder for --batch.
+    let mut catalog: Catalog = cfg.catalog().map_err(input)?;
+    if !a.batch.is_empty() {
+        let flags = FlagFolder {
+            aid: a.aid.clone(),
+            token: a.token.clone(),
+            cors: cors.clone(),
+            kind: match a.kind {
+                KindArg::Authentication => GroupKind::Authentication,
+                KindArg::Standard => GroupKind::Standard,
+            },
+            default_response: a.default_response.clone(),
+            pass_response: a.pass_response.clone(),
+        };
+        catalog
+            .folders
+            .extend(flags.catalog(&a.batch).map_err(input)?.folders);
+    }
+    let import = !catalog.folders.is_empty();
+    if import {
+        catalog.validate().map_err(input)?;
+    }
+
+    let tls = if let (Some(cert), Some(key)) = (
+        a.tls_cert.clone().or(cfg.tls_cert.clone()),
+        a.tls_key.clone().or(cfg.tls_key.clone()),
+    ) {
+        Tls::Files { cert, key }
+    } else if a.tls_self_signed || cfg.tls_self_signed.unwrap_or(false) {
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        if !listen.ip().is_unspecified() && !is_loopback(&listen) {
+            names.push(listen.ip().to_string());
+        }
+        Tls::SelfSigned { names }
+    } else {
+        Tls::Plain
+    };
+    let tls_config = server::rustls_config(&tls).map_err(input)?;
+
+    let store = SqliteStore::open(&db).map_err(input)?;
+    let verifier = Verifier::open(store, import.then_some(&catalog), cors).map_err(input)?;
+    let verifier = Arc::new(verifier);
+    let listener =
+        TcpListener::bind(listen).map_err(|e| input(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(input)?;
+    if matches!(tls, Tls::Plain) && !is_loopback(&addr) {
+        eprintln!(
+            "warning: serving plain HTTP on {addr}, which is not a loopback address: scans and API \
+             tokens cross the network unencrypted. Use --tls-self-signed or --tls-cert/--tls-key."
+        );
+    }
+    let scheme = if matches!(tls, Tls::Plain) {
+        "http"
+    } else {
+        "https"
+    };
+    let folders = verifier.registry.folders.len();
+    say(&format!(
+        "tag424 serve: {} tags in {} folder(s) from {}",
+        verifier.registry.tag_count(),
+        folders,
+        db.display()
+    ));
+    if let Tls::SelfSigned { names } = &tls {
+        say(&format!(
+            "tag424 serve: self-signed certificate for {} (made now; not saved)",
+            names.join(", ")
+        ));
+    }
+    say(&format!(
+        "tag424 serve: listening on {scheme}://{addr} (GET /v1/t, /auth, /healthz; Ctrl-C stops)"
+    ));
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tag424-serve")
+        .build()
+        .map_err(input)?;
+    let result = rt.block_on(async {
+        let running = server::spawn(verifier.clone(), listener, tls_config.map(|t| t.config))?;
+        server::shutdown_signal().await;
+        eprintln!("tag424 serve: stopping (finishing open requests, committing the scan log)");
+        running.stop(Duration::from_secs(5)).await
+    });
+    result.map_err(|e| input(format!("server: {e}")))?;
+    eprintln!("tag424 serve: stopped");
+    Ok(0)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+pub fn scans(a: ScansArgs) -> Result<u8, CliError> {
+    if !a.db.exists() {
+        return Err(input(format!(
+            "{}: no such database (tag424 serve --db creates it)",
+            a.db.display()
+        )));
+    }
+    let mut store = SqliteStore::open_read_only(&a.db).map_err(input)?;
+    let rows = store.scans(a.limit).map_err(input)?;
+    if a.json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                v["time"] = serde_json::Value::String(utc(r.time_ms));
+                v
+            })
+            .collect();
+        print_json(&serde_json::json!({"format": FORMAT_VERSION, "scans": rows}));
+        return Ok(0);
+    }
+    say(&format!(
+        "{:<24} {:<4} {:<16} {:>8} {:<10} {:<20} {}",
+        "TIME (UTC)", "VIA", "XUID", "COUNTER", "RESULT", "REASON", "FROM"
+    ));
+    for r in &rows {
+        say(&format!(
+            "{:<24} {:<4} {:<16} {:>8} {:<10} {:<20} {}",
+            utc(r.time_ms),
+            r.endpoint,
+            if r.xuid.is_empty() { "-" } else { &r.xuid },
+            r.ctr.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            r.result,
+            r.reason,
+            r.remote
+        ));
+    }
+    let passes = rows.iter().filter(|r| r.passed).count();
+    say(&format!("{} scans, {} passed", rows.len(), passes));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(super::utc(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+    }
+}

@@ -1,0 +1,276 @@
+//! The query string of `GET /v1/t` and `GET /auth`: `x`, `c`, `u`, `a`, `n`, `e`, `r`.
+//!
+//! The parser takes the raw query (as it arrived, percent-encoded) and either returns the
+//! typed parameters or the error code the API answers. It never panics, whatever the input
+//! (`fuzz/fuzz_targets/verifier_query.rs`), and bounds everything it allocates.
+
+/// Longest query string looked at; anything longer is `malformed_parameter`.
+pub const MAX_QUERY_LEN: usize = 4096;
+/// Longest tag code (XUID), custom id (CUID), account id (AID) accepted.
+pub const MAX_XUID_LEN: usize = 64;
+pub const MAX_CUID_LEN: usize = 128;
+pub const MAX_AID_LEN: usize = 64;
+/// API tokens are alphanumeric, up to 32 characters.
+pub const MAX_TOKEN_LEN: usize = 32;
+
+/// How the tag is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// `x={XUID}`: the tag code, unique across the verifier.
+    Xuid(String),
+    /// `c={CUID}&a={AID}`: a custom id within an account (case-sensitive).
+    Cuid { cuid: String, aid: String },
+    /// `u={UID}&a={AID}`: the chip UID (14 uppercase hex digits) within an account.
+    Uid { uid: [u8; 7], aid: String },
+}
+
+/// The SUN parameters of an authentication tag: `n` (read counter, 6 hex digits, MSB first,
+/// as the chip mirrors it) and `e` (SDMMAC, 16 hex digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sun {
+    pub ctr: u32,
+    pub mac: [u8; 8],
+}
+
+/// A parsed query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub lookup: Lookup,
+    pub sun: Option<Sun>,
+    /// `r={token}` (checked against the folder's token; not validated here).
+    pub token: Option<String>,
+}
+
+/// Why a query was refused before any lookup (the API's `error` value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryError {
+    /// No `x`, no `c` and no `u`; or `c`/`u` without `a`; or `n` without `e` (or the reverse).
+    Missing,
+    /// A parameter is repeated, badly percent-encoded, too long, or not of its form.
+    Malformed,
+}
+
+impl QueryError {
+    pub fn code(self) -> &'static str {
+        match self {
+            QueryError::Missing => "missing_parameter",
+            QueryError::Malformed => "malformed_parameter",
+        }
+    }
+}
+
+/// Percent-decodes one query component (`+` is a space); `None` on a bad escape or non-UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if !b.iter().any(|&c| c == b'%' || c == b'+') {
+        return Some(s.to_string());
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hi = hex_val(*b.get(i + 1)?)?;
+                let lo = hex_val(*b.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The raw (decoded) values of the parameters we know; others are ignored.
+#[derive(Default)]
+struct Raw {
+    x: Option<String>,
+    c: Option<String>,
+    u: Option<String>,
+    a: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    r: Option<String>,
+}
+
+fn set(slot: &mut Option<String>, v: String) -> Result<(), QueryError> {
+    if slot.is_some() {
+        return Err(QueryError::Malformed);
+    }
+    // An empty value counts as absent (`x=&n=…` is a missing tag code).
+    if !v.is_empty() {
+        *slot = Some(v);
+    }
+    Ok(())
+}
+
+/// A tag code as accepted at import and in a query: letters, digits, `-` and `_`.
+pub fn valid_xuid(x: &str) -> bool {
+    !x.is_empty()
+        && x.len() <= MAX_XUID_LEN
+        && x.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+/// An account id: letters, digits, `-` and `_`.
+pub fn valid_aid(a: &str) -> bool {
+    valid_xuid(a) && a.len() <= MAX_AID_LEN
+}
+
+/// A custom id: up to 128 characters, no control characters.
+pub fn valid_cuid(c: &str) -> bool {
+    !c.is_empty() && c.len() <= MAX_CUID_LEN && !c.chars().any(char::is_control)
+}
+
+/// A token as it may be configured: alphanumeric, 1 to 32 characters.
+pub fn valid_token(t: &str) -> bool {
+    !t.is_empty() && t.len() <= MAX_TOKEN_LEN && t.bytes().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Parses a 14-digit uppercase hex UID.
+pub fn parse_uid(u: &str) -> Option<[u8; 7]> {
+    if u.len() != 14
+        || !u
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+    {
+        return None;
+    }
+    let mut out = [0u8; 7];
+    hex::decode_to_slice(u, &mut out).ok()?;
+    Some(out)
+}
+
+fn parse_ctr(n: &str) -> Option<u32> {
+    if n.len() != 6 || !n.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(n, 16).ok()
+}
+
+fn parse_mac(e: &str) -> Option<[u8; 8]> {
+    let mut out = [0u8; 8];
+    if e.len() != 16 {
+        return None;
+    }
+    hex::decode_to_slice(e, &mut out).ok()?;
+    Some(out)
+}
+
+/// Parses a raw query string (without the leading `?`).
+///
+/// Precedence when several lookups are present: `x`, then `c`+`a`, then `u`+`a`.
+pub fn parse(raw: &str) -> Result<Query, QueryError> {
+    if raw.len() > MAX_QUERY_LEN {
+        return Err(QueryError::Malformed);
+    }
+    let mut p = Raw::default();
+    for pair in raw.split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match k {
+            "x" => &mut p.x,
+            "c" => &mut p.c,
+            "u" => &mut p.u,
+            "a" => &mut p.a,
+            "n" => &mut p.n,
+            "e" => &mut p.e,
+            "r" => &mut p.r,
+            _ => continue,
+        };
+        let v = percent_decode(v).ok_or(QueryError::Malformed)?;
+        set(slot, v)?;
+    }
+    let lookup = if let Some(x) = p.x {
+        if !valid_xuid(&x) {
+            return Err(QueryError::Malformed);
+        }
+        Lookup::Xuid(x)
+    } else if let Some(c) = p.c {
+        let aid = p.a.ok_or(QueryError::Missing)?;
+        if !valid_cuid(&c) || !valid_aid(&aid) {
+            return Err(QueryError::Malformed);
+        }
+        Lookup::Cuid { cuid: c, aid }
+    } else if let Some(u) = p.u {
+        let aid = p.a.ok_or(QueryError::Missing)?;
+        let uid = parse_uid(&u).ok_or(QueryError::Malformed)?;
+        if !valid_aid(&aid) {
+            return Err(QueryError::Malformed);
+        }
+        Lookup::Uid { uid, aid }
+    } else {
+        return Err(QueryError::Missing);
+    };
+    let sun = match (p.n, p.e) {
+        (None, None) => None,
+        (Some(n), Some(e)) => Some(Sun {
+            ctr: parse_ctr(&n).ok_or(QueryError::Malformed)?,
+            mac: parse_mac(&e).ok_or(QueryError::Malformed)?,
+        }),
+        _ => return Err(QueryError::Missing),
+    };
+    if p.r.as_ref().is_some_and(|r| r.len() > 4 * MAX_TOKEN_LEN) {
+        return Err(QueryError::Malformed);
+    }
+    Ok(Query {
+        lookup,
+        sun,
+        token: p.r,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        let q = parse("x=q8w3sbcz&n=00002A&e=0123456789abcdef").unwrap();
+        assert_eq!(q.lookup, Lookup::Xuid("q8w3sbcz".into()));
+        assert_eq!(q.sun.unwrap().ctr, 42);
+        let q = parse("c=Bottle%2042&a=acme").unwrap();
+        assert_eq!(
+            q.lookup,
+            Lookup::Cuid {
+                cuid: "Bottle 42".into(),
+                aid: "acme".into()
+            }
+        );
+        let q = parse("u=04AABBCC112233&a=acme&r=tok").unwrap();
+        assert!(matches!(q.lookup, Lookup::Uid { uid, .. } if uid[0] == 4));
+        assert_eq!(q.token.as_deref(), Some("tok"));
+        assert_eq!(parse("x=a&x=b"), Err(QueryError::Malformed));
+        assert_eq!(parse(""), Err(QueryError::Missing));
+        assert_eq!(parse("x="), Err(QueryError::Missing));
+        assert_eq!(parse("c=abc"), Err(QueryError::Missing));
+        assert_eq!(parse("u=04aabbcc112233&a=acme"), Err(QueryError::Malformed));
+        assert_eq!(parse("x=a&n=00002A"), Err(QueryError::Missing));
+        assert_eq!(
+            parse("x=a&n=2A&e=0123456789abcdef"),
+            Err(QueryError::Malformed)
+        );
+        assert_eq!(parse("x=a%2"), Err(QueryError::Malformed));
+        assert_eq!(parse("x=a%FF"), Err(QueryError::Malformed));
+        assert_eq!(parse("x=a<b"), Err(QueryError::Malformed));
+        assert!(parse("x=a&utm_source=z").is_ok());
+    }
+}

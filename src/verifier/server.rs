@@ -1,0 +1,165 @@
+//! Serving: plain HTTP or HTTPS (rustls, from PEM files or a self-signed certificate made at
+//! start with rcgen), graceful shutdown, and a handle for tests and the benchmark.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use super::{api, Verifier};
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub enum Tls {
+    Plain,
+    /// PEM certificate chain and private key.
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// A certificate made at start for these names (IP addresses or host names).
+    SelfSigned {
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{path}: {what}")]
+    Pem { path: PathBuf, what: String },
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+fn pem_err(path: &Path) -> impl Fn(rustls::pki_types::pem::Error) -> ServerError + '_ {
+    move |e| ServerError::Pem {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    }
+}
+
+/// A server TLS configuration, and the PEM of the certificate when it was made here.
+pub struct TlsSetup {
+    pub config: Arc<rustls::ServerConfig>,
+    pub self_signed_pem: Option<String>,
+}
+
+/// The rustls configuration for `tls` (`None` for plain HTTP). Also returns the PEM of a
+/// self-signed certificate, for the operator to install on a phone if wanted.
+pub fn rustls_config(tls: &Tls) -> Result<Option<TlsSetup>, ServerError> {
+    let (certs, key, pem) = match tls {
+        Tls::Plain => return Ok(None),
+        Tls::Files { cert, key } => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .map_err(pem_err(cert))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(pem_err(cert))?;
+            if certs.is_empty() {
+                return Err(ServerError::Pem {
+                    path: cert.clone(),
+                    what: "no CERTIFICATE in the file".into(),
+                });
+            }
+            let k = PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?;
+            (certs, k, None)
+        }
+        Tls::SelfSigned { names } => {
+            let ck = rcgen::generate_simple_self_signed(names.clone())
+                .map_err(|e| ServerError::Tls(e.to_string()))?;
+            let pem = ck.cert.pem();
+            let key =
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+            (vec![ck.cert.der().clone()], key, Some(pem))
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(TlsSetup {
+        config: Arc::new(cfg),
+        self_signed_pem: pem,
+    }))
+}
+
+/// A server running on the current tokio runtime.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub verifier: Arc<Verifier>,
+    handle: Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves `verifier` on `listener` until [`Running::stop`] (or its handle) stops it.
+pub fn spawn(
+    verifier: Arc<Verifier>,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let handle: Handle<SocketAddr> = Handle::new();
+    let app = api::router(verifier.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let task = match tls {
+        None => {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+        Some(cfg) => {
+            let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(cfg))?
+                .handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+    };
+    Ok(Running {
+        addr,
+        verifier,
+        handle,
+        task,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets open requests finish (up to `grace`), then commits what the
+    /// store has queued and stops its writer.
+    pub async fn stop(self, grace: Duration) -> std::io::Result<()> {
+        self.handle.graceful_shutdown(Some(grace));
+        let served = self
+            .task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let v = self.verifier.clone();
+        let _ = tokio::task::spawn_blocking(move || v.close()).await;
+        served
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
