@@ -1,0 +1,709 @@
+//! The local verifier over real HTTP: a server on an ephemeral loopback port (in-process, or
+//! the real `tag424 serve` binary), a real client (reqwest), every answer of `GET /v1/t`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tag424::crypto::sdm::sdm_mac;
+use tag424::crypto::AesKey;
+use tag424::verifier::catalog::{Batch, Catalog, Cors, Folder, Group, GroupKind, Tag};
+use tag424::verifier::server::{self, Running, Tls};
+use tag424::verifier::store::SqliteStore;
+use tag424::verifier::Verifier;
+
+const KEY: [u8; 16] = [0x5A; 16];
+const KEY2: [u8; 16] = [0x3C; 16];
+const TOKEN: &str = "Secret123";
+const ORIGIN: &str = "https://shop.example.com";
+
+fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn tag(xuid: &str) -> Tag {
+    Tag::new(xuid)
+}
+
+fn keyed(xuid: &str, key: [u8; 16]) -> Tag {
+    Tag {
+        key: Some(AesKey::new(key)),
+        ..Tag::new(xuid)
+    }
+}
+
+/// Three folders: "open" (no token, no CORS), "locked" (token, CORS *), "shop" (one origin).
+fn catalog() -> Catalog {
+    let auth = |name: &str, batches: Vec<Batch>| Group {
+        name: name.into(),
+        kind: GroupKind::Authentication,
+        default_response: "Fail".into(),
+        pass_response: "Pass".into(),
+        batches,
+    };
+    let standard = |name: &str, batches: Vec<Batch>| Group {
+        name: name.into(),
+        kind: GroupKind::Standard,
+        default_response: "Found".into(),
+        pass_response: "Pass".into(),
+        batches,
+    };
+    let batch = |name: &str, active: bool, tags: Vec<Tag>| Batch {
+        name: name.into(),
+        active,
+        tags,
+    };
+    let mut with_ids = keyed("auth1", KEY);
+    with_ids.uid = Some([0x04, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]);
+    with_ids.cuid = Some("Bottle-1".into());
+    let mut overridden = keyed("special", KEY2);
+    overridden.default_response = Some("Recalled".into());
+    overridden.pass_response = Some("Genuine".into());
+    let mut plain = tag("plain1");
+    plain.cuid = Some("Shelf-A".into());
+    plain.uid = Some([0x04, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06]);
+    Catalog {
+        folders: vec![
+            Folder {
+                name: "open".into(),
+                aid: "open01".into(),
+                token: None,
+                cors: Cors::None,
+                groups: vec![
+                    auth(
+                        "bottles",
+                        vec![
+                            batch("b1", true, vec![with_ids, keyed("auth2", KEY), overridden]),
+                            batch("b-off", false, vec![keyed("asleep", KEY)]),
+                        ],
+                    ),
+                    standard(
+                        "shelves",
+                        vec![batch("s1", true, vec![plain, tag("nokeytag")])],
+                    ),
+                    auth("nokeys", vec![batch("nk", true, vec![tag("keyless")])]),
+                ],
+            },
+            Folder {
+                name: "locked".into(),
+                aid: "locked01".into(),
+                token: Some(TOKEN.into()),
+                cors: Cors::Any,
+                groups: vec![auth(
+                    "g",
+                    vec![batch("l1", true, {
+                        let mut t = keyed("secret1", KEY);
+                        t.cuid = Some("Locked-1".into());
+                        vec![t]
+                    })],
+                )],
+            },
+            Folder {
+                name: "shop".into(),
+                aid: "shop01".into(),
+                token: None,
+                cors: Cors::Origin(ORIGIN.into()),
+                groups: vec![standard("g", vec![batch("sh1", true, vec![tag("shop1")])])],
+            },
+        ],
+    }
+}
+
+fn start(db: &Path, cat: Option<&Catalog>) -> Running {
+    let v = Verifier::open(SqliteStore::open(db).unwrap(), cat, Cors::None).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    server::spawn(Arc::new(v), l, None).unwrap()
+}
+
+fn client() -> reqwest::Client {
+    init_tls();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// The query part of a scan of the default template with counter `ctr`.
+fn sun(xuid: &str, key: [u8; 16], ctr: u32) -> String {
+    let mac = sdm_mac(&AesKey::new(key), None, Some(ctr), b"");
+    format!("x={xuid}&n={ctr:06X}&e={}", hex::encode_upper(mac))
+}
+
+struct Got {
+    status: u16,
+    cors: Option<String>,
+    json: serde_json::Value,
+}
+
+async fn get(c: &reqwest::Client, base: &str, query: &str, headers: &[(&str, &str)]) -> Got {
+    let mut rq = c.get(format!("{base}/v1/t?{query}"));
+    for (k, v) in headers {
+        rq = rq.header(*k, *v);
+    }
+    let r = rq.send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(ct, "application/json", "{query}");
+    let cors = r
+        .headers()
+        .get("access-control-allow-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let json = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    Got { status, cors, json }
+}
+
+async fn answer(c: &reqwest::Client, base: &str, query: &str) -> serde_json::Value {
+    let g = get(c, base, query, &[]).await;
+    assert_eq!(g.status, 200, "{query}");
+    g.json
+}
+
+fn j(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_and_every_error() {
+    let d = tempfile::tempdir().unwrap();
+    let srv = start(&d.path().join("v.db"), Some(&catalog()));
+    let base = format!("http://{}", srv.addr);
+    let c = client();
+    let cases: &[(&str, &str)] = &[
+        // Standard tags answer their default response, by each lookup.
+        ("x=plain1", r#"{"xuid":"plain1","response":"Found"}"#),
+        (
+            "c=Shelf-A&a=open01",
+            r#"{"xuid":"plain1","cuid":"Shelf-A","response":"Found"}"#,
+        ),
+        (
+            "u=04010203040506&a=open01",
+            r#"{"xuid":"plain1","uid":"04010203040506","response":"Found"}"#,
+        ),
+        // n and e are ignored on a standard tag.
+        (
+            "x=nokeytag&n=000001&e=0000000000000000",
+            r#"{"xuid":"nokeytag","response":"Found"}"#,
+        ),
+        // Authentication tags without a SUN message, or without a key: default response.
+        ("x=auth1", r#"{"xuid":"auth1","response":"Fail"}"#),
+        (
+            "c=Bottle-1&a=open01",
+            r#"{"xuid":"auth1","cuid":"Bottle-1","response":"Fail"}"#,
+        ),
+        (
+            "u=04AABBCC112233&a=open01",
+            r#"{"xuid":"auth1","uid":"04AABBCC112233","response":"Fail"}"#,
+        ),
+        ("x=special", r#"{"xuid":"special","response":"Recalled"}"#),
+        (
+            "x=keyless&n=000001&e=0000000000000000",
+            r#"{"xuid":"keyless","response":"Fail"}"#,
+        ),
+        // Errors.
+        (
+            "x=nosuchtag",
+            r#"{"xuid":"nosuchtag","error":"xuid_not_found"}"#,
+        ),
+        ("x=asleep", r#"{"xuid":"asleep","error":"batch_inactive"}"#),
+        (
+            "c=Shelf-A&a=nobody",
+            r#"{"xuid":"","error":"aid_not_found"}"#,
+        ),
+        (
+            "u=04010203040506&a=nobody",
+            r#"{"xuid":"","error":"aid_not_found"}"#,
+        ),
+        (
+            "c=shelf-a&a=open01",
+            r#"{"xuid":"","error":"cuid_not_found"}"#,
+        ),
+        (
+            "u=04FFFFFFFFFFFF&a=open01",
+            r#"{"xuid":"","error":"uid_not_found"}"#,
+        ),
+        ("", r#"{"xuid":"","error":"missing_parameter"}"#),
+        ("x=", r#"{"xuid":"","error":"missing_parameter"}"#),
+        ("c=Shelf-A", r#"{"xuid":"","error":"missing_parameter"}"#),
+        (
+            "u=04010203040506",
+            r#"{"xuid":"","error":"missing_parameter"}"#,
+        ),
+        (
+            "x=auth1&n=000001",
+            r#"{"xuid":"","error":"missing_parameter"}"#,
+        ),
+        (
+            "x=auth1&e=0011223344556677",
+            r#"{"xuid":"","error":"missing_parameter"}"#,
+        ),
+        (
+            "x=auth1&x=auth2",
+            r#"{"xuid":"","error":"malformed_parameter"}"#,
+        ),
+        (
+            "x=auth1&n=1&e=0011223344556677",
+            r#"{"xuid":"","error":"malformed_parameter"}"#,
+        ),
+        (
+            "x=auth1&n=000001&e=00112233",
+            r#"{"xuid":"","error":"malformed_parameter"}"#,
+        ),
+        (
+            "x=auth1&n=00000G&e=0011223344556677",
+            r#"{"xuid":"","error":"malformed_parameter"}"#,
+        ),
+        (
+            "u=04aabbcc112233&a=open01",
+            r#"{"xuid":"","error":"malformed_parameter"}"#,
+        ),
+        ("x=%ZZ", r#"{"xuid":"","error":"malformed_parameter"}"#),
+        ("x=a%3Cb", r#"{"xuid":"","error":"malformed_parameter"}"#),
+    ];
+    for (q, want) in cases {
+        assert_eq!(answer(&c, &base, q).await, j(want), "query {q:?}");
+    }
+    let long = format!("x={}", "a".repeat(5000));
+    assert_eq!(
+        answer(&c, &base, &long).await,
+        j(r#"{"xuid":"","error":"malformed_parameter"}"#)
+    );
+    // Other endpoints.
+    let h = c.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(h.status(), 200);
+    assert_eq!(h.json::<serde_json::Value>().await.unwrap()["tags"], 9);
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_in_each_place() {
+    let d = tempfile::tempdir().unwrap();
+    let srv = start(&d.path().join("v.db"), Some(&catalog()));
+    let base = format!("http://{}", srv.addr);
+    let c = client();
+    let refused = j(r#"{"xuid":"secret1","error":"token_refused"}"#);
+    let ok = j(r#"{"xuid":"secret1","response":"Fail"}"#);
+    assert_eq!(answer(&c, &base, "x=secret1").await, refused);
+    assert_eq!(answer(&c, &base, "x=secret1&r=Wrong123").await, refused);
+    assert_eq!(answer(&c, &base, "x=secret1&r=Secret12").await, refused);
+    assert_eq!(answer(&c, &base, &format!("x=secret1&r={TOKEN}")).await, ok);
+    for h in ["X-API-Key", "X-Api-Key", "Ixkio-R"] {
+        let g = get(&c, &base, "x=secret1", &[(h, TOKEN)]).await;
+        assert_eq!(g.json, ok, "header {h}");
+        let g = get(&c, &base, "x=secret1", &[(h, "nope")]).await;
+        assert_eq!(g.json, refused, "header {h}");
+    }
+    // A c lookup refused does not reveal the tag code.
+    assert_eq!(
+        answer(&c, &base, "c=Locked-1&a=locked01").await,
+        j(r#"{"xuid":"","error":"token_refused"}"#)
+    );
+    assert_eq!(
+        answer(&c, &base, &format!("c=Locked-1&a=locked01&r={TOKEN}")).await,
+        j(r#"{"xuid":"secret1","cuid":"Locked-1","response":"Fail"}"#)
+    );
+    // A token given to a folder without one is ignored.
+    assert_eq!(
+        answer(&c, &base, "x=plain1&r=Anything1").await,
+        j(r#"{"xuid":"plain1","response":"Found"}"#)
+    );
+    // A Pass through a token.
+    let q = format!("{}&r={TOKEN}", sun("secret1", KEY, 7));
+    assert_eq!(
+        answer(&c, &base, &q).await,
+        j(r#"{"xuid":"secret1","response":"Pass"}"#)
+    );
+    // The /auth page is the tag's own URL: no token needed.
+    let page = c
+        .get(format!("{base}/auth?{}", sun("secret1", KEY, 8)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-authentic=\"true\""), "{page}");
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_in_each_setting() {
+    let d = tempfile::tempdir().unwrap();
+    let srv = start(&d.path().join("v.db"), Some(&catalog()));
+    let base = format!("http://{}", srv.addr);
+    let c = client();
+    assert_eq!(get(&c, &base, "x=plain1", &[]).await.cors, None);
+    assert_eq!(
+        get(&c, &base, "x=secret1", &[]).await.cors.as_deref(),
+        Some("*")
+    );
+    assert_eq!(
+        get(&c, &base, "x=shop1", &[]).await.cors.as_deref(),
+        Some(ORIGIN)
+    );
+    // No folder (unknown tag): the server-wide setting, none here.
+    assert_eq!(get(&c, &base, "x=unknown", &[]).await.cors, None);
+    // Preflight for a header token.
+    let r = c
+        .request(reqwest::Method::OPTIONS, format!("{base}/v1/t"))
+        .header("Origin", ORIGIN)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "x-api-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("X-API-Key"));
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+
+    // Server-wide CORS applies to answers of no folder.
+    let d = tempfile::tempdir().unwrap();
+    let v = Verifier::open(
+        SqliteStore::open(&d.path().join("v.db")).unwrap(),
+        Some(&catalog()),
+        Cors::Origin(ORIGIN.into()),
+    )
+    .unwrap();
+    let srv = server::spawn(Arc::new(v), TcpListener::bind("127.0.0.1:0").unwrap(), None).unwrap();
+    let base = format!("http://{}", srv.addr);
+    assert_eq!(
+        get(&c, &base, "x=unknown", &[]).await.cors.as_deref(),
+        Some(ORIGIN)
+    );
+    assert_eq!(get(&c, &base, "x=plain1", &[]).await.cors, None);
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_then_fail_on_replay_older_counter_and_wrong_mac() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("v.db");
+    let srv = start(&db, Some(&catalog()));
+    let base = format!("http://{}", srv.addr);
+    let c = client();
+    let pass = j(r#"{"xuid":"auth1","response":"Pass"}"#);
+    let fail = j(r#"{"xuid":"auth1","response":"Fail"}"#);
+    // Wrong MAC (flipped nibble, or another tag's key): Fail, and the counter is not consumed.
+    let good = sun("auth1", KEY, 5);
+    let mut bad = good.clone();
+    let last = bad.pop().unwrap();
+    bad.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(answer(&c, &base, &bad).await, fail);
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY2, 5)).await, fail);
+    assert_eq!(answer(&c, &base, &good).await, pass);
+    // Replay: the same URL again.
+    assert_eq!(answer(&c, &base, &good).await, fail);
+    // The same counter and MAC in lowercase hex is the same scan.
+    assert_eq!(answer(&c, &base, &good.to_lowercase()).await, fail);
+    // Older counter (valid MAC).
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 4)).await, fail);
+    // Forward: a later counter passes, even with a gap.
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 9)).await, pass);
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 6)).await, fail);
+    // By CUID and by UID lookups, with n and e.
+    assert_eq!(
+        answer(
+            &c,
+            &base,
+            &sun("auth1", KEY, 10).replace("x=auth1", "c=Bottle-1&a=open01")
+        )
+        .await,
+        j(r#"{"xuid":"auth1","cuid":"Bottle-1","response":"Pass"}"#)
+    );
+    assert_eq!(
+        answer(
+            &c,
+            &base,
+            &sun("auth1", KEY, 11).replace("x=auth1", "u=04AABBCC112233&a=open01")
+        )
+        .await,
+        j(r#"{"xuid":"auth1","uid":"04AABBCC112233","response":"Pass"}"#)
+    );
+    // Per-tag overrides of both responses.
+    assert_eq!(
+        answer(&c, &base, &sun("special", KEY2, 1)).await,
+        j(r#"{"xuid":"special","response":"Genuine"}"#)
+    );
+    assert_eq!(
+        answer(&c, &base, &sun("special", KEY2, 1)).await,
+        j(r#"{"xuid":"special","response":"Recalled"}"#)
+    );
+    // Counters are per tag.
+    assert_eq!(
+        answer(&c, &base, &sun("auth2", KEY, 1)).await,
+        j(r#"{"xuid":"auth2","response":"Pass"}"#)
+    );
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+
+    // Restart from the database alone: the counters stay, the scan log holds every request.
+    let srv = start(&db, None);
+    let base = format!("http://{}", srv.addr);
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 11)).await, fail);
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 12)).await, pass);
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+    let mut s = SqliteStore::open_read_only(&db).unwrap();
+    let log = tag424::verifier::store::Store::scans(&mut s, None).unwrap();
+    assert_eq!(log.len(), 15);
+    assert_eq!(log.iter().filter(|r| r.passed).count(), 7);
+    assert!(log.iter().all(|r| r.remote.starts_with("127.0.0.1:")));
+    assert_eq!(log[0].reason, "bad_mac");
+    assert_eq!(log[3].reason, "replay");
+    assert_eq!(log[5].reason, "old_counter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_requests_of_one_url_pass_once() {
+    let d = tempfile::tempdir().unwrap();
+    let srv = start(&d.path().join("v.db"), Some(&catalog()));
+    let url = format!("http://{}/v1/t?{}", srv.addr, sun("auth2", KEY, 42));
+    let c = client();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let c = c.clone();
+        let url = url.clone();
+        set.spawn(async move {
+            let r = c.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()["response"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        });
+    }
+    let mut passes = 0;
+    let mut fails = 0;
+    while let Some(r) = set.join_next().await {
+        match r.unwrap().as_str() {
+            "Pass" => passes += 1,
+            "Fail" => fails += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((passes, fails), (1, 999));
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_self_signed_certificate() {
+    init_tls();
+    let d = tempfile::tempdir().unwrap();
+    let v = Verifier::open(
+        SqliteStore::open(&d.path().join("v.db")).unwrap(),
+        Some(&catalog()),
+        Cors::None,
+    )
+    .unwrap();
+    let tls = server::rustls_config(&Tls::SelfSigned {
+        names: vec!["localhost".into()],
+    })
+    .unwrap()
+    .unwrap();
+    let pem = tls.self_signed_pem.clone().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let srv = server::spawn(Arc::new(v), l, Some(tls.config)).unwrap();
+    let c = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}");
+    assert_eq!(
+        answer(&c, &base, &sun("auth1", KEY, 1)).await,
+        j(r#"{"xuid":"auth1","response":"Pass"}"#)
+    );
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = client()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    assert!(plain.map(|r| r.status() != 200).unwrap_or(true));
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+// ---- The real binary -------------------------------------------------------------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_tag424");
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "tag424 {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `tag424 serve` on a free loopback port; returns the child and its base URL.
+fn serve(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let base = rest.split_whitespace().next().unwrap().to_string();
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, base);
+        }
+    }
+    let _ = child.kill();
+    panic!("tag424 serve printed no listening line");
+}
+
+fn query_of(url: &str) -> String {
+    url.trim().split_once('?').unwrap().1.to_string()
+}
+
+fn first_xuid(out: &Path) -> String {
+    let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
+    keys.lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_story_on_the_real_binary() {
+    let d = tempfile::tempdir().unwrap();
+    let (tags, out, db) = (
+        d.path().join("tags"),
+        d.path().join("batch1"),
+        d.path().join("v.db"),
+    );
+    let (tags_s, out_s, db_s) = (
+        tags.to_str().unwrap(),
+        out.to_str().unwrap(),
+        db.to_str().unwrap(),
+    );
+    run(&[
+        "batch",
+        "--reader",
+        &format!("sim:{tags_s}"),
+        "--generate-xuids",
+        "2",
+        "--out",
+        out_s,
+        "--json",
+    ]);
+    let xuid = first_xuid(&out);
+    let (mut child, base) = serve(&["--batch", out_s, "--db", db_s]);
+    let c = client();
+    let pass = j(&format!(r#"{{"xuid":"{xuid}","response":"Pass"}}"#));
+    let fail = j(&format!(r#"{{"xuid":"{xuid}","response":"Fail"}}"#));
+
+    let first = query_of(&run(&["sim", "tap", "--dir", tags_s, &xuid]));
+    assert_eq!(answer(&c, &base, &first).await, pass);
+    let second = query_of(&run(&["sim", "tap", "--dir", tags_s, &xuid]));
+    let ctr =
+        |q: &str| u32::from_str_radix(q.split("n=").nth(1).unwrap().get(..6).unwrap(), 16).unwrap();
+    assert_eq!(ctr(&second), ctr(&first) + 1);
+    assert_eq!(answer(&c, &base, &second).await, pass);
+    assert_eq!(answer(&c, &base, &first).await, fail);
+    assert_eq!(answer(&c, &base, &second).await, fail);
+    // The UID from associate.csv finds the tag.
+    let assoc = std::fs::read_to_string(out.join("associate.csv")).unwrap();
+    let uid = assoc
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        answer(&c, &base, &format!("u={uid}&a=local")).await,
+        j(&format!(
+            r#"{{"xuid":"{xuid}","uid":"{uid}","response":"Fail"}}"#
+        ))
+    );
+
+    // SIGTERM: graceful stop, exit 0.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let log = run(&["scans", "--db", db_s, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let rows = v["scans"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows.iter().filter(|r| r["passed"] == true).count(), 2);
+    assert_eq!(rows[2]["reason"], "old_counter");
+    assert_eq!(rows[3]["reason"], "replay");
+    let text = run(&["scans", "--db", db_s]);
+    assert!(text.contains("5 scans, 2 passed"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_right_after_a_pass_then_the_same_url_fails() {
+    let d = tempfile::tempdir().unwrap();
+    let (tags, out, db) = (
+        d.path().join("tags"),
+        d.path().join("b"),
+        d.path().join("v.db"),
+    );
+    let (tags_s, out_s, db_s) = (
+        tags.to_str().unwrap(),
+        out.to_str().unwrap(),
+        db.to_str().unwrap(),
+    );
+    run(&[
+        "batch",
+        "--reader",
+        &format!("sim:{tags_s}"),
+        "--generate-xuids",
+        "1",
+        "--out",
+        out_s,
+        "--json",
+    ]);
+    let xuid = first_xuid(&out);
+    let c = client();
+    let pass = j(&format!(r#"{{"xuid":"{xuid}","response":"Pass"}}"#));
+    let fail = j(&format!(r#"{{"xuid":"{xuid}","response":"Fail"}}"#));
+    let mut last = String::new();
+    for round in 0..3 {
+        // The first round imports the batch; later ones serve from the database alone.
+        let (mut child, base) = if round == 0 {
+            serve(&["--batch", out_s, "--db", db_s])
+        } else {
+            serve(&["--db", db_s])
+        };
+        if round > 0 {
+            assert_eq!(answer(&c, &base, &last).await, fail, "round {round}");
+        }
+        last = query_of(&run(&["sim", "tap", "--dir", tags_s, &xuid]));
+        assert_eq!(answer(&c, &base, &last).await, pass);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+}
