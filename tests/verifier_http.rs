@@ -569,6 +569,7 @@ fn serve(args: &[&str]) -> (Child, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("tag424 serve printed no listening line");
 }
 
