@@ -469,3 +469,75 @@ pub fn sim_apdus(data: &[u8]) {
     // could in principle authenticate; only a completed ChangeKey changes a key).
     let _ = keys_before;
 }
+
+// ---------------------------------------------------------------------------------------------
+// verifier_query
+// ---------------------------------------------------------------------------------------------
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn query_encode(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The canonical query string of a parsed query.
+pub fn query_canonical(q: &tag424::verifier::query::Query) -> String {
+    use tag424::verifier::query::Lookup;
+    let mut parts = match &q.lookup {
+        Lookup::Xuid(x) => vec![format!("x={}", query_encode(x))],
+        Lookup::Cuid { cuid, aid } => vec![
+            format!("c={}", query_encode(cuid)),
+            format!("a={}", query_encode(aid)),
+        ],
+        Lookup::Uid { uid, aid } => vec![
+            format!("u={}", hex(uid)),
+            format!("a={}", query_encode(aid)),
+        ],
+    };
+    if let Some(s) = &q.sun {
+        parts.push(format!("n={:06X}", s.ctr));
+        parts.push(format!("e={}", hex(&s.mac)));
+    }
+    if let Some(r) = &q.token {
+        parts.push(format!("r={}", query_encode(r)));
+    }
+    parts.join("&")
+}
+
+/// The verifier's query parser and SUN check on arbitrary input: never panics; a parsed query
+/// survives a canonical round trip; the MAC check accepts only the MAC of the parsed counter;
+/// text from the query is always escaped on the /auth page.
+pub fn verifier_query(data: &[u8]) {
+    use tag424::verifier::query::{self, MAX_QUERY_LEN};
+    use tag424::verifier::{page, sun_mac_matches};
+
+    let text = String::from_utf8_lossy(data);
+    let _ = query::percent_decode(&text);
+    let key = AesKey::new(SDM_FILE_READ_KEY);
+    if let Ok(q) = query::parse(&text) {
+        assert!(text.len() <= MAX_QUERY_LEN);
+        let canon = query_canonical(&q);
+        assert_eq!(
+            query::parse(&canon),
+            Ok(q.clone()),
+            "round trip of {canon:?}"
+        );
+        if let Some(sun) = &q.sun {
+            assert!(sun.ctr <= 0xFF_FFFF);
+            let want = sdm_mac(&key, None, Some(sun.ctr), b"");
+            assert_eq!(sun_mac_matches(&key, sun), want == sun.mac);
+        }
+        if let query::Lookup::Xuid(x) = &q.lookup {
+            assert!(query::valid_xuid(x));
+        }
+    }
+    let esc = page::escape(&text);
+    assert!(!esc.contains(['<', '>', '"', '\'']), "unescaped markup");
+}

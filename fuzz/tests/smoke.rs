@@ -355,3 +355,68 @@ fn smoke_sim_apdus() {
     }
     run("sim_apdus", 0x1234_5678_9ABC_DEF1, &[seed], 200, sim_apdus);
 }
+
+fn seeds_verifier_query() -> Vec<Vec<u8>> {
+    [
+        "x=q8w3sbcz&n=00002A&e=0123456789ABCDEF",
+        "x=q8w3sbcz&n=00002a&e=0123456789abcdef&r=Secret123",
+        "c=Bottle%2042&a=acme01",
+        "u=04AABBCC112233&a=acme01&n=000001&e=FFFFFFFFFFFFFFFF",
+        "x=a&x=b",
+        "x=%E2%9C%93&utm_source=qr",
+        "c=%&a=",
+        "x=tag&n=FFFFFF&e=0000000000000000&",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
+#[test]
+fn smoke_verifier_query() {
+    let seeds = seeds_verifier_query();
+    run(
+        "verifier_query",
+        0x5EED_0F0E_1D2C_3B4A,
+        &seeds,
+        96,
+        tag424_fuzz::verifier_query,
+    );
+}
+
+/// A genuine scan, mutated anywhere: whatever still parses and passes the MAC check carries
+/// exactly the original counter and MAC (malformed input never passes).
+#[test]
+fn mutated_genuine_scans_never_pass() {
+    use tag424::crypto::sdm::sdm_mac;
+    use tag424::verifier::{query, sun_mac_matches};
+    let key = AesKey::new(tag424_fuzz::SDM_FILE_READ_KEY);
+    let mac = sdm_mac(&key, None, Some(0x2A), b"");
+    let genuine = format!(
+        "x=q8w3sbcz&n=00002A&e={}",
+        mac.iter().map(|b| format!("{b:02X}")).collect::<String>()
+    );
+    let q = query::parse(&genuine).unwrap();
+    assert!(sun_mac_matches(&key, &q.sun.unwrap()));
+    let mut rng = XorShift(0xBADC_0FFE_E0DD_F00D);
+    let mut passed_same = 0;
+    for _ in 0..iters() / 4 {
+        let m = rng.mutate(genuine.as_bytes());
+        let Ok(mq) = query::parse(&String::from_utf8_lossy(&m)) else {
+            continue;
+        };
+        if let Some(s) = mq.sun {
+            if sun_mac_matches(&key, &s) {
+                assert_eq!(
+                    (s.ctr, s.mac),
+                    (0x2A, mac),
+                    "{:?}",
+                    String::from_utf8_lossy(&m)
+                );
+                passed_same += 1;
+            }
+        }
+    }
+    // Mutations outside n and e (or case changes) keep the same scan.
+    assert!(passed_same > 0);
+}
