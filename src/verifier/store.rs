@@ -30,6 +30,8 @@ pub enum StoreError {
     },
     #[error("database {path}: {what}")]
     Corrupt { path: PathBuf, what: String },
+    #[error("{0}")]
+    Invalid(String),
     #[error("the store's writer has stopped")]
     Stopped,
 }
@@ -250,6 +252,199 @@ fn upsert_id(
     tx.query_row(select, key, |r| r.get(0)).optional()
 }
 
+/// Everything stored, read through `conn` (a connection or an open transaction).
+fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        what,
+    };
+    let e = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut out = Loaded::default();
+    let mut folders: Vec<(i64, Folder)> = Vec::new();
+    {
+        let mut st = conn
+            .prepare("SELECT id, name, aid, token, cors FROM folders ORDER BY id")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(&e)?;
+        for row in rows {
+            let (id, name, aid, token, cors) = row.map_err(&e)?;
+            let cors = Cors::parse(&cors).map_err(|x| corrupt(x.to_string()))?;
+            folders.push((
+                id,
+                Folder {
+                    name,
+                    aid,
+                    token,
+                    cors,
+                    groups: Vec::new(),
+                },
+            ));
+        }
+    }
+    // Groups and batches by id, then tags into their batches.
+    let mut groups: Vec<(i64, i64, Group)> = Vec::new();
+    {
+        let mut st = conn
+            .prepare("SELECT id, folder_id, name, kind, default_response, pass_response FROM groups ORDER BY id")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })
+            .map_err(&e)?;
+        for row in rows {
+            let (id, fid, name, kind, d, p) = row.map_err(&e)?;
+            let kind = GroupKind::parse(&kind)
+                .ok_or_else(|| corrupt(format!("group {name}: unknown kind {kind}")))?;
+            groups.push((
+                id,
+                fid,
+                Group {
+                    name,
+                    kind,
+                    default_response: d,
+                    pass_response: p,
+                    batches: Vec::new(),
+                },
+            ));
+        }
+    }
+    let mut batches: Vec<(i64, i64, Batch)> = Vec::new();
+    {
+        let mut st = conn
+            .prepare("SELECT id, group_id, name, active FROM batches ORDER BY id")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            })
+            .map_err(&e)?;
+        for row in rows {
+            let (id, gid, name, active) = row.map_err(&e)?;
+            batches.push((
+                id,
+                gid,
+                Batch {
+                    name,
+                    active,
+                    tags: Vec::new(),
+                },
+            ));
+        }
+    }
+    let batch_index: HashMap<i64, usize> =
+        batches.iter().enumerate().map(|(i, b)| (b.0, i)).collect();
+    {
+        let mut st = conn
+            .prepare("SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response FROM tags ORDER BY rowid")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })
+            .map_err(&e)?;
+        for row in rows {
+            let (xuid, bid, key, uid, cuid, d, p) = row.map_err(&e)?;
+            let key = match key {
+                Some(k) => Some(
+                    k.parse::<AesKey>()
+                        .map_err(|_| corrupt(format!("tag {xuid}: bad key")))?,
+                ),
+                None => None,
+            };
+            let uid = match uid {
+                Some(u) => Some(
+                    super::query::parse_uid(&u)
+                        .ok_or_else(|| corrupt(format!("tag {xuid}: bad UID")))?,
+                ),
+                None => None,
+            };
+            let bi = *batch_index
+                .get(&bid)
+                .ok_or_else(|| corrupt(format!("tag {xuid}: no batch {bid}")))?;
+            batches[bi].2.tags.push(Tag {
+                xuid,
+                key,
+                uid,
+                cuid,
+                default_response: d,
+                pass_response: p,
+            });
+        }
+    }
+    let group_index: HashMap<i64, usize> =
+        groups.iter().enumerate().map(|(i, g)| (g.0, i)).collect();
+    for (_, gid, b) in batches {
+        let gi = *group_index
+            .get(&gid)
+            .ok_or_else(|| corrupt(format!("batch {}: no group {gid}", b.name)))?;
+        groups[gi].2.batches.push(b);
+    }
+    let folder_index: HashMap<i64, usize> =
+        folders.iter().enumerate().map(|(i, f)| (f.0, i)).collect();
+    for (_, fid, g) in groups {
+        let fi = *folder_index
+            .get(&fid)
+            .ok_or_else(|| corrupt(format!("group {}: no folder {fid}", g.name)))?;
+        folders[fi].1.groups.push(g);
+    }
+    out.catalog.folders = folders.into_iter().map(|f| f.1).collect();
+    {
+        let mut st = conn.prepare("SELECT xuid, ctr FROM counters").map_err(&e)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(&e)?;
+        for row in rows {
+            let (x, c) = row.map_err(&e)?;
+            out.counters.insert(x, c as u32);
+        }
+        let mut st = conn
+            .prepare("SELECT xuid, count(*) FROM scans WHERE xuid != '' GROUP BY xuid")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(&e)?;
+        for row in rows {
+            let (x, n) = row.map_err(&e)?;
+            out.scan_counts.insert(x, n as u64);
+        }
+    }
+    Ok(out)
+}
+
 impl Store for SqliteStore {
     fn import(&mut self, catalog: &Catalog) -> Result<(), StoreError> {
         let path = self.path.clone();
@@ -352,204 +547,17 @@ impl Store for SqliteStore {
                 }
             }
         }
+        // The merged catalog must hold together (e.g. a CUID now used twice in a folder):
+        // otherwise nothing is imported.
+        let merged = load_from(&tx, &self.path)?;
+        merged.catalog.validate().map_err(|err| {
+            StoreError::Invalid(format!("importing would make the catalog invalid: {err}"))
+        })?;
         tx.commit().map_err(&e)
     }
 
     fn load(&mut self) -> Result<Loaded, StoreError> {
-        let corrupt = |what: String| StoreError::Corrupt {
-            path: self.path.clone(),
-            what,
-        };
-        let e = self.err();
-        let mut out = Loaded::default();
-        let mut folders: Vec<(i64, Folder)> = Vec::new();
-        {
-            let mut st = self
-                .conn
-                .prepare("SELECT id, name, aid, token, cors FROM folders ORDER BY id")
-                .map_err(&e)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, String>(4)?,
-                    ))
-                })
-                .map_err(&e)?;
-            for row in rows {
-                let (id, name, aid, token, cors) = row.map_err(&e)?;
-                let cors = Cors::parse(&cors).map_err(|x| corrupt(x.to_string()))?;
-                folders.push((
-                    id,
-                    Folder {
-                        name,
-                        aid,
-                        token,
-                        cors,
-                        groups: Vec::new(),
-                    },
-                ));
-            }
-        }
-        // Groups and batches by id, then tags into their batches.
-        let mut groups: Vec<(i64, i64, Group)> = Vec::new();
-        {
-            let mut st = self
-                .conn
-                .prepare("SELECT id, folder_id, name, kind, default_response, pass_response FROM groups ORDER BY id")
-                .map_err(&e)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                    ))
-                })
-                .map_err(&e)?;
-            for row in rows {
-                let (id, fid, name, kind, d, p) = row.map_err(&e)?;
-                let kind = GroupKind::parse(&kind)
-                    .ok_or_else(|| corrupt(format!("group {name}: unknown kind {kind}")))?;
-                groups.push((
-                    id,
-                    fid,
-                    Group {
-                        name,
-                        kind,
-                        default_response: d,
-                        pass_response: p,
-                        batches: Vec::new(),
-                    },
-                ));
-            }
-        }
-        let mut batches: Vec<(i64, i64, Batch)> = Vec::new();
-        {
-            let mut st = self
-                .conn
-                .prepare("SELECT id, group_id, name, active FROM batches ORDER BY id")
-                .map_err(&e)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, bool>(3)?,
-                    ))
-                })
-                .map_err(&e)?;
-            for row in rows {
-                let (id, gid, name, active) = row.map_err(&e)?;
-                batches.push((
-                    id,
-                    gid,
-                    Batch {
-                        name,
-                        active,
-                        tags: Vec::new(),
-                    },
-                ));
-            }
-        }
-        let batch_index: HashMap<i64, usize> =
-            batches.iter().enumerate().map(|(i, b)| (b.0, i)).collect();
-        {
-            let mut st = self
-                .conn
-                .prepare("SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response FROM tags ORDER BY rowid")
-                .map_err(&e)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                        r.get::<_, Option<String>>(6)?,
-                    ))
-                })
-                .map_err(&e)?;
-            for row in rows {
-                let (xuid, bid, key, uid, cuid, d, p) = row.map_err(&e)?;
-                let key = match key {
-                    Some(k) => Some(
-                        k.parse::<AesKey>()
-                            .map_err(|_| corrupt(format!("tag {xuid}: bad key")))?,
-                    ),
-                    None => None,
-                };
-                let uid = match uid {
-                    Some(u) => Some(
-                        super::query::parse_uid(&u)
-                            .ok_or_else(|| corrupt(format!("tag {xuid}: bad UID")))?,
-                    ),
-                    None => None,
-                };
-                let bi = *batch_index
-                    .get(&bid)
-                    .ok_or_else(|| corrupt(format!("tag {xuid}: no batch {bid}")))?;
-                batches[bi].2.tags.push(Tag {
-                    xuid,
-                    key,
-                    uid,
-                    cuid,
-                    default_response: d,
-                    pass_response: p,
-                });
-            }
-        }
-        let group_index: HashMap<i64, usize> =
-            groups.iter().enumerate().map(|(i, g)| (g.0, i)).collect();
-        for (_, gid, b) in batches {
-            let gi = *group_index
-                .get(&gid)
-                .ok_or_else(|| corrupt(format!("batch {}: no group {gid}", b.name)))?;
-            groups[gi].2.batches.push(b);
-        }
-        let folder_index: HashMap<i64, usize> =
-            folders.iter().enumerate().map(|(i, f)| (f.0, i)).collect();
-        for (_, fid, g) in groups {
-            let fi = *folder_index
-                .get(&fid)
-                .ok_or_else(|| corrupt(format!("group {}: no folder {fid}", g.name)))?;
-            folders[fi].1.groups.push(g);
-        }
-        out.catalog.folders = folders.into_iter().map(|f| f.1).collect();
-        {
-            let mut st = self
-                .conn
-                .prepare("SELECT xuid, ctr FROM counters")
-                .map_err(&e)?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(&e)?;
-            for row in rows {
-                let (x, c) = row.map_err(&e)?;
-                out.counters.insert(x, c as u32);
-            }
-            let mut st = self
-                .conn
-                .prepare("SELECT xuid, count(*) FROM scans WHERE xuid != '' GROUP BY xuid")
-                .map_err(&e)?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(&e)?;
-            for row in rows {
-                let (x, n) = row.map_err(&e)?;
-                out.scan_counts.insert(x, n as u64);
-            }
-        }
-        Ok(out)
+        load_from(&self.conn, &self.path)
     }
 
     fn commit(&mut self, writes: &[ScanWrite]) -> Result<Vec<bool>, StoreError> {
@@ -781,5 +789,102 @@ impl Writer {
         if let Some(t) = handle {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(cuid_of_b: &str) -> Catalog {
+        let tag = |x: &str, c: &str| Tag {
+            cuid: Some(c.into()),
+            key: Some(AesKey::new([1; 16])),
+            ..Tag::new(x)
+        };
+        Catalog {
+            folders: vec![Folder {
+                name: "f".into(),
+                aid: "f01".into(),
+                token: None,
+                cors: Cors::Any,
+                groups: vec![Group {
+                    name: "g".into(),
+                    kind: GroupKind::Authentication,
+                    default_response: "Fail".into(),
+                    pass_response: "Pass".into(),
+                    batches: vec![Batch {
+                        name: "b".into(),
+                        active: true,
+                        tags: vec![tag("a", "A"), tag("b", cuid_of_b)],
+                    }],
+                }],
+            }],
+        }
+    }
+
+    fn claim(xuid: &str, ctr: u32) -> ScanWrite {
+        ScanWrite {
+            time_ms: 1,
+            endpoint: "api",
+            query: String::new(),
+            xuid: xuid.into(),
+            ctr: Some(ctr),
+            result: "Pass".into(),
+            reason: "pass",
+            remote: "127.0.0.1:1".into(),
+            claim: Some(Claim {
+                ctr,
+                refused_result: "Fail".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn counters_only_move_forward_and_survive_reopening() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.db");
+        let mut s = SqliteStore::open(&p).unwrap();
+        s.import(&catalog("B")).unwrap();
+        let got = s
+            .commit(&[
+                claim("a", 5),
+                claim("a", 5),
+                claim("b", 1),
+                claim("a", 4),
+                claim("a", 6),
+            ])
+            .unwrap();
+        assert_eq!(got, vec![true, false, true, false, true]);
+        drop(s);
+        let mut s = SqliteStore::open(&p).unwrap();
+        let l = s.load().unwrap();
+        assert_eq!(l.catalog, catalog("B"));
+        assert_eq!(l.counters["a"], 6);
+        assert_eq!(l.scan_counts["a"], 4);
+        let log = s.scans(Some(2)).unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(
+            (log[0].reason.as_str(), log[0].result.as_str()),
+            ("replay", "Fail")
+        );
+        assert!(log[1].passed);
+    }
+
+    #[test]
+    fn an_import_that_breaks_the_merged_catalog_changes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&d.path().join("v.db")).unwrap();
+        s.import(&catalog("B")).unwrap();
+        // Another batch in the same folder reusing CUID "A".
+        let mut other = catalog("B");
+        let b = &mut other.folders[0].groups[0].batches[0];
+        b.name = "b2".into();
+        b.tags = vec![Tag {
+            cuid: Some("A".into()),
+            ..Tag::new("c")
+        }];
+        assert!(matches!(s.import(&other), Err(StoreError::Invalid(_))));
+        assert_eq!(s.load().unwrap().catalog, catalog("B"));
     }
 }
