@@ -708,3 +708,36 @@ async fn kill_9_right_after_a_pass_then_the_same_url_fails() {
         child.wait().unwrap();
     }
 }
+
+#[test]
+fn plain_http_on_a_non_loopback_address_warns_and_tls_does_not() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("v.db");
+    for (extra, warns) in [(&[][..], true), (&["--tls-self-signed"][..], false)] {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "0.0.0.0:0",
+                "--db",
+                db.to_str().unwrap(),
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let listening = out
+            .by_ref()
+            .map(|l| l.unwrap())
+            .find(|l| l.contains("listening on"))
+            .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(err.contains("warning: serving plain HTTP"), warns, "{err}");
+        assert_eq!(listening.contains("https://"), !warns, "{listening}");
+    }
+}
