@@ -163,3 +163,33 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_files_load_and_bad_ones_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert, key) = (d.path().join("cert.pem"), d.path().join("key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        let files = Tls::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        };
+        let t = rustls_config(&files).unwrap().unwrap();
+        assert!(t.self_signed_pem.is_none());
+        // Swapped files, or an empty certificate file: refused with the path.
+        let swapped = Tls::Files {
+            cert: key.clone(),
+            key: cert.clone(),
+        };
+        assert!(rustls_config(&swapped).is_err());
+        std::fs::write(&cert, "").unwrap();
+        let e = rustls_config(&files).err().unwrap().to_string();
+        assert!(e.contains("cert.pem"), "{e}");
+        assert!(rustls_config(&Tls::Plain).unwrap().is_none());
+    }
+}
