@@ -79,8 +79,8 @@ fn killed_batches_resume_without_losing_a_key() {
         let keys = planned
             .get(&uid)
             .unwrap_or_else(|| panic!("tag {uid} has non-factory keys the journal does not know"));
-        for k in 0..5 {
-            assert_eq!(&state.keys[k], &keys[k], "tag {uid} key {k}");
+        for (k, (have, planned)) in state.keys.iter().zip(keys.iter()).enumerate() {
+            assert_eq!(have, planned, "tag {uid} key {k}");
         }
     }
     let csv = std::fs::read_to_string(out.join("keys.csv")).unwrap();

@@ -122,7 +122,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         );
     } else {
         say(&format!(
-            "Done: {} encoded ({} recovered), {} skipped, {} failed; {} rows in {}",
+            "Done: {} encoded ({} finished after a tear-off), {} skipped, {} failed; {} rows in {}",
             summary.encoded,
             summary.recovered,
             summary.skipped,
@@ -179,6 +179,15 @@ fn run_view(
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
+    // Without a terminal the bar is hidden: print the operator's lines plainly instead.
+    let plain = bar.is_hidden();
+    let line = |bar: &ProgressBar, text: String| {
+        if plain {
+            say(&text);
+        } else {
+            bar.println(text);
+        }
+    };
     let r = run_batch(reader, journal, xuids, opts, &mut |e| match e {
         BatchEvent::WaitingForTag => bar.set_message("Present tag"),
         BatchEvent::Step(s) => bar.set_message(step_name(s)),
@@ -196,14 +205,14 @@ fn run_view(
                 } else {
                     "Verified"
                 };
-                let line = format!("{how} {uid} → {xuid} in {:.2} s", elapsed.as_secs_f64());
-                if verbose {
-                    bar.println(format!("{line} ({exchanges} APDUs)"));
+                let text = format!("{how} {uid} → {xuid} in {:.2} s", elapsed.as_secs_f64());
+                if verbose || plain {
+                    line(&bar, format!("{text} ({exchanges} APDUs)"));
                 }
-                bar.set_message(line);
+                bar.set_message(text);
             }
             Outcome::AlreadyDone { uid, xuid } => {
-                bar.println(format!("Skipped {uid}: already encoded as {xuid}"))
+                line(&bar, format!("Skipped {uid}: already encoded as {xuid}"))
             }
         },
         BatchEvent::Failed { error } => {
@@ -212,7 +221,7 @@ fn run_view(
             } else {
                 ""
             };
-            bar.println(format!("Failed: {error}{hint}"));
+            line(&bar, format!("Failed: {error}{hint}"));
         }
         BatchEvent::RemoveTag => bar.set_message("Remove tag"),
     });

@@ -171,6 +171,8 @@ pub struct Summary {
     pub encoded: usize,
     pub recovered: usize,
     pub skipped: usize,
+    /// Tags that left the field mid-encoding (finished when presented again; not failures).
+    pub torn: usize,
     pub failed: usize,
     pub exported: usize,
     pub exchanges: usize,
@@ -244,7 +246,11 @@ pub fn run_batch<S: TagSource>(
             Err(ProvisionError::Journal(e)) => return Err(e),
             Err(ProvisionError::NoXuidLeft { .. }) => break,
             Err(error) => {
-                summary.failed += 1;
+                if error.is_tear_off() {
+                    summary.torn += 1;
+                } else {
+                    summary.failed += 1;
+                }
                 on_event(BatchEvent::Failed { error: &error });
             }
         }

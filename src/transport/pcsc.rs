@@ -30,7 +30,7 @@ pub enum PcscError {
     ReaderGone(String),
     #[error("cancelled")]
     Cancelled,
-    #[error("PC/SC: {context}")]
+    #[error("PC/SC: {context}: {source}")]
     Other {
         context: &'static str,
         #[source]
@@ -54,7 +54,7 @@ fn map_err(context: &'static str) -> impl Fn(pcsc::Error) -> PcscError {
     move |e| match e {
         pcsc::Error::NoService | pcsc::Error::ServiceStopped => PcscError::NoService,
         pcsc::Error::NoReadersAvailable => PcscError::NoReaders,
-        pcsc::Error::Cancelled => PcscError::Cancelled,
+        pcsc::Error::Cancelled | pcsc::Error::SystemCancelled => PcscError::Cancelled,
         source => PcscError::Other { context, source },
     }
 }
@@ -192,6 +192,12 @@ impl PcscReader {
             match self.ctx.get_status_change(timeout, &mut states) {
                 Ok(()) => {}
                 Err(pcsc::Error::Timeout) => return Ok(false),
+                // A transient reader error after a tag was pulled: look again shortly.
+                Err(pcsc::Error::CommError) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    states[0] = pcsc::ReaderState::new(self.name.clone(), pcsc::State::UNAWARE);
+                    continue;
+                }
                 Err(pcsc::Error::UnknownReader) | Err(pcsc::Error::ReaderUnavailable) => {
                     return Err(PcscError::ReaderGone(self.name()))
                 }
@@ -240,9 +246,36 @@ impl PcscReader {
         }
     }
 
-    /// Sleeps until the reader is empty.
+    /// Sleeps until the tag is gone: the reader is empty, or its card-event counter moved
+    /// (the tag left and a tag came back between two looks, as a fast operator can do).
     pub fn wait_for_removal(&self) -> Result<(), PcscError> {
-        self.wait(pcsc::State::EMPTY, None).map(drop)
+        let mut states = [pcsc::ReaderState::new(
+            self.name.clone(),
+            pcsc::State::UNAWARE,
+        )];
+        let mut first_count = None;
+        loop {
+            match self.ctx.get_status_change(None, &mut states) {
+                Ok(()) => {}
+                Err(pcsc::Error::UnknownReader) | Err(pcsc::Error::ReaderUnavailable) => {
+                    return Err(PcscError::ReaderGone(self.name()))
+                }
+                // The reader lost the tag badly (a tag pulled mid-exchange): it is gone.
+                Err(pcsc::Error::CommError) => return Ok(()),
+                Err(e) => return Err(map_err("waiting for the tag to leave")(e)),
+            }
+            let ev = states[0].event_state();
+            if ev.intersects(pcsc::State::UNAVAILABLE | pcsc::State::UNKNOWN | pcsc::State::IGNORE)
+            {
+                return Err(PcscError::ReaderGone(self.name()));
+            }
+            let count = states[0].event_count();
+            if ev.contains(pcsc::State::EMPTY) || first_count.is_some_and(|c| c != count) {
+                return Ok(());
+            }
+            first_count.get_or_insert(count);
+            states[0].sync_current_state();
+        }
     }
 
     /// Whether a tag is present now.
@@ -291,6 +324,12 @@ impl Transport for PcscCard {
         let card = self.card.as_ref().ok_or(TransportError::CardRemoved)?;
         let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
         match card.transmit(command, &mut buf) {
+            // An answer without a status word means the tag left mid-exchange (seen with
+            // readers that report the loss this way): the command may or may not have run.
+            Ok([]) => {
+                self.card = None;
+                Err(TransportError::CardRemoved)
+            }
             Ok(r) => Ok(r.to_vec()),
             Err(
                 pcsc::Error::RemovedCard
