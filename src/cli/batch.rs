@@ -132,7 +132,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         ));
     }
     if let Some(why) = &summary.stopped {
-        if why == "interrupted" {
+        if why == tag424::provision::batch::INTERRUPTED {
             eprintln!("Stopped by Ctrl-C. Re-run the same command to continue; nothing is lost.");
             return Ok(130);
         }

@@ -39,6 +39,10 @@ pub struct AttachArgs {
     /// Remove a tag when the host sent nothing for this many seconds after talking to it.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     idle: f64,
+    /// Seconds between one tag leaving and the next arriving (pcscd notices a removal only at
+    /// its next poll, every 0.4 s; a faster swap looks to PC/SC as if the tag never left).
+    #[arg(long, value_name = "SECS", default_value_t = 0.9)]
+    gap: f64,
     /// Print each APDU (C-APDU and R-APDU in hex).
     #[arg(long)]
     trace: bool,
@@ -74,6 +78,7 @@ pub fn run(a: AttachArgs) -> Result<u8, CliError> {
         fresh: !a.no_fresh,
         idle_timeout: Duration::from_secs_f64(a.idle),
         stop: Some(stop),
+        swap_gap: Duration::from_secs_f64(a.gap),
     };
     let opts = VpcdOptions::new(a.vpcd.clone());
     let progress = !a.json;

@@ -165,6 +165,9 @@ pub enum BatchEvent<'a> {
     RemoveTag,
 }
 
+/// `Summary::stopped` when the operator pressed Ctrl-C.
+pub const INTERRUPTED: &str = "interrupted";
+
 /// Counts at the end of a batch.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Summary {
@@ -209,14 +212,26 @@ pub fn run_batch<S: TagSource>(
         if !unfinished && xuids.iter().all(|x| journal.xuid_used(x)) {
             break;
         }
+        let stopping = || {
+            opts.stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+        };
+        if stopping() {
+            summary.stopped = Some(INTERRUPTED.into());
+            break;
+        }
         on_event(BatchEvent::WaitingForTag);
         let tag = match source.next_tag() {
             Ok(Some(t)) => t,
-            Ok(None) => break,
+            Ok(None) => {
+                if stopping() {
+                    summary.stopped = Some(INTERRUPTED.into());
+                }
+                break;
+            }
             Err(e) => {
-                let err =
-                    ProvisionError::Card(crate::card::CardError::InvalidArgument(e.to_string()));
-                on_event(BatchEvent::Failed { error: &err });
+                summary.stopped = Some(e.to_string());
                 break;
             }
         };

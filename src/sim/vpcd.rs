@@ -451,6 +451,10 @@ pub struct AttachPolicy {
     pub idle_timeout: Duration,
     /// Raised (e.g. by a Ctrl-C handler): remove the current tag and return.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Time between one tag leaving and the next arriving. pcscd learns of a removal only at
+    /// its next presence poll of vpcd (every 400 ms); a faster swap is invisible to PC/SC, as
+    /// if the same tag had stayed. A person swapping tags takes longer than this anyway.
+    pub swap_gap: Duration,
 }
 
 impl Default for AttachPolicy {
@@ -461,6 +465,7 @@ impl Default for AttachPolicy {
             fresh: true,
             idle_timeout: Duration::from_secs(5),
             stop: None,
+            swap_gap: Duration::from_millis(900),
         }
     }
 }
@@ -596,6 +601,9 @@ pub fn attach_with(
         let mut chip = SimChip::new(state);
         let mut removed_by = None;
         let mut changed = false;
+        if !tags.is_empty() {
+            std::thread::sleep(policy.swap_gap);
+        }
         let stream = connect(opts)?;
         let end = serve(&opts.addr, stream, &mut chip, &mut |e, chip| {
             if let TapEvent::Atr { first: true } = e {

@@ -1,0 +1,220 @@
+//! Through the real PC/SC stack: pcsc crate → libpcsclite → pcscd → vsmartcard's vpcd driver →
+//! our simulated chip. Needs `.ci/with-pcscd` (which sets TAG424_VPCD_PORT); skipped, with a
+//! message, when it is not running. CI always runs them.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tag424::card::Card;
+use tag424::sim::dir::SimDir;
+use tag424::sim::vpcd::{attach, AttachPolicy, VpcdOptions};
+use tag424::transport::pcsc::PcscReader;
+
+/// The tests share one pcscd: one at a time.
+static PCSCD: Mutex<()> = Mutex::new(());
+
+fn port() -> Option<u16> {
+    match std::env::var("TAG424_VPCD_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+    {
+        Some(p) => Some(p),
+        None => {
+            eprintln!("skipped: no pcscd with vpcd (run through .ci/with-pcscd to include the PC/SC tests)");
+            None
+        }
+    }
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tag424"))
+}
+
+#[test]
+fn the_suite_runs_through_pcscd() {
+    let Some(port) = port() else { return };
+    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = SimDir::open(tmp.path()).unwrap();
+    let policy = AttachPolicy {
+        count: Some(1),
+        idle_timeout: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    let opts = VpcdOptions::new(format!("127.0.0.1:{port}"));
+    let bridge = std::thread::spawn(move || attach(&opts, &dir, &policy));
+    let reader = PcscReader::open("Virtual PCD 00 00").expect("the virtual reader");
+    let pcsc_card = reader.wait_for_tag().expect("a tag arrives");
+    let mut card = Card::new(pcsc_card);
+    common::personalise_and_check(&mut card);
+    card.into_transport().release();
+    reader.wait_for_removal().unwrap();
+    bridge.join().unwrap().expect("bridge ran");
+}
+
+#[test]
+fn readers_lists_the_virtual_reader() {
+    let Some(_) = port() else { return };
+    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let out = bin().args(["readers", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("Virtual PCD 00 00"), "{s}");
+    let out = bin()
+        .args([
+            "batch",
+            "--reader",
+            "no such reader",
+            "--generate-xuids",
+            "1",
+            "--out",
+        ])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("no reader matches") && e.contains("Virtual PCD 00 00"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_batch_of_20_through_pcscd_with_a_tag_pulled_mid_sequence() {
+    let Some(port) = port() else { return };
+    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let tags = tmp.path().join("tags");
+    let out = tmp.path().join("out");
+    let mut bridge = bin()
+        .args([
+            "sim",
+            "attach",
+            "--vpcd",
+            &format!("127.0.0.1:{port}"),
+            "--dir",
+        ])
+        .arg(&tags)
+        .args([
+            "--count",
+            "20",
+            "--tear-after",
+            "9",
+            "--idle",
+            "0.4",
+            "--gap",
+            "0.6",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let batch = bin()
+        .args([
+            "batch",
+            "--reader",
+            "Virtual PCD 00 00",
+            "--generate-xuids",
+            "20",
+            "--count",
+            "20",
+            "--trust-simulator",
+            "--json",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let _ = bridge.wait();
+    let stdout = String::from_utf8_lossy(&batch.stdout);
+    assert!(
+        batch.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&batch.stderr)
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let done: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "tag").collect();
+    assert_eq!(done.len(), 20, "{stdout}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "failed" && e["tear_off"] == true),
+        "the pulled tag was seen: {stdout}"
+    );
+    assert_eq!(
+        done.iter()
+            .filter(|e| e["result"]["recovered"] == true)
+            .count(),
+        1,
+        "…and finished when presented again"
+    );
+    let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
+    assert_eq!(keys.lines().count(), 21);
+    let sim = SimDir::open(&tags).unwrap();
+    let encoded = sim
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|s| !s.has_factory_keys())
+        .count();
+    assert_eq!(encoded, 20);
+}
+
+/// CPU time (user + system clock ticks) of a process.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+#[test]
+fn waiting_for_a_tag_sleeps_and_ctrl_c_ends_it_cleanly() {
+    let Some(_) = port() else { return };
+    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let child = bin()
+        .args([
+            "batch",
+            "--reader",
+            "Virtual PCD 00 01",
+            "--generate-xuids",
+            "3",
+            "--out",
+        ])
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = cpu_ticks(child.id());
+    std::thread::sleep(Duration::from_millis(1000));
+    let during = cpu_ticks(child.id()) - before;
+    assert!(
+        during <= 5,
+        "waiting for a tag must sleep in SCardGetStatusChange, used {during} ticks in 1 s"
+    );
+    let t = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing is lost"));
+}
