@@ -54,6 +54,9 @@ fn a_batch_of_100_tags_taps_and_verifies() {
     let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |_| {}).unwrap();
     assert_eq!(summary.encoded, 100);
     assert_eq!(summary.failed, 0);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(written["summary"]["encoded"], 100);
     assert_eq!(summary.exchanges, 1500, "15 APDU exchanges per tag");
     let keys = read_csv(&out.join("keys.csv"));
     let assoc = read_csv(&out.join("associate.csv"));
@@ -90,7 +93,7 @@ fn a_batch_of_100_tags_taps_and_verifies() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        for f in ["journal.jsonl", "keys.csv", "associate.csv"] {
+        for f in ["journal.jsonl", "keys.csv", "associate.csv", "summary.json"] {
             let mode = std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{f}");
         }

@@ -276,5 +276,14 @@ pub fn run_batch<S: TagSource>(
         }
     }
     summary.exported = journal.export()?;
+    let path = journal.dir().join("summary.json");
+    let json = serde_json::to_vec_pretty(&serde_json::json!({
+        "format": 1,
+        "finished": super::journal::now(),
+        "summary": &summary,
+    }))
+    .unwrap_or_default();
+    super::journal::write_atomic(&path, &json)
+        .map_err(|source| JournalError::Io { path, source })?;
     Ok(summary)
 }
