@@ -357,6 +357,19 @@ impl<T: Transport> Card<T> {
     }
 }
 
+/// Commands that answer with no data (only a status, and a MAC in a session): anything more is
+/// a malformed answer.
+pub(crate) fn expect_no_data(command: &'static str, data: &[u8]) -> Result<(), CardError> {
+    if data.is_empty() {
+        Ok(())
+    } else {
+        Err(CardError::Malformed {
+            command,
+            problem: Malformed::Trailing(data.len()),
+        })
+    }
+}
+
 /// `90 INS 00 00 [Lc payload] 00`.
 pub fn wrap_native(ins: u8, payload: &[u8]) -> Result<Vec<u8>, String> {
     if payload.len() > 255 {

@@ -174,25 +174,21 @@ pub fn encode_tag<T: Transport>(
         s = s.change_key(k, &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
     }
     s.change_own_key(keys.key(0), KEY_VERSION)?;
-    journal.append(Record::KeysChanged {
-        uid: uid.clone(),
-        time: now(),
-    })?;
-    step(Step::Verify);
-    let read_ctr = read_back(card, opts, &keys, &uid, &xuid, &plan)?;
-    journal.append(Record::Verified {
-        uid: uid.clone(),
-        xuid: xuid.clone(),
-        read_ctr,
-        time: now(),
-    })?;
-    Ok(Outcome::Encoded {
-        uid,
-        xuid,
-        read_ctr,
-        exchanges: card.exchanges() - start,
-        recovered: false,
-    })
+    complete(
+        card,
+        journal,
+        opts,
+        Done {
+            keys: &keys,
+            uid: &uid,
+            xuid: &xuid,
+            plan: &plan,
+            start,
+            recovered: false,
+            logged: false,
+        },
+        step,
+    )
 }
 
 /// Finishes an interrupted tag: at most two authentication attempts find the active key 0
@@ -243,14 +239,47 @@ fn finish<T: Transport>(
         }
         Err(e) => return Err(e.into()),
     }
-    if !entry.keys_changed {
+    let done = Done {
+        keys,
+        uid,
+        xuid,
+        plan: &plan,
+        start,
+        recovered: true,
+        logged: entry.keys_changed,
+    };
+    complete(card, journal, opts, done, step)
+}
+
+/// A tag whose five keys are changed, ready for its read-back.
+struct Done<'a> {
+    keys: &'a KeySet,
+    uid: &'a str,
+    xuid: &'a str,
+    plan: &'a NdefLayout,
+    start: usize,
+    recovered: bool,
+    /// `KeysChanged` is already in the journal.
+    logged: bool,
+}
+
+/// Journals the key change, verifies the read-back and journals the tag as done.
+fn complete<T: Transport>(
+    card: &mut Card<T>,
+    journal: &mut Journal,
+    opts: &EncodeOptions,
+    d: Done<'_>,
+    step: &mut dyn FnMut(Step),
+) -> Result<Outcome, ProvisionError> {
+    let (uid, xuid) = (d.uid.to_string(), d.xuid.to_string());
+    if !d.logged {
         journal.append(Record::KeysChanged {
             uid: uid.clone(),
             time: now(),
         })?;
     }
     step(Step::Verify);
-    let read_ctr = read_back(card, opts, keys, uid, xuid, &plan)?;
+    let read_ctr = read_back(card, opts, d.keys, &uid, &xuid, d.plan)?;
     journal.append(Record::Verified {
         uid: uid.clone(),
         xuid: xuid.clone(),
@@ -258,11 +287,11 @@ fn finish<T: Transport>(
         time: now(),
     })?;
     Ok(Outcome::Encoded {
-        uid: uid.clone(),
-        xuid: xuid.clone(),
+        uid,
+        xuid,
         read_ctr,
-        exchanges: card.exchanges() - start,
-        recovered: true,
+        exchanges: card.exchanges() - d.start,
+        recovered: d.recovered,
     })
 }
 

@@ -24,7 +24,7 @@ pub const KEY_VERSION: u8 = 0x01;
 /// The five keys of one tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct KeySet(#[serde(with = "hex_keys")] pub [AesKey; 5]);
+pub struct KeySet(#[serde(with = "crate::hex_serde::keys5")] pub [AesKey; 5]);
 
 impl KeySet {
     /// Five fresh keys from the OS random number generator.
@@ -56,31 +56,5 @@ impl KeySet {
     /// The SDM file read key (exported as KEY).
     pub fn sdm_file_read(&self) -> &AesKey {
         self.key(KEY_SDM_FILE_READ)
-    }
-}
-
-mod hex_keys {
-    use crate::crypto::AesKey;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(keys: &[AesKey; 5], s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(5))?;
-        for k in keys {
-            seq.serialize_element(&k.to_hex())?;
-        }
-        seq.end()
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[AesKey; 5], D::Error> {
-        let v = Vec::<String>::deserialize(d)?;
-        if v.len() != 5 {
-            return Err(serde::de::Error::custom("five keys expected"));
-        }
-        let mut out: [AesKey; 5] = std::array::from_fn(|_| AesKey::FACTORY);
-        for (o, s) in out.iter_mut().zip(v) {
-            *o = s.parse().map_err(serde::de::Error::custom)?;
-        }
-        Ok(out)
     }
 }

@@ -54,7 +54,7 @@ impl SimFile {
 pub struct ChipState {
     #[serde(with = "hex_arr7")]
     pub uid: [u8; 7],
-    #[serde(with = "keys_hex")]
+    #[serde(with = "crate::hex_serde::keys5")]
     pub keys: [AesKey; 5],
     pub key_versions: [u8; 5],
     pub files: Vec<SimFile>,
@@ -169,29 +169,5 @@ mod hex_arr7 {
         let v = hex::decode(s).map_err(serde::de::Error::custom)?;
         v.try_into()
             .map_err(|_| serde::de::Error::custom("a UID is 7 bytes"))
-    }
-}
-
-mod keys_hex {
-    use crate::crypto::AesKey;
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(keys: &[AesKey; 5], s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(5))?;
-        for k in keys {
-            seq.serialize_element(&k.to_hex())?;
-        }
-        seq.end()
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[AesKey; 5], D::Error> {
-        let v = Vec::<String>::deserialize(d)?;
-        if v.len() != 5 {
-            return Err(serde::de::Error::custom("five keys expected"));
-        }
-        let mut out: [AesKey; 5] = std::array::from_fn(|_| AesKey::FACTORY);
-        for (o, s) in out.iter_mut().zip(v) {
-            *o = s.parse().map_err(serde::de::Error::custom)?;
-        }
-        Ok(out)
     }
 }

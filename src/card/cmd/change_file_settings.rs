@@ -29,12 +29,7 @@ impl<'c, T: Transport> Session<'c, T> {
             CommMode::Full,
             false,
         )?;
-        if !data.is_empty() {
-            return Err(CardError::Malformed {
-                command: NAME,
-                problem: crate::card::Malformed::Trailing(data.len()),
-            });
-        }
+        crate::card::expect_no_data(NAME, &data)?;
         Ok(s)
     }
 }

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::card::cmd::authenticate::check_key_no;
 use crate::card::session::{Reply, Spec};
-use crate::card::{Card, CardError, CommMode, Malformed, Session};
+use crate::card::{Card, CardError, CommMode, Session};
 use crate::crypto::{crc32nk, AesKey};
 use crate::transport::Transport;
 
@@ -67,12 +67,7 @@ impl<'c, T: Transport> Session<'c, T> {
             &[key_no],
             &data,
         )?;
-        if !r.is_empty() {
-            return Err(CardError::Malformed {
-                command: NAME,
-                problem: Malformed::Trailing(r.len()),
-            });
-        }
+        crate::card::expect_no_data(NAME, &r)?;
         Ok(self)
     }
 

@@ -4,7 +4,7 @@
 //! CmdHeader = Option (plain, MACed); CmdData = the option's data (encrypted). The answer
 //! carries a MACt.
 
-use crate::card::{CardError, CommMode, Malformed, Session};
+use crate::card::{CardError, CommMode, Session};
 use crate::transport::Transport;
 
 const NAME: &str = "SetConfiguration";
@@ -19,12 +19,7 @@ impl<'c, T: Transport> Session<'c, T> {
             ));
         }
         let (s, r) = self.run(NAME, 0x5C, &[option], data, CommMode::Full, true)?;
-        if !r.is_empty() {
-            return Err(CardError::Malformed {
-                command: NAME,
-                problem: Malformed::Trailing(r.len()),
-            });
-        }
+        crate::card::expect_no_data(NAME, &r)?;
         Ok(s)
     }
 }

@@ -5,7 +5,7 @@
 //! Data longer than the card's chunk size is written in several commands.
 
 use crate::card::cmd::read_data::data_header;
-use crate::card::{Card, CardError, CommMode, Malformed, Session};
+use crate::card::{Card, CardError, CommMode, Session};
 use crate::transport::Transport;
 
 const NAME: &str = "WriteData";
@@ -30,12 +30,7 @@ impl<T: Transport> Card<T> {
             let mut payload = data_header(file_no, at, chunk.len() as u32).to_vec();
             payload.extend_from_slice(chunk);
             let r = self.native(NAME, INS, &payload, false)?;
-            if !r.is_empty() {
-                return Err(CardError::Malformed {
-                    command: NAME,
-                    problem: Malformed::Trailing(r.len()),
-                });
-            }
+            crate::card::expect_no_data(NAME, &r)?;
         }
         Ok(())
     }
@@ -63,12 +58,7 @@ impl<'c, T: Transport> Session<'c, T> {
                 mode,
                 false,
             )?;
-            if !r.is_empty() {
-                return Err(CardError::Malformed {
-                    command: NAME,
-                    problem: Malformed::Trailing(r.len()),
-                });
-            }
+            crate::card::expect_no_data(NAME, &r)?;
         }
         Ok(self)
     }
