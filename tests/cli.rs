@@ -258,3 +258,34 @@ fn pcsc_without_service_is_a_clear_error() {
     assert!(err.contains("PC/SC service is not running"), "{err}");
     assert!(err.contains("help:"), "{err}");
 }
+
+#[test]
+fn a_trace_replays_as_a_fixture_with_keys_redacted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tags = tmp.path().join("tags");
+    let (_, uid, _) = tag424(&["sim", "new", "--dir", tags.to_str().unwrap()]);
+    let trace = tmp.path().join("trace.apdu");
+    let reader = format!("sim:{}", tags.display());
+    let (code, _, err) = tag424(&[
+        "encode",
+        "--xuid",
+        "trace001",
+        "--reader",
+        &reader,
+        "--uid",
+        uid.trim(),
+        "--out",
+        tmp.path().join("out").to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let fx = tag424::transport::replay::Fixture::parse(&text).unwrap();
+    assert_eq!(
+        fx.exchanges.len(),
+        10,
+        "15 exchanges, the 5 ChangeKeys redacted"
+    );
+    assert_eq!(text.matches("redacted").count(), 5);
+}

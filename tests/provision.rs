@@ -50,6 +50,7 @@ fn a_batch_of_100_tags_taps_and_verifies() {
         encode: opts(),
         count: Some(100),
         stop: None,
+        trace: None,
     };
     let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |_| {}).unwrap();
     assert_eq!(summary.encoded, 100);

@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod file_settings;
 pub mod session;
 pub mod status;
+pub mod trace;
 
 use std::fmt;
 

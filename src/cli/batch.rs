@@ -44,6 +44,8 @@ pub struct BatchArgs {
     pub template: String,
     #[command(flatten)]
     pub master: super::keys::MasterKeySource,
+    #[command(flatten)]
+    pub trace: TraceArgs,
     /// Stop after N tags are encoded.
     #[arg(long, value_name = "N")]
     pub count: Option<usize>,
@@ -93,6 +95,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         },
         count: args.count,
         stop: Some(stop),
+        trace: args.trace.open(&args.reader)?,
     };
     let total = args
         .count
@@ -227,4 +230,36 @@ fn run_view(
     });
     bar.finish_and_clear();
     r.map_err(|e| CliError { code: 3, message: e.to_string(), help: Some("the key journal could not be written: free space or fix permissions, then re-run the same command to resume".into()) })
+}
+
+/// Recording the APDU exchanges.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TraceArgs {
+    /// Append every APDU exchange to FILE in the hardware-fixtures format (key-bearing
+    /// commands redacted).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// With --trace: write key-bearing commands in full (test tags only).
+    #[arg(long, requires = "trace")]
+    pub trace_keys: bool,
+}
+
+impl TraceArgs {
+    pub fn open(&self, reader: &str) -> Result<Option<tag424::card::trace::Trace>, CliError> {
+        let Some(path) = &self.trace else {
+            return Ok(None);
+        };
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| CliError::input(format!("--trace {}: {e}", path.display())))?;
+        let t = tag424::card::trace::Trace::new(Box::new(f), self.trace_keys);
+        t.comment(&format!(
+            "tag424 {} trace; reader: {reader}",
+            env!("CARGO_PKG_VERSION")
+        ));
+        t.comment("@document: add the reader model, the tag and the date here");
+        Ok(Some(t))
+    }
 }

@@ -58,6 +58,7 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
         },
         count: Some(args.tags),
         stop: None,
+        trace: None,
     };
     say("2. Encoding (select, version, signature, authenticate, write URL, lock, change 5 keys, read back and verify):");
     let started = Instant::now();

@@ -30,9 +30,23 @@ pub struct TagArgs {
     /// Accept chips signed with the simulator's test key (implied by a `sim` reader).
     #[arg(long)]
     pub trust_simulator: bool,
+    #[command(flatten)]
+    pub trace: super::batch::TraceArgs,
 }
 
 impl TagArgs {
+    /// A card on the tag, traced when asked.
+    fn card(
+        &self,
+        default_sim_dir: &std::path::Path,
+    ) -> Result<Card<Box<dyn Transport + Send>>, CliError> {
+        let card = Card::new(self.one(default_sim_dir)?);
+        Ok(match self.trace.open(&self.reader)? {
+            Some(t) => card.with_observer(t.observer()),
+            None => card,
+        })
+    }
+
     fn spec(&self) -> ReaderSpec {
         ReaderSpec::parse(&self.reader)
     }
@@ -119,8 +133,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
             a.out.display()
         )));
     }
-    let t = a.tag.one(&a.out.join("simulated-tags"))?;
-    let mut card = Card::new(t);
+    let mut card = a.tag.card(&a.out.join("simulated-tags"))?;
     let opts = EncodeOptions {
         template,
         trust_simulator: a.tag.trust(),
@@ -188,8 +201,7 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("simulated-tags");
-    let t = a.tag.one(&default_dir)?;
-    let mut card = Card::new(t);
+    let mut card = a.tag.card(&default_dir)?;
     card.select_ndef_application().map_err(card_err)?;
     let v = card.get_version().map_err(card_err)?;
     let sig = card.read_sig().map_err(card_err)?;
@@ -280,8 +292,7 @@ pub struct ResetArgs {
 
 pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
     let mut journal = Journal::open(&a.out).map_err(|e| CliError::input(e.to_string()))?;
-    let t = a.tag.one(&a.out.join("simulated-tags"))?;
-    let mut card = Card::new(t);
+    let mut card = a.tag.card(&a.out.join("simulated-tags"))?;
     let uid = reset_tag(&mut card, &mut journal, a.tag.trust()).map_err(card_err)?;
     journal.export().map_err(card_err)?;
     say(&format!(

@@ -191,6 +191,8 @@ pub struct BatchOptions {
     pub count: Option<usize>,
     /// Set (from a Ctrl-C handler) to stop after the current tag.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Record every APDU exchange (the `hardware-fixtures/` format).
+    pub trace: Option<crate::card::trace::Trace>,
 }
 
 /// Runs the batch until `count` tags are encoded, the codes run out or the reader has no more
@@ -237,6 +239,10 @@ pub fn run_batch<S: TagSource>(
         };
         let started = Instant::now();
         let mut card = Card::new(tag);
+        if let Some(t) = &opts.trace {
+            t.comment(&format!("tag presented at {}", super::journal::now()));
+            card = card.with_observer(t.observer());
+        }
         let result = encode_tag(&mut card, journal, &opts.encode, &mut next_xuid, &mut |s| {
             on_event(BatchEvent::Step(s))
         });
