@@ -218,3 +218,34 @@ fn waiting_for_a_tag_sleeps_and_ctrl_c_ends_it_cleanly() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing is lost"));
 }
+
+#[test]
+fn waiting_for_a_reader_that_is_not_there_yet_can_be_cancelled() {
+    let Some(_) = port() else { return };
+    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let child = bin()
+        .args([
+            "batch",
+            "--reader",
+            "Reader plugged in later",
+            "--wait-for-reader",
+            "--generate-xuids",
+            "1",
+            "--out",
+        ])
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Waiting for a reader"), "{err}");
+    assert_eq!(out.status.code(), Some(130), "{err}");
+}

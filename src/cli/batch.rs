@@ -39,6 +39,9 @@ pub struct BatchArgs {
     /// Output directory: the key journal, keys.csv, associate.csv. Created owner-only.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// If the reader is not plugged in yet, wait for it (default: stop with an error).
+    #[arg(long)]
+    pub wait_for_reader: bool,
     /// URL template (see `tag424 verify --help`).
     #[arg(long = "url", value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]
     pub template: String,
@@ -86,7 +89,12 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let spec = ReaderSpec::parse(&args.reader);
     let mut journal = Journal::open(&args.out).map_err(|e| CliError::input(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let mut reader = AnyReader::open(&spec, &args.out.join("simulated-tags"), &stop)?;
+    let mut reader = AnyReader::open(
+        &spec,
+        &args.out.join("simulated-tags"),
+        &stop,
+        args.wait_for_reader,
+    )?;
     let opts = BatchOptions {
         encode: EncodeOptions {
             template,

@@ -42,6 +42,13 @@ pub enum AnyReader {
 }
 
 pub fn pcsc_error(e: PcscError) -> CliError {
+    if let PcscError::Cancelled = e {
+        return CliError {
+            code: 130,
+            message: "stopped by Ctrl-C; nothing was changed".into(),
+            help: None,
+        };
+    }
     let help = match &e {
         PcscError::NoService => Some("start the PC/SC service: `sudo systemctl start pcscd` (Linux) — see docs/readers.md".to_string()),
         PcscError::NoReaders => Some("plug in the reader; `tag424 readers` lists what the PC/SC service sees".to_string()),
@@ -63,6 +70,7 @@ impl AnyReader {
         spec: &ReaderSpec,
         default_sim_dir: &Path,
         stop: &Arc<AtomicBool>,
+        wait_for_reader: bool,
     ) -> Result<AnyReader, CliError> {
         match spec {
             ReaderSpec::Sim(dir) => {
@@ -72,6 +80,14 @@ impl AnyReader {
                 Ok(AnyReader::Sim(
                     SimReader::new(d, true).map_err(|e| CliError::input(e.to_string()))?,
                 ))
+            }
+            ReaderSpec::Pcsc(name) if wait_for_reader => {
+                let flag = stop.clone();
+                let r = PcscReader::open_waiting(name, &|c| install_ctrlc(flag.clone(), Some(c)), &mut || {
+                    eprintln!("Waiting for a reader matching {name:?} to be plugged in (Ctrl-C to stop)…")
+                })
+                .map_err(pcsc_error)?;
+                Ok(AnyReader::Pcsc(r))
             }
             ReaderSpec::Pcsc(name) => {
                 let r = PcscReader::open(name).map_err(pcsc_error)?;

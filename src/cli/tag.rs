@@ -72,7 +72,7 @@ impl TagArgs {
             return Ok(Box::new(DirTransport::new(d, state)));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let mut r = AnyReader::open(&spec, default_sim_dir, &stop)?;
+        let mut r = AnyReader::open(&spec, default_sim_dir, &stop, false)?;
         match r.next_tag() {
             Ok(Some(t)) => Ok(t),
             Ok(None) => Err(CliError {
@@ -193,6 +193,8 @@ struct Info {
     key_versions: Vec<u8>,
     state: &'static str,
     xuid: Option<String>,
+    /// The UID the reader reports (`FF CA 00 00 00`), where the reader supports it.
+    reader_uid: Option<String>,
 }
 
 pub fn info(a: InfoArgs) -> Result<u8, CliError> {
@@ -202,6 +204,14 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         .unwrap_or_else(|| PathBuf::from("."))
         .join("simulated-tags");
     let mut card = a.tag.card(&default_dir)?;
+    // Readers answer this pseudo-APDU themselves; the chip (or simulator) refuses it. Optional.
+    let reader_uid =
+        match card.transceive("GetUID (reader)", &[0xFF, 0xCA, 0x00, 0x00, 0x00], false) {
+            Ok((data, tag424::card::Sw::IsoOk)) if !data.is_empty() => {
+                Some(hex::encode_upper(data))
+            }
+            _ => None,
+        };
     card.select_ndef_application().map_err(card_err)?;
     let v = card.get_version().map_err(card_err)?;
     let sig = card.read_sig().map_err(card_err)?;
@@ -241,6 +251,7 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         key_versions,
         state,
         xuid,
+        reader_uid,
     };
     if a.json {
         print_json(&info);
@@ -276,6 +287,14 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     }
     if let Some(x) = &info.xuid {
         say(&format!("  tag code      {x}"));
+    }
+    if let Some(r) = &info.reader_uid {
+        let note = if *r == info.uid {
+            ""
+        } else {
+            " (differs: Random ID is on)"
+        };
+        say(&format!("  reader UID    {r}{note}"));
     }
     Ok(0)
 }

@@ -174,6 +174,50 @@ impl PcscReader {
         Ok(PcscReader { ctx, name })
     }
 
+    /// Like [`PcscReader::open`], but when no reader matches yet, sleeps until one is plugged
+    /// in (PC/SC plug-and-play notification). `canceller` receives a handle that wakes the
+    /// wait (Ctrl-C); `on_wait` is called once before sleeping.
+    pub fn open_waiting(
+        wanted: &str,
+        canceller: &dyn Fn(Canceller),
+        on_wait: &mut dyn FnMut(),
+    ) -> Result<PcscReader, PcscError> {
+        let ctx = establish()?;
+        canceller(Canceller(ctx.clone()));
+        let mut waited = false;
+        let mut pnp = [pcsc::ReaderState::new(
+            pcsc::PNP_NOTIFICATION(),
+            pcsc::State::UNAWARE,
+        )];
+        loop {
+            let names: Vec<String> = reader_names(&ctx)?
+                .iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect();
+            match choose(wanted, &names) {
+                Ok(name) => {
+                    let name =
+                        CString::new(name.as_str()).map_err(|_| PcscError::NoSuchReader {
+                            wanted: wanted.into(),
+                            available: names.clone(),
+                        })?;
+                    return Ok(PcscReader { ctx, name });
+                }
+                Err(PcscError::NoReaders | PcscError::NoSuchReader { .. }) => {
+                    if !waited {
+                        on_wait();
+                        waited = true;
+                    }
+                    match ctx.get_status_change(None, &mut pnp) {
+                        Ok(()) | Err(pcsc::Error::Timeout) => pnp[0].sync_current_state(),
+                        Err(e) => return Err(map_err("waiting for a reader")(e)),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub fn name(&self) -> String {
         self.name.to_string_lossy().into_owned()
     }
@@ -331,9 +375,24 @@ impl Transport for PcscCard {
                 Err(TransportError::CardRemoved)
             }
             Ok(r) => Ok(r.to_vec()),
+            // Another program reset the tag: it lost its session (and maybe the command).
+            // Reconnect, so the same tag can be finished, and report it like a tear-off.
+            Err(pcsc::Error::ResetCard) => {
+                if let Some(mut c) = self.card.take() {
+                    if c.reconnect(
+                        pcsc::ShareMode::Shared,
+                        pcsc::Protocols::ANY,
+                        pcsc::Disposition::LeaveCard,
+                    )
+                    .is_ok()
+                    {
+                        self.card = Some(c);
+                    }
+                }
+                Err(TransportError::CardRemoved)
+            }
             Err(
                 pcsc::Error::RemovedCard
-                | pcsc::Error::ResetCard
                 | pcsc::Error::UnpoweredCard
                 | pcsc::Error::UnresponsiveCard,
             ) => {
