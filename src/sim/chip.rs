@@ -863,42 +863,42 @@ impl SimChip {
         Ok((file_no, off, len))
     }
 
-    fn read_data(&mut self, data: &[u8], cursor: Option<SdmCursor>) -> Answer {
+    /// The shared part of ReadData and WriteData: access, secure messaging and the range.
+    /// Returns the comm mode, the command's data (decrypted), and (file, offset, length).
+    fn data_command(
+        &mut self,
+        ins: u8,
+        data: &[u8],
+        write: bool,
+    ) -> Result<(CommMode, Zeroizing<Vec<u8>>, (u8, usize, usize)), u16> {
         if data.len() < 7 {
             return Err(sw::LENGTH);
         }
         let file_no = data[0];
-        let mode = self.data_access(file_no, false)?;
-        let (header, rest) = self.unwrap_command(0xAD, data, 7, mode)?;
-        if !rest.is_empty() {
-            return Err(sw::LENGTH);
-        }
+        let mode = self.data_access(file_no, write)?;
+        let (header, body) = self.unwrap_command(ins, data, 7, mode)?;
         let size = self
             .state
             .file(file_no)
             .ok_or(sw::FILE_NOT_FOUND)?
             .data
             .len();
-        let (_, off, len) = Self::range(&header, size, true)?;
+        let range = Self::range(&header, size, !write)?;
+        Ok((mode, body, range))
+    }
+
+    fn read_data(&mut self, data: &[u8], cursor: Option<SdmCursor>) -> Answer {
+        let (mode, rest, (file_no, off, len)) = self.data_command(0xAD, data, false)?;
+        if !rest.is_empty() {
+            return Err(sw::LENGTH);
+        }
         let image = self.read_image(file_no, 0xAD, cursor)?;
         let slice = image[off..off + len].to_vec();
         self.wrap_response(mode, &slice, sw::OK)
     }
 
     fn write_data(&mut self, data: &[u8]) -> Answer {
-        if data.len() < 7 {
-            return Err(sw::LENGTH);
-        }
-        let file_no = data[0];
-        let mode = self.data_access(file_no, true)?;
-        let (header, plain) = self.unwrap_command(0x8D, data, 7, mode)?;
-        let size = self
-            .state
-            .file(file_no)
-            .ok_or(sw::FILE_NOT_FOUND)?
-            .data
-            .len();
-        let (_, off, len) = Self::range(&header, size, false)?;
+        let (mode, plain, (file_no, off, len)) = self.data_command(0x8D, data, true)?;
         if len == 0 || plain.len() != len {
             return Err(sw::LENGTH);
         }
