@@ -81,6 +81,9 @@ struct SdmCursor {
 
 type Answer = Result<Vec<u8>, u16>;
 
+/// A data command after its checks: comm mode, decrypted data, (file, offset, length).
+type DataCommand = (CommMode, Zeroizing<Vec<u8>>, (u8, usize, usize));
+
 fn with_sw(mut data: Vec<u8>, sw: u16) -> Vec<u8> {
     data.extend_from_slice(&sw.to_be_bytes());
     data
@@ -865,12 +868,7 @@ impl SimChip {
 
     /// The shared part of ReadData and WriteData: access, secure messaging and the range.
     /// Returns the comm mode, the command's data (decrypted), and (file, offset, length).
-    fn data_command(
-        &mut self,
-        ins: u8,
-        data: &[u8],
-        write: bool,
-    ) -> Result<(CommMode, Zeroizing<Vec<u8>>, (u8, usize, usize)), u16> {
+    fn data_command(&mut self, ins: u8, data: &[u8], write: bool) -> Result<DataCommand, u16> {
         if data.len() < 7 {
             return Err(sw::LENGTH);
         }
