@@ -16,8 +16,10 @@ use tag424::sun::{Template, DEFAULT_TEMPLATE};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
 
-/// Encode a stack of tags: each gets its tag code's SUN URL and five fresh keys; keys.csv
-/// (XUID,KEY) and associate.csv (XUID,UID) are written to the output directory.
+/// Encode a stack of tags with the platform's tag codes (the main job).
+///
+/// Each tag gets its tag code's SUN URL and five fresh keys; keys.csv (XUID,KEY) and
+/// associate.csv (XUID,UID) are written to the output directory.
 ///
 /// Re-running with the same --out resumes: codes are never used twice, encoded tags are
 /// skipped, and a tag whose encoding was interrupted is finished when presented again.

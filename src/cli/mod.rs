@@ -39,22 +39,27 @@ enum Command {
     /// Run the whole story on simulated tags (start here).
     Demo(demo::DemoArgs),
     Batch(batch::BatchArgs),
-    /// List PC/SC readers and whether a tag is on each.
-    Readers(reader::ReadersArgs),
     /// Encode the one tag on the reader with a given tag code.
     Encode(tag::EncodeArgs),
+    /// List PC/SC readers and whether a tag is on each.
+    Readers(reader::ReadersArgs),
     /// Show what the tag on the reader is (version, UID, signature, settings, key versions).
     Info(tag::InfoArgs),
     /// Return an encoded test tag to factory state with its recorded keys.
     Reset(tag::ResetArgs),
     Verify(verify::VerifyArgs),
-    /// Simulated tags: make, list and tap them.
-    #[command(subcommand)]
-    Sim(sim::SimCommand),
-    /// Show how a URL template is laid out in the NDEF file (offsets and SDM settings).
-    UrlCheck(UrlCheckArgs),
     Serve(serve::ServeArgs),
     Scans(serve::ScansArgs),
+    /// Show how a URL template is laid out in the NDEF file (offsets and SDM settings).
+    UrlCheck(UrlCheckArgs),
+    /// Simulated tags: make, list, tap, and attach to a virtual PC/SC reader.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
+    /// Print a shell completion script: `tag424 completions bash > /etc/bash_completion.d/tag424`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Show how a URL template is laid out on a tag.
@@ -151,6 +156,13 @@ pub fn main() -> ExitCode {
         Command::Reset(a) => tag::reset(a),
         Command::Sim(c) => sim::run(c),
         Command::UrlCheck(a) => url_check(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tag424", &mut buf);
+            let _ = std::io::stdout().lock().write_all(&buf);
+            Ok(0)
+        }
         Command::Serve(a) => serve::serve(a),
         Command::Scans(a) => serve::scans(a),
     };

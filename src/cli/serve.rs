@@ -18,8 +18,10 @@ pub const DEFAULT_DB: &str = "tag424-verifier.db";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8424";
 
-/// Run the local verifier: the tag platform's verification API (GET /v1/t) and the landing page
-/// a tag's URL opens on a phone (GET /auth), from the batches this tool encoded.
+/// Run the local verifier (the platform's API and the phone landing page).
+///
+/// Serves the tag platform's verification API (GET /v1/t) and the landing page a tag's URL
+/// opens on a phone (GET /auth), from the batches this tool encoded.
 ///
 /// Counters are single-use and forward-only; a Pass is on disk before it is answered. The
 /// database keeps tags, keys, counters and the scan log across restarts (`tag424 scans`).
