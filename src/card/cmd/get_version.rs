@@ -55,9 +55,14 @@ pub struct Version {
     pub software: VersionPart,
     #[serde(serialize_with = "crate::hex_serde::bytes")]
     pub uid: [u8; 7],
+    /// Bytes 7–11 as sent: BatchNo (36 bits) then the high 4 bits of FabKey.
     #[serde(serialize_with = "crate::hex_serde::bytes")]
     pub batch: [u8; 5],
-    /// Production calendar week (BCD as the chip stores it).
+    /// The 36-bit batch number.
+    pub batch_no: u64,
+    /// The 5-bit FabKey (1Fh: a customised configuration, FabKeyID follows).
+    pub fab_key: u8,
+    /// Production calendar week (BCD as the chip stores it; FabKey's low bit removed).
     pub week: u8,
     /// Production year (BCD, `0x21` is 2021).
     pub year: u8,
@@ -94,7 +99,10 @@ impl Version {
             software,
             uid,
             batch,
-            week: p[12],
+            batch_no: (u64::from_be_bytes([0, 0, 0, p[7], p[8], p[9], p[10], 0]) >> 4)
+                | u64::from(p[11] >> 4),
+            fab_key: ((p[11] & 0x0F) << 1) | (p[12] >> 7),
+            week: p[12] & 0x7F,
             year: p[13],
         })
     }
@@ -141,5 +149,28 @@ impl<T: Transport> Card<T> {
             command: NAME,
             problem,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AN12196's GetVersion example (frame 3: UID 04968CAA5C5E80, CD65935D 40 21 18).
+    #[test]
+    fn parses_the_production_data() {
+        let frames = vec![
+            hex::decode("04040230001105").unwrap(),
+            hex::decode("04040201011105").unwrap(),
+            hex::decode("04968CAA5C5E80CD65935D40A118").unwrap(),
+        ];
+        let v = Version::parse(&frames).unwrap();
+        assert!(v.is_ntag424_dna());
+        assert_eq!(v.batch_no, 0xCD65935D4);
+        assert_eq!(v.fab_key, 1, "FabKey's low bit is bit 7 of byte 12");
+        assert_eq!(v.production(), (2018, 21));
+        assert!(Version::parse(&frames[..2]).is_err());
+        assert!(Version::parse(&[frames[0].clone(), frames[1].clone(), vec![0; 13]]).is_err());
+        assert!(Version::parse(&[frames[0].clone(), frames[1].clone(), vec![0; 16]]).is_err());
     }
 }
