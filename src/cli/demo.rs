@@ -16,9 +16,9 @@ use super::{say, CliError};
 /// keys.csv, tap every tag and verify its SUN URL, and show a replayed tap being rejected.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// How many simulated tags.
-    #[arg(long, default_value_t = 5)]
-    pub tags: usize,
+    /// How many simulated tags (1 to 1000).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub tags: u16,
     /// Keep the working directory (default: a temporary one, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
@@ -42,9 +42,10 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
     let tags_dir = work.join("tags");
     say(&format!(
         "1. {} blank simulated NTAG 424 DNA tags, {} tag codes from the platform (generated here)",
-        args.tags, args.tags
+        usize::from(args.tags),
+        usize::from(args.tags)
     ));
-    let xuids = generate_xuids(args.tags);
+    let xuids = generate_xuids(usize::from(args.tags));
     let template = Template::default();
     say(&format!("   URL template: {template}"));
     let mut journal = Journal::open(&out).map_err(fail)?;
@@ -56,7 +57,7 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
             trust_simulator: true,
             master: None,
         },
-        count: Some(args.tags),
+        count: Some(usize::from(args.tags)),
         stop: None,
         trace: None,
     };
@@ -96,7 +97,7 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
     say("4. A phone taps each tag; the SUN URL is verified with the tag's key from keys.csv:");
     let mut last_ctr: HashMap<String, u32> = HashMap::new();
     let mut first_url = None;
-    let mut all_ok = summary.encoded == args.tags;
+    let mut all_ok = summary.encoded == usize::from(args.tags);
     for state in sim.list().map_err(fail)? {
         if state.has_factory_keys() {
             continue;
