@@ -230,10 +230,12 @@ impl Journal {
 
     /// Appends a record and flushes it to disk before returning.
     pub fn append(&mut self, r: Record) -> Result<(), JournalError> {
-        let mut line = serde_json::to_vec(&r).map_err(|e| JournalError::Io {
-            path: self.path.clone(),
-            source: e.into(),
-        })?;
+        // Planned records hold keys: the encoded line is wiped once written.
+        let mut line =
+            zeroize::Zeroizing::new(serde_json::to_vec(&r).map_err(|e| JournalError::Io {
+                path: self.path.clone(),
+                source: e.into(),
+            })?);
         line.push(b'\n');
         self.file.write_all(&line).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
@@ -260,7 +262,8 @@ impl Journal {
 
     /// Writes `keys.csv` (XUID,KEY) and `associate.csv` (XUID,UID) for the verified tags.
     pub fn export(&self) -> Result<usize, JournalError> {
-        let mut keys = String::from("XUID,KEY\n");
+        // The file text holds keys: wiped from memory once written.
+        let mut keys = zeroize::Zeroizing::new(String::from("XUID,KEY\n"));
         let mut assoc = String::from("XUID,UID\n");
         let mut n = 0;
         for t in self.tags().filter(|t| t.verified && !t.reset) {
