@@ -267,3 +267,18 @@ fn diversified_keys_can_be_rederived_from_the_uid() {
         "each key number gets its own key"
     );
 }
+
+#[test]
+fn tag_code_csv_follows_csv_rules() {
+    // Quoted fields with commas, extra columns, a byte-order mark, CRLF line ends.
+    let text = "\u{feff}\"Batch, name\",XUID\r\n\"a, b\",abc\r\n\"c\",\"def\"\r\n";
+    assert_eq!(parse_xuids(text, "f").unwrap(), vec!["abc", "def"]);
+    let e = parse_xuids("XUID\nabc\n\nabc\n", "f")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lines 2 and 4"), "{e}");
+    assert!(parse_xuids("abc,def\n", "f")
+        .unwrap_err()
+        .to_string()
+        .contains("no XUID header"));
+}

@@ -103,20 +103,7 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
             continue;
         }
         let url = super::sim::tap(&sim, state)?;
-        let scan = sun::parse_url(&template, &url).map_err(fail)?;
-        let xuid = scan.xuid.clone().unwrap_or_default();
-        let key = keys
-            .get(&xuid)
-            .cloned()
-            .ok_or_else(|| fail(format!("no key for {xuid}")))?;
-        let v = sun::verify(
-            &scan,
-            &SunKeys {
-                file_read: key,
-                meta_read: None,
-            },
-        )
-        .map_err(fail)?;
+        let (xuid, v) = check(&template, &keys, &url)?;
         let ctr = v.read_ctr.unwrap_or(0);
         let fresh = last_ctr.get(&xuid).is_none_or(|c| ctr > *c);
         all_ok &= v.genuine && fresh;
@@ -125,19 +112,10 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
             "   {url}  → {}, counter {ctr}",
             if v.genuine { "genuine" } else { "NOT genuine" }
         ));
-        first_url.get_or_insert((url, xuid));
+        first_url.get_or_insert(url);
     }
-    if let Some((url, xuid)) = first_url {
-        let scan = sun::parse_url(&template, &url).map_err(fail)?;
-        let key = keys.get(&xuid).cloned().ok_or_else(|| fail("no key"))?;
-        let v = sun::verify(
-            &scan,
-            &SunKeys {
-                file_read: key,
-                meta_read: None,
-            },
-        )
-        .map_err(fail)?;
+    if let Some(url) = first_url {
+        let (xuid, v) = check(&template, &keys, &url)?;
         let seen = last_ctr.get(&xuid).copied().unwrap_or(0);
         let replay_rejected = v.read_ctr.is_some_and(|c| c <= seen);
         all_ok &= replay_rejected;
@@ -153,4 +131,27 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
     }
     say(if all_ok { "Demo OK." } else { "Demo FAILED." });
     Ok(if all_ok { 0 } else { 1 })
+}
+
+/// Splits a tapped URL and verifies it with its tag's key from keys.csv.
+fn check(
+    template: &Template,
+    keys: &HashMap<String, AesKey>,
+    url: &str,
+) -> Result<(String, sun::Verified), CliError> {
+    let scan = sun::parse_url(template, url).map_err(fail)?;
+    let xuid = scan.xuid.clone().unwrap_or_default();
+    let key = keys
+        .get(&xuid)
+        .cloned()
+        .ok_or_else(|| fail(format!("no key for {xuid}")))?;
+    let v = sun::verify(
+        &scan,
+        &SunKeys {
+            file_read: key,
+            meta_read: None,
+        },
+    )
+    .map_err(fail)?;
+    Ok((xuid, v))
 }

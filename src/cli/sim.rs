@@ -67,7 +67,12 @@ pub fn tap(dir: &SimDir, state: ChipState) -> Result<String, CliError> {
     let nlen = card
         .iso_read_binary(BinaryTarget::Current(0), 2)
         .map_err(err)?;
-    let n = u16::from_be_bytes([nlen[0], nlen[1]]) as usize;
+    let [hi, lo] = nlen[..] else {
+        return Err(CliError::input(
+            "tap: the tag's NDEF file is shorter than its length field",
+        ));
+    };
+    let n = u16::from_be_bytes([hi, lo]) as usize;
     if n == 0 {
         return Err(CliError::input(
             "the tag's NDEF file is empty (a factory tag?)",

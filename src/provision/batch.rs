@@ -84,49 +84,62 @@ pub fn read_xuids(path: &Path) -> Result<Vec<String>, XuidListError> {
     parse_xuids(&text, &p)
 }
 
+/// Parses a tag code list: a CSV whose header has an `XUID` column (quoted fields, other
+/// columns and a byte-order mark allowed), or one code per line. Blank lines are skipped; a
+/// bad or repeated code is an error naming its line.
 pub fn parse_xuids(text: &str, path: &str) -> Result<Vec<String>, XuidListError> {
     let text = text.trim_start_matches('\u{feff}');
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, first)) = lines.clone().next() else {
+    let bad = |line: usize, what: String| XuidListError::Bad {
+        path: path.to_string(),
+        line,
+        what,
+    };
+    // One record per line (a code list has no multi-line fields), so errors name file lines.
+    let mut rows = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(l.as_bytes());
+        let rec = match rdr.records().next() {
+            Some(Ok(rec)) => rec,
+            Some(Err(e)) => return Err(bad(i + 1, e.to_string())),
+            None => continue,
+        };
+        rows.push((i + 1, rec));
+    }
+    let Some((_, first)) = rows.first() else {
         return Err(XuidListError::Empty(path.to_string()));
     };
-    let header: Vec<String> = first
-        .split(',')
-        .map(|h| h.trim().trim_matches('"').to_ascii_uppercase())
-        .collect();
-    let column = header.iter().position(|h| h == "XUID");
-    if column.is_some() {
-        lines.next();
-    }
+    let column = first
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case("XUID"));
+    let data = if column.is_some() {
+        &rows[1..]
+    } else {
+        &rows[..]
+    };
     let mut out: Vec<String> = Vec::new();
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (i, line) in lines {
-        let field = match column {
-            Some(c) => line
-                .split(',')
-                .nth(c)
-                .map(|f| f.trim().trim_matches('"').to_string()),
-            None => Some(line.trim().to_string()),
-        };
-        let xuid = field.ok_or_else(|| XuidListError::Bad {
-            path: path.to_string(),
-            line: i + 1,
-            what: "the row has no XUID column".into(),
-        })?;
-        check_xuid(&xuid).map_err(|e| XuidListError::Bad {
-            path: path.to_string(),
-            line: i + 1,
-            what: e.to_string(),
-        })?;
-        if let Some(first) = seen.insert(xuid.clone(), i + 1) {
+    for (line, rec) in data {
+        let xuid = match column {
+            Some(c) => rec
+                .get(c)
+                .ok_or_else(|| bad(*line, "the row has no XUID column".into()))?,
+            None if rec.len() == 1 => rec.get(0).unwrap_or_default(),
+            None => return Err(bad(*line, "several columns but no XUID header".into())),
+        }
+        .trim()
+        .to_string();
+        check_xuid(&xuid).map_err(|e| bad(*line, e.to_string()))?;
+        if let Some(first) = seen.insert(xuid.clone(), *line) {
             return Err(XuidListError::Duplicate {
                 path: path.to_string(),
                 xuid,
                 first,
-                second: i + 1,
+                second: *line,
             });
         }
         out.push(xuid);
