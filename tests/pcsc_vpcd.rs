@@ -167,6 +167,28 @@ fn a_batch_of_20_through_pcscd_with_a_tag_pulled_mid_sequence() {
     assert_eq!(encoded, 20);
 }
 
+/// `tag424 batch ARGS --out DIR` in the background, output captured.
+fn spawn_batch(args: &[&str], out: &std::path::Path) -> std::process::Child {
+    bin()
+        .arg("batch")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Ctrl-C to a child, then its output.
+fn interrupt(child: std::process::Child) -> std::process::Output {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// CPU time (user + system clock ticks) of a process.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -181,20 +203,10 @@ fn waiting_for_a_tag_sleeps_and_ctrl_c_ends_it_cleanly() {
     let Some(_) = port() else { return };
     let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let child = bin()
-        .args([
-            "batch",
-            "--reader",
-            "Virtual PCD 00 01",
-            "--generate-xuids",
-            "3",
-            "--out",
-        ])
-        .arg(tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_batch(
+        &["--reader", "Virtual PCD 00 01", "--generate-xuids", "3"],
+        tmp.path(),
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let before = cpu_ticks(child.id());
     std::thread::sleep(Duration::from_millis(1000));
@@ -204,11 +216,7 @@ fn waiting_for_a_tag_sleeps_and_ctrl_c_ends_it_cleanly() {
         "waiting for a tag must sleep in SCardGetStatusChange, used {during} ticks in 1 s"
     );
     let t = Instant::now();
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt(child);
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(
         out.status.code(),
@@ -224,27 +232,18 @@ fn waiting_for_a_reader_that_is_not_there_yet_can_be_cancelled() {
     let Some(_) = port() else { return };
     let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let child = bin()
-        .args([
-            "batch",
+    let child = spawn_batch(
+        &[
             "--reader",
             "Reader plugged in later",
             "--wait-for-reader",
             "--generate-xuids",
             "1",
-            "--out",
-        ])
-        .arg(tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        tmp.path(),
+    );
     std::thread::sleep(Duration::from_millis(1200));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt(child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Waiting for a reader"), "{err}");
     assert_eq!(out.status.code(), Some(130), "{err}");
