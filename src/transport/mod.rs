@@ -31,7 +31,7 @@ pub enum TransportError {
     #[error("replay exhausted after {0} exchanges; the host sent an extra APDU: {1}")]
     ReplayExhausted(usize, String),
     /// Any other backend failure, with its source kept.
-    #[error("{context}")]
+    #[error("{context}: {source}")]
     Backend {
         context: String,
         #[source]

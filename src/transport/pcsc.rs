@@ -391,10 +391,14 @@ impl Transport for PcscCard {
                 }
                 Err(TransportError::CardRemoved)
             }
+            // The tag left mid-exchange: reported as removed, or (vpcd, some readers) as a failed
+            // transaction or communication error. The command may or may not have run.
             Err(
                 pcsc::Error::RemovedCard
                 | pcsc::Error::UnpoweredCard
-                | pcsc::Error::UnresponsiveCard,
+                | pcsc::Error::UnresponsiveCard
+                | pcsc::Error::CommError
+                | pcsc::Error::NotTransacted,
             ) => {
                 self.card = None;
                 Err(TransportError::CardRemoved)
