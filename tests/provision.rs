@@ -9,6 +9,7 @@ use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome, ProvisionEr
 use tag424::sim::dir::{SimDir, SimReader};
 use tag424::sim::{ChipState, Fault, FaultKind, SimChip, SimTransport};
 use tag424::sun::{self, SunKeys, Template};
+use tag424::tag_code::Header;
 
 fn opts() -> EncodeOptions {
     EncodeOptions {
@@ -51,6 +52,7 @@ fn a_batch_of_100_tags_taps_and_verifies() {
         count: Some(100),
         stop: None,
         trace: None,
+        simulated: true,
     };
     let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |_| {}).unwrap();
     assert_eq!(summary.encoded, 100);
@@ -148,7 +150,7 @@ fn every_tear_off_point_is_recovered() {
             for k in 0..5u8 {
                 assert_eq!(
                     &chip.state.keys[k as usize],
-                    entry.keys.key(k),
+                    entry.keys.get(k).unwrap(),
                     "{kind:?} at {at}: key {k} not as journaled"
                 );
             }
@@ -209,7 +211,8 @@ fn foreign_and_wrong_chips_are_refused_untouched() {
         ..opts()
     };
     let e = encode_tag(&mut card, &mut journal, &strict, &mut next, &mut |_| {}).unwrap_err();
-    assert!(matches!(e, ProvisionError::NotGenuine { .. }), "{e}");
+    assert!(matches!(e, ProvisionError::Simulated { .. }), "{e}");
+    assert!(e.to_string().contains("--trust-simulator"), "{e}");
     assert!(
         xuids.iter().all(|x| !journal.xuid_used(x)),
         "no code used by refused tags"
@@ -219,20 +222,31 @@ fn foreign_and_wrong_chips_are_refused_untouched() {
 #[test]
 fn tag_code_lists_are_checked() {
     assert_eq!(
-        parse_xuids("XUID,Batch\nabc,1\ndef,1\n", "f").unwrap(),
+        parse_xuids("XUID,Batch\nabc,1\ndef,1\n", "f", Header::Required).unwrap(),
         vec!["abc", "def"]
     );
     assert_eq!(
-        parse_xuids("abc\n\ndef\n", "f").unwrap(),
+        parse_xuids("abc\n\ndef\n", "f", Header::None).unwrap(),
         vec!["abc", "def"]
     );
-    assert!(parse_xuids("", "f").is_err());
-    assert!(parse_xuids("XUID\n", "f").is_err());
-    assert!(parse_xuids("abc\nabc\n", "f")
+    assert!(parse_xuids("", "f", Header::Required).is_err());
+    assert!(parse_xuids("XUID\n", "f", Header::Required).is_err());
+    assert!(parse_xuids("abc\nabc\n", "f", Header::None)
         .unwrap_err()
         .to_string()
         .contains("twice"));
-    assert!(parse_xuids("a b\n", "f").is_err());
+    assert!(parse_xuids("a b\n", "f", Header::None).is_err());
+    // A header that is not XUID is never taken for a code.
+    let e = parse_xuids("Code\nabc\n", "f", Header::Required)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no XUID column"), "{e}");
+    // The tag-code rule: '-' and '_' inside, never first (a spreadsheet formula).
+    assert!(parse_xuids("XUID\n-A1\n", "f", Header::Required).is_err());
+    assert_eq!(
+        parse_xuids("XUID\nA-1_b\n", "f", Header::Required).unwrap(),
+        vec!["A-1_b"]
+    );
 }
 
 #[test]
@@ -257,13 +271,13 @@ fn diversified_keys_can_be_rederived_from_the_uid() {
     let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::random_factory())));
     encode_tag(&mut card, &mut journal, &o, &mut next, &mut |_| {}).unwrap();
     let state = &card.transport().chip.state;
-    let derived = tag424::provision::KeySet::diversified(&master, &state.uid);
+    let derived = tag424::provision::KeySet::diversified(&master, &state.uid).unwrap();
     for k in 0..5u8 {
-        assert_eq!(&state.keys[k as usize], derived.key(k));
+        assert_eq!(&state.keys[k as usize], derived.get(k).unwrap());
     }
     assert_ne!(
-        derived.key(0),
-        derived.key(1),
+        derived.get(0).unwrap(),
+        derived.get(1).unwrap(),
         "each key number gets its own key"
     );
 }
@@ -272,13 +286,20 @@ fn diversified_keys_can_be_rederived_from_the_uid() {
 fn tag_code_csv_follows_csv_rules() {
     // Quoted fields with commas, extra columns, a byte-order mark, CRLF line ends.
     let text = "\u{feff}\"Batch, name\",XUID\r\n\"a, b\",abc\r\n\"c\",\"def\"\r\n";
-    assert_eq!(parse_xuids(text, "f").unwrap(), vec!["abc", "def"]);
-    let e = parse_xuids("XUID\nabc\n\nabc\n", "f")
+    assert_eq!(
+        parse_xuids(text, "f", Header::Required).unwrap(),
+        vec!["abc", "def"]
+    );
+    let e = parse_xuids("XUID\nabc\n\nabc\n", "f", Header::Required)
         .unwrap_err()
         .to_string();
     assert!(e.contains("lines 2 and 4"), "{e}");
-    assert!(parse_xuids("abc,def\n", "f")
+    assert!(parse_xuids("abc,def\n", "f", Header::Required)
         .unwrap_err()
         .to_string()
-        .contains("no XUID header"));
+        .contains("no XUID column"));
+    assert!(parse_xuids("abc,def\n", "f", Header::None)
+        .unwrap_err()
+        .to_string()
+        .contains("give the XUID header"));
 }
