@@ -401,3 +401,123 @@ fn a_batch_ends_when_its_codes_are_used_up() {
     let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
     assert_eq!(keys.lines().count(), 4, "{keys}");
 }
+
+#[test]
+fn a_torn_journal_is_healed_with_a_note_and_a_damaged_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    let reader = format!("sim:{}", tmp.path().join("tags").display());
+    let list = codes(tmp.path(), 3, "heal");
+    let batch = |count: &str| {
+        tag424(&[
+            "batch", "--reader", &reader, "--xuids", &list, "--out", o, "--count", count,
+        ])
+    };
+    assert_eq!(batch("1").0, 0);
+    let journal = out.join("journal.jsonl");
+    let mut text = std::fs::read(&journal).unwrap();
+    text.extend_from_slice(b"{\"event\":\"planned\",\"uid\":\"04");
+    std::fs::write(&journal, &text).unwrap();
+    let (code, _, err) = batch("1");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("cut short") && err.contains("journal.torn-"),
+        "{err}"
+    );
+    // A damaged line in the middle: exit 3, the line named, `journal check` offered.
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.insert_str(text.find('\n').unwrap() + 1, "garbage\n");
+    std::fs::write(&journal, &text).unwrap();
+    let (code, _, err) = batch("1");
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("tag424 journal check"),
+        "{err}"
+    );
+    let (code, list, _) = tag424(&["journal", "check", "--out", o]);
+    assert_eq!(code, 3);
+    assert!(list.contains("DAMAGED line 2"), "{list}");
+}
+
+#[test]
+fn code_lists_need_their_header_and_codes_never_start_like_formulas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reader = format!("sim:{}", tmp.path().join("tags").display());
+    let out = tmp.path().join("out");
+    for (text, want) in [
+        ("Code\nabc1\n", "no XUID column"),
+        ("XUID\n-A1\n", "never"),
+        ("XUID\n=1+1\n", "letters and digits"),
+    ] {
+        let f = tmp.path().join("list.csv");
+        std::fs::write(&f, text).unwrap();
+        let (code, _, err) = tag424(&[
+            "batch",
+            "--reader",
+            &reader,
+            "--xuids",
+            f.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(
+            err.contains(want) || err.contains("after the first"),
+            "{text}: {err}"
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn reset_keeps_the_code_unless_told_to_reuse_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tags = tmp.path().join("tags");
+    let reader = format!("sim:{}", tags.display());
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    let list = codes(tmp.path(), 2, "rc");
+    let (code, _, err) = tag424(&[
+        "batch", "--reader", &reader, "--xuids", &list, "--out", o, "--count", "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let uid = std::fs::read_to_string(out.join("associate.csv"))
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let (code, said, err) = tag424(&[
+        "reset",
+        "--reader",
+        &reader,
+        "--uid",
+        &uid,
+        "--out",
+        o,
+        "--reuse-code",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        said.contains("row left keys.csv") && said.contains("free"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("keys.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+    // The same tag takes its code again.
+    let (code, _, err) = tag424(&[
+        "batch", "--reader", &reader, "--xuids", &list, "--out", o, "--count", "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let assoc = std::fs::read_to_string(out.join("associate.csv")).unwrap();
+    assert!(assoc.contains(&format!("rc0000,{uid}")), "{assoc}");
+}

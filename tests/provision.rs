@@ -303,3 +303,174 @@ fn tag_code_csv_follows_csv_rules() {
         .to_string()
         .contains("give the XUID header"));
 }
+
+/// Fresh simulated factory tags, in memory, one per `next_tag`.
+struct FreshTags;
+
+impl tag424::transport::TagSource for FreshTags {
+    type Tag = SimTransport;
+    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Some(SimTransport::new(SimChip::new(
+            ChipState::random_factory(),
+        ))))
+    }
+}
+
+fn one_more_tag(dir: &std::path::Path, xuids: &[String]) -> Journal {
+    let mut journal = Journal::open(dir).unwrap();
+    let o = BatchOptions {
+        encode: opts(),
+        count: Some(1),
+        stop: None,
+        trace: None,
+        simulated: true,
+    };
+    let s = run_batch(&mut FreshTags, &mut journal, xuids, &o, &mut |_| {}).unwrap();
+    assert_eq!(s.encoded, 1);
+    journal
+}
+
+#[test]
+fn a_torn_last_line_at_every_byte_offset_heals_and_three_more_runs_encode() {
+    use tag424::provision::journal::Record;
+    // Sweeps are fast on a memory file system where there is one.
+    let base = std::path::Path::new("/dev/shm");
+    let xuids = generate_xuids(8);
+    let torn_record = serde_json::to_string(&Record::Planned {
+        uid: "04112233445566".into(),
+        xuid: "tornaway".into(),
+        keys: tag424::provision::KeySet::random(),
+        time: 1,
+    })
+    .unwrap();
+    for cut in 1..=torn_record.len() {
+        let tmp = if base.is_dir() {
+            tempfile::tempdir_in(base).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let dir = tmp.path().join("out");
+        drop(one_more_tag(&dir, &xuids));
+        let path = dir.join("journal.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &torn_record.as_bytes()[..cut]).unwrap();
+        drop(f);
+        for run in 0..3 {
+            let j = one_more_tag(&dir, &xuids);
+            let torn = j.torn_tail.clone();
+            if run == 0 {
+                let t = torn.unwrap_or_else(|| panic!("cut {cut}: torn tail not found"));
+                assert_eq!(t.bytes, cut, "cut {cut}");
+                let kept = std::fs::read(t.kept_in.unwrap()).unwrap();
+                assert_eq!(
+                    kept,
+                    &torn_record.as_bytes()[..cut],
+                    "cut {cut}: bytes kept"
+                );
+            } else {
+                assert!(torn.is_none(), "cut {cut} run {run}: healed once");
+            }
+        }
+        // Every line is a record; four tags, all verified; keys.csv is the journal's.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'));
+        let parsed = tag424::provision::journal::parse(text.as_bytes());
+        assert!(
+            parsed.torn.is_none() && parsed.damaged.is_empty(),
+            "cut {cut}"
+        );
+        let j = Journal::read_only(&dir).unwrap();
+        let tags: Vec<_> = j.tags().collect();
+        assert_eq!(tags.len(), 4, "cut {cut}");
+        assert!(tags.iter().all(|t| t.verified));
+        let rows = read_csv(&dir.join("keys.csv"));
+        assert_eq!(rows.len(), 4, "cut {cut}");
+        for (t, (x, k)) in tags.iter().zip(&rows) {
+            assert_eq!(&t.xuid, x);
+            assert_eq!(t.keys.sdm_file_read().to_hex(), *k);
+        }
+        let torn_files = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("journal.torn-")
+            })
+            .count();
+        assert_eq!(torn_files, 1, "cut {cut}");
+    }
+}
+
+#[test]
+fn a_damaged_middle_line_is_refused_and_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("out");
+    let xuids = generate_xuids(3);
+    drop(one_more_tag(&dir, &xuids));
+    let path = dir.join("journal.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.insert_str(text.find('\n').unwrap() + 1, "{\"event\":\"plan\n");
+    std::fs::write(&path, &text).unwrap();
+    let e = Journal::open(&dir).unwrap_err();
+    assert!(e.to_string().contains("line 2"), "{e}");
+    assert!(e.help().contains("tag424 journal check"), "{}", e.help());
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "nothing changed"
+    );
+}
+
+#[test]
+fn a_tag_another_batch_left_half_done_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let xuids = generate_xuids(2);
+    let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
+    // Batch A is interrupted after ChangeFileSettings (SDM on, write access by key 3).
+    let mut a = Journal::open(&tmp.path().join("a")).unwrap();
+    let chip = SimChip::new(ChipState::random_factory());
+    let mut card = Card::new(SimTransport::new(chip).with_fault(Fault {
+        at: 8,
+        kind: FaultKind::AfterApply,
+    }));
+    let e = encode_tag(&mut card, &mut a, &opts(), &mut next, &mut |_| {}).unwrap_err();
+    assert!(e.is_tear_off(), "{e}");
+    let mut t = card.into_transport();
+    t.reinsert();
+    let before = t.chip.state.clone();
+    // Batch B, another folder and template, sees it next.
+    let mut b = Journal::open(&tmp.path().join("b")).unwrap();
+    let other = EncodeOptions {
+        template: Template::parse("https://other.example/t/{xuid}?c={ctr}&m={mac}").unwrap(),
+        ..opts()
+    };
+    let other_codes = generate_xuids(1);
+    let mut next_b = |j: &Journal| other_codes.iter().find(|x| !j.xuid_used(x)).cloned();
+    let mut card = Card::new(t);
+    let e = encode_tag(&mut card, &mut b, &other, &mut next_b, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, ProvisionError::OtherBatch { .. }), "{e}");
+    assert!(e.to_string().contains("tag424 reset --out OLD_DIR"), "{e}");
+    assert_eq!(
+        card.transport().chip.state,
+        before,
+        "nothing written to the tag"
+    );
+    assert_eq!(b.tags().count(), 0, "nothing written to B's journal");
+    assert!(!b.xuid_used(&other_codes[0]));
+    // Its own batch finishes it.
+    let mut t = card.into_transport();
+    t.reinsert();
+    let mut card = Card::new(t);
+    assert!(matches!(
+        encode_tag(&mut card, &mut a, &opts(), &mut next, &mut |_| {}).unwrap(),
+        Outcome::Encoded {
+            recovered: true,
+            ..
+        }
+    ));
+}

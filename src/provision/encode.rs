@@ -170,11 +170,17 @@ pub fn encode_tag<T: Transport>(
         Err(e) => return Err(e.into()),
     };
     step(Step::WriteNdef);
-    // A factory tag's NDEF file is free to write; a tag another batch left with SDM settings
-    // refuses, and nothing is written anywhere.
+    // A factory tag's NDEF file is free to write; a tag another batch left with its settings
+    // (write access by key 3, not this key-0 session: 91AE, or never: 919D) refuses, and
+    // nothing is written anywhere.
     let s = match s.write_data(2, 0, &plan.file, CommMode::Plain) {
         Ok(s) => s,
-        Err(e) if e.status() == Some(Sw::PermissionDenied) => {
+        Err(e)
+            if matches!(
+                e.status(),
+                Some(Sw::AuthenticationError | Sw::PermissionDenied)
+            ) =>
+        {
             return Err(ProvisionError::OtherBatch { uid })
         }
         Err(e) => return Err(e.into()),
