@@ -426,12 +426,13 @@ impl Journal {
 
     /// Appends a record and flushes it to disk before returning.
     pub fn append(&mut self, r: Record) -> Result<(), JournalError> {
-        // Planned records hold keys: the encoded line is wiped once written.
-        let mut line =
-            zeroize::Zeroizing::new(serde_json::to_vec(&r).map_err(|e| JournalError::Io {
-                path: self.path.clone(),
-                source: e.into(),
-            })?);
+        // Planned records hold keys: the line is built in a buffer sized up front (a record is
+        // a few hundred bytes; a growing buffer would leave freed copies) and wiped once written.
+        let mut line = zeroize::Zeroizing::new(Vec::with_capacity(2048));
+        serde_json::to_writer(&mut *line, &r).map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
         line.push(b'\n');
         let Some(file) = self.file.as_mut() else {
             return Err(io(&self.path)(std::io::Error::other(
