@@ -252,6 +252,9 @@ fn waiting_for_a_reader_that_is_not_there_yet_can_be_cancelled() {
 /// A simulated tag on the virtual reader for as long as the host keeps talking to it (and
 /// `idle` seconds after), in the background.
 fn attach_one(port: u16, tags: &std::path::Path, idle: &str) -> std::process::Child {
+    // vpcd's driver notices a previous bridge's disconnect at its next poll and would close a
+    // connection made before that: let it settle.
+    std::thread::sleep(Duration::from_millis(1500));
     bin()
         .args([
             "sim",
@@ -275,7 +278,8 @@ fn a_tag_sequence_has_the_card_to_itself() {
     let tmp = tempfile::tempdir().unwrap();
     let mut bridge = attach_one(port, tmp.path(), "1");
     let reader = PcscReader::open("Virtual PCD 00 00").expect("the virtual reader");
-    let held = reader.wait_for_tag().expect("a tag arrives");
+    let mut held = Card::new(reader.wait_for_tag().expect("a tag arrives"));
+    held.select_ndef_application().expect("the tag answers");
     // Another program on the machine cannot connect (and so cannot interleave APDUs).
     let other = pcsc::Context::establish(pcsc::Scope::User).unwrap();
     let name = std::ffi::CString::new("Virtual PCD 00 00").unwrap();
@@ -285,12 +289,12 @@ fn a_tag_sequence_has_the_card_to_itself() {
         .unwrap_err();
     assert_eq!(e, pcsc::Error::SharingViolation);
     // Released between tags: then it can.
-    held.release();
+    held.into_transport().release();
     other
         .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
         .expect("free after release");
     drop(other);
-    // The bridge removes the idle tag and ends: pcscd sees a clean removal.
+    // The bridge removes the tag once idle and ends: pcscd sees a clean removal.
     let _ = bridge.wait();
 }
 
