@@ -7,6 +7,7 @@
 //! concurrent scans into one transaction (group commit): a Pass is answered only after the
 //! transaction holding its counter is committed and synced.
 
+mod rows;
 mod sqlite;
 mod writer;
 
