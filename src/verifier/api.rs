@@ -81,8 +81,9 @@ fn request<'a>(
 }
 
 fn cors_value(v: &Verifier, a: &Answer) -> Option<HeaderValue> {
-    let cors = match a.folder {
-        Some(f) => &v.registry.folders[f].cors,
+    let registry = v.registry();
+    let cors = match a.folder.and_then(|f| registry.folders.get(f)) {
+        Some(f) => &f.cors,
         None => &v.cors,
     };
     cors.header().and_then(|h| HeaderValue::from_str(h).ok())
@@ -119,7 +120,8 @@ async fn preflight(State(v): State<Arc<Verifier>>, headers: HeaderMap) -> Respon
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .unwrap_or("");
-    let settings = std::iter::once(&v.cors).chain(v.registry.folders.iter().map(|f| &f.cors));
+    let registry = v.registry();
+    let settings = std::iter::once(&v.cors).chain(registry.folders.iter().map(|f| &f.cors));
     let mut allow: Option<String> = None;
     for c in settings {
         match c.header() {
@@ -180,7 +182,7 @@ async fn auth(
 }
 
 async fn healthz(State(v): State<Arc<Verifier>>) -> Response<Body> {
-    let body = serde_json::json!({"status": "ok", "tags": v.registry.tag_count()}).to_string();
+    let body = serde_json::json!({"status": "ok", "tags": v.registry().tag_count()}).to_string();
     let mut r = Response::new(Body::from(body));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -263,7 +263,9 @@ pub struct Request<'a> {
 
 /// The verifier: registry, server-wide CORS, and the store's writer.
 pub struct Verifier {
-    pub registry: Registry,
+    /// Swapped whole when another instance changed the stored catalog ([`Store::watch`]);
+    /// each request works on the snapshot it started with.
+    registry: Arc<std::sync::RwLock<Arc<Registry>>>,
     /// CORS for answers that belong to no folder.
     pub cors: Cors,
     writer: Writer,
@@ -321,11 +323,34 @@ impl Verifier {
         }
         let loaded = store.load()?;
         let registry = Registry::build(&loaded.catalog, &loaded.counters, &loaded.scan_counts)?;
+        let registry = Arc::new(std::sync::RwLock::new(Arc::new(registry)));
+        let cell = Arc::downgrade(&registry);
+        store.watch(Arc::new(move |loaded: store::Loaded| {
+            let Some(cell) = cell.upgrade() else { return };
+            match Registry::build(&loaded.catalog, &loaded.counters, &loaded.scan_counts) {
+                Ok(r) => {
+                    if let Ok(mut g) = cell.write() {
+                        *g = Arc::new(r);
+                    }
+                }
+                Err(e) => eprintln!(
+                    "tag424 serve: another instance's catalog change does not hold together, kept the current one: {e}"
+                ),
+            }
+        }))?;
         Ok(Verifier {
             registry,
             cors,
             writer: Writer::start(store),
         })
+    }
+
+    /// The catalog as served now.
+    pub fn registry(&self) -> Arc<Registry> {
+        match self.registry.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     pub fn writer(&self) -> &Writer {
@@ -342,8 +367,8 @@ impl Verifier {
         let (mut answer, logged) = self.decide(req).await;
         if !logged {
             // Pass scans were logged by their claim; log the rest (durable with the next group).
-            let tag = self
-                .registry
+            let registry = self.registry();
+            let tag = registry
                 .tag(&answer.xuid)
                 .filter(|_| !answer.xuid.is_empty());
             if let Some(t) = tag {
@@ -371,7 +396,7 @@ impl Verifier {
             Ok(q) => q,
             Err(e) => return (Answer::error("", e.code(), None), false),
         };
-        let reg = &self.registry;
+        let reg = &*self.registry();
         // Lookup.
         let (tag, echo) = match &q.lookup {
             Lookup::Xuid(x) => match reg.by_xuid.get(x) {
