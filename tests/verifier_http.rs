@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -548,42 +548,7 @@ async fn https_with_a_self_signed_certificate() {
 
 // ---- The real binary -------------------------------------------------------------------
 
-const BIN: &str = env!("CARGO_BIN_EXE_tag424");
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "tag424 {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Starts `tag424 serve` on a free loopback port; returns the child and its base URL.
-fn serve(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let base = rest.split_whitespace().next().unwrap().to_string();
-            // Keep draining stdout so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return (child, base);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("tag424 serve printed no listening line");
-}
+use backends::{run, serve, BIN};
 
 fn query_of(url: &str) -> String {
     url.trim().split_once('?').unwrap().1.to_string()

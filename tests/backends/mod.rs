@@ -4,7 +4,9 @@
 //! a missing `TAG424_TEST_PG` is a failure, never a skip.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use tag424::verifier::store::{self, Store};
 
@@ -131,4 +133,43 @@ pub fn fresh_all(dir: &Path) -> Vec<Db> {
         v.push(fresh_pg(&admin));
     }
     v
+}
+
+// ---- The real binary ----------------------------------------------------------------
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tag424");
+
+pub fn run(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "tag424 {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `tag424 serve` on a free loopback port; returns the child and its base URL.
+pub fn serve(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let base = rest.split_whitespace().next().unwrap().to_string();
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, base);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("tag424 serve printed no listening line");
 }

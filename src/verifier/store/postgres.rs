@@ -107,6 +107,7 @@ WITH w AS (
 ), claimed AS (
   INSERT INTO counters AS k (xuid, ctr, time_ms)
   SELECT xuid, claim_ctr, time_ms FROM w WHERE claim_ctr IS NOT NULL
+  ORDER BY xuid -- every instance locks rows in one order: no deadlock between groups
   ON CONFLICT (xuid) DO UPDATE SET ctr = excluded.ctr, time_ms = excluded.time_ms
     WHERE excluded.ctr > k.ctr
   RETURNING k.xuid
