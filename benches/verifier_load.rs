@@ -75,8 +75,11 @@ fn setup(tags: usize, rounds: usize) -> (Catalog, Vec<Vec<u8>>) {
                             ..Tag::new(&x)
                         })
                         .collect(),
+                    ..Batch::default()
                 }],
+                ..Group::default()
             }],
+            ..Folder::default()
         }],
     };
     (catalog, reqs)

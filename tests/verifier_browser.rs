@@ -39,8 +39,11 @@ fn catalog() -> Catalog {
                         key: Some(AesKey::new(KEY)),
                         ..Tag::new(XUID)
                     }],
+                    ..Batch::default()
                 }],
+                ..Group::default()
             }],
+            ..Folder::default()
         }],
     }
 }
@@ -167,7 +170,10 @@ fn auth_page_pass_and_fail_in_headless_chromium() {
     assert!(pass_text.contains("Authentic"), "{pass_text}");
     assert!(!pass_text.contains("Not authentic"), "{pass_text}");
     assert!(pass_text.contains(XUID), "{pass_text}");
-    assert!(pass_text.contains("Scans of this tag 2"), "{pass_text}");
+    assert!(
+        pass_text.contains("Genuine scans of this tag 2"),
+        "{pass_text}"
+    );
     assert!(pass_text.contains("Result Pass"), "{pass_text}");
 
     // A replay of the first URL, twice.
@@ -180,7 +186,11 @@ fn auth_page_pass_and_fail_in_headless_chromium() {
     assert!(fail_text.contains("Not authentic"), "{fail_text}");
     assert!(fail_text.contains("older"), "{fail_text}");
     assert!(fail_text.contains("Result Fail"), "{fail_text}");
-    assert!(fail_text.contains("Scans of this tag 4"), "{fail_text}");
+    assert!(
+        fail_text.contains("Genuine scans of this tag 2"),
+        "{fail_text}"
+    );
+    assert!(fail_text.contains("Rejected tries 2"), "{fail_text}");
 
     for png in [&pass_png, &fail_png] {
         let (w, h) = png_size(png);

@@ -222,29 +222,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
-pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
+pub use tag424::verifier::timefmt::utc;
 
 pub fn scans(a: ScansArgs) -> Result<u8, CliError> {
     let mut store = store::open_existing(&a.db).map_err(input)?;
@@ -280,14 +258,4 @@ pub fn scans(a: ScansArgs) -> Result<u8, CliError> {
     let passes = rows.iter().filter(|r| r.passed).count();
     say(&format!("{} scans, {} passed", rows.len(), passes));
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(super::utc(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
-    }
 }

@@ -299,6 +299,8 @@ pub fn run_batch<S: TagSource>(
     let json = serde_json::to_vec_pretty(&serde_json::json!({
         "format": 1,
         "finished": super::journal::now(),
+        // The verifier (`tag424 serve --batch DIR`) checks scans along this template.
+        "template": opts.encode.template.to_string(),
         "summary": &summary,
     }))
     .unwrap_or_default();

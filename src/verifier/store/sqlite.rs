@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, TagRow};
-use super::{Loaded, ScanRecord, ScanWrite, Store, StoreError};
+use super::{
+    ChangeRecord, Loaded, Retention, ScanCounts, ScanRecord, ScanWrite, Store, StoreError, TagPatch,
+};
 use crate::crypto::AesKey;
 use crate::verifier::catalog::Catalog;
 
@@ -54,7 +56,34 @@ const MIGRATIONS: &[&str] = &[
         passed INTEGER NOT NULL,
         reason TEXT NOT NULL,
         remote TEXT NOT NULL);",
+    // 2: statuses, rules, extended data, templates, meta keys, change log (issue 10).
+    "ALTER TABLE folders ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE folders ADD COLUMN fields TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE groups ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE groups ADD COLUMN rule_groups TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE groups ADD COLUMN data TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE batches ADD COLUMN template TEXT NOT NULL
+        DEFAULT 'https://yourdomain.com/auth?x={xuid}&n={ctr}&e={mac}';
+     ALTER TABLE tags ADD COLUMN meta_key TEXT;
+     ALTER TABLE tags ADD COLUMN tagname TEXT;
+     ALTER TABLE tags ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE tags ADD COLUMN rule_groups TEXT;
+     ALTER TABLE tags ADD COLUMN data TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE tags ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE changes(
+        id INTEGER PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        xuid TEXT NOT NULL,
+        field TEXT NOT NULL,
+        old TEXT,
+        new TEXT,
+        remote TEXT NOT NULL);
+     CREATE INDEX scans_time ON scans(time_ms);",
 ];
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
 
 /// The embedded store.
 pub struct SqliteStore {
@@ -170,9 +199,13 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
         path: path.to_path_buf(),
         source,
     };
+    let corrupt = |what: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        what,
+    };
     let mut rows = CatalogRows::default();
     let mut st = conn
-        .prepare("SELECT id, name, aid, token, cors FROM folders ORDER BY id")
+        .prepare("SELECT id, name, aid, token, cors, active, fields FROM folders ORDER BY id")
         .map_err(&e)?;
     rows.folders = st
         .query_map([], |r| {
@@ -182,12 +215,17 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
                 aid: r.get(2)?,
                 token: r.get(3)?,
                 cors: r.get(4)?,
+                active: r.get(5)?,
+                fields: r.get(6)?,
             })
         })
         .and_then(Iterator::collect)
         .map_err(&e)?;
     let mut st = conn
-        .prepare("SELECT id, folder_id, name, kind, default_response, pass_response FROM groups ORDER BY id")
+        .prepare(
+            "SELECT id, folder_id, name, kind, default_response, pass_response, active,
+                    rule_groups, data FROM groups ORDER BY id",
+        )
         .map_err(&e)?;
     rows.groups = st
         .query_map([], |r| {
@@ -198,12 +236,15 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
                 kind: r.get(3)?,
                 default_response: r.get(4)?,
                 pass_response: r.get(5)?,
+                active: r.get(6)?,
+                rule_groups: r.get(7)?,
+                data: r.get(8)?,
             })
         })
         .and_then(Iterator::collect)
         .map_err(&e)?;
     let mut st = conn
-        .prepare("SELECT id, group_id, name, active FROM batches ORDER BY id")
+        .prepare("SELECT id, group_id, name, active, template FROM batches ORDER BY id")
         .map_err(&e)?;
     rows.batches = st
         .query_map([], |r| {
@@ -212,12 +253,16 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
                 group_id: r.get(1)?,
                 name: r.get(2)?,
                 active: r.get(3)?,
+                template: r.get(4)?,
             })
         })
         .and_then(Iterator::collect)
         .map_err(&e)?;
     let mut st = conn
-        .prepare("SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response FROM tags ORDER BY rowid")
+        .prepare(
+            "SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response, meta_key,
+                    tagname, active, rule_groups, data, created_ms FROM tags ORDER BY rowid",
+        )
         .map_err(&e)?;
     rows.tags = st
         .query_map([], |r| {
@@ -229,34 +274,56 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
                 cuid: r.get(4)?,
                 default_response: r.get(5)?,
                 pass_response: r.get(6)?,
+                meta_key: r.get(7)?,
+                tagname: r.get(8)?,
+                active: r.get(9)?,
+                rule_groups: r.get(10)?,
+                data: r.get(11)?,
+                created_ms: r.get(12)?,
             })
         })
         .and_then(Iterator::collect)
         .map_err(&e)?;
+    let (catalog, created) = rows.assemble().map_err(corrupt)?;
     let mut out = Loaded {
-        catalog: rows.assemble().map_err(|what| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            what,
-        })?,
+        catalog,
+        created,
         ..Loaded::default()
     };
-    let mut st = conn.prepare("SELECT xuid, ctr FROM counters").map_err(&e)?;
-    let rows = st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(&e)?;
-    for row in rows {
-        let (x, c) = row.map_err(&e)?;
-        out.counters.insert(x, c as u32);
-    }
-    let mut st = conn
-        .prepare("SELECT xuid, count(*) FROM scans WHERE xuid != '' GROUP BY xuid")
-        .map_err(&e)?;
-    let rows = st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(&e)?;
-    for row in rows {
-        let (x, n) = row.map_err(&e)?;
-        out.scan_counts.insert(x, n as u64);
+    {
+        let mut st = conn.prepare("SELECT xuid, ctr FROM counters").map_err(&e)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(&e)?;
+        for row in rows {
+            let (x, c) = row.map_err(&e)?;
+            out.counters.insert(x, c as u32);
+        }
+        let mut st = conn
+            .prepare(
+                "SELECT xuid, count(*), sum(passed) FROM scans
+                 WHERE xuid != '' AND reason != 'error' GROUP BY xuid",
+            )
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(&e)?;
+        for row in rows {
+            let (x, n, g) = row.map_err(&e)?;
+            out.scan_counts.insert(
+                x,
+                ScanCounts {
+                    answered: n as u64,
+                    genuine: g as u64,
+                },
+            );
+        }
     }
     Ok(out)
 }
@@ -276,16 +343,16 @@ impl Store for SqliteStore {
             {
                 Some(id) => {
                     tx.execute(
-                        "UPDATE folders SET aid=?2, token=?3, cors=?4 WHERE id=?1",
-                        params![id, f.aid, f.token, cors],
+                        "UPDATE folders SET aid=?2, token=?3, cors=?4, active=?5, fields=?6 WHERE id=?1",
+                        params![id, f.aid, f.token, cors, f.active, to_json(&f.fields)],
                     )
                     .map_err(&e)?;
                     id
                 }
                 None => {
                     tx.execute(
-                        "INSERT INTO folders(name, aid, token, cors) VALUES(?1,?2,?3,?4)",
-                        params![f.name, f.aid, f.token, cors],
+                        "INSERT INTO folders(name, aid, token, cors, active, fields) VALUES(?1,?2,?3,?4,?5,?6)",
+                        params![f.name, f.aid, f.token, cors, f.active, to_json(&f.fields)],
                     )
                     .map_err(&e)?;
                     tx.last_insert_rowid()
@@ -301,53 +368,89 @@ impl Store for SqliteStore {
                 {
                     Some(id) => {
                         tx.execute(
-                            "UPDATE groups SET kind=?2, default_response=?3, pass_response=?4 WHERE id=?1",
-                            params![id, g.kind.as_str(), g.default_response, g.pass_response],
+                            "UPDATE groups SET kind=?2, default_response=?3, pass_response=?4,
+                             active=?5, rule_groups=?6, data=?7 WHERE id=?1",
+                            params![
+                                id,
+                                g.kind.as_str(),
+                                g.default_response,
+                                g.pass_response,
+                                g.active,
+                                to_json(&g.rule_groups),
+                                to_json(&g.data)
+                            ],
                         )
                         .map_err(&e)?;
                         id
                     }
                     None => {
                         tx.execute(
-                            "INSERT INTO groups(folder_id, name, kind, default_response, pass_response) VALUES(?1,?2,?3,?4,?5)",
-                            params![fid, g.name, g.kind.as_str(), g.default_response, g.pass_response],
+                            "INSERT INTO groups(folder_id, name, kind, default_response, pass_response,
+                             active, rule_groups, data) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                            params![
+                                fid,
+                                g.name,
+                                g.kind.as_str(),
+                                g.default_response,
+                                g.pass_response,
+                                g.active,
+                                to_json(&g.rule_groups),
+                                to_json(&g.data)
+                            ],
                         )
                         .map_err(&e)?;
                         tx.last_insert_rowid()
                     }
                 };
                 for b in &g.batches {
-                    let bid =
-                        match upsert_id(&tx, "SELECT id FROM batches WHERE name=?1", &[&b.name])
-                            .map_err(&e)?
-                        {
-                            Some(id) => {
-                                tx.execute(
-                                    "UPDATE batches SET group_id=?2, active=?3 WHERE id=?1",
-                                    params![id, gid, b.active],
+                    let bid = match upsert_id(
+                        &tx,
+                        "SELECT id FROM batches WHERE name=?1",
+                        &[&b.name],
+                    )
+                    .map_err(&e)?
+                    {
+                        Some(id) => {
+                            tx.execute(
+                                    "UPDATE batches SET group_id=?2, active=?3, template=?4 WHERE id=?1",
+                                    params![id, gid, b.active, b.template],
                                 )
                                 .map_err(&e)?;
-                                id
-                            }
-                            None => {
-                                tx.execute(
-                                    "INSERT INTO batches(group_id, name, active) VALUES(?1,?2,?3)",
-                                    params![gid, b.name, b.active],
+                            id
+                        }
+                        None => {
+                            tx.execute(
+                                    "INSERT INTO batches(group_id, name, active, template) VALUES(?1,?2,?3,?4)",
+                                    params![gid, b.name, b.active, b.template],
                                 )
                                 .map_err(&e)?;
-                                tx.last_insert_rowid()
-                            }
-                        };
+                            tx.last_insert_rowid()
+                        }
+                    };
                     let mut st = tx
                         .prepare_cached(
-                            "INSERT INTO tags(xuid, batch_id, key, uid, cuid, default_response, pass_response)
-                             VALUES(?1,?2,?3,?4,?5,?6,?7)
+                            "INSERT INTO tags(xuid, batch_id, key, uid, cuid, default_response, pass_response,
+                               meta_key, tagname, active, rule_groups, data, created_ms)
+                             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,coalesce(?10,1),?11,?12,?13)
                              ON CONFLICT(xuid) DO UPDATE SET batch_id=excluded.batch_id,
-                               key=excluded.key, uid=excluded.uid, cuid=excluded.cuid,
-                               default_response=excluded.default_response,
-                               pass_response=excluded.pass_response",
+                               key=coalesce(?3, tags.key), uid=coalesce(?4, tags.uid),
+                               cuid=coalesce(?5, tags.cuid),
+                               default_response=coalesce(?6, tags.default_response),
+                               pass_response=excluded.pass_response,
+                               meta_key=coalesce(?8, tags.meta_key),
+                               tagname=coalesce(?9, tags.tagname),
+                               active=coalesce(?10, tags.active),
+                               rule_groups=excluded.rule_groups, data=excluded.data",
                         )
                         .map_err(&e)?;
+                    let mut raise = tx
+                        .prepare_cached(
+                            "INSERT INTO counters(xuid, ctr, time_ms) VALUES(?1,?2,?3)
+                             ON CONFLICT(xuid) DO UPDATE SET ctr=excluded.ctr, time_ms=excluded.time_ms
+                             WHERE excluded.ctr > counters.ctr",
+                        )
+                        .map_err(&e)?;
+                    let now = crate::verifier::timefmt::now_ms() as i64;
                     for t in &b.tags {
                         st.execute(params![
                             t.xuid,
@@ -356,9 +459,18 @@ impl Store for SqliteStore {
                             t.uid.map(hex::encode_upper),
                             t.cuid,
                             t.default_response,
-                            t.pass_response
+                            t.pass_response,
+                            t.meta_key.as_ref().map(AesKey::to_hex),
+                            t.tagname,
+                            t.active,
+                            t.rule_groups.as_ref().map(to_json),
+                            to_json(&t.data),
+                            now
                         ])
                         .map_err(&e)?;
+                        if let Some(c) = t.read_ctr {
+                            raise.execute(params![t.xuid, c, now]).map_err(&e)?;
+                        }
                     }
                 }
             }
@@ -462,37 +574,167 @@ impl Store for SqliteStore {
             .map_err(&e)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(&e)
     }
+
+    fn update_tag(&mut self, p: &TagPatch) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let e = move |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let row = tx
+            .query_row(
+                "SELECT t.default_response, t.active, t.cuid, g.folder_id FROM tags t
+                 JOIN batches b ON b.id = t.batch_id JOIN groups g ON g.id = b.group_id
+                 WHERE t.xuid = ?1",
+                [&p.xuid],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(&e)?;
+        let Some((old_dr, old_active, old_cuid, fid)) = row else {
+            return Err(StoreError::Invalid(format!("no tag code {}", p.xuid)));
+        };
+        let status = |a: bool| if a { "Active" } else { "Inactive" }.to_string();
+        let mut log: Vec<(&str, Option<String>, Option<String>)> = Vec::new();
+        if let Some(dr) = &p.default_response {
+            tx.execute(
+                "UPDATE tags SET default_response=?2 WHERE xuid=?1",
+                params![p.xuid, dr],
+            )
+            .map_err(&e)?;
+            log.push(("default_response", old_dr, dr.clone()));
+        }
+        if let Some(a) = p.active {
+            tx.execute(
+                "UPDATE tags SET active=?2 WHERE xuid=?1",
+                params![p.xuid, a],
+            )
+            .map_err(&e)?;
+            log.push(("status", Some(status(old_active)), Some(status(a))));
+        }
+        if let Some(c) = &p.cuid {
+            let taken: Option<String> = tx
+                .query_row(
+                    "SELECT t.xuid FROM tags t JOIN batches b ON b.id = t.batch_id
+                     JOIN groups g ON g.id = b.group_id
+                     WHERE g.folder_id = ?1 AND t.cuid = ?2 AND t.xuid != ?3",
+                    params![fid, c, p.xuid],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&e)?;
+            if let Some(other) = taken {
+                return Err(StoreError::Invalid(format!(
+                    "CUID {c:?} is already tag {other}'s in this folder"
+                )));
+            }
+            tx.execute("UPDATE tags SET cuid=?2 WHERE xuid=?1", params![p.xuid, c])
+                .map_err(&e)?;
+            log.push(("cuid", old_cuid, Some(c.clone())));
+        }
+        for (field, old, new) in log {
+            tx.execute(
+                "INSERT INTO changes(time_ms, xuid, field, old, new, remote) VALUES(?1,?2,?3,?4,?5,?6)",
+                params![p.time_ms as i64, p.xuid, field, old, new, p.remote],
+            )
+            .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)
+    }
+
+    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError> {
+        let e = self.err();
+        let mut st = self
+            .conn
+            .prepare("SELECT time_ms, xuid, field, old, new, remote FROM changes ORDER BY id")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(ChangeRecord {
+                    time_ms: r.get::<_, i64>(0)? as u64,
+                    xuid: r.get(1)?,
+                    field: r.get(2)?,
+                    old: r.get(3)?,
+                    new: r.get(4)?,
+                    remote: r.get(5)?,
+                })
+            })
+            .map_err(&e)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&e)
+    }
+
+    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
+        let e = self.err();
+        let mut n = 0;
+        if let Some(age) = retention.max_age_ms {
+            let before = now_ms.saturating_sub(age) as i64;
+            n += self
+                .conn
+                .execute(
+                    "DELETE FROM scans WHERE passed = 0 AND time_ms < ?1",
+                    [before],
+                )
+                .map_err(&e)?;
+        }
+        if let Some(rows) = retention.max_rows {
+            n += self
+                .conn
+                .execute(
+                    "DELETE FROM scans WHERE passed = 0
+                     AND id <= (SELECT max(id) FROM scans) - ?1",
+                    [rows as i64],
+                )
+                .map_err(&e)?;
+        }
+        Ok(n as u64)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verifier::catalog::{Batch, Cors, Folder, Group, GroupKind, Tag};
+    use crate::verifier::catalog::{Batch, Cors, Folder, Group, Tag};
     use crate::verifier::store::Claim;
 
     fn catalog(cuid_of_b: &str) -> Catalog {
         let tag = |x: &str, c: &str| Tag {
             cuid: Some(c.into()),
             key: Some(AesKey::new([1; 16])),
+            active: Some(true),
             ..Tag::new(x)
         };
         Catalog {
             folders: vec![Folder {
                 name: "f".into(),
                 aid: "f01".into(),
-                token: None,
                 cors: Cors::Any,
+                fields: vec!["scancount".into()],
                 groups: vec![Group {
                     name: "g".into(),
-                    kind: GroupKind::Authentication,
-                    default_response: "Fail".into(),
-                    pass_response: "Pass".into(),
+                    rule_groups: vec![crate::verifier::catalog::RuleGroup {
+                        rules: vec!["auth_pass".into(), "scan_count < 10".into()],
+                        response: "Pass {scount}".into(),
+                    }],
+                    data: vec![("scancount".into(), "{scount}".into())],
                     batches: vec![Batch {
                         name: "b".into(),
-                        active: true,
                         tags: vec![tag("a", "A"), tag("b", cuid_of_b)],
+                        ..Batch::default()
                     }],
+                    ..Group::default()
                 }],
+                ..Folder::default()
             }],
         }
     }
@@ -535,7 +777,13 @@ mod tests {
         let l = s.load().unwrap();
         assert_eq!(l.catalog, catalog("B"));
         assert_eq!(l.counters["a"], 6);
-        assert_eq!(l.scan_counts["a"], 4);
+        assert_eq!(
+            l.scan_counts["a"],
+            ScanCounts {
+                answered: 4,
+                genuine: 2
+            }
+        );
         let log = s.scans(Some(2)).unwrap();
         assert_eq!(log.len(), 2);
         assert_eq!(
@@ -560,5 +808,70 @@ mod tests {
         }];
         assert!(matches!(s.import(&other), Err(StoreError::Invalid(_))));
         assert_eq!(s.load().unwrap().catalog, catalog("B"));
+    }
+
+    #[test]
+    fn read_back_counters_patches_and_retention() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&d.path().join("v.db")).unwrap();
+        let mut c = catalog("B");
+        c.folders[0].groups[0].batches[0].tags[0].read_ctr = Some(7);
+        s.import(&c).unwrap();
+        assert_eq!(s.load().unwrap().counters["a"], 7);
+        // A lower read-back counter never lowers it; a claim at it is refused.
+        c.folders[0].groups[0].batches[0].tags[0].read_ctr = Some(3);
+        s.import(&c).unwrap();
+        assert_eq!(
+            s.commit(&[claim("a", 7), claim("a", 8)]).unwrap(),
+            vec![false, true]
+        );
+        let patch = TagPatch {
+            xuid: "a".into(),
+            default_response: Some(Some("Recalled".into())),
+            active: Some(false),
+            cuid: Some("A2".into()),
+            remote: "127.0.0.1".into(),
+            time_ms: 5,
+        };
+        s.update_tag(&patch).unwrap();
+        // Re-importing the same catalog (no RESPONSE/STATUS given) keeps the changes.
+        let mut c2 = catalog("B");
+        c2.folders[0].groups[0].batches[0].tags[0].active = None;
+        c2.folders[0].groups[0].batches[0].tags[0].cuid = None;
+        s.import(&c2).unwrap();
+        let t = s.load().unwrap().catalog.folders[0].groups[0].batches[0].tags[0].clone();
+        assert_eq!(t.default_response.as_deref(), Some("Recalled"));
+        assert_eq!((t.active, t.cuid.as_deref()), (Some(false), Some("A2")));
+        let ch = s.changes().unwrap();
+        assert_eq!(ch.len(), 3);
+        assert_eq!(ch[1].new.as_deref(), Some("Inactive"));
+        // CUID taken in the folder; unknown tag.
+        let taken = TagPatch {
+            xuid: "a".into(),
+            cuid: Some("B".into()),
+            ..TagPatch::default()
+        };
+        assert!(matches!(s.update_tag(&taken), Err(StoreError::Invalid(_))));
+        let nobody = TagPatch {
+            xuid: "zz".into(),
+            active: Some(true),
+            ..TagPatch::default()
+        };
+        assert!(matches!(s.update_tag(&nobody), Err(StoreError::Invalid(_))));
+        // Retention: failing rows beyond the newest 2 go; passes stay.
+        let mut fail = claim("b", 1);
+        fail.claim = None;
+        fail.result = "Fail".into();
+        fail.reason = "bad_mac";
+        s.commit(&[fail.clone(), fail.clone(), fail.clone(), fail])
+            .unwrap();
+        let keep = Retention {
+            max_rows: Some(2),
+            max_age_ms: None,
+        };
+        assert!(s.prune(&keep, 0).unwrap() >= 2);
+        let log = s.scans(None).unwrap();
+        assert_eq!(log.iter().filter(|r| !r.passed).count(), 2);
+        assert!(log.iter().any(|r| r.passed));
     }
 }
