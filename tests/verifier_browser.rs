@@ -1,6 +1,7 @@
 //! The /auth landing page in a real browser: headless Chromium loads a Pass page and a Fail
 //! page from a verifier on a loopback port, takes a phone-sized screenshot of each and dumps
-//! the DOM to check the visible text. Skips (with a message) when /usr/bin/chromium is absent;
+//! the DOM to check the visible text. Skips (with a message) when /usr/bin/chromium is absent,
+//! except under CI=true, where that is a failure;
 //! `.ci/run` installs it from the distribution's packages.
 
 use std::net::TcpListener;
@@ -136,6 +137,11 @@ fn look(dir: &Path, name: &str, url_for_shot: &str, url_for_text: &str) -> (Path
 #[test]
 fn auth_page_pass_and_fail_in_headless_chromium() {
     if !Path::new(CHROMIUM).exists() {
+        // A skipped test must never count as a pass in CI.
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but {CHROMIUM} is not installed (.ci/run installs chromium)"
+        );
         println!("SKIPPED: {CHROMIUM} not found (apt-get install chromium; .ci/run installs it)");
         return;
     }
