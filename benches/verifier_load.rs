@@ -328,7 +328,9 @@ fn main() {
         return;
     };
     for n in 1..=3 {
-        pg_run(&pg, n, &catalog, &server_rt, &client_rt, conns, seconds, &reqs, &next);
+        pg_run(
+            &pg, n, &catalog, &server_rt, &client_rt, conns, seconds, &reqs, &next,
+        );
     }
 }
 
