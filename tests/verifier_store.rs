@@ -207,7 +207,10 @@ fn postgres_refuses_a_password_in_the_url_and_commits_that_are_not_durable() {
     let db = backends::fresh_pg(&admin);
     let sep = if db.arg.contains('?') { '&' } else { '?' };
     let off = format!("{}{sep}options=-c%20synchronous_commit%3Doff", db.arg);
-    let e = tag424::verifier::store::open(&off).err().unwrap().to_string();
+    let e = tag424::verifier::store::open(&off)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("synchronous_commit"), "{e}");
     // Nothing was created; with durable commits the store opens.
     assert!(tag424::verifier::store::open_existing(&db.arg).is_err());

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tag424::verifier::catalog::{Catalog, Cors, GroupKind};
 use tag424::verifier::config::{ConfigFile, FlagFolder};
+use tag424::verifier::limits::{Limits, DEFAULT_RATE_LIMIT};
 use tag424::verifier::server::{self, Tls};
-use tag424::verifier::store::{self, Store};
-use tag424::verifier::Verifier;
+use tag424::verifier::store::{self, Retention, Store};
+use tag424::verifier::{Settings, Verifier};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
 
@@ -77,6 +78,52 @@ pub struct ServeArgs {
     /// a LAN; the phone warns about it once).
     #[arg(long, conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
+    /// Token of the management API (PATCH /v1/x/XUID, /v1/a/AID); without it the management
+    /// API is off.
+    #[arg(long, env = "TAG424_MANAGEMENT_TOKEN", hide_env_values = true)]
+    pub management_token: Option<String>,
+    /// Requests per second per client address and per token (burst: twice that); 0 turns the
+    /// rate limit off. Over it, /v1/t answers {"error":"rate_limited"} (HTTP 200).
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// Scan log retention for rows that did not pass: N (rows) or Nd (days). Passes are kept.
+    #[arg(long, value_name = "N|Nd")]
+    pub log_retention: Option<String>,
+}
+
+/// Parses `--log-retention`.
+fn retention(s: &str) -> Result<Retention, CliError> {
+    let bad = || {
+        input(format!(
+            "--log-retention {s:?}: N (rows) or Nd (days), e.g. 100000 or 30d"
+        ))
+    };
+    if let Some(d) = s.strip_suffix('d') {
+        let days: u64 = d.parse().map_err(|_| bad())?;
+        return Ok(Retention {
+            max_rows: None,
+            max_age_ms: Some(days * 86_400_000),
+        });
+    }
+    Ok(Retention {
+        max_rows: Some(s.parse().map_err(|_| bad())?),
+        max_age_ms: None,
+    })
+}
+
+/// The machine's addresses (for a certificate when listening on an unspecified address).
+fn machine_addresses() -> Result<Vec<String>, CliError> {
+    let ifs = if_addrs::get_if_addrs().map_err(|e| {
+        input(format!(
+            "--tls-self-signed on an unspecified address: cannot list this machine's addresses ({e}); listen on the LAN address instead (--listen 192.168.1.20:8424)"
+        ))
+    })?;
+    Ok(ifs
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| !ip.is_loopback())
+        .map(|ip| ip.to_string())
+        .collect())
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -162,7 +209,9 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         Tls::Files { cert, key }
     } else if a.tls_self_signed || cfg.tls_self_signed.unwrap_or(false) {
         let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        if !listen.ip().is_unspecified() && !is_loopback(&listen) {
+        if listen.ip().is_unspecified() {
+            names.extend(machine_addresses()?);
+        } else if !is_loopback(&listen) {
             names.push(listen.ip().to_string());
         }
         Tls::SelfSigned { names }
@@ -171,8 +220,30 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     };
     let tls_config = server::rustls_config(&tls).map_err(input)?;
 
+    let management_token = a.management_token.clone().or(cfg.management_token.clone());
+    if let Some(t) = &management_token {
+        if !tag424::verifier::query::valid_token(t) {
+            return Err(input(
+                "--management-token: alphanumeric, 1 to 32 characters",
+            ));
+        }
+    }
+    let rate = a
+        .rate_limit
+        .or(cfg.rate_limit)
+        .unwrap_or(DEFAULT_RATE_LIMIT);
+    let retention = match a.log_retention.clone().or(cfg.log_retention.clone()) {
+        Some(r) => retention(&r)?,
+        None => Retention::default(),
+    };
     let store = store::open(&db).map_err(input)?;
-    let verifier = Verifier::open(store, import.then_some(&catalog), cors).map_err(input)?;
+    let settings = Settings {
+        cors,
+        management_token,
+        retention,
+    };
+    let verifier =
+        Verifier::open_with(store, import.then_some(&catalog), settings).map_err(input)?;
     let verifier = Arc::new(verifier);
     let listener =
         TcpListener::bind(listen).map_err(|e| input(format!("cannot listen on {listen}: {e}")))?;
@@ -203,7 +274,8 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         ));
     }
     say(&format!(
-        "tag424 serve: listening on {scheme}://{addr} (GET /v1/t, /auth, /healthz; Ctrl-C stops)"
+        "tag424 serve: listening on {scheme}://{addr} (GET /v1/t, /auth, /healthz; Ctrl-C stops); rate limit {}",
+        if rate == 0 { "off".to_string() } else { format!("{rate}/s per client") }
     ));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -212,7 +284,12 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         .build()
         .map_err(input)?;
     let result = rt.block_on(async {
-        let running = server::spawn(verifier.clone(), listener, tls_config.map(|t| t.config))?;
+        let running = server::spawn_with(
+            verifier.clone(),
+            listener,
+            tls_config.map(|t| t.config),
+            Limits::with_rate(rate),
+        )?;
         server::shutdown_signal().await;
         eprintln!("tag424 serve: stopping (finishing open requests, committing the scan log)");
         running.stop(Duration::from_secs(5)).await

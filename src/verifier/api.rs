@@ -108,6 +108,8 @@ pub fn router_with(v: Arc<Verifier>, limits: &Limits) -> Router {
         .route("/v1/x/{xuid}", any(mgmt_x))
         .route("/v1/a/{aid}", any(mgmt_a))
         .route("/v1/{*rest}", any(api_other))
+        .route("/v1/", any(api_other))
+        .route("/v1", any(api_other))
         .route("/auth", get(auth).head(auth_head))
         .route("/healthz", get(healthz))
         .with_state(app)
