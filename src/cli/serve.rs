@@ -9,7 +9,7 @@ use tag424::verifier::catalog::{Catalog, Cors, GroupKind};
 use tag424::verifier::config::{ConfigFile, FlagFolder};
 use tag424::verifier::limits::{Limits, DEFAULT_RATE_LIMIT};
 use tag424::verifier::server::{self, Tls};
-use tag424::verifier::store::{Retention, SqliteStore, Store};
+use tag424::verifier::store::{self, Retention, Store};
 use tag424::verifier::{Settings, Verifier};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
@@ -38,9 +38,11 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port). Default 127.0.0.1:8424.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Database file (created if missing; holds keys: keep it private).
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// Database: a SQLite file (created if missing; holds keys: keep it private), or
+    /// postgres://USER@HOST:PORT/DB shared by several instances (password from PGPASSWORD or
+    /// ~/.pgpass / PGPASSFILE, never in the URL). Default tag424-verifier.db.
+    #[arg(long, value_name = "FILE|URL", env = "TAG424_DB_URL")]
+    pub db: Option<String>,
     /// Import a batch: a `tag424 batch` output directory, or CSV files (XUID,KEY / XUID,UID /
     /// XUID,CUID) separated by commas. Repeatable. Goes into folder "default".
     #[arg(long, value_name = "DIR|CSV[,CSV]")]
@@ -136,9 +138,9 @@ pub enum KindArg {
 ///   tag424 scans --db tag424-verifier.db --limit 20
 #[derive(Debug, clap::Args)]
 pub struct ScansArgs {
-    /// The verifier's database.
-    #[arg(long, value_name = "FILE", default_value = DEFAULT_DB)]
-    pub db: PathBuf,
+    /// The verifier's database: a SQLite file or postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "FILE|URL", env = "TAG424_DB_URL", default_value = DEFAULT_DB)]
+    pub db: String,
     /// Only the last N scans.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -172,8 +174,8 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     })?;
     let db =
         a.db.clone()
-            .or(cfg.db.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+            .or(cfg.db.as_ref().map(|p| p.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| DEFAULT_DB.to_string());
     let cors_text = a.cors.clone().or(cfg.cors.clone());
     let cors = Cors::parse(cors_text.as_deref().unwrap_or("none")).map_err(input)?;
 
@@ -234,7 +236,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         Some(r) => retention(&r)?,
         None => Retention::default(),
     };
-    let store = SqliteStore::open(&db).map_err(input)?;
+    let store = store::open(&db).map_err(input)?;
     let settings = Settings {
         cors,
         management_token,
@@ -257,12 +259,13 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     } else {
         "https"
     };
-    let folders = verifier.registry.folders.len();
+    let registry = verifier.registry();
+    let folders = registry.folders.len();
     say(&format!(
         "tag424 serve: {} tags in {} folder(s) from {}",
-        verifier.registry.tag_count(),
+        registry.tag_count(),
         folders,
-        db.display()
+        db
     ));
     if let Tls::SelfSigned { names } = &tls {
         say(&format!(
@@ -299,13 +302,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
 pub use tag424::verifier::timefmt::utc;
 
 pub fn scans(a: ScansArgs) -> Result<u8, CliError> {
-    if !a.db.exists() {
-        return Err(input(format!(
-            "{}: no such database (tag424 serve --db creates it)",
-            a.db.display()
-        )));
-    }
-    let mut store = SqliteStore::open_read_only(&a.db).map_err(input)?;
+    let mut store = store::open_existing(&a.db).map_err(input)?;
     let rows = store.scans(a.limit).map_err(input)?;
     if a.json {
         let rows: Vec<serde_json::Value> = rows

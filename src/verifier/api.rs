@@ -135,8 +135,9 @@ fn request<'a>(
 }
 
 fn cors_value(v: &Verifier, folder: Option<usize>) -> Option<HeaderValue> {
-    let cors = match folder {
-        Some(f) => &v.registry.folders[f].cors,
+    let registry = v.registry();
+    let cors = match folder.and_then(|f| registry.folders.get(f)) {
+        Some(f) => &f.cors,
         None => &v.cors,
     };
     cors.header().and_then(|h| HeaderValue::from_str(h).ok())
@@ -264,14 +265,15 @@ async fn preflight(
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .unwrap_or("");
+    let registry = v.registry();
     let allow: Option<String> = match v.peek_folder(query.as_deref().unwrap_or("")) {
-        Some(f) => match v.registry.folders[f].cors.header() {
+        Some(f) => match registry.folders.get(f).and_then(|f| f.cors.header()) {
             Some("*") => Some("*".into()),
             Some(o) if o == origin => Some(o.into()),
             _ => None,
         },
         None => {
-            let named = v.registry.folders.iter().map(|f| &f.cors).chain([&v.cors]);
+            let named = registry.folders.iter().map(|f| &f.cors).chain([&v.cors]);
             let mut allow = None;
             for c in named {
                 if c.header() == Some(origin) && !origin.is_empty() && origin != "*" {
@@ -356,7 +358,7 @@ async fn healthz(State(app): AppState) -> Response<Body> {
     let v = &app.verifier;
     let body = serde_json::json!({
         "status": "ok",
-        "tags": v.registry.tag_count(),
+        "tags": v.registry().tag_count(),
         "rate_limited": v.rate_limited(),
     })
     .to_string();

@@ -207,7 +207,13 @@ impl ConfigFile {
             }
         };
         if let Some(p) = cfg.db.as_mut() {
-            rel(p)
+            // A PostgreSQL URL is no path.
+            if !p
+                .to_str()
+                .is_some_and(crate::verifier::store::is_postgres_url)
+            {
+                rel(p)
+            }
         }
         if let Some(p) = cfg.tls_cert.as_mut() {
             rel(p)

@@ -33,6 +33,7 @@ pub mod sunscan;
 pub mod timefmt;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use catalog::{Catalog, CatalogError, Cors};
 use registry::Registry;
@@ -197,7 +198,9 @@ pub struct Settings {
 
 /// The verifier: registry, server-wide CORS, and the store's writer.
 pub struct Verifier {
-    pub registry: Registry,
+    /// Swapped whole when another instance changed the stored catalog ([`Store::watch`]);
+    /// each request works on the snapshot it started with.
+    registry: Arc<std::sync::RwLock<Arc<Registry>>>,
     /// CORS for answers that belong to no folder.
     pub cors: Cors,
     pub settings: Settings,
@@ -264,6 +267,21 @@ impl Verifier {
         }
         let loaded = store.load()?;
         let registry = Registry::build(&loaded)?;
+        let registry = Arc::new(std::sync::RwLock::new(Arc::new(registry)));
+        let cell = Arc::downgrade(&registry);
+        store.watch(Arc::new(move |loaded: store::Loaded| {
+            let Some(cell) = cell.upgrade() else { return };
+            match Registry::build(&loaded) {
+                Ok(r) => {
+                    if let Ok(mut g) = cell.write() {
+                        *g = Arc::new(r);
+                    }
+                }
+                Err(e) => eprintln!(
+                    "tag424 serve: another instance's catalog change does not hold together, kept the current one: {e}"
+                ),
+            }
+        }))?;
         Ok(Verifier {
             registry,
             cors: settings.cors.clone(),
@@ -271,6 +289,14 @@ impl Verifier {
             settings,
             rate_limited: AtomicU64::new(0),
         })
+    }
+
+    /// The catalog as served now.
+    pub fn registry(&self) -> Arc<Registry> {
+        match self.registry.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     pub fn writer(&self) -> &Writer {
@@ -286,8 +312,8 @@ impl Verifier {
     pub async fn handle(&self, req: &Request<'_>) -> Answer {
         let (answer, logged) = self.decide(req).await;
         if !logged {
-            let tag = self
-                .registry
+            let registry = self.registry();
+            let tag = registry
                 .tag(&answer.xuid)
                 .filter(|_| !answer.xuid.is_empty());
             // Rejected requests are logged compactly.

@@ -2,19 +2,26 @@
 //! the last accepted counter of each tag, and the scan log.
 //!
 //! [`SqliteStore`] (in `sqlite`) is the embedded implementation (bundled SQLite, WAL, `synchronous=FULL`,
-//! schema migrations by `user_version`). A server-grade database implements [`Store`] the same
-//! way; the verifier only ever calls it from one writer thread ([`Writer`]), which batches
-//! concurrent scans into one transaction (group commit): a Pass is answered only after the
-//! transaction holding its counter is committed and synced.
+//! schema migrations by `user_version`); [`PgStore`] (in `postgres`) the server-grade one that
+//! several verifier instances share (migrations in `schema_migrations`, changes announced with
+//! LISTEN/NOTIFY). Both read their tables into the shared row types of `rows`. The verifier
+//! calls the store from one writer thread ([`Writer`]), which batches concurrent scans into one
+//! transaction (group commit): a Pass is answered only after the transaction holding its
+//! counter is committed and synced.
 
+mod pgpass;
+mod postgres;
+mod rows;
 mod sqlite;
 mod writer;
 
+pub use postgres::{is_postgres_url, PgStats, PgStore, WATCH_POLL};
 pub use sqlite::SqliteStore;
 pub use writer::{Writer, WriterStats, MAX_GROUP, PRUNE_EVERY};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -28,6 +35,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("database {target}: {what}")]
+    Postgres { target: String, what: String },
     #[error("database {path}: {what}")]
     Corrupt { path: PathBuf, what: String },
     #[error("{0}")]
@@ -154,10 +163,83 @@ pub trait Store: Send + 'static {
     fn scans(&mut self, limit: Option<usize>) -> Result<Vec<ScanRecord>, StoreError>;
     /// Applies a management API change durably (one transaction) and logs each changed
     /// field in `changes` (old and new value, time, remote). `Invalid` if the tag is unknown
-    /// or the new CUID is taken in its folder.
-    fn update_tag(&mut self, patch: &TagPatch) -> Result<(), StoreError>;
+    /// or the new CUID is taken in its folder. (Default: not implemented by this store.)
+    fn update_tag(&mut self, patch: &TagPatch) -> Result<(), StoreError> {
+        let _ = patch;
+        Err(StoreError::Invalid(
+            "this database backend does not implement management changes yet".into(),
+        ))
+    }
     /// The change log, oldest first.
-    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError>;
+    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError> {
+        Ok(Vec::new())
+    }
     /// Deletes non-passing scan rows beyond `retention`; returns how many.
-    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError>;
+    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
+        let _ = (retention, now_ms);
+        Ok(0)
+    }
+    /// Calls `on_change` with the whole stored state whenever another process (another
+    /// verifier instance on the same database) changed the catalog. Stores that only one
+    /// process uses (SQLite) never call it.
+    fn watch(&mut self, on_change: ChangeHook) -> Result<(), StoreError> {
+        let _ = on_change;
+        Ok(())
+    }
+}
+
+/// Receives the stored state after another instance changed it (see [`Store::watch`]).
+pub type ChangeHook = Arc<dyn Fn(Loaded) + Send + Sync>;
+
+/// Opens the store `db` names: a PostgreSQL URL (`postgres://USER@HOST:PORT/DB`) or a SQLite
+/// file (created owner-only if missing); applies pending migrations.
+pub fn open(db: &str) -> Result<Box<dyn Store>, StoreError> {
+    if is_postgres_url(db) {
+        Ok(Box::new(PgStore::connect(db)?))
+    } else {
+        Ok(Box::new(SqliteStore::open(std::path::Path::new(db))?))
+    }
+}
+
+/// Opens an existing store without changing it (`tag424 scans` while servers run).
+pub fn open_existing(db: &str) -> Result<Box<dyn Store>, StoreError> {
+    if is_postgres_url(db) {
+        Ok(Box::new(PgStore::connect_existing(db)?))
+    } else {
+        let path = std::path::Path::new(db);
+        if !path.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{db}: no such database (tag424 serve --db creates it)"
+            )));
+        }
+        Ok(Box::new(SqliteStore::open_read_only(path)?))
+    }
+}
+
+/// A store chosen at run time (`--db FILE` or `--db postgres://…`).
+impl Store for Box<dyn Store> {
+    fn import(&mut self, catalog: &Catalog) -> Result<(), StoreError> {
+        (**self).import(catalog)
+    }
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        (**self).load()
+    }
+    fn commit(&mut self, writes: &[ScanWrite]) -> Result<Vec<bool>, StoreError> {
+        (**self).commit(writes)
+    }
+    fn scans(&mut self, limit: Option<usize>) -> Result<Vec<ScanRecord>, StoreError> {
+        (**self).scans(limit)
+    }
+    fn watch(&mut self, on_change: ChangeHook) -> Result<(), StoreError> {
+        (**self).watch(on_change)
+    }
+    fn update_tag(&mut self, patch: &TagPatch) -> Result<(), StoreError> {
+        (**self).update_tag(patch)
+    }
+    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError> {
+        (**self).changes()
+    }
+    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
+        (**self).prune(retention, now_ms)
+    }
 }

@@ -1,15 +1,15 @@
 //! The embedded store: bundled SQLite, WAL, `synchronous=FULL`, migrations by `user_version`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use super::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, TagRow};
 use super::{
     ChangeRecord, Loaded, Retention, ScanCounts, ScanRecord, ScanWrite, Store, StoreError, TagPatch,
 };
 use crate::crypto::AesKey;
-use crate::verifier::catalog::{Batch, Catalog, Cors, Folder, Group, GroupKind, Tag};
+use crate::verifier::catalog::Catalog;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
 const MIGRATIONS: &[&str] = &[
@@ -195,259 +195,134 @@ fn upsert_id(
 
 /// Everything stored, read through `conn` (a connection or an open transaction).
 fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        what,
-    };
     let e = |source| StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
     };
-    let mut out = Loaded::default();
-    let mut folders: Vec<(i64, Folder)> = Vec::new();
-    {
-        let mut st = conn
-            .prepare("SELECT id, name, aid, token, cors, active, fields FROM folders ORDER BY id")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, bool>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
+    let mut rows = CatalogRows::default();
+    let mut st = conn
+        .prepare("SELECT id, name, aid, token, cors, active, fields FROM folders ORDER BY id")
+        .map_err(&e)?;
+    rows.folders = st
+        .query_map([], |r| {
+            Ok(FolderRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                aid: r.get(2)?,
+                token: r.get(3)?,
+                cors: r.get(4)?,
+                active: r.get(5)?,
+                fields: r.get(6)?,
             })
-            .map_err(&e)?;
-        for row in rows {
-            let (id, name, aid, token, cors, active, fields) = row.map_err(&e)?;
-            let cors = Cors::parse(&cors).map_err(|x| corrupt(x.to_string()))?;
-            let fields = serde_json::from_str(&fields)
-                .map_err(|x| corrupt(format!("folder {name}: fields: {x}")))?;
-            folders.push((
-                id,
-                Folder {
-                    name,
-                    aid,
-                    token,
-                    cors,
-                    active,
-                    fields,
-                    groups: Vec::new(),
-                },
-            ));
-        }
-    }
-    // Groups and batches by id, then tags into their batches.
-    let mut groups: Vec<(i64, i64, Group)> = Vec::new();
-    {
-        let mut st = conn
-            .prepare("SELECT id, folder_id, name, kind, default_response, pass_response, active, rule_groups, data FROM groups ORDER BY id")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    (
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                    ),
-                    (
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, bool>(6)?,
-                        r.get::<_, String>(7)?,
-                        r.get::<_, String>(8)?,
-                    ),
-                ))
+        })
+        .and_then(Iterator::collect)
+        .map_err(&e)?;
+    let mut st = conn
+        .prepare(
+            "SELECT id, folder_id, name, kind, default_response, pass_response, active,
+             rule_groups, data FROM groups ORDER BY id",
+        )
+        .map_err(&e)?;
+    rows.groups = st
+        .query_map([], |r| {
+            Ok(GroupRow {
+                id: r.get(0)?,
+                folder_id: r.get(1)?,
+                name: r.get(2)?,
+                kind: r.get(3)?,
+                default_response: r.get(4)?,
+                pass_response: r.get(5)?,
+                active: r.get(6)?,
+                rule_groups: r.get(7)?,
+                data: r.get(8)?,
             })
-            .map_err(&e)?;
-        for row in rows {
-            let ((id, fid, name, kind), (d, p, active, rg, data)) = row.map_err(&e)?;
-            let kind = GroupKind::parse(&kind)
-                .ok_or_else(|| corrupt(format!("group {name}: unknown kind {kind}")))?;
-            let rule_groups = serde_json::from_str(&rg)
-                .map_err(|x| corrupt(format!("group {name}: rule_groups: {x}")))?;
-            let data = serde_json::from_str(&data)
-                .map_err(|x| corrupt(format!("group {name}: data: {x}")))?;
-            groups.push((
-                id,
-                fid,
-                Group {
-                    name,
-                    kind,
-                    active,
-                    default_response: d,
-                    pass_response: p,
-                    rule_groups,
-                    data,
-                    batches: Vec::new(),
-                },
-            ));
-        }
-    }
-    let mut batches: Vec<(i64, i64, Batch)> = Vec::new();
-    {
-        let mut st = conn
-            .prepare("SELECT id, group_id, name, active, template FROM batches ORDER BY id")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, bool>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
+        })
+        .and_then(Iterator::collect)
+        .map_err(&e)?;
+    let mut st = conn
+        .prepare("SELECT id, group_id, name, active, template FROM batches ORDER BY id")
+        .map_err(&e)?;
+    rows.batches = st
+        .query_map([], |r| {
+            Ok(BatchRow {
+                id: r.get(0)?,
+                group_id: r.get(1)?,
+                name: r.get(2)?,
+                active: r.get(3)?,
+                template: r.get(4)?,
             })
-            .map_err(&e)?;
-        for row in rows {
-            let (id, gid, name, active, template) = row.map_err(&e)?;
-            batches.push((
-                id,
-                gid,
-                Batch {
-                    name,
-                    active,
-                    template,
-                    tags: Vec::new(),
-                },
-            ));
-        }
-    }
-    let batch_index: HashMap<i64, usize> =
-        batches.iter().enumerate().map(|(i, b)| (b.0, i)).collect();
-    {
-        let mut st = conn
-            .prepare("SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response, meta_key, tagname, active, rule_groups, data, created_ms FROM tags ORDER BY rowid")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    (
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                        r.get::<_, Option<String>>(6)?,
-                    ),
-                    (
-                        r.get::<_, Option<String>>(7)?,
-                        r.get::<_, Option<String>>(8)?,
-                        r.get::<_, bool>(9)?,
-                        r.get::<_, Option<String>>(10)?,
-                        r.get::<_, String>(11)?,
-                        r.get::<_, i64>(12)?,
-                    ),
-                ))
+        })
+        .and_then(Iterator::collect)
+        .map_err(&e)?;
+    let mut st = conn
+        .prepare(
+            "SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response, meta_key,
+             tagname, active, rule_groups, data, created_ms FROM tags ORDER BY rowid",
+        )
+        .map_err(&e)?;
+    rows.tags = st
+        .query_map([], |r| {
+            Ok(TagRow {
+                xuid: r.get(0)?,
+                batch_id: r.get(1)?,
+                key: r.get(2)?,
+                uid: r.get(3)?,
+                cuid: r.get(4)?,
+                default_response: r.get(5)?,
+                pass_response: r.get(6)?,
+                meta_key: r.get(7)?,
+                tagname: r.get(8)?,
+                active: r.get(9)?,
+                rule_groups: r.get(10)?,
+                data: r.get(11)?,
+                created_ms: r.get(12)?,
             })
-            .map_err(&e)?;
-        for row in rows {
-            let ((xuid, bid, key, uid, cuid, d, p), (meta, tagname, active, rg, data, created)) =
-                row.map_err(&e)?;
-            let parse_key = |k: Option<String>| match k {
-                Some(k) => k
-                    .parse::<AesKey>()
-                    .map(Some)
-                    .map_err(|_| corrupt(format!("tag {xuid}: bad key"))),
-                None => Ok(None),
-            };
-            let key = parse_key(key)?;
-            let meta_key = parse_key(meta)?;
-            let rule_groups = match rg {
-                Some(j) => Some(
-                    serde_json::from_str(&j)
-                        .map_err(|x| corrupt(format!("tag {xuid}: rule_groups: {x}")))?,
-                ),
-                None => None,
-            };
-            let data = serde_json::from_str(&data)
-                .map_err(|x| corrupt(format!("tag {xuid}: data: {x}")))?;
-            out.created.insert(xuid.clone(), created as u64);
-            let uid = match uid {
-                Some(u) => Some(
-                    crate::verifier::query::parse_uid(&u)
-                        .ok_or_else(|| corrupt(format!("tag {xuid}: bad UID")))?,
-                ),
-                None => None,
-            };
-            let bi = *batch_index
-                .get(&bid)
-                .ok_or_else(|| corrupt(format!("tag {xuid}: no batch {bid}")))?;
-            batches[bi].2.tags.push(Tag {
-                xuid,
-                key,
-                meta_key,
-                uid,
-                cuid,
-                tagname,
-                active: Some(active),
-                read_ctr: None,
-                default_response: d,
-                pass_response: p,
-                rule_groups,
-                data,
-            });
-        }
+        })
+        .and_then(Iterator::collect)
+        .map_err(&e)?;
+    let (catalog, created) = rows
+        .assemble_with_created()
+        .map_err(|what| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what,
+        })?;
+    let mut out = Loaded {
+        catalog,
+        created,
+        ..Loaded::default()
+    };
+    let mut st = conn.prepare("SELECT xuid, ctr FROM counters").map_err(&e)?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(&e)?;
+    for row in rows {
+        let (x, c) = row.map_err(&e)?;
+        out.counters.insert(x, c as u32);
     }
-    let group_index: HashMap<i64, usize> =
-        groups.iter().enumerate().map(|(i, g)| (g.0, i)).collect();
-    for (_, gid, b) in batches {
-        let gi = *group_index
-            .get(&gid)
-            .ok_or_else(|| corrupt(format!("batch {}: no group {gid}", b.name)))?;
-        groups[gi].2.batches.push(b);
-    }
-    let folder_index: HashMap<i64, usize> =
-        folders.iter().enumerate().map(|(i, f)| (f.0, i)).collect();
-    for (_, fid, g) in groups {
-        let fi = *folder_index
-            .get(&fid)
-            .ok_or_else(|| corrupt(format!("group {}: no folder {fid}", g.name)))?;
-        folders[fi].1.groups.push(g);
-    }
-    out.catalog.folders = folders.into_iter().map(|f| f.1).collect();
-    {
-        let mut st = conn.prepare("SELECT xuid, ctr FROM counters").map_err(&e)?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(&e)?;
-        for row in rows {
-            let (x, c) = row.map_err(&e)?;
-            out.counters.insert(x, c as u32);
-        }
-        let mut st = conn
-            .prepare(
-                "SELECT xuid, count(*), sum(passed) FROM scans
-                 WHERE xuid != '' AND reason != 'error' GROUP BY xuid",
-            )
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .map_err(&e)?;
-        for row in rows {
-            let (x, n, g) = row.map_err(&e)?;
-            out.scan_counts.insert(
-                x,
-                ScanCounts {
-                    answered: n as u64,
-                    genuine: g as u64,
-                },
-            );
-        }
+    let mut st = conn
+        .prepare(
+            "SELECT xuid, count(*), sum(passed) FROM scans
+             WHERE xuid != '' AND reason != 'error' GROUP BY xuid",
+        )
+        .map_err(&e)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(&e)?;
+    for row in rows {
+        let (x, n, g) = row.map_err(&e)?;
+        out.scan_counts.insert(
+            x,
+            ScanCounts {
+                answered: n as u64,
+                genuine: g as u64,
+            },
+        );
     }
     Ok(out)
 }
@@ -828,6 +703,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verifier::catalog::{Batch, Cors, Folder, Group, Tag};
     use crate::verifier::store::Claim;
 
     fn catalog(cuid_of_b: &str) -> Catalog {
