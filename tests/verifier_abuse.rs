@@ -25,11 +25,17 @@ fn catalog() -> tag424::verifier::catalog::Catalog {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_half_open_connections_do_not_starve_healthz() {
+    for be in backends() {
+        three_hundred_half_open_connections_do_not_starve_healthz_on(&be).await;
+    }
+}
+
+async fn three_hundred_half_open_connections_do_not_starve_healthz_on(be: &Backend) {
     let limits = Limits {
         header_timeout: Duration::from_secs(2),
         ..Limits::default()
     };
-    let s = start(&catalog(), Settings::default(), limits);
+    let s = be.start(&catalog(), Settings::default(), limits);
     let addr = s.base.trim_start_matches("http://").to_string();
     let held: Vec<TcpStream> = (0..300)
         .map(|i| {
@@ -115,7 +121,7 @@ async fn five_thousand_garbage_requests_grow_the_database_by_less_than_a_megabyt
         t.await.unwrap();
     }
     let before_close = std::fs::metadata(&db).unwrap().len();
-    let keep = s.dir;
+    let keep = (s.dir, s.store);
     if let Some(r) = s.running {
         r.stop(Duration::from_secs(5)).await.unwrap();
     }
@@ -134,7 +140,13 @@ async fn five_thousand_garbage_requests_grow_the_database_by_less_than_a_megabyt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_rate_limit_answers_rate_limited_with_its_headers() {
-    let s = start(&catalog(), Settings::default(), Limits::with_rate(5));
+    for be in backends() {
+        over_the_rate_limit_answers_rate_limited_with_its_headers_on(&be).await;
+    }
+}
+
+async fn over_the_rate_limit_answers_rate_limited_with_its_headers_on(be: &Backend) {
+    let s = be.start(&catalog(), Settings::default(), Limits::with_rate(5));
     let c = client();
     let mut limited = None;
     for _ in 0..40 {
@@ -157,6 +169,12 @@ async fn over_the_rate_limit_answers_rate_limited_with_its_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_token_per_request_and_cors_per_folder() {
+    for be in backends() {
+        one_token_per_request_and_cors_per_folder_on(&be).await;
+    }
+}
+
+async fn one_token_per_request_and_cors_per_folder_on(be: &Backend) {
     let mut cat = catalog();
     cat.folders[0].token = Some("Secret123".into());
     cat.folders[0].cors = Cors::Origin("https://shop.example.com".into());
@@ -171,7 +189,7 @@ async fn one_token_per_request_and_cors_per_folder() {
     other.folders[0].groups[0].batches[0].name = "b2".into();
     other.folders[0].cors = Cors::Any;
     cat.folders.extend(other.folders);
-    let s = start(
+    let s = be.start(
         &cat,
         Settings {
             cors: Cors::Origin("https://server.example".into()),

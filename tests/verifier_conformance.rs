@@ -58,6 +58,12 @@ fn cuid_tag(t: Tag) -> Tag {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_tag_examples_of_page_000() {
+    for be in backends() {
+        standard_tag_examples_of_page_000_on(&be).await;
+    }
+}
+
+async fn standard_tag_examples_of_page_000_on(be: &Backend) {
     let c = client();
     // "Active Folder > Tag Group (standard type) > Batch > Tag Code", Default API Response 'Found'.
     let cat = one_group(
@@ -67,7 +73,7 @@ async fn standard_tag_examples_of_page_000() {
         vec![],
         vec![cuid_tag(Tag::new("q8w3sbcz"))],
     );
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     let cases = [
         ("x=q8w3sbcz", r#"{"xuid": "q8w3sbcz", "response": "Found"}"#),
         (
@@ -94,7 +100,7 @@ async fn standard_tag_examples_of_page_000() {
         vec![],
         vec![Tag::new("q8w3sbcz")],
     );
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     let not_found = r#"{"xuid": "", "cuid": "yourcuid", "error": "cuid_not_found"}"#;
     in_page(P000, "a=youraid&c=yourcuid", not_found);
     assert_eq!(
@@ -111,7 +117,7 @@ async fn standard_tag_examples_of_page_000() {
         vec![Tag::new("q8w3sbcz")],
     );
     cat.folders[0].groups[0].batches[0].active = false;
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     let inactive = r#"{"xuid": "q8w3sbcz", "error": "batch_inactive"}"#;
     in_page(P000, "x=q8w3sbcz", inactive);
     assert_eq!(t(&c, &s.base, "x=q8w3sbcz").await, compact(inactive));
@@ -120,6 +126,12 @@ async fn standard_tag_examples_of_page_000() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_examples_of_page_002() {
+    for be in backends() {
+        authentication_examples_of_page_002_on(&be).await;
+    }
+}
+
+async fn authentication_examples_of_page_002_on(be: &Backend) {
     let c = client();
     // Tag Group (authentication type): Rule Group [Authentication Pass] → 'Pass', Default 'Fail'.
     let cat = one_group(
@@ -129,7 +141,7 @@ async fn authentication_examples_of_page_002() {
         vec![rg(&["auth_pass"], "Pass")],
         vec![cuid_tag(keyed("q8w3sbcz"))],
     );
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     // The page's own request: its e (19 characters) cannot be a scan: the tag's Fail answer.
     let doc_request = "x=q8w3sbcz&n=000001&e=abcde12345abcde1234";
     let fail = r#"{"xuid": "q8w3sbcz", "response": "Fail"}"#;
@@ -158,7 +170,7 @@ async fn authentication_examples_of_page_002() {
         vec![keyed("q8w3sbcz")],
     );
     cat.folders[0].groups[0].batches[0].active = false;
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     let inactive = r#"{"xuid": "q8w3sbcz", "error": "batch_inactive"}"#;
     in_page(P002, "x=q8w3sbcz", inactive);
     assert_eq!(
@@ -170,6 +182,12 @@ async fn authentication_examples_of_page_002() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_data_example_of_platform_md() {
+    for be in backends() {
+        extended_data_example_of_platform_md_on(&be).await;
+    }
+}
+
+async fn extended_data_example_of_platform_md_on(be: &Backend) {
     let c = client();
     let mut cat = one_group(
         "youraid",
@@ -180,7 +198,7 @@ async fn extended_data_example_of_platform_md() {
     );
     cat.folders[0].fields = vec!["scancount".into()];
     cat.folders[0].groups[0].data = vec![("scancount".into(), "{scount}".into())];
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     let want = r#"{"xuid": "q8w3sbcz", "response": "Pass", "scancount": "123"}"#;
     assert!(PMD.contains(want), "platform.md example");
     for _ in 0..122 {
@@ -195,6 +213,12 @@ async fn extended_data_example_of_platform_md() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_is_http_200_json_and_head_consumes_nothing() {
+    for be in backends() {
+        every_answer_is_http_200_json_and_head_consumes_nothing_on(&be).await;
+    }
+}
+
+async fn every_answer_is_http_200_json_and_head_consumes_nothing_on(be: &Backend) {
     let c = client();
     let cat = one_group(
         "youraid",
@@ -203,7 +227,7 @@ async fn every_answer_is_http_200_json_and_head_consumes_nothing() {
         vec![],
         vec![keyed("q8w3sbcz")],
     );
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     for m in ["POST", "PUT", "PATCH", "DELETE"] {
         let r = call(&c, m, &format!("{}/v1/t?x=q8w3sbcz", s.base), &[], None).await;
         assert_eq!(r.status, 200, "{m}");

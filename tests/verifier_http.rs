@@ -18,7 +18,7 @@ use tag424::verifier::store;
 use tag424::verifier::Verifier;
 
 mod backends;
-use backends::Db;
+use backends::{run, serve, Db, BIN};
 
 const KEY: [u8; 16] = [0x5A; 16];
 const KEY2: [u8; 16] = [0x3C; 16];
@@ -190,328 +190,353 @@ fn j(s: &str) -> serde_json::Value {
 async fn lookups_and_every_error() {
     let d = tempfile::tempdir().unwrap();
     for db in backends::fresh_all(d.path()) {
-        let srv = start(&db, Some(&catalog()));
-        let base = format!("http://{}", srv.addr);
-        let c = client();
-        let cases: &[(&str, &str)] = &[
-            // Standard tags answer their default response, by each lookup.
-            ("x=plain1", r#"{"xuid":"plain1","response":"Found"}"#),
-            (
-                "c=Shelf-A&a=open01",
-                r#"{"xuid":"plain1","cuid":"Shelf-A","response":"Found"}"#,
-            ),
-            (
-                "u=04010203040506&a=open01",
-                r#"{"xuid":"plain1","uid":"04010203040506","response":"Found"}"#,
-            ),
-            // n and e are ignored on a standard tag.
-            (
-                "x=nokeytag&n=000001&e=0000000000000000",
-                r#"{"xuid":"nokeytag","response":"Found"}"#,
-            ),
-            // Authentication tags without a SUN message, or without a key: default response.
-            ("x=auth1", r#"{"xuid":"auth1","response":"Fail"}"#),
-            (
-                "c=Bottle-1&a=open01",
-                r#"{"xuid":"auth1","cuid":"Bottle-1","response":"Fail"}"#,
-            ),
-            (
-                "u=04AABBCC112233&a=open01",
-                r#"{"xuid":"auth1","uid":"04AABBCC112233","response":"Fail"}"#,
-            ),
-            ("x=special", r#"{"xuid":"special","response":"Recalled"}"#),
-            (
-                "x=keyless&n=000001&e=0000000000000000",
-                r#"{"xuid":"keyless","response":"Fail"}"#,
-            ),
-            // Errors.
-            (
-                "x=nosuchtag",
-                r#"{"xuid":"nosuchtag","error":"xuid_not_found"}"#,
-            ),
-            ("x=asleep", r#"{"xuid":"asleep","error":"batch_inactive"}"#),
-            (
-                "c=Shelf-A&a=nobody",
-                r#"{"xuid":"","cuid":"Shelf-A","error":"aid_not_found"}"#,
-            ),
-            (
-                "u=04010203040506&a=nobody",
-                r#"{"xuid":"","uid":"04010203040506","error":"aid_not_found"}"#,
-            ),
-            (
-                "c=shelf-a&a=open01",
-                r#"{"xuid":"","cuid":"shelf-a","error":"cuid_not_found"}"#,
-            ),
-            (
-                "u=04FFFFFFFFFFFF&a=open01",
-                r#"{"xuid":"","uid":"04FFFFFFFFFFFF","error":"uid_not_found"}"#,
-            ),
-            ("", r#"{"xuid":"","error":"missing_parameter"}"#),
-            ("x=", r#"{"xuid":"","error":"missing_parameter"}"#),
-            ("c=Shelf-A", r#"{"xuid":"","error":"missing_parameter"}"#),
-            (
-                "u=04010203040506",
-                r#"{"xuid":"","error":"missing_parameter"}"#,
-            ),
-            ("x=auth1&n=000001", r#"{"xuid":"auth1","response":"Fail"}"#),
-            (
-                "x=auth1&e=0011223344556677",
-                r#"{"xuid":"auth1","response":"Fail"}"#,
-            ),
-            (
-                "x=auth1&x=auth2",
-                r#"{"xuid":"","error":"malformed_parameter"}"#,
-            ),
-            (
-                "x=auth1&n=1&e=0011223344556677",
-                r#"{"xuid":"auth1","response":"Fail"}"#,
-            ),
-            (
-                "x=auth1&n=000001&e=00112233",
-                r#"{"xuid":"auth1","response":"Fail"}"#,
-            ),
-            (
-                "x=auth1&n=00000G&e=0011223344556677",
-                r#"{"xuid":"auth1","response":"Fail"}"#,
-            ),
-            (
-                "u=04aabbcc112233&a=open01",
-                r#"{"xuid":"","error":"malformed_parameter"}"#,
-            ),
-            ("x=%ZZ", r#"{"xuid":"","error":"malformed_parameter"}"#),
-            ("x=a%3Cb", r#"{"xuid":"","error":"malformed_parameter"}"#),
-        ];
-        for (q, want) in cases {
-            assert_eq!(answer(&c, &base, q).await, j(want), "query {q:?}");
-        }
-        let long = format!("x={}", "a".repeat(5000));
-        assert_eq!(
-            answer(&c, &base, &long).await,
-            j(r#"{"xuid":"","error":"malformed_parameter"}"#)
-        );
-        // Other endpoints.
-        let h = c.get(format!("{base}/healthz")).send().await.unwrap();
-        assert_eq!(h.status(), 200);
-        assert_eq!(h.json::<serde_json::Value>().await.unwrap()["tags"], 9);
-        srv.stop(Duration::from_secs(5)).await.unwrap();
+        lookups_and_every_error_on(&db, &d.path().join(db.name)).await;
     }
+}
+
+async fn lookups_and_every_error_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
+    let base = format!("http://{}", srv.addr);
+    let c = client();
+    let cases: &[(&str, &str)] = &[
+        // Standard tags answer their default response, by each lookup.
+        ("x=plain1", r#"{"xuid":"plain1","response":"Found"}"#),
+        (
+            "c=Shelf-A&a=open01",
+            r#"{"xuid":"plain1","cuid":"Shelf-A","response":"Found"}"#,
+        ),
+        (
+            "u=04010203040506&a=open01",
+            r#"{"xuid":"plain1","uid":"04010203040506","response":"Found"}"#,
+        ),
+        // n and e are ignored on a standard tag.
+        (
+            "x=nokeytag&n=000001&e=0000000000000000",
+            r#"{"xuid":"nokeytag","response":"Found"}"#,
+        ),
+        // Authentication tags without a SUN message, or without a key: default response.
+        ("x=auth1", r#"{"xuid":"auth1","response":"Fail"}"#),
+        (
+            "c=Bottle-1&a=open01",
+            r#"{"xuid":"auth1","cuid":"Bottle-1","response":"Fail"}"#,
+        ),
+        (
+            "u=04AABBCC112233&a=open01",
+            r#"{"xuid":"auth1","uid":"04AABBCC112233","response":"Fail"}"#,
+        ),
+        ("x=special", r#"{"xuid":"special","response":"Recalled"}"#),
+        (
+            "x=keyless&n=000001&e=0000000000000000",
+            r#"{"xuid":"keyless","response":"Fail"}"#,
+        ),
+        // Errors.
+        (
+            "x=nosuchtag",
+            r#"{"xuid":"nosuchtag","error":"xuid_not_found"}"#,
+        ),
+        ("x=asleep", r#"{"xuid":"asleep","error":"batch_inactive"}"#),
+        (
+            "c=Shelf-A&a=nobody",
+            r#"{"xuid":"","cuid":"Shelf-A","error":"aid_not_found"}"#,
+        ),
+        (
+            "u=04010203040506&a=nobody",
+            r#"{"xuid":"","uid":"04010203040506","error":"aid_not_found"}"#,
+        ),
+        (
+            "c=shelf-a&a=open01",
+            r#"{"xuid":"","cuid":"shelf-a","error":"cuid_not_found"}"#,
+        ),
+        (
+            "u=04FFFFFFFFFFFF&a=open01",
+            r#"{"xuid":"","uid":"04FFFFFFFFFFFF","error":"uid_not_found"}"#,
+        ),
+        ("", r#"{"xuid":"","error":"missing_parameter"}"#),
+        ("x=", r#"{"xuid":"","error":"missing_parameter"}"#),
+        ("c=Shelf-A", r#"{"xuid":"","error":"missing_parameter"}"#),
+        (
+            "u=04010203040506",
+            r#"{"xuid":"","error":"missing_parameter"}"#,
+        ),
+        ("x=auth1&n=000001", r#"{"xuid":"auth1","response":"Fail"}"#),
+        (
+            "x=auth1&e=0011223344556677",
+            r#"{"xuid":"auth1","response":"Fail"}"#,
+        ),
+        (
+            "x=auth1&x=auth2",
+            r#"{"xuid":"","error":"malformed_parameter"}"#,
+        ),
+        (
+            "x=auth1&n=1&e=0011223344556677",
+            r#"{"xuid":"auth1","response":"Fail"}"#,
+        ),
+        (
+            "x=auth1&n=000001&e=00112233",
+            r#"{"xuid":"auth1","response":"Fail"}"#,
+        ),
+        (
+            "x=auth1&n=00000G&e=0011223344556677",
+            r#"{"xuid":"auth1","response":"Fail"}"#,
+        ),
+        (
+            "u=04aabbcc112233&a=open01",
+            r#"{"xuid":"","error":"malformed_parameter"}"#,
+        ),
+        ("x=%ZZ", r#"{"xuid":"","error":"malformed_parameter"}"#),
+        ("x=a%3Cb", r#"{"xuid":"","error":"malformed_parameter"}"#),
+    ];
+    for (q, want) in cases {
+        assert_eq!(answer(&c, &base, q).await, j(want), "query {q:?}");
+    }
+    let long = format!("x={}", "a".repeat(5000));
+    assert_eq!(
+        answer(&c, &base, &long).await,
+        j(r#"{"xuid":"","error":"malformed_parameter"}"#)
+    );
+    // Other endpoints.
+    let h = c.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(h.status(), 200);
+    assert_eq!(h.json::<serde_json::Value>().await.unwrap()["tags"], 9);
+    srv.stop(Duration::from_secs(5)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_in_each_place() {
     let d = tempfile::tempdir().unwrap();
     for db in backends::fresh_all(d.path()) {
-        let srv = start(&db, Some(&catalog()));
-        let base = format!("http://{}", srv.addr);
-        let c = client();
-        let refused = j(r#"{"xuid":"secret1","error":"token_refused"}"#);
-        let ok = j(r#"{"xuid":"secret1","response":"Fail"}"#);
-        assert_eq!(answer(&c, &base, "x=secret1").await, refused);
-        assert_eq!(answer(&c, &base, "x=secret1&r=Wrong123").await, refused);
-        assert_eq!(answer(&c, &base, "x=secret1&r=Secret12").await, refused);
-        assert_eq!(answer(&c, &base, &format!("x=secret1&r={TOKEN}")).await, ok);
-        for h in ["X-API-Key", "X-Api-Key", "Ixkio-R"] {
-            let g = get(&c, &base, "x=secret1", &[(h, TOKEN)]).await;
-            assert_eq!(g.json, ok, "header {h}");
-            let g = get(&c, &base, "x=secret1", &[(h, "nope")]).await;
-            assert_eq!(g.json, refused, "header {h}");
-        }
-        // A c lookup refused does not reveal the tag code.
-        assert_eq!(
-            answer(&c, &base, "c=Locked-1&a=locked01").await,
-            j(r#"{"xuid":"","cuid":"Locked-1","error":"token_refused"}"#)
-        );
-        assert_eq!(
-            answer(&c, &base, &format!("c=Locked-1&a=locked01&r={TOKEN}")).await,
-            j(r#"{"xuid":"secret1","cuid":"Locked-1","response":"Fail"}"#)
-        );
-        // A token given to a folder without one is ignored.
-        assert_eq!(
-            answer(&c, &base, "x=plain1&r=Anything1").await,
-            j(r#"{"xuid":"plain1","response":"Found"}"#)
-        );
-        // A Pass through a token.
-        let q = format!("{}&r={TOKEN}", sun("secret1", KEY, 7));
-        assert_eq!(
-            answer(&c, &base, &q).await,
-            j(r#"{"xuid":"secret1","response":"Pass"}"#)
-        );
-        // The /auth page is the tag's own URL: no token needed.
-        let page = c
-            .get(format!("{base}/auth?{}", sun("secret1", KEY, 8)))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(page.contains("data-authentic=\"true\""), "{page}");
-        srv.stop(Duration::from_secs(5)).await.unwrap();
+        token_in_each_place_on(&db, &d.path().join(db.name)).await;
     }
+}
+
+async fn token_in_each_place_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
+    let base = format!("http://{}", srv.addr);
+    let c = client();
+    let refused = j(r#"{"xuid":"secret1","error":"token_refused"}"#);
+    let ok = j(r#"{"xuid":"secret1","response":"Fail"}"#);
+    assert_eq!(answer(&c, &base, "x=secret1").await, refused);
+    assert_eq!(answer(&c, &base, "x=secret1&r=Wrong123").await, refused);
+    assert_eq!(answer(&c, &base, "x=secret1&r=Secret12").await, refused);
+    assert_eq!(answer(&c, &base, &format!("x=secret1&r={TOKEN}")).await, ok);
+    for h in ["X-API-Key", "X-Api-Key", "Ixkio-R"] {
+        let g = get(&c, &base, "x=secret1", &[(h, TOKEN)]).await;
+        assert_eq!(g.json, ok, "header {h}");
+        let g = get(&c, &base, "x=secret1", &[(h, "nope")]).await;
+        assert_eq!(g.json, refused, "header {h}");
+    }
+    // A c lookup refused does not reveal the tag code.
+    assert_eq!(
+        answer(&c, &base, "c=Locked-1&a=locked01").await,
+        j(r#"{"xuid":"","cuid":"Locked-1","error":"token_refused"}"#)
+    );
+    assert_eq!(
+        answer(&c, &base, &format!("c=Locked-1&a=locked01&r={TOKEN}")).await,
+        j(r#"{"xuid":"secret1","cuid":"Locked-1","response":"Fail"}"#)
+    );
+    // A token given to a folder without one is ignored.
+    assert_eq!(
+        answer(&c, &base, "x=plain1&r=Anything1").await,
+        j(r#"{"xuid":"plain1","response":"Found"}"#)
+    );
+    // A Pass through a token.
+    let q = format!("{}&r={TOKEN}", sun("secret1", KEY, 7));
+    assert_eq!(
+        answer(&c, &base, &q).await,
+        j(r#"{"xuid":"secret1","response":"Pass"}"#)
+    );
+    // The /auth page is the tag's own URL: no token needed.
+    let page = c
+        .get(format!("{base}/auth?{}", sun("secret1", KEY, 8)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-authentic=\"true\""), "{page}");
+    srv.stop(Duration::from_secs(5)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_in_each_setting() {
     let d = tempfile::tempdir().unwrap();
     for db in backends::fresh_all(d.path()) {
-        let srv = start(&db, Some(&catalog()));
-        let base = format!("http://{}", srv.addr);
-        let c = client();
-        assert_eq!(get(&c, &base, "x=plain1", &[]).await.cors, None);
-        assert_eq!(
-            get(&c, &base, "x=secret1", &[]).await.cors.as_deref(),
-            Some("*")
-        );
-        assert_eq!(
-            get(&c, &base, "x=shop1", &[]).await.cors.as_deref(),
-            Some(ORIGIN)
-        );
-        // No folder (unknown tag): the server-wide setting, none here.
-        assert_eq!(get(&c, &base, "x=unknown", &[]).await.cors, None);
-        // Preflight for a header token.
-        let r = c
-            .request(reqwest::Method::OPTIONS, format!("{base}/v1/t"))
-            .header("Origin", ORIGIN)
-            .header("Access-Control-Request-Method", "GET")
-            .header("Access-Control-Request-Headers", "x-api-key")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
-        // No tag named: only an origin some folder names exactly is allowed.
-        assert_eq!(r.headers()["access-control-allow-origin"], ORIGIN);
-        assert!(r.headers()["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .contains("X-API-Key"));
-        srv.stop(Duration::from_secs(5)).await.unwrap();
-
-        // Server-wide CORS applies to answers of no folder.
-        let db = match db.is_postgres() {
-            true => backends::fresh_pg(&backends::pg_url().unwrap()),
-            false => backends::fresh_sqlite(d.path()),
-        };
-        let srv = start_with(&db, Some(&catalog()), Cors::Origin(ORIGIN.into()));
-        let base = format!("http://{}", srv.addr);
-        assert_eq!(
-            get(&c, &base, "x=unknown", &[]).await.cors.as_deref(),
-            Some(ORIGIN)
-        );
-        assert_eq!(get(&c, &base, "x=plain1", &[]).await.cors, None);
-        srv.stop(Duration::from_secs(5)).await.unwrap();
+        cors_in_each_setting_on(&db, &d.path().join(db.name)).await;
     }
+}
+
+async fn cors_in_each_setting_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
+    let base = format!("http://{}", srv.addr);
+    let c = client();
+    assert_eq!(get(&c, &base, "x=plain1", &[]).await.cors, None);
+    assert_eq!(
+        get(&c, &base, "x=secret1", &[]).await.cors.as_deref(),
+        Some("*")
+    );
+    assert_eq!(
+        get(&c, &base, "x=shop1", &[]).await.cors.as_deref(),
+        Some(ORIGIN)
+    );
+    // No folder (unknown tag): the server-wide setting, none here.
+    assert_eq!(get(&c, &base, "x=unknown", &[]).await.cors, None);
+    // Preflight for a header token.
+    let r = c
+        .request(reqwest::Method::OPTIONS, format!("{base}/v1/t"))
+        .header("Origin", ORIGIN)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "x-api-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // No tag named: only an origin some folder names exactly is allowed.
+    assert_eq!(r.headers()["access-control-allow-origin"], ORIGIN);
+    assert!(r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("X-API-Key"));
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+
+    // Server-wide CORS applies to answers of no folder.
+    let db = match db.is_postgres() {
+        true => backends::fresh_pg(&backends::pg_url().unwrap()),
+        false => backends::fresh_sqlite(d),
+    };
+    let srv = start_with(&db, Some(&catalog()), Cors::Origin(ORIGIN.into()));
+    let base = format!("http://{}", srv.addr);
+    assert_eq!(
+        get(&c, &base, "x=unknown", &[]).await.cors.as_deref(),
+        Some(ORIGIN)
+    );
+    assert_eq!(get(&c, &base, "x=plain1", &[]).await.cors, None);
+    srv.stop(Duration::from_secs(5)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pass_then_fail_on_replay_older_counter_and_wrong_mac() {
     let d = tempfile::tempdir().unwrap();
     for db in backends::fresh_all(d.path()) {
-        let srv = start(&db, Some(&catalog()));
-        let base = format!("http://{}", srv.addr);
-        let c = client();
-        let pass = j(r#"{"xuid":"auth1","response":"Pass"}"#);
-        let fail = j(r#"{"xuid":"auth1","response":"Fail"}"#);
-        // Wrong MAC (flipped nibble, or another tag's key): Fail, and the counter is not consumed.
-        let good = sun("auth1", KEY, 5);
-        let mut bad = good.clone();
-        let last = bad.pop().unwrap();
-        bad.push(if last == '0' { '1' } else { '0' });
-        assert_eq!(answer(&c, &base, &bad).await, fail);
-        assert_eq!(answer(&c, &base, &sun("auth1", KEY2, 5)).await, fail);
-        assert_eq!(answer(&c, &base, &good).await, pass);
-        // Replay: the same URL again.
-        assert_eq!(answer(&c, &base, &good).await, fail);
-        // The same counter and MAC in lowercase hex is the same scan.
-        assert_eq!(answer(&c, &base, &good.to_lowercase()).await, fail);
-        // Older counter (valid MAC).
-        assert_eq!(answer(&c, &base, &sun("auth1", KEY, 4)).await, fail);
-        // Forward: a later counter passes, even with a gap.
-        assert_eq!(answer(&c, &base, &sun("auth1", KEY, 9)).await, pass);
-        assert_eq!(answer(&c, &base, &sun("auth1", KEY, 6)).await, fail);
-        // By CUID and by UID lookups, with n and e.
-        assert_eq!(
-            answer(
-                &c,
-                &base,
-                &sun("auth1", KEY, 10).replace("x=auth1", "c=Bottle-1&a=open01")
-            )
-            .await,
-            j(r#"{"xuid":"auth1","cuid":"Bottle-1","response":"Pass"}"#)
-        );
-        assert_eq!(
-            answer(
-                &c,
-                &base,
-                &sun("auth1", KEY, 11).replace("x=auth1", "u=04AABBCC112233&a=open01")
-            )
-            .await,
-            j(r#"{"xuid":"auth1","uid":"04AABBCC112233","response":"Pass"}"#)
-        );
-        // Per-tag overrides of both responses.
-        assert_eq!(
-            answer(&c, &base, &sun("special", KEY2, 1)).await,
-            j(r#"{"xuid":"special","response":"Genuine"}"#)
-        );
-        assert_eq!(
-            answer(&c, &base, &sun("special", KEY2, 1)).await,
-            j(r#"{"xuid":"special","response":"Recalled"}"#)
-        );
-        // Counters are per tag.
-        assert_eq!(
-            answer(&c, &base, &sun("auth2", KEY, 1)).await,
-            j(r#"{"xuid":"auth2","response":"Pass"}"#)
-        );
-        srv.stop(Duration::from_secs(5)).await.unwrap();
-
-        // Restart from the database alone: the counters stay, the scan log holds every request.
-        let srv = start(&db, None);
-        let base = format!("http://{}", srv.addr);
-        assert_eq!(answer(&c, &base, &sun("auth1", KEY, 11)).await, fail);
-        assert_eq!(answer(&c, &base, &sun("auth1", KEY, 12)).await, pass);
-        srv.stop(Duration::from_secs(5)).await.unwrap();
-        let mut s = store::open_existing(&db.arg).unwrap();
-        let log = s.scans(None).unwrap();
-        assert_eq!(log.len(), 15);
-        assert_eq!(log.iter().filter(|r| r.passed).count(), 7);
-        assert!(log.iter().all(|r| r.remote == "127.0.0.1"));
-        assert_eq!(log[0].reason, "bad_mac");
-        assert_eq!(log[3].reason, "replay");
-        assert_eq!(log[5].reason, "old_counter");
+        pass_then_fail_on_replay_older_counter_and_wrong_mac_on(&db, &d.path().join(db.name)).await;
     }
+}
+
+async fn pass_then_fail_on_replay_older_counter_and_wrong_mac_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
+    let base = format!("http://{}", srv.addr);
+    let c = client();
+    let pass = j(r#"{"xuid":"auth1","response":"Pass"}"#);
+    let fail = j(r#"{"xuid":"auth1","response":"Fail"}"#);
+    // Wrong MAC (flipped nibble, or another tag's key): Fail, and the counter is not consumed.
+    let good = sun("auth1", KEY, 5);
+    let mut bad = good.clone();
+    let last = bad.pop().unwrap();
+    bad.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(answer(&c, &base, &bad).await, fail);
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY2, 5)).await, fail);
+    assert_eq!(answer(&c, &base, &good).await, pass);
+    // Replay: the same URL again.
+    assert_eq!(answer(&c, &base, &good).await, fail);
+    // The same counter and MAC in lowercase hex is the same scan.
+    assert_eq!(answer(&c, &base, &good.to_lowercase()).await, fail);
+    // Older counter (valid MAC).
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 4)).await, fail);
+    // Forward: a later counter passes, even with a gap.
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 9)).await, pass);
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 6)).await, fail);
+    // By CUID and by UID lookups, with n and e.
+    assert_eq!(
+        answer(
+            &c,
+            &base,
+            &sun("auth1", KEY, 10).replace("x=auth1", "c=Bottle-1&a=open01")
+        )
+        .await,
+        j(r#"{"xuid":"auth1","cuid":"Bottle-1","response":"Pass"}"#)
+    );
+    assert_eq!(
+        answer(
+            &c,
+            &base,
+            &sun("auth1", KEY, 11).replace("x=auth1", "u=04AABBCC112233&a=open01")
+        )
+        .await,
+        j(r#"{"xuid":"auth1","uid":"04AABBCC112233","response":"Pass"}"#)
+    );
+    // Per-tag overrides of both responses.
+    assert_eq!(
+        answer(&c, &base, &sun("special", KEY2, 1)).await,
+        j(r#"{"xuid":"special","response":"Genuine"}"#)
+    );
+    assert_eq!(
+        answer(&c, &base, &sun("special", KEY2, 1)).await,
+        j(r#"{"xuid":"special","response":"Recalled"}"#)
+    );
+    // Counters are per tag.
+    assert_eq!(
+        answer(&c, &base, &sun("auth2", KEY, 1)).await,
+        j(r#"{"xuid":"auth2","response":"Pass"}"#)
+    );
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+
+    // Restart from the database alone: the counters stay, the scan log holds every request.
+    let srv = start(db, None);
+    let base = format!("http://{}", srv.addr);
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 11)).await, fail);
+    assert_eq!(answer(&c, &base, &sun("auth1", KEY, 12)).await, pass);
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+    let mut s = store::open_existing(&db.arg).unwrap();
+    let log = s.scans(None).unwrap();
+    assert_eq!(log.len(), 15);
+    assert_eq!(log.iter().filter(|r| r.passed).count(), 7);
+    assert!(log.iter().all(|r| r.remote == "127.0.0.1"));
+    assert_eq!(log[0].reason, "bad_mac");
+    assert_eq!(log[3].reason, "replay");
+    assert_eq!(log[5].reason, "old_counter");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_requests_of_one_url_pass_once() {
     let d = tempfile::tempdir().unwrap();
     for db in backends::fresh_all(d.path()) {
-        let srv = start(&db, Some(&catalog()));
-        let url = format!("http://{}/v1/t?{}", srv.addr, sun("auth2", KEY, 42));
-        let c = client();
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..1000 {
-            let c = c.clone();
-            let url = url.clone();
-            set.spawn(async move {
-                let r = c.get(&url).send().await.unwrap();
-                assert_eq!(r.status(), 200);
-                r.json::<serde_json::Value>().await.unwrap()["response"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            });
-        }
-        let mut passes = 0;
-        let mut fails = 0;
-        while let Some(r) = set.join_next().await {
-            match r.unwrap().as_str() {
-                "Pass" => passes += 1,
-                "Fail" => fails += 1,
-                other => panic!("unexpected {other}"),
-            }
-        }
-        assert_eq!((passes, fails), (1, 999));
-        srv.stop(Duration::from_secs(5)).await.unwrap();
+        thousand_concurrent_requests_of_one_url_pass_once_on(&db, &d.path().join(db.name)).await;
     }
+}
+
+async fn thousand_concurrent_requests_of_one_url_pass_once_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
+    let url = format!("http://{}/v1/t?{}", srv.addr, sun("auth2", KEY, 42));
+    let c = client();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let c = c.clone();
+        let url = url.clone();
+        set.spawn(async move {
+            let r = c.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()["response"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        });
+    }
+    let mut passes = 0;
+    let mut fails = 0;
+    while let Some(r) = set.join_next().await {
+        match r.unwrap().as_str() {
+            "Pass" => passes += 1,
+            "Fail" => fails += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((passes, fails), (1, 999));
+    srv.stop(Duration::from_secs(5)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -519,40 +544,42 @@ async fn https_with_a_self_signed_certificate() {
     init_tls();
     let d = tempfile::tempdir().unwrap();
     for db in backends::fresh_all(d.path()) {
-        let v = Verifier::open(db.store(), Some(&catalog()), Cors::None).unwrap();
-        let tls = server::rustls_config(&Tls::SelfSigned {
-            names: vec!["localhost".into()],
-        })
-        .unwrap()
-        .unwrap();
-        let pem = tls.self_signed_pem.clone().unwrap();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let srv = server::spawn(Arc::new(v), l, Some(tls.config)).unwrap();
-        let c = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
-            .resolve("localhost", ([127, 0, 0, 1], port).into())
-            .build()
-            .unwrap();
-        let base = format!("https://localhost:{port}");
-        assert_eq!(
-            answer(&c, &base, &sun("auth1", KEY, 1)).await,
-            j(r#"{"xuid":"auth1","response":"Pass"}"#)
-        );
-        // Plain HTTP to the TLS port gets no answer.
-        let plain = client()
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .timeout(Duration::from_secs(3))
-            .send()
-            .await;
-        assert!(plain.map(|r| r.status() != 200).unwrap_or(true));
-        srv.stop(Duration::from_secs(5)).await.unwrap();
+        https_on(&db).await;
     }
 }
 
-// ---- The real binary -------------------------------------------------------------------
+async fn https_on(db: &Db) {
+    let v = Verifier::open(db.store(), Some(&catalog()), Cors::None).unwrap();
+    let tls = server::rustls_config(&Tls::SelfSigned {
+        names: vec!["localhost".into()],
+    })
+    .unwrap()
+    .unwrap();
+    let pem = tls.self_signed_pem.clone().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let srv = server::spawn(Arc::new(v), l, Some(tls.config)).unwrap();
+    let c = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}");
+    assert_eq!(
+        answer(&c, &base, &sun("auth1", KEY, 1)).await,
+        j(r#"{"xuid":"auth1","response":"Pass"}"#)
+    );
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = client()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    assert!(plain.map(|r| r.status() != 200).unwrap_or(true));
+    srv.stop(Duration::from_secs(5)).await.unwrap();
+}
 
-use backends::{run, serve, BIN};
+// ---- The real binary -------------------------------------------------------------------
 
 fn query_of(url: &str) -> String {
     url.trim().split_once('?').unwrap().1.to_string()
@@ -573,11 +600,12 @@ fn first_xuid(out: &Path) -> String {
 async fn the_full_story_on_the_real_binary() {
     let d = tempfile::tempdir().unwrap();
     for db in backends::fresh_all(d.path()) {
-        full_story(&db, &d.path().join(db.name)).await;
+        the_full_story_on_the_real_binary_on(&db, &d.path().join(db.name)).await;
     }
 }
 
-async fn full_story(db: &Db, d: &Path) {
+async fn the_full_story_on_the_real_binary_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
     let (tags, out) = (d.join("tags"), d.join("batch1"));
     let (tags_s, out_s, db_s) = (
         tags.to_str().unwrap(),
@@ -651,11 +679,12 @@ async fn full_story(db: &Db, d: &Path) {
 async fn kill_9_right_after_a_pass_then_the_same_url_fails() {
     let d = tempfile::tempdir().unwrap();
     for db in backends::fresh_all(d.path()) {
-        kill_9_story(&db, &d.path().join(db.name)).await;
+        kill_9_right_after_a_pass_then_the_same_url_fails_on(&db, &d.path().join(db.name)).await;
     }
 }
 
-async fn kill_9_story(db: &Db, d: &Path) {
+async fn kill_9_right_after_a_pass_then_the_same_url_fails_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
     let (tags, out) = (d.join("tags"), d.join("b"));
     let (tags_s, out_s, db_s) = (
         tags.to_str().unwrap(),

@@ -325,4 +325,29 @@ async fn a_change_through_one_instance_reaches_the_others_within_the_bound() {
     let took = until(&c, &base_a, "x=one0", "batch_inactive").await;
     eprintln!("status change through C seen by A after {took:?}");
     until(&c, &base_b, "x=one0", "batch_inactive").await;
+
+    // Management PATCHes through one instance (a tag's Default Response, then its status):
+    // another instance answers accordingly.
+    let (m, base_m) = serve(&["--db", &db.arg, "--management-token", "Mgmt123"]);
+    let _m = Servers(vec![m]);
+    let patch = |base: &str, body: &str| {
+        let (c, url, body) = (c.clone(), format!("{base}/v1/x/two0"), body.to_string());
+        async move {
+            let r = c
+                .patch(url)
+                .header("X-API-Key", "Mgmt123")
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    };
+    patch(&base_m, "ix_dr=Recalled").await;
+    let took = until(&c, &base_a, "x=two0", "Recalled").await;
+    eprintln!("PATCH through M seen by A after {took:?}");
+    patch(&base_m, "ix_status=Inactive").await;
+    let took = until(&c, &base_b, "x=two0", "tag_inactive").await;
+    eprintln!("status PATCH through M seen by B after {took:?}");
 }

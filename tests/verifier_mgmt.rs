@@ -6,7 +6,7 @@ mod vhelp;
 
 use tag424::verifier::catalog::GroupKind;
 use tag424::verifier::limits::Limits;
-use tag424::verifier::store::{SqliteStore, Store};
+use tag424::verifier::store::Store;
 use tag424::verifier::Settings;
 use vhelp::*;
 
@@ -34,8 +34,14 @@ fn catalog() -> tag424::verifier::catalog::Catalog {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_changes_the_next_answer_and_reverts() {
+    for be in backends() {
+        patch_changes_the_next_answer_and_reverts_on(&be).await;
+    }
+}
+
+async fn patch_changes_the_next_answer_and_reverts_on(be: &Backend) {
     let c = client();
-    let s = start(&catalog(), settings(), Limits::default());
+    let s = be.start(&catalog(), settings(), Limits::default());
     let url = format!("{}/v1/x/q8w3sbcz", s.base);
     let form = |b: &str| Some(("application/x-www-form-urlencoded", b.to_string()));
     let tok = [("X-API-Key", MGMT), ("X-Correlation-Id", "abc-123")];
@@ -118,12 +124,11 @@ async fn patch_changes_the_next_answer_and_reverts() {
     let r = call(&c, "GET", &url, &tok, None).await;
     assert_eq!(r.status, 405);
     // Persisted and logged: a restart from the database alone keeps the CUID.
-    let db = s.db();
-    let keep = s.dir;
+    let keep = (s.dir, s.store);
     if let Some(r) = s.running {
         r.stop(std::time::Duration::from_secs(5)).await.unwrap();
     }
-    let mut st = SqliteStore::open(&db).unwrap();
+    let mut st = keep.1.store();
     let changes = st.changes().unwrap();
     assert_eq!(
         changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
@@ -144,8 +149,14 @@ async fn patch_changes_the_next_answer_and_reverts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_without_a_token_and_rate_limited_with_429() {
+    for be in backends() {
+        off_without_a_token_and_rate_limited_with_429_on(&be).await;
+    }
+}
+
+async fn off_without_a_token_and_rate_limited_with_429_on(be: &Backend) {
     let c = client();
-    let s = start(&catalog(), Settings::default(), Limits::default());
+    let s = be.start(&catalog(), Settings::default(), Limits::default());
     let r = call(
         &c,
         "PATCH",
@@ -156,7 +167,7 @@ async fn off_without_a_token_and_rate_limited_with_429() {
     .await;
     assert_eq!(r.status, 403);
     s.stop().await;
-    let s = start(&catalog(), settings(), Limits::with_rate(1));
+    let s = be.start(&catalog(), settings(), Limits::with_rate(1));
     let mut last = None;
     for _ in 0..4 {
         last = Some(

@@ -17,6 +17,12 @@ fn resp(x: &str, r: &str) -> String {
 /// no SUN) and the responses expected in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_sets_table() {
+    for be in backends() {
+        rule_sets_table_on(&be).await;
+    }
+}
+
+async fn rule_sets_table_on(be: &Backend) {
     let c = client();
     type Case = (
         &'static str,
@@ -89,7 +95,7 @@ async fn rule_sets_table() {
             groups,
             vec![tag],
         );
-        let s = start_default(&cat);
+        let s = be.start_default(&cat);
         for (i, (ctr, want)) in steps.iter().enumerate() {
             let q = if *ctr == 0 {
                 "x=t1".to_string()
@@ -108,6 +114,12 @@ async fn rule_sets_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_and_date_subtags_are_replaced() {
+    for be in backends() {
+        random_and_date_subtags_are_replaced_on(&be).await;
+    }
+}
+
+async fn random_and_date_subtags_are_replaced_on(be: &Backend) {
     let c = client();
     let cat = one_group(
         "acme",
@@ -116,7 +128,7 @@ async fn random_and_date_subtags_are_replaced() {
         vec![],
         vec![Tag::new("s1")],
     );
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     let j: serde_json::Value = serde_json::from_str(&t(&c, &s.base, "x=s1").await).unwrap();
     let r = j["response"].as_str().unwrap();
     let parts: Vec<&str> = r.split(' ').collect();
@@ -129,6 +141,12 @@ async fn random_and_date_subtags_are_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tag_rules_override_revert_and_layering() {
+    for be in backends() {
+        tag_rules_override_revert_and_layering_on(&be).await;
+    }
+}
+
+async fn tag_rules_override_revert_and_layering_on(be: &Backend) {
     let c = client();
     let mut own = keyed("own");
     own.rule_groups = Some(vec![rg(&["auth_pass"], "Own pass")]);
@@ -140,7 +158,7 @@ async fn tag_rules_override_revert_and_layering() {
         vec![rg(&["auth_pass"], "Pass")],
         vec![keyed("plain"), own],
     );
-    let s = start(
+    let s = be.start(
         &cat,
         Settings {
             management_token: Some("Mgmt1".into()),
@@ -196,7 +214,7 @@ async fn tag_rules_override_revert_and_layering() {
         vec![rg(&["auth_pass"], "Pass: {tagcodedr}")],
         vec![keyed("p1"), recalled],
     );
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     assert_eq!(
         t(&c, &s.base, &format!("x=r1&{}", ne(1))).await,
         resp("r1", "Pass: Recalled")
@@ -209,6 +227,12 @@ async fn tag_rules_override_revert_and_layering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_answer_their_errors() {
+    for be in backends() {
+        statuses_answer_their_errors_on(&be).await;
+    }
+}
+
+async fn statuses_answer_their_errors_on(be: &Backend) {
     let c = client();
     let err = |x: &str, e: &str| format!(r#"{{"xuid":"{x}","error":"{e}"}}"#);
     for (level, code) in [
@@ -231,7 +255,7 @@ async fn statuses_answer_their_errors() {
             "batch" => f.groups[0].batches[0].active = false,
             _ => f.groups[0].batches[0].tags[0].active = Some(false),
         }
-        let s = start_default(&cat);
+        let s = be.start_default(&cat);
         assert_eq!(
             t(&c, &s.base, &format!("x=t1&{}", ne(1))).await,
             err("t1", code),

@@ -38,6 +38,12 @@ fn column(out: &Path, file: &str, col: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uid_picc_and_enc_templates_pass_once_through_api_and_page() {
+    for be in backends() {
+        uid_picc_and_enc_templates_pass_once_through_api_and_page_on(&be).await;
+    }
+}
+
+async fn uid_picc_and_enc_templates_pass_once_through_api_and_page_on(be: &Backend) {
     let c = client();
     for template in [
         "https://v.example/a?uid={uid}&ctr={ctr}&cmac={mac}",
@@ -68,7 +74,7 @@ async fn uid_picc_and_enc_templates_pass_once_through_api_and_page() {
         };
         let cat = flags.catalog(&[out.display().to_string()]).unwrap();
         assert_eq!(cat.folders[0].groups[0].batches[0].template, template);
-        let s = start_default(&cat);
+        let s = be.start_default(&cat);
         let xuid = column(&out, "keys.csv", 0);
         let uid = column(&out, "associate.csv", 1);
         let tap = || {
@@ -142,6 +148,12 @@ fn a_batch_whose_template_needs_a_missing_key_is_refused_at_import() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_back_counter_of_the_journal_is_a_replay() {
+    for be in backends() {
+        the_read_back_counter_of_the_journal_is_a_replay_on(&be).await;
+    }
+}
+
+async fn the_read_back_counter_of_the_journal_is_a_replay_on(be: &Backend) {
     use tag424::crypto::sdm::sdm_mac;
     use tag424::crypto::AesKey;
     let c = client();
@@ -169,7 +181,7 @@ async fn the_read_back_counter_of_the_journal_is_a_replay() {
     let tag = &cat.folders[0].groups[0].batches[0].tags[0];
     let read_ctr = tag.read_ctr.expect("the journal's read-back counter");
     let key: AesKey = column(&out, "keys.csv", 1).parse().unwrap();
-    let s = start_default(&cat);
+    let s = be.start_default(&cat);
     let q = |ctr: u32| {
         let mac = sdm_mac(&key, None, Some(ctr), b"");
         format!("x={}&n={ctr:06X}&e={}", tag.xuid, hex::encode_upper(mac))

@@ -2,9 +2,14 @@
 //! templates): a server on a given store, a catalog builder, an HTTP call that returns
 //! status, headers and body, and genuine scans of the default template.
 //!
-//! The store is SQLite in a temporary directory; `TAG424_TEST_STORE` selects another backend
-//! where one is implemented (see `store()`).
+//! One suite, two backends: a test runs once per [`Backend`] of [`backends()`] (SQLite
+//! always, PostgreSQL when `TAG424_TEST_PG` is set; under `CI=true` a missing one fails, see
+//! tests/backends). `start`/`start_default` without a backend use SQLite (for tests about the
+//! SQLite file itself).
 #![allow(dead_code)]
+
+#[path = "../backends/mod.rs"]
+pub mod backends;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -15,7 +20,6 @@ use tag424::crypto::AesKey;
 use tag424::verifier::catalog::{Batch, Catalog, Folder, Group, GroupKind, RuleGroup, Tag};
 use tag424::verifier::limits::Limits;
 use tag424::verifier::server::{self, Running};
-use tag424::verifier::store::SqliteStore;
 use tag424::verifier::{Settings, Verifier};
 
 pub const KEY: [u8; 16] = [0x5A; 16];
@@ -25,6 +29,8 @@ pub struct Srv {
     pub running: Option<Running>,
     pub base: String,
     pub dir: tempfile::TempDir,
+    /// The database (a PostgreSQL one is dropped with it).
+    pub store: backends::Db,
 }
 
 impl Srv {
@@ -34,27 +40,58 @@ impl Srv {
         }
     }
 
+    /// The SQLite file (for tests of [`start`] about the file itself).
     pub fn db(&self) -> std::path::PathBuf {
-        self.dir.path().join("v.db")
+        std::path::PathBuf::from(&self.store.arg)
     }
 }
 
-/// Starts a verifier for `cat` on a fresh store.
+/// A store backend to run a test on.
+pub struct Backend {
+    postgres: Option<String>,
+}
+
+/// SQLite, and PostgreSQL when `TAG424_TEST_PG` is set (a failure under `CI=true` if not).
+pub fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend { postgres: None }];
+    if let Some(u) = backends::pg_url() {
+        v.push(Backend { postgres: Some(u) });
+    }
+    v
+}
+
+impl Backend {
+    /// Starts a verifier for `cat` on a fresh database of this backend.
+    pub fn start(&self, cat: &Catalog, settings: Settings, limits: Limits) -> Srv {
+        let dir = tempfile::tempdir().unwrap();
+        let store = match &self.postgres {
+            Some(admin) => backends::fresh_pg(admin),
+            None => backends::fresh_sqlite(dir.path()),
+        };
+        let v = Verifier::open_with(store.store(), Some(cat), settings).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let running = server::spawn_with(Arc::new(v), l, None, limits).unwrap();
+        let base = format!("http://{}", running.addr);
+        Srv {
+            running: Some(running),
+            base,
+            dir,
+            store,
+        }
+    }
+
+    /// Starts with default settings and limits.
+    pub fn start_default(&self, cat: &Catalog) -> Srv {
+        self.start(cat, Settings::default(), Limits::default())
+    }
+}
+
+/// Starts a verifier for `cat` on a fresh SQLite store.
 pub fn start(cat: &Catalog, settings: Settings, limits: Limits) -> Srv {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("v.db")).unwrap();
-    let v = Verifier::open_with(store, Some(cat), settings).unwrap();
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let running = server::spawn_with(Arc::new(v), l, None, limits).unwrap();
-    let base = format!("http://{}", running.addr);
-    Srv {
-        running: Some(running),
-        base,
-        dir,
-    }
+    Backend { postgres: None }.start(cat, settings, limits)
 }
 
-/// Starts with default settings and limits.
+/// Starts on SQLite with default settings and limits.
 pub fn start_default(cat: &Catalog) -> Srv {
     start(cat, Settings::default(), Limits::default())
 }

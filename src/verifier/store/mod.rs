@@ -163,22 +163,12 @@ pub trait Store: Send + 'static {
     fn scans(&mut self, limit: Option<usize>) -> Result<Vec<ScanRecord>, StoreError>;
     /// Applies a management API change durably (one transaction) and logs each changed
     /// field in `changes` (old and new value, time, remote). `Invalid` if the tag is unknown
-    /// or the new CUID is taken in its folder. (Default: not implemented by this store.)
-    fn update_tag(&mut self, patch: &TagPatch) -> Result<(), StoreError> {
-        let _ = patch;
-        Err(StoreError::Invalid(
-            "this database backend does not implement management changes yet".into(),
-        ))
-    }
+    /// or the new CUID is taken in its folder.
+    fn update_tag(&mut self, patch: &TagPatch) -> Result<(), StoreError>;
     /// The change log, oldest first.
-    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError> {
-        Ok(Vec::new())
-    }
+    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError>;
     /// Deletes non-passing scan rows beyond `retention`; returns how many.
-    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
-        let _ = (retention, now_ms);
-        Ok(0)
-    }
+    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError>;
     /// Calls `on_change` with the whole stored state whenever another process (another
     /// verifier instance on the same database) changed the catalog. Stores that only one
     /// process uses (SQLite) never call it.
@@ -230,9 +220,6 @@ impl Store for Box<dyn Store> {
     fn scans(&mut self, limit: Option<usize>) -> Result<Vec<ScanRecord>, StoreError> {
         (**self).scans(limit)
     }
-    fn watch(&mut self, on_change: ChangeHook) -> Result<(), StoreError> {
-        (**self).watch(on_change)
-    }
     fn update_tag(&mut self, patch: &TagPatch) -> Result<(), StoreError> {
         (**self).update_tag(patch)
     }
@@ -241,5 +228,8 @@ impl Store for Box<dyn Store> {
     }
     fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
         (**self).prune(retention, now_ms)
+    }
+    fn watch(&mut self, on_change: ChangeHook) -> Result<(), StoreError> {
+        (**self).watch(on_change)
     }
 }

@@ -29,7 +29,10 @@ use tokio_postgres::config::Host;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 
 use super::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, TagRow};
-use super::{ChangeHook, Loaded, ScanRecord, ScanWrite, Store, StoreError};
+use super::{
+    ChangeHook, ChangeRecord, Loaded, Retention, ScanCounts, ScanRecord, ScanWrite, Store,
+    StoreError, TagPatch,
+};
 use crate::crypto::AesKey;
 use crate::verifier::catalog::Catalog;
 
@@ -83,6 +86,29 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX scans_xuid ON scans(xuid);
      CREATE TABLE catalog_version(one boolean PRIMARY KEY DEFAULT true CHECK (one), version bigint NOT NULL);
      INSERT INTO catalog_version(version) VALUES (0);",
+    // 2: statuses, rules, extended data, templates, meta keys, change log (issue 10).
+    "ALTER TABLE folders ADD COLUMN active boolean NOT NULL DEFAULT true;
+     ALTER TABLE folders ADD COLUMN fields text NOT NULL DEFAULT '[]';
+     ALTER TABLE groups ADD COLUMN active boolean NOT NULL DEFAULT true;
+     ALTER TABLE groups ADD COLUMN rule_groups text NOT NULL DEFAULT '[]';
+     ALTER TABLE groups ADD COLUMN data text NOT NULL DEFAULT '[]';
+     ALTER TABLE batches ADD COLUMN template text NOT NULL
+        DEFAULT 'https://yourdomain.com/auth?x={xuid}&n={ctr}&e={mac}';
+     ALTER TABLE tags ADD COLUMN meta_key text;
+     ALTER TABLE tags ADD COLUMN tagname text;
+     ALTER TABLE tags ADD COLUMN active boolean NOT NULL DEFAULT true;
+     ALTER TABLE tags ADD COLUMN rule_groups text;
+     ALTER TABLE tags ADD COLUMN data text NOT NULL DEFAULT '[]';
+     ALTER TABLE tags ADD COLUMN created_ms bigint NOT NULL DEFAULT 0;
+     CREATE TABLE changes(
+        id bigserial PRIMARY KEY,
+        time_ms bigint NOT NULL,
+        xuid text NOT NULL,
+        field text NOT NULL,
+        old text,
+        new text,
+        remote text NOT NULL);
+     CREATE INDEX scans_time ON scans(time_ms);",
 ];
 
 /// The NOTIFY channel of catalog changes.
@@ -90,9 +116,10 @@ pub const CHANNEL: &str = "tag424_catalog";
 /// How often the change listener also compares the catalog version (the bound when a
 /// notification is lost; notifications themselves arrive within milliseconds).
 pub const WATCH_POLL: Duration = Duration::from_secs(2);
-/// Advisory lock keys: schema migrations, imports.
+/// Advisory lock keys: schema migrations; catalog changes (imports, management changes: one
+/// at a time across all instances, so that checks such as "CUID unique in its folder" hold).
 const MIGRATE_LOCK: i64 = 0x7461_6734_3234_0001;
-const IMPORT_LOCK: i64 = 0x7461_6734_3234_0002;
+const CATALOG_LOCK: i64 = 0x7461_6734_3234_0002;
 /// Connections per instance: the writer, the change listener's loads, imports and reads.
 const POOL_SIZE: usize = 4;
 
@@ -408,7 +435,7 @@ async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loaded, i64), 
         .get(0);
     for r in tx
         .query(
-            "SELECT id, name, aid, token, cors FROM folders ORDER BY id",
+            "SELECT id, name, aid, token, cors, active, fields FROM folders ORDER BY id",
             &[],
         )
         .await
@@ -420,13 +447,14 @@ async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loaded, i64), 
             aid: r.get(2),
             token: r.get(3),
             cors: r.get(4),
-            // Issue-10 columns: defaults until PostgreSQL migration 2 (i11).
-            ..Default::default()
+            active: r.get(5),
+            fields: r.get(6),
         });
     }
     for r in tx
         .query(
-            "SELECT id, folder_id, name, kind, default_response, pass_response FROM groups ORDER BY id",
+            "SELECT id, folder_id, name, kind, default_response, pass_response, active,
+                    rule_groups, data FROM groups ORDER BY id",
             &[],
         )
         .await
@@ -439,13 +467,14 @@ async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loaded, i64), 
             kind: r.get(3),
             default_response: r.get(4),
             pass_response: r.get(5),
-            // Issue-10 columns: defaults until PostgreSQL migration 2 (i11).
-            ..Default::default()
+            active: r.get(6),
+            rule_groups: r.get(7),
+            data: r.get(8),
         });
     }
     for r in tx
         .query(
-            "SELECT id, group_id, name, active FROM batches ORDER BY id",
+            "SELECT id, group_id, name, active, template FROM batches ORDER BY id",
             &[],
         )
         .await
@@ -456,13 +485,13 @@ async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loaded, i64), 
             group_id: r.get(1),
             name: r.get(2),
             active: r.get(3),
-            // Issue-10 columns: defaults until PostgreSQL migration 2 (i11).
-            ..Default::default()
+            template: r.get(4),
         });
     }
     for r in tx
         .query(
-            "SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response FROM tags ORDER BY id",
+            "SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response, meta_key,
+                    tagname, active, rule_groups, data, created_ms FROM tags ORDER BY id",
             &[],
         )
         .await
@@ -476,12 +505,18 @@ async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loaded, i64), 
             cuid: r.get(4),
             default_response: r.get(5),
             pass_response: r.get(6),
-            // Issue-10 columns: defaults until PostgreSQL migration 2 (i11).
-            ..Default::default()
+            meta_key: r.get(7),
+            tagname: r.get(8),
+            active: r.get(9),
+            rule_groups: r.get(10),
+            data: r.get(11),
+            created_ms: r.get(12),
         });
     }
+    let (catalog, created) = rows.assemble()?;
     let mut out = Loaded {
-        catalog: rows.assemble()?,
+        catalog,
+        created,
         ..Loaded::default()
     };
     for r in tx
@@ -493,19 +528,18 @@ async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loaded, i64), 
     }
     for r in tx
         .query(
-            "SELECT xuid, count(*) FROM scans WHERE xuid <> '' GROUP BY xuid",
+            "SELECT xuid, count(*), count(*) FILTER (WHERE passed) FROM scans
+             WHERE xuid <> '' AND reason <> 'error' GROUP BY xuid",
             &[],
         )
         .await
         .map_err(pg)?
     {
-        // Issue 10: i11 to count answered/genuine as SQLite does.
-        let n = r.get::<_, i64>(1) as u64;
         out.scan_counts.insert(
             r.get(0),
-            super::ScanCounts {
-                answered: n,
-                genuine: 0,
+            ScanCounts {
+                answered: r.get::<_, i64>(1) as u64,
+                genuine: r.get::<_, i64>(2) as u64,
             },
         );
     }
@@ -616,25 +650,123 @@ async fn commit_round(
     Ok(())
 }
 
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// Bumps the catalog version and notifies the other instances (delivered at commit).
+async fn announce(tx: &tokio_postgres::Transaction<'_>) -> Result<i64, Msg> {
+    let v: i64 = tx
+        .query_one(
+            "UPDATE catalog_version SET version = version + 1 RETURNING version",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &v.to_string()])
+        .await
+        .map_err(pg)?;
+    Ok(v)
+}
+
+/// Upserts one batch's tags in one statement. Associate-Data values replace the stored ones
+/// only when given; the config's (pass response, rules, data) always replace; a read-back
+/// counter raises the tag's counter, forward only.
+async fn import_tags(
+    tx: &tokio_postgres::Transaction<'_>,
+    bid: i64,
+    tags: &[crate::verifier::catalog::Tag],
+    now: i64,
+) -> Result<(), Msg> {
+    let col = |f: &dyn Fn(&crate::verifier::catalog::Tag) -> Option<String>| {
+        tags.iter().map(f).collect::<Vec<Option<String>>>()
+    };
+    let xuids: Vec<&str> = tags.iter().map(|t| t.xuid.as_str()).collect();
+    let keys = col(&|t| t.key.as_ref().map(AesKey::to_hex));
+    let uids = col(&|t| t.uid.map(hex::encode_upper));
+    let cuids = col(&|t| t.cuid.clone());
+    let ds = col(&|t| t.default_response.clone());
+    let ps = col(&|t| t.pass_response.clone());
+    let metas = col(&|t| t.meta_key.as_ref().map(AesKey::to_hex));
+    let names = col(&|t| t.tagname.clone());
+    let active: Vec<Option<bool>> = tags.iter().map(|t| t.active).collect();
+    let rgs = col(&|t| t.rule_groups.as_ref().map(to_json));
+    let data: Vec<String> = tags.iter().map(|t| to_json(&t.data)).collect();
+    tx.execute(
+        "INSERT INTO tags AS o (xuid, batch_id, key, uid, cuid, default_response, pass_response,
+                               meta_key, tagname, active, rule_groups, data, created_ms)
+         SELECT x, $2, k, u, c, d, p, m, n, coalesce(a, true), r, j, $13
+         FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::text[], $10::boolean[], $11::text[], $12::text[])
+           WITH ORDINALITY AS t(x, k, u, c, d, p, m, n, a, r, j, i)
+         ORDER BY i
+         ON CONFLICT (xuid) DO UPDATE SET batch_id = excluded.batch_id,
+           key = coalesce(excluded.key, o.key), uid = coalesce(excluded.uid, o.uid),
+           cuid = coalesce(excluded.cuid, o.cuid),
+           default_response = coalesce(excluded.default_response, o.default_response),
+           pass_response = excluded.pass_response,
+           meta_key = coalesce(excluded.meta_key, o.meta_key),
+           tagname = coalesce(excluded.tagname, o.tagname),
+           rule_groups = excluded.rule_groups, data = excluded.data",
+        &[
+            &xuids, &bid, &keys, &uids, &cuids, &ds, &ps, &metas, &names, &active, &rgs, &data,
+            &now,
+        ],
+    )
+    .await
+    .map_err(pg)?;
+    // A status given replaces the stored one (on insert, none given means active).
+    if active.iter().any(Option::is_some) {
+        tx.execute(
+            "UPDATE tags SET active = t.a FROM unnest($1::text[], $2::boolean[]) AS t(x, a)
+             WHERE tags.xuid = t.x AND t.a IS NOT NULL",
+            &[&xuids, &active],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    let read: Vec<(&str, i64)> = tags
+        .iter()
+        .filter_map(|t| t.read_ctr.map(|c| (t.xuid.as_str(), i64::from(c))))
+        .collect();
+    if !read.is_empty() {
+        let (x, c): (Vec<&str>, Vec<i64>) = read.into_iter().unzip();
+        tx.execute(
+            "INSERT INTO counters AS k (xuid, ctr, time_ms)
+             SELECT x, c, $3 FROM unnest($1::text[], $2::bigint[]) AS r(x, c) ORDER BY x
+             ON CONFLICT (xuid) DO UPDATE SET ctr = excluded.ctr, time_ms = excluded.time_ms
+               WHERE excluded.ctr > k.ctr",
+            &[&x, &c, &now],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
 impl Store for PgStore {
     fn import(&mut self, catalog: &Catalog) -> Result<(), StoreError> {
         let pool = self.pool.clone();
         let catalog = catalog.clone();
         let version = self.version.clone();
+        let now = crate::verifier::timefmt::now_ms() as i64;
         let r = self.run(async move {
             let mut c = pool.get().await.map_err(pool_err)?;
             let tx = c.transaction().await.map_err(pg)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&IMPORT_LOCK])
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CATALOG_LOCK])
                 .await
                 .map_err(pg)?;
             for f in &catalog.folders {
                 let fid: i64 = tx
                     .query_one(
-                        "INSERT INTO folders(name, aid, token, cors) VALUES ($1, $2, $3, $4)
+                        "INSERT INTO folders(name, aid, token, cors, active, fields)
+                         VALUES ($1, $2, $3, $4, $5, $6)
                          ON CONFLICT (name) DO UPDATE SET aid = excluded.aid,
-                           token = excluded.token, cors = excluded.cors
+                           token = excluded.token, cors = excluded.cors,
+                           active = excluded.active, fields = excluded.fields
                          RETURNING id",
-                        &[&f.name, &f.aid, &f.token, &f.cors.to_string()],
+                        &[&f.name, &f.aid, &f.token, &f.cors.to_string(), &f.active, &to_json(&f.fields)],
                     )
                     .await
                     .map_err(pg)?
@@ -642,13 +774,24 @@ impl Store for PgStore {
                 for g in &f.groups {
                     let gid: i64 = tx
                         .query_one(
-                            "INSERT INTO groups(folder_id, name, kind, default_response, pass_response)
-                             VALUES ($1, $2, $3, $4, $5)
+                            "INSERT INTO groups(folder_id, name, kind, default_response, pass_response,
+                               active, rule_groups, data)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                              ON CONFLICT (folder_id, name) DO UPDATE SET kind = excluded.kind,
                                default_response = excluded.default_response,
-                               pass_response = excluded.pass_response
+                               pass_response = excluded.pass_response, active = excluded.active,
+                               rule_groups = excluded.rule_groups, data = excluded.data
                              RETURNING id",
-                            &[&fid, &g.name, &g.kind.as_str(), &g.default_response, &g.pass_response],
+                            &[
+                                &fid,
+                                &g.name,
+                                &g.kind.as_str(),
+                                &g.default_response,
+                                &g.pass_response,
+                                &g.active,
+                                &to_json(&g.rule_groups),
+                                &to_json(&g.data),
+                            ],
                         )
                         .await
                         .map_err(pg)?
@@ -656,40 +799,17 @@ impl Store for PgStore {
                     for b in &g.batches {
                         let bid: i64 = tx
                             .query_one(
-                                "INSERT INTO batches(group_id, name, active) VALUES ($1, $2, $3)
+                                "INSERT INTO batches(group_id, name, active, template)
+                                 VALUES ($1, $2, $3, $4)
                                  ON CONFLICT (name) DO UPDATE SET group_id = excluded.group_id,
-                                   active = excluded.active
+                                   active = excluded.active, template = excluded.template
                                  RETURNING id",
-                                &[&gid, &b.name, &b.active],
+                                &[&gid, &b.name, &b.active, &b.template],
                             )
                             .await
                             .map_err(pg)?
                             .get(0);
-                        let xuids: Vec<&str> = b.tags.iter().map(|t| t.xuid.as_str()).collect();
-                        let keys: Vec<Option<String>> =
-                            b.tags.iter().map(|t| t.key.as_ref().map(AesKey::to_hex)).collect();
-                        let uids: Vec<Option<String>> =
-                            b.tags.iter().map(|t| t.uid.map(hex::encode_upper)).collect();
-                        let cuids: Vec<Option<&str>> =
-                            b.tags.iter().map(|t| t.cuid.as_deref()).collect();
-                        let ds: Vec<Option<&str>> =
-                            b.tags.iter().map(|t| t.default_response.as_deref()).collect();
-                        let ps: Vec<Option<&str>> =
-                            b.tags.iter().map(|t| t.pass_response.as_deref()).collect();
-                        tx.execute(
-                            "INSERT INTO tags(xuid, batch_id, key, uid, cuid, default_response, pass_response)
-                             SELECT x, $2, k, u, c, d, p
-                             FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                               WITH ORDINALITY AS t(x, k, u, c, d, p, i)
-                             ORDER BY i
-                             ON CONFLICT (xuid) DO UPDATE SET batch_id = excluded.batch_id,
-                               key = excluded.key, uid = excluded.uid, cuid = excluded.cuid,
-                               default_response = excluded.default_response,
-                               pass_response = excluded.pass_response",
-                            &[&xuids, &bid, &keys, &uids, &cuids, &ds, &ps],
-                        )
-                        .await
-                        .map_err(pg)?;
+                        import_tags(&tx, bid, &b.tags, now).await?;
                     }
                 }
             }
@@ -700,17 +820,7 @@ impl Store for PgStore {
                     "importing would make the catalog invalid: {err}"
                 )));
             }
-            let v: i64 = tx
-                .query_one(
-                    "UPDATE catalog_version SET version = version + 1 RETURNING version",
-                    &[],
-                )
-                .await
-                .map_err(pg)?
-                .get(0);
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &v.to_string()])
-                .await
-                .map_err(pg)?;
+            let v = announce(&tx).await?;
             tx.commit().await.map_err(pg)?;
             version.store(v, Ordering::SeqCst);
             Ok(Ok(()))
@@ -791,6 +901,152 @@ impl Store for PgStore {
                     remote: r.get(9),
                 })
                 .collect())
+        })
+        .map_err(self.fail())
+    }
+
+    fn update_tag(&mut self, p: &TagPatch) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        let p = p.clone();
+        let version = self.version.clone();
+        let r = self.run(async move {
+            let mut c = pool.get().await.map_err(pool_err)?;
+            let tx = c.transaction().await.map_err(pg)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CATALOG_LOCK])
+                .await
+                .map_err(pg)?;
+            let row = tx
+                .query_opt(
+                    "SELECT t.default_response, t.active, t.cuid, g.folder_id FROM tags t
+                     JOIN batches b ON b.id = t.batch_id JOIN groups g ON g.id = b.group_id
+                     WHERE t.xuid = $1",
+                    &[&p.xuid],
+                )
+                .await
+                .map_err(pg)?;
+            let Some(row) = row else {
+                return Ok(Err(format!("no tag code {}", p.xuid)));
+            };
+            let (old_dr, old_active, old_cuid, fid): (Option<String>, bool, Option<String>, i64) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            let status = |a: bool| if a { "Active" } else { "Inactive" }.to_string();
+            let mut log: Vec<(&str, Option<String>, Option<String>)> = Vec::new();
+            if let Some(dr) = &p.default_response {
+                tx.execute(
+                    "UPDATE tags SET default_response = $2 WHERE xuid = $1",
+                    &[&p.xuid, dr],
+                )
+                .await
+                .map_err(pg)?;
+                log.push(("default_response", old_dr, dr.clone()));
+            }
+            if let Some(a) = p.active {
+                tx.execute(
+                    "UPDATE tags SET active = $2 WHERE xuid = $1",
+                    &[&p.xuid, &a],
+                )
+                .await
+                .map_err(pg)?;
+                log.push(("status", Some(status(old_active)), Some(status(a))));
+            }
+            if let Some(cuid) = &p.cuid {
+                let taken = tx
+                    .query_opt(
+                        "SELECT t.xuid FROM tags t JOIN batches b ON b.id = t.batch_id
+                         JOIN groups g ON g.id = b.group_id
+                         WHERE g.folder_id = $1 AND t.cuid = $2 AND t.xuid <> $3",
+                        &[&fid, cuid, &p.xuid],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if let Some(other) = taken {
+                    let other: String = other.get(0);
+                    return Ok(Err(format!(
+                        "CUID {cuid:?} is already tag {other}'s in this folder"
+                    )));
+                }
+                tx.execute(
+                    "UPDATE tags SET cuid = $2 WHERE xuid = $1",
+                    &[&p.xuid, cuid],
+                )
+                .await
+                .map_err(pg)?;
+                log.push(("cuid", old_cuid, Some(cuid.clone())));
+            }
+            for (field, old, new) in log {
+                tx.execute(
+                    "INSERT INTO changes(time_ms, xuid, field, old, new, remote)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&(p.time_ms as i64), &p.xuid, &field, &old, &new, &p.remote],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            let v = announce(&tx).await?;
+            tx.commit().await.map_err(pg)?;
+            version.store(v, Ordering::SeqCst);
+            Ok(Ok(()))
+        });
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(invalid)) => Err(StoreError::Invalid(invalid)),
+            Err(what) => Err(self.fail()(what)),
+        }
+    }
+
+    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let rows = c
+                .query(
+                    "SELECT time_ms, xuid, field, old, new, remote FROM changes ORDER BY id",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows
+                .iter()
+                .map(|r| ChangeRecord {
+                    time_ms: r.get::<_, i64>(0) as u64,
+                    xuid: r.get(1),
+                    field: r.get(2),
+                    old: r.get(3),
+                    new: r.get(4),
+                    remote: r.get(5),
+                })
+                .collect())
+        })
+        .map_err(self.fail())
+    }
+
+    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
+        let pool = self.pool.clone();
+        let retention = *retention;
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let mut n = 0;
+            if let Some(age) = retention.max_age_ms {
+                let before = now_ms.saturating_sub(age) as i64;
+                n += c
+                    .execute(
+                        "DELETE FROM scans WHERE NOT passed AND time_ms < $1",
+                        &[&before],
+                    )
+                    .await
+                    .map_err(pg)?;
+            }
+            if let Some(rows) = retention.max_rows {
+                n += c
+                    .execute(
+                        "DELETE FROM scans WHERE NOT passed
+                         AND id <= (SELECT max(id) FROM scans) - $1",
+                        &[&(rows as i64)],
+                    )
+                    .await
+                    .map_err(pg)?;
+            }
+            Ok(n)
         })
         .map_err(self.fail())
     }

@@ -8,9 +8,6 @@ use std::collections::HashMap;
 use crate::crypto::AesKey;
 use crate::verifier::catalog::{Batch, Catalog, Cors, Folder, Group, GroupKind, Tag};
 
-/// JSON columns (`fields`, `rule_groups`, `data`) as stored; `Default` gives the migration's
-/// defaults (active, empty JSON lists, the default template).
-#[derive(Debug, Clone)]
 pub struct FolderRow {
     pub id: i64,
     pub name: String,
@@ -22,7 +19,6 @@ pub struct FolderRow {
     pub fields: String,
 }
 
-#[derive(Debug, Clone)]
 pub struct GroupRow {
     pub id: i64,
     pub folder_id: i64,
@@ -31,13 +27,12 @@ pub struct GroupRow {
     pub default_response: String,
     pub pass_response: String,
     pub active: bool,
-    /// JSON list of rule groups.
+    /// JSON of the rule groups.
     pub rule_groups: String,
-    /// JSON list of `[field, value]`.
+    /// JSON of the extended data.
     pub data: String,
 }
 
-#[derive(Debug, Clone)]
 pub struct BatchRow {
     pub id: i64,
     pub group_id: i64,
@@ -46,7 +41,6 @@ pub struct BatchRow {
     pub template: String,
 }
 
-#[derive(Debug, Clone)]
 pub struct TagRow {
     pub batch_id: i64,
     pub xuid: String,
@@ -61,77 +55,11 @@ pub struct TagRow {
     pub meta_key: Option<String>,
     pub tagname: Option<String>,
     pub active: bool,
-    /// JSON list of rule groups, or NULL (the group's).
+    /// JSON of the tag's own rule groups.
     pub rule_groups: Option<String>,
-    /// JSON list of `[field, value]`.
+    /// JSON of the extended data.
     pub data: String,
     pub created_ms: i64,
-}
-
-impl Default for FolderRow {
-    fn default() -> Self {
-        FolderRow {
-            id: 0,
-            name: String::new(),
-            aid: String::new(),
-            token: None,
-            cors: "none".into(),
-            active: true,
-            fields: "[]".into(),
-        }
-    }
-}
-
-impl Default for GroupRow {
-    fn default() -> Self {
-        GroupRow {
-            id: 0,
-            folder_id: 0,
-            name: String::new(),
-            kind: "authentication".into(),
-            default_response: "Fail".into(),
-            pass_response: "Pass".into(),
-            active: true,
-            rule_groups: "[]".into(),
-            data: "[]".into(),
-        }
-    }
-}
-
-impl Default for BatchRow {
-    fn default() -> Self {
-        BatchRow {
-            id: 0,
-            group_id: 0,
-            name: String::new(),
-            active: true,
-            template: crate::sun::DEFAULT_TEMPLATE.into(),
-        }
-    }
-}
-
-impl Default for TagRow {
-    fn default() -> Self {
-        TagRow {
-            batch_id: 0,
-            xuid: String::new(),
-            key: None,
-            uid: None,
-            cuid: None,
-            default_response: None,
-            pass_response: None,
-            meta_key: None,
-            tagname: None,
-            active: true,
-            rule_groups: None,
-            data: "[]".into(),
-            created_ms: 0,
-        }
-    }
-}
-
-fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, String> {
-    serde_json::from_str(text).map_err(|e| format!("{what}: {e}"))
 }
 
 /// The catalog tables, each in its stored order (by id; tags in insertion order).
@@ -144,20 +72,17 @@ pub struct CatalogRows {
 }
 
 impl CatalogRows {
-    /// The catalog these rows describe; `Err` names the row that does not hold together.
-    pub fn assemble(self) -> Result<Catalog, String> {
-        self.assemble_with_created().map(|(c, _)| c)
-    }
-
-    /// [`CatalogRows::assemble`], and when each tag was first imported (ms since the epoch).
-    pub fn assemble_with_created(self) -> Result<(Catalog, HashMap<String, u64>), String> {
-        let mut created = HashMap::new();
+    /// The catalog these rows describe, and each tag's creation time; `Err` names the row
+    /// that does not hold together.
+    pub fn assemble(self) -> Result<(Catalog, HashMap<String, u64>), String> {
+        let mut created = HashMap::with_capacity(self.tags.len());
         let mut folders: Vec<Folder> = Vec::with_capacity(self.folders.len());
         let mut folder_index = HashMap::new();
         for f in self.folders {
             let cors = Cors::parse(&f.cors).map_err(|x| format!("folder {}: {x}", f.name))?;
             folder_index.insert(f.id, folders.len());
-            let fields = json(&format!("folder {} fields", f.name), &f.fields)?;
+            let fields = serde_json::from_str(&f.fields)
+                .map_err(|x| format!("folder {}: fields: {x}", f.name))?;
             folders.push(Folder {
                 name: f.name,
                 aid: f.aid,
@@ -176,17 +101,21 @@ impl CatalogRows {
             let fi = *folder_index
                 .get(&g.folder_id)
                 .ok_or_else(|| format!("group {}: no folder {}", g.name, g.folder_id))?;
+            let rule_groups = serde_json::from_str(&g.rule_groups)
+                .map_err(|x| format!("group {}: rule_groups: {x}", g.name))?;
+            let data = serde_json::from_str(&g.data)
+                .map_err(|x| format!("group {}: data: {x}", g.name))?;
             group_index.insert(g.id, groups.len());
             groups.push((
                 fi,
                 Group {
-                    rule_groups: json(&format!("group {} rule_groups", g.name), &g.rule_groups)?,
-                    data: json(&format!("group {} data", g.name), &g.data)?,
                     name: g.name,
                     kind,
                     active: g.active,
                     default_response: g.default_response,
                     pass_response: g.pass_response,
+                    rule_groups,
+                    data,
                     batches: Vec::new(),
                 },
             ));
@@ -219,12 +148,15 @@ impl CatalogRows {
             };
             let key = parse_key(t.key)?;
             let meta_key = parse_key(t.meta_key)?;
-            let rule_groups = match &t.rule_groups {
-                Some(j) => Some(json(&format!("tag {xuid} rule_groups"), j)?),
+            let rule_groups = match t.rule_groups {
+                Some(j) => Some(
+                    serde_json::from_str(&j)
+                        .map_err(|x| format!("tag {xuid}: rule_groups: {x}"))?,
+                ),
                 None => None,
             };
-            let data = json(&format!("tag {xuid} data"), &t.data)?;
-            created.insert(xuid.clone(), t.created_ms as u64);
+            let data =
+                serde_json::from_str(&t.data).map_err(|x| format!("tag {xuid}: data: {x}"))?;
             let uid = match t.uid {
                 Some(u) => Some(
                     crate::verifier::query::parse_uid(&u)
@@ -235,6 +167,7 @@ impl CatalogRows {
             let bi = *batch_index
                 .get(&t.batch_id)
                 .ok_or_else(|| format!("tag {xuid}: no batch {}", t.batch_id))?;
+            created.insert(xuid.clone(), t.created_ms.max(0) as u64);
             batches[bi].1.tags.push(Tag {
                 xuid,
                 key,

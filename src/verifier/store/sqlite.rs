@@ -199,6 +199,10 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
         path: path.to_path_buf(),
         source,
     };
+    let corrupt = |what: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        what,
+    };
     let mut rows = CatalogRows::default();
     let mut st = conn
         .prepare("SELECT id, name, aid, token, cors, active, fields FROM folders ORDER BY id")
@@ -220,7 +224,7 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
     let mut st = conn
         .prepare(
             "SELECT id, folder_id, name, kind, default_response, pass_response, active,
-             rule_groups, data FROM groups ORDER BY id",
+                    rule_groups, data FROM groups ORDER BY id",
         )
         .map_err(&e)?;
     rows.groups = st
@@ -257,7 +261,7 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
     let mut st = conn
         .prepare(
             "SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response, meta_key,
-             tagname, active, rule_groups, data, created_ms FROM tags ORDER BY rowid",
+                    tagname, active, rule_groups, data, created_ms FROM tags ORDER BY rowid",
         )
         .map_err(&e)?;
     rows.tags = st
@@ -280,49 +284,46 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
         })
         .and_then(Iterator::collect)
         .map_err(&e)?;
-    let (catalog, created) = rows
-        .assemble_with_created()
-        .map_err(|what| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            what,
-        })?;
+    let (catalog, created) = rows.assemble().map_err(corrupt)?;
     let mut out = Loaded {
         catalog,
         created,
         ..Loaded::default()
     };
-    let mut st = conn.prepare("SELECT xuid, ctr FROM counters").map_err(&e)?;
-    let rows = st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(&e)?;
-    for row in rows {
-        let (x, c) = row.map_err(&e)?;
-        out.counters.insert(x, c as u32);
-    }
-    let mut st = conn
-        .prepare(
-            "SELECT xuid, count(*), sum(passed) FROM scans
-             WHERE xuid != '' AND reason != 'error' GROUP BY xuid",
-        )
-        .map_err(&e)?;
-    let rows = st
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
-        .map_err(&e)?;
-    for row in rows {
-        let (x, n, g) = row.map_err(&e)?;
-        out.scan_counts.insert(
-            x,
-            ScanCounts {
-                answered: n as u64,
-                genuine: g as u64,
-            },
-        );
+    {
+        let mut st = conn.prepare("SELECT xuid, ctr FROM counters").map_err(&e)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(&e)?;
+        for row in rows {
+            let (x, c) = row.map_err(&e)?;
+            out.counters.insert(x, c as u32);
+        }
+        let mut st = conn
+            .prepare(
+                "SELECT xuid, count(*), sum(passed) FROM scans
+                 WHERE xuid != '' AND reason != 'error' GROUP BY xuid",
+            )
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(&e)?;
+        for row in rows {
+            let (x, n, g) = row.map_err(&e)?;
+            out.scan_counts.insert(
+                x,
+                ScanCounts {
+                    answered: n as u64,
+                    genuine: g as u64,
+                },
+            );
+        }
     }
     Ok(out)
 }
@@ -700,177 +701,4 @@ impl Store for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::verifier::catalog::{Batch, Cors, Folder, Group, Tag};
-    use crate::verifier::store::Claim;
-
-    fn catalog(cuid_of_b: &str) -> Catalog {
-        let tag = |x: &str, c: &str| Tag {
-            cuid: Some(c.into()),
-            key: Some(AesKey::new([1; 16])),
-            active: Some(true),
-            ..Tag::new(x)
-        };
-        Catalog {
-            folders: vec![Folder {
-                name: "f".into(),
-                aid: "f01".into(),
-                cors: Cors::Any,
-                fields: vec!["scancount".into()],
-                groups: vec![Group {
-                    name: "g".into(),
-                    rule_groups: vec![crate::verifier::catalog::RuleGroup {
-                        rules: vec!["auth_pass".into(), "scan_count < 10".into()],
-                        response: "Pass {scount}".into(),
-                    }],
-                    data: vec![("scancount".into(), "{scount}".into())],
-                    batches: vec![Batch {
-                        name: "b".into(),
-                        tags: vec![tag("a", "A"), tag("b", cuid_of_b)],
-                        ..Batch::default()
-                    }],
-                    ..Group::default()
-                }],
-                ..Folder::default()
-            }],
-        }
-    }
-
-    fn claim(xuid: &str, ctr: u32) -> ScanWrite {
-        ScanWrite {
-            time_ms: 1,
-            endpoint: "api",
-            query: String::new(),
-            xuid: xuid.into(),
-            ctr: Some(ctr),
-            result: "Pass".into(),
-            reason: "pass",
-            remote: "127.0.0.1:1".into(),
-            claim: Some(Claim {
-                ctr,
-                refused_result: "Fail".into(),
-            }),
-        }
-    }
-
-    #[test]
-    fn counters_only_move_forward_and_survive_reopening() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("v.db");
-        let mut s = SqliteStore::open(&p).unwrap();
-        s.import(&catalog("B")).unwrap();
-        let got = s
-            .commit(&[
-                claim("a", 5),
-                claim("a", 5),
-                claim("b", 1),
-                claim("a", 4),
-                claim("a", 6),
-            ])
-            .unwrap();
-        assert_eq!(got, vec![true, false, true, false, true]);
-        drop(s);
-        let mut s = SqliteStore::open(&p).unwrap();
-        let l = s.load().unwrap();
-        assert_eq!(l.catalog, catalog("B"));
-        assert_eq!(l.counters["a"], 6);
-        assert_eq!(
-            l.scan_counts["a"],
-            ScanCounts {
-                answered: 4,
-                genuine: 2
-            }
-        );
-        let log = s.scans(Some(2)).unwrap();
-        assert_eq!(log.len(), 2);
-        assert_eq!(
-            (log[0].reason.as_str(), log[0].result.as_str()),
-            ("replay", "Fail")
-        );
-        assert!(log[1].passed);
-    }
-
-    #[test]
-    fn an_import_that_breaks_the_merged_catalog_changes_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let mut s = SqliteStore::open(&d.path().join("v.db")).unwrap();
-        s.import(&catalog("B")).unwrap();
-        // Another batch in the same folder reusing CUID "A".
-        let mut other = catalog("B");
-        let b = &mut other.folders[0].groups[0].batches[0];
-        b.name = "b2".into();
-        b.tags = vec![Tag {
-            cuid: Some("A".into()),
-            ..Tag::new("c")
-        }];
-        assert!(matches!(s.import(&other), Err(StoreError::Invalid(_))));
-        assert_eq!(s.load().unwrap().catalog, catalog("B"));
-    }
-
-    #[test]
-    fn read_back_counters_patches_and_retention() {
-        let d = tempfile::tempdir().unwrap();
-        let mut s = SqliteStore::open(&d.path().join("v.db")).unwrap();
-        let mut c = catalog("B");
-        c.folders[0].groups[0].batches[0].tags[0].read_ctr = Some(7);
-        s.import(&c).unwrap();
-        assert_eq!(s.load().unwrap().counters["a"], 7);
-        // A lower read-back counter never lowers it; a claim at it is refused.
-        c.folders[0].groups[0].batches[0].tags[0].read_ctr = Some(3);
-        s.import(&c).unwrap();
-        assert_eq!(
-            s.commit(&[claim("a", 7), claim("a", 8)]).unwrap(),
-            vec![false, true]
-        );
-        let patch = TagPatch {
-            xuid: "a".into(),
-            default_response: Some(Some("Recalled".into())),
-            active: Some(false),
-            cuid: Some("A2".into()),
-            remote: "127.0.0.1".into(),
-            time_ms: 5,
-        };
-        s.update_tag(&patch).unwrap();
-        // Re-importing the same catalog (no RESPONSE/STATUS given) keeps the changes.
-        let mut c2 = catalog("B");
-        c2.folders[0].groups[0].batches[0].tags[0].active = None;
-        c2.folders[0].groups[0].batches[0].tags[0].cuid = None;
-        s.import(&c2).unwrap();
-        let t = s.load().unwrap().catalog.folders[0].groups[0].batches[0].tags[0].clone();
-        assert_eq!(t.default_response.as_deref(), Some("Recalled"));
-        assert_eq!((t.active, t.cuid.as_deref()), (Some(false), Some("A2")));
-        let ch = s.changes().unwrap();
-        assert_eq!(ch.len(), 3);
-        assert_eq!(ch[1].new.as_deref(), Some("Inactive"));
-        // CUID taken in the folder; unknown tag.
-        let taken = TagPatch {
-            xuid: "a".into(),
-            cuid: Some("B".into()),
-            ..TagPatch::default()
-        };
-        assert!(matches!(s.update_tag(&taken), Err(StoreError::Invalid(_))));
-        let nobody = TagPatch {
-            xuid: "zz".into(),
-            active: Some(true),
-            ..TagPatch::default()
-        };
-        assert!(matches!(s.update_tag(&nobody), Err(StoreError::Invalid(_))));
-        // Retention: failing rows beyond the newest 2 go; passes stay.
-        let mut fail = claim("b", 1);
-        fail.claim = None;
-        fail.result = "Fail".into();
-        fail.reason = "bad_mac";
-        s.commit(&[fail.clone(), fail.clone(), fail.clone(), fail])
-            .unwrap();
-        let keep = Retention {
-            max_rows: Some(2),
-            max_age_ms: None,
-        };
-        assert!(s.prune(&keep, 0).unwrap() >= 2);
-        let log = s.scans(None).unwrap();
-        assert_eq!(log.iter().filter(|r| !r.passed).count(), 2);
-        assert!(log.iter().any(|r| r.passed));
-    }
-}
+// Store behaviour is tested on both backends: tests/verifier_store.rs.
