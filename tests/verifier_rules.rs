@@ -264,3 +264,24 @@ async fn statuses_answer_their_errors_on(be: &Backend) {
         s.stop().await;
     }
 }
+
+#[test]
+fn serve_refuses_a_config_with_an_unknown_subtag_naming_its_line() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("v.toml");
+    std::fs::write(
+        &cfg,
+        "[[folder]]\nname = \"a\"\naid = \"a\"\n\n[[folder.group]]\nname = \"g\"\ndefault_response = \"Fail {scont}\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tag424"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .args(["--db"])
+        .arg(d.path().join("v.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 7") && err.contains("{scont}"), "{err}");
+}

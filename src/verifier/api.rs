@@ -265,14 +265,14 @@ async fn preflight(
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .unwrap_or("");
+    let registry = v.registry();
     let allow: Option<String> = match v.peek_folder(query.as_deref().unwrap_or("")) {
-        Some(f) => match v.registry().folders[f].cors.header() {
+        Some(f) => match registry.folders.get(f).and_then(|f| f.cors.header()) {
             Some("*") => Some("*".into()),
             Some(o) if o == origin => Some(o.into()),
             _ => None,
         },
         None => {
-            let registry = v.registry();
             let named = registry.folders.iter().map(|f| &f.cors).chain([&v.cors]);
             let mut allow = None;
             for c in named {

@@ -150,8 +150,21 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn data(&self, data: &BTreeMap<String, Spanned<String>>) -> Result<(), CatalogError> {
-        data.values().try_for_each(|v| self.response(v))
+    fn data(
+        &self,
+        fields: &[String],
+        data: &BTreeMap<String, Spanned<String>>,
+    ) -> Result<(), CatalogError> {
+        for (k, v) in data {
+            if !fields.contains(k) {
+                return Err(self.fail(
+                    v,
+                    format!("extended data field {k:?} is not in the folder's fields = [...]"),
+                ));
+            }
+            self.response(v)?;
+        }
+        Ok(())
     }
 }
 
@@ -190,13 +203,13 @@ impl ConfigFile {
                     ck.response(r)?;
                 }
                 ck.groups(&g.rule_group)?;
-                ck.data(&g.data)?;
+                ck.data(&f.fields, &g.data)?;
                 for t in &g.tag {
                     for r in t.default_response.iter().chain(&t.pass_response) {
                         ck.response(r)?;
                     }
                     ck.groups(t.rule_group.as_deref().unwrap_or(&[]))?;
-                    ck.data(&t.data)?;
+                    ck.data(&f.fields, &t.data)?;
                 }
             }
         }
@@ -466,6 +479,13 @@ mod line_tests {
             let e = ConfigFile::load(&p).unwrap_err().to_string();
             assert!(e.contains("line 8") && e.contains(word), "{e}");
         }
+        std::fs::write(
+            &p,
+            "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n[folder.group.data]\ncolour = \"red\"\n",
+        )
+        .unwrap();
+        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("line 7") && e.contains("colour"), "{e}");
         std::fs::write(
             &p,
             "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n[[folder.group.rule_group]]\nrules = [\"auth_pass\",\n  \"mobile_os = ios\"]\nresponse = \"x\"\n",

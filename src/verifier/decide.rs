@@ -37,7 +37,8 @@ fn token_ok(want: &str, query_token: Option<&str>, headers: &[&str]) -> bool {
 
 impl Verifier {
     pub(super) async fn decide(&self, req: &Request<'_>) -> (Answer, bool) {
-        let reg = &*self.registry();
+        let registry = self.registry();
+        let reg = &*registry;
         let q = match query::parse(req.query) {
             Ok(q) => q,
             Err(e) => {
@@ -280,7 +281,8 @@ impl Verifier {
     /// The folder of the tag a query names, found without consuming anything (for the CORS
     /// preflight and HEAD).
     pub fn peek_folder(&self, raw: &str) -> Option<usize> {
-        let reg = &*self.registry();
+        let registry = self.registry();
+        let reg = &*registry;
         let q = query::parse(raw).ok()?;
         match &q.lookup {
             Some(Lookup::Xuid(x)) => reg.tag(x).map(|t| t.folder),

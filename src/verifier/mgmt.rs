@@ -11,12 +11,13 @@ use serde_json::{json, Map, Value};
 
 use super::import::parse_status;
 use super::query::{self, parse_uid, valid_cuid};
-use super::registry::TagEntry;
+use super::registry::{Registry, TagEntry};
 use super::store::TagPatch;
 use super::subtags::Response;
 use super::timefmt::now_ms;
 use super::Verifier;
 use crate::crypto::ct_eq;
+use std::sync::Arc;
 
 /// How the tag is named.
 pub enum Target<'a> {
@@ -94,21 +95,17 @@ impl Verifier {
 
     fn mgmt_tag(
         &self,
+        reg: &Registry,
         target: &Target<'_>,
         headers: &HeaderMap,
-    ) -> Result<std::sync::Arc<TagEntry>, MgmtAnswer> {
-        let reg = &*self.registry();
+    ) -> Result<Arc<TagEntry>, MgmtAnswer> {
         let nf = |code: &str| err(StatusCode::NOT_FOUND, code, "no such tag code");
         match *target {
             Target::Xuid(x) => reg.tag(x).cloned().ok_or_else(|| nf("xuid_not_found")),
             Target::Aid(aid) => {
                 let fi = *reg.by_aid.get(aid).ok_or_else(|| nf("aid_not_found"))?;
                 if let Some(c) = header(headers, "ix_c") {
-                    let t = reg.by_cuid(fi, c).ok_or_else(|| nf("cuid_not_found"))?;
-                    return reg
-                        .tag(&t.xuid)
-                        .cloned()
-                        .ok_or_else(|| nf("cuid_not_found"));
+                    return reg.by_cuid(fi, c).ok_or_else(|| nf("cuid_not_found"));
                 }
                 if let Some(u) = header(headers, "ix_u") {
                     let uid = parse_uid(u).ok_or_else(|| {
@@ -154,7 +151,10 @@ impl Verifier {
         remote: &str,
     ) -> Result<MgmtAnswer, MgmtAnswer> {
         self.mgmt_token_ok(headers)?;
-        let tag = self.mgmt_tag(&target, headers)?;
+        let registry = self.registry();
+        let reg = &*registry;
+        let tag = self.mgmt_tag(reg, &target, headers)?;
+        let tag = &*tag;
         let f = fields(headers, body)?;
         let bad = |m: String| err(StatusCode::BAD_REQUEST, "bad_request", m);
         let mut patch = TagPatch {
@@ -215,9 +215,8 @@ impl Verifier {
             });
         }
         // On disk: now in memory.
-        let reg = &*self.registry();
         if let Some(dr) = &patch.default_response {
-            reg.set_default_response(&tag, dr.as_deref()).map_err(bad)?;
+            reg.set_default_response(tag, dr.as_deref()).map_err(bad)?;
         }
         let fi = tag.folder;
         if let Ok(mut s) = tag.state.write() {
@@ -234,7 +233,7 @@ impl Verifier {
                 s.cuid = Some(c.clone());
             }
         }
-        Ok((StatusCode::OK, self.tag_json(&tag)))
+        Ok((StatusCode::OK, self.tag_json(tag)))
     }
 
     fn tag_json(&self, tag: &TagEntry) -> Value {
