@@ -1,5 +1,5 @@
 //! A scan's SUN message, read from the request along the tag's batch template and checked
-//! with the one SUN implementation ([`crate::sun::parse_url`] and [`crate::sun::verify`]).
+//! with the one SUN implementation ([`crate::sun::parse_url`] and [`crate::sun::verify()`]).
 //!
 //! The request's query carries the template's parameters (the scanned URL's query, or the
 //! platform's `x`, `n`, `e`): the URL is rebuilt from the template with the request's values
