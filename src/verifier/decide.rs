@@ -91,10 +91,10 @@ impl Verifier {
                 Some(t) => (t, None),
                 None => {
                     // A template's parameters that name no tag, or no lookup at all.
-                    let code = if reg.anonymous.is_empty() || q.lookup_without_aid {
-                        errors::MISSING_PARAMETER
-                    } else {
+                    let code = if sunscan::has_template_parameters(reg, &pairs) {
                         errors::XUID_NOT_FOUND
+                    } else {
+                        errors::MISSING_PARAMETER
                     };
                     return (Answer::error("", code, None), false);
                 }

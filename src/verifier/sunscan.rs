@@ -130,3 +130,15 @@ pub fn identify(reg: &Registry, pairs: &[(&str, &str)]) -> Option<Arc<TagEntry>>
     }
     None
 }
+
+/// Whether the query carries a parameter of a template that does not carry the tag code
+/// (so that a failed [`identify`] is an unknown tag, not a missing parameter).
+pub fn has_template_parameters(reg: &Registry, pairs: &[(&str, &str)]) -> bool {
+    reg.anonymous.iter().any(|(bi, _)| {
+        reg.batches[*bi].query.iter().any(|seg| {
+            seg.split_once('=')
+                .filter(|(_, v)| v.contains('{'))
+                .is_some_and(|(name, _)| value(pairs, name).is_some())
+        })
+    })
+}
