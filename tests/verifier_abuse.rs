@@ -272,3 +272,49 @@ async fn one_token_per_request_and_cors_per_folder_on(be: &Backend) {
     );
     s.stop().await;
 }
+
+#[test]
+fn self_signed_on_an_unspecified_address_names_the_machines_addresses() {
+    use std::io::BufRead;
+    let d = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tag424"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--tls-self-signed",
+            "--db",
+        ])
+        .arg(d.path().join("v.db"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut names = None;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("self-signed certificate for ").nth(1) {
+            names = Some(rest.to_string());
+        }
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let names = names.expect("no certificate line");
+    // localhost, 127.0.0.1 and every non-loopback interface address of this machine.
+    let ifs: Vec<String> = if_addrs::get_if_addrs()
+        .unwrap()
+        .into_iter()
+        .filter(|i| !i.ip().is_loopback())
+        .map(|i| i.ip().to_string())
+        .collect();
+    assert!(
+        names.contains("localhost") && names.contains("127.0.0.1"),
+        "{names}"
+    );
+    for ip in ifs {
+        assert!(names.contains(&ip), "{ip} missing from {names}");
+    }
+}

@@ -111,6 +111,24 @@ async fn uid_picc_and_enc_templates_pass_once_through_api_and_page_on(be: &Backe
             pass,
             "{template}: after the altered one"
         );
+        // Template parameters that name no tag; no parameters at all.
+        let foreign: String = third
+            .split('&')
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                format!("{k}={}", "0".repeat(v.len()))
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(
+            t(&c, &s.base, &foreign).await,
+            r#"{"xuid":"","error":"xuid_not_found"}"#,
+            "{template}: {foreign}"
+        );
+        assert_eq!(
+            t(&c, &s.base, "utm_source=x").await,
+            r#"{"xuid":"","error":"missing_parameter"}"#
+        );
         s.stop().await;
     }
 }

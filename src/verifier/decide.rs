@@ -91,10 +91,10 @@ impl Verifier {
                 Some(t) => (t, None),
                 None => {
                     // A template's parameters that name no tag, or no lookup at all.
-                    let code = if reg.anonymous.is_empty() || q.lookup_without_aid {
-                        errors::MISSING_PARAMETER
-                    } else {
+                    let code = if sunscan::has_template_parameters(reg, &pairs) {
                         errors::XUID_NOT_FOUND
+                    } else {
+                        errors::MISSING_PARAMETER
                     };
                     return (Answer::error("", code, None), false);
                 }
@@ -121,9 +121,7 @@ impl Verifier {
             (
                 s.cuid.clone(),
                 s.active,
-                s.default_response
-                    .as_ref()
-                    .map(|(t, r)| (t.clone(), r.clone())),
+                s.default_response.clone(),
                 s.own.clone(),
             )
         };
@@ -149,7 +147,7 @@ impl Verifier {
         // The SUN message (authentication groups only; standard tags ignore n and e).
         let mut genuine_ctr = None;
         if group.kind == GroupKind::Authentication {
-            match sunscan::check(&tag, batch, &pairs) {
+            match sunscan::check(&tag, batch, &pairs, q.sun) {
                 SunCheck::Absent => a.reason = Reason::NoSun,
                 SunCheck::Malformed => a.reason = Reason::BadSun,
                 SunCheck::NoKey => a.reason = Reason::NoKey,
@@ -163,7 +161,7 @@ impl Verifier {
         // Which Rule Set: the tag's own, unless the group's layers it with {tagcodedr}.
         let (rules, tagcodedr): (&RuleSet, Option<&Response>) = match &own {
             Some(o) if !group.rules.layers() => (o, None),
-            _ => (&group.rules, dr_text.as_ref().map(|(_, r)| r)),
+            _ => (&group.rules, dr_text.as_deref().map(|(_, r)| r)),
         };
         let render = |auth: bool, scount: u64, ccount: Option<u32>| {
             let facts = Facts {

@@ -242,7 +242,7 @@ impl Verifier {
             "xuid": tag.xuid,
             "cuid": s.cuid,
             "status": if s.active { "Active" } else { "Inactive" },
-            "response": s.default_response.as_ref().map(|(t, _)| t.clone()),
+            "response": s.default_response.as_ref().map(|d| d.0.clone()),
         })
     }
 }

@@ -1,19 +1,25 @@
 //! The local verifier (`tag424 serve`): the tag platform's verification API (`GET /v1/t`),
-//! the landing page a tag's URL opens (`GET /auth`), and single-use, forward-only counters
-//! that survive a crash.
+//! its management API, the landing page a tag's URL opens (`GET /auth`), and single-use,
+//! forward-only counters that survive a crash.
 //!
 //! - [`query`]: the query string (`x`, `c`+`a`, `u`+`a`, `n`+`e`, `r`), never panicking.
-//! - [`catalog`], [`config`]: folders → tag groups → batches → tags, from `tag424 batch`
-//!   output directories, CSV files or a TOML file.
-//! - [`store`]: persistence behind the [`store::Store`] trait (SQLite), and the group-commit
-//!   [`store::Writer`].
-//! - [`Verifier`] (here): keys and counters in memory; the decision for one request.
-//! - [`api`], [`page`], [`server`]: axum routes, the HTML page, TLS and shutdown.
+//! - [`catalog`], [`config`], [`import`]: folders → tag groups → batches → tags, from
+//!   `tag424 batch` output directories (template, journal), Associate Data files or a TOML file.
+//! - [`registry`]: the catalog compiled in memory (Rule Sets, templates, per-tag state).
+//! - `decide` (private), [`sunscan`], [`rules`], [`subtags`]: the decision for one request;
+//!   the SUN check along the batch's template through [`crate::sun`]; Rule Sets; Dynamic
+//!   Response.
+//! - [`mgmt`]: the management API (PATCH a tag code's Default Response, status, CUID).
+//! - [`store`]: persistence behind the [`store::Store`] trait (SQLite, PostgreSQL), and the
+//!   group-commit [`store::Writer`].
+//! - [`api`], [`page`], [`server`], [`limits`]: axum routes, the HTML page, TLS, timeouts,
+//!   connection cap and shutdown, rate limits.
 //!
 //! The counter rule: a scan passes only if its SDMMAC verifies with the tag's key and its
-//! counter is greater than every counter accepted before. Requests for one tag are serialized
-//! by the tag's lock, held until the store has the new counter on disk; the store's own
-//! `WHERE excluded.ctr > counters.ctr` is the second guard.
+//! counter is greater than every counter accepted before (the journal's read-back counter
+//! included). Requests for one tag are serialized by the tag's lock, held until the store has
+//! the new counter on disk; the store's own `WHERE excluded.ctr > counters.ctr` is the second
+//! guard. Counters move only on a verified MAC.
 
 pub mod api;
 pub mod catalog;

@@ -38,6 +38,11 @@ pub struct BatchEntry {
     pub name: String,
     pub active: bool,
     pub template: Template,
+    /// The template up to its `?` (scheme, host, path).
+    pub prefix: String,
+    /// The template is the platform's `…?x={xuid}&n={ctr}&e={mac}` (its `n`/`e` are read by the
+    /// query parser).
+    pub platform_query: bool,
     /// The template's query with `{…}` segments (`p={picc}`), in order.
     pub query: Vec<String>,
     /// The template carries the tag code (`{xuid}`).
@@ -49,9 +54,9 @@ pub struct TagState {
     pub cuid: Option<String>,
     pub active: bool,
     /// The Tag Code's Default Response (text as stored, compiled).
-    pub default_response: Option<(String, Response)>,
+    pub default_response: Option<Arc<(String, Response)>>,
     /// The tag's own Rule Set, when it has rules of its own.
-    pub own: Option<RuleSet>,
+    pub own: Option<Arc<RuleSet>>,
 }
 
 /// A tag as served.
@@ -179,10 +184,18 @@ impl Registry {
                         Template::parse(DEFAULT_TEMPLATE).expect("the default template parses")
                     });
                     let names_tag = template.has(&Part::Xuid);
+                    let raw = template.to_string();
+                    let query = template_query(&template);
                     r.batches.push(BatchEntry {
                         name: b.name.clone(),
                         active: b.active,
-                        query: template_query(&template),
+                        prefix: raw
+                            .split_once('?')
+                            .map(|(p, _)| p)
+                            .unwrap_or(&raw)
+                            .to_string(),
+                        platform_query: query == ["x={xuid}", "n={ctr}", "e={mac}"],
+                        query,
                         template,
                         names_tag,
                     });
@@ -250,7 +263,7 @@ impl Registry {
         let g = &self.groups[t.group];
         let own = t.own_rules(g.kind, &self.group_defaults[t.group], dr)?;
         let compiled = match dr {
-            Some(d) => Some((d.to_string(), Response::parse(d)?)),
+            Some(d) => Some(Arc::new((d.to_string(), Response::parse(d)?))),
             None => None,
         };
         let mut s = t
@@ -258,7 +271,7 @@ impl Registry {
             .write()
             .map_err(|_| "tag state poisoned".to_string())?;
         s.default_response = compiled;
-        s.own = own;
+        s.own = own.map(Arc::new);
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 //! A scan's SUN message, read from the request along the tag's batch template and checked
-//! with the one SUN implementation ([`crate::sun::parse_url`] and [`crate::sun::verify`]).
+//! with the one SUN implementation ([`crate::sun::parse_url`] and [`crate::sun::verify()`]).
 //!
 //! The request's query carries the template's parameters (the scanned URL's query, or the
 //! platform's `x`, `n`, `e`): the URL is rebuilt from the template with the request's values
@@ -9,9 +9,10 @@
 
 use std::sync::Arc;
 
+use super::query::Sun;
 use super::registry::{BatchEntry, Registry, TagEntry};
 use crate::crypto::sdm::decrypt_picc_data;
-use crate::sun::{self, SunKeys};
+use crate::sun::{self, ScannedUrl, SunKeys};
 
 /// What the SUN check of one scan found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +36,8 @@ fn value<'a>(pairs: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
 /// The scanned URL rebuilt from the template with the request's values; `None` if the
 /// request carries none of the SUN parameters; `Some(Err(()))` if it carries only some.
 fn rebuild(batch: &BatchEntry, xuid: &str, pairs: &[(&str, &str)]) -> Option<Result<String, ()>> {
-    let raw = batch.template.to_string();
-    let prefix = raw.split_once('?').map(|(p, _)| p).unwrap_or(&raw);
-    let mut url = String::with_capacity(raw.len() + 64);
-    url.push_str(prefix);
+    let mut url = String::with_capacity(batch.prefix.len() + 128);
+    url.push_str(&batch.prefix);
     url.push('?');
     let (mut found, mut missing) = (0, 0);
     for (i, seg) in batch.query.iter().enumerate() {
@@ -70,18 +69,40 @@ fn rebuild(batch: &BatchEntry, xuid: &str, pairs: &[(&str, &str)]) -> Option<Res
     }
 }
 
-/// Checks the SUN message of a scan of `tag` (of `batch`).
-pub fn check(tag: &TagEntry, batch: &BatchEntry, pairs: &[(&str, &str)]) -> SunCheck {
-    let url = match rebuild(batch, &tag.xuid, pairs) {
-        None => return SunCheck::Absent,
-        Some(Err(())) => return SunCheck::Malformed,
-        Some(Ok(u)) => u,
+/// Checks the SUN message of a scan of `tag` (of `batch`). `sun` is the query parser's `n`/`e`
+/// (used as the split of the platform's own template, which needs no URL rebuilt).
+pub fn check(
+    tag: &TagEntry,
+    batch: &BatchEntry,
+    pairs: &[(&str, &str)],
+    sun: Option<Sun>,
+) -> SunCheck {
+    let scan = if batch.platform_query {
+        match sun {
+            Some(s) => ScannedUrl {
+                xuid: Some(tag.xuid.clone()),
+                read_ctr: Some(s.ctr),
+                mac: s.mac,
+                ..ScannedUrl::default()
+            },
+            None if value(pairs, "n").is_none() && value(pairs, "e").is_none() => {
+                return SunCheck::Absent
+            }
+            None => return SunCheck::Malformed,
+        }
+    } else {
+        let url = match rebuild(batch, &tag.xuid, pairs) {
+            None => return SunCheck::Absent,
+            Some(Err(())) => return SunCheck::Malformed,
+            Some(Ok(u)) => u,
+        };
+        match sun::parse_url(&batch.template, &url) {
+            Ok(s) => s,
+            Err(_) => return SunCheck::Malformed,
+        }
     };
     let Some(key) = &tag.key else {
         return SunCheck::NoKey;
-    };
-    let Ok(scan) = sun::parse_url(&batch.template, &url) else {
-        return SunCheck::Malformed;
     };
     let keys = SunKeys {
         file_read: key.clone(),
@@ -129,4 +150,16 @@ pub fn identify(reg: &Registry, pairs: &[(&str, &str)]) -> Option<Arc<TagEntry>>
         }
     }
     None
+}
+
+/// Whether the query carries a parameter of a template that does not carry the tag code
+/// (so that a failed [`identify`] is an unknown tag, not a missing parameter).
+pub fn has_template_parameters(reg: &Registry, pairs: &[(&str, &str)]) -> bool {
+    reg.anonymous.iter().any(|(bi, _)| {
+        reg.batches[*bi].query.iter().any(|seg| {
+            seg.split_once('=')
+                .filter(|(_, v)| v.contains('{'))
+                .is_some_and(|(name, _)| value(pairs, name).is_some())
+        })
+    })
 }
