@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backends::{serve, Db};
+use backends::Db;
 use tag424::crypto::sdm::sdm_mac;
 use tag424::crypto::AesKey;
 use tag424::verifier::store::{self, WATCH_POLL};
@@ -27,6 +27,14 @@ impl Drop for Servers {
             let _ = c.wait();
         }
     }
+}
+
+/// `tag424 serve` with ARGS and no rate limit (the tests send far more than 100 requests a
+/// second from one address, as a load balancer does).
+fn serve(args: &[&str]) -> (Child, String) {
+    let mut all = args.to_vec();
+    all.extend(["--rate-limit", "0"]);
+    backends::serve(&all)
 }
 
 fn pg_db() -> Option<Db> {
