@@ -237,7 +237,7 @@ pub fn run_batch<S: TagSource>(
                         if *recovered {
                             summary.recovered += 1;
                         }
-                        write_results(journal, xuids, &mut summary)?;
+                        write_results(journal, xuids, &opts.encode.template, &mut summary)?;
                     }
                     Outcome::AlreadyDone { .. } => summary.skipped += 1,
                 }
@@ -268,7 +268,7 @@ pub fn run_batch<S: TagSource>(
             break;
         }
     }
-    write_results(journal, xuids, &mut summary)?;
+    write_results(journal, xuids, &opts.encode.template, &mut summary)?;
     Ok(summary)
 }
 
@@ -276,6 +276,7 @@ pub fn run_batch<S: TagSource>(
 pub fn write_results(
     journal: &Journal,
     xuids: &[String],
+    template: &crate::sun::Template,
     summary: &mut Summary,
 ) -> Result<(), JournalError> {
     summary.exported = journal.export()?;
@@ -286,6 +287,8 @@ pub fn write_results(
         "format": 1,
         "finished": super::journal::now(),
         "simulated": summary.simulated,
+        // The verifier (`tag424 serve --batch DIR`) checks scans along this template.
+        "template": template.to_string(),
         "summary": &summary,
     }))
     .unwrap_or_default();
