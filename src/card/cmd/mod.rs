@@ -3,6 +3,7 @@
 //! [`crate::card::Session`] (EV2 secure messaging).
 
 pub mod authenticate;
+pub mod authenticate_lrp;
 pub mod change_file_settings;
 pub mod change_key;
 pub mod get_card_uid;
