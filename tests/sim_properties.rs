@@ -253,6 +253,7 @@ prop_compose! {
             uid_mirror, read_ctr_mirror, read_ctr_limit, enc_file_data, ascii,
             ctr_ret: Some(ctr_ret), meta_read: Some(meta_read), file_read: Some(file_read),
             uid_offset, read_ctr_offset, picc_data_offset, mac_input_offset, mac_offset,
+            tt_offset: None, lrp: false,
         }
     }
 }
@@ -295,6 +296,8 @@ fn laid_out_sdm() -> impl Strategy<Value = SdmSettings> {
                     file_read: Some(file.map_or(Access::Never, Access::Key)),
                     uid_offset: (uid && free).then_some(j),
                     read_ctr_offset: (ctr && free).then_some(20 + j),
+                    tt_offset: None,
+                    lrp: false,
                     picc_data_offset: matches!(meta, Access::Key(_)).then_some(30 + j),
                     mac_input_offset: file_key.then_some(mi),
                     mac_offset: file_key.then_some(160 + j),
@@ -551,6 +554,8 @@ fn with_sdm(state: &mut ChipState, variant: u8, limit: Option<u32>) {
             ctr_ret: Some(Access::Key(2)),
             meta_read: Some(Access::Key(2)),
             file_read: Some(Access::Key(1)),
+            tt_offset: None,
+            lrp: false,
             picc_data_offset: Some(40),
             mac_input_offset: Some(40),
             mac_offset: Some(140),

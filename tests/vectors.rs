@@ -417,6 +417,8 @@ fn settings_encode(i: &Value, e: &Value) {
             file_read: Some(access(i, "sdm_file_read")),
             uid_offset: None,
             read_ctr_offset: None,
+            tt_offset: None,
+            lrp: false,
             picc_data_offset: opt_u32(i, "picc_data_offset"),
             mac_input_offset: opt_u32(i, "mac_input_offset"),
             mac_offset: opt_u32(i, "mac_offset"),

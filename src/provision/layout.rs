@@ -124,6 +124,8 @@ pub fn layout(template: &Template, xuid: &str) -> Result<NdefLayout, LayoutError
         uid_offset: if picc { None } else { at(&Part::Uid) },
         read_ctr_offset: if picc { None } else { at(&Part::Ctr) },
         picc_data_offset: if picc { at(&Part::Picc) } else { None },
+        tt_offset: at(&Part::Tt),
+        lrp: template.mode() == crate::crypto::sdm::SdmMode::Lrp,
         // {macstart}, else the encrypted data, else empty (at the MAC itself).
         mac_input_offset: at(&Part::MacStart).or(enc.map(|e| e.0)).or(mac_offset),
         mac_offset,

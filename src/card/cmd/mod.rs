@@ -9,6 +9,7 @@ pub mod change_key;
 pub mod get_card_uid;
 pub mod get_file_settings;
 pub mod get_key_version;
+pub mod get_tt_status;
 pub mod get_version;
 pub mod iso_binary;
 pub mod read_data;
