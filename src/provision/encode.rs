@@ -8,6 +8,7 @@
 
 use crate::card::{Card, CardError, CommMode, Sw};
 use crate::crypto::originality::{classify, Originality};
+use crate::crypto::sdm::SdmMode;
 use crate::crypto::AesKey;
 use crate::sun::{self, SunKeys, Template};
 use crate::transport::Transport;
@@ -82,6 +83,8 @@ impl ProvisionError {
 pub enum Step {
     Identify,
     Authenticate,
+    /// The irreversible switch to LRP (`--lrp-irreversible`).
+    SwitchToLrp,
     WriteNdef,
     ChangeKeys,
     Verify,
@@ -146,9 +149,14 @@ pub fn encode_tag<T: Transport>(
     }
     let xuid = next_xuid(journal).ok_or_else(|| ProvisionError::NoXuidLeft { uid: uid.clone() })?;
     let plan = layout(&opts.template, &xuid)?;
+    let lrp = opts.template.mode() == SdmMode::Lrp;
     step(Step::Authenticate);
-    let s = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
-        Ok(s) => s,
+    // An LRP tag answers an AES first authentication with 919D (permission denied).
+    let (s, switch) = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+        Ok(s) => (s, lrp),
+        Err(e) if lrp && e.status() == Some(Sw::PermissionDenied) => {
+            (super::lrp::first_auth(card, &AesKey::FACTORY, &uid)?, false)
+        }
         Err(e) if e.status() == Some(Sw::AuthenticationError) => {
             return Err(ProvisionError::Foreign { uid })
         }
@@ -164,7 +172,13 @@ pub fn encode_tag<T: Transport>(
         xuid: xuid.clone(),
         keys: keys.clone(),
         time: now(),
+        lrp,
     })?;
+    let s = if switch {
+        super::lrp::switch(s, journal, &uid, step)?
+    } else {
+        s
+    };
     step(Step::WriteNdef);
     let s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
     let s = s.change_file_settings(2, &plan.settings)?;
@@ -201,6 +215,9 @@ fn finish<T: Transport>(
     start: usize,
     step: &mut dyn FnMut(Step),
 ) -> Result<Outcome, ProvisionError> {
+    if entry.lrp {
+        return super::lrp::finish(card, journal, opts, entry, start, step);
+    }
     let TagEntry {
         uid, xuid, keys, ..
     } = entry;
@@ -252,19 +269,19 @@ fn finish<T: Transport>(
 }
 
 /// A tag whose five keys are changed, ready for its read-back.
-struct Done<'a> {
-    keys: &'a KeySet,
-    uid: &'a str,
-    xuid: &'a str,
-    plan: &'a NdefLayout,
-    start: usize,
-    recovered: bool,
+pub(super) struct Done<'a> {
+    pub keys: &'a KeySet,
+    pub uid: &'a str,
+    pub xuid: &'a str,
+    pub plan: &'a NdefLayout,
+    pub start: usize,
+    pub recovered: bool,
     /// `KeysChanged` is already in the journal.
-    logged: bool,
+    pub logged: bool,
 }
 
 /// Journals the key change, verifies the read-back and journals the tag as done.
-fn complete<T: Transport>(
+pub(super) fn complete<T: Transport>(
     card: &mut Card<T>,
     journal: &mut Journal,
     opts: &EncodeOptions,
@@ -317,7 +334,8 @@ fn read_back<T: Transport>(
         file_read: keys.sdm_file_read().clone(),
         meta_read: Some(keys.key(KEY_SDM_META_READ).clone()),
     };
-    let v = sun::verify(&scan, &sun_keys).map_err(|e| fail(e.to_string()))?;
+    let v = sun::verify_as(&scan, &sun_keys, Some(opts.template.mode()))
+        .map_err(|e| fail(e.to_string()))?;
     if !v.genuine {
         return Err(fail(v.reason.unwrap_or_default()));
     }

@@ -1,0 +1,201 @@
+//! `batch --lrp-irreversible` on the simulator: tags switched to LRP, encoded and verified;
+//! the APDU count; a tear-off before and after every command of the LRP flow, the switch
+//! included, and every tag finishes with the journal's keys.
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use tag424::card::Card;
+use tag424::crypto::sdm::SdmMode;
+use tag424::provision::batch::{generate_xuids, run_batch, BatchOptions};
+use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
+use tag424::sim::dir::{SimDir, SimReader};
+use tag424::sim::{ChipState, Fault, FaultKind, SimChip, SimTransport};
+use tag424::sun::{self, SunKeys, Template};
+
+const TEMPLATE: &str = "https://verify.example/s?p={picc}&c={mac}";
+
+/// APDU exchanges per fresh tag in LRP mode (docs/protocol.md §8.5).
+const LRP_APDUS: usize = 18;
+
+fn opts() -> EncodeOptions {
+    EncodeOptions {
+        template: Template::parse(TEMPLATE).unwrap().with_mode(SdmMode::Lrp),
+        trust_simulator: true,
+        master: None,
+    }
+}
+
+fn tap(state: &mut ChipState) -> String {
+    let mut card = Card::new(SimTransport::new(SimChip::new(state.clone())));
+    card.select_ndef_application().unwrap();
+    let data = card.read_data(2, 0, 200).unwrap();
+    *state = card.into_transport().chip.state;
+    tag424::provision::layout::url_from_ndef(&data).unwrap()
+}
+
+#[test]
+fn an_lrp_batch_verifies_and_costs_18_apdus_per_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = SimDir::open(&tmp.path().join("tags")).unwrap();
+    let mut journal = Journal::open(&tmp.path().join("out")).unwrap();
+    let xuids = generate_xuids(10);
+    let mut reader = SimReader::new(sim.clone(), true).unwrap();
+    let o = BatchOptions {
+        encode: opts(),
+        count: Some(10),
+        stop: None,
+        trace: None,
+    };
+    let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |_| {}).unwrap();
+    assert_eq!((summary.encoded, summary.failed), (10, 0));
+    assert_eq!(summary.exchanges, 10 * LRP_APDUS);
+    let t = opts().template;
+    for mut state in sim.list().unwrap() {
+        assert!(state.lrp, "the tag is in LRP mode");
+        let entry = journal.tag(&hex::encode_upper(state.uid)).unwrap().clone();
+        assert!(entry.lrp && entry.lrp_switch);
+        let keys = SunKeys {
+            file_read: entry.keys.key(1).clone(),
+            meta_read: Some(entry.keys.key(2).clone()),
+        };
+        for _ in 0..2 {
+            let url = tap(&mut state);
+            let v = sun::verify(&sun::parse_url(&t, &url).unwrap(), &keys).unwrap();
+            assert!(v.genuine, "{url}: {:?}", v.reason);
+            assert_eq!(v.mode, SdmMode::Lrp);
+        }
+    }
+}
+
+fn counting_card(t: SimTransport) -> (Card<SimTransport>, Arc<Mutex<usize>>) {
+    let n = Arc::new(Mutex::new(0));
+    let m = n.clone();
+    let card = Card::new(t).with_observer(move |e| {
+        if e.command.get(1) == Some(&0x71) {
+            *m.lock().unwrap() += 1;
+        }
+    });
+    (card, n)
+}
+
+#[test]
+fn every_tear_off_point_of_the_lrp_flow_is_recovered() {
+    // Exchange 7 is the switch (0 select, 1-3 GetVersion, 4 Read_Sig, 5-6 authentication):
+    // torn before it is applied the tag is AES, after it LRP with factory keys.
+    for kind in [FaultKind::BeforeApply, FaultKind::AfterApply] {
+        for at in 0..=LRP_APDUS {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut journal = Journal::open(tmp.path()).unwrap();
+            let xuids = ["tagaaaaa".to_string(), "tagbbbbb".to_string()];
+            let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
+            let chip = SimChip::new(ChipState::factory([
+                0x04, 0x11, 0x21, 0x31, 0x41, 0x51, at as u8,
+            ]));
+            let mut card = Card::new(SimTransport::new(chip).with_fault(Fault { at, kind }));
+            let first = encode_tag(&mut card, &mut journal, &opts(), &mut next, &mut |_| {});
+            let mut t = card.into_transport();
+            if at < LRP_APDUS {
+                let e = first.expect_err("the tag left the field");
+                assert!(e.is_tear_off(), "{kind:?} at {at}: {e}");
+            }
+            if at == 7 {
+                assert_eq!(t.chip.state.lrp, kind == FaultKind::AfterApply);
+            }
+            t.reinsert();
+            let (mut card, auths) = counting_card(t);
+            let outcome = encode_tag(&mut card, &mut journal, &opts(), &mut next, &mut |_| {})
+                .unwrap_or_else(|e| panic!("{kind:?} at {at}: {e}"));
+            assert!(
+                *auths.lock().unwrap() <= 3,
+                "{kind:?} at {at}: {} authentications",
+                auths.lock().unwrap()
+            );
+            let uid = match &outcome {
+                Outcome::Encoded { uid, .. } | Outcome::AlreadyDone { uid, .. } => uid.clone(),
+            };
+            let entry = journal.tag(&uid).unwrap().clone();
+            let chip = &card.transport().chip;
+            assert!(chip.state.lrp, "{kind:?} at {at}: the tag ends in LRP mode");
+            for k in 0..5u8 {
+                assert_eq!(
+                    &chip.state.keys[k as usize],
+                    entry.keys.key(k),
+                    "{kind:?} at {at}: key {k} not as journaled"
+                );
+            }
+            assert_eq!(journal.export().unwrap(), 1, "{kind:?} at {at}");
+        }
+    }
+}
+
+#[test]
+fn the_cli_batch_with_lrp_irreversible_verifies_with_tag424_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tags = tmp.path().join("tags");
+    let out = tmp.path().join("out");
+    let bin = env!("CARGO_BIN_EXE_tag424");
+    let run = |args: &[&str]| {
+        let o = Command::new(bin)
+            .args(args)
+            .env_remove("TAG424_KEY")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&[
+        "sim",
+        "new",
+        "--count",
+        "3",
+        "--dir",
+        tags.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let reader = format!("sim:{}", tags.display());
+    let (code, out_text, err) = run(&[
+        "batch",
+        "--reader",
+        &reader,
+        "--generate-xuids",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--url",
+        TEMPLATE,
+        "--lrp-irreversible",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out_text} {err}");
+    let journal = Journal::open(&out).unwrap();
+    let sim = SimDir::open(&tags).unwrap();
+    for state in sim.list().unwrap() {
+        let uid = hex::encode_upper(state.uid);
+        let entry = journal.tag(&uid).unwrap();
+        let (code, url, err) = run(&["sim", "tap", "--dir", tags.to_str().unwrap(), &uid]);
+        assert_eq!(code, 0, "{err}");
+        let url = url.trim();
+        assert_eq!(
+            url.len(),
+            "https://verify.example/s?p=&c=".len() + 48 + 16,
+            "{url}"
+        );
+        let (code, v, err) = run(&[
+            "verify",
+            url,
+            "--url",
+            TEMPLATE,
+            "--key",
+            &entry.keys.key(1).to_hex(),
+            "--meta-key",
+            &entry.keys.key(2).to_hex(),
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{url}: {v} {err}");
+        assert!(v.contains("\"mode\":\"lrp\""), "{v}");
+    }
+}
