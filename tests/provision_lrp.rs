@@ -199,3 +199,118 @@ fn the_cli_batch_with_lrp_irreversible_verifies_with_tag424_verify() {
         assert!(v.contains("\"mode\":\"lrp\""), "{v}");
     }
 }
+
+fn bin(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_tag424"))
+        .args(args)
+        .env_remove("TAG424_KEY")
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_tag_tamper_tag_taps_closed_then_open_after_sim_tamper() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tags = tmp.path().join("tags");
+    let out = tmp.path().join("out");
+    let dir = tags.to_str().unwrap();
+    let (code, uid, err) = bin(&["sim", "new", "--tag-tamper", "--dir", dir]);
+    assert_eq!(code, 0, "{err}");
+    let uid = uid.trim().to_string();
+    let t = "https://v.example/t?x={xuid}&{macstart}n={ctr}&tt={tt}&c={mac}";
+    let reader = format!("sim:{dir}");
+    let (code, o, err) = bin(&[
+        "batch",
+        "--reader",
+        &reader,
+        "--generate-xuids",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--url",
+        t,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{o} {err}");
+    assert!(
+        o.contains("\"exchanges\":16"),
+        "TagTamper costs one more APDU: {o}"
+    );
+    let journal = Journal::open(&out).unwrap();
+    let key = journal.tag(&uid).unwrap().keys.key(1).to_hex();
+    let verify = |url: &str| {
+        let (code, v, err) = bin(&["verify", url, "--url", t, "--key", &key, "--json"]);
+        assert_eq!(code, 0, "{url}: {v} {err}");
+        let j: serde_json::Value = serde_json::from_str(v.trim()).unwrap();
+        j["tamper"]["status"].as_str().unwrap().to_string()
+    };
+    let (_, url, _) = bin(&["sim", "tap", "--dir", dir, &uid]);
+    assert_eq!(verify(url.trim()), "closed", "{url}");
+    let (code, _, err) = bin(&["sim", "tamper", "--dir", dir, &uid]);
+    assert_eq!(code, 0, "{err}");
+    let (_, url, _) = bin(&["sim", "tap", "--dir", dir, &uid]);
+    assert!(url.contains("&tt=OO&"), "{url}");
+    assert_eq!(verify(url.trim()), "open");
+    // Closing the loop again does not hide that it was opened.
+    bin(&["sim", "tamper", "--close", "--dir", dir, &uid]);
+    let (_, url, _) = bin(&["sim", "tap", "--dir", dir, &uid]);
+    assert!(url.contains("&tt=OC&"), "{url}");
+    assert_eq!(verify(url.trim()), "open");
+    // The text view says it too.
+    let (_, text, _) = bin(&["verify", url.trim(), "--url", t, "--key", &key]);
+    assert!(text.contains("tamper   open (OC)"), "{text}");
+}
+
+#[test]
+fn tt_templates_need_tag_tamper_tags_and_lrp_tags_need_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(tmp.path()).unwrap();
+    let mut next = |_: &Journal| Some("tagx".to_string());
+    let tt = EncodeOptions {
+        template: Template::parse("https://v.example/?{macstart}n={ctr}&t={tt}&c={mac}").unwrap(),
+        trust_simulator: true,
+        master: None,
+    };
+    let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::factory([4; 7]))));
+    let e = encode_tag(&mut card, &mut journal, &tt, &mut next, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("TagTamper"), "{e}");
+    assert!(card.transport().chip.state.has_factory_keys());
+    // An LRP tag (reset after an LRP batch) without --lrp-irreversible: a clear refusal.
+    let mut state = ChipState::factory([5; 7]);
+    state.lrp = true;
+    let aes = EncodeOptions {
+        template: Template::default(),
+        trust_simulator: true,
+        master: None,
+    };
+    let mut card = Card::new(SimTransport::new(SimChip::new(state)));
+    let e = encode_tag(&mut card, &mut journal, &aes, &mut next, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("--lrp-irreversible"), "{e}");
+}
+
+#[test]
+fn an_lrp_tag_resets_to_factory_keys_and_encodes_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(tmp.path()).unwrap();
+    let xuids = ["one".to_string(), "two".to_string()];
+    let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
+    let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::factory([6; 7]))));
+    encode_tag(&mut card, &mut journal, &opts(), &mut next, &mut |_| {}).unwrap();
+    let mut t = card.into_transport();
+    t.reinsert();
+    let mut card = Card::new(t);
+    tag424::provision::reset::reset_tag(&mut card, &mut journal, true).unwrap();
+    let state = &card.transport().chip.state;
+    assert!(state.lrp && state.has_factory_keys());
+    let mut t = card.into_transport();
+    t.reinsert();
+    let mut card = Card::new(t);
+    let o = encode_tag(&mut card, &mut journal, &opts(), &mut next, &mut |_| {}).unwrap();
+    // Already LRP: no switch; the AES authentication is answered 919D at once: 16 APDUs.
+    assert!(matches!(o, Outcome::Encoded { exchanges: 16, .. }), "{o:?}");
+}

@@ -6,10 +6,11 @@
 //! ChangeKey 1–4 (4), ChangeKey 0 (1), ReadData of the NDEF file as a phone reads it (1).
 //! The new keys are in the journal, on disk, before the first ChangeKey.
 
-use crate::card::{Card, CardError, CommMode, Sw};
+use crate::card::{Card, CardError, CommMode, Session, Sw};
 use crate::crypto::originality::{classify, Originality};
 use crate::crypto::sdm::SdmMode;
 use crate::crypto::AesKey;
+use crate::sun::template::Part;
 use crate::sun::{self, SunKeys, Template};
 use crate::transport::Transport;
 
@@ -61,6 +62,12 @@ pub enum ProvisionError {
     Foreign { uid: String },
     #[error("tag {uid}: neither its planned key 0 nor the factory key authenticates; it was changed outside this tool")]
     Unrecoverable { uid: String },
+    #[error(
+        "tag {uid} is in LRP mode: encode it with --lrp-irreversible (its verifier must check LRP)"
+    )]
+    LrpTag { uid: String },
+    #[error("tag {uid} is not an NTAG 424 DNA TagTamper, but the URL template has {{tt}}: use TagTamper tags, or remove {{tt}}")]
+    NotTagTamper { uid: String },
     #[error("no unused tag code (XUID) is left for tag {uid}")]
     NoXuidLeft { uid: String },
     #[error("tag {uid}: the read-back SUN message does not verify: {why}")]
@@ -95,6 +102,8 @@ pub enum Step {
 pub struct Identity {
     pub uid: [u8; 7],
     pub originality: Originality,
+    /// An NTAG 424 DNA TagTamper (NT4H2421Tx, HWSubType 08h).
+    pub tag_tamper: bool,
 }
 
 /// Select, GetVersion, Read_Sig: is this an NTAG 424 DNA, which one, and is it genuine?
@@ -122,6 +131,7 @@ pub fn identify<T: Transport>(
     Ok(Identity {
         uid: v.uid,
         originality,
+        tag_tamper: v.hardware.subtype == 0x08,
     })
 }
 
@@ -157,11 +167,17 @@ pub fn encode_tag<T: Transport>(
         Err(e) if lrp && e.status() == Some(Sw::PermissionDenied) => {
             (super::lrp::first_auth(card, &AesKey::FACTORY, &uid)?, false)
         }
+        Err(e) if e.status() == Some(Sw::PermissionDenied) => {
+            return Err(ProvisionError::LrpTag { uid })
+        }
         Err(e) if e.status() == Some(Sw::AuthenticationError) => {
             return Err(ProvisionError::Foreign { uid })
         }
         Err(e) => return Err(e.into()),
     };
+    if opts.template.has(&Part::Tt) && !id.tag_tamper {
+        return Err(ProvisionError::NotTagTamper { uid });
+    }
     let keys = match &opts.master {
         Some(m) => KeySet::diversified(m, &id.uid),
         None => KeySet::random(),
@@ -180,8 +196,7 @@ pub fn encode_tag<T: Transport>(
         s
     };
     step(Step::WriteNdef);
-    let s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
-    let s = s.change_file_settings(2, &plan.settings)?;
+    let s = write_ndef(s, opts, &plan)?;
     step(Step::ChangeKeys);
     let mut s = s;
     for k in 1..=4u8 {
@@ -241,8 +256,7 @@ fn finish<T: Transport>(
             step(Step::WriteNdef);
             let (mut s, fs) = s.get_file_settings(2)?;
             if fs.sdm.is_none() {
-                s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
-                s = s.change_file_settings(2, &plan.settings)?;
+                s = write_ndef(s, opts, &plan)?;
             }
             step(Step::ChangeKeys);
             for k in 1..=4u8 {
@@ -266,6 +280,22 @@ fn finish<T: Transport>(
         logged: entry.keys_changed,
     };
     complete(card, journal, opts, done, step)
+}
+
+/// Writes the NDEF file and its SDM settings; with `{tt}` in the template, first enables
+/// TagTamper (SetConfiguration 07, permanent; one more APDU).
+pub(super) fn write_ndef<'c, T: Transport>(
+    s: Session<'c, T>,
+    opts: &EncodeOptions,
+    plan: &NdefLayout,
+) -> Result<Session<'c, T>, CardError> {
+    let s = if opts.template.has(&Part::Tt) {
+        s.enable_tag_tamper()?
+    } else {
+        s
+    };
+    let s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
+    s.change_file_settings(2, &plan.settings)
 }
 
 /// A tag whose five keys are changed, ready for its read-back.

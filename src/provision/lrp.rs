@@ -12,12 +12,12 @@
 //! AES first authentication with 919D (one exchange) and then, as in AES, key 0 tells
 //! whether the keys changed.
 
-use crate::card::{Card, CardError, CommMode, Session, Sw};
+use crate::card::{Card, CardError, Session, Sw};
 use crate::crypto::sdm::SdmMode;
 use crate::crypto::AesKey;
 use crate::transport::Transport;
 
-use super::encode::{complete, Done, EncodeOptions, Outcome, ProvisionError, Step};
+use super::encode::{complete, write_ndef, Done, EncodeOptions, Outcome, ProvisionError, Step};
 use super::journal::{now, Journal, Record, TagEntry};
 use super::keys::KEY_VERSION;
 use super::layout::layout;
@@ -99,8 +99,7 @@ pub(super) fn finish<T: Transport>(
     let fs;
     (s, fs) = s.get_file_settings(2)?;
     if fs.sdm.is_none() {
-        s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
-        s = s.change_file_settings(2, &plan.settings)?;
+        s = write_ndef(s, &opts, &plan)?;
     }
     step(Step::ChangeKeys);
     for k in 1..=4u8 {

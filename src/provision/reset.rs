@@ -6,6 +6,7 @@
 
 use crate::card::file_settings::{Access, AccessRights, FileSettings};
 use crate::card::{Card, CommMode, Sw};
+use crate::crypto::sdm::SdmMode;
 use crate::crypto::AesKey;
 use crate::transport::Transport;
 
@@ -49,11 +50,29 @@ pub fn reset_tag<T: Transport>(
     };
     // At most two authentications: the journaled key 0, then the factory key.
     let mut key0_changed = !master.is_factory();
-    let s = match card.authenticate_ev2_first(0, &master) {
+    // A tag planned for LRP may be in either mode: still AES means the switch was not made,
+    // and as keys change only after it, the tag is untouched. The switch is permanent: a
+    // reset LRP tag stays LRP, with factory keys.
+    let mode = if entry.lrp {
+        match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+            Ok(_) => {
+                journal.append(Record::Reset {
+                    uid: uid.clone(),
+                    time: now(),
+                })?;
+                return Ok(uid);
+            }
+            Err(e) if e.status() == Some(Sw::PermissionDenied) => SdmMode::Lrp,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        SdmMode::Aes
+    };
+    let s = match card.authenticate_first(mode, 0, &master) {
         Ok(s) => s,
         Err(e) if e.status() == Some(Sw::AuthenticationError) && key0_changed => {
             key0_changed = false;
-            match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+            match card.authenticate_first(mode, 0, &AesKey::FACTORY) {
                 Ok(s) => s,
                 Err(e) if e.status() == Some(Sw::AuthenticationError) => {
                     return Err(ProvisionError::Unrecoverable { uid })
