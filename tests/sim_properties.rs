@@ -913,3 +913,27 @@ fn long_answers_are_chained_with_91af() {
     assert_eq!(sw_of(&r2), 0x9100);
     assert!(chip.authenticated());
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The chip decodes and checks ChangeFileSettings with its own code (written from the
+    /// datasheet, not the host's `FileSettings`). On the bytes the host encodes from any
+    /// settings, the chip accepts exactly what the host's own parser and checks accept, and
+    /// the chip's GetFileSettings image is the host's reading of those bytes.
+    #[test]
+    fn the_chips_settings_decoder_agrees_with_the_host(fs in file_settings()) {
+        use tag424::sim::chip::settings::{decode_change, encode_get, Variant};
+        let aes = Variant { tag_tamper: false, lrp: false };
+        let bytes = fs.encode_change();
+        let mut image = vec![0x00, bytes[0], bytes[1], bytes[2]];
+        image.extend_from_slice(&fs.size.to_le_bytes()[..3]);
+        image.extend_from_slice(&bytes[3..]);
+        let host = FileSettings::parse(&image).map_err(|e| e.to_string()).and_then(|h| h.validate().map(|_| h));
+        let chip = decode_change(&bytes, fs.size, aes);
+        prop_assert_eq!(host.is_ok(), chip.is_ok(), "host {:?}, chip {:?}, bytes {}", host, chip, hex::encode_upper(&bytes));
+        if let Ok(c) = chip {
+            prop_assert_eq!(encode_get(&c), image);
+        }
+    }
+}
