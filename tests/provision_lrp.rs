@@ -314,3 +314,43 @@ fn an_lrp_tag_resets_to_factory_keys_and_encodes_again() {
     // Already LRP: no switch; the AES authentication is answered 919D at once: 16 APDUs.
     assert!(matches!(o, Outcome::Encoded { exchanges: 16, .. }), "{o:?}");
 }
+
+#[test]
+fn lrp_with_macstart_from_the_start_of_the_url_and_from_the_picc_data() {
+    for (template, starts) in [
+        (
+            "https://{macstart}verify.example/s?p={picc}&c={mac}",
+            "verify.example/s?p=",
+        ),
+        ("https://verify.example/s?p={macstart}{picc}&c={mac}", ""),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(tmp.path()).unwrap();
+        let o = EncodeOptions {
+            template: Template::parse(template).unwrap().with_mode(SdmMode::Lrp),
+            trust_simulator: true,
+            master: None,
+        };
+        let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::factory([7; 7]))));
+        let mut next = |_: &Journal| Some("m".to_string());
+        encode_tag(&mut card, &mut journal, &o, &mut next, &mut |_| {}).unwrap();
+        let mut state = card.into_transport().chip.state;
+        let entry = journal.tag("07070707070707").unwrap();
+        let keys = SunKeys {
+            file_read: entry.keys.key(1).clone(),
+            meta_read: Some(entry.keys.key(2).clone()),
+        };
+        let url = tap(&mut state);
+        let scan = sun::parse_url(&o.template, &url).unwrap();
+        assert!(scan.mac_input.starts_with(starts.as_bytes()), "{url}");
+        assert!(scan.mac_input.len() >= 48 + 3);
+        assert!(sun::verify(&scan, &keys).unwrap().genuine, "{url}");
+        // One nibble of the PICC data flipped: refused.
+        let p = url.find("?p=").unwrap() + 3;
+        let mut b = url.clone().into_bytes();
+        b[p + 20] = if b[p + 20] == b'0' { b'1' } else { b'0' };
+        let forged = String::from_utf8(b).unwrap();
+        let v = sun::verify(&sun::parse_url(&o.template, &forged).unwrap(), &keys).unwrap();
+        assert!(!v.genuine);
+    }
+}
