@@ -24,8 +24,10 @@ pub struct SimFile {
 }
 
 impl SimFile {
+    /// The stored settings read with the host's `FileSettings` (for tests and tools that
+    /// inspect a tag; the chip itself reads them with its own `chip::settings`).
     pub fn settings(&self) -> FileSettings {
-        // Written only by this module from validated settings, so it always parses.
+        // Checked on load and written only from accepted settings, so it parses.
         FileSettings::parse(&self.settings).unwrap_or(FileSettings {
             file_type: 0,
             comm_mode: CommMode::Plain,
@@ -40,6 +42,7 @@ impl SimFile {
         })
     }
 
+    /// Stores settings given in the host's type (factory state, test set-up).
     pub fn set_settings(&mut self, fs: &FileSettings) {
         let change = fs.encode_change();
         let mut v = vec![0x00, change[0], change[1], change[2]];
