@@ -1,12 +1,15 @@
 //! Every vector of `tests/data/lrp-tt.json` (NXP AN12321 Tables 2 and 3, a real tag's switch to
 //! LRP, LRP SUN URLs made with an independent implementation; see `tests/data/README.md`) as one
-//! test named by its id, with the count pinned.
+//! test named by its id, with the count pinned. Each is checked on both sides: the host sends
+//! and accepts the published bytes, and the simulated chip answers (or mirrors) them byte for
+//! byte given the published randoms.
 
 use serde_json::Value;
 use tag424::card::{Card, FixedRandom};
 use tag424::crypto::ev2::{self, SessionKeys};
 use tag424::crypto::sdm::SdmMode;
 use tag424::crypto::{lrp, sdm_lrp, AesKey};
+use tag424::sim::{ChipState, SimChip};
 use tag424::sun::{self, SunKeys, Template};
 use tag424::transport::replay::{Fixture, Replay};
 
@@ -46,6 +49,17 @@ fn replay(pairs: &[(Vec<u8>, Vec<u8>)]) -> Replay {
         meta: vec![],
         exchanges: pairs.to_vec(),
     })
+}
+
+/// The simulated chip answers the published commands byte for byte, given the published
+/// chip randoms (RndB, then TI).
+fn chip_replay(state: ChipState, randoms: Vec<u8>, pairs: &[(Vec<u8>, Vec<u8>)]) -> SimChip {
+    let mut chip = SimChip::with_rng(state, FixedRandom::new(randoms));
+    chip.select_application();
+    for (c, r) in pairs {
+        assert_eq!(hx(chip.process(c)), hx(r), "chip answer to {}", hx(c));
+    }
+    chip
 }
 
 fn run(id: &str) {
@@ -172,6 +186,20 @@ fn enable_lrp(i: &Value, e: &Value) {
     // The switch answers a bare 9100 (no MAC): the session ends and the card comes back.
     let _card = session.enable_lrp().expect("switches to LRP");
     assert!(t.finished());
+    // The chip side, inside the same session: it accepts the published command, answers the
+    // bare 9100, and is in LRP mode for good.
+    let mut chip = SimChip::new(ChipState::factory([0x04, 0, 0, 0, 0, 0, 2]));
+    chip.set_session(
+        SessionKeys {
+            enc: key(i, "SesAuthENCKey"),
+            mac: key(i, "SesAuthMACKey"),
+        },
+        ti,
+        0,
+        0,
+    );
+    assert_eq!(hx(chip.process(&h(e, "C_APDU"))), s(e, "R_APDU"));
+    assert!(chip.state.lrp && !chip.authenticated());
 }
 
 fn aes_auth(i: &Value, e: &Value) {
@@ -187,6 +215,15 @@ fn aes_auth(i: &Value, e: &Value) {
     assert_eq!(hx(session.ti()), s(e, "TI"));
     drop(session);
     assert!(t.finished());
+    // The chip side: the same RndB and TI give the logged answers.
+    chip_replay(
+        ChipState::factory([0x04, 0, 0, 0, 0, 0, 3]),
+        [h(e, "RndB"), h(e, "TI")].concat(),
+        &[
+            (h(i, "part1_capdu"), h(i, "part1_rapdu")),
+            (h(e, "part2_capdu"), h(i, "part2_rapdu")),
+        ],
+    );
     let rnd_a: [u8; 16] = h(i, "RndA").try_into().unwrap();
     let rnd_b: [u8; 16] = h(e, "RndB").try_into().unwrap();
     let k = ev2::derive_session_keys(&kx, &rnd_a, &rnd_b);
@@ -257,6 +294,9 @@ fn sun_url(i: &Value, e: &Value) {
         .unwrap();
         assert_eq!(&re, enc);
     }
+    // The chip side: a simulated LRP tag with these keys, UID, counter, file data and
+    // randoms mirrors the same URL byte for byte.
+    assert_eq!(chip_url(i, e, &t, &v, scan.picc.as_deref()), url);
     // One nibble flipped anywhere in the mirrored data: not genuine (or not parseable).
     let query = &url[url.find('?').unwrap() + 1..];
     for (name, val) in query.split('&').filter_map(|kv| kv.split_once('=')) {
@@ -271,6 +311,47 @@ fn sun_url(i: &Value, e: &Value) {
             assert!(!ok, "{name} with character {pos} flipped still verifies");
         }
     }
+}
+
+/// The URL a phone reads from a simulated LRP tag set up with the vector's facts.
+fn chip_url(i: &Value, e: &Value, t: &Template, v: &sun::Verified, picc: Option<&[u8]>) -> String {
+    use tag424::provision::layout::{layout, url_from_ndef};
+    let t = t.clone().with_mode(SdmMode::Lrp);
+    let mut plan = layout(&t, "x").unwrap();
+    let sdm = plan.settings.sdm.as_mut().unwrap();
+    if picc.is_some() {
+        // Mirror exactly what the PICCData tag says (counter-only has no UID).
+        sdm.uid_mirror = h(e, "picc_plain")[0] & 0x80 != 0;
+    }
+    if let (Some((off, _)), Some(fd)) = (sdm.enc_file_data, e["file_data"].as_str()) {
+        let plain = hex::decode(fd).unwrap();
+        plan.file[off as usize..off as usize + plain.len()].copy_from_slice(&plain);
+    }
+    let uid: [u8; 7] = v.uid.unwrap_or([0x04, 0, 0, 0, 0, 0, 9]);
+    let mut state = ChipState::factory(uid);
+    state.lrp = true;
+    state.keys[1] = key(i, "sdm_file_read_key");
+    if i.get("sdm_meta_read_key").is_some() {
+        state.keys[2] = key(i, "sdm_meta_read_key");
+    }
+    {
+        let f = state.file_mut(2).unwrap();
+        f.data[..plan.file.len()].copy_from_slice(&plan.file);
+        f.set_settings(&plan.settings);
+        f.sdm_read_ctr = v.read_ctr.unwrap() - 1;
+    }
+    // The chip's randoms: PICCData padding (the published plaintext), then PICCRand.
+    let randoms = match picc {
+        Some(p) => [h(e, "picc_plain"), p[..8].to_vec()].concat(),
+        None => vec![],
+    };
+    let mut card = Card::new(tag424::sim::SimTransport::new(SimChip::with_rng(
+        state,
+        FixedRandom::new(randoms),
+    )));
+    card.select_ndef_application().unwrap();
+    let data = card.read_data(2, 0, plan.file.len()).unwrap();
+    url_from_ndef(&data).unwrap()
 }
 
 macro_rules! vector {
