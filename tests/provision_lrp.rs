@@ -364,3 +364,73 @@ fn lrp_with_macstart_from_the_start_of_the_url_and_from_the_picc_data() {
         assert!(!v.genuine);
     }
 }
+
+/// A tear-off at exchange `at` of a fresh LRP encoding; the tag reinserted.
+fn torn_lrp(journal: &mut Journal, uid: [u8; 7], at: usize, kind: FaultKind) -> SimTransport {
+    let mut next = |j: &Journal| Some(format!("c{}", j.tags().count()));
+    let chip = SimChip::new(ChipState::factory(uid));
+    let mut card = Card::new(SimTransport::new(chip).with_fault(Fault { at, kind }));
+    let e = encode_tag(&mut card, journal, &opts(), &mut next, &mut |_| {}).unwrap_err();
+    assert!(e.is_tear_off(), "{e}");
+    let mut t = card.into_transport();
+    t.reinsert();
+    t
+}
+
+#[test]
+fn an_lrp_batch_refuses_another_batchs_half_done_tag_before_the_switch() {
+    use tag424::provision::ProvisionError;
+    let tmp = tempfile::tempdir().unwrap();
+    // An AES batch A is interrupted after ChangeFileSettings (SDM on, write access by key 3).
+    let mut a = Journal::open(&tmp.path().join("a")).unwrap();
+    let aes = EncodeOptions {
+        template: Template::parse(TEMPLATE).unwrap(),
+        ..opts()
+    };
+    let mut next = |_: &Journal| Some("aaaa".to_string());
+    let chip = SimChip::new(ChipState::factory([8; 7]));
+    let mut card = Card::new(SimTransport::new(chip).with_fault(Fault {
+        at: 8,
+        kind: FaultKind::AfterApply,
+    }));
+    let e = encode_tag(&mut card, &mut a, &aes, &mut next, &mut |_| {}).unwrap_err();
+    assert!(e.is_tear_off(), "{e}");
+    let mut t = card.into_transport();
+    t.reinsert();
+    let before = t.chip.state.clone();
+    // An LRP batch B sees it: refused at the NDEF write, so it is never switched.
+    let mut b = Journal::open(&tmp.path().join("b")).unwrap();
+    let mut next_b = |_: &Journal| Some("bbbb".to_string());
+    let mut card = Card::new(t);
+    let e = encode_tag(&mut card, &mut b, &opts(), &mut next_b, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, ProvisionError::OtherBatch { .. }), "{e}");
+    let state = &card.transport().chip.state;
+    assert!(!state.lrp, "not switched to LRP");
+    assert_eq!(state, &before, "nothing written to the tag");
+    assert_eq!(b.tags().count(), 0, "nothing written to B's journal");
+}
+
+#[test]
+fn reset_of_a_tag_planned_for_lrp_works_in_whichever_mode_it_is() {
+    use tag424::provision::reset::{factory_ndef_settings, reset_tag};
+    for kind in [FaultKind::BeforeApply, FaultKind::AfterApply] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(tmp.path()).unwrap();
+        // Torn at the switch: the NDEF file is written already (it comes first), the tag is
+        // AES (before) or LRP (after), with factory keys either way.
+        let t = torn_lrp(&mut journal, [9; 7], SWITCH, kind);
+        assert_eq!(t.chip.state.lrp, kind == FaultKind::AfterApply);
+        assert!(t.chip.state.file(2).unwrap().data.iter().any(|b| *b != 0));
+        let mut card = Card::new(t);
+        reset_tag(&mut card, &mut journal, true, false).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        let state = &card.transport().chip.state;
+        assert_eq!(state.lrp, kind == FaultKind::AfterApply, "{kind:?}");
+        assert!(state.has_factory_keys(), "{kind:?}");
+        let f = state.file(2).unwrap();
+        assert!(
+            f.data.iter().all(|b| *b == 0),
+            "{kind:?}: the NDEF file is cleared"
+        );
+        assert_eq!(f.settings(), factory_ndef_settings(), "{kind:?}");
+    }
+}

@@ -217,6 +217,8 @@ impl TagEntry {
             "done (verified)"
         } else if self.keys_changed {
             "keys changed, read-back not verified: present it again"
+        } else if self.lrp_switch {
+            "switch to LRP sent (the tag may be LRP already), interrupted: present it again to finish it"
         } else {
             "planned, interrupted: present it again to finish it"
         }
