@@ -30,7 +30,11 @@ fn an_lrp_batch_through_pcscd_survives_a_pull_right_after_the_switch() {
     let tmp = tempfile::tempdir().unwrap();
     let tags = tmp.path().join("tags");
     let out = tmp.path().join("out");
-    // 8 APDUs: select, GetVersion ×3, Read_Sig, AuthenticateEV2First ×2, the switch.
+    // vpcd's driver notices a previous bridge's disconnect (another test file's) at its next
+    // poll and would close a connection made before that: let it settle.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // 9 APDUs: select, GetVersion ×3, Read_Sig, AuthenticateEV2First ×2, WriteData (the NDEF
+    // file, still AES), the switch.
     let mut bridge = bin()
         .args([
             "sim",
@@ -44,7 +48,7 @@ fn an_lrp_batch_through_pcscd_survives_a_pull_right_after_the_switch() {
             "--count",
             "3",
             "--tear-after",
-            "8",
+            "9",
             "--idle",
             "0.4",
             "--gap",
@@ -100,6 +104,14 @@ fn an_lrp_batch_through_pcscd_survives_a_pull_right_after_the_switch() {
             .count(),
         1,
         "…and finished when presented again: {stdout}"
+    );
+    // The pull came after the switch was sent: each tag's switch is journaled once (a tag
+    // pulled before it would be switched, and journaled, again when finished).
+    let text = std::fs::read_to_string(out.join(tag424::provision::journal::JOURNAL_FILE)).unwrap();
+    assert_eq!(
+        text.matches("\"event\":\"lrp_switch\"").count(),
+        3,
+        "{text}"
     );
     let journal = Journal::open(&out).unwrap();
     let sim = SimDir::open(&tags).unwrap();
