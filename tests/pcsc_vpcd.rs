@@ -100,6 +100,9 @@ fn a_batch_of_20_through_pcscd_with_a_tag_pulled_mid_sequence() {
     let tmp = tempfile::tempdir().unwrap();
     let tags = tmp.path().join("tags");
     let out = tmp.path().join("out");
+    // A bridge of an earlier test (or test file) may just have gone: let vpcd settle, as in
+    // `attach_one`.
+    std::thread::sleep(Duration::from_millis(1500));
     let mut bridge = bin()
         .args([
             "sim",

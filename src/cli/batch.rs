@@ -75,12 +75,51 @@ pub struct BatchArgs {
     /// Print every step and the APDU count of each tag.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Switch every factory tag of this batch to LRP mode (NXP's leakage-resilient crypto)
+    /// before its keys are changed. IRREVERSIBLE: an LRP tag never goes back to AES, and its
+    /// verifier must know it (48-digit PICC data tells by itself; plain mirrors need
+    /// `--mode lrp`). On a terminal you confirm once per batch. Costs 18 APDUs per tag (AES: 15).
+    #[arg(long)]
+    pub lrp_irreversible: bool,
+}
+
+/// Asks the operator, on a terminal, to confirm the irreversible switch once for the batch.
+/// Without a terminal (scripts) the flag itself is the consent.
+fn confirm_lrp() -> Result<(), CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "--lrp-irreversible: every factory tag of this batch will be switched to LRP mode \
+         for good (no way back to AES). Type LRP to continue: "
+    );
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::input(format!("reading the confirmation: {e}")))?;
+    if line.trim() != "LRP" {
+        return Err(CliError {
+            code: 2,
+            message: "not confirmed: no tag was touched".into(),
+            help: Some(
+                "re-run and type LRP, or leave out --lrp-irreversible to keep the tags in AES mode"
+                    .into(),
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn step_name(s: Step) -> &'static str {
     match s {
         Step::Identify => "Identifying",
         Step::Authenticate => "Authenticating",
+        Step::SwitchToLrp => "Switching to LRP",
         Step::WriteNdef => "Writing URL",
         Step::ChangeKeys => "Changing keys",
         Step::Verify => "Verifying",
@@ -88,8 +127,11 @@ fn step_name(s: Step) -> &'static str {
 }
 
 pub fn run(args: BatchArgs) -> Result<u8, CliError> {
-    let template =
+    let mut template =
         Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
+    if args.lrp_irreversible {
+        template = template.with_mode(tag424::crypto::sdm::SdmMode::Lrp);
+    }
     // Everything is checked before the folder is created or locked.
     let header = if args.no_header {
         Header::None
@@ -104,6 +146,9 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     check_layout(&template, given.as_deref().unwrap_or_default())?;
     let spec = super::reader::required(args.reader.as_deref())?;
     let master = args.master.resolve()?;
+    if args.lrp_irreversible {
+        confirm_lrp()?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let sim_dir = args.out.join("simulated-tags");
     // A reader that cannot be opened (unplugged, a typo) leaves no folder behind; only the

@@ -25,7 +25,12 @@ pub enum Record {
         xuid: String,
         keys: KeySet,
         time: u64,
+        /// The tag is to end in LRP mode (`batch --lrp-irreversible`); it may be LRP already.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lrp: bool,
     },
+    /// The irreversible switch to LRP (SetConfiguration option 05) is about to be sent.
+    LrpSwitch { uid: String, time: u64 },
     /// All five keys changed (key 0 last).
     KeysChanged { uid: String, time: u64 },
     /// The read-back SUN message verified with the new keys: the tag is done.
@@ -54,6 +59,10 @@ pub struct TagEntry {
     pub keys_changed: bool,
     pub verified: bool,
     pub reset: bool,
+    /// Planned for LRP mode: the tag may be in LRP mode already (the switch cannot be undone).
+    pub lrp: bool,
+    /// The switch to LRP was sent (or about to be).
+    pub lrp_switch: bool,
 }
 
 /// Why the journal could not be used.
@@ -147,6 +156,8 @@ impl TagEntry {
             "done (verified)"
         } else if self.keys_changed {
             "keys changed, read-back not verified: present it again"
+        } else if self.lrp_switch {
+            "switch to LRP sent (the tag may be LRP already), interrupted: present it again to finish it"
         } else {
             "planned, interrupted: present it again to finish it"
         }
@@ -321,7 +332,11 @@ impl Journal {
     fn apply(&mut self, r: Record) {
         match r {
             Record::Planned {
-                uid, xuid, keys, ..
+                uid,
+                xuid,
+                keys,
+                lrp,
+                ..
             } => {
                 self.used_xuids.insert(xuid.clone());
                 if !self.tags.contains_key(&uid) {
@@ -336,8 +351,15 @@ impl Journal {
                         keys_changed: false,
                         verified: false,
                         reset: false,
+                        lrp,
+                        lrp_switch: false,
                     },
                 );
+            }
+            Record::LrpSwitch { uid, .. } => {
+                if let Some(t) = self.tags.get_mut(&uid) {
+                    t.lrp_switch = true;
+                }
             }
             Record::KeysChanged { uid, .. } => {
                 if let Some(t) = self.tags.get_mut(&uid) {
