@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::query::{valid_aid, valid_cuid, valid_token, valid_xuid};
+use super::query::{valid_aid, valid_cuid, valid_token};
 use super::rules::RuleSet;
 use super::subtags::Response;
 use crate::crypto::AesKey;
@@ -349,11 +349,8 @@ impl Catalog {
                         })?;
                     }
                     for t in &b.tags {
-                        if !valid_xuid(&t.xuid) {
-                            return bad(format!(
-                                "tag code {:?}: letters, digits, - and _ only, up to 64",
-                                t.xuid
-                            ));
+                        if let Err(e) = crate::tag_code::check(&t.xuid) {
+                            return bad(e.to_string());
                         }
                         if !xuids.insert(&t.xuid) {
                             return bad(format!("tag code {} is in more than one batch", t.xuid));

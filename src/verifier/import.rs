@@ -11,10 +11,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::catalog::{CatalogError, Tag};
-use super::query::{parse_uid, valid_cuid, valid_xuid};
+use super::query::{parse_uid, valid_cuid};
 use crate::crypto::AesKey;
 use crate::provision::journal::{Record, JOURNAL_FILE};
-use crate::provision::keys::{KeySet, KEY_SDM_META_READ};
+use crate::provision::keys::KeySet;
+use crate::tag_code::{CodeList, Header};
 
 /// Columns of an Associate Data file (besides `XUID`).
 pub const COLUMNS: [&str; 6] = ["KEY", "UID", "CUID", "TAGNAME", "RESPONSE", "STATUS"];
@@ -74,17 +75,11 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
         line,
         what,
     };
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(false)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| csv_err(1, e.to_string()))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_ascii_uppercase())
-        .collect();
-    for h in &headers {
+    // The one code-list reader and tag-code rule (crate::tag_code), shared with `batch`.
+    let list = CodeList::parse(&text, &path.display().to_string(), Header::Required)
+        .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+    let headers = &list.header;
+    for h in headers {
         if UNSUPPORTED.contains(&h.as_str()) {
             return Err(csv_err(
                 1,
@@ -101,8 +96,7 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             ));
         }
     }
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let xi = col("XUID").ok_or_else(|| csv_err(1, "no XUID column in the header".into()))?;
+    let col = |name: &str| list.column(name);
     if headers.len() < 2 {
         return Err(csv_err(
             1,
@@ -112,45 +106,40 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             ),
         ));
     }
-    let cell = |rec: &csv::StringRecord, name: &str| -> Option<String> {
+    let cell = |rec: &[String], name: &str| -> Option<String> {
         col(name)
             .and_then(|i| rec.get(i))
             .filter(|v| !v.is_empty())
-            .map(str::to_string)
+            .cloned()
     };
     let mut n = 0;
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| csv_err(line, e.to_string()))?;
-        let xuid = rec.get(xi).unwrap_or("");
-        if !valid_xuid(xuid) {
-            return Err(csv_err(line, format!("tag code {xuid:?} is not valid")));
-        }
+    for row in &list.rows {
+        let (line, xuid, rec) = (row.line, row.code.as_str(), row.fields.as_slice());
         let t = merge.entry(xuid);
-        if let Some(k) = cell(&rec, "KEY") {
+        if let Some(k) = cell(rec, "KEY") {
             let key: AesKey = k.parse().map_err(|e| csv_err(line, format!("KEY: {e}")))?;
             t.key = Some(key);
         }
-        if let Some(u) = cell(&rec, "UID") {
+        if let Some(u) = cell(rec, "UID") {
             let uid = parse_uid(&u.to_ascii_uppercase())
                 .ok_or_else(|| csv_err(line, format!("UID {u:?} must be 14 hex digits")))?;
             t.uid = Some(uid);
         }
-        if let Some(c) = cell(&rec, "CUID") {
+        if let Some(c) = cell(rec, "CUID") {
             if !valid_cuid(&c) {
                 return Err(csv_err(line, format!("CUID {c:?} is not valid")));
             }
             t.cuid = Some(c);
         }
-        if let Some(name) = cell(&rec, "TAGNAME") {
+        if let Some(name) = cell(rec, "TAGNAME") {
             t.tagname = Some(name);
         }
-        if let Some(r) = cell(&rec, "RESPONSE") {
+        if let Some(r) = cell(rec, "RESPONSE") {
             super::subtags::Response::parse(&r)
                 .map_err(|e| csv_err(line, format!("RESPONSE: {e}")))?;
             t.default_response = Some(r);
         }
-        if let Some(s) = cell(&rec, "STATUS") {
+        if let Some(s) = cell(rec, "STATUS") {
             t.active =
                 Some(parse_status(&s).ok_or_else(|| {
                     csv_err(line, format!("STATUS {s:?}: use Active or Inactive"))
@@ -216,7 +205,7 @@ fn read_journal(dir: &Path, merge: &mut TagMerge) -> Result<(), CatalogError> {
     for (uid, (xuid, k)) in keys {
         // Only tags keys.csv lists (verified ones) are served.
         if let Some(t) = merge.tags.get_mut(&xuid) {
-            t.meta_key = Some(k.key(KEY_SDM_META_READ).clone());
+            t.meta_key = Some(k.sdm_meta_read().clone());
             t.read_ctr = ctrs.get(&uid).copied();
         }
     }

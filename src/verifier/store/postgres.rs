@@ -33,7 +33,6 @@ use super::{
     ChangeHook, ChangeRecord, Loaded, Retention, ScanCounts, ScanRecord, ScanWrite, Store,
     StoreError, TagPatch,
 };
-use crate::crypto::AesKey;
 use crate::verifier::catalog::Catalog;
 
 /// Schema migrations, applied in order; the `schema_migrations` table lists the applied ones.
@@ -683,12 +682,12 @@ async fn import_tags(
         tags.iter().map(f).collect::<Vec<Option<String>>>()
     };
     let xuids: Vec<&str> = tags.iter().map(|t| t.xuid.as_str()).collect();
-    let keys = col(&|t| t.key.as_ref().map(AesKey::to_hex));
+    let keys = col(&|t| t.key.as_ref().map(|k| k.to_hex().to_string()));
     let uids = col(&|t| t.uid.map(hex::encode_upper));
     let cuids = col(&|t| t.cuid.clone());
     let ds = col(&|t| t.default_response.clone());
     let ps = col(&|t| t.pass_response.clone());
-    let metas = col(&|t| t.meta_key.as_ref().map(AesKey::to_hex));
+    let metas = col(&|t| t.meta_key.as_ref().map(|k| k.to_hex().to_string()));
     let names = col(&|t| t.tagname.clone());
     let active: Vec<Option<bool>> = tags.iter().map(|t| t.active).collect();
     let rgs = col(&|t| t.rule_groups.as_ref().map(to_json));
