@@ -236,10 +236,25 @@ async fn api(
 
 /// `HEAD /v1/t`: the headers a GET would carry; nothing is looked up for good, nothing
 /// consumed (a link previewer or monitor does not burn the tag's next counter).
-async fn api_head(State(app): AppState, RawQuery(query): RawQuery) -> Response<Body> {
+async fn api_head(
+    State(app): AppState,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
     let v = &app.verifier;
-    let folder = v.peek_folder(query.as_deref().unwrap_or(""));
-    json_response(Vec::new(), cors_value(v, folder))
+    let raw = query.as_deref().unwrap_or("");
+    // Looking a tag up costs as much as a GET's lookup: HEAD counts against the rate limit.
+    let rate = rate_check(&app, remote, raw, &headers);
+    let folder = match &rate {
+        Some(Err(_)) => None,
+        _ => v.peek_folder(raw),
+    };
+    let mut r = json_response(Vec::new(), cors_value(v, folder));
+    if let Some(Ok(info) | Err(info)) = &rate {
+        rate_headers(&mut r, info);
+    }
+    r
 }
 
 /// Other methods on `/v1/t`, and unknown paths under `/v1/`: HTTP 200 with an error code.
