@@ -1,9 +1,10 @@
 //! HTTP routes (the management API's handlers are in `mgmt`). The verification API (`/v1/t`
 //! and anything else under `/v1/` that is not the management API) answers **HTTP 200 and a
-//! JSON body** to every request, as the platform does: `GET` verifies, `HEAD` answers the headers and consumes nothing, `OPTIONS` answers
-//! the CORS preflight, other methods get `method_not_allowed`, unknown paths `not_found`.
-//! The management API (`PATCH /v1/x/{xuid}`, `PATCH /v1/a/{aid}`) uses HTTP status codes.
-//! `GET /auth` is the landing page, `GET /healthz` the health check.
+//! JSON body** to every request, as the platform does: `GET` verifies, `HEAD` answers the
+//! headers and consumes nothing, `OPTIONS` answers the CORS preflight, other methods get
+//! `method_not_allowed`, unknown paths `not_found`. The management API
+//! (`PATCH /v1/x/{xuid}`, `PATCH /v1/a/{aid}`) uses HTTP status codes. `GET /auth` is the
+//! landing page, `GET /healthz` the health check.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
