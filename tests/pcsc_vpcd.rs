@@ -68,6 +68,7 @@ fn readers_lists_the_virtual_reader() {
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("Virtual PCD 00 00"), "{s}");
+    let tmp = tempfile::tempdir().unwrap();
     let out = bin()
         .args([
             "batch",
@@ -77,10 +78,14 @@ fn readers_lists_the_virtual_reader() {
             "1",
             "--out",
         ])
-        .arg(tempfile::tempdir().unwrap().path())
+        .arg(tmp.path().join("out"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
+    assert!(
+        !tmp.path().join("out").exists(),
+        "no folder for a reader typo"
+    );
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
         e.contains("no reader matches") && e.contains("Virtual PCD 00 00"),

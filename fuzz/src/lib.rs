@@ -449,7 +449,7 @@ pub fn sim_apdus(data: &[u8]) {
     if flags & 1 == 1 {
         chip.select_application();
     }
-    let keys_before: Vec<String> = chip.state.keys.iter().map(|k| k.to_hex()).collect();
+    let keys_before: Vec<_> = chip.state.keys.iter().map(|k| k.to_hex()).collect();
     while let Some((&len, tail)) = rest.split_first() {
         let n = (len as usize).min(tail.len());
         let (apdu, next) = tail.split_at(n);

@@ -12,7 +12,7 @@ use tag424::provision::batch::{
 use tag424::provision::{EncodeOptions, Journal, Outcome, Step};
 use tag424::tag_code::Header;
 
-use super::reader::AnyReader;
+use super::reader::{AnyReader, ReaderSpec};
 use tag424::sun::{Template, DEFAULT_TEMPLATE};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
@@ -104,6 +104,20 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     check_layout(&template, given.as_deref().unwrap_or_default())?;
     let spec = super::reader::required(args.reader.as_deref())?;
     let master = args.master.resolve()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sim_dir = args.out.join("simulated-tags");
+    // A reader that cannot be opened (unplugged, a typo) leaves no folder behind; only the
+    // default simulated directory lives inside the folder and is opened after it.
+    let early = match &spec {
+        ReaderSpec::Sim(None) => None,
+        _ => Some(AnyReader::open(
+            &spec,
+            &sim_dir,
+            &stop,
+            args.wait_for_reader,
+            false,
+        )?),
+    };
     let mut journal = super::open_journal(&args.out)?;
     let has_codes = args.out.join(tag424::provision::batch::CODES_FILE).exists();
     let given = match (given, args.generate_xuids) {
@@ -121,7 +135,6 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     })?;
     check_layout(&template, &xuids)?;
     let used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
-    let stop = Arc::new(AtomicBool::new(false));
     let opts = BatchOptions {
         encode: EncodeOptions {
             template,
@@ -157,13 +170,10 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     if let Some(h) = &healed {
         eprintln!("{h}");
     }
-    let mut reader = AnyReader::open(
-        &spec,
-        &args.out.join("simulated-tags"),
-        &stop,
-        args.wait_for_reader,
-        false,
-    )?;
+    let mut reader = match early {
+        Some(r) => r,
+        None => AnyReader::open(&spec, &sim_dir, &stop, args.wait_for_reader, false)?,
+    };
     if !args.json {
         say(&format!("Reader: {}", reader.describe()));
     }

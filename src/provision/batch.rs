@@ -237,7 +237,7 @@ pub fn run_batch<S: TagSource>(
                         if *recovered {
                             summary.recovered += 1;
                         }
-                        write_results(journal, xuids, &mut summary, &opts.encode.template)?;
+                        write_results(journal, xuids, &opts.encode.template, &mut summary)?;
                     }
                     Outcome::AlreadyDone { .. } => summary.skipped += 1,
                 }
@@ -268,7 +268,7 @@ pub fn run_batch<S: TagSource>(
             break;
         }
     }
-    write_results(journal, xuids, &mut summary, &opts.encode.template)?;
+    write_results(journal, xuids, &opts.encode.template, &mut summary)?;
     Ok(summary)
 }
 
@@ -276,8 +276,8 @@ pub fn run_batch<S: TagSource>(
 pub fn write_results(
     journal: &Journal,
     xuids: &[String],
-    summary: &mut Summary,
     template: &crate::sun::Template,
+    summary: &mut Summary,
 ) -> Result<(), JournalError> {
     summary.exported = journal.export()?;
     summary.codes_used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
@@ -286,9 +286,9 @@ pub fn write_results(
     let json = serde_json::to_vec_pretty(&serde_json::json!({
         "format": 1,
         "finished": super::journal::now(),
+        "simulated": summary.simulated,
         // The verifier (`tag424 serve --batch DIR`) checks scans along this template.
         "template": template.to_string(),
-        "simulated": summary.simulated,
         "summary": &summary,
     }))
     .unwrap_or_default();

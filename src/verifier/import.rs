@@ -96,7 +96,6 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             ));
         }
     }
-    let col = |name: &str| list.column(name);
     if headers.len() < 2 {
         return Err(csv_err(
             1,
@@ -107,7 +106,7 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
         ));
     }
     let cell = |rec: &[String], name: &str| -> Option<String> {
-        col(name)
+        list.column(name)
             .and_then(|i| rec.get(i))
             .filter(|v| !v.is_empty())
             .cloned()

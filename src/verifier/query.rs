@@ -152,12 +152,9 @@ fn set(slot: &mut Option<String>, v: String) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// A tag code as accepted at import and in a query: letters, digits, `-` and `_`.
+/// A tag code in a query: the one tag-code rule ([`crate::tag_code`]), also applied at import.
 pub fn valid_xuid(x: &str) -> bool {
-    !x.is_empty()
-        && x.len() <= MAX_XUID_LEN
-        && x.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    x.len() <= MAX_XUID_LEN && crate::tag_code::is_valid(x)
 }
 
 /// An account id: letters, digits, `-` and `_`.

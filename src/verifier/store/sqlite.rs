@@ -456,16 +456,16 @@ impl Store for SqliteStore {
                     let now = crate::verifier::timefmt::now_ms() as i64;
                     for t in &b.tags {
                         let key = t.key.as_ref().map(AesKey::to_hex);
-                        let meta = t.meta_key.as_ref().map(AesKey::to_hex);
+                        let key = key.as_deref();
                         st.execute(params![
                             t.xuid,
                             bid,
-                            key.as_deref(),
+                            key,
                             t.uid.map(hex::encode_upper),
                             t.cuid,
                             t.default_response,
                             t.pass_response,
-                            meta.as_deref(),
+                            t.meta_key.as_ref().map(|k| k.to_hex().to_string()),
                             t.tagname,
                             t.active,
                             t.rule_groups.as_ref().map(to_json),
