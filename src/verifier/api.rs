@@ -1,23 +1,23 @@
-//! HTTP routes. The verification API (`/v1/t` and anything else under `/v1/` that is not the
-//! management API) answers **HTTP 200 and a JSON body** to every request, as the platform
-//! does: `GET` verifies, `HEAD` answers the headers and consumes nothing, `OPTIONS` answers
-//! the CORS preflight, other methods get `method_not_allowed`, unknown paths `not_found`.
-//! The management API (`PATCH /v1/x/{xuid}`, `PATCH /v1/a/{aid}`) uses HTTP status codes.
-//! `GET /auth` is the landing page, `GET /healthz` the health check.
+//! HTTP routes (the management API's handlers are in `mgmt`). The verification API (`/v1/t`
+//! and anything else under `/v1/` that is not the management API) answers **HTTP 200 and a
+//! JSON body** to every request, as the platform does: `GET` verifies, `HEAD` answers the
+//! headers and consumes nothing, `OPTIONS` answers the CORS preflight, other methods get
+//! `method_not_allowed`, unknown paths `not_found`. The management API
+//! (`PATCH /v1/x/{xuid}`, `PATCH /v1/a/{aid}`) uses HTTP status codes. `GET /auth` is the
+//! landing page, `GET /healthz` the health check.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use axum::routing::{any, get};
 use axum::Router;
 use serde::Serialize;
 
 use super::limits::{Limits, RateInfo, RateLimits};
-use super::mgmt::Target;
-use super::{errors, page, query, Answer, Endpoint, Outcome, Request, Verifier};
+use super::{errors, mgmt, page, query, Answer, Endpoint, Outcome, Request, Verifier};
 
 /// Headers that may carry the API token (names are case-insensitive: `X-API-Key` and
 /// `X-Api-Key` are the same header).
@@ -84,7 +84,7 @@ pub struct App {
     pub rate: Option<RateLimits>,
 }
 
-type AppState = State<Arc<App>>;
+pub(super) type AppState = State<Arc<App>>;
 
 /// The routes, with no rate limit.
 pub fn router(v: Arc<Verifier>) -> Router {
@@ -105,8 +105,8 @@ pub fn router_with(v: Arc<Verifier>, limits: &Limits) -> Router {
                 .options(preflight)
                 .fallback(api_other),
         )
-        .route("/v1/x/{xuid}", any(mgmt_x))
-        .route("/v1/a/{aid}", any(mgmt_a))
+        .route("/v1/x/{xuid}", any(mgmt::mgmt_x))
+        .route("/v1/a/{aid}", any(mgmt::mgmt_a))
         .route("/v1/{*rest}", any(api_other))
         .route("/v1/", any(api_other))
         .route("/v1", any(api_other))
@@ -143,7 +143,7 @@ fn cors_value(v: &Verifier, folder: Option<usize>) -> Option<HeaderValue> {
     cors.header().and_then(|h| HeaderValue::from_str(h).ok())
 }
 
-fn json_response(body: Vec<u8>, cors: Option<HeaderValue>) -> Response<Body> {
+pub(super) fn json_response(body: Vec<u8>, cors: Option<HeaderValue>) -> Response<Body> {
     let mut r = Response::new(Body::from(body));
     let h = r.headers_mut();
     h.insert(
@@ -160,7 +160,7 @@ fn json_response(body: Vec<u8>, cors: Option<HeaderValue>) -> Response<Body> {
     r
 }
 
-fn rate_headers(r: &mut Response<Body>, info: &RateInfo) {
+pub(super) fn rate_headers(r: &mut Response<Body>, info: &RateInfo) {
     let h = r.headers_mut();
     let mut put = |k: &'static str, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
@@ -173,7 +173,7 @@ fn rate_headers(r: &mut Response<Body>, info: &RateInfo) {
 }
 
 /// The rate-limit check of a request: its token is `r=` or a token header.
-fn rate_check(
+pub(super) fn rate_check(
     app: &App,
     remote: SocketAddr,
     query: &str,
@@ -236,10 +236,25 @@ async fn api(
 
 /// `HEAD /v1/t`: the headers a GET would carry; nothing is looked up for good, nothing
 /// consumed (a link previewer or monitor does not burn the tag's next counter).
-async fn api_head(State(app): AppState, RawQuery(query): RawQuery) -> Response<Body> {
+async fn api_head(
+    State(app): AppState,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
     let v = &app.verifier;
-    let folder = v.peek_folder(query.as_deref().unwrap_or(""));
-    json_response(Vec::new(), cors_value(v, folder))
+    let raw = query.as_deref().unwrap_or("");
+    // Looking a tag up costs as much as a GET's lookup: HEAD counts against the rate limit.
+    let rate = rate_check(&app, remote, raw, &headers);
+    let folder = match &rate {
+        Some(Err(_)) => None,
+        _ => v.peek_folder(raw),
+    };
+    let mut r = json_response(Vec::new(), cors_value(v, folder));
+    if let Some(Ok(info) | Err(info)) = &rate {
+        rate_headers(&mut r, info);
+    }
+    r
 }
 
 /// Other methods on `/v1/t`, and unknown paths under `/v1/`: HTTP 200 with an error code.
@@ -363,97 +378,4 @@ async fn healthz(State(app): AppState) -> Response<Body> {
     })
     .to_string();
     json_response(body.into_bytes(), None)
-}
-
-/// A management API answer with its headers.
-fn mgmt_response(
-    status: StatusCode,
-    body: serde_json::Value,
-    headers: &HeaderMap,
-) -> Response<Body> {
-    let mut r = json_response(body.to_string().into_bytes(), None);
-    *r.status_mut() = status;
-    let id = headers
-        .get("x-correlation-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.bytes().all(|c| c.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(new_correlation_id);
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        h.insert(HeaderName::from_static("x-correlation-id"), v);
-    }
-    h.insert(
-        HeaderName::from_static("api-supported-versions"),
-        HeaderValue::from_static("1"),
-    );
-    r
-}
-
-/// A random GUID (version 4 layout).
-fn new_correlation_id() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
-async fn mgmt(
-    app: &App,
-    target: Target<'_>,
-    method: Method,
-    remote: SocketAddr,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
-    if let Some(Err(info)) = rate_check(app, remote, "", &headers) {
-        app.verifier.count_rate_limited();
-        let body =
-            serde_json::json!({"error": errors::RATE_LIMITED, "message": "too many requests"});
-        let mut r = mgmt_response(StatusCode::TOO_MANY_REQUESTS, body, &headers);
-        rate_headers(&mut r, &info);
-        return r;
-    }
-    if method != Method::PATCH {
-        let body = serde_json::json!({"error": errors::METHOD_NOT_ALLOWED, "message": "the management API takes PATCH"});
-        let mut r = mgmt_response(StatusCode::METHOD_NOT_ALLOWED, body, &headers);
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("PATCH"));
-        return r;
-    }
-    let (status, body) = app
-        .verifier
-        .patch(target, &headers, &body, &remote.ip().to_string())
-        .await;
-    mgmt_response(status, body, &headers)
-}
-
-async fn mgmt_x(
-    State(app): AppState,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    Path(xuid): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
-    mgmt(&app, Target::Xuid(&xuid), method, remote, headers, body).await
-}
-
-async fn mgmt_a(
-    State(app): AppState,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    Path(aid): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
-    mgmt(&app, Target::Aid(&aid), method, remote, headers, body).await
 }

@@ -6,14 +6,21 @@
 //! every answer is JSON and carries `X-Correlation-Id` (the request's, or a new one) and
 //! `api-supported-versions: 1`. Changes are persisted (one transaction) and logged.
 
-use axum::http::{HeaderMap, StatusCode};
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+
+use super::api::{json_response, rate_check, rate_headers, App, AppState};
+use super::errors;
 use serde_json::{json, Map, Value};
 
 use super::import::parse_status;
 use super::query::{self, parse_uid, valid_cuid};
 use super::registry::{Registry, TagEntry};
 use super::store::TagPatch;
-use super::subtags::Response;
+use super::subtags;
 use super::timefmt::now_ms;
 use super::Verifier;
 use crate::crypto::ct_eq;
@@ -170,7 +177,7 @@ impl Verifier {
             match k.as_str() {
                 "ix_dr" if v.is_empty() => patch.default_response = Some(None),
                 "ix_dr" => {
-                    Response::parse(v).map_err(|e| bad(format!("ix_dr: {e}")))?;
+                    subtags::Response::parse(v).map_err(|e| bad(format!("ix_dr: {e}")))?;
                     patch.default_response = Some(Some(v.to_string()));
                 }
                 "ix_status" => {
@@ -245,4 +252,99 @@ impl Verifier {
             "response": s.default_response.as_ref().map(|d| d.0.clone()),
         })
     }
+}
+
+// ---- HTTP ----------------------------------------------------------------------------
+
+/// A management API answer with its headers.
+fn mgmt_response(
+    status: StatusCode,
+    body: serde_json::Value,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let mut r = json_response(body.to_string().into_bytes(), None);
+    *r.status_mut() = status;
+    let id = headers
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(new_correlation_id);
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert(HeaderName::from_static("x-correlation-id"), v);
+    }
+    h.insert(
+        HeaderName::from_static("api-supported-versions"),
+        HeaderValue::from_static("1"),
+    );
+    r
+}
+
+/// A random GUID (version 4 layout).
+fn new_correlation_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+async fn mgmt(
+    app: &App,
+    target: Target<'_>,
+    method: Method,
+    remote: SocketAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    if let Some(Err(info)) = rate_check(app, remote, "", &headers) {
+        app.verifier.count_rate_limited();
+        let body =
+            serde_json::json!({"error": errors::RATE_LIMITED, "message": "too many requests"});
+        let mut r = mgmt_response(StatusCode::TOO_MANY_REQUESTS, body, &headers);
+        rate_headers(&mut r, &info);
+        return r;
+    }
+    if method != Method::PATCH {
+        let body = serde_json::json!({"error": errors::METHOD_NOT_ALLOWED, "message": "the management API takes PATCH"});
+        let mut r = mgmt_response(StatusCode::METHOD_NOT_ALLOWED, body, &headers);
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("PATCH"));
+        return r;
+    }
+    let (status, body) = app
+        .verifier
+        .patch(target, &headers, &body, &remote.ip().to_string())
+        .await;
+    mgmt_response(status, body, &headers)
+}
+
+pub(super) async fn mgmt_x(
+    State(app): AppState,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(xuid): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    mgmt(&app, Target::Xuid(&xuid), method, remote, headers, body).await
+}
+
+pub(super) async fn mgmt_a(
+    State(app): AppState,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(aid): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    mgmt(&app, Target::Aid(&aid), method, remote, headers, body).await
 }
