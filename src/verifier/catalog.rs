@@ -163,6 +163,9 @@ pub struct Batch {
     pub active: bool,
     /// The URL template the batch was encoded with (`summary.json` of its directory).
     pub template: String,
+    /// The tags are in LRP mode (`batch --lrp-irreversible`, read from the batch journal, or
+    /// `mode = "lrp"` in the configuration): the SUN message is checked with LRP.
+    pub lrp: bool,
     pub tags: Vec<Tag>,
 }
 
@@ -172,6 +175,7 @@ impl Default for Batch {
             name: String::new(),
             active: true,
             template: crate::sun::DEFAULT_TEMPLATE.to_string(),
+            lrp: false,
             tags: Vec::new(),
         }
     }

@@ -15,6 +15,7 @@ use super::catalog::{
 use super::import::{batch_name, read_batch_sources};
 use super::rules::Rule;
 use super::subtags::Response;
+use crate::crypto::sdm::SdmMode;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +95,9 @@ pub struct BatchConfig {
     pub files: Vec<PathBuf>,
     /// The URL template the batch was encoded with, when its directory does not record it.
     pub template: Option<String>,
+    /// `"aes"` or `"lrp"`: the tags' mode, when the batch's journal does not record it
+    /// (Associate Data files of LRP tags).
+    pub mode: Option<SdmMode>,
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -282,8 +286,20 @@ impl ConfigFile {
                         )));
                     }
                     let read = read_batch_sources(&sources)?;
+                    let name = b.name.clone().unwrap_or_else(|| batch_name(&sources));
+                    let lrp = match b.mode {
+                        None => read.lrp,
+                        Some(SdmMode::Lrp) => true,
+                        Some(SdmMode::Aes) if read.lrp => {
+                            return Err(CatalogError::Invalid(format!(
+                                "batch {name:?}: mode = \"aes\" but its journal records LRP tags; remove `mode` or set it to \"lrp\""
+                            )))
+                        }
+                        Some(SdmMode::Aes) => false,
+                    };
                     group.batches.push(Batch {
-                        name: b.name.clone().unwrap_or_else(|| batch_name(&sources)),
+                        name,
+                        lrp,
                         active: b.active,
                         template: b
                             .template
@@ -357,6 +373,7 @@ impl FlagFolder {
                 template: read
                     .template
                     .unwrap_or_else(|| crate::sun::DEFAULT_TEMPLATE.to_string()),
+                lrp: read.lrp,
                 tags: read.tags,
             });
         }

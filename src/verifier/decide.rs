@@ -146,15 +146,17 @@ impl Verifier {
         a.reason = Reason::Standard;
         // The SUN message (authentication groups only; standard tags ignore n and e).
         let mut genuine_ctr = None;
+        let mut tamper = None;
         if group.kind == GroupKind::Authentication {
             match sunscan::check(&tag, batch, &pairs, q.sun) {
                 SunCheck::Absent => a.reason = Reason::NoSun,
                 SunCheck::Malformed => a.reason = Reason::BadSun,
                 SunCheck::NoKey => a.reason = Reason::NoKey,
                 SunCheck::BadMac => a.reason = Reason::BadMac,
-                SunCheck::Genuine(c) => {
+                SunCheck::Genuine(c, tt) => {
                     a.ctr = Some(c);
                     genuine_ctr = Some(c);
+                    tamper = tt;
                 }
             }
         }
@@ -168,7 +170,7 @@ impl Verifier {
                 auth,
                 scount,
                 ccount,
-                tamper: None,
+                tamper,
                 now_ms: now_ms(),
             };
             let mut ctx = Context {

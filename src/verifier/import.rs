@@ -159,17 +159,20 @@ pub struct BatchRead {
     pub tags: Vec<Tag>,
     /// The template recorded in the directory's `summary.json`, if any.
     pub template: Option<String>,
+    /// The journal records the served tags as LRP tags (`batch --lrp-irreversible`).
+    pub lrp: bool,
 }
 
 /// Reads the key journal of a batch directory: meta read keys and read-back counters, by
-/// tag code (tags reset to factory keys are left out).
-fn read_journal(dir: &Path, merge: &mut TagMerge) -> Result<(), CatalogError> {
+/// tag code (tags reset to factory keys are left out). Returns whether the served tags were
+/// planned as LRP tags.
+fn read_journal(dir: &Path, merge: &mut TagMerge) -> Result<bool, CatalogError> {
     let path = dir.join(JOURNAL_FILE);
     let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
+        return Ok(false);
     };
     let text = zeroize::Zeroizing::new(text);
-    let mut keys: HashMap<String, (String, KeySet)> = HashMap::new();
+    let mut keys: HashMap<String, (String, KeySet, bool)> = HashMap::new();
     let mut ctrs: HashMap<String, u32> = HashMap::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -178,9 +181,13 @@ fn read_journal(dir: &Path, merge: &mut TagMerge) -> Result<(), CatalogError> {
         }
         match serde_json::from_str::<Record>(line) {
             Ok(Record::Planned {
-                uid, xuid, keys: k, ..
+                uid,
+                xuid,
+                keys: k,
+                lrp,
+                ..
             }) => {
-                keys.insert(uid, (xuid, k));
+                keys.insert(uid, (xuid, k, lrp));
             }
             Ok(Record::Verified { uid, read_ctr, .. }) => {
                 ctrs.insert(uid, read_ctr);
@@ -201,14 +208,24 @@ fn read_journal(dir: &Path, merge: &mut TagMerge) -> Result<(), CatalogError> {
             }
         }
     }
-    for (uid, (xuid, k)) in keys {
+    let (mut any_lrp, mut any_aes) = (false, false);
+    for (uid, (xuid, k, lrp)) in keys {
         // Only tags keys.csv lists (verified ones) are served.
         if let Some(t) = merge.tags.get_mut(&xuid) {
             t.meta_key = Some(k.sdm_meta_read().clone());
             t.read_ctr = ctrs.get(&uid).copied();
+            any_lrp |= lrp;
+            any_aes |= !lrp;
         }
     }
-    Ok(())
+    if any_lrp && any_aes {
+        // One batch is one mode (`batch --lrp-irreversible` is per run).
+        return Err(CatalogError::Invalid(format!(
+            "{}: the journal holds both LRP and AES tags; serve them as two batches",
+            path.display()
+        )));
+    }
+    Ok(any_lrp)
 }
 
 fn read_summary_template(dir: &Path) -> Result<Option<String>, CatalogError> {
@@ -227,6 +244,7 @@ fn read_summary_template(dir: &Path) -> Result<Option<String>, CatalogError> {
 pub fn read_batch_sources(sources: &[PathBuf]) -> Result<BatchRead, CatalogError> {
     let mut merge = TagMerge::default();
     let mut template = None;
+    let mut lrp = false;
     for src in sources {
         if src.is_dir() {
             let keys = src.join(DIR_FILES[0]);
@@ -242,7 +260,7 @@ pub fn read_batch_sources(sources: &[PathBuf]) -> Result<BatchRead, CatalogError
                     read_csv(&p, &mut merge)?;
                 }
             }
-            read_journal(src, &mut merge)?;
+            lrp |= read_journal(src, &mut merge)?;
             if let Some(t) = read_summary_template(src)? {
                 template = Some(t);
             }
@@ -253,6 +271,7 @@ pub fn read_batch_sources(sources: &[PathBuf]) -> Result<BatchRead, CatalogError
     Ok(BatchRead {
         tags: merge.into_tags(),
         template,
+        lrp,
     })
 }
 

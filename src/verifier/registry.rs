@@ -10,6 +10,7 @@ use super::catalog::{Catalog, CatalogError, Cors, GroupKind, RuleGroup};
 use super::rules::RuleSet;
 use super::store::Loaded;
 use super::subtags::Response;
+use crate::crypto::sdm::SdmMode;
 use crate::crypto::AesKey;
 use crate::sun::template::Part;
 use crate::sun::{Template, DEFAULT_TEMPLATE};
@@ -37,6 +38,7 @@ pub struct GroupEntry {
 pub struct BatchEntry {
     pub name: String,
     pub active: bool,
+    /// The batch's template, in the tags' mode (AES or LRP).
     pub template: Template,
     /// The template up to its `?` (scheme, host, path).
     pub prefix: String,
@@ -121,8 +123,8 @@ pub struct Registry {
     pub anonymous: Vec<(usize, Vec<Arc<TagEntry>>)>,
 }
 
-fn template_query(t: &Template) -> Vec<String> {
-    let raw = t.to_string();
+/// The query segments of a template's text.
+fn template_query(raw: &str) -> Vec<String> {
     raw.split_once('?')
         .map(|(_, q)| q.split('&').map(str::to_string).collect())
         .unwrap_or_default()
@@ -183,9 +185,14 @@ impl Registry {
                     let template = Template::parse(&b.template).unwrap_or_else(|_| {
                         Template::parse(DEFAULT_TEMPLATE).expect("the default template parses")
                     });
+                    let template =
+                        template.with_mode(if b.lrp { SdmMode::Lrp } else { SdmMode::Aes });
                     let names_tag = template.has(&Part::Xuid);
-                    let raw = template.to_string();
-                    let query = template_query(&template);
+                    let marked = template.to_string();
+                    // The scanned URL does not carry the zero-width {macstart}: the rebuilt one
+                    // (sunscan) leaves it out, and `parse_url` places it along the template.
+                    let raw = marked.replace("{macstart}", "");
+                    let query = template_query(&raw);
                     r.batches.push(BatchEntry {
                         name: b.name.clone(),
                         active: b.active,
@@ -194,7 +201,9 @@ impl Registry {
                             .map(|(p, _)| p)
                             .unwrap_or(&raw)
                             .to_string(),
-                        platform_query: query == ["x={xuid}", "n={ctr}", "e={mac}"],
+                        // Not with {macstart}: the platform's MAC input is empty.
+                        platform_query: template_query(&marked)
+                            == ["x={xuid}", "n={ctr}", "e={mac}"],
                         query,
                         template,
                         names_tag,

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `auth_pass` | the SUN message verified with a new counter | platform: Tag Authentication › Authentication Pass |
 //! | `scan_count < N` (`>`, `=`, `!=`) | the tag's scan count, this scan included, compares | platform: Scan Count |
-//! | `tamper = open` (`!=`; `open`/`closed`) | the TagTamper status compares; while the status is unknown (no TagTamper support yet) every tamper rule is false | platform: Tamper |
+//! | `tamper = open` (`!=`; `open`/`closed`) | the TagTamper status of a scan with a genuine SUN message and `{tt}` in its template compares (`open`: the loop is open now or was ever opened); unknown status (no `{tt}`, no genuine MAC, TagTamper not enabled) makes every tamper rule false | platform: Tamper |
 //! | `chip_count < N` (`>`, `=`, `!=`) | the verified chip counter compares (false without a verified scan) | ours |
 //! | `date >= T` (`>`, `<`, `<=`; T = `YYYY-MM-DD[THH:MM[:SS]Z]`, UTC) | the time of the scan compares; two give a window | ours |
 
@@ -51,8 +51,9 @@ impl Cmp {
     }
 }
 
-/// TagTamper status (NTAG 424 DNA TT). Until TagTamper support lands the status of every
-/// scan is `None` (unknown).
+/// TagTamper status (NTAG 424 DNA TT), from a genuine scan's `{tt}` mirror (open when the loop
+/// is open now or was ever opened). `None` (unknown: no `{tt}` in the template, no genuine
+/// SUN message, or TagTamper not enabled on the tag) makes every tamper rule false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tamper {
     Open,
@@ -125,7 +126,7 @@ impl Rule {
         match *self {
             Rule::AuthPass => f.auth,
             Rule::ScanCount(c, n) => c.holds(f.scount, n),
-            // Unknown status: no tamper rule holds (documented hook for TagTamper).
+            // Unknown status: no tamper rule holds.
             Rule::Tamper(c, t) => f.tamper.is_some_and(|s| c.holds(s as u8, t as u8)),
             Rule::ChipCount(c, n) => f.auth && f.ccount.is_some_and(|v| c.holds(v, n)),
             Rule::Date(c, t) => c.holds(f.now_ms, t),

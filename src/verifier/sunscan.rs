@@ -5,14 +5,17 @@
 //! platform's `x`, `n`, `e`): the URL is rebuilt from the template with the request's values
 //! and split and verified exactly as `tag424 verify` does. Templates without `{xuid}` name
 //! their tag by the mirrored UID or by the encrypted PICC data (tried with the meta read key
-//! of each tag of such a batch).
+//! of each tag of such a batch). A batch of LRP tags is checked in LRP mode (its template
+//! carries the mode: nothing in a URL with plain mirrors says LRP).
 
 use std::sync::Arc;
 
 use super::query::Sun;
 use super::registry::{BatchEntry, Registry, TagEntry};
-use crate::crypto::sdm::decrypt_picc_data;
-use crate::sun::{self, ScannedUrl, SunKeys};
+use super::rules::Tamper;
+use crate::crypto::sdm::{self, SdmMode};
+use crate::crypto::sdm_lrp;
+use crate::sun::{self, ScannedUrl, SunKeys, TtStatus};
 
 /// What the SUN check of one scan found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +28,19 @@ pub enum SunCheck {
     NoKey,
     /// Well-formed; the SDMMAC does not match.
     BadMac,
-    /// The SDMMAC matches: the counter the tag mirrored.
-    Genuine(u32),
+    /// The SDMMAC matches: the counter the tag mirrored, and its TagTamper status when the
+    /// template mirrors it (`{tt}`, under the MAC) and TagTamper is enabled.
+    Genuine(u32, Option<Tamper>),
+}
+
+/// The status a tamper rule compares: open or closed; `None` (no tamper rule holds) when the
+/// tag reports TagTamper as not enabled (`I`).
+fn tamper_fact(tt: Option<TtStatus>) -> Option<Tamper> {
+    match tt?.word() {
+        "open" => Some(Tamper::Open),
+        "closed" => Some(Tamper::Closed),
+        _ => None,
+    }
 }
 
 fn value<'a>(pairs: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
@@ -108,11 +122,12 @@ pub fn check(
         file_read: key.clone(),
         meta_read: tag.meta_key.clone(),
     };
-    match sun::verify(&scan, &keys) {
+    match sun::verify_as(&scan, &keys, Some(batch.template.mode())) {
         Ok(v) if v.genuine => match (v.read_ctr, v.uid, tag.uid) {
             // A mirrored UID must be the tag's own.
             (Some(_), Some(got), Some(want)) if got != want => SunCheck::BadMac,
-            (Some(c), _, _) => SunCheck::Genuine(c),
+            // {tt} lies under the MAC (the template rule), so a genuine scan's status holds.
+            (Some(c), _, _) => SunCheck::Genuine(c, tamper_fact(v.tamper)),
             (None, _, _) => SunCheck::Malformed,
         },
         Ok(_) => SunCheck::BadMac,
@@ -141,7 +156,11 @@ pub fn identify(reg: &Registry, pairs: &[(&str, &str)]) -> Option<Arc<TagEntry>>
                 let (Some(meta), Some(uid)) = (&t.meta_key, t.uid) else {
                     continue;
                 };
-                if let Ok(p) = decrypt_picc_data(meta, picc) {
+                let p = match batch.template.mode() {
+                    SdmMode::Aes => sdm::decrypt_picc_data(meta, picc),
+                    SdmMode::Lrp => sdm_lrp::decrypt_picc_data(meta, picc),
+                };
+                if let Ok(p) = p {
                     if p.uid == Some(uid) {
                         return Some(t.clone());
                     }

@@ -39,6 +39,7 @@ pub struct BatchRow {
     pub name: String,
     pub active: bool,
     pub template: String,
+    pub lrp: bool,
 }
 
 pub struct TagRow {
@@ -133,6 +134,7 @@ impl CatalogRows {
                     name: b.name,
                     active: b.active,
                     template: b.template,
+                    lrp: b.lrp,
                     tags: Vec::new(),
                 },
             ));

@@ -79,6 +79,8 @@ const MIGRATIONS: &[&str] = &[
         new TEXT,
         remote TEXT NOT NULL);
      CREATE INDEX scans_time ON scans(time_ms);",
+    // 3: the batch's SUN mode (issue 12: LRP batches).
+    "ALTER TABLE batches ADD COLUMN lrp INTEGER NOT NULL DEFAULT 0;",
 ];
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -247,7 +249,7 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
         .and_then(Iterator::collect)
         .map_err(&e)?;
     let mut st = conn
-        .prepare("SELECT id, group_id, name, active, template FROM batches ORDER BY id")
+        .prepare("SELECT id, group_id, name, active, template, lrp FROM batches ORDER BY id")
         .map_err(&e)?;
     rows.batches = st
         .query_map([], |r| {
@@ -257,6 +259,7 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
                 name: r.get(2)?,
                 active: r.get(3)?,
                 template: r.get(4)?,
+                lrp: r.get(5)?,
             })
         })
         .and_then(Iterator::collect)
@@ -415,16 +418,16 @@ impl Store for SqliteStore {
                     {
                         Some(id) => {
                             tx.execute(
-                                    "UPDATE batches SET group_id=?2, active=?3, template=?4 WHERE id=?1",
-                                    params![id, gid, b.active, b.template],
+                                    "UPDATE batches SET group_id=?2, active=?3, template=?4, lrp=?5 WHERE id=?1",
+                                    params![id, gid, b.active, b.template, b.lrp],
                                 )
                                 .map_err(&e)?;
                             id
                         }
                         None => {
                             tx.execute(
-                                    "INSERT INTO batches(group_id, name, active, template) VALUES(?1,?2,?3,?4)",
-                                    params![gid, b.name, b.active, b.template],
+                                    "INSERT INTO batches(group_id, name, active, template, lrp) VALUES(?1,?2,?3,?4,?5)",
+                                    params![gid, b.name, b.active, b.template, b.lrp],
                                 )
                                 .map_err(&e)?;
                             tx.last_insert_rowid()

@@ -61,7 +61,7 @@ pub(super) async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loa
     }
     for r in tx
         .query(
-            "SELECT id, group_id, name, active, template FROM batches ORDER BY id",
+            "SELECT id, group_id, name, active, template, lrp FROM batches ORDER BY id",
             &[],
         )
         .await
@@ -73,6 +73,7 @@ pub(super) async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loa
             name: r.get(2),
             active: r.get(3),
             template: r.get(4),
+            lrp: r.get(5),
         });
     }
     for r in tx
@@ -304,12 +305,13 @@ pub(super) async fn import(
             for b in &g.batches {
                 let bid: i64 = tx
                     .query_one(
-                        "INSERT INTO batches(group_id, name, active, template)
-                         VALUES ($1, $2, $3, $4)
+                        "INSERT INTO batches(group_id, name, active, template, lrp)
+                         VALUES ($1, $2, $3, $4, $5)
                          ON CONFLICT (name) DO UPDATE SET group_id = excluded.group_id,
-                           active = excluded.active, template = excluded.template
+                           active = excluded.active, template = excluded.template,
+                           lrp = excluded.lrp
                          RETURNING id",
-                        &[&gid, &b.name, &b.active, &b.template],
+                        &[&gid, &b.name, &b.active, &b.template, &b.lrp],
                     )
                     .await
                     .map_err(pg)?

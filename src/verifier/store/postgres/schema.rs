@@ -77,6 +77,8 @@ const MIGRATIONS: &[&str] = &[
         new text,
         remote text NOT NULL);
      CREATE INDEX scans_time ON scans(time_ms);",
+    // 3: the batch's SUN mode (issue 12: LRP batches).
+    "ALTER TABLE batches ADD COLUMN lrp boolean NOT NULL DEFAULT false;",
 ];
 
 pub(super) async fn migrate(pool: &Pool) -> Result<(), Msg> {

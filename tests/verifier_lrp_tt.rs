@@ -1,0 +1,231 @@
+//! Issue 12 in the verifier: an LRP batch (`batch --lrp-irreversible` on the simulator) is
+//! served in LRP mode, read from its journal, and every tap passes once through `/v1/t` and
+//! `/auth`; a TagTamper tag's `{tt}` status feeds the tamper rule (`Pass` while closed,
+//! `Tampered` after `tag424 sim tamper`). Both on SQLite and, with `TAG424_TEST_PG`, PostgreSQL.
+
+mod vhelp;
+
+use std::path::Path;
+use std::process::Command;
+
+use tag424::verifier::catalog::{Catalog, GroupKind};
+use tag424::verifier::config::{ConfigFile, FlagFolder};
+use vhelp::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tag424");
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "tag424 {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn catalog(out: &Path) -> Catalog {
+    let flags = FlagFolder {
+        aid: "local".into(),
+        token: None,
+        cors: Default::default(),
+        kind: GroupKind::Authentication,
+        default_response: None,
+        pass_response: "Pass".into(),
+    };
+    flags.catalog(&[out.display().to_string()]).unwrap()
+}
+
+/// (xuid, uid) of each row of the batch's associate.csv.
+fn tags_of(out: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(out.join("associate.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let mut f = l.split(',');
+            (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn tap(tags: &Path, uid: &str) -> String {
+    let url = run(&["sim", "tap", "--dir", tags.to_str().unwrap(), uid]);
+    url.trim().split_once('?').unwrap().1.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_lrp_batch_passes_once_per_tap_through_api_and_page() {
+    // PICC data (48 hex digits: LRP); plain mirrors, where only the batch says LRP.
+    for template in [
+        "https://v.example/a?p={picc}&c={mac}",
+        "https://v.example/a?uid={uid}&ctr={ctr}&cmac={mac}",
+    ] {
+        lrp_batch_on(template).await;
+    }
+}
+
+async fn lrp_batch_on(template: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let (tags, out) = (d.path().join("tags"), d.path().join("out"));
+    run(&[
+        "sim",
+        "new",
+        "--count",
+        "2",
+        "--dir",
+        tags.to_str().unwrap(),
+    ]);
+    run(&[
+        "batch",
+        "--reader",
+        &format!("sim:{}", tags.display()),
+        "--generate-xuids",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--url",
+        template,
+        "--lrp-irreversible",
+        "--json",
+    ]);
+    let cat = catalog(&out);
+    let batch = &cat.folders[0].groups[0].batches[0];
+    assert!(batch.lrp, "the journal says LRP");
+    assert_eq!(batch.template, template);
+    let c = client();
+    for be in backends() {
+        let s = be.start_default(&cat);
+        for (xuid, uid) in tags_of(&out) {
+            let pass = format!(r#"{{"xuid":"{xuid}","response":"Pass"}}"#);
+            let fail = format!(r#"{{"xuid":"{xuid}","response":"Fail"}}"#);
+            let first = tap(&tags, &uid);
+            if template.contains("{picc}") {
+                let p = first.split('&').next().unwrap();
+                assert_eq!(p.len(), 2 + 48, "LRP PICC data: {first}");
+            }
+            assert_eq!(t(&c, &s.base, &first).await, pass, "{template} {uid}");
+            assert_eq!(t(&c, &s.base, &first).await, fail, "{uid}: replay");
+            let second = tap(&tags, &uid);
+            let page = call(&c, "GET", &format!("{}/auth?{second}", s.base), &[], None).await;
+            assert!(
+                page.text.contains(r#"data-verdict="authentic""#),
+                "{uid}: {}",
+                page.text
+            );
+            let again = call(&c, "GET", &format!("{}/auth?{second}", s.base), &[], None).await;
+            assert!(again.text.contains(r#"data-verdict="already-checked""#));
+            // One hex digit of the MAC altered: no pass.
+            let third = tap(&tags, &uid);
+            let mut altered = third.clone().into_bytes();
+            let last = altered.len() - 1;
+            altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
+            let altered = String::from_utf8(altered).unwrap();
+            assert_eq!(t(&c, &s.base, &altered).await, fail, "{uid}: altered");
+            assert_eq!(t(&c, &s.base, &third).await, pass, "{uid}");
+        }
+        s.stop().await;
+    }
+}
+
+#[test]
+fn mode_aes_on_an_lrp_batch_directory_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (tags, out) = (d.path().join("tags"), d.path().join("out"));
+    run(&[
+        "sim",
+        "new",
+        "--count",
+        "1",
+        "--dir",
+        tags.to_str().unwrap(),
+    ]);
+    run(&[
+        "batch",
+        "--reader",
+        &format!("sim:{}", tags.display()),
+        "--generate-xuids",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--url",
+        "https://v.example/a?p={picc}&c={mac}",
+        "--lrp-irreversible",
+        "--json",
+    ]);
+    let cfg = d.path().join("serve.toml");
+    let write = |mode: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[folder]]\nname = \"f\"\naid = \"f01\"\n[[folder.group]]\nname = \"g\"\nkind = \"authentication\"\n[[folder.group.batch]]\ndir = {:?}\n{mode}\n",
+                out.display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    write("mode = \"aes\"");
+    let e = ConfigFile::load(&cfg)
+        .and_then(|c| c.catalog())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("mode") && e.contains("LRP"), "{e}");
+    write("mode = \"lrp\"");
+    let cat = ConfigFile::load(&cfg).and_then(|c| c.catalog()).unwrap();
+    assert!(cat.folders[0].groups[0].batches[0].lrp);
+    write("mode = \"des\"");
+    assert!(ConfigFile::load(&cfg).and_then(|c| c.catalog()).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tamper_rule_answers_once_the_loop_is_opened() {
+    let c = client();
+    for be in backends() {
+        let d = tempfile::tempdir().unwrap();
+        let (tags, out) = (d.path().join("tags"), d.path().join("out"));
+        let dir = tags.to_str().unwrap();
+        let uid = run(&["sim", "new", "--tag-tamper", "--dir", dir])
+            .trim()
+            .to_string();
+        let template = "https://yourdomain.com/auth?x={xuid}&{macstart}n={ctr}&t={tt}&e={mac}";
+        run(&[
+            "batch",
+            "--reader",
+            &format!("sim:{dir}"),
+            "--generate-xuids",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "--url",
+            template,
+            "--json",
+        ]);
+        let mut cat = catalog(&out);
+        assert!(!cat.folders[0].groups[0].batches[0].lrp);
+        cat.folders[0].groups[0].rule_groups = vec![
+            rg(&["tamper = open"], "Tampered"),
+            rg(&["auth_pass"], "Pass"),
+        ];
+        cat.folders[0].groups[0].default_response = "Fail".into();
+        let s = be.start_default(&cat);
+        let xuid = tags_of(&out)[0].0.clone();
+        let answer = |r: &str| format!(r#"{{"xuid":"{xuid}","response":"{r}"}}"#);
+        let closed = tap(&tags, &uid);
+        assert!(closed.contains("&t=CC&"), "{closed}");
+        assert_eq!(t(&c, &s.base, &closed).await, answer("Pass"));
+        // The status is under the MAC: a forged "open" is no genuine scan.
+        let next = tap(&tags, &uid);
+        let forged = next.replace("&t=CC&", "&t=OO&");
+        assert_eq!(t(&c, &s.base, &forged).await, answer("Fail"));
+        assert_eq!(t(&c, &s.base, &next).await, answer("Pass"));
+        run(&["sim", "tamper", "--dir", dir, &uid]);
+        let open = tap(&tags, &uid);
+        assert!(open.contains("&t=OO&"), "{open}");
+        assert_eq!(t(&c, &s.base, &open).await, answer("Tampered"));
+        // Closed again: the permanent status keeps the answer.
+        run(&["sim", "tamper", "--close", "--dir", dir, &uid]);
+        let reclosed = tap(&tags, &uid);
+        assert!(reclosed.contains("&t=OC&"), "{reclosed}");
+        assert_eq!(t(&c, &s.base, &reclosed).await, answer("Tampered"));
+        s.stop().await;
+    }
+}
