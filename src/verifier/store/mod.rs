@@ -143,7 +143,7 @@ pub struct Retention {
 ///
 /// Schema (both backends): `folders` (+ `active`, `fields` JSON), `groups` (+ `active`,
 /// `rule_groups` JSON of [`crate::verifier::catalog::RuleGroup`], `data` JSON pairs),
-/// `batches` (+ `template`), `tags` (+ `meta_key`, `tagname`, `active`, `rule_groups` JSON or
+/// `batches` (+ `template`, `lrp`), `tags` (+ `meta_key`, `tagname`, `active`, `rule_groups` JSON or
 /// NULL, `data` JSON pairs, `created_ms`), `counters`, `scans`, `changes`.
 pub trait Store: Send + 'static {
     /// Merges `catalog` into the stored one (folders, groups and batches by name, tags by
