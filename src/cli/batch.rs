@@ -88,7 +88,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         tag424::provision::layout::layout(&template, x)
             .map_err(|e| CliError::input(format!("--url with tag code {x}: {e}")))?;
     }
-    let spec = ReaderSpec::parse(&args.reader);
+    let spec = ReaderSpec::parse(&args.reader)?;
     let mut journal = Journal::open(&args.out).map_err(|e| CliError::input(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut reader = AnyReader::open(

@@ -1,12 +1,13 @@
-//! `--reader`: a simulated reader (`sim`, `sim:DIR`) or a PC/SC reader by name, index or
-//! unique part of its name; and `tag424 readers`.
+//! `--reader`: a simulated reader (`sim`, `sim:DIR`, options after `?` such as
+//! `sim:DIR?latency=15ms`) or a PC/SC reader by name, index or unique part of its name; and
+//! `tag424 readers`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tag424::provision::batch::TagSource;
-use tag424::sim::dir::{SimDir, SimReader};
+use tag424::sim::dir::{SimDir, SimReader, SimReaderOptions};
 use tag424::transport::pcsc::{list_readers, PcscError, PcscReader};
 use tag424::transport::Transport;
 
@@ -16,22 +17,36 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReaderSpec {
     /// Simulated tags in a directory (default: `simulated-tags` in the output directory).
-    Sim(Option<PathBuf>),
+    Sim {
+        dir: Option<PathBuf>,
+        options: SimReaderOptions,
+    },
     /// A PC/SC reader.
     Pcsc(String),
 }
 
 impl ReaderSpec {
-    pub fn parse(s: &str) -> ReaderSpec {
-        match s.split_once(':') {
-            _ if s == "sim" => ReaderSpec::Sim(None),
-            Some(("sim", dir)) if !dir.is_empty() => ReaderSpec::Sim(Some(PathBuf::from(dir))),
-            _ => ReaderSpec::Pcsc(s.to_string()),
-        }
+    /// `sim`, `sim:DIR`, either followed by `?latency=15ms`; anything else names a PC/SC reader.
+    pub fn parse(s: &str) -> Result<ReaderSpec, CliError> {
+        let (base, query) = match s.split_once('?') {
+            Some((b, q)) if b == "sim" || b.starts_with("sim:") => (b, Some(q)),
+            _ => (s, None),
+        };
+        let dir = match base.split_once(':') {
+            _ if base == "sim" => None,
+            Some(("sim", dir)) if !dir.is_empty() => Some(PathBuf::from(dir)),
+            _ => return Ok(ReaderSpec::Pcsc(s.to_string())),
+        };
+        let options = SimReaderOptions::parse(query.unwrap_or("")).map_err(|e| CliError {
+            code: 2,
+            message: format!("--reader {s}: {e}"),
+            help: Some("a simulated reader is `sim:DIR`, optionally `sim:DIR?latency=15ms`".into()),
+        })?;
+        Ok(ReaderSpec::Sim { dir, options })
     }
 
     pub fn is_sim(&self) -> bool {
-        matches!(self, ReaderSpec::Sim(_))
+        matches!(self, ReaderSpec::Sim { .. })
     }
 }
 
@@ -73,12 +88,14 @@ impl AnyReader {
         wait_for_reader: bool,
     ) -> Result<AnyReader, CliError> {
         match spec {
-            ReaderSpec::Sim(dir) => {
+            ReaderSpec::Sim { dir, options } => {
                 let d = SimDir::open(dir.as_deref().unwrap_or(default_sim_dir))
                     .map_err(|e| CliError::input(e.to_string()))?;
                 install_ctrlc(stop.clone(), None);
                 Ok(AnyReader::Sim(
-                    SimReader::new(d, true).map_err(|e| CliError::input(e.to_string()))?,
+                    SimReader::new(d, true)
+                        .map_err(|e| CliError::input(e.to_string()))?
+                        .with_options(*options),
                 ))
             }
             ReaderSpec::Pcsc(name) if wait_for_reader => {
@@ -167,4 +184,44 @@ pub fn readers(args: ReadersArgs) -> Result<u8, CliError> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn sim_reader_specs() {
+        let sim = |dir: Option<&str>, ms: u64| ReaderSpec::Sim {
+            dir: dir.map(PathBuf::from),
+            options: SimReaderOptions {
+                latency: Duration::from_millis(ms),
+            },
+        };
+        assert_eq!(ReaderSpec::parse("sim").unwrap(), sim(None, 0));
+        assert_eq!(ReaderSpec::parse("sim:tags").unwrap(), sim(Some("tags"), 0));
+        assert_eq!(
+            ReaderSpec::parse("sim:tags?latency=15ms").unwrap(),
+            sim(Some("tags"), 15)
+        );
+        assert_eq!(
+            ReaderSpec::parse("sim?latency=1s").unwrap(),
+            sim(None, 1000)
+        );
+        assert_eq!(
+            ReaderSpec::parse("ACS ACR1252 1S CL Reader PICC 0").unwrap(),
+            ReaderSpec::Pcsc("ACS ACR1252 1S CL Reader PICC 0".into())
+        );
+        // A PC/SC reader's name may hold a `?`; only `sim` takes options.
+        assert_eq!(
+            ReaderSpec::parse("Reader?x").unwrap(),
+            ReaderSpec::Pcsc("Reader?x".into())
+        );
+        for bad in ["sim:tags?latency=fast", "sim?speed=1", "sim:t?latency=1h"] {
+            let e = ReaderSpec::parse(bad).unwrap_err();
+            assert_eq!(e.code, 2, "{bad}");
+            assert!(e.message.contains("--reader"), "{}", e.message);
+        }
+    }
 }

@@ -47,7 +47,7 @@ impl TagArgs {
         })
     }
 
-    fn spec(&self) -> ReaderSpec {
+    fn spec(&self) -> Result<ReaderSpec, CliError> {
         ReaderSpec::parse(&self.reader)
     }
 
@@ -56,8 +56,8 @@ impl TagArgs {
         &self,
         default_sim_dir: &std::path::Path,
     ) -> Result<Box<dyn Transport + Send>, CliError> {
-        let spec = self.spec();
-        if let (ReaderSpec::Sim(dir), Some(uid)) = (&spec, &self.uid) {
+        let spec = self.spec()?;
+        if let (ReaderSpec::Sim { dir, options }, Some(uid)) = (&spec, &self.uid) {
             let d = SimDir::open(dir.as_deref().unwrap_or(default_sim_dir))
                 .map_err(|e| CliError::input(e.to_string()))?;
             let want = uid.to_ascii_uppercase();
@@ -69,7 +69,9 @@ impl TagArgs {
                 .ok_or_else(|| {
                     CliError::input(format!("no simulated tag {uid} in {}", d.path().display()))
                 })?;
-            return Ok(Box::new(DirTransport::new(d, state)));
+            return Ok(Box::new(
+                DirTransport::new(d, state).with_latency(options.latency),
+            ));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut r = AnyReader::open(&spec, default_sim_dir, &stop, false)?;
@@ -89,7 +91,7 @@ impl TagArgs {
     }
 
     fn trust(&self) -> bool {
-        self.trust_simulator || self.spec().is_sim()
+        self.trust_simulator || self.spec().is_ok_and(|s| s.is_sim())
     }
 }
 
