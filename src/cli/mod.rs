@@ -4,6 +4,7 @@
 mod batch;
 mod demo;
 mod keys;
+mod man;
 mod reader;
 mod serve;
 mod sim;
@@ -60,6 +61,7 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    Man(man::ManArgs),
 }
 
 /// Show how a URL template is laid out on a tag.
@@ -162,6 +164,10 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "tag424", &mut buf);
             let _ = std::io::stdout().lock().write_all(&buf);
             Ok(0)
+        }
+        Command::Man(a) => {
+            use clap::CommandFactory;
+            man::run(a, Cli::command())
         }
         Command::Serve(a) => serve::serve(a),
         Command::Scans(a) => serve::scans(a),
