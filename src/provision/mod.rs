@@ -7,6 +7,7 @@ pub mod journal;
 pub mod keys;
 pub mod layout;
 pub mod reset;
+pub mod sealed;
 
 pub use encode::{encode_tag, EncodeOptions, Outcome, ProvisionError, Step};
 pub use journal::Journal;
