@@ -1,101 +1,13 @@
-//! Persistence behind a trait: the catalog (folders, groups, batches, tags and their keys),
-//! the last accepted counter of each tag, and the scan log.
-//!
-//! [`SqliteStore`] is the embedded implementation (bundled SQLite, WAL, `synchronous=FULL`,
-//! schema migrations by `user_version`). A server-grade database implements [`Store`] the same
-//! way; the verifier only ever calls it from one writer thread ([`Writer`]), which batches
-//! concurrent scans into one transaction (group commit): a Pass is answered only after the
-//! transaction holding its counter is committed and synced.
+//! The embedded store: bundled SQLite, WAL, `synchronous=FULL`, migrations by `user_version`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
 
-use super::catalog::{Batch, Catalog, Cors, Folder, Group, GroupKind, Tag};
+use super::{Loaded, ScanRecord, ScanWrite, Store, StoreError};
 use crate::crypto::AesKey;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("database {path}: {what}")]
-    Corrupt { path: PathBuf, what: String },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("the store's writer has stopped")]
-    Stopped,
-}
-
-/// One scan to log. When `claim` is set the scan is a Pass candidate: the store records
-/// `claim` as the tag's counter only if it is greater than the one it holds, and logs
-/// `result` if so, `refused_result` if not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanWrite {
-    pub time_ms: u64,
-    pub endpoint: &'static str,
-    pub query: String,
-    pub xuid: String,
-    pub ctr: Option<u32>,
-    pub result: String,
-    pub reason: &'static str,
-    pub remote: String,
-    pub claim: Option<Claim>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
-    pub ctr: u32,
-    pub refused_result: String,
-}
-
-/// One row of the scan log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScanRecord {
-    pub id: i64,
-    pub time_ms: u64,
-    pub endpoint: String,
-    pub query: String,
-    pub xuid: String,
-    pub ctr: Option<u32>,
-    pub result: String,
-    pub passed: bool,
-    pub reason: String,
-    pub remote: String,
-}
-
-/// What the verifier loads at start.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    pub catalog: Catalog,
-    /// Last accepted counter per tag.
-    pub counters: HashMap<String, u32>,
-    /// Scans logged per tag.
-    pub scan_counts: HashMap<String, u64>,
-}
-
-/// The verifier's persistence. Called from one thread at a time.
-pub trait Store: Send + 'static {
-    /// Merges `catalog` into the stored one (folders, groups and batches by name, tags by
-    /// XUID); counters and the scan log are kept.
-    fn import(&mut self, catalog: &Catalog) -> Result<(), StoreError>;
-    /// Everything needed to serve.
-    fn load(&mut self) -> Result<Loaded, StoreError>;
-    /// Logs `writes` in one durable transaction; for each write, whether its claim (if any)
-    /// was accepted. Returns only once the transaction is on disk.
-    fn commit(&mut self, writes: &[ScanWrite]) -> Result<Vec<bool>, StoreError>;
-    /// The scan log, oldest first; the last `limit` rows when given.
-    fn scans(&mut self, limit: Option<usize>) -> Result<Vec<ScanRecord>, StoreError>;
-}
+use crate::verifier::catalog::{Batch, Catalog, Cors, Folder, Group, GroupKind, Tag};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
 const MIGRATIONS: &[&str] = &[
@@ -387,7 +299,7 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
             };
             let uid = match uid {
                 Some(u) => Some(
-                    super::query::parse_uid(&u)
+                    crate::verifier::query::parse_uid(&u)
                         .ok_or_else(|| corrupt(format!("tag {xuid}: bad UID")))?,
                 ),
                 None => None,
@@ -648,153 +560,10 @@ impl Store for SqliteStore {
     }
 }
 
-/// Most writes committed in one transaction.
-pub const MAX_GROUP: usize = 4096;
-
-struct Job {
-    /// `None` asks the writer to stop after what is queued.
-    write: Option<ScanWrite>,
-    reply: Option<oneshot::Sender<Result<bool, ()>>>,
-}
-
-/// The group-commit writer: one thread owns the store; scans queue on a bounded channel, and
-/// every transaction takes everything queued (up to [`MAX_GROUP`]) while the previous one was
-/// syncing. Pass candidates wait for their commit; other scans are logged without waiting.
-pub struct Writer {
-    tx: mpsc::Sender<Job>,
-    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
-    stats: Arc<WriterStats>,
-}
-
-/// Transactions committed and writes in them (for the benchmark's report).
-#[derive(Debug, Default)]
-pub struct WriterStats {
-    pub commits: AtomicU64,
-    pub writes: AtomicU64,
-}
-
-fn writer_loop<S: Store>(mut store: S, mut rx: mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    let mut writes: Vec<ScanWrite> = Vec::with_capacity(MAX_GROUP);
-    let mut stopping = false;
-    while !stopping {
-        let Some(first) = rx.blocking_recv() else {
-            break;
-        };
-        jobs.push(first);
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        if jobs.iter().any(|j| j.write.is_none()) {
-            // Commit what is queued (including what arrives until the channel is closed).
-            stopping = true;
-            rx.close();
-            while let Ok(j) = rx.try_recv() {
-                jobs.push(j);
-            }
-        }
-        writes.clear();
-        writes.extend(jobs.iter().filter_map(|j| j.write.clone()));
-        if writes.is_empty() {
-            jobs.clear();
-            continue;
-        }
-        let result = store.commit(&writes);
-        if let Err(err) = &result {
-            eprintln!("tag424 serve: store commit failed: {err}");
-        }
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats
-            .writes
-            .fetch_add(writes.len() as u64, Ordering::Relaxed);
-        let mut i = 0;
-        for j in jobs.drain(..) {
-            if j.write.is_none() {
-                continue;
-            }
-            if let Some(r) = j.reply {
-                let _ = r.send(match &result {
-                    Ok(acc) => Ok(acc[i]),
-                    Err(_) => Err(()),
-                });
-            }
-            i += 1;
-        }
-    }
-}
-
-impl Writer {
-    /// Starts the writer thread on `store`.
-    pub fn start<S: Store>(store: S) -> Writer {
-        let (tx, rx) = mpsc::channel::<Job>(65536);
-        let stats = Arc::new(WriterStats::default());
-        let st = stats.clone();
-        let thread = std::thread::Builder::new()
-            .name("tag424-store".into())
-            .spawn(move || writer_loop(store, rx, st))
-            .expect("spawn the store writer thread");
-        Writer {
-            tx,
-            thread: std::sync::Mutex::new(Some(thread)),
-            stats,
-        }
-    }
-
-    /// Logs a scan that is not a Pass candidate (durable with the next group).
-    pub async fn log(&self, write: ScanWrite) {
-        let _ = self
-            .tx
-            .send(Job {
-                write: Some(write),
-                reply: None,
-            })
-            .await;
-    }
-
-    /// Commits a Pass candidate; `Ok(true)` once its counter is on disk, `Ok(false)` if the
-    /// store refused the counter (not newer than the stored one).
-    pub async fn claim(&self, write: ScanWrite) -> Result<bool, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job {
-                write: Some(write),
-                reply: Some(reply),
-            })
-            .await
-            .map_err(|_| StoreError::Stopped)?;
-        match rx.await {
-            Ok(Ok(accepted)) => Ok(accepted),
-            _ => Err(StoreError::Stopped),
-        }
-    }
-
-    pub fn stats(&self) -> &WriterStats {
-        &self.stats
-    }
-
-    /// Commits what is queued, stops the thread and waits for it. Later scans get
-    /// [`StoreError::Stopped`]. Blocking: call it outside the async runtime's workers.
-    pub fn close(&self) {
-        let marker = || Job {
-            write: None,
-            reply: None,
-        };
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(marker()) {
-            let _ = self.tx.blocking_send(marker());
-        }
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = handle {
-            let _ = t.join();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verifier::store::Claim;
 
     fn catalog(cuid_of_b: &str) -> Catalog {
         let tag = |x: &str, c: &str| Tag {
