@@ -24,7 +24,7 @@ pub mod keys5 {
         use serde::ser::SerializeSeq;
         let mut seq = s.serialize_seq(Some(5))?;
         for k in keys {
-            seq.serialize_element(&k.to_hex())?;
+            seq.serialize_element(&*k.to_hex())?;
         }
         seq.end()
     }
@@ -35,8 +35,10 @@ pub mod keys5 {
             return Err(serde::de::Error::custom("five keys expected"));
         }
         let mut out: [AesKey; 5] = std::array::from_fn(|_| AesKey::FACTORY);
-        for (o, s) in out.iter_mut().zip(v) {
-            *o = s.parse().map_err(serde::de::Error::custom)?;
+        for (o, mut s) in out.iter_mut().zip(v) {
+            let parsed = s.parse();
+            zeroize::Zeroize::zeroize(&mut s);
+            *o = parsed.map_err(serde::de::Error::custom)?;
         }
         Ok(out)
     }

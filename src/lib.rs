@@ -5,13 +5,17 @@
 //! - [`transport`]: the one-method seam to a card (PC/SC, simulator, replay).
 //! - [`card`]: APDUs, status words, the EV2 session and one file per chip command.
 //! - [`sun`]: URL templates and the verification of scanned SUN URLs.
+//! - [`tag_code`]: the one rule for tag codes and the one reader of code lists.
+//! - [`private_fs`]: owner-only, durable, symlink-safe files and folders.
 //! - `cli`: the `tag424` command line (in the binary).
 
 pub mod card;
 pub mod crypto;
 pub(crate) mod hex_serde;
+pub mod private_fs;
 pub mod provision;
 pub mod sim;
 pub mod sun;
+pub mod tag_code;
 pub mod transport;
 pub mod verifier;

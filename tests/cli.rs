@@ -17,6 +17,15 @@ fn tag424(args: &[&str]) -> (i32, String, String) {
 
 const ZERO: &str = "00000000000000000000000000000000";
 
+/// A key file holding the all-zero key (keys never go on the command line).
+fn zero_key_file() -> (tempfile::TempDir, String) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("zero.key");
+    std::fs::write(&p, ZERO).unwrap();
+    let s = p.to_str().unwrap().to_string();
+    (d, s)
+}
+
 /// AN12196 §3.4 example URLs with their templates.
 const EXAMPLES: &[(&str, &str)] = &[
     ("https://ntag.nxp.com/424?e=EF963FF7828658A599F3041510671E88&c=94EED9EE65337086", "https://ntag.nxp.com/424?e={picc}&c={mac}"),
@@ -32,16 +41,17 @@ const EXAMPLES: &[(&str, &str)] = &[
 
 #[test]
 fn verify_accepts_an12196_examples_and_rejects_any_flipped_nibble() {
+    let (_d, zero) = zero_key_file();
     for (url, template) in EXAMPLES {
         let (code, out, err) = tag424(&[
             "verify",
             url,
             "--url",
             template,
-            "--key",
-            ZERO,
-            "--meta-key",
-            ZERO,
+            "--key-file",
+            &zero,
+            "--meta-key-file",
+            &zero,
             "--json",
         ]);
         assert_eq!(code, 0, "{url}: {out} {err}");
@@ -66,10 +76,10 @@ fn verify_accepts_an12196_examples_and_rejects_any_flipped_nibble() {
                 &flipped,
                 "--url",
                 template,
-                "--key",
-                ZERO,
-                "--meta-key",
-                ZERO,
+                "--key-file",
+                &zero,
+                "--meta-key-file",
+                &zero,
             ]);
             assert_ne!(code, 0, "{flipped} verified");
         }
@@ -78,10 +88,18 @@ fn verify_accepts_an12196_examples_and_rejects_any_flipped_nibble() {
 
 #[test]
 fn verify_bad_input_exits_2_with_a_message() {
-    let (code, _, err) = tag424(&["verify", "https://other.example/", "--key", ZERO]);
+    let (d, zero) = zero_key_file();
+    let (code, _, err) = tag424(&["verify", "https://other.example/", "--key-file", &zero]);
     assert_eq!(code, 2);
     assert!(err.contains("does not match the template"), "{err}");
-    let (code, _, err) = tag424(&["verify", "https://x/", "--key", "00"]);
+    let short = d.path().join("short.key");
+    std::fs::write(&short, "00").unwrap();
+    let (code, _, err) = tag424(&[
+        "verify",
+        "https://x/",
+        "--key-file",
+        short.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("32 hex digits"), "{err}");
     let (code, _, err) = tag424(&["verify", "https://x/"]);
@@ -177,11 +195,13 @@ fn batch_refuses_bad_input_before_touching_a_tag() {
         &tags,
         "--xuids",
         codes.to_str().unwrap(),
+        "--no-header",
         "--out",
         o.to_str().unwrap(),
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("twice"), "{err}");
+    assert!(!o.exists(), "no folder was created");
     assert!(
         !tmp.path().join("tags").exists(),
         "no tag was created or touched"

@@ -24,6 +24,7 @@ fn killed_batches_resume_without_losing_a_key() {
         &reader,
         "--xuids",
         codes.to_str().unwrap(),
+        "--no-header",
         "--out",
         out.to_str().unwrap(),
         "--json",

@@ -248,3 +248,143 @@ fn waiting_for_a_reader_that_is_not_there_yet_can_be_cancelled() {
     assert!(err.contains("Waiting for a reader"), "{err}");
     assert_eq!(out.status.code(), Some(130), "{err}");
 }
+
+/// A simulated tag on the virtual reader for as long as the host keeps talking to it (and
+/// `idle` seconds after), in the background.
+fn attach_one(port: u16, tags: &std::path::Path, idle: &str) -> std::process::Child {
+    bin()
+        .args([
+            "sim",
+            "attach",
+            "--vpcd",
+            &format!("127.0.0.1:{port}"),
+            "--dir",
+        ])
+        .arg(tags)
+        .args(["--count", "1", "--idle", idle])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_tag_sequence_has_the_card_to_itself() {
+    let Some(port) = port() else { return };
+    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bridge = attach_one(port, tmp.path(), "1");
+    let reader = PcscReader::open("Virtual PCD 00 00").expect("the virtual reader");
+    let held = reader.wait_for_tag().expect("a tag arrives");
+    // Another program on the machine cannot connect (and so cannot interleave APDUs).
+    let other = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = std::ffi::CString::new("Virtual PCD 00 00").unwrap();
+    let e = other
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e, pcsc::Error::SharingViolation);
+    // Released between tags: then it can.
+    held.release();
+    other
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .expect("free after release");
+    drop(other);
+    // The bridge removes the idle tag and ends: pcscd sees a clean removal.
+    let _ = bridge.wait();
+}
+
+#[test]
+fn the_last_code_ends_the_batch_with_the_tag_still_on_the_reader() {
+    let Some(port) = port() else { return };
+    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    // The tag stays 4 s after the last APDU: the batch must not wait for its removal.
+    let mut bridge = attach_one(port, &tmp.path().join("tags"), "4");
+    let out = spawn_batch(
+        &[
+            "--reader",
+            "Virtual PCD 00 00",
+            "--generate-xuids",
+            "1",
+            "--trust-simulator",
+        ],
+        &tmp.path().join("out"),
+    )
+    .wait_with_output()
+    .unwrap();
+    let still_there = bridge.try_wait().unwrap().is_none();
+    let _ = bridge.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 tags encoded"), "{stdout}");
+    assert!(
+        still_there,
+        "the batch ended while the tag was still on the reader"
+    );
+}
+
+#[test]
+fn a_simulated_chip_through_pcsc_is_named_with_the_flag_that_accepts_it() {
+    let Some(port) = port() else { return };
+    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bridge = attach_one(port, &tmp.path().join("tags"), "2");
+    let out = bin()
+        .args([
+            "encode",
+            "--reader",
+            "Virtual PCD 00 00",
+            "--xuid",
+            "simsig01",
+            "--out",
+        ])
+        .arg(tmp.path().join("out"))
+        .output()
+        .unwrap();
+    let _ = bridge.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("simulated chip") && err.contains("--trust-simulator"),
+        "{err}"
+    );
+}
+
+#[test]
+fn any_number_of_ctrl_c_ends_with_the_summary_and_the_rerun_hint() {
+    let Some(_) = port() else { return };
+    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let child = spawn_batch(
+        &["--reader", "Virtual PCD 00 01", "--generate-xuids", "3"],
+        &tmp.path().join("out"),
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    // What `timeout -s INT` and an impatient operator send: several, quickly.
+    for _ in 0..3 {
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(130), "{stdout}{stderr}");
+    assert!(stdout.contains("Done: 0 tags encoded"), "{stdout}");
+    assert!(stderr.contains("Re-run the same command"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("out/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["summary"]["stopped"]["reason"], "interrupted");
+    assert_eq!(summary["summary"]["exported"], 0);
+}

@@ -9,6 +9,7 @@ use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome, ProvisionEr
 use tag424::sim::dir::{SimDir, SimReader};
 use tag424::sim::{ChipState, Fault, FaultKind, SimChip, SimTransport};
 use tag424::sun::{self, SunKeys, Template};
+use tag424::tag_code::Header;
 
 fn opts() -> EncodeOptions {
     EncodeOptions {
@@ -51,6 +52,7 @@ fn a_batch_of_100_tags_taps_and_verifies() {
         count: Some(100),
         stop: None,
         trace: None,
+        simulated: true,
     };
     let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |_| {}).unwrap();
     assert_eq!(summary.encoded, 100);
@@ -148,7 +150,7 @@ fn every_tear_off_point_is_recovered() {
             for k in 0..5u8 {
                 assert_eq!(
                     &chip.state.keys[k as usize],
-                    entry.keys.key(k),
+                    entry.keys.get(k).unwrap(),
                     "{kind:?} at {at}: key {k} not as journaled"
                 );
             }
@@ -209,7 +211,8 @@ fn foreign_and_wrong_chips_are_refused_untouched() {
         ..opts()
     };
     let e = encode_tag(&mut card, &mut journal, &strict, &mut next, &mut |_| {}).unwrap_err();
-    assert!(matches!(e, ProvisionError::NotGenuine { .. }), "{e}");
+    assert!(matches!(e, ProvisionError::Simulated { .. }), "{e}");
+    assert!(e.to_string().contains("--trust-simulator"), "{e}");
     assert!(
         xuids.iter().all(|x| !journal.xuid_used(x)),
         "no code used by refused tags"
@@ -219,20 +222,31 @@ fn foreign_and_wrong_chips_are_refused_untouched() {
 #[test]
 fn tag_code_lists_are_checked() {
     assert_eq!(
-        parse_xuids("XUID,Batch\nabc,1\ndef,1\n", "f").unwrap(),
+        parse_xuids("XUID,Batch\nabc,1\ndef,1\n", "f", Header::Required).unwrap(),
         vec!["abc", "def"]
     );
     assert_eq!(
-        parse_xuids("abc\n\ndef\n", "f").unwrap(),
+        parse_xuids("abc\n\ndef\n", "f", Header::None).unwrap(),
         vec!["abc", "def"]
     );
-    assert!(parse_xuids("", "f").is_err());
-    assert!(parse_xuids("XUID\n", "f").is_err());
-    assert!(parse_xuids("abc\nabc\n", "f")
+    assert!(parse_xuids("", "f", Header::Required).is_err());
+    assert!(parse_xuids("XUID\n", "f", Header::Required).is_err());
+    assert!(parse_xuids("abc\nabc\n", "f", Header::None)
         .unwrap_err()
         .to_string()
         .contains("twice"));
-    assert!(parse_xuids("a b\n", "f").is_err());
+    assert!(parse_xuids("a b\n", "f", Header::None).is_err());
+    // A header that is not XUID is never taken for a code.
+    let e = parse_xuids("Code\nabc\n", "f", Header::Required)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no XUID column"), "{e}");
+    // The tag-code rule: '-' and '_' inside, never first (a spreadsheet formula).
+    assert!(parse_xuids("XUID\n-A1\n", "f", Header::Required).is_err());
+    assert_eq!(
+        parse_xuids("XUID\nA-1_b\n", "f", Header::Required).unwrap(),
+        vec!["A-1_b"]
+    );
 }
 
 #[test]
@@ -257,13 +271,13 @@ fn diversified_keys_can_be_rederived_from_the_uid() {
     let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::random_factory())));
     encode_tag(&mut card, &mut journal, &o, &mut next, &mut |_| {}).unwrap();
     let state = &card.transport().chip.state;
-    let derived = tag424::provision::KeySet::diversified(&master, &state.uid);
+    let derived = tag424::provision::KeySet::diversified(&master, &state.uid).unwrap();
     for k in 0..5u8 {
-        assert_eq!(&state.keys[k as usize], derived.key(k));
+        assert_eq!(&state.keys[k as usize], derived.get(k).unwrap());
     }
     assert_ne!(
-        derived.key(0),
-        derived.key(1),
+        derived.get(0).unwrap(),
+        derived.get(1).unwrap(),
         "each key number gets its own key"
     );
 }
@@ -272,13 +286,191 @@ fn diversified_keys_can_be_rederived_from_the_uid() {
 fn tag_code_csv_follows_csv_rules() {
     // Quoted fields with commas, extra columns, a byte-order mark, CRLF line ends.
     let text = "\u{feff}\"Batch, name\",XUID\r\n\"a, b\",abc\r\n\"c\",\"def\"\r\n";
-    assert_eq!(parse_xuids(text, "f").unwrap(), vec!["abc", "def"]);
-    let e = parse_xuids("XUID\nabc\n\nabc\n", "f")
+    assert_eq!(
+        parse_xuids(text, "f", Header::Required).unwrap(),
+        vec!["abc", "def"]
+    );
+    let e = parse_xuids("XUID\nabc\n\nabc\n", "f", Header::Required)
         .unwrap_err()
         .to_string();
     assert!(e.contains("lines 2 and 4"), "{e}");
-    assert!(parse_xuids("abc,def\n", "f")
+    assert!(parse_xuids("abc,def\n", "f", Header::Required)
         .unwrap_err()
         .to_string()
-        .contains("no XUID header"));
+        .contains("no XUID column"));
+    assert!(parse_xuids("abc,def\n", "f", Header::None)
+        .unwrap_err()
+        .to_string()
+        .contains("give the XUID header"));
+}
+
+/// Fresh simulated factory tags, in memory, one per `next_tag`.
+struct FreshTags;
+
+impl tag424::transport::TagSource for FreshTags {
+    type Tag = SimTransport;
+    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Some(SimTransport::new(SimChip::new(
+            ChipState::random_factory(),
+        ))))
+    }
+}
+
+fn one_more_tag(dir: &std::path::Path, xuids: &[String]) -> Journal {
+    let mut journal = Journal::open(dir).unwrap();
+    let o = BatchOptions {
+        encode: opts(),
+        count: Some(1),
+        stop: None,
+        trace: None,
+        simulated: true,
+    };
+    let s = run_batch(&mut FreshTags, &mut journal, xuids, &o, &mut |_| {}).unwrap();
+    assert_eq!(s.encoded, 1);
+    journal
+}
+
+#[test]
+fn a_torn_last_line_at_every_byte_offset_heals_and_three_more_runs_encode() {
+    use tag424::provision::journal::Record;
+    // Sweeps are fast on a memory file system where there is one.
+    let base = std::path::Path::new("/dev/shm");
+    let xuids = generate_xuids(8);
+    let torn_record = serde_json::to_string(&Record::Planned {
+        uid: "04112233445566".into(),
+        xuid: "tornaway".into(),
+        keys: tag424::provision::KeySet::random(),
+        time: 1,
+    })
+    .unwrap();
+    for cut in 1..=torn_record.len() {
+        let tmp = if base.is_dir() {
+            tempfile::tempdir_in(base).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let dir = tmp.path().join("out");
+        drop(one_more_tag(&dir, &xuids));
+        let path = dir.join("journal.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &torn_record.as_bytes()[..cut]).unwrap();
+        drop(f);
+        for run in 0..3 {
+            let j = one_more_tag(&dir, &xuids);
+            let torn = j.torn_tail.clone();
+            if run == 0 {
+                let t = torn.unwrap_or_else(|| panic!("cut {cut}: torn tail not found"));
+                assert_eq!(t.bytes, cut, "cut {cut}");
+                let kept = std::fs::read(t.kept_in.unwrap()).unwrap();
+                assert_eq!(
+                    kept,
+                    &torn_record.as_bytes()[..cut],
+                    "cut {cut}: bytes kept"
+                );
+            } else {
+                assert!(torn.is_none(), "cut {cut} run {run}: healed once");
+            }
+        }
+        // Every line is a record; four tags, all verified; keys.csv is the journal's.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'));
+        let parsed = tag424::provision::journal::parse(text.as_bytes());
+        assert!(
+            parsed.torn.is_none() && parsed.damaged.is_empty(),
+            "cut {cut}"
+        );
+        let j = Journal::read_only(&dir).unwrap();
+        let tags: Vec<_> = j.tags().collect();
+        assert_eq!(tags.len(), 4, "cut {cut}");
+        assert!(tags.iter().all(|t| t.verified));
+        let rows = read_csv(&dir.join("keys.csv"));
+        assert_eq!(rows.len(), 4, "cut {cut}");
+        for (t, (x, k)) in tags.iter().zip(&rows) {
+            assert_eq!(&t.xuid, x);
+            assert_eq!(t.keys.sdm_file_read().to_hex(), *k);
+        }
+        let torn_files = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("journal.torn-")
+            })
+            .count();
+        assert_eq!(torn_files, 1, "cut {cut}");
+    }
+}
+
+#[test]
+fn a_damaged_middle_line_is_refused_and_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("out");
+    let xuids = generate_xuids(3);
+    drop(one_more_tag(&dir, &xuids));
+    let path = dir.join("journal.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.insert_str(text.find('\n').unwrap() + 1, "{\"event\":\"plan\n");
+    std::fs::write(&path, &text).unwrap();
+    let e = Journal::open(&dir).unwrap_err();
+    assert!(e.to_string().contains("line 2"), "{e}");
+    assert!(e.help().contains("tag424 journal check"), "{}", e.help());
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "nothing changed"
+    );
+}
+
+#[test]
+fn a_tag_another_batch_left_half_done_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let xuids = generate_xuids(2);
+    let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
+    // Batch A is interrupted after ChangeFileSettings (SDM on, write access by key 3).
+    let mut a = Journal::open(&tmp.path().join("a")).unwrap();
+    let chip = SimChip::new(ChipState::random_factory());
+    let mut card = Card::new(SimTransport::new(chip).with_fault(Fault {
+        at: 8,
+        kind: FaultKind::AfterApply,
+    }));
+    let e = encode_tag(&mut card, &mut a, &opts(), &mut next, &mut |_| {}).unwrap_err();
+    assert!(e.is_tear_off(), "{e}");
+    let mut t = card.into_transport();
+    t.reinsert();
+    let before = t.chip.state.clone();
+    // Batch B, another folder and template, sees it next.
+    let mut b = Journal::open(&tmp.path().join("b")).unwrap();
+    let other = EncodeOptions {
+        template: Template::parse("https://other.example/t/{xuid}?c={ctr}&m={mac}").unwrap(),
+        ..opts()
+    };
+    let other_codes = generate_xuids(1);
+    let mut next_b = |j: &Journal| other_codes.iter().find(|x| !j.xuid_used(x)).cloned();
+    let mut card = Card::new(t);
+    let e = encode_tag(&mut card, &mut b, &other, &mut next_b, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, ProvisionError::OtherBatch { .. }), "{e}");
+    assert!(e.to_string().contains("tag424 reset --out OLD_DIR"), "{e}");
+    assert_eq!(
+        card.transport().chip.state,
+        before,
+        "nothing written to the tag"
+    );
+    assert_eq!(b.tags().count(), 0, "nothing written to B's journal");
+    assert!(!b.xuid_used(&other_codes[0]));
+    // Its own batch finishes it.
+    let mut t = card.into_transport();
+    t.reinsert();
+    let mut card = Card::new(t);
+    assert!(matches!(
+        encode_tag(&mut card, &mut a, &opts(), &mut next, &mut |_| {}).unwrap(),
+        Outcome::Encoded {
+            recovered: true,
+            ..
+        }
+    ));
 }

@@ -7,11 +7,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tag424::provision::batch::{
-    generate_xuids, read_xuids, run_batch, BatchEvent, BatchOptions, Summary,
+    folder_codes, generate_xuids, read_xuids, run_batch, BatchEvent, BatchOptions, Stop, Summary,
 };
 use tag424::provision::{EncodeOptions, Journal, Outcome, Step};
+use tag424::tag_code::Header;
 
-use super::reader::{AnyReader, ReaderSpec};
+use super::reader::AnyReader;
 use tag424::sun::{Template, DEFAULT_TEMPLATE};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
@@ -23,19 +24,30 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 ///
 /// Re-running with the same --out resumes: codes are never used twice, encoded tags are
 /// skipped, and a tag whose encoding was interrupted is finished when presented again.
+/// One process writes a folder at a time; a second one is refused at once.
 ///
 /// Example (simulated reader, 10 tags, local codes):
 ///   tag424 batch --reader sim:tags --generate-xuids 10 --out batch1
 #[derive(Debug, clap::Args)]
 pub struct BatchArgs {
-    /// The reader: a PC/SC reader's name, index or unique part of its name (see
-    /// `tag424 readers`), `sim` (simulated tags kept in OUT/simulated-tags) or `sim:DIR`.
-    #[arg(long, env = "TAG424_READER", default_value = "sim")]
-    pub reader: String,
-    /// The platform's tag code list: a CSV with an XUID column, or one code per line.
+    /// The reader (required; also TAG424_READER): a PC/SC reader's name, index or unique part
+    /// of its name (see `tag424 readers`), or `sim:DIR` for simulated tags kept in DIR
+    /// (`sim` alone: OUT/simulated-tags).
+    #[arg(long, env = "TAG424_READER")]
+    pub reader: Option<String>,
+    /// The platform's tag code list: a CSV whose first line names an XUID column (the
+    /// platform's download), or one code per line with --no-header.
     #[arg(long, value_name = "FILE", required_unless_present = "generate_xuids")]
     pub xuids: Option<PathBuf>,
-    /// Make N local 8-character tag codes instead of reading a list (tests and demos).
+    /// The --xuids file has no header line: one code per line.
+    #[arg(long, requires = "xuids")]
+    pub no_header: bool,
+    /// Resuming with a code list other than the one the folder was started with: add its new
+    /// codes to the folder's list (without this, a different list is refused).
+    #[arg(long)]
+    pub add_codes: bool,
+    /// Make N local 8-character tag codes instead of reading a list (tests and demos). On an
+    /// existing folder its recorded codes are used (with --add-codes: N more).
     #[arg(long, value_name = "N", conflicts_with = "xuids")]
     pub generate_xuids: Option<usize>,
     /// Output directory: the key journal, keys.csv, associate.csv. Created owner-only.
@@ -78,44 +90,82 @@ fn step_name(s: Step) -> &'static str {
 pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let template =
         Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
-    let xuids = match (&args.xuids, args.generate_xuids) {
-        (Some(p), _) => read_xuids(p).map_err(|e| CliError::input(e.to_string()))?,
-        (None, Some(n)) => generate_xuids(n),
+    // Everything is checked before the folder is created or locked.
+    let header = if args.no_header {
+        Header::None
+    } else {
+        Header::Required
+    };
+    let given = match (&args.xuids, args.generate_xuids) {
+        (Some(p), _) => Some(read_xuids(p, header).map_err(|e| CliError::input(e.to_string()))?),
+        (None, Some(_)) => None,
         (None, None) => return Err(CliError::input("give --xuids FILE or --generate-xuids N")),
     };
-    // Refuse a template that cannot hold these codes before any tag is touched.
-    for x in &xuids {
-        tag424::provision::layout::layout(&template, x)
-            .map_err(|e| CliError::input(format!("--url with tag code {x}: {e}")))?;
-    }
-    let spec = ReaderSpec::parse(&args.reader)?;
-    let mut journal = Journal::open(&args.out).map_err(|e| CliError::input(e.to_string()))?;
+    check_layout(&template, given.as_deref().unwrap_or_default())?;
+    let spec = super::reader::required(args.reader.as_deref())?;
+    let master = args.master.resolve()?;
+    let mut journal = super::open_journal(&args.out)?;
+    let has_codes = args.out.join(tag424::provision::batch::CODES_FILE).exists();
+    let given = match (given, args.generate_xuids) {
+        (Some(g), _) => Some(g),
+        (None, Some(n)) if !has_codes || args.add_codes => Some(generate_xuids(n)),
+        _ => None,
+    };
+    let xuids = folder_codes(&journal, given, args.add_codes).map_err(|e| match e {
+        tag424::provision::batch::CodesError::Differs { .. } => CliError {
+            code: 2,
+            message: e.to_string(),
+            help: Some("check --out (a typo starts nothing: this folder is another batch), or pass --add-codes to add this list's new codes to the folder".into()),
+        },
+        e => CliError::input(e.to_string()),
+    })?;
+    check_layout(&template, &xuids)?;
+    let used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
     let stop = Arc::new(AtomicBool::new(false));
+    let opts = BatchOptions {
+        encode: EncodeOptions {
+            template,
+            trust_simulator: args.trust_simulator || spec.is_sim(),
+            master,
+        },
+        count: args.count,
+        stop: Some(stop.clone()),
+        trace: args
+            .trace
+            .open(args.reader.as_deref().unwrap_or_default())?,
+        simulated: spec.is_sim(),
+    };
+    let total = args.count.unwrap_or(xuids.len() - used) as u64;
+    let opening = if journal.created {
+        format!("New batch in {}: {} codes", args.out.display(), xuids.len())
+    } else {
+        format!(
+            "Resuming {}: {used} of {} codes used, {} left",
+            args.out.display(),
+            xuids.len(),
+            xuids.len() - used
+        )
+    };
+    let healed = super::healed_line(&journal);
+    if args.json {
+        print_json(
+            &serde_json::json!({"format": FORMAT_VERSION, "event": "start", "new": journal.created, "codes": xuids.len(), "codes_used": used, "healed": healed}),
+        );
+    } else {
+        say(&opening);
+    }
+    if let Some(h) = &healed {
+        eprintln!("{h}");
+    }
     let mut reader = AnyReader::open(
         &spec,
         &args.out.join("simulated-tags"),
         &stop,
         args.wait_for_reader,
+        false,
     )?;
-    let opts = BatchOptions {
-        encode: EncodeOptions {
-            template,
-            trust_simulator: args.trust_simulator || spec.is_sim(),
-            master: args.master.resolve()?,
-        },
-        count: args.count,
-        stop: Some(stop),
-        trace: args.trace.open(&args.reader)?,
-    };
-    let total = args
-        .count
-        .unwrap_or(xuids.iter().filter(|x| !journal.xuid_used(x)).count()) as u64;
     if !args.json {
-        say(&format!(
-            "Reader: {}. Output: {}",
-            reader.describe(),
-            args.out.display()
-        ));
+        say(&format!("Reader: {}", reader.describe()));
     }
     let summary = if args.json {
         run_json(&mut reader, &mut journal, &xuids, &opts)?
@@ -134,28 +184,73 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             &serde_json::json!({"format": FORMAT_VERSION, "event": "summary", "summary": summary}),
         );
     } else {
-        say(&format!(
-            "Done: {} encoded ({} finished after a tear-off), {} skipped, {} failed; {} rows in {}",
-            summary.encoded,
-            summary.recovered,
-            summary.skipped,
-            summary.failed,
-            summary.exported,
-            args.out.join("keys.csv").display()
-        ));
-    }
-    if let Some(why) = &summary.stopped {
-        if why == tag424::provision::batch::INTERRUPTED {
-            eprintln!("Stopped by Ctrl-C. Re-run the same command to continue; nothing is lost.");
-            return Ok(130);
+        for l in summary_lines(&summary, &args.out) {
+            say(&l);
         }
-        return Err(CliError {
+    }
+    match &summary.stopped {
+        Some(Stop::Interrupted) => {
+            eprintln!("Stopped by Ctrl-C. Re-run the same command to continue; nothing is lost.");
+            Ok(130)
+        }
+        Some(Stop::Reader(why)) => Err(CliError {
             code: 4,
             message: format!("the reader stopped: {why}"),
             help: Some("fix the reader (plug it in, start pcscd) and re-run the same command: finished tags are kept, an interrupted tag is finished when presented again".into()),
-        });
+        }),
+        Some(Stop::NoMoreTags) | None => Ok(if summary.failed > 0 { 1 } else { 0 }),
     }
-    Ok(if summary.failed > 0 { 1 } else { 0 })
+}
+
+fn check_layout(template: &Template, xuids: &[String]) -> Result<(), CliError> {
+    // Refuse a template that cannot hold these codes before any tag is touched.
+    for x in xuids {
+        tag424::provision::layout::layout(template, x)
+            .map_err(|e| CliError::input(format!("--url with tag code {x}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The end of a batch in words.
+fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
+    let mut l = Vec::new();
+    let mut done = format!("Done: {} tags encoded and verified", s.encoded);
+    if s.recovered > 0 {
+        done.push_str(&format!(
+            " ({} of them finished after an interruption)",
+            s.recovered
+        ));
+    }
+    l.push(done + ".");
+    if s.skipped > 0 {
+        l.push(format!(
+            "  {} skipped: already encoded in this folder; nothing written, no code used.",
+            s.skipped
+        ));
+    }
+    if s.torn > 0 {
+        l.push(format!(
+            "  {} left the reader mid-encoding: present them again (same command) to finish them.",
+            s.torn
+        ));
+    }
+    if s.failed > 0 {
+        l.push(format!(
+            "  {} refused or failed: see the messages above; nothing of theirs is lost.",
+            s.failed
+        ));
+    }
+    l.push(format!(
+        "  Codes: {} used, {} left. keys.csv has {} rows: {}",
+        s.codes_used,
+        s.codes_left,
+        s.exported,
+        out.join("keys.csv").display()
+    ));
+    if s.simulated {
+        l.push("  Simulated reader: these are simulated tags, not real ones.".into());
+    }
+    l
 }
 
 fn run_json(
@@ -173,7 +268,7 @@ fn run_json(
         }
         _ => {}
     })
-    .map_err(|e| CliError { code: 3, message: e.to_string(), help: Some("the key journal could not be written: free space or fix permissions, then re-run the same command to resume".into()) })
+    .map_err(super::journal_error)
 }
 
 fn run_view(
@@ -239,7 +334,7 @@ fn run_view(
         BatchEvent::RemoveTag => bar.set_message("Remove tag"),
     });
     bar.finish_and_clear();
-    r.map_err(|e| CliError { code: 3, message: e.to_string(), help: Some("the key journal could not be written: free space or fix permissions, then re-run the same command to resume".into()) })
+    r.map_err(super::journal_error)
 }
 
 /// Recording the APDU exchanges.
@@ -259,7 +354,8 @@ impl TraceArgs {
         let Some(path) = &self.trace else {
             return Ok(None);
         };
-        let f = std::fs::OpenOptions::new()
+        // 0600 from creation: with --trace-keys it holds ChangeKey commands.
+        let f = tag424::private_fs::options()
             .create(true)
             .append(true)
             .open(path)

@@ -1,79 +1,133 @@
-//! Reading keys from the command line, a file or the environment.
+//! Reading keys from a file, the environment or a prompt without echo — never from the command
+//! line, where every user of the machine sees them in the process list.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
 use tag424::crypto::AesKey;
+use zeroize::Zeroizing;
 
 use super::CliError;
 
-/// A key given as hex on the command line, in a file, or in an environment variable.
+/// The error for a removed key-on-the-command-line flag, naming what to use instead.
+fn removed(flag: &str, file_flag: &str, env: &str) -> CliError {
+    CliError {
+        code: 2,
+        message: format!(
+            "{flag} HEX was removed: a key on the command line is visible to every user of the machine (process list, shell history)"
+        ),
+        help: Some(format!(
+            "put the key in a file and pass {file_flag} FILE, or set {env}, or leave both out and type it at the prompt"
+        )),
+    }
+}
+
+/// The SDM file read key: `--key-file`, `TAG424_KEY`, or a prompt.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KeySource {
-    /// The SDM file read key (the KEY column of keys.csv), 32 hex digits. Prefer --key-file or
-    /// the TAG424_KEY environment variable: command lines are visible to other users.
-    #[arg(long, value_name = "HEX", env = "TAG424_KEY", hide_env_values = true)]
-    pub key: Option<String>,
-    /// Read the SDM file read key from this file (32 hex digits; whitespace ignored).
-    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    /// Read the SDM file read key (the KEY column of keys.csv, 32 hex digits; whitespace
+    /// ignored) from FILE. Also TAG424_KEY; without either, tag424 asks for it (no echo).
+    #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// Removed: keys are never taken on the command line.
+    #[arg(long = "key", value_name = "HEX", hide = true)]
+    pub removed_key: Option<String>,
 }
 
 impl KeySource {
-    pub fn resolve(&self, what: &str) -> Result<Option<AesKey>, CliError> {
-        read_key(self.key.as_deref(), self.key_file.as_ref(), what)
+    /// The key; a terminal is asked when neither the file nor the environment has it.
+    pub fn resolve(&self) -> Result<Option<AesKey>, CliError> {
+        if self.removed_key.is_some() {
+            return Err(removed("--key", "--key-file", "TAG424_KEY"));
+        }
+        read_key(
+            self.key_file.as_deref(),
+            "TAG424_KEY",
+            "SDM file read key",
+            true,
+        )
     }
 }
 
 /// The optional SDM meta read key (for `{picc}` templates).
 #[derive(Debug, Clone, clap::Args)]
 pub struct MetaKeySource {
-    /// The SDM meta read key, needed when the template has {picc}.
-    #[arg(
-        long,
-        value_name = "HEX",
-        env = "TAG424_META_KEY",
-        hide_env_values = true
-    )]
-    pub meta_key: Option<String>,
-    /// Read the SDM meta read key from this file.
-    #[arg(long, value_name = "FILE", conflicts_with = "meta_key")]
+    /// Read the SDM meta read key (needed when the template has {picc}) from FILE. Also
+    /// TAG424_META_KEY.
+    #[arg(long, value_name = "FILE")]
     pub meta_key_file: Option<PathBuf>,
+    /// Removed: keys are never taken on the command line.
+    #[arg(long = "meta-key", value_name = "HEX", hide = true)]
+    pub removed_meta_key: Option<String>,
 }
 
 impl MetaKeySource {
-    pub fn resolve(&self) -> Result<Option<AesKey>, CliError> {
+    /// The error for the removed `--meta-key HEX`, before any other key is read.
+    pub fn refuse_removed(&self) -> Result<(), CliError> {
+        match self.removed_meta_key {
+            Some(_) => Err(removed("--meta-key", "--meta-key-file", "TAG424_META_KEY")),
+            None => Ok(()),
+        }
+    }
+
+    /// `prompt`: ask a terminal when the key is needed and not given.
+    pub fn resolve(&self, prompt: bool) -> Result<Option<AesKey>, CliError> {
+        self.refuse_removed()?;
         read_key(
-            self.meta_key.as_deref(),
-            self.meta_key_file.as_ref(),
-            "meta key",
+            self.meta_key_file.as_deref(),
+            "TAG424_META_KEY",
+            "SDM meta read key",
+            prompt,
         )
     }
 }
 
+/// Reads a key file into a buffer sized up front (wiped on drop).
+fn read_file(path: &Path, what: &str) -> Result<Zeroizing<String>, CliError> {
+    use std::io::Read;
+    let err = |e: std::io::Error| {
+        CliError::input(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    };
+    let f = std::fs::File::open(path).map_err(err)?;
+    let len = f.metadata().map_err(err)?.len();
+    if len > 4096 {
+        return Err(CliError::input(format!(
+            "the {what} file {} is {len} bytes: a key file holds 32 hex digits",
+            path.display()
+        )));
+    }
+    let mut text = Zeroizing::new(String::with_capacity(len as usize + 1));
+    f.take(4096).read_to_string(&mut text).map_err(err)?;
+    Ok(text)
+}
+
 fn read_key(
-    hex: Option<&str>,
-    file: Option<&PathBuf>,
+    file: Option<&Path>,
+    env: &str,
     what: &str,
+    prompt: bool,
 ) -> Result<Option<AesKey>, CliError> {
-    if let Some(path) = file {
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            CliError::input(format!(
-                "cannot read the {what} file {}: {e}",
-                path.display()
-            ))
-        })?);
-        return text
-            .parse::<AesKey>()
-            .map(Some)
-            .map_err(|e| CliError::input(format!("{what} in {}: {e}", path.display())));
-    }
-    match hex {
-        Some(h) => h
-            .parse::<AesKey>()
-            .map(Some)
-            .map_err(|e| CliError::input(format!("{what}: {e}"))),
-        None => Ok(None),
-    }
+    let (text, from) = if let Some(path) = file {
+        (read_file(path, what)?, path.display().to_string())
+    } else if let Some(v) = std::env::var_os(env) {
+        let v =
+            Zeroizing::new(v.into_string().map_err(|_| {
+                CliError::input(format!("{env} is not text: a key is 32 hex digits"))
+            })?);
+        (v, env.to_string())
+    } else if prompt && std::io::stdin().is_terminal() {
+        let typed = rpassword::prompt_password(format!("{what} (32 hex digits, not shown): "))
+            .map_err(|e| CliError::input(format!("cannot read the {what}: {e}")))?;
+        (Zeroizing::new(typed), "the prompt".to_string())
+    } else {
+        return Ok(None);
+    };
+    text.parse::<AesKey>()
+        .map(Some)
+        .map_err(|e| CliError::input(format!("{what} from {from}: {e}")))
 }
 
 /// An optional master key: tag keys are then derived with AN10922 instead of drawn at random.
@@ -84,16 +138,35 @@ pub struct MasterKeySource {
     /// are journaled as always. Also TAG424_MASTER_KEY; never on the command line.
     #[arg(long, value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
-    #[arg(long, env = "TAG424_MASTER_KEY", hide = true, hide_env_values = true)]
-    pub master_key_env: Option<String>,
+    /// Removed: keys are never taken on the command line.
+    #[arg(long = "master-key", value_name = "HEX", hide = true)]
+    pub removed_master_key: Option<String>,
+    /// Removed (it put the key on the command line).
+    #[arg(long = "master-key-env", value_name = "HEX", hide = true)]
+    pub removed_master_key_env: Option<String>,
 }
 
 impl MasterKeySource {
     pub fn resolve(&self) -> Result<Option<AesKey>, CliError> {
+        if self.removed_master_key.is_some() {
+            return Err(removed(
+                "--master-key",
+                "--master-key-file",
+                "TAG424_MASTER_KEY",
+            ));
+        }
+        if self.removed_master_key_env.is_some() {
+            return Err(removed(
+                "--master-key-env",
+                "--master-key-file",
+                "TAG424_MASTER_KEY",
+            ));
+        }
         read_key(
-            self.master_key_env.as_deref(),
-            self.master_key_file.as_ref(),
+            self.master_key_file.as_deref(),
+            "TAG424_MASTER_KEY",
             "master key",
+            false,
         )
     }
 }

@@ -54,8 +54,10 @@ enum Command {
     Readers(reader::ReadersArgs),
     /// Show what the tag on the reader is (version, UID, signature, settings, key versions).
     Info(tag::InfoArgs),
-    /// Return an encoded test tag to factory state with its recorded keys.
     Reset(tag::ResetArgs),
+    /// The key journal of a batch folder: `journal check` lists every tag and any damage.
+    #[command(subcommand)]
+    Journal(JournalCommand),
     Verify(verify::VerifyArgs),
     Serve(serve::ServeArgs),
     Scans(serve::ScansArgs),
@@ -73,6 +75,57 @@ enum Command {
     /// Profiles: a station's usual options in tag424.toml or --profile NAME.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// List every tag of a batch folder's journal with its state, and any damage (reads only).
+    ///
+    /// Exit status: 0 healthy (a torn last write is healed by the next encoding run),
+    /// 3 a damaged line in the middle (encoding runs refuse the folder until it is repaired).
+    Check {
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
+    let c = tag424::provision::Journal::check(out).map_err(journal_error)?;
+    let code = if c.damaged.is_empty() { 0 } else { 3 };
+    if json {
+        let tags: Vec<_> = c
+            .tags
+            .iter()
+            .map(|t| serde_json::json!({"uid": t.uid, "xuid": t.xuid, "state": t.state(), "verified": t.verified, "reset": t.reset}))
+            .collect();
+        print_json(&serde_json::json!({
+            "format": FORMAT_VERSION,
+            "tags": tags,
+            "torn_tail": c.torn.map(|(line, bytes)| serde_json::json!({"line": line, "bytes": bytes})),
+            "damaged": c.damaged.iter().map(|(l, w)| serde_json::json!({"line": l, "what": w})).collect::<Vec<_>>(),
+            "torn_files": c.torn_files,
+        }));
+        return Ok(code);
+    }
+    say(&format!("{} tags in {}", c.tags.len(), out.display()));
+    for t in &c.tags {
+        say(&format!("  {}  {:<16} {}", t.uid, t.xuid, t.state()));
+    }
+    if let Some((line, bytes)) = c.torn {
+        say(&format!("Torn last write: line {line}, {bytes} bytes (never acted on; the next encoding run moves it to journal.torn-TIME)"));
+    }
+    for (line, what) in &c.damaged {
+        say(&format!("DAMAGED line {line}: {what}"));
+    }
+    for f in &c.torn_files {
+        say(&format!("Kept torn write: {}", f.display()));
+    }
+    if c.damaged.is_empty() && c.torn.is_none() {
+        say("No damage.");
+    }
+    Ok(code)
 }
 
 /// Show how a URL template is laid out on a tag.
@@ -137,6 +190,43 @@ impl CliError {
     }
 }
 
+/// Opens a batch folder's journal for writing (the folder's one writer), errors mapped to
+/// exit codes: in use 2, damaged 3.
+pub fn open_journal(dir: &std::path::Path) -> Result<tag424::provision::Journal, CliError> {
+    tag424::provision::Journal::open(dir).map_err(journal_error)
+}
+
+/// A journal error for the operator: in use → 2, anything else → 3, with the fix.
+pub fn journal_error(e: tag424::provision::journal::JournalError) -> CliError {
+    use tag424::provision::journal::JournalError;
+    let code = match e {
+        JournalError::Locked(_) | JournalError::NotABatch(_) => 2,
+        _ => 3,
+    };
+    CliError {
+        code,
+        help: Some(e.help()),
+        message: e.to_string(),
+    }
+}
+
+/// The line that tells the operator a torn last write was healed, if one was.
+pub fn healed_line(j: &tag424::provision::Journal) -> Option<String> {
+    let t = j.torn_tail.as_ref()?;
+    Some(match &t.kept_in {
+        Some(p) => format!(
+            "note: the journal's last write (line {}, {} bytes) was cut short by a crash or a full disk; it was never acted on. Its bytes are kept in {} and the journal continues from its last complete record.",
+            t.line,
+            t.bytes,
+            p.display()
+        ),
+        None => format!(
+            "note: the journal's last write (line {}, {} bytes) was cut short; the next encoding run moves it aside.",
+            t.line, t.bytes
+        ),
+    })
+}
+
 /// Prints a line to stdout; a closed pipe is not an error.
 pub fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -172,6 +262,7 @@ pub fn main() -> ExitCode {
         Command::Encode(a) => tag::encode(a),
         Command::Info(a) => tag::info(a),
         Command::Reset(a) => tag::reset(a),
+        Command::Journal(JournalCommand::Check { out, json }) => journal_check(&out, json),
         Command::Sim(c) => sim::run(c),
         Command::UrlCheck(a) => url_check(a),
         Command::Completions { shell } => {

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tag424::provision::batch::TagSource;
 use tag424::sim::dir::{SimDir, SimReader, SimReaderOptions};
 use tag424::transport::pcsc::{list_readers, PcscError, PcscReader};
-use tag424::transport::Transport;
+use tag424::transport::{TagSource, Transport};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
 
@@ -50,6 +49,30 @@ impl ReaderSpec {
     }
 }
 
+/// The reader of an encoding command: `--reader` or `TAG424_READER`, never a default (a
+/// forgotten flag must not "encode" simulated tags with the platform's codes).
+pub fn required(reader: Option<&str>) -> Result<ReaderSpec, CliError> {
+    if let Some(r) = reader.filter(|r| !r.trim().is_empty()) {
+        return ReaderSpec::parse(r);
+    }
+    let found = match list_readers() {
+        Ok(l) if l.is_empty() => "no PC/SC reader is plugged in".to_string(),
+        Ok(l) => format!(
+            "PC/SC readers found: {}",
+            l.iter()
+                .map(|r| format!("[{}] {}", r.index, r.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => format!("no PC/SC reader listed ({e})"),
+    };
+    Err(CliError {
+        code: 2,
+        message: format!("no reader given; {found}"),
+        help: Some("pass --reader NAME (a reader's name, index or unique part of its name; `tag424 readers` lists them) or set TAG424_READER; `--reader sim:DIR` is the simulated reader (test tags kept in DIR)".into()),
+    })
+}
+
 /// An open reader of either kind.
 pub enum AnyReader {
     Sim(SimReader),
@@ -68,6 +91,7 @@ pub fn pcsc_error(e: PcscError) -> CliError {
         PcscError::NoService => Some("start the PC/SC service: `sudo systemctl start pcscd` (Linux) — see docs/readers.md".to_string()),
         PcscError::NoReaders => Some("plug in the reader; `tag424 readers` lists what the PC/SC service sees".to_string()),
         PcscError::NoSuchReader { .. } | PcscError::Ambiguous { .. } => Some("pass --reader with the exact name or its index from `tag424 readers`, or set TAG424_READER".to_string()),
+        PcscError::TagInUse(_) => Some("close the other program using the reader (a browser extension, a smart card manager) and present the tag again".to_string()),
         PcscError::ReaderGone(_) => Some("plug the reader back in and re-run the same command: nothing is lost".to_string()),
         _ => None,
     };
@@ -80,20 +104,26 @@ pub fn pcsc_error(e: PcscError) -> CliError {
 
 impl AnyReader {
     /// Opens the reader; `default_sim_dir` is used for a plain `sim`. Ctrl-C sets `stop` and
-    /// wakes a PC/SC wait.
+    /// wakes a PC/SC wait. `read_only`: a simulated directory must exist and no tag is made.
     pub fn open(
         spec: &ReaderSpec,
         default_sim_dir: &Path,
         stop: &Arc<AtomicBool>,
         wait_for_reader: bool,
+        read_only: bool,
     ) -> Result<AnyReader, CliError> {
         match spec {
             ReaderSpec::Sim { dir, options } => {
-                let d = SimDir::open(dir.as_deref().unwrap_or(default_sim_dir))
-                    .map_err(|e| CliError::input(e.to_string()))?;
+                let dir = dir.as_deref().unwrap_or(default_sim_dir);
+                let d = if read_only {
+                    SimDir::open_existing(dir)
+                } else {
+                    SimDir::open(dir)
+                }
+                .map_err(|e| CliError::input(e.to_string()))?;
                 install_ctrlc(stop.clone(), None);
                 Ok(AnyReader::Sim(
-                    SimReader::new(d, true)
+                    SimReader::new(d, !read_only)
                         .map_err(|e| CliError::input(e.to_string()))?
                         .with_options(*options),
                 ))
@@ -124,12 +154,11 @@ impl AnyReader {
 
 fn install_ctrlc(stop: Arc<AtomicBool>, canceller: Option<tag424::transport::pcsc::Canceller>) {
     let _ = ctrlc::set_handler(move || {
-        if stop.swap(true, Ordering::SeqCst) {
-            // Second Ctrl-C: leave now. The journal is always ahead of the tags.
-            eprintln!("\nstopped");
-            std::process::exit(130);
+        // Every Ctrl-C (any number, however quick) ends the same way: the current tag's
+        // exchange finishes (well under a second), then the summary and the re-run hint.
+        if !stop.swap(true, Ordering::SeqCst) {
+            eprintln!("\nCtrl-C: stopping after the current tag; no key is lost.");
         }
-        eprintln!("\nCtrl-C: stopping after the current tag (press again to quit now; no key is lost either way)");
         if let Some(c) = &canceller {
             c.cancel();
         }

@@ -44,6 +44,11 @@ fn open(dir: &std::path::Path) -> Result<SimDir, CliError> {
     SimDir::open(dir).map_err(|e| CliError::input(e.to_string()))
 }
 
+/// A directory that must already exist (list and tap only read it).
+fn open_existing(dir: &std::path::Path) -> Result<SimDir, CliError> {
+    SimDir::open_existing(dir).map_err(|e| CliError::input(e.to_string()))
+}
+
 /// The URL an NDEF file holds, without tapping (no counter moves).
 pub fn stored_url(s: &ChipState) -> Option<String> {
     s.file(2).and_then(|f| url_from_ndef(&f.data))
@@ -97,7 +102,7 @@ pub fn run(cmd: SimCommand) -> Result<u8, CliError> {
             }
         }
         SimCommand::List { dir, json } => {
-            let d = open(&dir)?;
+            let d = open_existing(&dir)?;
             let tags = d.list().map_err(|e| CliError::input(e.to_string()))?;
             let rows: Vec<serde_json::Value> = tags
                 .iter()
@@ -134,7 +139,7 @@ pub fn run(cmd: SimCommand) -> Result<u8, CliError> {
             }
         }
         SimCommand::Tap { dir, tag } => {
-            let d = open(&dir)?;
+            let d = open_existing(&dir)?;
             let tags = d.list().map_err(|e| CliError::input(e.to_string()))?;
             let want = tag.to_ascii_uppercase();
             let state = tags

@@ -8,12 +8,11 @@ use serde::Serialize;
 use tag424::card::file_settings::FileSettings;
 use tag424::card::Card;
 use tag424::crypto::originality::Originality;
-use tag424::provision::batch::TagSource;
 use tag424::provision::reset::reset_tag;
 use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
 use tag424::sim::dir::{DirTransport, SimDir};
 use tag424::sun::{Template, DEFAULT_TEMPLATE};
-use tag424::transport::Transport;
+use tag424::transport::{TagSource, Transport};
 
 use super::reader::{AnyReader, ReaderSpec};
 use super::{print_json, say, CliError, FORMAT_VERSION};
@@ -21,9 +20,10 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 /// Which tag: the reader, and for a simulated reader optionally one tag by UID.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TagArgs {
-    /// The reader (see `tag424 batch --help`).
-    #[arg(long, env = "TAG424_READER", default_value = "sim")]
-    pub reader: String,
+    /// The reader (required; also TAG424_READER): a PC/SC reader's name, index or unique part
+    /// of its name, or `sim:DIR` for simulated tags in DIR (see `tag424 batch --help`).
+    #[arg(long, env = "TAG424_READER")]
+    pub reader: Option<String>,
     /// With a simulated reader: the tag's UID (default: the first tag in the directory).
     #[arg(long, value_name = "UID")]
     pub uid: Option<String>,
@@ -35,30 +35,38 @@ pub struct TagArgs {
 }
 
 impl TagArgs {
-    /// A card on the tag, traced when asked.
+    /// The reader: required, never a default.
+    fn spec(&self) -> Result<ReaderSpec, CliError> {
+        super::reader::required(self.reader.as_deref())
+    }
+
+    /// A card on the tag, traced when asked. `read_only`: a simulated directory must exist.
     fn card(
         &self,
         default_sim_dir: &std::path::Path,
+        read_only: bool,
     ) -> Result<Card<Box<dyn Transport + Send>>, CliError> {
-        let card = Card::new(self.one(default_sim_dir)?);
-        Ok(match self.trace.open(&self.reader)? {
-            Some(t) => card.with_observer(t.observer()),
-            None => card,
-        })
-    }
-
-    fn spec(&self) -> Result<ReaderSpec, CliError> {
-        ReaderSpec::parse(&self.reader)
+        let card = Card::new(self.one(default_sim_dir, read_only)?);
+        Ok(
+            match self
+                .trace
+                .open(self.reader.as_deref().unwrap_or_default())?
+            {
+                Some(t) => card.with_observer(t.observer()),
+                None => card,
+            },
+        )
     }
 
     /// Waits for one tag.
     fn one(
         &self,
         default_sim_dir: &std::path::Path,
+        read_only: bool,
     ) -> Result<Box<dyn Transport + Send>, CliError> {
         let spec = self.spec()?;
         if let (ReaderSpec::Sim { dir, options }, Some(uid)) = (&spec, &self.uid) {
-            let d = SimDir::open(dir.as_deref().unwrap_or(default_sim_dir))
+            let d = SimDir::open_existing(dir.as_deref().unwrap_or(default_sim_dir))
                 .map_err(|e| CliError::input(e.to_string()))?;
             let want = uid.to_ascii_uppercase();
             let state = d
@@ -74,9 +82,10 @@ impl TagArgs {
             ));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let mut r = AnyReader::open(&spec, default_sim_dir, &stop, false)?;
+        let mut r = AnyReader::open(&spec, default_sim_dir, &stop, false, read_only)?;
         match r.next_tag() {
             Ok(Some(t)) => Ok(t),
+            Ok(None) if read_only => Err(CliError::input("no tag in the simulated tag directory")),
             Ok(None) => Err(CliError {
                 code: 130,
                 message: "interrupted".into(),
@@ -127,7 +136,12 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
         Template::parse(&a.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
     tag424::provision::layout::layout(&template, &a.xuid)
         .map_err(|e| CliError::input(e.to_string()))?;
-    let mut journal = Journal::open(&a.out).map_err(|e| CliError::input(e.to_string()))?;
+    a.tag.spec()?;
+    let master = a.master.resolve()?;
+    let mut journal = super::open_journal(&a.out)?;
+    if let Some(h) = super::healed_line(&journal) {
+        eprintln!("{h}");
+    }
     if journal.xuid_used(&a.xuid) {
         return Err(CliError::input(format!(
             "tag code {} is already used in {}",
@@ -135,11 +149,11 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
             a.out.display()
         )));
     }
-    let mut card = a.tag.card(&a.out.join("simulated-tags"))?;
+    let mut card = a.tag.card(&a.out.join("simulated-tags"), false)?;
     let opts = EncodeOptions {
         template,
         trust_simulator: a.tag.trust(),
-        master: a.master.resolve()?,
+        master,
     };
     let xuid = a.xuid.clone();
     let outcome = encode_tag(
@@ -150,7 +164,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
         &mut |_| {},
     )
     .map_err(card_err)?;
-    journal.export().map_err(card_err)?;
+    journal.export().map_err(super::journal_error)?;
     if a.json {
         print_json(&serde_json::json!({"format": FORMAT_VERSION, "result": outcome}));
     } else {
@@ -205,7 +219,16 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("simulated-tags");
-    let mut card = a.tag.card(&default_dir)?;
+    // Read-only: the batch folder is neither created nor written (no lock, no healing).
+    let journal = match &a.out {
+        Some(d) if d.exists() => match Journal::read_only(d) {
+            Ok(j) => Some(j),
+            Err(tag424::provision::journal::JournalError::NotABatch(_)) => None,
+            Err(e) => return Err(super::journal_error(e)),
+        },
+        _ => None,
+    };
+    let mut card = a.tag.card(&default_dir, true)?;
     // Readers answer this pseudo-APDU themselves; the chip (or simulator) refuses it. Optional.
     let reader_uid =
         match card.transceive("GetUID (reader)", &[0xFF, 0xCA, 0x00, 0x00, 0x00], false) {
@@ -233,12 +256,9 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     } else {
         "encoded"
     };
-    let xuid = match &a.out {
-        Some(d) => Journal::open(d)
-            .ok()
-            .and_then(|j| j.tag(&uid).map(|t| t.xuid.clone())),
-        None => None,
-    };
+    let xuid = journal
+        .as_ref()
+        .and_then(|j| j.tag(&uid).filter(|t| !t.reset).map(|t| t.xuid.clone()));
     let (year, week) = v.production();
     let info = Info {
         format: FORMAT_VERSION,
@@ -302,6 +322,10 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
 }
 
 /// Return an encoded test tag to factory state, with the keys recorded in DIR.
+///
+/// The tag's row leaves keys.csv and associate.csv (the tag no longer has those keys: upload
+/// the new keys.csv). Its tag code stays used, so no other tag gets a code that may be
+/// printed on this one; `--reuse-code` frees it for the next tag (test tags).
 #[derive(Debug, clap::Args)]
 pub struct ResetArgs {
     #[command(flatten)]
@@ -309,15 +333,41 @@ pub struct ResetArgs {
     /// The output directory the tag was encoded with.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Free the tag's code so the next tag encoded in DIR can take it again.
+    #[arg(long)]
+    pub reuse_code: bool,
 }
 
 pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
-    let mut journal = Journal::open(&a.out).map_err(|e| CliError::input(e.to_string()))?;
-    let mut card = a.tag.card(&a.out.join("simulated-tags"))?;
-    let uid = reset_tag(&mut card, &mut journal, a.tag.trust()).map_err(card_err)?;
-    journal.export().map_err(card_err)?;
+    a.tag.spec()?;
+    if !a
+        .out
+        .join(tag424::provision::journal::JOURNAL_FILE)
+        .exists()
+    {
+        return Err(CliError {
+            code: 2,
+            message: format!(
+                "{} is not a batch folder (it has no journal)",
+                a.out.display()
+            ),
+            help: Some("give the --out folder the tag was encoded with".into()),
+        });
+    }
+    let mut journal = super::open_journal(&a.out)?;
+    if let Some(h) = super::healed_line(&journal) {
+        eprintln!("{h}");
+    }
+    let mut card = a.tag.card(&a.out.join("simulated-tags"), true)?;
+    let uid = reset_tag(&mut card, &mut journal, a.tag.trust(), a.reuse_code).map_err(card_err)?;
+    journal.export().map_err(super::journal_error)?;
+    let code = if a.reuse_code {
+        "its code is free for the next tag"
+    } else {
+        "its code stays used (--reuse-code frees it)"
+    };
     say(&format!(
-        "{uid} is back to factory keys and settings; it can be encoded again"
+        "{uid} is back to factory keys and settings; its row left keys.csv, {code}"
     ));
     Ok(0)
 }

@@ -8,11 +8,14 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 
 /// Check a scanned SUN URL with the tag's keys, offline.
 ///
+/// The key comes from --key-file FILE, TAG424_KEY, or a prompt without echo: never from the
+/// command line.
+///
 /// Exit status: 0 genuine, 1 not genuine, 2 bad input (the URL does not fit the template,
 /// a key is malformed, …).
 ///
 /// Example:
-///   TAG424_KEY=… tag424 verify 'https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e=3F…'
+///   tag424 verify --key-file key.txt 'https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e=3F…'
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// The URL the phone opened (quote it: it contains '&').
@@ -41,13 +44,18 @@ struct Report<'a> {
 pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
     let template =
         Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
-    let file_read = args
-        .key
-        .resolve("key")?
-        .ok_or_else(|| CliError::input("no key: give --key-file FILE, TAG424_KEY, or --key HEX"))?;
+    args.meta_key.refuse_removed()?;
+    let file_read = args.key.resolve()?.ok_or_else(|| CliError {
+        code: 2,
+        message: "no key: the SDM file read key (the KEY column of keys.csv) is needed".into(),
+        help: Some(
+            "pass --key-file FILE or set TAG424_KEY (in a terminal, tag424 asks for it)".into(),
+        ),
+    })?;
+    let needs_meta = template.has(&tag424::sun::template::Part::Picc);
     let keys = SunKeys {
         file_read,
-        meta_read: args.meta_key.resolve()?,
+        meta_read: args.meta_key.resolve(needs_meta)?,
     };
     let scan =
         sun::parse_url(&template, args.url.trim()).map_err(|e| CliError::input(e.to_string()))?;

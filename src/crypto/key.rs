@@ -41,9 +41,16 @@ impl AesKey {
         &self.0
     }
 
-    /// Uppercase hex, 32 characters. Only call this where the user asked to see or export the key.
-    pub fn to_hex(&self) -> String {
-        hex::encode_upper(self.0)
+    /// Uppercase hex, 32 characters, in a buffer sized up front and wiped on drop. Only call
+    /// this where the user asked to see or export the key.
+    pub fn to_hex(&self) -> KeyHex {
+        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+        let mut s = zeroize::Zeroizing::new(String::with_capacity(32));
+        for b in self.0 {
+            s.push(DIGITS[(b >> 4) as usize] as char);
+            s.push(DIGITS[(b & 15) as usize] as char);
+        }
+        KeyHex(s)
     }
 
     pub fn is_factory(&self) -> bool {
@@ -64,6 +71,45 @@ impl fmt::Debug for AesKey {
     }
 }
 
+/// A key's hex text: wiped from memory when dropped, redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyHex(zeroize::Zeroizing<String>);
+
+impl std::ops::Deref for KeyHex {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for KeyHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for KeyHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyHex(REDACTED)")
+    }
+}
+
+impl PartialEq<str> for KeyHex {
+    fn eq(&self, other: &str) -> bool {
+        bool::from(self.0.as_bytes().ct_eq(other.as_bytes()))
+    }
+}
+impl PartialEq<&str> for KeyHex {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+impl PartialEq<String> for KeyHex {
+    fn eq(&self, other: &String) -> bool {
+        *self == *other.as_str()
+    }
+}
+
 /// Why a key string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyParseError {
@@ -76,14 +122,23 @@ pub enum KeyParseError {
 impl FromStr for AesKey {
     type Err = KeyParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        let t: String = t.chars().filter(|c| !c.is_whitespace()).collect();
-        if t.len() != 32 {
-            return Err(KeyParseError::Length(t.len()));
+        // Whitespace is dropped into a fixed buffer (no growing copy of the key text).
+        let mut digits = zeroize::Zeroizing::new([0u8; 32]);
+        let mut n = 0;
+        for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
+            if n < 32 {
+                digits[n] = c;
+            }
+            n += 1;
+        }
+        if n != 32 {
+            return Err(KeyParseError::Length(n));
         }
         let mut out = [0u8; 16];
-        hex::decode_to_slice(&t, &mut out).map_err(|_| KeyParseError::NotHex)?;
-        Ok(AesKey(out))
+        hex::decode_to_slice(&digits[..], &mut out).map_err(|_| KeyParseError::NotHex)?;
+        let key = AesKey(out);
+        out.zeroize();
+        Ok(key)
     }
 }
 

@@ -5,149 +5,85 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::card::Card;
-use crate::sim::dir::{SimDirError, SimReader};
-use crate::transport::Transport;
+use crate::tag_code::{CodeList, CodeListError, Header};
+use crate::transport::TagSource;
 
 use super::encode::{encode_tag, EncodeOptions, Outcome, ProvisionError, Step};
 use super::journal::{Journal, JournalError};
-use super::layout::check_xuid;
 
-/// Where tags come from: a reader presenting one tag at a time.
-pub trait TagSource {
-    type Tag: Transport;
-    /// Waits for the next tag; `None` when no more will come.
-    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>>;
-    /// The operator removes the tag.
-    fn remove(&mut self, _tag: Self::Tag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        Ok(())
-    }
+/// Reads the platform's batch download (a CSV with an `XUID` column) or, with
+/// [`Header::None`], one code per line: the one code-list reader of `crate::tag_code`.
+pub fn read_xuids(path: &Path, header: Header) -> Result<Vec<String>, CodeListError> {
+    Ok(CodeList::read(path, header)?.codes())
 }
 
-impl TagSource for crate::transport::pcsc::PcscReader {
-    type Tag = crate::transport::pcsc::PcscCard;
-    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
-        match self.wait_for_tag() {
-            Ok(card) => Ok(Some(card)),
-            Err(crate::transport::pcsc::PcscError::Cancelled) => Ok(None),
-            Err(e) => Err(Box::new(e)),
-        }
-    }
-    fn remove(&mut self, tag: Self::Tag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        tag.release();
-        match self.wait_for_removal() {
-            Ok(()) | Err(crate::transport::pcsc::PcscError::Cancelled) => Ok(()),
-            Err(e) => Err(Box::new(e)),
-        }
-    }
+/// Parses a code list's text (see [`CodeList::parse`]).
+pub fn parse_xuids(text: &str, path: &str, header: Header) -> Result<Vec<String>, CodeListError> {
+    Ok(CodeList::parse(text, path, header)?.codes())
 }
 
-impl TagSource for SimReader {
-    type Tag = crate::sim::dir::DirTransport;
-    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
-        SimReader::next_tag(self).map_err(|e: SimDirError| Box::new(e) as _)
-    }
-}
+/// The codes a batch folder was started with (`codes.csv`, XUID header), if recorded.
+pub const CODES_FILE: &str = "codes.csv";
 
-/// Why a tag code list was refused.
+/// Why a code list does not fit the folder.
 #[derive(Debug, thiserror::Error)]
-pub enum XuidListError {
-    #[error("cannot read the tag code file {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
+pub enum CodesError {
+    #[error("{dir} was started with another code list ({missing} of its {started} codes are not in this one, {new} codes here are new)")]
+    Differs {
+        dir: String,
+        started: usize,
+        missing: usize,
+        new: usize,
     },
-    #[error("the tag code file {0} has no tag codes")]
-    Empty(String),
-    #[error("{path} line {line}: {what}")]
-    Bad {
-        path: String,
-        line: usize,
-        what: String,
-    },
-    #[error("{path}: tag code {xuid} appears twice (lines {first} and {second})")]
-    Duplicate {
-        path: String,
-        xuid: String,
-        first: usize,
-        second: usize,
-    },
+    #[error(transparent)]
+    List(#[from] CodeListError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
-/// Reads the platform's batch download: a CSV with an `XUID` column, or one code per line.
-pub fn read_xuids(path: &Path) -> Result<Vec<String>, XuidListError> {
-    let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| XuidListError::Read {
-        path: p.clone(),
-        source,
-    })?;
-    parse_xuids(&text, &p)
-}
-
-/// Parses a tag code list: a CSV whose header has an `XUID` column (quoted fields, other
-/// columns and a byte-order mark allowed), or one code per line. Blank lines are skipped; a
-/// bad or repeated code is an error naming its line.
-pub fn parse_xuids(text: &str, path: &str) -> Result<Vec<String>, XuidListError> {
-    let text = text.trim_start_matches('\u{feff}');
-    let bad = |line: usize, what: String| XuidListError::Bad {
-        path: path.to_string(),
-        line,
-        what,
-    };
-    // One record per line (a code list has no multi-line fields), so errors name file lines.
-    let mut rows = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        if l.trim().is_empty() {
-            continue;
-        }
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(l.as_bytes());
-        let rec = match rdr.records().next() {
-            Some(Ok(rec)) => rec,
-            Some(Err(e)) => return Err(bad(i + 1, e.to_string())),
-            None => continue,
-        };
-        rows.push((i + 1, rec));
-    }
-    let Some((_, first)) = rows.first() else {
-        return Err(XuidListError::Empty(path.to_string()));
-    };
-    let column = first
-        .iter()
-        .position(|h| h.trim().eq_ignore_ascii_case("XUID"));
-    let data = if column.is_some() {
-        &rows[1..]
+/// The codes of the folder: the ones it was started with, checked against `given`.
+/// A new folder records `given`. A different list is refused unless `add` (then its new codes
+/// are appended); `given = None` (`--generate-xuids` on a folder that has codes) resumes.
+pub fn folder_codes(
+    journal: &Journal,
+    given: Option<Vec<String>>,
+    add: bool,
+) -> Result<Vec<String>, CodesError> {
+    let path = journal.dir().join(CODES_FILE);
+    let started = if path.exists() {
+        Some(read_xuids(&path, Header::Required)?)
     } else {
-        &rows[..]
+        None
     };
-    let mut out: Vec<String> = Vec::new();
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (line, rec) in data {
-        let xuid = match column {
-            Some(c) => rec
-                .get(c)
-                .ok_or_else(|| bad(*line, "the row has no XUID column".into()))?,
-            None if rec.len() == 1 => rec.get(0).unwrap_or_default(),
-            None => return Err(bad(*line, "several columns but no XUID header".into())),
+    let codes = match (started, given) {
+        (None, Some(g)) => g,
+        (None, None) => Vec::new(),
+        (Some(s), None) => return Ok(s),
+        (Some(s), Some(g)) if s == g => return Ok(s),
+        (Some(s), Some(g)) => {
+            let known: std::collections::HashSet<&String> = s.iter().collect();
+            let new: Vec<String> = g.iter().filter(|x| !known.contains(x)).cloned().collect();
+            if !add {
+                let given: std::collections::HashSet<&String> = g.iter().collect();
+                return Err(CodesError::Differs {
+                    dir: journal.dir().display().to_string(),
+                    started: s.len(),
+                    missing: s.iter().filter(|x| !given.contains(x)).count(),
+                    new: new.len(),
+                });
+            }
+            let mut all = s;
+            all.extend(new);
+            all
         }
-        .trim()
-        .to_string();
-        check_xuid(&xuid).map_err(|e| bad(*line, e.to_string()))?;
-        if let Some(first) = seen.insert(xuid.clone(), *line) {
-            return Err(XuidListError::Duplicate {
-                path: path.to_string(),
-                xuid,
-                first,
-                second: *line,
-            });
-        }
-        out.push(xuid);
+    };
+    let mut text = String::from("XUID\n");
+    for c in &codes {
+        crate::tag_code::push_row(&mut text, &[c]).map_err(JournalError::from)?;
     }
-    if out.is_empty() {
-        return Err(XuidListError::Empty(path.to_string()));
-    }
-    Ok(out)
+    crate::private_fs::write_atomic(&path, text.as_bytes())
+        .map_err(|source| JournalError::Io { path, source })?;
+    Ok(codes)
 }
 
 /// `n` local 8-character tag codes (lowercase letters and digits), for tests and demos.
@@ -178,22 +114,42 @@ pub enum BatchEvent<'a> {
     RemoveTag,
 }
 
-/// `Summary::stopped` when the operator pressed Ctrl-C.
-pub const INTERRUPTED: &str = "interrupted";
+/// Why a batch ended before its work was done.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum Stop {
+    /// The operator pressed Ctrl-C (or the process got SIGTERM).
+    Interrupted,
+    /// The reader or the service stopped.
+    Reader(String),
+    /// The simulated reader ran out of tags.
+    NoMoreTags,
+}
 
 /// Counts at the end of a batch.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Summary {
+    /// Tags encoded and verified in this run (including finished ones).
     pub encoded: usize,
+    /// Of those, tags whose interrupted encoding was finished.
     pub recovered: usize,
+    /// Tags already done in this folder: nothing written, no code used.
     pub skipped: usize,
     /// Tags that left the field mid-encoding (finished when presented again; not failures).
     pub torn: usize,
+    /// Tags refused or failed (the message says why; their codes are kept if planned).
     pub failed: usize,
+    /// Rows in keys.csv.
     pub exported: usize,
+    /// Codes of the list used by a tag (this run and before).
+    pub codes_used: usize,
+    /// Codes of the list not used yet.
+    pub codes_left: usize,
     pub exchanges: usize,
-    /// Why the batch ended early (reader unplugged, service stopped, Ctrl-C), if it did.
-    pub stopped: Option<String>,
+    /// A simulated reader: no real tag was encoded.
+    pub simulated: bool,
+    /// Why the batch ended before its work was done, if it did.
+    pub stopped: Option<Stop>,
 }
 
 /// Options of a batch.
@@ -206,10 +162,13 @@ pub struct BatchOptions {
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Record every APDU exchange (the `hardware-fixtures/` format).
     pub trace: Option<crate::card::trace::Trace>,
+    /// The reader is simulated (said in summary.json).
+    pub simulated: bool,
 }
 
 /// Runs the batch until `count` tags are encoded, the codes run out or the reader has no more
-/// tags. `keys.csv` and `associate.csv` are rewritten after every verified tag.
+/// tags; the run ends right after the last tag is verified (no wait for its removal).
+/// `keys.csv`, `associate.csv` and `summary.json` are rewritten after every verified tag.
 pub fn run_batch<S: TagSource>(
     source: &mut S,
     journal: &mut Journal,
@@ -217,36 +176,46 @@ pub fn run_batch<S: TagSource>(
     opts: &BatchOptions,
     on_event: &mut dyn FnMut(BatchEvent<'_>),
 ) -> Result<Summary, JournalError> {
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        simulated: opts.simulated,
+        ..Summary::default()
+    };
     let mut next_xuid = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
-    loop {
-        if opts.count.is_some_and(|c| summary.encoded >= c) {
-            break;
-        }
+    let stopping = || {
+        opts.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    };
+    let done = |summary: &Summary, journal: &Journal| {
         let unfinished = journal.tags().any(|t| !t.verified && !t.reset);
-        if !unfinished && xuids.iter().all(|x| journal.xuid_used(x)) {
+        opts.count.is_some_and(|c| summary.encoded >= c)
+            || (!unfinished && xuids.iter().all(|x| journal.xuid_used(x)))
+    };
+    loop {
+        if done(&summary, journal) {
             break;
         }
-        let stopping = || {
-            opts.stop
-                .as_ref()
-                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
-        };
         if stopping() {
-            summary.stopped = Some(INTERRUPTED.into());
+            summary.stopped = Some(Stop::Interrupted);
             break;
         }
         on_event(BatchEvent::WaitingForTag);
         let tag = match source.next_tag() {
             Ok(Some(t)) => t,
             Ok(None) => {
-                if stopping() {
-                    summary.stopped = Some(INTERRUPTED.into());
-                }
+                summary.stopped = Some(if stopping() {
+                    Stop::Interrupted
+                } else {
+                    Stop::NoMoreTags
+                });
                 break;
             }
             Err(e) => {
-                summary.stopped = Some(e.to_string());
+                summary.stopped = Some(if stopping() {
+                    Stop::Interrupted
+                } else {
+                    Stop::Reader(e.to_string())
+                });
                 break;
             }
         };
@@ -268,7 +237,7 @@ pub fn run_batch<S: TagSource>(
                         if *recovered {
                             summary.recovered += 1;
                         }
-                        summary.exported = journal.export()?;
+                        write_results(journal, xuids, &mut summary)?;
                     }
                     Outcome::AlreadyDone { .. } => summary.skipped += 1,
                 }
@@ -288,21 +257,37 @@ pub fn run_batch<S: TagSource>(
                 on_event(BatchEvent::Failed { error: &error });
             }
         }
+        if done(&summary, journal) {
+            // The work is done: release the tag without waiting for its removal.
+            drop(card);
+            break;
+        }
         on_event(BatchEvent::RemoveTag);
         if let Err(e) = source.remove(card.into_transport()) {
-            summary.stopped = Some(e.to_string());
+            summary.stopped = Some(Stop::Reader(e.to_string()));
             break;
         }
     }
+    write_results(journal, xuids, &mut summary)?;
+    Ok(summary)
+}
+
+/// keys.csv, associate.csv and summary.json, from the journal: they always agree.
+pub fn write_results(
+    journal: &Journal,
+    xuids: &[String],
+    summary: &mut Summary,
+) -> Result<(), JournalError> {
     summary.exported = journal.export()?;
+    summary.codes_used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
+    summary.codes_left = xuids.len() - summary.codes_used;
     let path = journal.dir().join("summary.json");
     let json = serde_json::to_vec_pretty(&serde_json::json!({
         "format": 1,
         "finished": super::journal::now(),
+        "simulated": summary.simulated,
         "summary": &summary,
     }))
     .unwrap_or_default();
-    super::journal::write_atomic(&path, &json)
-        .map_err(|source| JournalError::Io { path, source })?;
-    Ok(summary)
+    super::journal::write_atomic(&path, &json).map_err(|source| JournalError::Io { path, source })
 }

@@ -4,7 +4,9 @@
 //! Fresh tag (15 exchanges): ISOSelectFile (1), GetVersion (3), Read_Sig (1),
 //! AuthenticateEV2First with the factory key (2), WriteData NDEF (1), ChangeFileSettings (1),
 //! ChangeKey 1–4 (4), ChangeKey 0 (1), ReadData of the NDEF file as a phone reads it (1).
-//! The new keys are in the journal, on disk, before the first ChangeKey.
+//! The new keys are in the journal, on disk, before the first ChangeKey (and before the SDM
+//! settings): the plan is journaled right after the NDEF write succeeds, so a tag that another
+//! batch left half-encoded (write access no longer free) is refused before anything is written.
 
 use crate::card::{Card, CardError, CommMode, Sw};
 use crate::crypto::originality::{classify, Originality};
@@ -13,7 +15,7 @@ use crate::sun::{self, SunKeys, Template};
 use crate::transport::Transport;
 
 use super::journal::{now, Journal, JournalError, Record, TagEntry};
-use super::keys::{KeySet, KEY_SDM_META_READ, KEY_VERSION};
+use super::keys::{DeriveError, KeyNo, KeySet, KEY_VERSION};
 use super::layout::{layout, url_from_ndef, LayoutError, NdefLayout};
 
 /// Options of an encoding run.
@@ -47,6 +49,8 @@ pub enum Outcome {
 pub enum ProvisionError {
     #[error(transparent)]
     Card(#[from] CardError),
+    #[error(transparent)]
+    Derive(#[from] DeriveError),
     #[error("this is not an NTAG 424 DNA: GetVersion says {product} (vendor {vendor:02X}, type {kind:02X}, subtype {subtype:02X})")]
     NotNtag424 {
         product: &'static str,
@@ -56,8 +60,12 @@ pub enum ProvisionError {
     },
     #[error("tag {uid}: the originality signature does not verify: not a genuine NXP chip")]
     NotGenuine { uid: String },
-    #[error("tag {uid} is not a factory tag and is not in this output directory's journal: encoded by someone else (or with another output directory)")]
+    #[error("tag {uid} is a simulated chip (signed with tag424's published test key), not a genuine NXP chip: a simulated tag behind a PC/SC reader (vpcd) is accepted only with --trust-simulator")]
+    Simulated { uid: String },
+    #[error("tag {uid} is not a factory tag and is not in this output directory's journal: it was encoded by another batch (another --out) or by someone else; nothing was written. Present it to its own batch, or return it to factory state with `tag424 reset --out OLD_DIR`")]
     Foreign { uid: String },
+    #[error("tag {uid} holds another batch's settings (an encoding under another --out was interrupted); nothing was written. Present it to that batch to finish it, or return it to factory state with `tag424 reset --out OLD_DIR`")]
+    OtherBatch { uid: String },
     #[error("tag {uid}: neither its planned key 0 nor the factory key authenticates; it was changed outside this tool")]
     Unrecoverable { uid: String },
     #[error("no unused tag code (XUID) is left for tag {uid}")]
@@ -112,9 +120,12 @@ pub fn identify<T: Transport>(
     let sig = card.read_sig()?;
     let originality = classify(&v.uid, &sig, trust_simulator);
     if originality == Originality::Invalid {
-        return Err(ProvisionError::NotGenuine {
-            uid: hex::encode_upper(v.uid),
-        });
+        let uid = hex::encode_upper(v.uid);
+        // Name a simulated chip as such, with the flag that accepts it.
+        if !trust_simulator && classify(&v.uid, &sig, true) == Originality::Simulated {
+            return Err(ProvisionError::Simulated { uid });
+        }
+        return Err(ProvisionError::NotGenuine { uid });
     }
     Ok(Identity {
         uid: v.uid,
@@ -146,6 +157,10 @@ pub fn encode_tag<T: Transport>(
     }
     let xuid = next_xuid(journal).ok_or_else(|| ProvisionError::NoXuidLeft { uid: uid.clone() })?;
     let plan = layout(&opts.template, &xuid)?;
+    let keys = match &opts.master {
+        Some(m) => KeySet::diversified(m, &id.uid)?,
+        None => KeySet::random(),
+    };
     step(Step::Authenticate);
     let s = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
         Ok(s) => s,
@@ -154,9 +169,21 @@ pub fn encode_tag<T: Transport>(
         }
         Err(e) => return Err(e.into()),
     };
-    let keys = match &opts.master {
-        Some(m) => KeySet::diversified(m, &id.uid),
-        None => KeySet::random(),
+    step(Step::WriteNdef);
+    // A factory tag's NDEF file is free to write; a tag another batch left with its settings
+    // (write access by key 3, not this key-0 session: 91AE, or never: 919D) refuses, and
+    // nothing is written anywhere.
+    let s = match s.write_data(2, 0, &plan.file, CommMode::Plain) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.status(),
+                Some(Sw::AuthenticationError | Sw::PermissionDenied)
+            ) =>
+        {
+            return Err(ProvisionError::OtherBatch { uid })
+        }
+        Err(e) => return Err(e.into()),
     };
     // The keys are on disk before the chip hears of them.
     journal.append(Record::Planned {
@@ -165,15 +192,13 @@ pub fn encode_tag<T: Transport>(
         keys: keys.clone(),
         time: now(),
     })?;
-    step(Step::WriteNdef);
-    let s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
     let s = s.change_file_settings(2, &plan.settings)?;
     step(Step::ChangeKeys);
     let mut s = s;
-    for k in 1..=4u8 {
-        s = s.change_key(k, &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
+    for k in KeyNo::APP {
+        s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
     }
-    s.change_own_key(keys.key(0), KEY_VERSION)?;
+    s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?;
     complete(
         card,
         journal,
@@ -191,8 +216,43 @@ pub fn encode_tag<T: Transport>(
     )
 }
 
-/// Finishes an interrupted tag: at most two authentication attempts find the active key 0
-/// (planned first, then factory), then the steps that did not happen are done.
+/// Which key 0 opened the tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key0 {
+    /// The journaled (new) key 0: every step before ChangeKey 0 happened.
+    Planned,
+    /// The factory key 0.
+    Factory,
+}
+
+/// The one "journaled key 0, then the factory key" step of finishing and resetting a tag:
+/// at most two authentications, then `then` runs in the session that opened. Neither key
+/// opening it means the tag was changed outside this tool.
+pub fn with_key0<T: Transport, R>(
+    card: &mut Card<T>,
+    planned: &AesKey,
+    uid: &str,
+    then: impl FnOnce(crate::card::Session<'_, T>, Key0) -> Result<R, ProvisionError>,
+) -> Result<R, ProvisionError> {
+    let auth_failed = |e: &CardError| e.status() == Some(Sw::AuthenticationError);
+    if !planned.is_factory() {
+        match card.authenticate_ev2_first(0, planned) {
+            Ok(s) => return then(s, Key0::Planned),
+            Err(e) if auth_failed(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+        Ok(s) => then(s, Key0::Factory),
+        Err(e) if auth_failed(&e) => Err(ProvisionError::Unrecoverable {
+            uid: uid.to_string(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Finishes an interrupted tag: at most two authentications find the active key 0 (planned
+/// first, then factory), then the steps that did not happen are done.
 fn finish<T: Transport>(
     card: &mut Card<T>,
     journal: &mut Journal,
@@ -206,39 +266,36 @@ fn finish<T: Transport>(
     } = entry;
     let plan = layout(&opts.template, xuid)?;
     step(Step::Authenticate);
-    match card.authenticate_ev2_first(0, keys.key(0)) {
-        Ok(s) => {
+    with_key0(card, keys.key(KeyNo::MASTER), uid, |s, key0| match key0 {
+        Key0::Planned => {
             // Key 0 is changed last, so everything before it happened. Leave the session
             // (ISOSelectFile resets authentication) so the read-back is mirrored.
             let card = s.end();
             card.select_ndef_application()?;
+            Ok(())
         }
-        Err(e) if e.status() == Some(Sw::AuthenticationError) => {
-            let s = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
-                Ok(s) => s,
-                Err(e) if e.status() == Some(Sw::AuthenticationError) => {
-                    return Err(ProvisionError::Unrecoverable { uid: uid.clone() })
-                }
-                Err(e) => return Err(e.into()),
-            };
+        Key0::Factory => {
             step(Step::WriteNdef);
             let (mut s, fs) = s.get_file_settings(2)?;
             if fs.sdm.is_none() {
                 s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
                 s = s.change_file_settings(2, &plan.settings)?;
+            } else if fs != plan.settings {
+                // Settings of another template: not what this batch planned.
+                return Err(ProvisionError::OtherBatch { uid: uid.clone() });
             }
             step(Step::ChangeKeys);
-            for k in 1..=4u8 {
+            for k in KeyNo::APP {
                 let version;
-                (s, version) = s.get_key_version(k)?;
+                (s, version) = s.get_key_version(k.get())?;
                 if version != KEY_VERSION {
-                    s = s.change_key(k, &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
+                    s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
                 }
             }
-            s.change_own_key(keys.key(0), KEY_VERSION)?;
+            s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?;
+            Ok(())
         }
-        Err(e) => return Err(e.into()),
-    }
+    })?;
     let done = Done {
         keys,
         uid,
@@ -315,7 +372,7 @@ fn read_back<T: Transport>(
     let scan = sun::parse_url(&opts.template, &url).map_err(|e| fail(e.to_string()))?;
     let sun_keys = SunKeys {
         file_read: keys.sdm_file_read().clone(),
-        meta_read: Some(keys.key(KEY_SDM_META_READ).clone()),
+        meta_read: Some(keys.sdm_meta_read().clone()),
     };
     let v = sun::verify(&scan, &sun_keys).map_err(|e| fail(e.to_string()))?;
     if !v.genuine {

@@ -4,13 +4,14 @@
 //! Files are created owner-only (0600).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::keys::KeySet;
+use super::lock::{lock_folder, FolderLock, LockError};
 
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 
@@ -34,8 +35,14 @@ pub enum Record {
         read_ctr: u32,
         time: u64,
     },
-    /// The tag was returned to factory keys (`tag424 reset`).
-    Reset { uid: String, time: u64 },
+    /// The tag was returned to factory keys (`tag424 reset`). Its code stays used (it may be
+    /// printed on the tag) unless `free_code` (`tag424 reset --reuse-code`).
+    Reset {
+        uid: String,
+        time: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        free_code: bool,
+    },
 }
 
 /// What the journal knows about one tag (latest plan wins).
@@ -58,12 +65,34 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} line {line} is not a journal record: {what}")]
+    #[error("{path} line {line} is damaged ({what}); the lines after it are records, so this is not a torn last write")]
     Corrupt {
         path: PathBuf,
         line: usize,
         what: String,
     },
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("{0} is not a batch folder (it has no {JOURNAL_FILE})")]
+    NotABatch(PathBuf),
+    #[error(transparent)]
+    Export(#[from] crate::tag_code::UnsafeCell),
+}
+
+impl JournalError {
+    /// The fix to print under the error.
+    pub fn help(&self) -> String {
+        match self {
+            JournalError::Corrupt { path, .. } => format!(
+                "nothing was changed; `tag424 journal check --out {}` lists every tag and the damage. Restore the journal from a backup or repair that line by hand",
+                path.parent().unwrap_or(Path::new(".")).display()
+            ),
+            JournalError::Locked(_) => "wait for that run to finish (or stop it with Ctrl-C); one process writes a batch folder at a time".into(),
+            JournalError::NotABatch(_) => "check the --out path".into(),
+            JournalError::Export(_) => "the journal holds a tag code that breaks the tag-code rule: `tag424 journal check` shows it".into(),
+            JournalError::Io { .. } => "free space or fix permissions, then re-run the same command to resume".into(),
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
@@ -81,44 +110,108 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens (creating) a file for appending, owner-only.
-fn open_private(path: &Path, append: bool) -> std::io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.create(true);
-    if append {
-        o.append(true).read(true);
-    } else {
-        o.write(true).truncate(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path)
+pub use crate::private_fs::{sync_dir, write_atomic};
+
+/// A torn last write found when the journal was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The line number it started on.
+    pub line: usize,
+    /// Its length in bytes.
+    pub bytes: usize,
+    /// Where its bytes were moved (opened for writing), or `None` (opened read-only).
+    pub kept_in: Option<PathBuf>,
 }
 
-/// Flushes a directory entry (new or renamed files) to disk.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()?;
-    }
-    let _ = dir;
-    Ok(())
+/// A journal file split into records, read without changing it.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub records: Vec<Record>,
+    /// Bytes up to the end of the last complete record.
+    pub good_len: usize,
+    pub torn: Option<(usize, usize)>,
+    /// Damaged lines before the last record: (line, what).
+    pub damaged: Vec<(usize, String)>,
 }
 
-/// Writes a file atomically and durably: temp file (0600), fsync, rename, fsync directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = open_private(&tmp, false)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+fn parse_record(line: &[u8]) -> Result<Record, String> {
+    let r: Record = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    if let Record::Planned { xuid, .. } | Record::Verified { xuid, .. } = &r {
+        crate::tag_code::check(xuid).map_err(|e| e.to_string())?;
     }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    Ok(r)
+}
+
+/// Splits journal bytes: complete records, a torn tail (a last line without its newline, or a
+/// last line that does not parse) and damaged lines in the middle.
+pub fn parse(bytes: &[u8]) -> Parsed {
+    let mut p = Parsed::default();
+    let mut pos = 0;
+    let mut line_no = 0;
+    // (line, start, what) of the last unparsable complete line not yet followed by a record.
+    let mut pending: Option<(usize, usize, String)> = None;
+    while pos < bytes.len() {
+        line_no += 1;
+        let Some(nl) = bytes[pos..].iter().position(|b| *b == b'\n') else {
+            // No newline: the last write was cut.
+            let start = pending.as_ref().map(|x| x.1).unwrap_or(pos);
+            let first = pending.as_ref().map(|x| x.0).unwrap_or(line_no);
+            p.torn = Some((first, bytes.len() - start));
+            return p;
+        };
+        let line = &bytes[pos..pos + nl];
+        let start = pos;
+        pos += nl + 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match parse_record(line) {
+            Ok(r) => {
+                if let Some((l, _, what)) = pending.take() {
+                    p.damaged.push((l, what));
+                }
+                p.records.push(r);
+                p.good_len = pos;
+            }
+            Err(what) => {
+                if let Some((l, _, w)) = pending.take() {
+                    p.damaged.push((l, w));
+                }
+                pending = Some((line_no, start, what));
+            }
+        }
+    }
+    if let Some((l, start, _)) = pending {
+        p.torn = Some((l, bytes.len() - start));
+    }
+    p
+}
+
+/// What `tag424 journal check` reports.
+#[derive(Debug)]
+pub struct Check {
+    pub tags: Vec<TagEntry>,
+    /// A torn last write: (line, bytes). Healed by the next encoding run.
+    pub torn: Option<(usize, usize)>,
+    /// Damaged lines before the last record: (line, what). Encoding runs refuse the folder.
+    pub damaged: Vec<(usize, String)>,
+    /// Torn writes moved aside earlier.
+    pub torn_files: Vec<PathBuf>,
+}
+
+impl TagEntry {
+    /// The tag's state in words.
+    pub fn state(&self) -> &'static str {
+        if self.reset {
+            "reset to factory"
+        } else if self.verified {
+            "done (verified)"
+        } else if self.keys_changed {
+            "keys changed, read-back not verified: present it again"
+        } else {
+            "planned, interrupted: present it again to finish it"
+        }
+    }
 }
 
 /// The open journal of one output directory.
@@ -126,64 +219,164 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct Journal {
     dir: PathBuf,
     path: PathBuf,
-    file: File,
+    /// `None` when opened read-only.
+    file: Option<File>,
+    _lock: Option<FolderLock>,
     tags: HashMap<String, TagEntry>,
     order: Vec<String>,
     used_xuids: HashSet<String>,
-    /// A last line cut short by a crash (ignored; it was never acknowledged).
-    pub torn_tail: bool,
+    /// A torn last write found on opening (moved aside when opened for writing).
+    pub torn_tail: Option<TornTail>,
+    /// The journal did not exist before this open: a new batch.
+    pub created: bool,
 }
 
 impl Journal {
-    /// Opens the journal in `dir`, creating the directory and the file if needed.
+    fn empty(dir: &Path, file: Option<File>, lock: Option<FolderLock>) -> Journal {
+        Journal {
+            dir: dir.to_path_buf(),
+            path: dir.join(JOURNAL_FILE),
+            file,
+            _lock: lock,
+            tags: HashMap::new(),
+            order: Vec::new(),
+            used_xuids: HashSet::new(),
+            torn_tail: None,
+            created: false,
+        }
+    }
+
+    /// Opens the journal in `dir` for writing: takes the folder's lock (one writer at a time),
+    /// creates the folder (0700) and the file (0600) if needed, and heals a torn last write:
+    /// its bytes are moved to `journal.torn-TIME` and the journal is cut back to its last
+    /// complete record. A damaged line before the last record is refused.
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock = lock_folder(dir)?;
         let path = dir.join(JOURNAL_FILE);
         let existed = path.exists();
-        let file = open_private(&path, true).map_err(io(&path))?;
+        let file = crate::private_fs::open_append(&path).map_err(io(&path))?;
         if !existed {
             file.sync_all().map_err(io(&path))?;
             sync_dir(dir).map_err(io(dir))?;
         }
-        let mut j = Journal {
-            dir: dir.to_path_buf(),
-            path: path.clone(),
-            file,
-            tags: HashMap::new(),
-            order: Vec::new(),
-            used_xuids: HashSet::new(),
-            torn_tail: false,
-        };
-        let reader = BufReader::new(File::open(&path).map_err(io(&path))?);
-        let lines: Vec<String> = reader
-            .lines()
-            .collect::<Result<_, _>>()
-            .map_err(io(&path))?;
-        let n = lines.len();
-        for (i, line) in lines.iter().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Record>(line) {
-                Ok(r) => j.apply(r),
-                Err(e) if i + 1 == n => {
-                    let _ = e;
-                    j.torn_tail = true;
-                }
-                Err(e) => {
-                    return Err(JournalError::Corrupt {
-                        path,
-                        line: i + 1,
-                        what: e.to_string(),
-                    })
-                }
-            }
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let parsed = parse(&bytes);
+        if let Some((line, what)) = parsed.damaged.first() {
+            return Err(JournalError::Corrupt {
+                path,
+                line: *line,
+                what: what.clone(),
+            });
         }
-        if j.torn_tail {
-            // Terminate the torn line so the next record starts on its own line.
-            j.file.write_all(b"\n").map_err(io(&j.path))?;
+        let mut j = Journal::empty(dir, Some(file), Some(lock));
+        j.created = !existed;
+        if let Some((line, len)) = parsed.torn {
+            let kept = j.move_aside(&bytes[parsed.good_len..])?;
+            let f = j.file.as_ref().expect("opened for writing");
+            f.set_len(parsed.good_len as u64).map_err(io(&path))?;
+            f.sync_all().map_err(io(&path))?;
+            j.torn_tail = Some(TornTail {
+                line,
+                bytes: len,
+                kept_in: Some(kept),
+            });
+        }
+        for r in parsed.records {
+            j.apply(r);
         }
         Ok(j)
+    }
+
+    /// Reads the journal of an existing batch folder without writing anything (no lock, no
+    /// healing; a torn tail is reported and skipped). A damaged middle line is an error.
+    pub fn read_only(dir: &Path) -> Result<Journal, JournalError> {
+        let path = dir.join(JOURNAL_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(JournalError::NotABatch(dir.to_path_buf()))
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let parsed = parse(&bytes);
+        if let Some((line, what)) = parsed.damaged.first() {
+            return Err(JournalError::Corrupt {
+                path,
+                line: *line,
+                what: what.clone(),
+            });
+        }
+        let mut j = Journal::empty(dir, None, None);
+        j.torn_tail = parsed.torn.map(|(line, bytes)| TornTail {
+            line,
+            bytes,
+            kept_in: None,
+        });
+        for r in parsed.records {
+            j.apply(r);
+        }
+        Ok(j)
+    }
+
+    /// Reads a journal for `tag424 journal check`: every tag and every damage, changing
+    /// nothing (a damaged middle line is listed, the records around it still read).
+    pub fn check(dir: &Path) -> Result<Check, JournalError> {
+        let path = dir.join(JOURNAL_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(JournalError::NotABatch(dir.to_path_buf()))
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let parsed = parse(&bytes);
+        let mut j = Journal::empty(dir, None, None);
+        for r in parsed.records {
+            j.apply(r);
+        }
+        let mut torn_files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("journal.torn-"))
+            })
+            .collect();
+        torn_files.sort();
+        Ok(Check {
+            tags: j.tags().cloned().collect(),
+            torn: parsed.torn,
+            damaged: parsed.damaged,
+            torn_files,
+        })
+    }
+
+    /// Writes the torn bytes, unchanged, to a new `journal.torn-TIME` file (0600, fsync'd).
+    fn move_aside(&self, torn: &[u8]) -> Result<PathBuf, JournalError> {
+        let stamp = now();
+        for n in 0..1000 {
+            let name = if n == 0 {
+                format!("journal.torn-{stamp}")
+            } else {
+                format!("journal.torn-{stamp}-{n}")
+            };
+            let p = self.dir.join(name);
+            match crate::private_fs::create_new(&p) {
+                Ok(mut f) => {
+                    f.write_all(torn)
+                        .and_then(|_| f.sync_all())
+                        .map_err(io(&p))?;
+                    sync_dir(&self.dir).map_err(io(&self.dir))?;
+                    return Ok(p);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io(&p)(e)),
+            }
+        }
+        Err(io(&self.dir)(std::io::Error::other(
+            "too many journal.torn-* files",
+        )))
     }
 
     fn apply(&mut self, r: Record) {
@@ -218,8 +411,11 @@ impl Journal {
                     t.keys_changed = true;
                 }
             }
-            Record::Reset { uid, .. } => {
+            Record::Reset { uid, free_code, .. } => {
                 if let Some(t) = self.tags.get_mut(&uid) {
+                    if free_code {
+                        self.used_xuids.remove(&t.xuid);
+                    }
                     t.reset = true;
                     t.verified = false;
                     t.keys_changed = false;
@@ -230,15 +426,21 @@ impl Journal {
 
     /// Appends a record and flushes it to disk before returning.
     pub fn append(&mut self, r: Record) -> Result<(), JournalError> {
-        // Planned records hold keys: the encoded line is wiped once written.
-        let mut line =
-            zeroize::Zeroizing::new(serde_json::to_vec(&r).map_err(|e| JournalError::Io {
-                path: self.path.clone(),
-                source: e.into(),
-            })?);
+        // Planned records hold keys: the line is built in a buffer sized up front (a record is
+        // a few hundred bytes; a growing buffer would leave freed copies) and wiped once written.
+        let mut line = zeroize::Zeroizing::new(Vec::with_capacity(2048));
+        serde_json::to_writer(&mut *line, &r).map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
         line.push(b'\n');
-        self.file.write_all(&line).map_err(io(&self.path))?;
-        self.file.sync_data().map_err(io(&self.path))?;
+        let Some(file) = self.file.as_mut() else {
+            return Err(io(&self.path)(std::io::Error::other(
+                "the journal was opened read-only",
+            )));
+        };
+        file.write_all(&line).map_err(io(&self.path))?;
+        file.sync_data().map_err(io(&self.path))?;
         self.apply(r);
         Ok(())
     }
@@ -263,14 +465,19 @@ impl Journal {
     /// Writes `keys.csv` (XUID,KEY) and `associate.csv` (XUID,UID) for the verified tags.
     pub fn export(&self) -> Result<usize, JournalError> {
         // The file text holds keys: wiped from memory once written.
-        let mut keys = zeroize::Zeroizing::new(String::from("XUID,KEY\n"));
+        let verified: Vec<&TagEntry> = self.tags().filter(|t| t.verified && !t.reset).collect();
+        // Sized up front so the key text is never copied by a growing buffer.
+        let mut keys = zeroize::Zeroizing::new(String::with_capacity(
+            9 + verified.len() * (crate::tag_code::MAX_LEN + 34),
+        ));
+        keys.push_str("XUID,KEY\n");
         let mut assoc = String::from("XUID,UID\n");
-        let mut n = 0;
-        for t in self.tags().filter(|t| t.verified && !t.reset) {
-            keys.push_str(&format!("{},{}\n", t.xuid, t.keys.sdm_file_read().to_hex()));
-            assoc.push_str(&format!("{},{}\n", t.xuid, t.uid));
-            n += 1;
+        for t in &verified {
+            let hex = t.keys.sdm_file_read().to_hex();
+            crate::tag_code::push_row(&mut keys, &[&t.xuid, &hex])?;
+            crate::tag_code::push_row(&mut assoc, &[&t.xuid, &t.uid])?;
         }
+        let n = verified.len();
         let kp = self.dir.join("keys.csv");
         write_atomic(&kp, keys.as_bytes()).map_err(io(&kp))?;
         let ap = self.dir.join("associate.csv");

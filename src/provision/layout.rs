@@ -19,8 +19,10 @@ pub enum LayoutError {
     TooLong { len: usize, max: usize },
     #[error("the template has neither {{ctr}} nor {{picc}}: without a counter every scan could be replayed forever")]
     NoCounter,
-    #[error("the tag code {0:?} must be 1 to 64 characters of letters, digits, '-' or '_'")]
-    BadXuid(String),
+    #[error(transparent)]
+    BadXuid(#[from] crate::tag_code::BadTagCode),
+    #[error("the tag code {xuid:?} contains {next:?}, the text that follows it in the URL template: a scan could not be split")]
+    XuidHoldsSeparator { xuid: String, next: String },
 }
 
 /// What to write to one tag: the NDEF file and the SDM settings of file 02.
@@ -43,15 +45,7 @@ const PREFIXES: [(&str, u8); 4] = [
 
 /// Checks a tag code (XUID) before it goes into a URL.
 pub fn check_xuid(xuid: &str) -> Result<(), LayoutError> {
-    if xuid.is_empty()
-        || xuid.len() > 64
-        || !xuid
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(LayoutError::BadXuid(xuid.to_string()));
-    }
-    Ok(())
+    Ok(crate::tag_code::check(xuid)?)
 }
 
 /// Lays out the NDEF file and the SDM settings for `xuid`.
@@ -62,7 +56,10 @@ pub fn layout(template: &Template, xuid: &str) -> Result<NdefLayout, LayoutError
     if let Some(i) = parts.iter().position(|p| *p == Part::Xuid) {
         if let Some(Part::Literal(next)) = parts.get(i + 1) {
             if xuid.contains(next.as_str()) {
-                return Err(LayoutError::BadXuid(xuid.to_string()));
+                return Err(LayoutError::XuidHoldsSeparator {
+                    xuid: xuid.to_string(),
+                    next: next.clone(),
+                });
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod encode;
 pub mod journal;
 pub mod keys;
 pub mod layout;
+pub mod lock;
 pub mod reset;
 pub mod sealed;
 

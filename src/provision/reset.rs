@@ -5,13 +5,13 @@
 //! were changed), then key 0. Interrupted, it can simply be run again.
 
 use crate::card::file_settings::{Access, AccessRights, FileSettings};
-use crate::card::{Card, CommMode, Sw};
+use crate::card::{Card, CommMode};
 use crate::crypto::AesKey;
 use crate::transport::Transport;
 
-use super::encode::{identify, ProvisionError};
+use super::encode::{identify, with_key0, Key0, ProvisionError};
 use super::journal::{now, Journal, Record};
-use super::keys::KEY_VERSION;
+use super::keys::{KeyNo, KEY_VERSION};
 use super::layout::NDEF_FILE_SIZE;
 
 /// The NDEF file's settings as delivered: Plain, read/write/read-write free, change key 0.
@@ -30,11 +30,14 @@ pub fn factory_ndef_settings() -> FileSettings {
     }
 }
 
-/// Resets the tag on `card`; returns its UID.
+/// Resets the tag on `card`; returns its UID. Its keys.csv row goes (the tag no longer has
+/// those keys); its tag code stays used unless `free_code`, so a code printed on the tag is
+/// never given to a second tag by accident.
 pub fn reset_tag<T: Transport>(
     card: &mut Card<T>,
     journal: &mut Journal,
     trust_simulator: bool,
+    free_code: bool,
 ) -> Result<String, ProvisionError> {
     let id = identify(card, trust_simulator)?;
     let uid = hex::encode_upper(id.uid);
@@ -45,42 +48,27 @@ pub fn reset_tag<T: Transport>(
     let master = if entry.reset {
         AesKey::FACTORY
     } else {
-        entry.keys.key(0).clone()
+        entry.keys.key(KeyNo::MASTER).clone()
     };
-    // At most two authentications: the journaled key 0, then the factory key.
-    let mut key0_changed = !master.is_factory();
-    let s = match card.authenticate_ev2_first(0, &master) {
-        Ok(s) => s,
-        Err(e) if e.status() == Some(Sw::AuthenticationError) && key0_changed => {
-            key0_changed = false;
-            match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
-                Ok(s) => s,
-                Err(e) if e.status() == Some(Sw::AuthenticationError) => {
-                    return Err(ProvisionError::Unrecoverable { uid })
-                }
-                Err(e) => return Err(e.into()),
+    with_key0(card, &master, &uid, |s, key0| {
+        let mut s = s.change_file_settings(2, &factory_ndef_settings())?;
+        s = s.write_data(2, 0, &[0u8; NDEF_FILE_SIZE], CommMode::Plain)?;
+        for k in KeyNo::APP {
+            let v;
+            (s, v) = s.get_key_version(k.get())?;
+            if v == KEY_VERSION {
+                s = s.change_key(k.get(), entry.keys.key(k), &AesKey::FACTORY, 0x00)?;
             }
         }
-        Err(e) if e.status() == Some(Sw::AuthenticationError) => {
-            return Err(ProvisionError::Unrecoverable { uid })
+        if key0 == Key0::Planned {
+            s.change_own_key(&AesKey::FACTORY, 0x00)?;
         }
-        Err(e) => return Err(e.into()),
-    };
-    let mut s = s.change_file_settings(2, &factory_ndef_settings())?;
-    s = s.write_data(2, 0, &[0u8; NDEF_FILE_SIZE], CommMode::Plain)?;
-    for k in 1..=4u8 {
-        let v;
-        (s, v) = s.get_key_version(k)?;
-        if v == KEY_VERSION {
-            s = s.change_key(k, entry.keys.key(k), &AesKey::FACTORY, 0x00)?;
-        }
-    }
-    if key0_changed {
-        s.change_own_key(&AesKey::FACTORY, 0x00)?;
-    }
+        Ok(())
+    })?;
     journal.append(Record::Reset {
         uid: uid.clone(),
         time: now(),
+        free_code,
     })?;
     Ok(uid)
 }

@@ -20,6 +20,8 @@ pub enum SimDirError {
     Corrupt { path: PathBuf, what: String },
     #[error("no simulated tag {0} in the directory")]
     NotFound(String),
+    #[error("there is no simulated tag directory {0} (`tag424 sim new --dir DIR` makes tags)")]
+    Missing(PathBuf),
 }
 
 /// A directory of simulated tags.
@@ -29,11 +31,22 @@ pub struct SimDir {
 }
 
 impl SimDir {
+    /// Opens the directory, creating it owner-only (0700): tag files hold keys.
     pub fn open(dir: &Path) -> Result<SimDir, SimDirError> {
-        std::fs::create_dir_all(dir).map_err(|source| SimDirError::Io {
+        crate::private_fs::create_dir(dir).map_err(|source| SimDirError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
+        Ok(SimDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing directory; a missing one is an error (nothing is created).
+    pub fn open_existing(dir: &Path) -> Result<SimDir, SimDirError> {
+        if !dir.is_dir() {
+            return Err(SimDirError::Missing(dir.to_path_buf()));
+        }
         Ok(SimDir {
             dir: dir.to_path_buf(),
         })
@@ -53,9 +66,9 @@ impl SimDir {
             path: path.clone(),
             what: e.to_string(),
         })?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|_| std::fs::rename(&tmp, &path))
+        // Owner-only (the file holds the tag's keys), fsync'd and renamed atomically, as a real
+        // chip's NVM write either happens or does not.
+        crate::private_fs::write_atomic(&path, &json)
             .map_err(|source| SimDirError::Io { path, source })
     }
 
@@ -219,5 +232,12 @@ impl SimReader {
         Ok(Some(
             DirTransport::new(self.dir.clone(), state).with_latency(self.options.latency),
         ))
+    }
+}
+
+impl crate::transport::TagSource for SimReader {
+    type Tag = DirTransport;
+    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
+        SimReader::next_tag(self).map_err(|e| Box::new(e) as _)
     }
 }

@@ -39,6 +39,18 @@ pub enum TransportError {
     },
 }
 
+/// Where tags come from: a reader presenting one tag at a time (a PC/SC reader, or the
+/// simulated reader of `sim::dir`). The batch loop sees only this.
+pub trait TagSource {
+    type Tag: Transport;
+    /// Waits for the next tag; `None` when no more will come (or the wait was cancelled).
+    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>>;
+    /// Releases the tag (its exclusive access ends) and waits until the operator removes it.
+    fn remove(&mut self, _tag: Self::Tag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(())
+    }
+}
+
 /// Carries APDUs. Implementations: `PcscTransport`, `SimTransport`, [`replay::Replay`].
 pub trait Transport {
     /// Sends one command APDU and returns the response APDU (data followed by SW1 SW2).

@@ -30,6 +30,8 @@ pub enum PcscError {
     ReaderGone(String),
     #[error("cancelled")]
     Cancelled,
+    #[error("another program is using the tag on {0:?} (tag424 needs it alone for a tag's whole sequence)")]
+    TagInUse(String),
     #[error("PC/SC: {context}: {source}")]
     Other {
         context: &'static str,
@@ -37,6 +39,9 @@ pub enum PcscError {
         source: pcsc::Error,
     },
 }
+
+/// Tags are connected exclusively, for the whole of a tag's sequence.
+const TAG_SHARE_MODE: pcsc::ShareMode = pcsc::ShareMode::Exclusive;
 
 fn list(v: &[String]) -> String {
     if v.is_empty() {
@@ -261,13 +266,15 @@ impl PcscReader {
         }
     }
 
-    /// Sleeps until a tag is on the reader and connects to it.
+    /// Sleeps until a tag is on the reader and connects to it exclusively: no other program
+    /// can interleave its APDUs with this tag's sequence until the tag is released.
     pub fn wait_for_tag(&self) -> Result<PcscCard, PcscError> {
+        let mut busy = 0;
         loop {
             self.wait(pcsc::State::PRESENT, None)?;
             match self
                 .ctx
-                .connect(&self.name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+                .connect(&self.name, TAG_SHARE_MODE, pcsc::Protocols::ANY)
             {
                 Ok(card) => {
                     return Ok(PcscCard {
@@ -282,6 +289,12 @@ impl PcscReader {
                     | pcsc::Error::UnresponsiveCard
                     | pcsc::Error::UnpoweredCard,
                 ) => continue,
+                // Another program holds the tag: give it a moment, then say so.
+                Err(pcsc::Error::SharingViolation) if busy < 20 => {
+                    busy += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(pcsc::Error::SharingViolation) => return Err(PcscError::TagInUse(self.name())),
                 Err(pcsc::Error::UnknownReader | pcsc::Error::ReaderUnavailable) => {
                     return Err(PcscError::ReaderGone(self.name()))
                 }
@@ -380,7 +393,7 @@ impl Transport for PcscCard {
             Err(pcsc::Error::ResetCard) => {
                 if let Some(mut c) = self.card.take() {
                     if c.reconnect(
-                        pcsc::ShareMode::Shared,
+                        TAG_SHARE_MODE,
                         pcsc::Protocols::ANY,
                         pcsc::Disposition::LeaveCard,
                     )
@@ -420,6 +433,24 @@ impl Transport for PcscCard {
                 context: format!("PC/SC transmit on {}", self.reader),
                 source: Box::new(e),
             }),
+        }
+    }
+}
+
+impl super::TagSource for PcscReader {
+    type Tag = PcscCard;
+    fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
+        match self.wait_for_tag() {
+            Ok(card) => Ok(Some(card)),
+            Err(PcscError::Cancelled) => Ok(None),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+    fn remove(&mut self, tag: Self::Tag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        tag.release();
+        match self.wait_for_removal() {
+            Ok(()) | Err(PcscError::Cancelled) => Ok(()),
+            Err(e) => Err(Box::new(e)),
         }
     }
 }

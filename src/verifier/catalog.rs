@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::query::{parse_uid, valid_aid, valid_cuid, valid_token, valid_xuid};
+use super::query::{parse_uid, valid_aid, valid_cuid, valid_token};
 use crate::crypto::AesKey;
+use crate::tag_code::{CodeList, Header};
 
 /// Longest response text a rule may answer.
 pub const MAX_RESPONSE_LEN: usize = 256;
@@ -229,11 +230,8 @@ impl Catalog {
                         return bad(format!("batch name {:?} is empty or repeated", b.name));
                     }
                     for t in &b.tags {
-                        if !valid_xuid(&t.xuid) {
-                            return bad(format!(
-                                "tag code {:?}: letters, digits, - and _ only, up to 64",
-                                t.xuid
-                            ));
+                        if let Err(e) = crate::tag_code::check(&t.xuid) {
+                            return bad(e.to_string());
                         }
                         if !xuids.insert(&t.xuid) {
                             return bad(format!("tag code {} is in more than one batch", t.xuid));
@@ -316,19 +314,10 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
         line,
         what,
     };
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(false)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| csv_err(1, e.to_string()))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_ascii_uppercase())
-        .collect();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let xi = col("XUID").ok_or_else(|| csv_err(1, "no XUID column in the header".into()))?;
-    let (ki, ui, ci) = (col("KEY"), col("UID"), col("CUID"));
+    // The one code-list reader and tag-code rule (crate::tag_code), shared with `batch`.
+    let list = CodeList::parse(&text, &path.display().to_string(), Header::Required)
+        .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+    let (ki, ui, ci) = (list.column("KEY"), list.column("UID"), list.column("CUID"));
     if ki.is_none() && ui.is_none() && ci.is_none() {
         return Err(csv_err(
             1,
@@ -336,13 +325,9 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
         ));
     }
     let mut n = 0;
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| csv_err(line, e.to_string()))?;
-        let xuid = rec.get(xi).unwrap_or("");
-        if !valid_xuid(xuid) {
-            return Err(csv_err(line, format!("tag code {xuid:?} is not valid")));
-        }
+    for row in &list.rows {
+        let (line, xuid) = (row.line, row.code.as_str());
+        let rec = &row.fields;
         let t = merge.entry(xuid);
         if let Some(k) = ki.and_then(|k| rec.get(k)).filter(|k| !k.is_empty()) {
             let key: AesKey = k.parse().map_err(|e| csv_err(line, format!("KEY: {e}")))?;

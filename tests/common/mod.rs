@@ -28,10 +28,11 @@ pub fn personalise_and_check<T: Transport>(card: &mut Card<T>) {
     let mut s = s;
     for k in 1..=4u8 {
         s = s
-            .change_key(k, &AesKey::FACTORY, keys.key(k), 1)
+            .change_key(k, &AesKey::FACTORY, keys.get(k).unwrap(), 1)
             .expect("key changed");
     }
-    s.change_own_key(keys.key(0), 1).expect("key 0 changed");
+    s.change_own_key(keys.get(0).unwrap(), 1)
+        .expect("key 0 changed");
 
     // A phone: select the NDEF file, read NLEN, then the message.
     let sun_keys = SunKeys {
@@ -56,7 +57,7 @@ pub fn personalise_and_check<T: Transport>(card: &mut Card<T>) {
 
     // A second session with the new master key sees the new state, MACed.
     let s = card
-        .authenticate_ev2_first(0, keys.key(0))
+        .authenticate_ev2_first(0, keys.get(0).unwrap())
         .expect("new key 0");
     let (s, uid) = s.get_card_uid().unwrap();
     assert_eq!(uid, id.uid);
@@ -71,7 +72,7 @@ pub fn personalise_and_check<T: Transport>(card: &mut Card<T>) {
         "authenticated reads are not mirrored"
     );
     let s = s
-        .authenticate_ev2_non_first(1, keys.key(1))
+        .authenticate_ev2_non_first(1, keys.get(1).unwrap())
         .expect("NonFirst with key 1");
     drop(s);
     // The factory key no longer opens the tag.

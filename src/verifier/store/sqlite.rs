@@ -65,19 +65,22 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating owner-only if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let existed = path.exists();
+        // The database holds tag keys: created 0600 before SQLite writes a byte to it (SQLite
+        // gives its -wal and -shm files the database's mode).
+        if !path.exists() {
+            if let Err(source) = crate::private_fs::create_new(path) {
+                if source.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(StoreError::Corrupt {
+                        path: path.to_path_buf(),
+                        what: format!("cannot create it owner-only: {source}"),
+                    });
+                }
+            }
+        }
         let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
         })?;
-        #[cfg(unix)]
-        if !existed {
-            use std::os::unix::fs::PermissionsExt;
-            // The database holds tag keys.
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        }
-        #[cfg(not(unix))]
-        let _ = existed;
         let mut s = SqliteStore {
             conn,
             path: path.to_path_buf(),
@@ -445,10 +448,11 @@ impl Store for SqliteStore {
                         )
                         .map_err(&e)?;
                     for t in &b.tags {
+                        let key = t.key.as_ref().map(AesKey::to_hex);
                         st.execute(params![
                             t.xuid,
                             bid,
-                            t.key.as_ref().map(AesKey::to_hex),
+                            key.as_deref(),
                             t.uid.map(hex::encode_upper),
                             t.cuid,
                             t.default_response,

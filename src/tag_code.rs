@@ -1,0 +1,267 @@
+//! The one rule for tag codes (the platform's XUIDs), and the one reader of code lists.
+//!
+//! A tag code is 1 to 64 ASCII letters and digits, with `-` and `_` allowed inside but never
+//! first. The rule is shared by the batch's code list, the key journal, the verifier's import
+//! and every CSV this tool writes, where no cell may start with `=`, `+`, `-`, `@`, a tab or a
+//! carriage return (a spreadsheet would read it as a formula).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Longest tag code.
+pub const MAX_LEN: usize = 64;
+
+/// Why a tag code was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tag code {0:?} must be 1 to {MAX_LEN} letters and digits, with '-' and '_' allowed after the first character")]
+pub struct BadTagCode(pub String);
+
+/// True when `code` follows the rule.
+pub fn is_valid(code: &str) -> bool {
+    let b = code.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_LEN
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+}
+
+pub fn check(code: &str) -> Result<(), BadTagCode> {
+    if is_valid(code) {
+        Ok(())
+    } else {
+        Err(BadTagCode(code.to_string()))
+    }
+}
+
+/// True when a spreadsheet could read the cell as a formula (or a control sequence).
+pub fn is_formula_like(cell: &str) -> bool {
+    matches!(
+        cell.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
+/// Why a CSV row could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refusing to write the CSV cell {0:?}: a spreadsheet would read it as a formula")]
+pub struct UnsafeCell(pub String);
+
+/// Appends one CSV row of plain cells (codes, hex keys, UIDs) to `out`, refusing any cell a
+/// spreadsheet would run as a formula.
+pub fn push_row(out: &mut String, cells: &[&str]) -> Result<(), UnsafeCell> {
+    for c in cells {
+        if is_formula_like(c) || c.contains([',', '"', '\n']) {
+            return Err(UnsafeCell(c.to_string()));
+        }
+    }
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(c);
+    }
+    out.push('\n');
+    Ok(())
+}
+
+/// Whether a code list starts with a header line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    /// The first line names the columns and one of them is `XUID` (the platform's download).
+    Required,
+    /// One code per line, no header (`--no-header`).
+    None,
+}
+
+/// Why a code list was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeListError {
+    #[error("cannot read the tag code file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the tag code file {0} has no tag codes")]
+    Empty(String),
+    #[error("{path} line {line}: {what}")]
+    Bad {
+        path: String,
+        line: usize,
+        what: String,
+    },
+    #[error("{path}: tag code {xuid} appears twice (lines {first} and {second})")]
+    Duplicate {
+        path: String,
+        xuid: String,
+        first: usize,
+        second: usize,
+    },
+}
+
+/// One row of a code list.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Line number in the file.
+    pub line: usize,
+    pub code: String,
+    /// All the row's fields (trimmed), in header order.
+    pub fields: Vec<String>,
+}
+
+/// A parsed code list: its header (upper-cased) and rows with valid, unique codes.
+#[derive(Debug, Clone)]
+pub struct CodeList {
+    pub header: Vec<String>,
+    pub rows: Vec<Row>,
+}
+
+impl CodeList {
+    /// The column named `name` (case-insensitive), if any.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.header
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    pub fn codes(&self) -> Vec<String> {
+        self.rows.iter().map(|r| r.code.clone()).collect()
+    }
+
+    pub fn read(path: &Path, header: Header) -> Result<CodeList, CodeListError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| CodeListError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        CodeList::parse(&text, &p, header)
+    }
+
+    /// Parses CSV text (quoted fields, CRLF, a byte-order mark allowed; one record per line so
+    /// errors name file lines). With [`Header::Required`] the first line must have an `XUID`
+    /// column; with [`Header::None`] every line is one code. Blank lines are skipped; a bad or
+    /// repeated code is an error naming its line.
+    pub fn parse(text: &str, path: &str, header: Header) -> Result<CodeList, CodeListError> {
+        let text = text.trim_start_matches('\u{feff}');
+        let bad = |line: usize, what: String| CodeListError::Bad {
+            path: path.to_string(),
+            line,
+            what,
+        };
+        let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            if l.trim().is_empty() {
+                continue;
+            }
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(l.as_bytes());
+            match rdr.records().next() {
+                Some(Ok(rec)) => {
+                    rows.push((i + 1, rec.iter().map(|f| f.trim().to_string()).collect()))
+                }
+                Some(Err(e)) => return Err(bad(i + 1, e.to_string())),
+                None => continue,
+            }
+        }
+        let (head, data, column) = match header {
+            Header::Required => {
+                let Some((line, first)) = rows.first() else {
+                    return Err(CodeListError::Empty(path.to_string()));
+                };
+                let column = first
+                    .iter()
+                    .position(|h| h.eq_ignore_ascii_case("XUID"))
+                    .ok_or_else(|| {
+                        bad(
+                            *line,
+                            format!(
+                                "the first line {:?} has no XUID column: the platform's download starts with XUID (give --no-header for a plain list of codes)",
+                                first.join(",")
+                            ),
+                        )
+                    })?;
+                let head = first.iter().map(|h| h.to_ascii_uppercase()).collect();
+                (head, &rows[1..], column)
+            }
+            Header::None => (vec!["XUID".to_string()], &rows[..], 0),
+        };
+        let mut out = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (line, fields) in data {
+            if header == Header::None && fields.len() != 1 {
+                return Err(bad(
+                    *line,
+                    "several columns in a list without a header: give the XUID header".into(),
+                ));
+            }
+            let code = fields
+                .get(column)
+                .ok_or_else(|| bad(*line, "the row has no XUID column".into()))?
+                .clone();
+            check(&code).map_err(|e| bad(*line, e.to_string()))?;
+            if let Some(first) = seen.insert(code.clone(), *line) {
+                return Err(CodeListError::Duplicate {
+                    path: path.to_string(),
+                    xuid: code,
+                    first,
+                    second: *line,
+                });
+            }
+            out.push(Row {
+                line: *line,
+                code,
+                fields: fields.clone(),
+            });
+        }
+        if out.is_empty() {
+            return Err(CodeListError::Empty(path.to_string()));
+        }
+        Ok(CodeList {
+            header: head,
+            rows: out,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rule() {
+        for ok in ["a", "q8w3sbcz", "A-1", "a_b", "a-"] {
+            assert!(is_valid(ok), "{ok}");
+        }
+        for bad in ["", "-A1", "_a", "a b", "=1", "é", &"a".repeat(65)] {
+            assert!(!is_valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_formula_is_written() {
+        let mut s = String::new();
+        push_row(&mut s, &["abc", "00FF"]).unwrap();
+        assert_eq!(s, "abc,00FF\n");
+        for c in ["=1", "+1", "-A1", "@x", "\tx", "\rx", "a,b"] {
+            assert!(push_row(&mut s, &["x", c]).is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_header_is_required_unless_told() {
+        let e = CodeList::parse("Code\nabc\n", "f", Header::Required)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no XUID column") && e.contains("--no-header"),
+            "{e}"
+        );
+        let l = CodeList::parse("abc\ndef\n", "f", Header::None).unwrap();
+        assert_eq!(l.codes(), ["abc", "def"]);
+        let l = CodeList::parse("xuid,key\nabc,00\n", "f", Header::Required).unwrap();
+        assert_eq!(l.column("KEY"), Some(1));
+        assert_eq!(l.rows[0].fields[1], "00");
+    }
+}
