@@ -183,6 +183,12 @@ impl TagSource for AnyReader {
             },
         }
     }
+    fn waker(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        match self {
+            AnyReader::Sim(r) => r.waker(),
+            AnyReader::Pcsc(r) => r.waker(),
+        }
+    }
 }
 
 /// List the PC/SC readers and whether a tag is on each.

@@ -9,6 +9,7 @@ pub mod layout;
 pub mod lock;
 pub mod reset;
 pub mod sealed;
+pub mod station;
 
 pub use encode::{encode_tag, EncodeOptions, Outcome, ProvisionError, Step};
 pub use journal::Journal;
