@@ -252,6 +252,9 @@ fn waiting_for_a_reader_that_is_not_there_yet_can_be_cancelled() {
 /// A simulated tag on the virtual reader for as long as the host keeps talking to it (and
 /// `idle` seconds after), in the background.
 fn attach_one(port: u16, tags: &std::path::Path, idle: &str) -> std::process::Child {
+    // The previous test's tag may have left a moment ago: pcscd sees that only at its next
+    // presence poll (400 ms), and a host connecting before then gets a card that is gone.
+    std::thread::sleep(Duration::from_millis(1000));
     bin()
         .args([
             "sim",

@@ -10,6 +10,7 @@ mod reader;
 mod serve;
 mod sim;
 mod sim_attach;
+mod station;
 mod tag;
 mod verify;
 

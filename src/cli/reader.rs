@@ -73,6 +73,57 @@ pub fn required(reader: Option<&str>) -> Result<ReaderSpec, CliError> {
     })
 }
 
+/// The readers of an encoding command: each `--reader` (or `TAG424_READER`), or `all` for
+/// every PC/SC reader plugged in. Never a default; no reader twice; simulated and PC/SC
+/// readers are not mixed in one batch.
+pub fn required_all(readers: &[String]) -> Result<Vec<ReaderSpec>, CliError> {
+    let readers: Vec<&String> = readers.iter().filter(|r| !r.trim().is_empty()).collect();
+    if readers.is_empty() {
+        return required(None).map(|s| vec![s]);
+    }
+    let mut specs = Vec::new();
+    for r in &readers {
+        if r.trim().eq_ignore_ascii_case("all") {
+            let list = list_readers().map_err(pcsc_error)?;
+            if list.is_empty() {
+                return Err(pcsc_error(PcscError::NoReaders));
+            }
+            specs.extend(list.into_iter().map(|r| ReaderSpec::Pcsc(r.name)));
+        } else {
+            specs.push(ReaderSpec::parse(r)?);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for s in &specs {
+        let key = match s {
+            ReaderSpec::Sim { dir, .. } => format!(
+                "sim:{}",
+                dir.as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            ),
+            ReaderSpec::Pcsc(n) => n.clone(),
+        };
+        if !seen.insert(key.clone()) {
+            return Err(CliError {
+                code: 2,
+                message: format!("--reader {key} is given twice"),
+                help: Some("give each reader once (`--reader all` already means every PC/SC reader); simulated readers need a folder each: --reader sim:A --reader sim:B".into()),
+            });
+        }
+    }
+    if specs.iter().any(|s| s.is_sim()) && !specs.iter().all(|s| s.is_sim()) {
+        return Err(CliError {
+            code: 2,
+            message: "simulated and PC/SC readers in one batch".into(),
+            help: Some(
+                "a batch is simulated (sim:DIR readers only) or real (PC/SC readers only)".into(),
+            ),
+        });
+    }
+    Ok(specs)
+}
+
 /// An open reader of either kind.
 pub enum AnyReader {
     Sim(SimReader),
@@ -146,22 +197,37 @@ impl AnyReader {
 
     pub fn describe(&self) -> String {
         match self {
-            AnyReader::Sim(_) => "simulated reader".into(),
+            AnyReader::Sim(r) => format!("simulated reader {}", r.dir().path().display()),
             AnyReader::Pcsc(r) => r.name(),
         }
     }
 }
 
+/// The PC/SC waits Ctrl-C wakes: every reader of the run.
+static CANCELLERS: std::sync::Mutex<Vec<tag424::transport::pcsc::Canceller>> =
+    std::sync::Mutex::new(Vec::new());
+static HANDLER: std::sync::Once = std::sync::Once::new();
+
+/// One Ctrl-C handler for the process (the ctrlc crate allows one): sets `stop` and wakes
+/// every registered reader's wait, so each reader finishes its current tag and stops.
 fn install_ctrlc(stop: Arc<AtomicBool>, canceller: Option<tag424::transport::pcsc::Canceller>) {
-    let _ = ctrlc::set_handler(move || {
-        // Every Ctrl-C (any number, however quick) ends the same way: the current tag's
-        // exchange finishes (well under a second), then the summary and the re-run hint.
-        if !stop.swap(true, Ordering::SeqCst) {
-            eprintln!("\nCtrl-C: stopping after the current tag; no key is lost.");
-        }
-        if let Some(c) = &canceller {
-            c.cancel();
-        }
+    if let Some(c) = canceller {
+        CANCELLERS.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(move || {
+            // Every Ctrl-C (any number, however quick) ends the same way: the current tag's
+            // exchange finishes on every reader (well under a second), then the summary and the
+            // re-run hint.
+            if !stop.swap(true, Ordering::SeqCst) {
+                eprintln!(
+                    "\nCtrl-C: stopping after the current tag on every reader; no key is lost."
+                );
+            }
+            for c in CANCELLERS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                c.cancel();
+            }
+        });
     });
 }
 

@@ -216,6 +216,11 @@ impl SimReader {
         })
     }
 
+    /// The directory whose tags this reader presents.
+    pub fn dir(&self) -> &SimDir {
+        &self.dir
+    }
+
     /// Applies the reader's options (latency) to every tag it presents.
     pub fn with_options(mut self, options: SimReaderOptions) -> Self {
         self.options = options;
