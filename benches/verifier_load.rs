@@ -10,6 +10,12 @@
 //! 2. Latency: an open loop at `BENCH_RATE` scans/s (default 5,000) for `BENCH_SECONDS`;
 //!    latency is measured from each request's scheduled time (no coordinated omission).
 //!
+//! 3. PostgreSQL (when `BENCH_PG` or `TAG424_TEST_PG` names a server): the closed loop again,
+//!    spread over 1, 2 and 3 verifier instances on one fresh database (each instance its own
+//!    store, connection pool, group-commit writer and HTTP server, in this process): verified
+//!    durable scans/s, database round trips per scan (counted by the stores) and server
+//!    transactions per scan (`pg_stat_database.xact_commit`).
+//!
 //! Server and client share the machine's cores; the figures are for both together.
 
 use std::net::{SocketAddr, TcpListener};
@@ -24,7 +30,7 @@ use tag424::crypto::sdm::sdm_mac;
 use tag424::crypto::AesKey;
 use tag424::verifier::catalog::{Batch, Catalog, Cors, Folder, Group, GroupKind, Tag};
 use tag424::verifier::server;
-use tag424::verifier::store::SqliteStore;
+use tag424::verifier::store::{PgStats, PgStore, SqliteStore};
 use tag424::verifier::Verifier;
 
 fn env(name: &str, default: usize) -> usize {
@@ -75,8 +81,11 @@ fn setup(tags: usize, rounds: usize) -> (Catalog, Vec<Vec<u8>>) {
                             ..Tag::new(&x)
                         })
                         .collect(),
+                    ..Batch::default()
                 }],
+                ..Group::default()
             }],
+            ..Folder::default()
         }],
     };
     (catalog, reqs)
@@ -144,6 +153,44 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// `conns` keep-alive connections, spread over `addrs`, each sending the next prepared request
+/// as soon as the previous one is answered, for `seconds`: (requests, passes, elapsed).
+fn closed_loop(
+    rt: &tokio::runtime::Runtime,
+    addrs: &[SocketAddr],
+    conns: usize,
+    seconds: u64,
+    reqs: &Arc<Vec<Vec<u8>>>,
+    next: &Arc<AtomicUsize>,
+) -> (usize, usize, Duration) {
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let start = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for k in 0..conns {
+            let (reqs, next, addr) = (reqs.clone(), next.clone(), addrs[k % addrs.len()]);
+            set.spawn(async move {
+                let mut c = Conn::open(addr).await;
+                let (mut done, mut passed) = (0usize, 0usize);
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(r) = reqs.get(i) else { break };
+                    passed += usize::from(c.call(r).await);
+                    done += 1;
+                }
+                (done, passed)
+            });
+        }
+        let (mut d, mut p) = (0, 0);
+        while let Some(r) = set.join_next().await {
+            let (a, b) = r.unwrap();
+            d += a;
+            p += b;
+        }
+        (d, p, start.elapsed())
+    })
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing: run only when asked.
     if !std::env::args().any(|a| a == "--bench") {
@@ -204,32 +251,7 @@ fn main() {
         stats.commits.load(Ordering::Relaxed),
         stats.writes.load(Ordering::Relaxed),
     );
-    let (done, passed, elapsed) = client_rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        let start = Instant::now();
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..conns {
-            let (reqs, next) = (reqs.clone(), next.clone());
-            set.spawn(async move {
-                let mut c = Conn::open(addr).await;
-                let (mut done, mut passed) = (0usize, 0usize);
-                while Instant::now() < deadline {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(r) = reqs.get(i) else { break };
-                    passed += usize::from(c.call(r).await);
-                    done += 1;
-                }
-                (done, passed)
-            });
-        }
-        let (mut d, mut p) = (0, 0);
-        while let Some(r) = set.join_next().await {
-            let (a, b) = r.unwrap();
-            d += a;
-            p += b;
-        }
-        (d, p, start.elapsed())
-    });
+    let (done, passed, elapsed) = closed_loop(&client_rt, &[addr], conns, seconds, &reqs, &next);
     let commits = stats.commits.load(Ordering::Relaxed) - c0;
     let writes = stats.writes.load(Ordering::Relaxed) - w0;
     println!(
@@ -295,4 +317,107 @@ fn main() {
     server_rt
         .block_on(running.stop(Duration::from_secs(5)))
         .unwrap();
+
+    // 3. PostgreSQL: 1, 2 and 3 instances on one server (BENCH_PG, else TAG424_TEST_PG).
+    let Some(pg) = std::env::var("BENCH_PG")
+        .or_else(|_| std::env::var("TAG424_TEST_PG"))
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        println!("postgres: skipped (set BENCH_PG=postgres://USER@HOST:PORT/DB)");
+        return;
+    };
+    for n in 1..=3 {
+        pg_run(
+            &pg, n, &catalog, &server_rt, &client_rt, conns, seconds, &reqs, &next,
+        );
+    }
+}
+
+/// Runs `n` verifier instances (each its own store, pool, writer and HTTP server; the first
+/// imports the catalog) on a fresh database of the server `admin` names, and the closed loop
+/// spread over them.
+#[allow(clippy::too_many_arguments)]
+fn pg_run(
+    admin: &str,
+    n: usize,
+    catalog: &Catalog,
+    server_rt: &tokio::runtime::Runtime,
+    client_rt: &tokio::runtime::Runtime,
+    conns: usize,
+    seconds: u64,
+    reqs: &Arc<Vec<Vec<u8>>>,
+    next: &Arc<AtomicUsize>,
+) {
+    let name = format!("tag424_bench_{}_{n}", std::process::id());
+    let sql = |q: String| {
+        let admin = admin.to_string();
+        client_rt.block_on(async move {
+            let (c, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                .await
+                .expect("BENCH_PG: connect");
+            tokio::spawn(conn);
+            let rows = c.simple_query(&q).await.expect("BENCH_PG: query");
+            rows.into_iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        })
+    };
+    sql(format!("CREATE DATABASE {name}"));
+    let mut url: url::Url = admin.parse().expect("BENCH_PG is a URL");
+    url.set_path(&name);
+    let mut running = Vec::new();
+    let mut stats = Vec::new();
+    for i in 0..n {
+        let store = PgStore::connect(url.as_str()).expect("PostgreSQL store");
+        stats.push(store.stats());
+        let v = Verifier::open(store, (i == 0).then_some(catalog), Cors::None).unwrap();
+        running.push(
+            server_rt
+                .block_on(async {
+                    server::spawn(Arc::new(v), TcpListener::bind("127.0.0.1:0").unwrap(), None)
+                })
+                .unwrap(),
+        );
+    }
+    let addrs: Vec<SocketAddr> = running.iter().map(|r| r.addr).collect();
+    let xacts = || -> u64 {
+        sql(format!(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = '{name}'"
+        ))
+        .parse()
+        .unwrap_or(0)
+    };
+    let sum = |f: &dyn Fn(&PgStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
+    let (t0, c0, x0) = (
+        sum(&|s| s.round_trips.load(Ordering::Relaxed)),
+        sum(&|s| s.commits.load(Ordering::Relaxed)),
+        xacts(),
+    );
+    let (done, passed, elapsed) = closed_loop(client_rt, &addrs, conns, seconds, reqs, next);
+    let (trips, commits) = (
+        sum(&|s| s.round_trips.load(Ordering::Relaxed)) - t0,
+        sum(&|s| s.commits.load(Ordering::Relaxed)) - c0,
+    );
+    // pg_stat_database is updated when backends report (about every second): wait for it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let x = xacts().saturating_sub(x0);
+    println!(
+        "postgres, {n} instance(s), {conns} connections, {:.1} s: {done} requests, {passed} Pass \
+         ({} not Pass): {:.0} verified durable scans/s; {commits} group commits, {:.1} scans per \
+         commit; {:.3} database round trips per scan; {:.3} server transactions per scan",
+        elapsed.as_secs_f64(),
+        done - passed,
+        passed as f64 / elapsed.as_secs_f64(),
+        passed as f64 / commits.max(1) as f64,
+        trips as f64 / passed.max(1) as f64,
+        x as f64 / passed.max(1) as f64,
+    );
+    for r in running {
+        server_rt.block_on(r.stop(Duration::from_secs(5))).unwrap();
+    }
+    sql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }

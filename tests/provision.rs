@@ -341,6 +341,7 @@ fn a_torn_last_line_at_every_byte_offset_heals_and_three_more_runs_encode() {
         xuid: "tornaway".into(),
         keys: tag424::provision::KeySet::random(),
         time: 1,
+        lrp: false,
     })
     .unwrap();
     for cut in 1..=torn_record.len() {

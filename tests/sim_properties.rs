@@ -253,6 +253,7 @@ prop_compose! {
             uid_mirror, read_ctr_mirror, read_ctr_limit, enc_file_data, ascii,
             ctr_ret: Some(ctr_ret), meta_read: Some(meta_read), file_read: Some(file_read),
             uid_offset, read_ctr_offset, picc_data_offset, mac_input_offset, mac_offset,
+            tt_offset: None, lrp: false,
         }
     }
 }
@@ -295,6 +296,8 @@ fn laid_out_sdm() -> impl Strategy<Value = SdmSettings> {
                     file_read: Some(file.map_or(Access::Never, Access::Key)),
                     uid_offset: (uid && free).then_some(j),
                     read_ctr_offset: (ctr && free).then_some(20 + j),
+                    tt_offset: None,
+                    lrp: false,
                     picc_data_offset: matches!(meta, Access::Key(_)).then_some(30 + j),
                     mac_input_offset: file_key.then_some(mi),
                     mac_offset: file_key.then_some(160 + j),
@@ -551,6 +554,8 @@ fn with_sdm(state: &mut ChipState, variant: u8, limit: Option<u32>) {
             ctr_ret: Some(Access::Key(2)),
             meta_read: Some(Access::Key(2)),
             file_read: Some(Access::Key(1)),
+            tt_offset: None,
+            lrp: false,
             picc_data_offset: Some(40),
             mac_input_offset: Some(40),
             mac_offset: Some(140),
@@ -907,4 +912,28 @@ fn long_answers_are_chained_with_91af() {
     assert_eq!(r2.len(), 280 - 256 + 2);
     assert_eq!(sw_of(&r2), 0x9100);
     assert!(chip.authenticated());
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The chip decodes and checks ChangeFileSettings with its own code (written from the
+    /// datasheet, not the host's `FileSettings`). On the bytes the host encodes from any
+    /// settings, the chip accepts exactly what the host's own parser and checks accept, and
+    /// the chip's GetFileSettings image is the host's reading of those bytes.
+    #[test]
+    fn the_chips_settings_decoder_agrees_with_the_host(fs in file_settings()) {
+        use tag424::sim::chip::settings::{decode_change, encode_get, Variant};
+        let aes = Variant { tag_tamper: false, lrp: false };
+        let bytes = fs.encode_change();
+        let mut image = vec![0x00, bytes[0], bytes[1], bytes[2]];
+        image.extend_from_slice(&fs.size.to_le_bytes()[..3]);
+        image.extend_from_slice(&bytes[3..]);
+        let host = FileSettings::parse(&image).map_err(|e| e.to_string()).and_then(|h| h.validate().map(|_| h));
+        let chip = decode_change(&bytes, fs.size, aes);
+        prop_assert_eq!(host.is_ok(), chip.is_ok(), "host {:?}, chip {:?}, bytes {}", host, chip, hex::encode_upper(&bytes));
+        if let Ok(c) = chip {
+            prop_assert_eq!(encode_get(&c), image);
+        }
+    }
 }

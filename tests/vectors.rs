@@ -417,6 +417,8 @@ fn settings_encode(i: &Value, e: &Value) {
             file_read: Some(access(i, "sdm_file_read")),
             uid_offset: None,
             read_ctr_offset: None,
+            tt_offset: None,
+            lrp: false,
             picc_data_offset: opt_u32(i, "picc_data_offset"),
             mac_input_offset: opt_u32(i, "mac_input_offset"),
             mac_offset: opt_u32(i, "mac_offset"),
@@ -563,8 +565,8 @@ fn signature(i: &Value, e: &Value) {
     }
 }
 
-fn lrp_key(i: &Value) -> [u8; 16] {
-    a16(&h(i, "key"))
+fn lrp_key(i: &Value) -> AesKey {
+    key(i, "key")
 }
 
 fn lrp_keygen(i: &Value, e: &Value) {
@@ -575,7 +577,7 @@ fn lrp_keygen(i: &Value, e: &Value) {
         let got = if kind == "plaintext" {
             l.plaintext(n).unwrap()
         } else {
-            l.updated_key(n).unwrap()
+            *l.updated_key(n).unwrap().as_bytes()
         };
         assert_eq!(hx(got), val.as_str().unwrap(), "{k}");
     }
@@ -632,8 +634,8 @@ fn lrp_auth(i: &Value, e: &Value) {
         s(e, "sv")
     );
     let keys = lrp::derive_auth_session_keys(&k, &rnd_a, &rnd_b).unwrap();
-    assert_eq!(hx(keys.mac_key()), s(e, "ses_auth_mac_update_key"));
-    assert_eq!(hx(keys.enc_key()), s(e, "ses_auth_enc_update_key"));
+    assert_eq!(keys.mac_key().to_hex(), s(e, "ses_auth_mac_update_key"));
+    assert_eq!(keys.enc_key().to_hex(), s(e, "ses_auth_enc_update_key"));
     let pcd = lrp::auth_pcd_response(&keys, &rnd_a, &rnd_b).unwrap();
     assert_eq!(hx(pcd), s(e, "pcd_response"));
     let c2 = [&[0x90, 0xAF, 0x00, 0x00, 0x20][..], &rnd_a, &pcd, &[0x00]].concat();

@@ -1,10 +1,12 @@
 //! The local verifier over real HTTP: a server on an ephemeral loopback port (in-process, or
 //! the real `tag424 serve` binary), a real client (reqwest), every answer of `GET /v1/t`.
+//! Every test runs on each store (SQLite, and PostgreSQL when TAG424_TEST_PG is set; see
+//! tests/backends).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +14,11 @@ use tag424::crypto::sdm::sdm_mac;
 use tag424::crypto::AesKey;
 use tag424::verifier::catalog::{Batch, Catalog, Cors, Folder, Group, GroupKind, Tag};
 use tag424::verifier::server::{self, Running, Tls};
-use tag424::verifier::store::SqliteStore;
+use tag424::verifier::store;
 use tag424::verifier::Verifier;
+
+mod backends;
+use backends::{run, serve, Db, BIN};
 
 const KEY: [u8; 16] = [0x5A; 16];
 const KEY2: [u8; 16] = [0x3C; 16];
@@ -43,6 +48,7 @@ fn catalog() -> Catalog {
         default_response: "Fail".into(),
         pass_response: "Pass".into(),
         batches,
+        ..Group::default()
     };
     let standard = |name: &str, batches: Vec<Batch>| Group {
         name: name.into(),
@@ -50,11 +56,13 @@ fn catalog() -> Catalog {
         default_response: "Found".into(),
         pass_response: "Pass".into(),
         batches,
+        ..Group::default()
     };
     let batch = |name: &str, active: bool, tags: Vec<Tag>| Batch {
         name: name.into(),
         active,
         tags,
+        ..Batch::default()
     };
     let mut with_ids = keyed("auth1", KEY);
     with_ids.uid = Some([0x04, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]);
@@ -86,6 +94,7 @@ fn catalog() -> Catalog {
                     ),
                     auth("nokeys", vec![batch("nk", true, vec![tag("keyless")])]),
                 ],
+                ..Folder::default()
             },
             Folder {
                 name: "locked".into(),
@@ -100,6 +109,7 @@ fn catalog() -> Catalog {
                         vec![t]
                     })],
                 )],
+                ..Folder::default()
             },
             Folder {
                 name: "shop".into(),
@@ -107,13 +117,18 @@ fn catalog() -> Catalog {
                 token: None,
                 cors: Cors::Origin(ORIGIN.into()),
                 groups: vec![standard("g", vec![batch("sh1", true, vec![tag("shop1")])])],
+                ..Folder::default()
             },
         ],
     }
 }
 
-fn start(db: &Path, cat: Option<&Catalog>) -> Running {
-    let v = Verifier::open(SqliteStore::open(db).unwrap(), cat, Cors::None).unwrap();
+fn start(db: &Db, cat: Option<&Catalog>) -> Running {
+    start_with(db, cat, Cors::None)
+}
+
+fn start_with(db: &Db, cat: Option<&Catalog>, cors: Cors) -> Running {
+    let v = Verifier::open(db.store(), cat, cors).unwrap();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     server::spawn(Arc::new(v), l, None).unwrap()
 }
@@ -174,7 +189,14 @@ fn j(s: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_and_every_error() {
     let d = tempfile::tempdir().unwrap();
-    let srv = start(&d.path().join("v.db"), Some(&catalog()));
+    for db in backends::fresh_all(d.path()) {
+        lookups_and_every_error_on(&db, &d.path().join(db.name)).await;
+    }
+}
+
+async fn lookups_and_every_error_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
     let base = format!("http://{}", srv.addr);
     let c = client();
     let cases: &[(&str, &str)] = &[
@@ -216,19 +238,19 @@ async fn lookups_and_every_error() {
         ("x=asleep", r#"{"xuid":"asleep","error":"batch_inactive"}"#),
         (
             "c=Shelf-A&a=nobody",
-            r#"{"xuid":"","error":"aid_not_found"}"#,
+            r#"{"xuid":"","cuid":"Shelf-A","error":"aid_not_found"}"#,
         ),
         (
             "u=04010203040506&a=nobody",
-            r#"{"xuid":"","error":"aid_not_found"}"#,
+            r#"{"xuid":"","uid":"04010203040506","error":"aid_not_found"}"#,
         ),
         (
             "c=shelf-a&a=open01",
-            r#"{"xuid":"","error":"cuid_not_found"}"#,
+            r#"{"xuid":"","cuid":"shelf-a","error":"cuid_not_found"}"#,
         ),
         (
             "u=04FFFFFFFFFFFF&a=open01",
-            r#"{"xuid":"","error":"uid_not_found"}"#,
+            r#"{"xuid":"","uid":"04FFFFFFFFFFFF","error":"uid_not_found"}"#,
         ),
         ("", r#"{"xuid":"","error":"missing_parameter"}"#),
         ("x=", r#"{"xuid":"","error":"missing_parameter"}"#),
@@ -237,13 +259,10 @@ async fn lookups_and_every_error() {
             "u=04010203040506",
             r#"{"xuid":"","error":"missing_parameter"}"#,
         ),
-        (
-            "x=auth1&n=000001",
-            r#"{"xuid":"","error":"missing_parameter"}"#,
-        ),
+        ("x=auth1&n=000001", r#"{"xuid":"auth1","response":"Fail"}"#),
         (
             "x=auth1&e=0011223344556677",
-            r#"{"xuid":"","error":"missing_parameter"}"#,
+            r#"{"xuid":"auth1","response":"Fail"}"#,
         ),
         (
             "x=auth1&x=auth2",
@@ -251,15 +270,15 @@ async fn lookups_and_every_error() {
         ),
         (
             "x=auth1&n=1&e=0011223344556677",
-            r#"{"xuid":"","error":"malformed_parameter"}"#,
+            r#"{"xuid":"auth1","response":"Fail"}"#,
         ),
         (
             "x=auth1&n=000001&e=00112233",
-            r#"{"xuid":"","error":"malformed_parameter"}"#,
+            r#"{"xuid":"auth1","response":"Fail"}"#,
         ),
         (
             "x=auth1&n=00000G&e=0011223344556677",
-            r#"{"xuid":"","error":"malformed_parameter"}"#,
+            r#"{"xuid":"auth1","response":"Fail"}"#,
         ),
         (
             "u=04aabbcc112233&a=open01",
@@ -286,7 +305,14 @@ async fn lookups_and_every_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_in_each_place() {
     let d = tempfile::tempdir().unwrap();
-    let srv = start(&d.path().join("v.db"), Some(&catalog()));
+    for db in backends::fresh_all(d.path()) {
+        token_in_each_place_on(&db, &d.path().join(db.name)).await;
+    }
+}
+
+async fn token_in_each_place_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
     let base = format!("http://{}", srv.addr);
     let c = client();
     let refused = j(r#"{"xuid":"secret1","error":"token_refused"}"#);
@@ -304,7 +330,7 @@ async fn token_in_each_place() {
     // A c lookup refused does not reveal the tag code.
     assert_eq!(
         answer(&c, &base, "c=Locked-1&a=locked01").await,
-        j(r#"{"xuid":"","error":"token_refused"}"#)
+        j(r#"{"xuid":"","cuid":"Locked-1","error":"token_refused"}"#)
     );
     assert_eq!(
         answer(&c, &base, &format!("c=Locked-1&a=locked01&r={TOKEN}")).await,
@@ -337,7 +363,14 @@ async fn token_in_each_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_in_each_setting() {
     let d = tempfile::tempdir().unwrap();
-    let srv = start(&d.path().join("v.db"), Some(&catalog()));
+    for db in backends::fresh_all(d.path()) {
+        cors_in_each_setting_on(&db, &d.path().join(db.name)).await;
+    }
+}
+
+async fn cors_in_each_setting_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
     let base = format!("http://{}", srv.addr);
     let c = client();
     assert_eq!(get(&c, &base, "x=plain1", &[]).await.cors, None);
@@ -361,7 +394,8 @@ async fn cors_in_each_setting() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    // No tag named: only an origin some folder names exactly is allowed.
+    assert_eq!(r.headers()["access-control-allow-origin"], ORIGIN);
     assert!(r.headers()["access-control-allow-headers"]
         .to_str()
         .unwrap()
@@ -369,14 +403,11 @@ async fn cors_in_each_setting() {
     srv.stop(Duration::from_secs(5)).await.unwrap();
 
     // Server-wide CORS applies to answers of no folder.
-    let d = tempfile::tempdir().unwrap();
-    let v = Verifier::open(
-        SqliteStore::open(&d.path().join("v.db")).unwrap(),
-        Some(&catalog()),
-        Cors::Origin(ORIGIN.into()),
-    )
-    .unwrap();
-    let srv = server::spawn(Arc::new(v), TcpListener::bind("127.0.0.1:0").unwrap(), None).unwrap();
+    let db = match db.is_postgres() {
+        true => backends::fresh_pg(&backends::pg_url().unwrap()),
+        false => backends::fresh_sqlite(d),
+    };
+    let srv = start_with(&db, Some(&catalog()), Cors::Origin(ORIGIN.into()));
     let base = format!("http://{}", srv.addr);
     assert_eq!(
         get(&c, &base, "x=unknown", &[]).await.cors.as_deref(),
@@ -389,8 +420,14 @@ async fn cors_in_each_setting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pass_then_fail_on_replay_older_counter_and_wrong_mac() {
     let d = tempfile::tempdir().unwrap();
-    let db = d.path().join("v.db");
-    let srv = start(&db, Some(&catalog()));
+    for db in backends::fresh_all(d.path()) {
+        pass_then_fail_on_replay_older_counter_and_wrong_mac_on(&db, &d.path().join(db.name)).await;
+    }
+}
+
+async fn pass_then_fail_on_replay_older_counter_and_wrong_mac_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
     let base = format!("http://{}", srv.addr);
     let c = client();
     let pass = j(r#"{"xuid":"auth1","response":"Pass"}"#);
@@ -448,16 +485,16 @@ async fn pass_then_fail_on_replay_older_counter_and_wrong_mac() {
     srv.stop(Duration::from_secs(5)).await.unwrap();
 
     // Restart from the database alone: the counters stay, the scan log holds every request.
-    let srv = start(&db, None);
+    let srv = start(db, None);
     let base = format!("http://{}", srv.addr);
     assert_eq!(answer(&c, &base, &sun("auth1", KEY, 11)).await, fail);
     assert_eq!(answer(&c, &base, &sun("auth1", KEY, 12)).await, pass);
     srv.stop(Duration::from_secs(5)).await.unwrap();
-    let mut s = SqliteStore::open_read_only(&db).unwrap();
-    let log = tag424::verifier::store::Store::scans(&mut s, None).unwrap();
+    let mut s = store::open_existing(&db.arg).unwrap();
+    let log = s.scans(None).unwrap();
     assert_eq!(log.len(), 15);
     assert_eq!(log.iter().filter(|r| r.passed).count(), 7);
-    assert!(log.iter().all(|r| r.remote.starts_with("127.0.0.1:")));
+    assert!(log.iter().all(|r| r.remote == "127.0.0.1"));
     assert_eq!(log[0].reason, "bad_mac");
     assert_eq!(log[3].reason, "replay");
     assert_eq!(log[5].reason, "old_counter");
@@ -466,7 +503,14 @@ async fn pass_then_fail_on_replay_older_counter_and_wrong_mac() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_requests_of_one_url_pass_once() {
     let d = tempfile::tempdir().unwrap();
-    let srv = start(&d.path().join("v.db"), Some(&catalog()));
+    for db in backends::fresh_all(d.path()) {
+        thousand_concurrent_requests_of_one_url_pass_once_on(&db, &d.path().join(db.name)).await;
+    }
+}
+
+async fn thousand_concurrent_requests_of_one_url_pass_once_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let srv = start(db, Some(&catalog()));
     let url = format!("http://{}/v1/t?{}", srv.addr, sun("auth2", KEY, 42));
     let c = client();
     let mut set = tokio::task::JoinSet::new();
@@ -499,12 +543,13 @@ async fn thousand_concurrent_requests_of_one_url_pass_once() {
 async fn https_with_a_self_signed_certificate() {
     init_tls();
     let d = tempfile::tempdir().unwrap();
-    let v = Verifier::open(
-        SqliteStore::open(&d.path().join("v.db")).unwrap(),
-        Some(&catalog()),
-        Cors::None,
-    )
-    .unwrap();
+    for db in backends::fresh_all(d.path()) {
+        https_on(&db).await;
+    }
+}
+
+async fn https_on(db: &Db) {
+    let v = Verifier::open(db.store(), Some(&catalog()), Cors::None).unwrap();
     let tls = server::rustls_config(&Tls::SelfSigned {
         names: vec!["localhost".into()],
     })
@@ -536,43 +581,6 @@ async fn https_with_a_self_signed_certificate() {
 
 // ---- The real binary -------------------------------------------------------------------
 
-const BIN: &str = env!("CARGO_BIN_EXE_tag424");
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "tag424 {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Starts `tag424 serve` on a free loopback port; returns the child and its base URL.
-fn serve(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let base = rest.split_whitespace().next().unwrap().to_string();
-            // Keep draining stdout so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return (child, base);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("tag424 serve printed no listening line");
-}
-
 fn query_of(url: &str) -> String {
     url.trim().split_once('?').unwrap().1.to_string()
 }
@@ -591,15 +599,18 @@ fn first_xuid(out: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_story_on_the_real_binary() {
     let d = tempfile::tempdir().unwrap();
-    let (tags, out, db) = (
-        d.path().join("tags"),
-        d.path().join("batch1"),
-        d.path().join("v.db"),
-    );
+    for db in backends::fresh_all(d.path()) {
+        the_full_story_on_the_real_binary_on(&db, &d.path().join(db.name)).await;
+    }
+}
+
+async fn the_full_story_on_the_real_binary_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let (tags, out) = (d.join("tags"), d.join("batch1"));
     let (tags_s, out_s, db_s) = (
         tags.to_str().unwrap(),
         out.to_str().unwrap(),
-        db.to_str().unwrap(),
+        db.arg.as_str(),
     );
     run(&[
         "batch",
@@ -667,15 +678,18 @@ async fn the_full_story_on_the_real_binary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_right_after_a_pass_then_the_same_url_fails() {
     let d = tempfile::tempdir().unwrap();
-    let (tags, out, db) = (
-        d.path().join("tags"),
-        d.path().join("b"),
-        d.path().join("v.db"),
-    );
+    for db in backends::fresh_all(d.path()) {
+        kill_9_right_after_a_pass_then_the_same_url_fails_on(&db, &d.path().join(db.name)).await;
+    }
+}
+
+async fn kill_9_right_after_a_pass_then_the_same_url_fails_on(db: &Db, d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let (tags, out) = (d.join("tags"), d.join("b"));
     let (tags_s, out_s, db_s) = (
         tags.to_str().unwrap(),
         out.to_str().unwrap(),
-        db.to_str().unwrap(),
+        db.arg.as_str(),
     );
     run(&[
         "batch",

@@ -389,8 +389,21 @@ fn smoke_verifier_query() {
 #[test]
 fn mutated_genuine_scans_never_pass() {
     use tag424::crypto::sdm::sdm_mac;
-    use tag424::verifier::{query, sun_mac_matches};
+    use tag424::verifier::query;
     let key = AesKey::new(tag424_fuzz::SDM_FILE_READ_KEY);
+    // The verifier's check: the one SUN implementation on the parsed n and e.
+    let sun_mac_matches = |key: &AesKey, s: &query::Sun| {
+        let scan = tag424::sun::ScannedUrl {
+            read_ctr: Some(s.ctr),
+            mac: s.mac,
+            ..Default::default()
+        };
+        let keys = tag424::sun::SunKeys {
+            file_read: key.clone(),
+            meta_read: None,
+        };
+        tag424::sun::verify(&scan, &keys).is_ok_and(|v| v.genuine)
+    };
     let mac = sdm_mac(&key, None, Some(0x2A), b"");
     let genuine = format!(
         "x=q8w3sbcz&n=00002A&e={}",

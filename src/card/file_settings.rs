@@ -103,14 +103,23 @@ pub struct SdmSettings {
     pub uid_offset: Option<u32>,
     pub read_ctr_offset: Option<u32>,
     pub picc_data_offset: Option<u32>,
+    /// TTStatusOffset (NT4H2421Tx only, SDMOptions bit 3): the two TagTamper status bytes.
+    pub tt_offset: Option<u32>,
     pub mac_input_offset: Option<u32>,
     pub mac_offset: Option<u32>,
+    /// The chip is in LRP mode: PICCData is 48 characters (not part of the encoding).
+    #[serde(skip)]
+    pub lrp: bool,
 }
 
 /// Length in the file of each ASCII mirror.
 pub const UID_ASCII_LEN: u32 = 14;
 pub const CTR_ASCII_LEN: u32 = 6;
 pub const PICC_ASCII_LEN: u32 = 32;
+/// PICCData in LRP mode: PICCRand and one encrypted block.
+pub const PICC_LRP_ASCII_LEN: u32 = 48;
+/// The TagTamper status: two ASCII bytes.
+pub const TT_ASCII_LEN: u32 = 2;
 pub const MAC_ASCII_LEN: u32 = 16;
 
 impl SdmSettings {
@@ -119,6 +128,7 @@ impl SdmSettings {
             | (self.read_ctr_mirror as u8) << 6
             | (self.read_ctr_limit.is_some() as u8) << 5
             | (self.enc_file_data.is_some() as u8) << 4
+            | (self.tt_offset.is_some() as u8) << 3
             | self.ascii as u8
     }
 
@@ -140,7 +150,12 @@ impl SdmSettings {
             r.push(("SDMReadCtr", o, CTR_ASCII_LEN));
         }
         if let Some(o) = self.picc_data_offset {
-            r.push(("PICCData", o, PICC_ASCII_LEN));
+            let len = if self.lrp {
+                PICC_LRP_ASCII_LEN
+            } else {
+                PICC_ASCII_LEN
+            };
+            r.push(("PICCData", o, len));
         }
         if let Some((o, l)) = self.enc_file_data {
             r.push(("SDMENCFileData", o, l));
@@ -243,10 +258,30 @@ impl SdmSettings {
             }
         }
         let regions = self.regions();
+        let overlap = |a: (u32, u32), b: (u32, u32)| a.0 < b.0 + b.1 && b.0 < a.0 + a.1;
         for (i, a) in regions.iter().enumerate() {
             for b in &regions[i + 1..] {
-                if a.1 < b.1 + b.2 && b.1 < a.1 + a.2 {
+                if overlap((a.1, a.2), (b.1, b.2)) {
                     return Err(format!("{} and {} mirrors overlap", a.0, b.0));
+                }
+            }
+        }
+        if let Some(t) = self.tt_offset {
+            if t.checked_add(TT_ASCII_LEN)
+                .is_none_or(|end| end > file_size)
+            {
+                return Err(format!(
+                    "TTStatus at offset {t} does not fit in the {file_size}-byte file"
+                ));
+            }
+            // Inside the plaintext half of the encrypted data it is encrypted along; any
+            // other overlap with a mirror is refused by the chip.
+            let in_enc = self
+                .enc_file_data
+                .is_some_and(|(o, l)| t >= o && t + TT_ASCII_LEN <= o + l / 2);
+            for (name, o, l) in &regions {
+                if overlap((*o, *l), (t, TT_ASCII_LEN)) && !(in_enc && *name == "SDMENCFileData") {
+                    return Err(format!("TTStatus and {name} mirrors overlap"));
                 }
             }
         }
@@ -262,6 +297,7 @@ impl SdmSettings {
             self.uid_offset,
             self.read_ctr_offset,
             self.picc_data_offset,
+            self.tt_offset,
             self.mac_input_offset,
         ]
         .into_iter()
@@ -290,7 +326,7 @@ impl SdmSettings {
             });
         }
         let opt = b[0];
-        if opt & 0x0E != 0 {
+        if opt & 0x06 != 0 {
             return Err(Malformed::Field(format!(
                 "SDMOptions {opt:02X}h has reserved bits set"
             )));
@@ -330,6 +366,9 @@ impl SdmSettings {
         }
         if matches!(meta, Access::Key(_)) {
             s.picc_data_offset = Some(take(&mut pos)?);
+        }
+        if opt & 0x08 != 0 {
+            s.tt_offset = Some(take(&mut pos)?);
         }
         if file != Access::Never {
             s.mac_input_offset = Some(take(&mut pos)?);

@@ -106,6 +106,12 @@ pub enum CardError {
     AuthenticationProof { key_no: u8 },
     #[error("the EV2 command counter is exhausted; authenticate again")]
     CounterExhausted,
+    #[error("{command}: the tag is in {actual} mode, not {expected} mode")]
+    WrongMode {
+        command: &'static str,
+        expected: crate::crypto::sdm::SdmMode,
+        actual: crate::crypto::sdm::SdmMode,
+    },
     #[error("{0}")]
     InvalidArgument(String),
 }

@@ -1,5 +1,10 @@
-//! The authenticated EV2 session (NT4H2421Gx §9.1): transaction identifier, the 16-bit command
-//! counter and the wrapping of commands in CommMode.Plain, MAC and Full.
+//! The authenticated EV2 session (NT4H2421Gx §9.1 AES, §9.2 LRP): transaction identifier, the
+//! 16-bit command counter and the wrapping of commands in CommMode.Plain, MAC and Full.
+//!
+//! AES and LRP differ only below the command layer: AES encrypts with CBC under an IV derived
+//! from TI and CmdCtr and MACs with AES-CMAC; LRP encrypts with LRICB under its own running
+//! 32-bit EncCtr (commands and responses, +1 per block) and MACs with CMAC_LRP. The MAC inputs,
+//! padding and truncation are the same.
 //!
 //! A [`Session`] borrows its [`Card`]. Commands take the session by value and give it back only
 //! when the chip answered with success and the response MAC verified; on any error the session
@@ -12,6 +17,8 @@ use super::{Card, CardError, CommMode, Malformed};
 use crate::crypto::ev2::{
     command_mac_input, iv_command, iv_response, response_mac_input, SessionKeys,
 };
+use crate::crypto::lrp::LrpSessionKeys;
+use crate::crypto::sdm::SdmMode;
 use crate::crypto::{cbc_decrypt, cbc_encrypt, ct_eq, mact, pad_m2, unpad_m2};
 use crate::transport::Transport;
 
@@ -35,10 +42,64 @@ pub(crate) enum Reply {
     BareStatus,
 }
 
-/// An authenticated EV2 session on a card.
+/// The session keys of either mode.
+#[derive(Clone, Debug)]
+pub(crate) enum SmKeys {
+    Aes(SessionKeys),
+    /// LRP session keys and EncCtr (big-endian), the LRICB counter of Full mode.
+    Lrp(Box<LrpSessionKeys>, [u8; 4]),
+}
+
+impl SmKeys {
+    fn mact(&self, msg: &[u8]) -> [u8; 8] {
+        match self {
+            SmKeys::Aes(k) => mact(&k.mac, msg),
+            SmKeys::Lrp(k, _) => k.mac().mact(msg),
+        }
+    }
+
+    /// Encrypts padded command data.
+    fn encrypt(&mut self, ti: &[u8; 4], cmd_ctr: u16, data: &[u8]) -> Result<Vec<u8>, String> {
+        let padded = Zeroizing::new(pad_m2(data));
+        match self {
+            SmKeys::Aes(k) => {
+                let iv = iv_command(&k.enc, ti, cmd_ctr);
+                cbc_encrypt(&k.enc, &iv, &padded).map_err(|e| e.to_string())
+            }
+            SmKeys::Lrp(k, ctr) => k
+                .enc()
+                .lricb_encrypt(&mut ctr[..], &padded)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Decrypts response data (padding left on).
+    fn decrypt(
+        &mut self,
+        ti: &[u8; 4],
+        ctr: u16,
+        body: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, usize> {
+        match self {
+            SmKeys::Aes(k) => {
+                let iv = iv_response(&k.enc, ti, ctr);
+                cbc_decrypt(&k.enc, &iv, body)
+                    .map(Zeroizing::new)
+                    .map_err(|e| e.0)
+            }
+            SmKeys::Lrp(k, enc_ctr) => k
+                .enc()
+                .lricb_decrypt(&mut enc_ctr[..], body)
+                .map(Zeroizing::new)
+                .map_err(|_| body.len()),
+        }
+    }
+}
+
+/// An authenticated EV2 session on a card (AES or LRP).
 pub struct Session<'c, T: Transport> {
     pub(crate) card: &'c mut Card<T>,
-    pub(crate) keys: SessionKeys,
+    pub(crate) keys: SmKeys,
     pub(crate) ti: [u8; 4],
     pub(crate) cmd_ctr: u16,
     pub(crate) key_no: u8,
@@ -67,10 +128,26 @@ impl<'c, T: Transport> Session<'c, T> {
     ) -> Self {
         Session {
             card,
-            keys,
+            keys: SmKeys::Aes(keys),
             ti,
             cmd_ctr,
             key_no,
+        }
+    }
+
+    /// The chip's mode this session runs in.
+    pub fn mode(&self) -> SdmMode {
+        match self.keys {
+            SmKeys::Aes(_) => SdmMode::Aes,
+            SmKeys::Lrp(..) => SdmMode::Lrp,
+        }
+    }
+
+    /// LRP's EncCtr (big-endian); zero in an AES session.
+    pub fn enc_ctr(&self) -> [u8; 4] {
+        match &self.keys {
+            SmKeys::Aes(_) => [0; 4],
+            SmKeys::Lrp(_, c) => *c,
         }
     }
 
@@ -122,17 +199,19 @@ impl<'c, T: Transport> Session<'c, T> {
             CommMode::Plain => payload.extend_from_slice(data),
             CommMode::Mac | CommMode::Full => {
                 let body = if mode == CommMode::Full && !data.is_empty() {
-                    let iv = iv_command(&self.keys.enc, &self.ti, self.cmd_ctr);
-                    let padded = Zeroizing::new(pad_m2(data));
-                    cbc_encrypt(&self.keys.enc, &iv, &padded)
-                        .map_err(|e| CardError::InvalidArgument(e.to_string()))?
+                    self.keys
+                        .encrypt(&self.ti, self.cmd_ctr, data)
+                        .map_err(CardError::InvalidArgument)?
                 } else {
                     data.to_vec()
                 };
-                let mac = mact(
-                    &self.keys.mac,
-                    &command_mac_input(ins, self.cmd_ctr, &self.ti, header, &body),
-                );
+                let mac = self.keys.mact(&command_mac_input(
+                    ins,
+                    self.cmd_ctr,
+                    &self.ti,
+                    header,
+                    &body,
+                ));
                 payload.extend_from_slice(&body);
                 payload.extend_from_slice(&mac);
             }
@@ -160,10 +239,9 @@ impl<'c, T: Transport> Session<'c, T> {
             });
         }
         let (body, mac) = resp.split_at(resp.len() - 8);
-        let expect = mact(
-            &self.keys.mac,
-            &response_mac_input(sw.sw2(), ctr, &self.ti, body),
-        );
+        let expect = self
+            .keys
+            .mact(&response_mac_input(sw.sw2(), ctr, &self.ti, body));
         if !ct_eq(&expect, mac) {
             return Err(CardError::ResponseMac { command: name });
         }
@@ -176,13 +254,13 @@ impl<'c, T: Transport> Session<'c, T> {
                 problem: Malformed::NotBlockAligned(body.len()),
             });
         }
-        let iv = iv_response(&self.keys.enc, &self.ti, ctr);
-        let plain = Zeroizing::new(cbc_decrypt(&self.keys.enc, &iv, body).map_err(|e| {
-            CardError::Malformed {
+        let plain = self
+            .keys
+            .decrypt(&self.ti, ctr, body)
+            .map_err(|n| CardError::Malformed {
                 command: name,
-                problem: Malformed::NotBlockAligned(e.0),
-            }
-        })?);
+                problem: Malformed::NotBlockAligned(n),
+            })?;
         let unpadded = unpad_m2(&plain).ok_or(CardError::Malformed {
             command: name,
             problem: Malformed::Padding,

@@ -11,7 +11,7 @@ use tag424::provision::station::run_readers;
 use tag424::provision::{EncodeOptions, Journal};
 use tag424::tag_code::Header;
 
-use super::reader::AnyReader;
+use super::reader::{AnyReader, ReaderSpec};
 use super::station::StationView;
 use tag424::sun::{Template, DEFAULT_TEMPLATE};
 
@@ -84,11 +84,52 @@ pub struct BatchArgs {
     /// Ring the terminal bell when a tag fails (heard across the room; works over SSH).
     #[arg(long)]
     pub beep: bool,
+    /// Switch every factory tag of this batch to LRP mode (NXP's leakage-resilient crypto)
+    /// before its keys are changed. IRREVERSIBLE: an LRP tag never goes back to AES, and its
+    /// verifier must know it (48-digit PICC data tells by itself; plain mirrors need
+    /// `--mode lrp`). On a terminal you confirm once per batch. Costs 18 APDUs per tag (AES: 15).
+    #[arg(long)]
+    pub lrp_irreversible: bool,
+}
+
+/// Asks the operator, on a terminal, to confirm the irreversible switch once for the batch.
+/// Without a terminal (scripts) the flag itself is the consent.
+fn confirm_lrp() -> Result<(), CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "--lrp-irreversible: every factory tag of this batch will be switched to LRP mode \
+         for good (no way back to AES). Type LRP to continue: "
+    );
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::input(format!("reading the confirmation: {e}")))?;
+    if line.trim() != "LRP" {
+        return Err(CliError {
+            code: 2,
+            message: "not confirmed: no tag was touched".into(),
+            help: Some(
+                "re-run and type LRP, or leave out --lrp-irreversible to keep the tags in AES mode"
+                    .into(),
+            ),
+        });
+    }
+    Ok(())
 }
 
 pub fn run(args: BatchArgs) -> Result<u8, CliError> {
-    let template =
+    let mut template =
         Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
+    if args.lrp_irreversible {
+        template = template.with_mode(tag424::crypto::sdm::SdmMode::Lrp);
+    }
     // Everything is checked before the folder is created or locked.
     let header = if args.no_header {
         Header::None
@@ -104,6 +145,26 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let specs = super::reader::required_all(&args.reader)?;
     let simulated = specs.iter().all(|s| s.is_sim());
     let master = args.master.resolve()?;
+    if args.lrp_irreversible {
+        confirm_lrp()?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sim_dir = args.out.join("simulated-tags");
+    // A reader that cannot be opened (unplugged, a typo) leaves no folder behind; only the
+    // default simulated directory lives inside the folder and is opened after it.
+    let mut early = Vec::new();
+    for spec in &specs {
+        early.push(match spec {
+            ReaderSpec::Sim { dir: None, .. } => None,
+            _ => Some(AnyReader::open(
+                spec,
+                &sim_dir,
+                &stop,
+                args.wait_for_reader,
+                false,
+            )?),
+        });
+    }
     let mut journal = super::open_journal(&args.out)?;
     let has_codes = args.out.join(tag424::provision::batch::CODES_FILE).exists();
     let given = match (given, args.generate_xuids) {
@@ -121,7 +182,6 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     })?;
     check_layout(&template, &xuids)?;
     let used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
-    let stop = Arc::new(AtomicBool::new(false));
     let opts = BatchOptions {
         encode: EncodeOptions {
             template,
@@ -156,14 +216,11 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         eprintln!("{h}");
     }
     let mut readers = Vec::new();
-    for spec in &specs {
-        readers.push(AnyReader::open(
-            spec,
-            &args.out.join("simulated-tags"),
-            &stop,
-            args.wait_for_reader,
-            false,
-        )?);
+    for (spec, early) in specs.iter().zip(early) {
+        readers.push(match early {
+            Some(r) => r,
+            None => AnyReader::open(spec, &sim_dir, &stop, args.wait_for_reader, false)?,
+        });
     }
     let names: Vec<String> = readers.iter().map(|r| r.describe()).collect();
     if let Some(n) = names

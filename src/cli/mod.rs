@@ -137,13 +137,19 @@ struct UrlCheckArgs {
     /// An example tag code for the layout.
     #[arg(long, default_value = "q8w3sbcz")]
     xuid: String,
+    /// Lay out for a tag in LRP mode (`batch --lrp-irreversible`): {picc} takes 48 characters.
+    #[arg(long)]
+    lrp: bool,
     #[arg(long)]
     json: bool,
 }
 
 fn url_check(a: UrlCheckArgs) -> Result<u8, CliError> {
-    let t = tag424::sun::Template::parse(&a.template)
+    let mut t = tag424::sun::Template::parse(&a.template)
         .map_err(|e| CliError::input(format!("--url: {e}")))?;
+    if a.lrp {
+        t = t.with_mode(tag424::crypto::sdm::SdmMode::Lrp);
+    }
     let l = tag424::provision::layout::layout(&t, &a.xuid)
         .map_err(|e| CliError::input(e.to_string()))?;
     let sdm = l.settings.sdm.clone().unwrap_or_default();
@@ -159,6 +165,9 @@ fn url_check(a: UrlCheckArgs) -> Result<u8, CliError> {
         say(&format!(
             "  {what:<15} offset {off:>3}, {len:>2} characters"
         ));
+    }
+    if let Some(t) = sdm.tt_offset {
+        say(&format!("  TTStatus        offset {t:>3},  2 characters"));
     }
     say(&format!(
         "  MAC input       offset {} to {}",

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tag424::verifier::catalog::{Catalog, Cors, GroupKind};
 use tag424::verifier::config::{ConfigFile, FlagFolder};
+use tag424::verifier::limits::{Limits, DEFAULT_RATE_LIMIT};
 use tag424::verifier::server::{self, Tls};
-use tag424::verifier::store::{SqliteStore, Store};
-use tag424::verifier::Verifier;
+use tag424::verifier::store::{self, Retention, Store};
+use tag424::verifier::{Settings, Verifier};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
 
@@ -37,9 +38,11 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port). Default 127.0.0.1:8424.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Database file (created if missing; holds keys: keep it private).
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// Database: a SQLite file (created if missing; holds keys: keep it private), or
+    /// postgres://USER@HOST:PORT/DB shared by several instances (password from PGPASSWORD or
+    /// ~/.pgpass / PGPASSFILE, never in the URL). Default tag424-verifier.db.
+    #[arg(long, value_name = "FILE|URL", env = "TAG424_DB_URL")]
+    pub db: Option<String>,
     /// Import a batch: a `tag424 batch` output directory, or CSV files (XUID,KEY / XUID,UID /
     /// XUID,CUID) separated by commas. Repeatable. Goes into folder "default".
     #[arg(long, value_name = "DIR|CSV[,CSV]")]
@@ -75,6 +78,52 @@ pub struct ServeArgs {
     /// a LAN; the phone warns about it once).
     #[arg(long, conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
+    /// Token of the management API (PATCH /v1/x/XUID, /v1/a/AID); without it the management
+    /// API is off.
+    #[arg(long, env = "TAG424_MANAGEMENT_TOKEN", hide_env_values = true)]
+    pub management_token: Option<String>,
+    /// Requests per second per client address and per token (burst: twice that); 0 turns the
+    /// rate limit off. Over it, /v1/t answers {"error":"rate_limited"} (HTTP 200).
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// Scan log retention for rows that did not pass: N (rows) or Nd (days). Passes are kept.
+    #[arg(long, value_name = "N|Nd")]
+    pub log_retention: Option<String>,
+}
+
+/// Parses `--log-retention`.
+fn retention(s: &str) -> Result<Retention, CliError> {
+    let bad = || {
+        input(format!(
+            "--log-retention {s:?}: N (rows) or Nd (days), e.g. 100000 or 30d"
+        ))
+    };
+    if let Some(d) = s.strip_suffix('d') {
+        let days: u64 = d.parse().map_err(|_| bad())?;
+        return Ok(Retention {
+            max_rows: None,
+            max_age_ms: Some(days * 86_400_000),
+        });
+    }
+    Ok(Retention {
+        max_rows: Some(s.parse().map_err(|_| bad())?),
+        max_age_ms: None,
+    })
+}
+
+/// The machine's addresses (for a certificate when listening on an unspecified address).
+fn machine_addresses() -> Result<Vec<String>, CliError> {
+    let ifs = if_addrs::get_if_addrs().map_err(|e| {
+        input(format!(
+            "--tls-self-signed on an unspecified address: cannot list this machine's addresses ({e}); listen on the LAN address instead (--listen 192.168.1.20:8424)"
+        ))
+    })?;
+    Ok(ifs
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| !ip.is_loopback())
+        .map(|ip| ip.to_string())
+        .collect())
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -89,9 +138,9 @@ pub enum KindArg {
 ///   tag424 scans --db tag424-verifier.db --limit 20
 #[derive(Debug, clap::Args)]
 pub struct ScansArgs {
-    /// The verifier's database.
-    #[arg(long, value_name = "FILE", default_value = DEFAULT_DB)]
-    pub db: PathBuf,
+    /// The verifier's database: a SQLite file or postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "FILE|URL", env = "TAG424_DB_URL", default_value = DEFAULT_DB)]
+    pub db: String,
     /// Only the last N scans.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -125,8 +174,8 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     })?;
     let db =
         a.db.clone()
-            .or(cfg.db.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+            .or(cfg.db.as_ref().map(|p| p.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| DEFAULT_DB.to_string());
     let cors_text = a.cors.clone().or(cfg.cors.clone());
     let cors = Cors::parse(cors_text.as_deref().unwrap_or("none")).map_err(input)?;
 
@@ -160,7 +209,9 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         Tls::Files { cert, key }
     } else if a.tls_self_signed || cfg.tls_self_signed.unwrap_or(false) {
         let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        if !listen.ip().is_unspecified() && !is_loopback(&listen) {
+        if listen.ip().is_unspecified() {
+            names.extend(machine_addresses()?);
+        } else if !is_loopback(&listen) {
             names.push(listen.ip().to_string());
         }
         Tls::SelfSigned { names }
@@ -169,8 +220,30 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     };
     let tls_config = server::rustls_config(&tls).map_err(input)?;
 
-    let store = SqliteStore::open(&db).map_err(input)?;
-    let verifier = Verifier::open(store, import.then_some(&catalog), cors).map_err(input)?;
+    let management_token = a.management_token.clone().or(cfg.management_token.clone());
+    if let Some(t) = &management_token {
+        if !tag424::verifier::query::valid_token(t) {
+            return Err(input(
+                "--management-token: alphanumeric, 1 to 32 characters",
+            ));
+        }
+    }
+    let rate = a
+        .rate_limit
+        .or(cfg.rate_limit)
+        .unwrap_or(DEFAULT_RATE_LIMIT);
+    let retention = match a.log_retention.clone().or(cfg.log_retention.clone()) {
+        Some(r) => retention(&r)?,
+        None => Retention::default(),
+    };
+    let store = store::open(&db).map_err(input)?;
+    let settings = Settings {
+        cors,
+        management_token,
+        retention,
+    };
+    let verifier =
+        Verifier::open_with(store, import.then_some(&catalog), settings).map_err(input)?;
     let verifier = Arc::new(verifier);
     let listener =
         TcpListener::bind(listen).map_err(|e| input(format!("cannot listen on {listen}: {e}")))?;
@@ -186,12 +259,13 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     } else {
         "https"
     };
-    let folders = verifier.registry.folders.len();
+    let registry = verifier.registry();
+    let folders = registry.folders.len();
     say(&format!(
         "tag424 serve: {} tags in {} folder(s) from {}",
-        verifier.registry.tag_count(),
+        registry.tag_count(),
         folders,
-        db.display()
+        db
     ));
     if let Tls::SelfSigned { names } = &tls {
         say(&format!(
@@ -200,7 +274,8 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         ));
     }
     say(&format!(
-        "tag424 serve: listening on {scheme}://{addr} (GET /v1/t, /auth, /healthz; Ctrl-C stops)"
+        "tag424 serve: listening on {scheme}://{addr} (GET /v1/t, /auth, /healthz; Ctrl-C stops); rate limit {}",
+        if rate == 0 { "off".to_string() } else { format!("{rate}/s per client") }
     ));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -209,7 +284,12 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         .build()
         .map_err(input)?;
     let result = rt.block_on(async {
-        let running = server::spawn(verifier.clone(), listener, tls_config.map(|t| t.config))?;
+        let running = server::spawn_with(
+            verifier.clone(),
+            listener,
+            tls_config.map(|t| t.config),
+            Limits::with_rate(rate),
+        )?;
         server::shutdown_signal().await;
         eprintln!("tag424 serve: stopping (finishing open requests, committing the scan log)");
         running.stop(Duration::from_secs(5)).await
@@ -219,38 +299,10 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
-pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
+pub use tag424::verifier::timefmt::utc;
 
 pub fn scans(a: ScansArgs) -> Result<u8, CliError> {
-    if !a.db.exists() {
-        return Err(input(format!(
-            "{}: no such database (tag424 serve --db creates it)",
-            a.db.display()
-        )));
-    }
-    let mut store = SqliteStore::open_read_only(&a.db).map_err(input)?;
+    let mut store = store::open_existing(&a.db).map_err(input)?;
     let rows = store.scans(a.limit).map_err(input)?;
     if a.json {
         let rows: Vec<serde_json::Value> = rows
@@ -283,14 +335,4 @@ pub fn scans(a: ScansArgs) -> Result<u8, CliError> {
     let passes = rows.iter().filter(|r| r.passed).count();
     say(&format!("{} scans, {} passed", rows.len(), passes));
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(super::utc(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
-    }
 }

@@ -22,6 +22,24 @@ pub enum SimCommand {
         count: usize,
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// Make NTAG 424 DNA TagTamper tags (NT4H2421Tx): a tamper loop that
+        /// `tag424 sim tamper` can open. TagTamper itself is enabled when the tag is encoded.
+        #[arg(long)]
+        tag_tamper: bool,
+    },
+    /// Open the tamper loop of a simulated TagTamper tag, as cutting its wire would. From the
+    /// next tap on, the tag reports it open (TTPermStatus stays open for good).
+    ///
+    /// Example:
+    ///   tag424 sim tamper --dir tags 04A1B2C3D4E5F6
+    Tamper {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The tag's UID (14 hex digits) or its tag code (XUID).
+        tag: String,
+        /// Close the loop again (the permanent status stays open once measured open).
+        #[arg(long)]
+        close: bool,
     },
     /// List the simulated tags with their state (factory, encoded, tag code).
     List {
@@ -44,7 +62,8 @@ fn open(dir: &std::path::Path) -> Result<SimDir, CliError> {
     SimDir::open(dir).map_err(|e| CliError::input(e.to_string()))
 }
 
-/// A directory that must already exist (list and tap only read it).
+/// A directory that must already exist: list and tap only read it, tamper changes a tag
+/// already in it; a mistyped `--dir` is never created.
 fn open_existing(dir: &std::path::Path) -> Result<SimDir, CliError> {
     SimDir::open_existing(dir).map_err(|e| CliError::input(e.to_string()))
 }
@@ -94,12 +113,45 @@ pub fn tap(dir: &SimDir, state: ChipState) -> Result<String, CliError> {
 pub fn run(cmd: SimCommand) -> Result<u8, CliError> {
     match cmd {
         SimCommand::Attach(a) => return sim_attach::run(a),
-        SimCommand::New { count, dir } => {
+        SimCommand::New {
+            count,
+            dir,
+            tag_tamper,
+        } => {
             let d = open(&dir)?;
             for _ in 0..count {
-                let s = d.new_tag().map_err(|e| CliError::input(e.to_string()))?;
+                let s = if tag_tamper {
+                    let s = ChipState::factory_tag_tamper(ChipState::random_factory().uid);
+                    d.save(&s).map(|_| s)
+                } else {
+                    d.new_tag()
+                }
+                .map_err(|e| CliError::input(e.to_string()))?;
                 say(&hex::encode_upper(s.uid));
             }
+        }
+        SimCommand::Tamper { dir, tag, close } => {
+            // The tag must exist: a mistyped --dir is not created.
+            let d = open_existing(&dir)?;
+            let mut state = find(&d, &dir, &tag)?;
+            let uid = hex::encode_upper(state.uid);
+            let Some(t) = state.tag_tamper.as_mut() else {
+                return Err(CliError::input(format!(
+                    "tag {uid} is not a TagTamper tag: make one with `tag424 sim new --tag-tamper`"
+                )));
+            };
+            t.loop_open = !close;
+            let enabled = t.enabled;
+            d.save(&state).map_err(|e| CliError::input(e.to_string()))?;
+            say(&format!(
+                "tag {uid}: tamper loop {}{}",
+                if close { "closed" } else { "open" },
+                if enabled {
+                    ""
+                } else {
+                    " (TagTamper is not enabled on this tag yet: it reports II until it is)"
+                }
+            ));
         }
         SimCommand::List { dir, json } => {
             let d = open_existing(&dir)?;
@@ -117,6 +169,10 @@ pub fn run(cmd: SimCommand) -> Result<u8, CliError> {
                         "state": state,
                         "xuid": xuid_of(s),
                         "read_ctr": s.file(2).map(|f| f.sdm_read_ctr),
+                        "mode": if s.lrp { "lrp" } else { "aes" },
+                        "tag_tamper": s.tag_tamper.as_ref().map(|t| serde_json::json!({
+                            "enabled": t.enabled, "loop_open": t.loop_open, "opened": t.opened,
+                        })),
                     })
                 })
                 .collect();
@@ -124,34 +180,42 @@ pub fn run(cmd: SimCommand) -> Result<u8, CliError> {
                 print_json(&serde_json::json!({"format": super::FORMAT_VERSION, "tags": rows}));
             } else {
                 say(&format!(
-                    "{:<16} {:<8} {:<12} {}",
-                    "UID", "STATE", "XUID", "COUNTER"
+                    "{:<16} {:<8} {:<12} {:<8} {:<4} {}",
+                    "UID", "STATE", "XUID", "COUNTER", "MODE", "TAMPER"
                 ));
                 for r in &rows {
+                    let tamper = match &r["tag_tamper"] {
+                        serde_json::Value::Null => "-",
+                        t if t["enabled"] != true => "off",
+                        t if t["opened"] == true || t["loop_open"] == true => "open",
+                        _ => "closed",
+                    };
                     say(&format!(
-                        "{:<16} {:<8} {:<12} {}",
+                        "{:<16} {:<8} {:<12} {:<8} {:<4} {}",
                         r["uid"].as_str().unwrap_or(""),
                         r["state"].as_str().unwrap_or(""),
                         r["xuid"].as_str().unwrap_or("-"),
-                        r["read_ctr"].as_u64().unwrap_or(0)
+                        r["read_ctr"].as_u64().unwrap_or(0),
+                        r["mode"].as_str().unwrap_or(""),
+                        tamper
                     ));
                 }
             }
         }
         SimCommand::Tap { dir, tag } => {
             let d = open_existing(&dir)?;
-            let tags = d.list().map_err(|e| CliError::input(e.to_string()))?;
-            let want = tag.to_ascii_uppercase();
-            let state = tags
-                .into_iter()
-                .find(|s| {
-                    hex::encode_upper(s.uid) == want || xuid_of(s).as_deref() == Some(tag.as_str())
-                })
-                .ok_or_else(|| {
-                    CliError::input(format!("no simulated tag {tag} in {}", dir.display()))
-                })?;
+            let state = find(&d, &dir, &tag)?;
             say(&tap(&d, state)?);
         }
     }
     Ok(0)
+}
+
+/// The tag with this UID or tag code.
+fn find(d: &SimDir, dir: &std::path::Path, tag: &str) -> Result<ChipState, CliError> {
+    let tags = d.list().map_err(|e| CliError::input(e.to_string()))?;
+    let want = tag.to_ascii_uppercase();
+    tags.into_iter()
+        .find(|s| hex::encode_upper(s.uid) == want || xuid_of(s).as_deref() == Some(tag))
+        .ok_or_else(|| CliError::input(format!("no simulated tag {tag} in {}", dir.display())))
 }

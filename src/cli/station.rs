@@ -19,6 +19,7 @@ fn step_name(s: Step) -> &'static str {
     match s {
         Step::Identify => "identifying",
         Step::Authenticate => "authenticating",
+        Step::SwitchToLrp => "switching to LRP",
         Step::WriteNdef => "writing URL",
         Step::ChangeKeys => "changing keys",
         Step::Verify => "verifying",

@@ -1,6 +1,7 @@
 //! `tag424 verify`: check a scanned SUN URL offline.
 
 use serde::Serialize;
+use tag424::crypto::sdm::SdmMode;
 use tag424::sun::{self, SunKeys, Template};
 
 use super::keys::{KeySource, MetaKeySource};
@@ -14,6 +15,10 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 /// Exit status: 0 genuine, 1 not genuine, 2 bad input (the URL does not fit the template,
 /// a key is malformed, …).
 ///
+/// AES and LRP tags: encrypted PICC data tells the mode by its length (32 hex digits AES,
+/// 48 LRP). A template without {picc} looks the same in both modes: give --mode lrp for an
+/// LRP tag.
+///
 /// Example:
 ///   tag424 verify --key-file key.txt 'https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e=3F…'
 #[derive(Debug, clap::Args)]
@@ -26,9 +31,14 @@ pub struct VerifyArgs {
     pub meta_key: MetaKeySource,
     /// The URL template the tag was encoded with. Placeholders: {xuid} static tag code,
     /// {uid} UID, {ctr} read counter, {picc} encrypted UID+counter, {enc} encrypted file data,
-    /// {mac} SDMMAC.
+    /// {tt} TagTamper status, {macstart} where the MAC input starts (default: at {enc}, or
+    /// empty), {mac} SDMMAC.
     #[arg(long = "url", value_name = "TEMPLATE", default_value = sun::DEFAULT_TEMPLATE)]
     pub template: String,
+    /// The tag's mode: aes (factory) or lrp. Default: from the PICC data's length, else aes.
+    /// A --mode that contradicts the PICC data is an error.
+    #[arg(long, value_name = "aes|lrp", value_parser = parse_mode)]
+    pub mode: Option<SdmMode>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -59,7 +69,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
     };
     let scan =
         sun::parse_url(&template, args.url.trim()).map_err(|e| CliError::input(e.to_string()))?;
-    let v = sun::verify(&scan, &keys).map_err(|e| CliError::input(e.to_string()))?;
+    let v = sun::verify_as(&scan, &keys, args.mode).map_err(|e| CliError::input(e.to_string()))?;
     if args.json {
         print_json(&Report {
             format: FORMAT_VERSION,
@@ -86,6 +96,14 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
         if let Some(d) = &v.file_data {
             say(&format!("  data     {}", hex::encode_upper(d)));
         }
+        if let Some(t) = v.tamper {
+            say(&format!("  tamper   {} ({})", t.word(), t.as_string()));
+        }
+        say(&format!("  mode     {}", v.mode));
     }
     Ok(if v.genuine { 0 } else { 1 })
+}
+
+fn parse_mode(s: &str) -> Result<SdmMode, String> {
+    s.parse()
 }

@@ -9,6 +9,7 @@ pub mod key;
 pub mod lrp;
 pub mod originality;
 pub mod sdm;
+pub mod sdm_lrp;
 
 use aes::Aes128;
 use cipher::{BlockDecrypt, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, KeyInit, KeyIvInit};

@@ -5,12 +5,68 @@
 //! Counters are 24-bit and enter every cryptographic input least significant byte first.
 
 use super::{aes_decrypt_block, aes_encrypt_block, cbc_decrypt, cbc_encrypt, cmac, mact, AesKey};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// `PICCDataTag` bit 7: the UID is part of PICCData.
 pub const TAG_UID: u8 = 0x80;
 /// `PICCDataTag` bit 6: SDMReadCtr is part of PICCData.
 pub const TAG_CTR: u8 = 0x40;
+
+/// The chip's cryptographic mode: AES (factory) or LRP (after the irreversible switch).
+///
+/// SUN messages look alike in both modes except for PICCData (16 bytes in AES, 24 in LRP).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SdmMode {
+    #[default]
+    Aes,
+    Lrp,
+}
+
+impl SdmMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SdmMode::Aes => "aes",
+            SdmMode::Lrp => "lrp",
+        }
+    }
+
+    /// Bytes of encrypted PICCData in this mode (16 in AES, PICCRand + 16 in LRP).
+    pub fn picc_len(self) -> usize {
+        match self {
+            SdmMode::Aes => 16,
+            SdmMode::Lrp => 24,
+        }
+    }
+
+    /// The mode whose PICCData has `len` bytes.
+    pub fn from_picc_len(len: usize) -> Option<SdmMode> {
+        match len {
+            16 => Some(SdmMode::Aes),
+            24 => Some(SdmMode::Lrp),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SdmMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SdmMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "aes" => Ok(SdmMode::Aes),
+            "lrp" => Ok(SdmMode::Lrp),
+            _ => Err(format!("unknown mode {s:?}: use aes or lrp")),
+        }
+    }
+}
 
 /// SDM session keys derived from the SDM file read key.
 #[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
@@ -22,7 +78,7 @@ pub struct SdmSessionKeys {
 /// Why SDM data could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdmError {
-    #[error("PICCData must be 16 bytes (32 hex digits), got {0} bytes")]
+    #[error("PICCData must be 16 bytes (32 hex digits, AES) or 24 bytes (48 hex digits, LRP), got {0} bytes")]
     PiccDataLength(usize),
     #[error("PICCData decrypted to an unknown tag byte {0:#04x}: wrong SDM meta read key?")]
     PiccDataTag(u8),
@@ -30,6 +86,8 @@ pub enum SdmError {
     EncDataLength(usize),
     #[error("encrypted file data needs both the UID and the read counter")]
     EncNeedsUidAndCounter,
+    #[error("this SUN message is in {0} mode, which does not fit PICCData of {1} bytes")]
+    ModeMismatch(SdmMode, usize),
 }
 
 /// The 16n-byte session vector `label || 0001 0080 || [UID] || [SDMReadCtr LE] || 0…`.
@@ -101,9 +159,15 @@ pub fn decrypt_picc_data(meta_read_key: &AesKey, enc: &[u8]) -> Result<PiccData,
     let block: &[u8; 16] = enc
         .try_into()
         .map_err(|_| SdmError::PiccDataLength(enc.len()))?;
-    let plain = aes_decrypt_block(meta_read_key, block);
+    let plain = Zeroizing::new(aes_decrypt_block(meta_read_key, block));
+    parse_picc_plain(&plain)
+}
+
+/// Reads a decrypted PICCData block (both modes): checks the tag byte, which is the only
+/// integrity the encryption has, and takes the mirrored UID and counter.
+pub fn parse_picc_plain(plain: &[u8; 16]) -> Result<PiccData, SdmError> {
     let tag = plain[0];
-    // Only the UID and counter bits may be set; an AES UID length is 7 when the UID is mirrored.
+    // Only the UID and counter bits may be set; the UID length is 7 when the UID is mirrored.
     let uid_len = tag & 0x0F;
     let valid = tag & 0x30 == 0
         && ((tag & TAG_UID != 0 && uid_len == 7) || (tag & TAG_UID == 0 && uid_len == 0));
@@ -132,13 +196,8 @@ pub fn decrypt_picc_data(meta_read_key: &AesKey, enc: &[u8]) -> Result<PiccData,
     Ok(PiccData { tag, uid, read_ctr })
 }
 
-/// The chip side: encrypts PICCData. `random` fills the bytes after the mirrored data.
-pub fn encrypt_picc_data(
-    meta_read_key: &AesKey,
-    uid: Option<&[u8; 7]>,
-    ctr: Option<u32>,
-    random: &[u8; 16],
-) -> [u8; 16] {
+/// The PICCData plaintext (both modes): `PICCDataTag || [UID] || [ctr LE] || random`.
+pub fn picc_plain(uid: Option<&[u8; 7]>, ctr: Option<u32>, random: &[u8; 16]) -> [u8; 16] {
     let mut plain = *random;
     let mut tag = 0u8;
     let mut pos = 1;
@@ -152,6 +211,17 @@ pub fn encrypt_picc_data(
         plain[pos..pos + 3].copy_from_slice(&ctr_le(c));
     }
     plain[0] = tag;
+    plain
+}
+
+/// The chip side: encrypts PICCData. `random` fills the bytes after the mirrored data.
+pub fn encrypt_picc_data(
+    meta_read_key: &AesKey,
+    uid: Option<&[u8; 7]>,
+    ctr: Option<u32>,
+    random: &[u8; 16],
+) -> [u8; 16] {
+    let plain = Zeroizing::new(picc_plain(uid, ctr, random));
     aes_encrypt_block(meta_read_key, &plain)
 }
 

@@ -189,6 +189,7 @@ pub fn run_batch<S: TagSource + Send>(
 pub fn write_results(
     journal: &Journal,
     xuids: &[String],
+    template: &crate::sun::Template,
     summary: &mut Summary,
 ) -> Result<(), JournalError> {
     summary.exported = journal.export()?;
@@ -199,6 +200,8 @@ pub fn write_results(
         "format": 1,
         "finished": super::journal::now(),
         "simulated": summary.simulated,
+        // The verifier (`tag424 serve --batch DIR`) checks scans along this template.
+        "template": template.to_string(),
         "summary": &summary,
     }))
     .unwrap_or_default();

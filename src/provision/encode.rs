@@ -7,10 +7,17 @@
 //! The new keys are in the journal, on disk, before the first ChangeKey (and before the SDM
 //! settings): the plan is journaled right after the NDEF write succeeds, so a tag that another
 //! batch left half-encoded (write access no longer free) is refused before anything is written.
+//!
+//! An LRP batch (`--lrp-irreversible`, see `lrp.rs`) runs the same flow: after the plan, the
+//! switch to LRP is journaled as its own step, sent, and the tag authenticated again in LRP;
+//! the SDM settings and the keys follow in LRP (18 exchanges). `{tt}` in the template adds
+//! SetConfiguration 07 (enable TagTamper) right before the SDM settings (one more exchange).
 
-use crate::card::{Card, CardError, CommMode, Sw};
+use crate::card::{Card, CardError, CommMode, Session, Sw};
 use crate::crypto::originality::{classify, Originality};
+use crate::crypto::sdm::SdmMode;
 use crate::crypto::AesKey;
+use crate::sun::template::Part;
 use crate::sun::{self, SunKeys, Template};
 use crate::transport::Transport;
 
@@ -68,6 +75,12 @@ pub enum ProvisionError {
     OtherBatch { uid: String },
     #[error("tag {uid}: neither its planned key 0 nor the factory key authenticates; it was changed outside this tool")]
     Unrecoverable { uid: String },
+    #[error(
+        "tag {uid} is in LRP mode: encode it with --lrp-irreversible (its verifier must check LRP)"
+    )]
+    LrpTag { uid: String },
+    #[error("tag {uid} is not an NTAG 424 DNA TagTamper, but the URL template has {{tt}}: use TagTamper tags, or remove {{tt}}")]
+    NotTagTamper { uid: String },
     #[error("no unused tag code (XUID) is left for tag {uid}")]
     NoXuidLeft { uid: String },
     #[error("tag {uid}: the read-back SUN message does not verify: {why}")]
@@ -90,6 +103,8 @@ impl ProvisionError {
 pub enum Step {
     Identify,
     Authenticate,
+    /// The irreversible switch to LRP (`--lrp-irreversible`).
+    SwitchToLrp,
     WriteNdef,
     ChangeKeys,
     Verify,
@@ -100,6 +115,8 @@ pub enum Step {
 pub struct Identity {
     pub uid: [u8; 7],
     pub originality: Originality,
+    /// An NTAG 424 DNA TagTamper (NT4H2421Tx, HWSubType 08h).
+    pub tag_tamper: bool,
 }
 
 /// Select, GetVersion, Read_Sig: is this an NTAG 424 DNA, which one, and is it genuine?
@@ -130,6 +147,7 @@ pub fn identify<T: Transport>(
     Ok(Identity {
         uid: v.uid,
         originality,
+        tag_tamper: v.hardware.subtype == 0x08,
     })
 }
 
@@ -164,18 +182,30 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
         Some(m) => KeySet::diversified(m, &id.uid)?,
         None => KeySet::random(),
     };
+    let lrp = opts.template.mode() == SdmMode::Lrp;
     step(Step::Authenticate);
-    let s = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
-        Ok(s) => s,
+    // An LRP tag answers an AES first authentication with 919D (permission denied).
+    let (s, switch) = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+        Ok(s) => (s, lrp),
+        Err(e) if lrp && e.status() == Some(Sw::PermissionDenied) => {
+            (super::lrp::first_auth(card, &AesKey::FACTORY, &uid)?, false)
+        }
+        Err(e) if e.status() == Some(Sw::PermissionDenied) => {
+            return Err(ProvisionError::LrpTag { uid })
+        }
         Err(e) if e.status() == Some(Sw::AuthenticationError) => {
             return Err(ProvisionError::Foreign { uid })
         }
         Err(e) => return Err(e.into()),
     };
+    if opts.template.has(&Part::Tt) && !id.tag_tamper {
+        return Err(ProvisionError::NotTagTamper { uid });
+    }
     step(Step::WriteNdef);
     // A factory tag's NDEF file is free to write; a tag another batch left with its settings
     // (write access by key 3, not this key-0 session: 91AE, or never: 919D) refuses, and
-    // nothing is written anywhere.
+    // nothing is written anywhere. In an LRP batch the file is written before the switch,
+    // so a tag of another batch is refused while it is still AES.
     let s = match s.write_data(2, 0, &plan.file, CommMode::Plain) {
         Ok(s) => s,
         Err(e)
@@ -195,9 +225,17 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
             xuid: xuid.clone(),
             keys: keys.clone(),
             time: now(),
+            lrp,
         })
     })?;
-    let s = s.change_file_settings(2, &plan.settings)?;
+    // The irreversible switch is journaled as its own step before it is sent, and comes
+    // before any key changes: the keys change in the mode the tag keeps.
+    let s = if switch {
+        super::lrp::switch(s, journal, &uid, step)?
+    } else {
+        s
+    };
+    let s = sdm_settings(s, opts, &plan)?;
     step(Step::ChangeKeys);
     let mut s = s;
     for k in KeyNo::APP {
@@ -231,33 +269,51 @@ pub enum Key0 {
 }
 
 /// The one "journaled key 0, then the factory key" step of finishing and resetting a tag:
-/// at most two authentications, then `then` runs in the session that opened. Neither key
-/// opening it means the tag was changed outside this tool.
+/// at most two authentications, then `then` runs in the session that opened (its
+/// [`Session::mode`] says AES or LRP). Neither key opening it means the tag was changed
+/// outside this tool.
+///
+/// `mode` is the mode the journal planned. A tag planned for LRP may still be AES (the
+/// switch was not sent); keys change only after the switch, so such a tag has the factory
+/// key 0, and one AES authentication with it comes first: an LRP tag refuses it at once
+/// (919D, one exchange), and the LRP authentications follow.
 pub fn with_key0<T: Transport, R>(
     card: &mut Card<T>,
+    mode: SdmMode,
     planned: &AesKey,
     uid: &str,
-    then: impl FnOnce(crate::card::Session<'_, T>, Key0) -> Result<R, ProvisionError>,
+    then: impl FnOnce(Session<'_, T>, Key0) -> Result<R, ProvisionError>,
 ) -> Result<R, ProvisionError> {
     let auth_failed = |e: &CardError| e.status() == Some(Sw::AuthenticationError);
+    let unrecoverable = || ProvisionError::Unrecoverable {
+        uid: uid.to_string(),
+    };
+    if mode == SdmMode::Lrp {
+        match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+            Ok(s) => return then(s, Key0::Factory),
+            Err(e) if e.status() == Some(Sw::PermissionDenied) => {}
+            // Still AES, but not with the factory key: changed outside this tool.
+            Err(e) if auth_failed(&e) => return Err(unrecoverable()),
+            Err(e) => return Err(e.into()),
+        }
+    }
     if !planned.is_factory() {
-        match card.authenticate_ev2_first(0, planned) {
+        match card.authenticate_first(mode, 0, planned) {
             Ok(s) => return then(s, Key0::Planned),
             Err(e) if auth_failed(&e) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+    match card.authenticate_first(mode, 0, &AesKey::FACTORY) {
         Ok(s) => then(s, Key0::Factory),
-        Err(e) if auth_failed(&e) => Err(ProvisionError::Unrecoverable {
-            uid: uid.to_string(),
-        }),
+        Err(e) if auth_failed(&e) => Err(unrecoverable()),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Finishes an interrupted tag: at most two authentications find the active key 0 (planned
-/// first, then factory), then the steps that did not happen are done.
+/// Finishes an interrupted tag, AES or LRP: [`with_key0`] finds the active key 0 (planned
+/// first, then factory), then the steps that did not happen are done, in the order of a
+/// fresh tag (the LRP switch, if not made yet, before the SDM settings and the keys).
 fn finish<T: Transport, J: JournalAccess>(
     card: &mut Card<T>,
     journal: &mut J,
@@ -267,40 +323,63 @@ fn finish<T: Transport, J: JournalAccess>(
     step: &mut dyn FnMut(Step),
 ) -> Result<Outcome, ProvisionError> {
     let TagEntry {
-        uid, xuid, keys, ..
+        uid,
+        xuid,
+        keys,
+        lrp,
+        ..
     } = entry;
+    // The journal, not today's options, says which mode this tag was planned in.
+    let mode = if *lrp { SdmMode::Lrp } else { SdmMode::Aes };
+    let opts = &EncodeOptions {
+        template: opts.template.clone().with_mode(mode),
+        ..opts.clone()
+    };
     let plan = layout(&opts.template, xuid)?;
     step(Step::Authenticate);
-    with_key0(card, keys.key(KeyNo::MASTER), uid, |s, key0| match key0 {
-        Key0::Planned => {
-            // Key 0 is changed last, so everything before it happened. Leave the session
-            // (ISOSelectFile resets authentication) so the read-back is mirrored.
-            let card = s.end();
-            card.select_ndef_application()?;
-            Ok(())
-        }
-        Key0::Factory => {
-            step(Step::WriteNdef);
-            let (mut s, fs) = s.get_file_settings(2)?;
-            if fs.sdm.is_none() {
-                s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
-                s = s.change_file_settings(2, &plan.settings)?;
-            } else if fs != plan.settings {
-                // Settings of another template: not what this batch planned.
-                return Err(ProvisionError::OtherBatch { uid: uid.clone() });
+    with_key0(
+        card,
+        mode,
+        keys.key(KeyNo::MASTER),
+        uid,
+        |s, key0| match key0 {
+            Key0::Planned => {
+                // Key 0 is changed last, so everything before it happened. Leave the session
+                // (ISOSelectFile resets authentication) so the read-back is mirrored.
+                let card = s.end();
+                card.select_ndef_application()?;
+                Ok(())
             }
-            step(Step::ChangeKeys);
-            for k in KeyNo::APP {
-                let version;
-                (s, version) = s.get_key_version(k.get())?;
-                if version != KEY_VERSION {
-                    s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
+            Key0::Factory => {
+                // Planned for LRP but still AES: the switch was not sent (it may have been
+                // journaled); send it now, before the settings and the keys.
+                let s = if s.mode() != mode {
+                    super::lrp::switch(s, journal, uid, step)?
+                } else {
+                    s
+                };
+                step(Step::WriteNdef);
+                let (mut s, fs) = s.get_file_settings(2)?;
+                if fs.sdm.is_none() {
+                    s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
+                    s = sdm_settings(s, opts, &plan)?;
+                } else if fs != plan.settings {
+                    // Settings of another template: not what this batch planned.
+                    return Err(ProvisionError::OtherBatch { uid: uid.clone() });
                 }
+                step(Step::ChangeKeys);
+                for k in KeyNo::APP {
+                    let version;
+                    (s, version) = s.get_key_version(k.get())?;
+                    if version != KEY_VERSION {
+                        s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
+                    }
+                }
+                s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?;
+                Ok(())
             }
-            s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?;
-            Ok(())
-        }
-    })?;
+        },
+    )?;
     let done = Done {
         keys,
         uid,
@@ -311,6 +390,22 @@ fn finish<T: Transport, J: JournalAccess>(
         logged: entry.keys_changed,
     };
     complete(card, journal, opts, done, step)
+}
+
+/// The NDEF file's SDM settings (ChangeFileSettings); with `{tt}` in the template, first
+/// enables TagTamper (SetConfiguration 07, permanent; one more APDU). Sent after the plan is
+/// journaled and after the NDEF file is written.
+fn sdm_settings<'c, T: Transport>(
+    s: Session<'c, T>,
+    opts: &EncodeOptions,
+    plan: &NdefLayout,
+) -> Result<Session<'c, T>, CardError> {
+    let s = if opts.template.has(&Part::Tt) {
+        s.enable_tag_tamper()?
+    } else {
+        s
+    };
+    s.change_file_settings(2, &plan.settings)
 }
 
 /// A tag whose five keys are changed, ready for its read-back.
@@ -383,7 +478,8 @@ fn read_back<T: Transport>(
         file_read: keys.sdm_file_read().clone(),
         meta_read: Some(keys.sdm_meta_read().clone()),
     };
-    let v = sun::verify(&scan, &sun_keys).map_err(|e| fail(e.to_string()))?;
+    let v = sun::verify_as(&scan, &sun_keys, Some(opts.template.mode()))
+        .map_err(|e| fail(e.to_string()))?;
     if !v.genuine {
         return Err(fail(v.reason.unwrap_or_default()));
     }

@@ -68,9 +68,16 @@ pub fn layout(template: &Template, xuid: &str) -> Result<NdefLayout, LayoutError
     }
     let url = template.render(xuid);
     let lower = url.to_ascii_lowercase();
+    let offsets = template.offsets(xuid);
+    // The prefix is stored as a one-byte code: it must end before {macstart}, whose MAC input
+    // is read from the file.
+    let mac_start = offsets
+        .iter()
+        .find(|(p, _, _)| *p == Part::MacStart)
+        .map_or(usize::MAX, |(_, pos, _)| *pos);
     let (prefix, code) = PREFIXES
         .iter()
-        .find(|(p, _)| lower.starts_with(p))
+        .find(|(p, _)| lower.starts_with(p) && p.len() <= mac_start)
         .copied()
         .unwrap_or(("", 0x00));
     let rest = &url[prefix.len()..];
@@ -90,9 +97,8 @@ pub fn layout(template: &Template, xuid: &str) -> Result<NdefLayout, LayoutError
 
     // Offsets of the mirrors in the file: URI_START + position in the URL after the prefix.
     let at = |p: &Part| -> Option<u32> {
-        template
-            .offsets(xuid)
-            .into_iter()
+        offsets
+            .iter()
             .find(|(q, _, _)| q == p)
             .map(|(_, pos, _)| (URI_START + pos - prefix.len()) as u32)
     };
@@ -115,7 +121,10 @@ pub fn layout(template: &Template, xuid: &str) -> Result<NdefLayout, LayoutError
         uid_offset: if picc { None } else { at(&Part::Uid) },
         read_ctr_offset: if picc { None } else { at(&Part::Ctr) },
         picc_data_offset: if picc { at(&Part::Picc) } else { None },
-        mac_input_offset: enc.map(|e| e.0).or(mac_offset),
+        tt_offset: at(&Part::Tt),
+        lrp: template.mode() == crate::crypto::sdm::SdmMode::Lrp,
+        // {macstart}, else the encrypted data, else empty (at the MAC itself).
+        mac_input_offset: at(&Part::MacStart).or(enc.map(|e| e.0)).or(mac_offset),
         mac_offset,
     };
     let settings = FileSettings {

@@ -7,6 +7,7 @@ pub mod journal;
 pub mod keys;
 pub mod layout;
 pub mod lock;
+pub mod lrp;
 pub mod reset;
 pub mod sealed;
 pub mod station;

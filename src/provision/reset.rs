@@ -3,9 +3,14 @@
 //! Order: authenticate with key 0, restore the NDEF file's factory settings (SDM off, write
 //! free), clear the NDEF file, change keys 1–4 back to zero (those whose version says they
 //! were changed), then key 0. Interrupted, it can simply be run again.
+//!
+//! A tag planned for LRP is reset in the mode it is in: still AES if the switch was not sent
+//! (its keys are the factory ones, the NDEF file may already be written), LRP otherwise. The
+//! switch to LRP and TagTamper are permanent; a reset does not undo them.
 
 use crate::card::file_settings::{Access, AccessRights, FileSettings};
 use crate::card::{Card, CommMode};
+use crate::crypto::sdm::SdmMode;
 use crate::crypto::AesKey;
 use crate::transport::Transport;
 
@@ -50,7 +55,14 @@ pub fn reset_tag<T: Transport>(
     } else {
         entry.keys.key(KeyNo::MASTER).clone()
     };
-    with_key0(card, &master, &uid, |s, key0| {
+    // A tag planned for LRP may be in either mode (`with_key0` finds out). The switch is
+    // permanent: a reset LRP tag stays LRP, with factory keys.
+    let mode = if entry.lrp {
+        SdmMode::Lrp
+    } else {
+        SdmMode::Aes
+    };
+    with_key0(card, mode, &master, &uid, |s, key0| {
         let mut s = s.change_file_settings(2, &factory_ndef_settings())?;
         s = s.write_data(2, 0, &[0u8; NDEF_FILE_SIZE], CommMode::Plain)?;
         for k in KeyNo::APP {

@@ -148,7 +148,7 @@ pub fn run_readers<S: TagSource + Send>(
     if done && summary.stopped != Some(Stop::Interrupted) {
         summary.stopped = None;
     }
-    write_results(journal, xuids, &mut summary)?;
+    write_results(journal, xuids, &opts.encode.template, &mut summary)?;
     Ok(summary)
 }
 
@@ -238,7 +238,7 @@ fn work<S: TagSource>(
                         let mut s = st.summary.lock().unwrap_or_else(|e| e.into_inner());
                         s.encoded += 1;
                         s.recovered += usize::from(*recovered);
-                        write_results(j, st.xuids, &mut s)
+                        write_results(j, st.xuids, &st.opts.encode.template, &mut s)
                     })?;
                 } else {
                     st.summary.lock().unwrap_or_else(|e| e.into_inner()).skipped += 1;

@@ -77,10 +77,15 @@ impl SimDir {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| SimDirError::Corrupt {
+        let state: ChipState = serde_json::from_str(&text).map_err(|e| SimDirError::Corrupt {
             path: path.to_path_buf(),
             what: e.to_string(),
-        })
+        })?;
+        state.validate().map_err(|what| SimDirError::Corrupt {
+            path: path.to_path_buf(),
+            what,
+        })?;
+        Ok(state)
     }
 
     /// Every tag, in UID order.

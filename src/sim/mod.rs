@@ -8,5 +8,5 @@ pub mod transport;
 pub mod vpcd;
 
 pub use chip::SimChip;
-pub use state::ChipState;
+pub use state::{ChipState, TagTamper};
 pub use transport::{Fault, FaultKind, SimTransport};

@@ -24,8 +24,10 @@ pub struct SimFile {
 }
 
 impl SimFile {
+    /// The stored settings read with the host's `FileSettings` (for tests and tools that
+    /// inspect a tag; the chip itself reads them with its own `chip::settings`).
     pub fn settings(&self) -> FileSettings {
-        // Written only by this module from validated settings, so it always parses.
+        // Checked on load and written only from accepted settings, so it parses.
         FileSettings::parse(&self.settings).unwrap_or(FileSettings {
             file_type: 0,
             comm_mode: CommMode::Plain,
@@ -40,6 +42,7 @@ impl SimFile {
         })
     }
 
+    /// Stores settings given in the host's type (factory state, test set-up).
     pub fn set_settings(&mut self, fs: &FileSettings) {
         let change = fs.encode_change();
         let mut v = vec![0x00, change[0], change[1], change[2]];
@@ -71,6 +74,25 @@ pub struct ChipState {
     /// Read_Sig answer: signed with the simulator key unless overridden (fixtures).
     #[serde(with = "hex_vec")]
     pub signature: Vec<u8>,
+    /// LRP mode (SetConfiguration option 05; permanent).
+    #[serde(default)]
+    pub lrp: bool,
+    /// An NTAG 424 DNA TagTamper (NT4H2421Tx): its tamper loop and status.
+    #[serde(default)]
+    pub tag_tamper: Option<TagTamper>,
+}
+
+/// The TagTamper part of an NT4H2421Tx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagTamper {
+    /// SetConfiguration option 07 enabled it (permanent; measured from the next activation).
+    pub enabled: bool,
+    /// TTStatusKey: 00..04 that key, 0E free, 0F never.
+    pub status_key: u8,
+    /// The physical loop is open (the wire was cut: `tag424 sim tamper`).
+    pub loop_open: bool,
+    /// TTPermStatus latched to open at a measurement with the loop open.
+    pub opened: bool,
 }
 
 impl std::fmt::Debug for ChipState {
@@ -123,7 +145,76 @@ impl ChipState {
             version_sw: vec![0x04, 0x04, 0x02, 0x01, 0x02, 0x11, 0x05],
             batch: vec![0xCD, 0x65, 0x93, 0x5D, 0x40, 0x21, 0x24],
             signature: crate::crypto::originality::simulator_sign(&uid).to_vec(),
+            lrp: false,
+            tag_tamper: None,
         }
+    }
+
+    /// A factory NTAG 424 DNA TagTamper (HWSubType 08h), TagTamper not yet enabled, loop closed.
+    pub fn factory_tag_tamper(uid: [u8; 7]) -> Self {
+        let mut s = ChipState::factory(uid);
+        s.version_hw[2] = 0x08;
+        s.tag_tamper = Some(TagTamper {
+            enabled: false,
+            status_key: 0x0E,
+            loop_open: false,
+            opened: false,
+        });
+        s
+    }
+
+    /// Checks a state read from disk, so that a damaged or hand-edited tag file is an error
+    /// when it is loaded, never a panic of the chip later.
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, v, len) in [
+            ("version_hw", &self.version_hw, 7),
+            ("version_sw", &self.version_sw, 7),
+            ("batch", &self.batch, 7),
+        ] {
+            if v.len() != len {
+                return Err(format!("{what} is {} bytes, {len} expected", v.len()));
+            }
+        }
+        if self.signature.len() != 56 {
+            return Err(format!(
+                "signature is {} bytes, 56 expected",
+                self.signature.len()
+            ));
+        }
+        let variant = crate::sim::chip::settings::Variant {
+            tag_tamper: self.tag_tamper.is_some(),
+            lrp: self.lrp,
+        };
+        for (no, fid, size) in [
+            (1u8, 0xE103u16, 32usize),
+            (2, 0xE104, 256),
+            (3, 0xE105, 128),
+        ] {
+            let f = self
+                .file(no)
+                .ok_or_else(|| format!("file {no:02X} is missing"))?;
+            if f.fid != fid || f.data.len() != size {
+                return Err(format!(
+                    "file {no:02X} must be FID {fid:04X} of {size} bytes (is {:04X}, {} bytes)",
+                    f.fid,
+                    f.data.len()
+                ));
+            }
+            crate::sim::chip::settings::decode_stored(&f.settings, f.data.len(), variant)
+                .map_err(|e| format!("file {no:02X}: {e}"))?;
+            if f.sdm_read_ctr > 0xFF_FFFF {
+                return Err(format!("file {no:02X}: the SDM read counter is 24 bits"));
+            }
+        }
+        if self.files.len() != 3 {
+            return Err(format!("{} files, 3 expected", self.files.len()));
+        }
+        if let Some(t) = &self.tag_tamper {
+            if !(t.status_key <= 4 || t.status_key >= 0x0E) || self.version_hw[2] != 0x08 {
+                return Err("TagTamper state does not fit the chip".into());
+            }
+        }
+        Ok(())
     }
 
     /// A factory tag with a random UID (`04` + 6 random bytes, as NXP UIDs start).

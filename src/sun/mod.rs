@@ -4,4 +4,4 @@ pub mod template;
 pub mod verify;
 
 pub use template::{Template, TemplateError, DEFAULT_TEMPLATE};
-pub use verify::{parse_url, verify, ScannedUrl, SunError, SunKeys, Verified};
+pub use verify::{parse_url, verify, verify_as, ScannedUrl, SunError, SunKeys, TtStatus, Verified};

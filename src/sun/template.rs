@@ -2,10 +2,17 @@
 //!
 //! A template is a URL with placeholders: `{xuid}` (static text, fixed per tag at encoding),
 //! `{uid}` (14 hex), `{ctr}` (6 hex, MSB first), `{picc}` (32 hex, encrypted PICCData),
-//! `{enc}` (encrypted file data, 32 hex by default) and `{mac}` (16 hex SDMMAC).
-//! The default is [`DEFAULT_TEMPLATE`].
+//! `{enc}` (encrypted file data, 32 hex by default), `{tt}` (the two TagTamper status
+//! characters, NT4H2421Tx) and `{mac}` (16 hex SDMMAC). In LRP mode `{picc}` is 48 hex
+//! (PICCRand and the encrypted block). The default is [`DEFAULT_TEMPLATE`].
+//!
+//! `{macstart}` is a zero-width marker: the SDMMAC input runs from it to `{mac}`. Without it
+//! the input starts at `{enc}`, or is empty when there is no `{enc}` (the chip's
+//! SDMMACInputOffset; NT4H2421Gx §9.3.6).
 
 use std::fmt;
+
+use crate::crypto::sdm::SdmMode;
 
 /// The default SUN URL: tag code, counter and CMAC in the clear.
 pub const DEFAULT_TEMPLATE: &str = "https://yourdomain.com/auth?x={xuid}&n={ctr}&e={mac}";
@@ -14,6 +21,10 @@ pub const DEFAULT_TEMPLATE: &str = "https://yourdomain.com/auth?x={xuid}&n={ctr}
 pub const UID_LEN: usize = 14;
 pub const CTR_LEN: usize = 6;
 pub const PICC_LEN: usize = 32;
+/// `{picc}` in LRP mode: PICCRand (8 bytes) and the encrypted block, 48 hex digits.
+pub const PICC_LRP_LEN: usize = 48;
+/// `{tt}`: TTPermStatus and TTCurrStatus as two ASCII characters (`C`, `O` or `I`).
+pub const TT_LEN: usize = 2;
 pub const MAC_LEN: usize = 16;
 /// Default length of the `{enc}` mirror: one encrypted block (16 bytes as 32 hex digits).
 pub const ENC_LEN: usize = 32;
@@ -27,6 +38,9 @@ pub enum Part {
     Ctr,
     Picc,
     Enc,
+    Tt,
+    /// Zero-width: where the SDMMAC input starts.
+    MacStart,
     Mac,
 }
 
@@ -39,6 +53,8 @@ impl Part {
             Part::Ctr => "{ctr}",
             Part::Picc => "{picc}",
             Part::Enc => "{enc}",
+            Part::Tt => "{tt}",
+            Part::MacStart => "{macstart}",
             Part::Mac => "{mac}",
         }
     }
@@ -48,7 +64,7 @@ impl Part {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     #[error(
-        "unknown placeholder {{{0}}}: use {{xuid}}, {{uid}}, {{ctr}}, {{picc}}, {{enc}} or {{mac}}"
+        "unknown placeholder {{{0}}}: use {{xuid}}, {{uid}}, {{ctr}}, {{picc}}, {{enc}}, {{tt}}, {{macstart}} or {{mac}}"
     )]
     UnknownPlaceholder(String),
     #[error("unclosed '{{' at character {0}")]
@@ -67,6 +83,12 @@ pub enum TemplateError {
     Adjacent(&'static str, &'static str),
     #[error("the template must start with https:// or http://")]
     NotHttp,
+    #[error("{{macstart}} must come after the scheme (https:// or http://): the chip stores the scheme as a one-byte code the SDMMAC does not cover")]
+    MacStartInScheme,
+    #[error("{{macstart}} must come before {{mac}}, and before {{enc}} when there is one (the encrypted data lies inside the MAC input)")]
+    MacStartMisplaced,
+    #[error("{{tt}} must lie inside the MAC input: put {{macstart}} before it and {{mac}} after it, or the tamper status could be forged")]
+    TtOutsideMac,
 }
 
 /// A parsed URL template.
@@ -74,6 +96,8 @@ pub enum TemplateError {
 pub struct Template {
     raw: String,
     parts: Vec<Part>,
+    /// The chip's mode, which sets the width of `{picc}` when the template is rendered.
+    mode: SdmMode,
 }
 
 impl fmt::Display for Template {
@@ -98,8 +122,16 @@ impl Default for Template {
 impl Template {
     pub fn parse(s: &str) -> Result<Template, TemplateError> {
         let lower = s.to_ascii_lowercase();
+        if lower.starts_with("{macstart}") {
+            return Err(TemplateError::MacStartInScheme);
+        }
         if !(lower.starts_with("https://") || lower.starts_with("http://")) {
             return Err(TemplateError::NotHttp);
+        }
+        if let Some(i) = lower.find("{macstart}") {
+            if i < lower.find("://").map_or(0, |c| c + 3) {
+                return Err(TemplateError::MacStartInScheme);
+            }
         }
         let mut parts = Vec::new();
         let mut lit = String::new();
@@ -118,6 +150,8 @@ impl Template {
                 "ctr" => Part::Ctr,
                 "picc" => Part::Picc,
                 "enc" => Part::Enc,
+                "tt" => Part::Tt,
+                "macstart" => Part::MacStart,
                 "mac" => Part::Mac,
                 other => return Err(TemplateError::UnknownPlaceholder(other.to_string())),
             };
@@ -127,9 +161,12 @@ impl Template {
             if parts.contains(&part) {
                 return Err(TemplateError::Repeated(part.name()));
             }
-            if let Some(prev) = parts.last() {
-                if !matches!(prev, Part::Literal(_)) {
-                    return Err(TemplateError::Adjacent(prev.name(), part.name()));
+            // {macstart} has no width: it may touch anything, and does not separate.
+            if part != Part::MacStart {
+                if let Some(prev) = parts.iter().rev().find(|p| **p != Part::MacStart) {
+                    if !matches!(prev, Part::Literal(_)) {
+                        return Err(TemplateError::Adjacent(prev.name(), part.name()));
+                    }
                 }
             }
             parts.push(part);
@@ -143,6 +180,7 @@ impl Template {
         let t = Template {
             raw: s.to_string(),
             parts,
+            mode: SdmMode::Aes,
         };
         let has = |p: Part| t.parts.contains(&p);
         if !has(Part::Mac) {
@@ -161,7 +199,51 @@ impl Template {
         {
             return Err(TemplateError::MacNotLast);
         }
+        let pos = |p: Part| t.parts.iter().position(|q| *q == p);
+        if let Some(ms) = pos(Part::MacStart) {
+            if ms > mac_pos || pos(Part::Enc).is_some_and(|e| e < ms) {
+                return Err(TemplateError::MacStartMisplaced);
+            }
+        }
+        if let Some(tt) = pos(Part::Tt) {
+            if pos(Part::MacStart).is_none_or(|ms| ms >= tt) || tt > mac_pos {
+                return Err(TemplateError::TtOutsideMac);
+            }
+        }
         Ok(t)
+    }
+
+    /// The same template for a chip in `mode` (sets the width of `{picc}` when rendering).
+    pub fn with_mode(mut self, mode: SdmMode) -> Template {
+        self.mode = mode;
+        self
+    }
+
+    pub fn mode(&self) -> SdmMode {
+        self.mode
+    }
+
+    /// Width of `{picc}` in this template's mode.
+    pub fn picc_len(&self) -> usize {
+        match self.mode {
+            SdmMode::Aes => PICC_LEN,
+            SdmMode::Lrp => PICC_LRP_LEN,
+        }
+    }
+
+    /// Characters each part takes in a rendered URL (`xuid` for `{xuid}`).
+    fn width(&self, p: &Part, xuid: &str) -> usize {
+        match p {
+            Part::Literal(l) => l.len(),
+            Part::Xuid => xuid.len(),
+            Part::Uid => UID_LEN,
+            Part::Ctr => CTR_LEN,
+            Part::Picc => self.picc_len(),
+            Part::Enc => ENC_LEN,
+            Part::Tt => TT_LEN,
+            Part::MacStart => 0,
+            Part::Mac => MAC_LEN,
+        }
     }
 
     pub fn parts(&self) -> &[Part] {
@@ -184,30 +266,19 @@ impl Template {
             match p {
                 Part::Literal(l) => s.push_str(l),
                 Part::Xuid => s.push_str(xuid),
-                Part::Uid => s.push_str(&"0".repeat(UID_LEN)),
-                Part::Ctr => s.push_str(&"0".repeat(CTR_LEN)),
-                Part::Picc => s.push_str(&"0".repeat(PICC_LEN)),
-                Part::Enc => s.push_str(&"0".repeat(ENC_LEN)),
-                Part::Mac => s.push_str(&"0".repeat(MAC_LEN)),
+                other => s.push_str(&"0".repeat(self.width(other, xuid))),
             }
         }
         s
     }
 
-    /// Character offsets of each mirror in [`Template::render`]'s output for `xuid`.
+    /// Character offsets of each mirror (and of `{macstart}`, width 0) in
+    /// [`Template::render`]'s output for `xuid`.
     pub fn offsets(&self, xuid: &str) -> Vec<(Part, usize, usize)> {
         let mut out = Vec::new();
         let mut pos = 0;
         for p in &self.parts {
-            let len = match p {
-                Part::Literal(l) => l.len(),
-                Part::Xuid => xuid.len(),
-                Part::Uid => UID_LEN,
-                Part::Ctr => CTR_LEN,
-                Part::Picc => PICC_LEN,
-                Part::Enc => ENC_LEN,
-                Part::Mac => MAC_LEN,
-            };
+            let len = self.width(p, xuid);
             if !matches!(p, Part::Literal(_) | Part::Xuid) {
                 out.push((p.clone(), pos, len));
             }

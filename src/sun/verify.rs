@@ -3,9 +3,11 @@
 
 use serde::Serialize;
 
-use super::template::{Part, Template, CTR_LEN, ENC_LEN, MAC_LEN, PICC_LEN, UID_LEN};
-use crate::crypto::sdm::{decrypt_file_data, decrypt_picc_data, sdm_mac};
-use crate::crypto::{ct_eq, AesKey};
+use super::template::{
+    Part, Template, CTR_LEN, ENC_LEN, MAC_LEN, PICC_LEN, PICC_LRP_LEN, TT_LEN, UID_LEN,
+};
+use crate::crypto::sdm::{PiccData, SdmError, SdmMode};
+use crate::crypto::{ct_eq, sdm, sdm_lrp, AesKey};
 
 /// Longest URL we look at (an NDEF file is 256 bytes; this leaves room for any host).
 pub const MAX_URL_LEN: usize = 2048;
@@ -31,6 +33,14 @@ pub enum SunError {
         "this template has {{picc}}: the SDM meta read key is needed to decrypt it (--meta-key)"
     )]
     MissingMetaKey,
+    #[error("{{tt}} at character {at} must be two of C, O, I (the TagTamper status)")]
+    BadTt { at: usize },
+    #[error("the PICC data is {found} hex digits, which is {actual} mode, but {expected} mode was asked for: check --mode")]
+    ModeMismatch {
+        expected: SdmMode,
+        actual: SdmMode,
+        found: usize,
+    },
 }
 
 /// The fields of a scanned URL, split along its template (nothing verified yet).
@@ -39,11 +49,72 @@ pub struct ScannedUrl {
     pub xuid: Option<String>,
     pub uid: Option<[u8; 7]>,
     pub read_ctr: Option<u32>,
-    pub picc: Option<[u8; 16]>,
+    /// Encrypted PICCData: 16 bytes (AES) or 24 bytes (LRP, PICCRand first).
+    pub picc: Option<Vec<u8>>,
     pub enc: Option<Vec<u8>>,
+    /// The TagTamper status as mirrored (two ASCII characters), when the template has `{tt}`.
+    pub tt: Option<TtStatus>,
     pub mac: [u8; 8],
-    /// The ASCII bytes the SDMMAC covers: from `{enc}` up to `{mac}`, or empty.
+    /// The ASCII bytes the SDMMAC covers: from `{macstart}` (or else `{enc}`) up to `{mac}`,
+    /// or empty.
     pub mac_input: Vec<u8>,
+}
+
+/// The TagTamper status of an NTAG 424 DNA TT (NT4H2421Tx §10.2): the permanent status (latches
+/// to open) and the status measured at this tap. Each is `C` closed, `O` open or `I` invalid
+/// (TagTamper not enabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtStatus {
+    pub permanent: u8,
+    pub current: u8,
+}
+
+impl TtStatus {
+    /// From the two mirrored bytes; `None` unless each is `C`, `O` or `I`.
+    pub fn from_bytes(b: [u8; 2]) -> Option<TtStatus> {
+        let ok = |c: u8| matches!(c, b'C' | b'O' | b'I');
+        (ok(b[0]) && ok(b[1])).then_some(TtStatus {
+            permanent: b[0],
+            current: b[1],
+        })
+    }
+
+    /// The loop was opened at some time (permanent status open), or is open now.
+    pub fn is_open(self) -> bool {
+        self.permanent == b'O' || self.current == b'O'
+    }
+
+    /// TagTamper is enabled and both readings are valid.
+    pub fn is_valid(self) -> bool {
+        self.permanent != b'I' && self.current != b'I'
+    }
+
+    /// `"closed"`, `"open"` or `"invalid"` (TagTamper not enabled on this tag).
+    pub fn word(self) -> &'static str {
+        if !self.is_valid() {
+            "invalid"
+        } else if self.is_open() {
+            "open"
+        } else {
+            "closed"
+        }
+    }
+
+    /// The two status characters, e.g. `CC`.
+    pub fn as_string(self) -> String {
+        String::from_utf8_lossy(&[self.permanent, self.current]).into_owned()
+    }
+}
+
+impl Serialize for TtStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("TtStatus", 3)?;
+        st.serialize_field("status", self.word())?;
+        st.serialize_field("permanent", &char::from(self.permanent))?;
+        st.serialize_field("current", &char::from(self.current))?;
+        st.end()
+    }
 }
 
 fn hex_field<const N: usize>(s: &str, what: &'static str, at: usize) -> Result<[u8; N], SunError> {
@@ -67,13 +138,22 @@ pub fn parse_url(template: &Template, url: &str) -> Result<ScannedUrl, SunError>
     let mut out = ScannedUrl::default();
     let mut pos = 0usize;
     let mut enc_start = None;
+    let mut mac_start = None;
     for (i, part) in parts.iter().enumerate() {
         let rest = url.get(pos..).unwrap_or("");
+        // The literal after this part ({macstart} has no width, so look past it).
+        let next_literal = parts[i + 1..]
+            .iter()
+            .find(|p| **p != Part::MacStart)
+            .and_then(|p| match p {
+                Part::Literal(l) => Some(l.as_str()),
+                _ => None,
+            });
         // Variable-length fields run up to the next literal (placeholders never touch).
         let variable_end = || -> usize {
-            match parts.get(i + 1) {
-                Some(Part::Literal(next)) => rest.find(next.as_str()).unwrap_or(rest.len()),
-                _ => rest.len(),
+            match next_literal {
+                Some(next) => rest.find(next).unwrap_or(rest.len()),
+                None => rest.len(),
             }
         };
         let fixed = |len: usize, what: &'static str| -> Result<&str, SunError> {
@@ -106,9 +186,40 @@ pub fn parse_url(template: &Template, url: &str) -> Result<ScannedUrl, SunError>
                 pos += CTR_LEN;
             }
             Part::Picc => {
-                out.picc = Some(hex_field::<16>(fixed(PICC_LEN, "{picc}")?, "{picc}", pos)?);
-                pos += PICC_LEN;
+                // 48 hex digits (LRP) when they are there and the template continues after
+                // them; otherwise 32 (AES).
+                let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+                let lrp = rest.get(..PICC_LRP_LEN).is_some_and(is_hex)
+                    && match next_literal {
+                        Some(next) => rest[PICC_LRP_LEN..].starts_with(next),
+                        None => rest.len() == PICC_LRP_LEN,
+                    };
+                let len = if lrp { PICC_LRP_LEN } else { PICC_LEN };
+                let s = rest
+                    .get(..len)
+                    .filter(|s| is_hex(s))
+                    .ok_or(SunError::BadMirror {
+                        what: "{picc}",
+                        at: pos,
+                        len: PICC_LEN,
+                    })?;
+                out.picc = Some(hex::decode(s).map_err(|_| SunError::BadMirror {
+                    what: "{picc}",
+                    at: pos,
+                    len,
+                })?);
+                pos += len;
             }
+            Part::Tt => {
+                let b = rest.as_bytes();
+                let tt = b
+                    .get(..TT_LEN)
+                    .and_then(|t| TtStatus::from_bytes([t[0], t[1]]))
+                    .ok_or(SunError::BadTt { at: pos })?;
+                out.tt = Some(tt);
+                pos += TT_LEN;
+            }
+            Part::MacStart => mac_start = Some(pos),
             Part::Enc => {
                 // Fixed width, as written at encoding: a literal after it may itself look like hex.
                 let n = ENC_LEN;
@@ -119,7 +230,7 @@ pub fn parse_url(template: &Template, url: &str) -> Result<ScannedUrl, SunError>
             }
             Part::Mac => {
                 out.mac = hex_field::<8>(fixed(MAC_LEN, "{mac}")?, "{mac}", pos)?;
-                if let Some(start) = enc_start {
+                if let Some(start) = mac_start.or(enc_start) {
                     out.mac_input = url.as_bytes()[start..pos].to_vec();
                 }
                 pos += MAC_LEN;
@@ -148,6 +259,8 @@ pub struct Verified {
     pub genuine: bool,
     /// Why not, when not genuine.
     pub reason: Option<String>,
+    /// The chip's mode the message was checked in.
+    pub mode: SdmMode,
     pub xuid: Option<String>,
     #[serde(serialize_with = "crate::hex_serde::opt_bytes")]
     pub uid: Option<[u8; 7]>,
@@ -155,21 +268,89 @@ pub struct Verified {
     /// Decrypted `{enc}` data (only when genuine).
     #[serde(serialize_with = "crate::hex_serde::opt_bytes")]
     pub file_data: Option<Vec<u8>>,
+    /// The TagTamper status, when the template mirrors it (covered by the SDMMAC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tamper: Option<TtStatus>,
 }
 
-/// Checks a scanned URL.
+/// Checks a scanned URL. The mode comes from the PICC data's length (32 hex digits AES,
+/// 48 LRP); without PICC data it is AES. For LRP tags with plain mirrors use [`verify_as`].
 pub fn verify(scan: &ScannedUrl, keys: &SunKeys) -> Result<Verified, SunError> {
+    verify_as(scan, keys, None)
+}
+
+/// The mode a scan is checked in: from the PICC data when there is some (a `mode` that
+/// contradicts it is an error), else `mode`, else AES.
+pub fn scan_mode(scan: &ScannedUrl, mode: Option<SdmMode>) -> Result<SdmMode, SunError> {
+    let from_picc = scan
+        .picc
+        .as_ref()
+        .and_then(|p| SdmMode::from_picc_len(p.len()));
+    match (from_picc, mode) {
+        (Some(actual), Some(expected)) if actual != expected => Err(SunError::ModeMismatch {
+            expected,
+            actual,
+            found: 2 * actual.picc_len(),
+        }),
+        (Some(m), _) | (None, Some(m)) => Ok(m),
+        (None, None) => Ok(SdmMode::Aes),
+    }
+}
+
+fn decrypt_picc(mode: SdmMode, meta: &AesKey, picc: &[u8]) -> Result<PiccData, SdmError> {
+    match mode {
+        SdmMode::Aes => sdm::decrypt_picc_data(meta, picc),
+        SdmMode::Lrp => sdm_lrp::decrypt_picc_data(meta, picc),
+    }
+}
+
+/// SDMMAC of `input` in `mode` (the one place the verifier's MAC rule is chosen).
+pub fn sdm_mac(
+    mode: SdmMode,
+    file_read: &AesKey,
+    uid: Option<&[u8; 7]>,
+    ctr: Option<u32>,
+    input: &[u8],
+) -> [u8; 8] {
+    match mode {
+        SdmMode::Aes => sdm::sdm_mac(file_read, uid, ctr, input),
+        SdmMode::Lrp => sdm_lrp::sdm_mac(file_read, uid, ctr, input),
+    }
+}
+
+fn decrypt_file(
+    mode: SdmMode,
+    file_read: &AesKey,
+    uid: &[u8; 7],
+    ctr: u32,
+    enc: &[u8],
+) -> Result<Vec<u8>, SdmError> {
+    match mode {
+        SdmMode::Aes => sdm::decrypt_file_data(file_read, uid, ctr, enc),
+        SdmMode::Lrp => sdm_lrp::decrypt_file_data(file_read, uid, ctr, enc),
+    }
+}
+
+/// Checks a scanned URL in `mode` (`None`: from the PICC data, else AES).
+pub fn verify_as(
+    scan: &ScannedUrl,
+    keys: &SunKeys,
+    mode: Option<SdmMode>,
+) -> Result<Verified, SunError> {
+    let mode = scan_mode(scan, mode)?;
     let mut v = Verified {
         genuine: false,
         reason: None,
+        mode,
         xuid: scan.xuid.clone(),
         uid: scan.uid,
         read_ctr: scan.read_ctr,
         file_data: None,
+        tamper: scan.tt,
     };
     if let Some(picc) = &scan.picc {
         let meta = keys.meta_read.as_ref().ok_or(SunError::MissingMetaKey)?;
-        match decrypt_picc_data(meta, picc) {
+        match decrypt_picc(mode, meta, picc) {
             Ok(p) => {
                 v.uid = p.uid;
                 v.read_ctr = p.read_ctr;
@@ -180,7 +361,13 @@ pub fn verify(scan: &ScannedUrl, keys: &SunKeys) -> Result<Verified, SunError> {
             }
         }
     }
-    let mac = sdm_mac(&keys.file_read, v.uid.as_ref(), v.read_ctr, &scan.mac_input);
+    let mac = sdm_mac(
+        mode,
+        &keys.file_read,
+        v.uid.as_ref(),
+        v.read_ctr,
+        &scan.mac_input,
+    );
     if !ct_eq(&mac, &scan.mac) {
         v.reason = Some("the SDMMAC does not match: wrong key, or the URL was altered".into());
         return Ok(v);
@@ -190,7 +377,7 @@ pub fn verify(scan: &ScannedUrl, keys: &SunKeys) -> Result<Verified, SunError> {
             v.reason = Some("encrypted file data without UID and counter".into());
             return Ok(v);
         };
-        match decrypt_file_data(&keys.file_read, &uid, ctr, enc) {
+        match decrypt_file(mode, &keys.file_read, &uid, ctr, enc) {
             Ok(d) => v.file_data = Some(d),
             Err(e) => {
                 v.reason = Some(e.to_string());

@@ -1,34 +1,58 @@
-//! HTTP routes: `GET /v1/t` (the platform's API: HTTP 200 and a JSON body, always),
-//! `OPTIONS /v1/t` (CORS preflight), `GET /auth` (the landing page), `GET /healthz`.
+//! HTTP routes (the management API's handlers are in `mgmt`). The verification API (`/v1/t`
+//! and anything else under `/v1/` that is not the management API) answers **HTTP 200 and a
+//! JSON body** to every request, as the platform does: `GET` verifies, `HEAD` answers the
+//! headers and consumes nothing, `OPTIONS` answers the CORS preflight, other methods get
+//! `method_not_allowed`, unknown paths `not_found`. The management API
+//! (`PATCH /v1/x/{xuid}`, `PATCH /v1/a/{aid}`) uses HTTP status codes. `GET /auth` is the
+//! landing page, `GET /healthz` the health check.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
-use axum::routing::get;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use axum::routing::{any, get};
 use axum::Router;
 use serde::Serialize;
 
-use super::{page, Answer, Endpoint, Outcome, Request, Verifier};
+use super::limits::{Limits, RateInfo, RateLimits};
+use super::{errors, mgmt, page, query, Answer, Endpoint, Outcome, Request, Verifier};
 
 /// Headers that may carry the API token (names are case-insensitive: `X-API-Key` and
 /// `X-Api-Key` are the same header).
 pub const TOKEN_HEADERS: [&str; 2] = ["x-api-key", "ixkio-r"];
 
-/// The JSON body of `/v1/t`, fields in the platform's order.
-#[derive(Serialize)]
+/// The JSON body of `/v1/t`, fields in the platform's order; extended data after them.
 pub struct ApiBody<'a> {
     pub xuid: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cuid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+    pub data: &'a [(String, String)],
+}
+
+impl Serialize for ApiBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("xuid", self.xuid)?;
+        for (k, v) in [
+            ("cuid", self.cuid),
+            ("uid", self.uid),
+            ("response", self.response),
+            ("error", self.error),
+        ] {
+            if let Some(v) = v {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in self.data {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
 }
 
 impl<'a> ApiBody<'a> {
@@ -49,16 +73,46 @@ impl<'a> ApiBody<'a> {
             uid: echo("uid"),
             response,
             error,
+            data: &a.data,
         }
     }
 }
 
+/// What the handlers share.
+pub struct App {
+    pub verifier: Arc<Verifier>,
+    pub rate: Option<RateLimits>,
+}
+
+pub(super) type AppState = State<Arc<App>>;
+
+/// The routes, with no rate limit.
 pub fn router(v: Arc<Verifier>) -> Router {
+    router_with(v, &Limits::default())
+}
+
+/// The routes with `limits`' rate limit.
+pub fn router_with(v: Arc<Verifier>, limits: &Limits) -> Router {
+    let app = Arc::new(App {
+        verifier: v,
+        rate: RateLimits::new(limits),
+    });
     Router::new()
-        .route("/v1/t", get(api).options(preflight))
-        .route("/auth", get(auth))
+        .route(
+            "/v1/t",
+            get(api)
+                .head(api_head)
+                .options(preflight)
+                .fallback(api_other),
+        )
+        .route("/v1/x/{xuid}", any(mgmt::mgmt_x))
+        .route("/v1/a/{aid}", any(mgmt::mgmt_a))
+        .route("/v1/{*rest}", any(api_other))
+        .route("/v1/", any(api_other))
+        .route("/v1", any(api_other))
+        .route("/auth", get(auth).head(auth_head))
         .route("/healthz", get(healthz))
-        .with_state(v)
+        .with_state(app)
 }
 
 fn request<'a>(
@@ -76,27 +130,20 @@ fn request<'a>(
         endpoint,
         query: query.as_deref().unwrap_or(""),
         header_tokens,
-        remote: remote.to_string(),
+        remote: remote.ip().to_string(),
     }
 }
 
-fn cors_value(v: &Verifier, a: &Answer) -> Option<HeaderValue> {
-    let cors = match a.folder {
-        Some(f) => &v.registry.folders[f].cors,
+fn cors_value(v: &Verifier, folder: Option<usize>) -> Option<HeaderValue> {
+    let registry = v.registry();
+    let cors = match folder.and_then(|f| registry.folders.get(f)) {
+        Some(f) => &f.cors,
         None => &v.cors,
     };
     cors.header().and_then(|h| HeaderValue::from_str(h).ok())
 }
 
-async fn api(
-    State(v): State<Arc<Verifier>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response<Body> {
-    let req = request(Endpoint::Api, &query, &headers, remote);
-    let a = v.handle(&req).await;
-    let body = serde_json::to_vec(&ApiBody::of(&a)).unwrap_or_else(|_| b"{}".to_vec());
+pub(super) fn json_response(body: Vec<u8>, cors: Option<HeaderValue>) -> Response<Body> {
     let mut r = Response::new(Body::from(body));
     let h = r.headers_mut();
     h.insert(
@@ -104,7 +151,7 @@ async fn api(
         HeaderValue::from_static("application/json"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(c) = cors_value(&v, &a) {
+    if let Some(c) = cors {
         if c != "*" {
             h.insert(header::VARY, HeaderValue::from_static("Origin"));
         }
@@ -113,32 +160,156 @@ async fn api(
     r
 }
 
-/// Preflight: allowed when the server-wide setting or any folder admits the origin.
-async fn preflight(State(v): State<Arc<Verifier>>, headers: HeaderMap) -> Response<Body> {
+pub(super) fn rate_headers(r: &mut Response<Body>, info: &RateInfo) {
+    let h = r.headers_mut();
+    let mut put = |k: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(HeaderName::from_static(k), v);
+        }
+    };
+    put("x-rate-limit-limit", &info.limit);
+    put("x-rate-limit-remaining", &info.remaining.to_string());
+    put("x-rate-limit-reset", &info.reset);
+}
+
+/// The rate-limit check of a request: its token is `r=` or a token header.
+pub(super) fn rate_check(
+    app: &App,
+    remote: SocketAddr,
+    query: &str,
+    headers: &HeaderMap,
+) -> Option<Result<RateInfo, RateInfo>> {
+    let rl = app.rate.as_ref()?;
+    let token = query::pairs(query)
+        .into_iter()
+        .find(|(k, _)| *k == "r")
+        .map(|(_, v)| v)
+        .or_else(|| {
+            TOKEN_HEADERS
+                .iter()
+                .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        });
+    Some(rl.check(remote.ip(), token))
+}
+
+/// An error answer of the verification API (HTTP 200).
+fn api_error(v: &Verifier, xuid: &str, code: &str) -> Response<Body> {
+    let a = ApiBody {
+        xuid,
+        cuid: None,
+        uid: None,
+        response: None,
+        error: Some(code),
+        data: &[],
+    };
+    json_response(
+        serde_json::to_vec(&a).unwrap_or_default(),
+        cors_value(v, None),
+    )
+}
+
+async fn api(
+    State(app): AppState,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    let v = &app.verifier;
+    let raw = query.as_deref().unwrap_or("");
+    let rate = rate_check(&app, remote, raw, &headers);
+    if let Some(Err(info)) = &rate {
+        v.count_rate_limited();
+        let x = query::xuid_of(raw).unwrap_or_default();
+        let mut r = api_error(v, &x, errors::RATE_LIMITED);
+        rate_headers(&mut r, info);
+        return r;
+    }
+    let req = request(Endpoint::Api, &query, &headers, remote);
+    let a = v.handle(&req).await;
+    let body = serde_json::to_vec(&ApiBody::of(&a)).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = json_response(body, cors_value(v, a.folder));
+    if let Some(Ok(info)) = &rate {
+        rate_headers(&mut r, info);
+    }
+    r
+}
+
+/// `HEAD /v1/t`: the headers a GET would carry; nothing is looked up for good, nothing
+/// consumed (a link previewer or monitor does not burn the tag's next counter).
+async fn api_head(
+    State(app): AppState,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    let v = &app.verifier;
+    let raw = query.as_deref().unwrap_or("");
+    // Looking a tag up costs as much as a GET's lookup: HEAD counts against the rate limit.
+    let rate = rate_check(&app, remote, raw, &headers);
+    let folder = match &rate {
+        Some(Err(_)) => None,
+        _ => v.peek_folder(raw),
+    };
+    let mut r = json_response(Vec::new(), cors_value(v, folder));
+    if let Some(Ok(info) | Err(info)) = &rate {
+        rate_headers(&mut r, info);
+    }
+    r
+}
+
+/// Other methods on `/v1/t`, and unknown paths under `/v1/`: HTTP 200 with an error code.
+async fn api_other(State(app): AppState, method: Method, uri: axum::http::Uri) -> Response<Body> {
+    let code = if uri.path() == "/v1/t" && method != Method::GET {
+        errors::METHOD_NOT_ALLOWED
+    } else {
+        errors::NOT_FOUND
+    };
+    api_error(&app.verifier, "", code)
+}
+
+/// Preflight: the origin is allowed when the tag the query names is in a folder that allows
+/// it; for a query naming no tag, when one folder (or the server-wide setting) names exactly
+/// that origin, or the server-wide setting is `*`.
+async fn preflight(
+    State(app): AppState,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    let v = &app.verifier;
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .unwrap_or("");
-    let settings = std::iter::once(&v.cors).chain(v.registry.folders.iter().map(|f| &f.cors));
-    let mut allow: Option<String> = None;
-    for c in settings {
-        match c.header() {
-            Some("*") => {
-                allow = Some("*".into());
-                break;
+    let registry = v.registry();
+    let allow: Option<String> = match v.peek_folder(query.as_deref().unwrap_or("")) {
+        Some(f) => match registry.folders.get(f).and_then(|f| f.cors.header()) {
+            Some("*") => Some("*".into()),
+            Some(o) if o == origin => Some(o.into()),
+            _ => None,
+        },
+        None => {
+            let named = registry.folders.iter().map(|f| &f.cors).chain([&v.cors]);
+            let mut allow = None;
+            for c in named {
+                if c.header() == Some(origin) && !origin.is_empty() && origin != "*" {
+                    allow = Some(origin.to_string());
+                }
             }
-            Some(o) if o == origin => allow = Some(o.to_string()),
-            _ => {}
+            if v.cors.header() == Some("*") {
+                allow = Some("*".into());
+            }
+            allow
         }
-    }
+    };
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(a) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
-        let h = r.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, a);
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, OPTIONS"),
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -148,20 +319,11 @@ async fn preflight(State(v): State<Arc<Verifier>>, headers: HeaderMap) -> Respon
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static("600"),
         );
-        h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     r
 }
 
-async fn auth(
-    State(v): State<Arc<Verifier>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response<Body> {
-    let req = request(Endpoint::Auth, &query, &headers, remote);
-    let a = v.handle(&req).await;
-    let mut r = Response::new(Body::from(page::render(&a)));
+fn page_headers(r: &mut Response<Body>) {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -176,15 +338,44 @@ async fn auth(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+}
+
+async fn auth(
+    State(app): AppState,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    let v = &app.verifier;
+    let raw = query.as_deref().unwrap_or("");
+    if let Some(Err(info)) = rate_check(&app, remote, raw, &headers) {
+        v.count_rate_limited();
+        let mut r = Response::new(Body::from(page::render_busy()));
+        page_headers(&mut r);
+        rate_headers(&mut r, &info);
+        return r;
+    }
+    let req = request(Endpoint::Auth, &query, &headers, remote);
+    let a = v.handle(&req).await;
+    let mut r = Response::new(Body::from(page::render(&a)));
+    page_headers(&mut r);
     r
 }
 
-async fn healthz(State(v): State<Arc<Verifier>>) -> Response<Body> {
-    let body = serde_json::json!({"status": "ok", "tags": v.registry.tag_count()}).to_string();
-    let mut r = Response::new(Body::from(body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+/// `HEAD /auth`: headers only; the scan is not consumed.
+async fn auth_head() -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    page_headers(&mut r);
     r
+}
+
+async fn healthz(State(app): AppState) -> Response<Body> {
+    let v = &app.verifier;
+    let body = serde_json::json!({
+        "status": "ok",
+        "tags": v.registry().tag_count(),
+        "rate_limited": v.rate_limited(),
+    })
+    .to_string();
+    json_response(body.into_bytes(), None)
 }

@@ -3,18 +3,19 @@
 //! CUID, per-tag response overrides). Built from `tag424 batch` output directories or CSV
 //! files, checked, and handed to the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::query::{parse_uid, valid_aid, valid_cuid, valid_token};
+use super::query::{valid_aid, valid_cuid, valid_token};
+use super::rules::RuleSet;
+use super::subtags::Response;
 use crate::crypto::AesKey;
-use crate::tag_code::{CodeList, Header};
+use crate::sun::template::Part;
+use crate::sun::Template;
 
-/// Longest response text a rule may answer.
-pub const MAX_RESPONSE_LEN: usize = 256;
 /// Longest CORS origin.
 pub const MAX_ORIGIN_LEN: usize = 100;
 
@@ -98,28 +99,60 @@ impl GroupKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One Rule Group: rules (texts as in the config, e.g. `scan_count < 10`, see
+/// [`super::rules`]) that must all hold, and the response answered when they do.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RuleGroup {
+    pub rules: Vec<String>,
+    pub response: String,
+}
+
+/// Most Rule Groups in a Rule Set (the platform's limit).
+pub const MAX_RULE_GROUPS: usize = 3;
+
+/// Extended data: `(field, value)` pairs added to the API answer as string keys; the value
+/// may hold subtags.
+pub type ExtData = Vec<(String, String)>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tag {
     pub xuid: String,
-    /// The SDM file read key (the KEY column of keys.csv).
+    /// The SDM file read key (the KEY column of keys.csv): SDMMAC and `{enc}`.
     pub key: Option<AesKey>,
+    /// The SDM meta read key (from the batch journal): decrypts `{picc}`.
+    pub meta_key: Option<AesKey>,
     pub uid: Option<[u8; 7]>,
     pub cuid: Option<String>,
-    /// Per-tag overrides of the group's rules.
+    /// TAGNAME (Associate Data).
+    pub tagname: Option<String>,
+    /// Tag code status; `None` = leave as stored (new tags are active).
+    pub active: Option<bool>,
+    /// The counter read back while encoding (journal): a scan at or below it is a replay.
+    pub read_ctr: Option<u32>,
+    /// The Tag Code's own Default Response (RESPONSE, `ix_dr`): set, it replaces the group's
+    /// rules (unless the group layers them with `{tagcodedr}`).
     pub default_response: Option<String>,
+    /// Shorthand for an own Rule Group `[auth_pass] → pass_response` (authentication groups).
     pub pass_response: Option<String>,
+    /// The Tag Code's own Rule Groups (replace the group's).
+    pub rule_groups: Option<Vec<RuleGroup>>,
+    /// Extended data values overriding the group's.
+    pub data: ExtData,
 }
 
 impl Tag {
     pub fn new(xuid: &str) -> Tag {
         Tag {
             xuid: xuid.to_string(),
-            key: None,
-            uid: None,
-            cuid: None,
-            default_response: None,
-            pass_response: None,
+            ..Tag::default()
         }
+    }
+
+    /// Whether the tag code has rules of its own (which replace its group's).
+    pub fn has_own_rules(&self) -> bool {
+        self.default_response.is_some()
+            || self.pass_response.is_some()
+            || self.rule_groups.is_some()
     }
 }
 
@@ -128,16 +161,52 @@ pub struct Batch {
     /// Unique across the verifier (by default the directory or file it came from).
     pub name: String,
     pub active: bool,
+    /// The URL template the batch was encoded with (`summary.json` of its directory).
+    pub template: String,
     pub tags: Vec<Tag>,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch {
+            name: String::new(),
+            active: true,
+            template: crate::sun::DEFAULT_TEMPLATE.to_string(),
+            tags: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub name: String,
     pub kind: GroupKind,
+    pub active: bool,
+    /// The Rule Set's Default Response.
     pub default_response: String,
+    /// Shorthand: with no `rule_groups`, an authentication group has one Rule Group
+    /// `[auth_pass] → pass_response`.
     pub pass_response: String,
+    /// Up to three ordered Rule Groups.
+    pub rule_groups: Vec<RuleGroup>,
+    /// Extended data values (fields declared by the folder).
+    pub data: ExtData,
     pub batches: Vec<Batch>,
+}
+
+impl Default for Group {
+    fn default() -> Group {
+        Group {
+            name: String::new(),
+            kind: GroupKind::Authentication,
+            active: true,
+            default_response: "Fail".into(),
+            pass_response: "Pass".into(),
+            rule_groups: Vec::new(),
+            data: Vec::new(),
+            batches: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +217,24 @@ pub struct Folder {
     /// API token: when set, `/v1/t` answers `token_refused` without it.
     pub token: Option<String>,
     pub cors: Cors,
+    pub active: bool,
+    /// Extended data fields added to the API answer (values set per group or tag).
+    pub fields: Vec<String>,
     pub groups: Vec<Group>,
+}
+
+impl Default for Folder {
+    fn default() -> Folder {
+        Folder {
+            name: String::new(),
+            aid: String::new(),
+            token: None,
+            cors: Cors::None,
+            active: true,
+            fields: Vec::new(),
+            groups: Vec::new(),
+        }
+    }
 }
 
 /// Everything the verifier serves.
@@ -213,6 +299,14 @@ impl Catalog {
                     ));
                 }
             }
+            for field in &f.fields {
+                if !valid_field(field) {
+                    return bad(format!(
+                        "folder {:?}: extended data field {field:?}: lowercase letters, digits and _, up to 32, not xuid/cuid/uid/response/error",
+                        f.name
+                    ));
+                }
+            }
             let mut group_names = HashSet::new();
             let mut cuids = HashSet::new();
             let mut uids = HashSet::new();
@@ -223,11 +317,36 @@ impl Catalog {
                         f.name, g.name
                     ));
                 }
-                check_response(&g.default_response)?;
-                check_response(&g.pass_response)?;
+                let in_group = |what: String| {
+                    CatalogError::Invalid(format!(
+                        "folder {:?}, group {:?}: {what}",
+                        f.name, g.name
+                    ))
+                };
+                let set = RuleSet::effective(
+                    g.kind,
+                    &g.rule_groups,
+                    Some(&g.pass_response),
+                    &g.default_response,
+                )
+                .map_err(in_group)?;
+                if g.kind == GroupKind::Standard && set.uses_auth() {
+                    return Err(in_group(
+                        "auth_pass and chip_count rules need an authentication group".into(),
+                    ));
+                }
+                check_data(f, &g.data).map_err(in_group)?;
                 for b in &g.batches {
                     if b.name.is_empty() || !batch_names.insert(&b.name) {
                         return bad(format!("batch name {:?} is empty or repeated", b.name));
+                    }
+                    if g.kind == GroupKind::Authentication {
+                        check_template(b).map_err(|w| {
+                            CatalogError::Invalid(format!(
+                                "batch {:?} cannot be verified: {w}",
+                                b.name
+                            ))
+                        })?;
                     }
                     for t in &b.tags {
                         if let Err(e) = crate::tag_code::check(&t.xuid) {
@@ -254,12 +373,18 @@ impl Catalog {
                                 ));
                             }
                         }
-                        for r in [&t.default_response, &t.pass_response]
-                            .into_iter()
-                            .flatten()
-                        {
-                            check_response(r)?;
+                        let in_tag =
+                            |what: String| CatalogError::Invalid(format!("tag {}: {what}", t.xuid));
+                        if t.has_own_rules() {
+                            RuleSet::effective(
+                                g.kind,
+                                t.rule_groups.as_deref().unwrap_or(&[]),
+                                t.pass_response.as_deref(),
+                                t.default_response.as_deref().unwrap_or(&g.default_response),
+                            )
+                            .map_err(in_tag)?;
                         }
+                        check_data(f, &t.data).map_err(in_tag)?;
                     }
                 }
             }
@@ -268,128 +393,58 @@ impl Catalog {
     }
 }
 
-fn check_response(r: &str) -> Result<(), CatalogError> {
-    if r.is_empty() || r.len() > MAX_RESPONSE_LEN || r.chars().any(char::is_control) {
-        return Err(CatalogError::Invalid(format!(
-            "response {r:?}: 1 to {MAX_RESPONSE_LEN} characters, no control characters"
-        )));
+/// Names an extended data field may not take (the answer's own keys).
+const RESERVED_FIELDS: [&str; 5] = ["xuid", "cuid", "uid", "response", "error"];
+
+/// A valid extended data field name: lowercase letters, digits and `_`, up to 32.
+pub fn valid_field(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        && !RESERVED_FIELDS.contains(&name)
+}
+
+fn check_data(f: &Folder, data: &ExtData) -> Result<(), String> {
+    for (k, v) in data {
+        if !f.fields.contains(k) {
+            return Err(format!(
+                "extended data field {k:?} is not declared by folder {:?} (fields = [...])",
+                f.name
+            ));
+        }
+        Response::parse(v)?;
     }
     Ok(())
 }
 
-/// Tags merged by XUID, in first-seen order.
-#[derive(Default)]
-struct TagMerge {
-    order: Vec<String>,
-    tags: HashMap<String, Tag>,
-}
-
-impl TagMerge {
-    fn entry(&mut self, xuid: &str) -> &mut Tag {
-        if !self.tags.contains_key(xuid) {
-            self.order.push(xuid.to_string());
-        }
-        self.tags
-            .entry(xuid.to_string())
-            .or_insert_with(|| Tag::new(xuid))
-    }
-
-    fn into_tags(mut self) -> Vec<Tag> {
-        self.order
-            .iter()
-            .filter_map(|x| self.tags.remove(x))
-            .collect()
-    }
-}
-
-/// Reads one CSV file with a header naming `XUID` and any of `KEY`, `UID`, `CUID` into `merge`.
-fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
-    let io = |source| CatalogError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let text = std::fs::read_to_string(path).map_err(io)?;
-    let csv_err = |line: usize, what: String| CatalogError::Csv {
-        path: path.to_path_buf(),
-        line,
-        what,
-    };
-    // The one code-list reader and tag-code rule (crate::tag_code), shared with `batch`.
-    let list = CodeList::parse(&text, &path.display().to_string(), Header::Required)
-        .map_err(|e| CatalogError::Invalid(e.to_string()))?;
-    let (ki, ui, ci) = (list.column("KEY"), list.column("UID"), list.column("CUID"));
-    if ki.is_none() && ui.is_none() && ci.is_none() {
-        return Err(csv_err(
-            1,
-            "the header needs KEY, UID or CUID next to XUID".into(),
+/// Whether every tag of an authentication batch can be verified along its template.
+fn check_template(b: &Batch) -> Result<(), String> {
+    let t = Template::parse(&b.template).map_err(|e| format!("template {:?}: {e}", b.template))?;
+    let picc = t.has(&Part::Picc);
+    let by_uid = t.has(&Part::Uid);
+    if !t.has(&Part::Xuid) && !picc && !by_uid {
+        return Err(format!(
+            "template {:?} has no {{xuid}}, {{uid}} or {{picc}}: a scan would not name its tag",
+            b.template
         ));
     }
-    let mut n = 0;
-    for row in &list.rows {
-        let (line, xuid) = (row.line, row.code.as_str());
-        let rec = &row.fields;
-        let t = merge.entry(xuid);
-        if let Some(k) = ki.and_then(|k| rec.get(k)).filter(|k| !k.is_empty()) {
-            let key: AesKey = k.parse().map_err(|e| csv_err(line, format!("KEY: {e}")))?;
-            t.key = Some(key);
+    for tag in &b.tags {
+        if picc && tag.key.is_some() && tag.meta_key.is_none() {
+            return Err(format!(
+                "its template has {{picc}} and tag {} has no SDM meta read key (import the batch directory, whose journal.jsonl holds it)",
+                tag.xuid
+            ));
         }
-        if let Some(u) = ui.and_then(|u| rec.get(u)).filter(|u| !u.is_empty()) {
-            let uid = parse_uid(&u.to_ascii_uppercase())
-                .ok_or_else(|| csv_err(line, format!("UID {u:?} must be 14 hex digits")))?;
-            t.uid = Some(uid);
-        }
-        if let Some(c) = ci.and_then(|c| rec.get(c)).filter(|c| !c.is_empty()) {
-            if !valid_cuid(c) {
-                return Err(csv_err(line, format!("CUID {c:?} is not valid")));
-            }
-            t.cuid = Some(c.to_string());
-        }
-        n += 1;
-    }
-    Ok(n)
-}
-
-/// Files read for a `tag424 batch` output directory: `keys.csv` (required), `associate.csv`
-/// and `cuids.csv` when present.
-pub const DIR_FILES: [&str; 3] = ["keys.csv", "associate.csv", "cuids.csv"];
-
-/// Reads a batch's tags from a `tag424 batch` output directory or from CSV files.
-pub fn read_batch_sources(sources: &[PathBuf]) -> Result<Vec<Tag>, CatalogError> {
-    let mut merge = TagMerge::default();
-    for src in sources {
-        if src.is_dir() {
-            let keys = src.join(DIR_FILES[0]);
-            if !keys.exists() {
-                return Err(CatalogError::Invalid(format!(
-                    "{}: no keys.csv (is this a `tag424 batch` output directory?)",
-                    src.display()
-                )));
-            }
-            for f in DIR_FILES {
-                let p = src.join(f);
-                if p.exists() {
-                    read_csv(&p, &mut merge)?;
-                }
-            }
-        } else {
-            read_csv(src, &mut merge)?;
+        if (picc || by_uid) && !t.has(&Part::Xuid) && tag.uid.is_none() {
+            return Err(format!(
+                "its template identifies tags by UID and tag {} has no UID (associate.csv)",
+                tag.xuid
+            ));
         }
     }
-    Ok(merge.into_tags())
-}
-
-/// A batch name from its sources: the canonical path of the first one.
-pub fn batch_name(sources: &[PathBuf]) -> String {
-    sources
-        .iter()
-        .map(|p| {
-            std::fs::canonicalize(p)
-                .unwrap_or_else(|_| p.clone())
-                .display()
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    Ok(())
 }
 
 #[cfg(test)]
@@ -397,20 +452,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_merge_and_validation() {
-        let d = tempfile::tempdir().unwrap();
-        let k = d.path().join("k.csv");
-        std::fs::write(&k, "XUID,KEY\nabc,00112233445566778899AABBCCDDEEFF\ndef,\n").unwrap();
-        let c = d.path().join("c.csv");
-        std::fs::write(&c, "xuid,cuid\nabc,Bottle 1\n").unwrap();
-        let tags = read_batch_sources(&[k.clone(), c]).unwrap();
-        assert_eq!(tags.len(), 2);
-        assert_eq!(tags[0].cuid.as_deref(), Some("Bottle 1"));
-        assert!(tags[0].key.is_some() && tags[1].key.is_none());
-        std::fs::write(&k, "XUID,KEY\nabc,0011\n").unwrap();
-        assert!(read_batch_sources(std::slice::from_ref(&k)).is_err());
-        std::fs::write(&k, "XUID\nabc\n").unwrap();
-        assert!(read_batch_sources(&[k]).is_err());
+    fn cors_settings() {
         assert_eq!(Cors::parse("*").unwrap(), Cors::Any);
         assert!(Cors::parse("example.com").is_err());
     }

@@ -1,13 +1,20 @@
-//! The verifier's configuration file (TOML): server settings and folder → tag group → batch.
-//! See docs/verifier.md for a commented example. Paths are relative to the file's directory.
+//! The verifier's configuration file (TOML): server settings and folder → tag group → batch,
+//! rules, statuses and extended data. See docs/verifier.md for a commented example. Paths are
+//! relative to the file's directory. Responses, subtags, rules and extended data fields are
+//! checked when the file is loaded; an error names the file and line.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::catalog::{
-    batch_name, read_batch_sources, Batch, Catalog, CatalogError, Cors, Folder, Group, GroupKind,
+    Batch, Catalog, CatalogError, Cors, ExtData, Folder, Group, GroupKind, RuleGroup,
 };
+use super::import::{batch_name, read_batch_sources};
+use super::rules::Rule;
+use super::subtags::Response;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +26,12 @@ pub struct ConfigFile {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
+    /// Token of the management API (`PATCH /v1/x/…`, `/v1/a/…`); unset = API off.
+    pub management_token: Option<String>,
+    /// Requests per second per client address and per token (0 = off).
+    pub rate_limit: Option<u32>,
+    /// Scan log retention: `N` rows or `Nd` days (rows that did not pass).
+    pub log_retention: Option<String>,
     #[serde(default)]
     pub folder: Vec<FolderConfig>,
 }
@@ -30,8 +43,21 @@ pub struct FolderConfig {
     pub aid: String,
     pub token: Option<String>,
     pub cors: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Extended data fields added to the answer.
+    #[serde(default)]
+    pub fields: Vec<String>,
     #[serde(default)]
     pub group: Vec<GroupConfig>,
+}
+
+/// One Rule Group: `rules` (all must hold) and its `response`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleGroupConfig {
+    pub rules: Vec<Spanned<String>>,
+    pub response: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,8 +66,16 @@ pub struct GroupConfig {
     pub name: String,
     #[serde(default)]
     pub kind: GroupKind,
-    pub default_response: Option<String>,
-    pub pass_response: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    pub default_response: Option<Spanned<String>>,
+    pub pass_response: Option<Spanned<String>>,
+    /// Up to three ordered Rule Groups.
+    #[serde(default)]
+    pub rule_group: Vec<RuleGroupConfig>,
+    /// Extended data values: field → text (may hold subtags).
+    #[serde(default)]
+    pub data: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub batch: Vec<BatchConfig>,
     /// Per-tag rule overrides.
@@ -55,9 +89,11 @@ pub struct BatchConfig {
     pub name: Option<String>,
     /// A `tag424 batch` output directory.
     pub dir: Option<PathBuf>,
-    /// CSV files with XUID,KEY / XUID,UID / XUID,CUID headers.
+    /// Associate Data CSV files (XUID plus KEY, UID, CUID, TAGNAME, RESPONSE, STATUS).
     #[serde(default)]
     pub files: Vec<PathBuf>,
+    /// The URL template the batch was encoded with, when its directory does not record it.
+    pub template: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -70,8 +106,85 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct TagConfig {
     pub xuid: String,
-    pub default_response: Option<String>,
-    pub pass_response: Option<String>,
+    pub default_response: Option<Spanned<String>>,
+    pub pass_response: Option<Spanned<String>>,
+    /// The tag's own Rule Groups (replace the group's).
+    pub rule_group: Option<Vec<RuleGroupConfig>>,
+    #[serde(default)]
+    pub data: BTreeMap<String, Spanned<String>>,
+    pub active: Option<bool>,
+}
+
+/// Line (1-based) of a byte offset.
+fn line_of(text: &str, at: usize) -> usize {
+    text.get(..at).unwrap_or(text).matches('\n').count() + 1
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn fail(&self, s: &Spanned<String>, what: String) -> CatalogError {
+        CatalogError::Invalid(format!(
+            "{} line {}: {what}",
+            self.path.display(),
+            line_of(self.text, s.span().start)
+        ))
+    }
+
+    fn response(&self, s: &Spanned<String>) -> Result<(), CatalogError> {
+        Response::parse(s.get_ref())
+            .map(|_| ())
+            .map_err(|e| self.fail(s, e))
+    }
+
+    fn groups(&self, groups: &[RuleGroupConfig]) -> Result<(), CatalogError> {
+        for g in groups {
+            self.response(&g.response)?;
+            for r in &g.rules {
+                Rule::parse(r.get_ref()).map_err(|e| self.fail(r, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn data(
+        &self,
+        fields: &[String],
+        data: &BTreeMap<String, Spanned<String>>,
+    ) -> Result<(), CatalogError> {
+        for (k, v) in data {
+            if !fields.contains(k) {
+                return Err(self.fail(
+                    v,
+                    format!("extended data field {k:?} is not in the folder's fields = [...]"),
+                ));
+            }
+            self.response(v)?;
+        }
+        Ok(())
+    }
+}
+
+fn rule_groups(c: &[RuleGroupConfig]) -> Vec<RuleGroup> {
+    c.iter()
+        .map(|g| RuleGroup {
+            rules: g.rules.iter().map(|r| r.get_ref().clone()).collect(),
+            response: g.response.get_ref().clone(),
+        })
+        .collect()
+}
+
+fn ext_data(d: &BTreeMap<String, Spanned<String>>) -> ExtData {
+    d.iter()
+        .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+        .collect()
+}
+
+fn text(s: &Option<Spanned<String>>) -> Option<String> {
+    s.as_ref().map(|s| s.get_ref().clone())
 }
 
 impl ConfigFile {
@@ -82,6 +195,24 @@ impl ConfigFile {
         })?;
         let mut cfg: ConfigFile = toml::from_str(&text)
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
+        // Every response, subtag and rule, with its line.
+        let ck = Checker { path, text: &text };
+        for f in &cfg.folder {
+            for g in &f.group {
+                for r in g.default_response.iter().chain(&g.pass_response) {
+                    ck.response(r)?;
+                }
+                ck.groups(&g.rule_group)?;
+                ck.data(&f.fields, &g.data)?;
+                for t in &g.tag {
+                    for r in t.default_response.iter().chain(&t.pass_response) {
+                        ck.response(r)?;
+                    }
+                    ck.groups(t.rule_group.as_deref().unwrap_or(&[]))?;
+                    ck.data(&f.fields, &t.data)?;
+                }
+            }
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -89,7 +220,13 @@ impl ConfigFile {
             }
         };
         if let Some(p) = cfg.db.as_mut() {
-            rel(p)
+            // A PostgreSQL URL is no path.
+            if !p
+                .to_str()
+                .is_some_and(crate::verifier::store::is_postgres_url)
+            {
+                rel(p)
+            }
         }
         if let Some(p) = cfg.tls_cert.as_mut() {
             rel(p)
@@ -119,17 +256,20 @@ impl ConfigFile {
                 aid: f.aid.clone(),
                 token: f.token.clone(),
                 cors: Cors::parse(f.cors.as_deref().unwrap_or("none"))?,
+                active: f.active,
+                fields: f.fields.clone(),
                 groups: Vec::new(),
             };
             for g in &f.group {
                 let mut group = Group {
                     name: g.name.clone(),
                     kind: g.kind,
-                    default_response: g
-                        .default_response
-                        .clone()
+                    active: g.active,
+                    default_response: text(&g.default_response)
                         .unwrap_or_else(|| g.kind.default_response().to_string()),
-                    pass_response: g.pass_response.clone().unwrap_or_else(|| "Pass".into()),
+                    pass_response: text(&g.pass_response).unwrap_or_else(|| "Pass".into()),
+                    rule_groups: rule_groups(&g.rule_group),
+                    data: ext_data(&g.data),
                     batches: Vec::new(),
                 };
                 for b in &g.batch {
@@ -141,10 +281,16 @@ impl ConfigFile {
                             g.name
                         )));
                     }
+                    let read = read_batch_sources(&sources)?;
                     group.batches.push(Batch {
                         name: b.name.clone().unwrap_or_else(|| batch_name(&sources)),
                         active: b.active,
-                        tags: read_batch_sources(&sources)?,
+                        template: b
+                            .template
+                            .clone()
+                            .or(read.template)
+                            .unwrap_or_else(|| crate::sun::DEFAULT_TEMPLATE.to_string()),
+                        tags: read.tags,
                     });
                 }
                 for o in &g.tag {
@@ -159,8 +305,15 @@ impl ConfigFile {
                                 g.name, o.xuid
                             ))
                         })?;
-                    t.default_response = o.default_response.clone();
-                    t.pass_response = o.pass_response.clone();
+                    if o.default_response.is_some() {
+                        t.default_response = text(&o.default_response);
+                    }
+                    t.pass_response = text(&o.pass_response);
+                    t.rule_groups = o.rule_group.as_deref().map(rule_groups);
+                    t.data = ext_data(&o.data);
+                    if o.active.is_some() {
+                        t.active = o.active;
+                    }
                 }
                 folder.groups.push(group);
             }
@@ -193,14 +346,18 @@ impl FlagFolder {
                 .clone()
                 .unwrap_or_else(|| self.kind.default_response().to_string()),
             pass_response: self.pass_response.clone(),
-            batches: Vec::new(),
+            ..Group::default()
         };
         for b in batches {
             let sources: Vec<PathBuf> = b.split(',').map(PathBuf::from).collect();
+            let read = read_batch_sources(&sources)?;
             group.batches.push(Batch {
                 name: batch_name(&sources),
                 active: true,
-                tags: read_batch_sources(&sources)?,
+                template: read
+                    .template
+                    .unwrap_or_else(|| crate::sun::DEFAULT_TEMPLATE.to_string()),
+                tags: read.tags,
             });
         }
         Ok(Catalog {
@@ -210,6 +367,7 @@ impl FlagFolder {
                 token: self.token.clone(),
                 cors: self.cors.clone(),
                 groups: vec![group],
+                ..Folder::default()
             }],
         })
     }
@@ -241,11 +399,23 @@ name = "acme"
 aid = "acme01"
 token = "Secret123"
 cors = "*"
+fields = ["scancount"]
 
 [[folder.group]]
 name = "bottles"
 kind = "authentication"
 pass_response = "Pass"
+
+[[folder.group.rule_group]]
+rules = ["auth_pass", "scan_count < 10"]
+response = "Pass {scount}"
+
+[[folder.group.rule_group]]
+rules = ["auth_pass"]
+response = "Pass again"
+
+[folder.group.data]
+scancount = "{scount}"
 
 [[folder.group.batch]]
 dir = "batch1"
@@ -275,11 +445,56 @@ active = false
         assert_eq!(cat.counts(), (1, 2, 2, 2));
         let g = &cat.folders[0].groups[0];
         assert_eq!(g.default_response, "Fail");
+        assert_eq!(g.rule_groups.len(), 2);
+        assert_eq!(
+            g.data,
+            vec![("scancount".to_string(), "{scount}".to_string())]
+        );
         assert_eq!(
             g.batches[0].tags[0].default_response.as_deref(),
             Some("Recalled")
         );
         assert_eq!(cat.folders[0].groups[1].default_response, "Found");
         assert!(!cat.folders[0].groups[1].batches[0].active);
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_subtag_or_rule_is_refused_with_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.toml");
+        for (bad, word) in [
+            ("response = \"Pass {scnt}\"", "{scnt}"),
+            ("response = \"Pass {os}\"", "{os}"),
+        ] {
+            std::fs::write(
+                &p,
+                format!("[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n[[folder.group.rule_group]]\nrules = [\"auth_pass\"]\n{bad}\n"),
+            )
+            .unwrap();
+            let e = ConfigFile::load(&p).unwrap_err().to_string();
+            assert!(e.contains("line 8") && e.contains(word), "{e}");
+        }
+        std::fs::write(
+            &p,
+            "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n[folder.group.data]\ncolour = \"red\"\n",
+        )
+        .unwrap();
+        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("line 7") && e.contains("colour"), "{e}");
+        std::fs::write(
+            &p,
+            "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n[[folder.group.rule_group]]\nrules = [\"auth_pass\",\n  \"mobile_os = ios\"]\nresponse = \"x\"\n",
+        )
+        .unwrap();
+        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("line 8") && e.contains("unknown rule kind"),
+            "{e}"
+        );
     }
 }

@@ -1,38 +1,50 @@
 //! The local verifier (`tag424 serve`): the tag platform's verification API (`GET /v1/t`),
-//! the landing page a tag's URL opens (`GET /auth`), and single-use, forward-only counters
-//! that survive a crash.
+//! its management API, the landing page a tag's URL opens (`GET /auth`), and single-use,
+//! forward-only counters that survive a crash.
 //!
 //! - [`query`]: the query string (`x`, `c`+`a`, `u`+`a`, `n`+`e`, `r`), never panicking.
-//! - [`catalog`], [`config`]: folders → tag groups → batches → tags, from `tag424 batch`
-//!   output directories, CSV files or a TOML file.
-//! - [`store`]: persistence behind the [`store::Store`] trait (SQLite), and the group-commit
-//!   [`store::Writer`].
-//! - [`Verifier`] (here): keys and counters in memory; the decision for one request.
-//! - [`api`], [`page`], [`server`]: axum routes, the HTML page, TLS and shutdown.
+//! - [`catalog`], [`config`], [`import`]: folders → tag groups → batches → tags, from
+//!   `tag424 batch` output directories (template, journal), Associate Data files or a TOML file.
+//! - [`registry`]: the catalog compiled in memory (Rule Sets, templates, per-tag state).
+//! - `decide` (private), [`sunscan`], [`rules`], [`subtags`]: the decision for one request;
+//!   the SUN check along the batch's template through [`crate::sun`]; Rule Sets; Dynamic
+//!   Response.
+//! - [`mgmt`]: the management API (PATCH a tag code's Default Response, status, CUID).
+//! - [`store`]: persistence behind the [`store::Store`] trait (SQLite, PostgreSQL), and the
+//!   group-commit [`store::Writer`].
+//! - [`api`], [`page`], [`server`], [`limits`]: axum routes, the HTML page, TLS, timeouts,
+//!   connection cap and shutdown, rate limits.
 //!
 //! The counter rule: a scan passes only if its SDMMAC verifies with the tag's key and its
-//! counter is greater than every counter accepted before. Requests for one tag are serialized
-//! by the tag's lock, held until the store has the new counter on disk; the store's own
-//! `WHERE excluded.ctr > counters.ctr` is the second guard.
+//! counter is greater than every counter accepted before (the journal's read-back counter
+//! included). Requests for one tag are serialized by the tag's lock, held until the store has
+//! the new counter on disk; the store's own `WHERE excluded.ctr > counters.ctr` is the second
+//! guard. Counters move only on a verified MAC.
 
 pub mod api;
 pub mod catalog;
 pub mod config;
+mod decide;
+pub mod import;
+pub mod limits;
+pub mod mgmt;
 pub mod page;
 pub mod query;
+pub mod registry;
+pub mod rules;
 pub mod server;
 pub mod store;
+pub mod subtags;
+pub mod sunscan;
+pub mod timefmt;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use catalog::{Catalog, CatalogError, Cors, GroupKind};
-use query::{Lookup, Query, Sun};
-use store::{Claim, ScanWrite, Store, StoreError, Writer};
-
-use crate::crypto::sdm::sdm_mac;
-use crate::crypto::{ct_eq, AesKey};
+use catalog::{Catalog, CatalogError, Cors};
+use registry::Registry;
+use store::{Retention, ScanWrite, Store, StoreError, Writer};
+use timefmt::now_ms;
 
 /// Where a request came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +73,8 @@ pub enum Reason {
     Standard,
     /// An authentication tag asked without `n` and `e`.
     NoSun,
+    /// `n`/`e` (or the template's parameters) present but not what a tag writes.
+    BadSun,
     /// No key loaded for the tag.
     NoKey,
     /// The SDMMAC does not match.
@@ -79,6 +93,7 @@ impl Reason {
             Reason::Pass => "pass",
             Reason::Standard => "standard",
             Reason::NoSun => "no_sun",
+            Reason::BadSun => "bad_sun",
             Reason::NoKey => "no_key",
             Reason::BadMac => "bad_mac",
             Reason::Replay => "replay",
@@ -97,8 +112,14 @@ pub mod errors {
     pub const CUID_NOT_FOUND: &str = "cuid_not_found";
     pub const UID_NOT_FOUND: &str = "uid_not_found";
     pub const TOKEN_REFUSED: &str = "token_refused";
+    pub const FOLDER_INACTIVE: &str = "folder_inactive";
+    pub const TG_INACTIVE: &str = "tg_inactive";
     pub const BATCH_INACTIVE: &str = "batch_inactive";
+    pub const TAG_INACTIVE: &str = "tag_inactive";
     pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    pub const NOT_FOUND: &str = "not_found";
 }
 
 /// A response text or an error code.
@@ -124,8 +145,13 @@ pub struct Answer {
     pub ctr: Option<u32>,
     /// The last counter accepted for the tag before this request.
     pub last_ctr: Option<u32>,
-    /// Scans of this tag so far, this one included (0 when no tag was found).
+    /// Answers about this tag so far, this one included (0 when no tag was found or the
+    /// answer is an error code).
     pub scans: u64,
+    /// Genuine scans of this tag so far, this one included.
+    pub genuine: u64,
+    /// Extended data: extra string keys of the answer.
+    pub data: Vec<(String, String)>,
 }
 
 impl Answer {
@@ -140,6 +166,8 @@ impl Answer {
             ctr: None,
             last_ctr: None,
             scans: 0,
+            genuine: 0,
+            data: Vec::new(),
         }
     }
 
@@ -149,104 +177,6 @@ impl Answer {
             Outcome::Response(r) => r,
             Outcome::Error(e) => e,
         }
-    }
-}
-
-/// A folder as served.
-#[derive(Debug)]
-pub struct FolderEntry {
-    pub name: String,
-    pub aid: String,
-    pub token: Option<String>,
-    pub cors: Cors,
-}
-
-/// A tag as served: its rules resolved, its key cached, its counter behind a lock.
-pub struct TagEntry {
-    pub xuid: String,
-    pub folder: usize,
-    pub kind: GroupKind,
-    pub active: bool,
-    key: Option<AesKey>,
-    pub default_response: String,
-    pub pass_response: String,
-    /// The last accepted counter. Held across the durable write of a Pass.
-    last_ctr: tokio::sync::Mutex<Option<u32>>,
-    scans: AtomicU64,
-}
-
-/// The catalog in memory, indexed for the three lookups.
-pub struct Registry {
-    pub folders: Vec<FolderEntry>,
-    by_xuid: HashMap<String, Arc<TagEntry>>,
-    by_aid: HashMap<String, usize>,
-    by_cuid: HashMap<(usize, String), Arc<TagEntry>>,
-    by_uid: HashMap<(usize, [u8; 7]), Arc<TagEntry>>,
-}
-
-impl Registry {
-    /// Builds the registry (checks the catalog first).
-    pub fn build(
-        catalog: &Catalog,
-        counters: &HashMap<String, u32>,
-        scan_counts: &HashMap<String, u64>,
-    ) -> Result<Registry, CatalogError> {
-        catalog.validate()?;
-        let mut r = Registry {
-            folders: Vec::new(),
-            by_xuid: HashMap::new(),
-            by_aid: HashMap::new(),
-            by_cuid: HashMap::new(),
-            by_uid: HashMap::new(),
-        };
-        for (fi, f) in catalog.folders.iter().enumerate() {
-            r.folders.push(FolderEntry {
-                name: f.name.clone(),
-                aid: f.aid.clone(),
-                token: f.token.clone(),
-                cors: f.cors.clone(),
-            });
-            r.by_aid.insert(f.aid.clone(), fi);
-            for g in &f.groups {
-                for b in &g.batches {
-                    for t in &b.tags {
-                        let e = Arc::new(TagEntry {
-                            xuid: t.xuid.clone(),
-                            folder: fi,
-                            kind: g.kind,
-                            active: b.active,
-                            key: t.key.clone(),
-                            default_response: t
-                                .default_response
-                                .clone()
-                                .unwrap_or_else(|| g.default_response.clone()),
-                            pass_response: t
-                                .pass_response
-                                .clone()
-                                .unwrap_or_else(|| g.pass_response.clone()),
-                            last_ctr: tokio::sync::Mutex::new(counters.get(&t.xuid).copied()),
-                            scans: AtomicU64::new(scan_counts.get(&t.xuid).copied().unwrap_or(0)),
-                        });
-                        if let Some(c) = &t.cuid {
-                            r.by_cuid.insert((fi, c.clone()), e.clone());
-                        }
-                        if let Some(u) = t.uid {
-                            r.by_uid.insert((fi, u), e.clone());
-                        }
-                        r.by_xuid.insert(t.xuid.clone(), e);
-                    }
-                }
-            }
-        }
-        Ok(r)
-    }
-
-    pub fn tag_count(&self) -> usize {
-        self.by_xuid.len()
-    }
-
-    pub fn tag(&self, xuid: &str) -> Option<&Arc<TagEntry>> {
-        self.by_xuid.get(xuid)
     }
 }
 
@@ -261,12 +191,27 @@ pub struct Request<'a> {
     pub remote: String,
 }
 
-/// The verifier: registry, server-wide CORS, and the store's writer.
-pub struct Verifier {
-    pub registry: Registry,
+/// Settings of a verifier (besides its catalog).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
     /// CORS for answers that belong to no folder.
     pub cors: Cors,
+    /// The management API's token (`None`: the management API answers 403 to everything).
+    pub management_token: Option<String>,
+    /// Scan log retention.
+    pub retention: Retention,
+}
+
+/// The verifier: registry, server-wide CORS, and the store's writer.
+pub struct Verifier {
+    /// Swapped whole when another instance changed the stored catalog ([`Store::watch`]);
+    /// each request works on the snapshot it started with.
+    registry: Arc<std::sync::RwLock<Arc<Registry>>>,
+    /// CORS for answers that belong to no folder.
+    pub cors: Cors,
+    pub settings: Settings,
     writer: Writer,
+    rate_limited: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,22 +222,15 @@ pub enum VerifierError {
     Catalog(#[from] CatalogError),
 }
 
-/// The SUN check of the default template (`x={xuid}&n={ctr}&e={mac}`): only the counter is
-/// mirrored, so SV2 holds the counter and not the UID, and the MAC input is empty.
-pub fn sun_mac_matches(key: &AesKey, sun: &Sun) -> bool {
-    let mac = sdm_mac(key, None, Some(sun.ctr), b"");
-    ct_eq(&mac, &sun.mac)
-}
-
-/// The query as logged: `r=` (a token) left out, at most 512 bytes.
-fn logged_query(raw: &str) -> String {
+/// The query as logged: `r=` (a token) left out, at most `max` bytes.
+pub fn logged_query(raw: &str, max: usize) -> String {
     let mut s = raw
         .split('&')
         .filter(|p| !p.starts_with("r="))
         .collect::<Vec<_>>()
         .join("&");
-    if s.len() > 512 {
-        let mut end = 512;
+    if s.len() > max {
+        let mut end = max;
         while !s.is_char_boundary(end) {
             end -= 1;
         }
@@ -301,31 +239,70 @@ fn logged_query(raw: &str) -> String {
     s
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// Longest query logged for a scan of a known tag.
+pub const LOGGED_QUERY: usize = 512;
+/// Longest query logged for a rejected request (no tag: parameter errors, unknown tags).
+pub const LOGGED_QUERY_REJECTED: usize = 64;
 
 impl Verifier {
     /// Imports `catalog` into `store` (if given), loads everything and starts the writer.
     pub fn open<S: Store>(
-        mut store: S,
+        store: S,
         catalog: Option<&Catalog>,
         cors: Cors,
+    ) -> Result<Verifier, VerifierError> {
+        Verifier::open_with(
+            store,
+            catalog,
+            Settings {
+                cors,
+                ..Settings::default()
+            },
+        )
+    }
+
+    /// [`Verifier::open`] with every setting.
+    pub fn open_with<S: Store>(
+        mut store: S,
+        catalog: Option<&Catalog>,
+        settings: Settings,
     ) -> Result<Verifier, VerifierError> {
         if let Some(c) = catalog {
             c.validate()?;
             store.import(c)?;
         }
         let loaded = store.load()?;
-        let registry = Registry::build(&loaded.catalog, &loaded.counters, &loaded.scan_counts)?;
+        let registry = Registry::build(&loaded)?;
+        let registry = Arc::new(std::sync::RwLock::new(Arc::new(registry)));
+        let cell = Arc::downgrade(&registry);
+        store.watch(Arc::new(move |loaded: store::Loaded| {
+            let Some(cell) = cell.upgrade() else { return };
+            match Registry::build(&loaded) {
+                Ok(r) => {
+                    if let Ok(mut g) = cell.write() {
+                        *g = Arc::new(r);
+                    }
+                }
+                Err(e) => eprintln!(
+                    "tag424 serve: another instance's catalog change does not hold together, kept the current one: {e}"
+                ),
+            }
+        }))?;
         Ok(Verifier {
             registry,
-            cors,
-            writer: Writer::start(store),
+            cors: settings.cors.clone(),
+            writer: Writer::start_with(store, settings.retention),
+            settings,
+            rate_limited: AtomicU64::new(0),
         })
+    }
+
+    /// The catalog as served now.
+    pub fn registry(&self) -> Arc<Registry> {
+        match self.registry.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     pub fn writer(&self) -> &Writer {
@@ -339,21 +316,23 @@ impl Verifier {
 
     /// Answers one request; logs it; a Pass is on disk before this returns.
     pub async fn handle(&self, req: &Request<'_>) -> Answer {
-        let (mut answer, logged) = self.decide(req).await;
+        let (answer, logged) = self.decide(req).await;
         if !logged {
-            // Pass scans were logged by their claim; log the rest (durable with the next group).
-            let tag = self
-                .registry
+            let registry = self.registry();
+            let tag = registry
                 .tag(&answer.xuid)
                 .filter(|_| !answer.xuid.is_empty());
-            if let Some(t) = tag {
-                answer.scans = t.scans.fetch_add(1, Ordering::Relaxed) + 1;
-            }
+            // Rejected requests are logged compactly.
+            let max = if answer.scans > 0 {
+                LOGGED_QUERY
+            } else {
+                LOGGED_QUERY_REJECTED
+            };
             self.writer
                 .log(ScanWrite {
                     time_ms: now_ms(),
                     endpoint: req.endpoint.as_str(),
-                    query: logged_query(req.query),
+                    query: logged_query(req.query, max),
                     xuid: tag.map(|t| t.xuid.clone()).unwrap_or_default(),
                     ctr: answer.ctr,
                     result: answer.text().to_string(),
@@ -366,141 +345,12 @@ impl Verifier {
         answer
     }
 
-    async fn decide(&self, req: &Request<'_>) -> (Answer, bool) {
-        let q: Query = match query::parse(req.query) {
-            Ok(q) => q,
-            Err(e) => return (Answer::error("", e.code(), None), false),
-        };
-        let reg = &self.registry;
-        // Lookup.
-        let (tag, echo) = match &q.lookup {
-            Lookup::Xuid(x) => match reg.by_xuid.get(x) {
-                Some(t) => (t, None),
-                None => return (Answer::error(x, errors::XUID_NOT_FOUND, None), false),
-            },
-            Lookup::Cuid { cuid, aid } => {
-                let Some(&fi) = reg.by_aid.get(aid) else {
-                    return (Answer::error("", errors::AID_NOT_FOUND, None), false);
-                };
-                match reg.by_cuid.get(&(fi, cuid.clone())) {
-                    Some(t) => (t, Some(("cuid", cuid.clone()))),
-                    None => return (Answer::error("", errors::CUID_NOT_FOUND, Some(fi)), false),
-                }
-            }
-            Lookup::Uid { uid, aid } => {
-                let Some(&fi) = reg.by_aid.get(aid) else {
-                    return (Answer::error("", errors::AID_NOT_FOUND, None), false);
-                };
-                match reg.by_uid.get(&(fi, *uid)) {
-                    Some(t) => (t, Some(("uid", hex::encode_upper(uid)))),
-                    None => return (Answer::error("", errors::UID_NOT_FOUND, Some(fi)), false),
-                }
-            }
-        };
-        let folder = &reg.folders[tag.folder];
-        // The token protects the API; the /auth page is the tag's own URL and needs none.
-        if let (Endpoint::Api, Some(want)) = (req.endpoint, &folder.token) {
-            let given = q
-                .token
-                .as_deref()
-                .into_iter()
-                .chain(req.header_tokens.iter().copied());
-            let mut ok = false;
-            for g in given {
-                ok |= g.len() == want.len() && ct_eq(g.as_bytes(), want.as_bytes());
-            }
-            if !ok {
-                let x = if echo.is_none() {
-                    tag.xuid.as_str()
-                } else {
-                    ""
-                };
-                return (
-                    Answer::error(x, errors::TOKEN_REFUSED, Some(tag.folder)),
-                    false,
-                );
-            }
-        }
-        let mut a = Answer {
-            xuid: tag.xuid.clone(),
-            echo,
-            outcome: Outcome::Response(tag.default_response.clone()),
-            passed: false,
-            reason: Reason::Standard,
-            folder: Some(tag.folder),
-            ctr: q.sun.map(|s| s.ctr),
-            last_ctr: None,
-            scans: 0,
-        };
-        if !tag.active {
-            a.outcome = Outcome::Error(errors::BATCH_INACTIVE);
-            a.reason = Reason::Error;
-            a.echo = None;
-            return (a, false);
-        }
-        if tag.kind == GroupKind::Standard {
-            return (a, false);
-        }
-        let Some(sun) = q.sun else {
-            a.reason = Reason::NoSun;
-            return (a, false);
-        };
-        let Some(key) = &tag.key else {
-            a.reason = Reason::NoKey;
-            return (a, false);
-        };
-        if !sun_mac_matches(key, &sun) {
-            a.reason = Reason::BadMac;
-            return (a, false);
-        }
-        // One request per tag from here until its counter is on disk.
-        let mut last = tag.last_ctr.lock().await;
-        a.last_ctr = *last;
-        if let Some(l) = *last {
-            if sun.ctr <= l {
-                a.reason = if sun.ctr == l {
-                    Reason::Replay
-                } else {
-                    Reason::OldCounter
-                };
-                return (a, false);
-            }
-        }
-        let claim = ScanWrite {
-            time_ms: now_ms(),
-            endpoint: req.endpoint.as_str(),
-            query: logged_query(req.query),
-            xuid: tag.xuid.clone(),
-            ctr: Some(sun.ctr),
-            result: tag.pass_response.clone(),
-            reason: Reason::Pass.code(),
-            remote: req.remote.clone(),
-            claim: Some(Claim {
-                ctr: sun.ctr,
-                refused_result: tag.default_response.clone(),
-            }),
-        };
-        match self.writer.claim(claim).await {
-            Ok(true) => {
-                *last = Some(sun.ctr);
-                a.scans = tag.scans.fetch_add(1, Ordering::Relaxed) + 1;
-                a.outcome = Outcome::Response(tag.pass_response.clone());
-                a.passed = true;
-                a.reason = Reason::Pass;
-            }
-            Ok(false) => {
-                // The store holds a newer counter than memory (it logged the scan as refused).
-                a.scans = tag.scans.fetch_add(1, Ordering::Relaxed) + 1;
-                a.reason = Reason::Replay;
-                return (a, true);
-            }
-            Err(_) => {
-                a.outcome = Outcome::Error(errors::STORE_UNAVAILABLE);
-                a.reason = Reason::Error;
-                a.echo = None;
-                return (a, false);
-            }
-        }
-        (a, true)
+    /// Counts a request refused by the rate limit (not logged row by row).
+    pub fn count_rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
     }
 }

@@ -35,16 +35,23 @@ pub struct Sun {
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
-    pub lookup: Lookup,
+    /// `None` when the query has no `x` and no `c`/`u` with `a`: the tag may still be named
+    /// by a template's own parameters (a UID mirror or PICC data), see
+    /// [`super::sunscan::identify`].
+    pub lookup: Option<Lookup>,
+    /// `n` and `e` when both are what a tag writes (6 and 16 hex digits). Anything else is
+    /// not an error here: for an authentication tag it is a failed authentication.
     pub sun: Option<Sun>,
     /// `r={token}` (checked against the folder's token; not validated here).
     pub token: Option<String>,
+    /// `c` or `u` given without `a` (a missing parameter unless a template names the tag).
+    pub lookup_without_aid: bool,
 }
 
 /// Why a query was refused before any lookup (the API's `error` value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryError {
-    /// No `x`, no `c` and no `u`; or `c`/`u` without `a`; or `n` without `e` (or the reverse).
+    /// No `x`, no `c` and no `u`; or `c`/`u` without `a`.
     Missing,
     /// A parameter is repeated, badly percent-encoded, too long, or not of its form.
     Malformed,
@@ -57,6 +64,31 @@ impl QueryError {
             QueryError::Malformed => "malformed_parameter",
         }
     }
+}
+
+/// The raw (percent-encoded) `key=value` pairs of a query, in order (for template parameters).
+pub fn pairs(raw: &str) -> Vec<(&str, &str)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect()
+}
+
+/// The tag code a query names, if it is well-formed (kept in errors about other parameters).
+pub fn xuid_of(raw: &str) -> Option<String> {
+    if raw.len() > MAX_QUERY_LEN {
+        return None;
+    }
+    let mut found = None;
+    for (k, v) in pairs(raw) {
+        if k == "x" {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(percent_decode(v)?);
+        }
+    }
+    found.filter(|x| valid_xuid(x))
 }
 
 /// Percent-decodes one query component (`+` is a space); `None` on a bad escape or non-UTF-8.
@@ -120,12 +152,9 @@ fn set(slot: &mut Option<String>, v: String) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// A tag code as accepted at import and in a query: letters, digits, `-` and `_`.
+/// A tag code in a query: the one tag-code rule ([`crate::tag_code`]), also applied at import.
 pub fn valid_xuid(x: &str) -> bool {
-    !x.is_empty()
-        && x.len() <= MAX_XUID_LEN
-        && x.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    x.len() <= MAX_XUID_LEN && crate::tag_code::is_valid(x)
 }
 
 /// An account id: letters, digits, `-` and `_`.
@@ -181,11 +210,7 @@ pub fn parse(raw: &str) -> Result<Query, QueryError> {
         return Err(QueryError::Malformed);
     }
     let mut p = Raw::default();
-    for pair in raw.split('&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    for (k, v) in pairs(raw) {
         let slot = match k {
             "x" => &mut p.x,
             "c" => &mut p.c,
@@ -199,34 +224,39 @@ pub fn parse(raw: &str) -> Result<Query, QueryError> {
         let v = percent_decode(v).ok_or(QueryError::Malformed)?;
         set(slot, v)?;
     }
+    let mut lookup_without_aid = false;
     let lookup = if let Some(x) = p.x {
         if !valid_xuid(&x) {
             return Err(QueryError::Malformed);
         }
-        Lookup::Xuid(x)
-    } else if let Some(c) = p.c {
-        let aid = p.a.ok_or(QueryError::Missing)?;
-        if !valid_cuid(&c) || !valid_aid(&aid) {
+        Some(Lookup::Xuid(x))
+    } else if let (Some(c), Some(aid)) = (&p.c, &p.a) {
+        if !valid_cuid(c) || !valid_aid(aid) {
             return Err(QueryError::Malformed);
         }
-        Lookup::Cuid { cuid: c, aid }
-    } else if let Some(u) = p.u {
-        let aid = p.a.ok_or(QueryError::Missing)?;
-        let uid = parse_uid(&u).ok_or(QueryError::Malformed)?;
-        if !valid_aid(&aid) {
+        Some(Lookup::Cuid {
+            cuid: c.clone(),
+            aid: aid.clone(),
+        })
+    } else if let (Some(u), Some(aid)) = (&p.u, &p.a) {
+        let uid = parse_uid(u).ok_or(QueryError::Malformed)?;
+        if !valid_aid(aid) {
             return Err(QueryError::Malformed);
         }
-        Lookup::Uid { uid, aid }
+        Some(Lookup::Uid {
+            uid,
+            aid: aid.clone(),
+        })
     } else {
-        return Err(QueryError::Missing);
+        lookup_without_aid = p.c.is_some() || p.u.is_some();
+        None
     };
-    let sun = match (p.n, p.e) {
-        (None, None) => None,
-        (Some(n), Some(e)) => Some(Sun {
-            ctr: parse_ctr(&n).ok_or(QueryError::Malformed)?,
-            mac: parse_mac(&e).ok_or(QueryError::Malformed)?,
-        }),
-        _ => return Err(QueryError::Missing),
+    let sun = match (
+        p.n.as_deref().and_then(parse_ctr),
+        p.e.as_deref().and_then(parse_mac),
+    ) {
+        (Some(ctr), Some(mac)) => Some(Sun { ctr, mac }),
+        _ => None,
     };
     if p.r.as_ref().is_some_and(|r| r.len() > 4 * MAX_TOKEN_LEN) {
         return Err(QueryError::Malformed);
@@ -235,6 +265,7 @@ pub fn parse(raw: &str) -> Result<Query, QueryError> {
         lookup,
         sun,
         token: p.r,
+        lookup_without_aid,
     })
 }
 
@@ -245,32 +276,38 @@ mod tests {
     #[test]
     fn lookups() {
         let q = parse("x=q8w3sbcz&n=00002A&e=0123456789abcdef").unwrap();
-        assert_eq!(q.lookup, Lookup::Xuid("q8w3sbcz".into()));
+        assert_eq!(q.lookup, Some(Lookup::Xuid("q8w3sbcz".into())));
         assert_eq!(q.sun.unwrap().ctr, 42);
         let q = parse("c=Bottle%2042&a=acme").unwrap();
         assert_eq!(
             q.lookup,
-            Lookup::Cuid {
+            Some(Lookup::Cuid {
                 cuid: "Bottle 42".into(),
                 aid: "acme".into()
-            }
+            })
         );
         let q = parse("u=04AABBCC112233&a=acme&r=tok").unwrap();
-        assert!(matches!(q.lookup, Lookup::Uid { uid, .. } if uid[0] == 4));
+        assert!(matches!(q.lookup, Some(Lookup::Uid { uid, .. }) if uid[0] == 4));
         assert_eq!(q.token.as_deref(), Some("tok"));
         assert_eq!(parse("x=a&x=b"), Err(QueryError::Malformed));
-        assert_eq!(parse(""), Err(QueryError::Missing));
-        assert_eq!(parse("x="), Err(QueryError::Missing));
-        assert_eq!(parse("c=abc"), Err(QueryError::Missing));
+        assert_eq!(parse("").unwrap().lookup, None);
+        assert_eq!(parse("x=").unwrap().lookup, None);
+        assert!(parse("c=abc").unwrap().lookup_without_aid);
         assert_eq!(parse("u=04aabbcc112233&a=acme"), Err(QueryError::Malformed));
-        assert_eq!(parse("x=a&n=00002A"), Err(QueryError::Missing));
+        // n and e that cannot be a scan are not parameter errors (the tag's Fail answers).
+        assert_eq!(parse("x=a&n=00002A").unwrap().sun, None);
+        assert_eq!(parse("x=a&n=2A&e=0123456789abcdef").unwrap().sun, None);
         assert_eq!(
-            parse("x=a&n=2A&e=0123456789abcdef"),
-            Err(QueryError::Malformed)
+            parse("x=q8w3sbcz&n=000001&e=abcde12345abcde1234")
+                .unwrap()
+                .sun,
+            None
         );
         assert_eq!(parse("x=a%2"), Err(QueryError::Malformed));
         assert_eq!(parse("x=a%FF"), Err(QueryError::Malformed));
         assert_eq!(parse("x=a<b"), Err(QueryError::Malformed));
         assert!(parse("x=a&utm_source=z").is_ok());
+        assert_eq!(xuid_of("x=abc&n=zz&n=yy").as_deref(), Some("abc"));
+        assert_eq!(xuid_of("x=a<b"), None);
     }
 }

@@ -11,6 +11,7 @@ use axum_server::Handle;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use super::limits::{ConnCount, Limits};
 use super::{api, Verifier};
 
 /// How to serve.
@@ -99,23 +100,146 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Serves `verifier` on `listener` until [`Running::stop`] (or its handle) stops it.
+/// Serves `verifier` on `listener` until [`Running::stop`] (or its handle) stops it, with the
+/// default [`Limits`] (timeouts and connection cap; no rate limit).
 pub fn spawn(
     verifier: Arc<Verifier>,
     listener: std::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<Running> {
+    spawn_with(verifier, listener, tls, Limits::default())
+}
+
+/// An acceptor that holds a connection slot for each connection's life, refusing (closing)
+/// connections beyond the cap.
+#[derive(Clone)]
+struct Capped<A> {
+    inner: A,
+    count: Arc<ConnCount>,
+    max: usize,
+}
+
+/// A stream that frees its connection slot when dropped.
+struct Slotted<S> {
+    inner: S,
+    _slot: super::limits::ConnGuard,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Slotted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Slotted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<A, S> axum_server::accept::Accept<tokio::net::TcpStream, S> for Capped<A>
+where
+    A: axum_server::accept::Accept<Slotted<tokio::net::TcpStream>, S> + Clone + Send + 'static,
+    A::Future: Send,
+    S: Send + 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = std::io::Result<(Self::Stream, Self::Service)>> + Send,
+        >,
+    >;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        let slot = self.count.enter(self.max);
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let Some(slot) = slot else {
+                return Err(std::io::Error::other("connection cap reached"));
+            };
+            inner
+                .accept(
+                    Slotted {
+                        inner: stream,
+                        _slot: slot,
+                    },
+                    service,
+                )
+                .await
+        })
+    }
+}
+
+/// [`spawn`] with explicit limits.
+pub fn spawn_with(
+    verifier: Arc<Verifier>,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
+) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let handle: Handle<SocketAddr> = Handle::new();
-    let app = api::router(verifier.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = api::router_with(verifier.clone(), &limits)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let count = Arc::new(ConnCount::default());
+    // hyper's timers: a header must arrive within the header timeout (also between the
+    // requests of a keep-alive connection, which is how idle connections are closed).
+    macro_rules! configure {
+        ($b:expr) => {{
+            let b = $b;
+            b.http1()
+                .header_read_timeout(limits.header_timeout.min(limits.idle_timeout))
+                .keep_alive(true);
+            b.http2()
+                .keep_alive_interval(Some(limits.idle_timeout / 2))
+                .keep_alive_timeout(limits.idle_timeout / 2);
+        }};
+    }
     let task = match tls {
         None => {
-            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)?
+                .handle(handle.clone())
+                .first_request_timeout(limits.header_timeout)
+                .map(|a| Capped {
+                    inner: a,
+                    count: count.clone(),
+                    max: limits.max_connections,
+                });
+            configure!(server.http_builder());
             tokio::spawn(async move { server.serve(app).await })
         }
         Some(cfg) => {
-            let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(cfg))?
-                .handle(handle.clone());
+            let mut server =
+                axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(cfg))?
+                    .handle(handle.clone())
+                    .first_request_timeout(limits.header_timeout)
+                    .map(|a| Capped {
+                        inner: a,
+                        count: count.clone(),
+                        max: limits.max_connections,
+                    });
+            configure!(server.http_builder());
             tokio::spawn(async move { server.serve(app).await })
         }
     };

@@ -7,8 +7,10 @@
 
 use zeroize::Zeroizing;
 
+use crate::card::session::SmKeys;
 use crate::card::{Card, CardError, Malformed, Session, Sw};
 use crate::crypto::ev2::derive_session_keys;
+use crate::crypto::sdm::SdmMode;
 use crate::crypto::{cbc_decrypt, cbc_encrypt, ct_eq, rotl1, AesKey};
 use crate::transport::Transport;
 
@@ -105,7 +107,7 @@ impl<T: Transport> Card<T> {
         let keys = derive_session_keys(key, &rnd_a, &rnd_b);
         Ok(Session {
             card: self,
-            keys,
+            keys: SmKeys::Aes(keys),
             ti,
             cmd_ctr: 0,
             key_no,
@@ -138,11 +140,41 @@ impl<'c, T: Transport> Session<'c, T> {
         let keys = derive_session_keys(key, &rnd_a, &rnd_b);
         Ok(Session {
             card,
-            keys,
+            keys: SmKeys::Aes(keys),
             ti,
             cmd_ctr,
             key_no,
         })
+    }
+}
+
+impl<T: Transport> Card<T> {
+    /// The first authentication in the chip's `mode` (AuthenticateEV2First or
+    /// AuthenticateLRPFirst).
+    pub fn authenticate_first(
+        &mut self,
+        mode: SdmMode,
+        key_no: u8,
+        key: &AesKey,
+    ) -> Result<Session<'_, T>, CardError> {
+        match mode {
+            SdmMode::Aes => self.authenticate_ev2_first(key_no, key),
+            SdmMode::Lrp => self.authenticate_lrp_first(key_no, key),
+        }
+    }
+}
+
+impl<'c, T: Transport> Session<'c, T> {
+    /// A further authentication in this session's mode (EV2 or LRP NonFirst).
+    pub fn authenticate_non_first(
+        self,
+        key_no: u8,
+        key: &AesKey,
+    ) -> Result<Session<'c, T>, CardError> {
+        match self.mode() {
+            SdmMode::Aes => self.authenticate_ev2_non_first(key_no, key),
+            SdmMode::Lrp => self.authenticate_lrp_non_first(key_no, key),
+        }
     }
 }
 

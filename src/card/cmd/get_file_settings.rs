@@ -5,6 +5,7 @@
 
 use crate::card::file_settings::FileSettings;
 use crate::card::{Card, CardError, CommMode, Session};
+use crate::crypto::sdm::SdmMode;
 use crate::transport::Transport;
 
 const NAME: &str = "GetFileSettings";
@@ -25,9 +26,15 @@ impl<T: Transport> Card<T> {
 }
 
 impl<'c, T: Transport> Session<'c, T> {
-    /// GetFileSettings of `file_no` in CommMode.MAC.
+    /// GetFileSettings of `file_no` in CommMode.MAC. The answer does not say whether the
+    /// chip is in LRP mode (it changes the PICCData length); the session's mode does, so the
+    /// settings compare equal to those sent in the same mode.
     pub fn get_file_settings(self, file_no: u8) -> Result<(Self, FileSettings), CardError> {
         let (s, data) = self.run(NAME, INS, &[file_no], &[], CommMode::Mac, false)?;
-        Ok((s, parse(&data)?))
+        let mut fs = parse(&data)?;
+        if let Some(sdm) = fs.sdm.as_mut() {
+            sdm.lrp = s.mode() == SdmMode::Lrp;
+        }
+        Ok((s, fs))
     }
 }

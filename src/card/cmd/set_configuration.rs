@@ -2,12 +2,23 @@
 //! NT4H2421Gx §10.5.1; AN12196 Table 27 (option `00`, data `02`: enable Random ID).
 //!
 //! CmdHeader = Option (plain, MACed); CmdData = the option's data (encrypted). The answer
-//! carries a MACt.
+//! carries a MACt, except for option `05` (the switch to LRP): the chip answers a bare `9100`
+//! and the AES session is over (AN12321 Table 3; a real tag's log agrees).
+//!
+//! Option `05` data (10 bytes, NT4H2421Gx Table 50): `00000000 || PDCap2.1 (02 = LRP) ||
+//! 000000 || PDCap2.5 || PDCap2.6`. Permanent: there is no way back to AES.
+//! Option `07` (NT4H2421Tx only): `TTConfig (01 enables) || TTStatusKey (0E free)`. Permanent.
 
-use crate::card::{CardError, CommMode, Session};
+use crate::card::session::{Reply, Spec};
+use crate::card::{Card, CardError, CommMode, Session};
 use crate::transport::Transport;
 
 const NAME: &str = "SetConfiguration";
+
+/// Option `05` data that switches the chip to LRP (PDCap2.5 and .6 left zero).
+pub const ENABLE_LRP_DATA: [u8; 10] = [0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0];
+/// TTStatusKey `0E`: GetTTStatus needs no authentication.
+pub const TT_STATUS_FREE: u8 = 0x0E;
 
 impl<'c, T: Transport> Session<'c, T> {
     /// Sets configuration `option` to `data`. Some options cannot be undone (Random ID):
@@ -21,5 +32,28 @@ impl<'c, T: Transport> Session<'c, T> {
         let (s, r) = self.run(NAME, 0x5C, &[option], data, CommMode::Full, true)?;
         crate::card::expect_no_data(NAME, &r)?;
         Ok(s)
+    }
+
+    /// Switches the chip to LRP mode for good (option `05`). The chip answers without a MAC
+    /// and the AES session ends: the card comes back for an AuthenticateLRPFirst.
+    pub fn enable_lrp(mut self) -> Result<&'c mut Card<T>, CardError> {
+        self.exchange(
+            Spec {
+                name: NAME,
+                ins: 0x5C,
+                mode: CommMode::Full,
+                reply: Reply::BareStatus,
+                sensitive: false,
+            },
+            &[0x05],
+            &ENABLE_LRP_DATA,
+        )?;
+        Ok(self.end())
+    }
+
+    /// Enables TagTamper for good (option `07`, NT4H2421Tx only), with GetTTStatus free to
+    /// everyone. Measuring starts at the next activation.
+    pub fn enable_tag_tamper(self) -> Result<Self, CardError> {
+        self.set_configuration(0x07, &[0x01, TT_STATUS_FREE])
     }
 }

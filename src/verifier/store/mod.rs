@@ -2,19 +2,26 @@
 //! the last accepted counter of each tag, and the scan log.
 //!
 //! [`SqliteStore`] (in `sqlite`) is the embedded implementation (bundled SQLite, WAL, `synchronous=FULL`,
-//! schema migrations by `user_version`). A server-grade database implements [`Store`] the same
-//! way; the verifier only ever calls it from one writer thread ([`Writer`]), which batches
-//! concurrent scans into one transaction (group commit): a Pass is answered only after the
-//! transaction holding its counter is committed and synced.
+//! schema migrations by `user_version`); [`PgStore`] (in `postgres`) the server-grade one that
+//! several verifier instances share (migrations in `schema_migrations`, changes announced with
+//! LISTEN/NOTIFY). Both read their tables into the shared row types of `rows`. The verifier
+//! calls the store from one writer thread ([`Writer`]), which batches concurrent scans into one
+//! transaction (group commit): a Pass is answered only after the transaction holding its
+//! counter is committed and synced.
 
+mod pgpass;
+mod postgres;
+mod rows;
 mod sqlite;
 mod writer;
 
+pub use postgres::{is_postgres_url, PgStats, PgStore, WATCH_POLL};
 pub use sqlite::SqliteStore;
-pub use writer::{Writer, WriterStats, MAX_GROUP};
+pub use writer::{Writer, WriterStats, MAX_GROUP, PRUNE_EVERY};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -28,6 +35,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("database {target}: {what}")]
+    Postgres { target: String, what: String },
     #[error("database {path}: {what}")]
     Corrupt { path: PathBuf, what: String },
     #[error("{0}")]
@@ -73,20 +82,77 @@ pub struct ScanRecord {
     pub remote: String,
 }
 
+/// Scans of one tag in the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanCounts {
+    /// Answers about the tag (responses, not error codes) still in the log.
+    pub answered: u64,
+    /// Of which passed (never pruned by the retention setting).
+    pub genuine: u64,
+}
+
 /// What the verifier loads at start.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// The catalog; each tag's `created_ms` is in `created`.
     pub catalog: Catalog,
-    /// Last accepted counter per tag.
+    /// Last accepted counter per tag (the read-back counter of the journal at least).
     pub counters: HashMap<String, u32>,
     /// Scans logged per tag.
-    pub scan_counts: HashMap<String, u64>,
+    pub scan_counts: HashMap<String, ScanCounts>,
+    /// When each tag was first imported (ms since the epoch), for `{dtcreated}`.
+    pub created: HashMap<String, u64>,
+}
+
+/// A change to one tag code through the management API. `None` fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagPatch {
+    pub xuid: String,
+    /// `Some(None)` removes the Tag Code's Default Response (reverts to the group's rules);
+    /// `Some(Some(text))` sets it.
+    pub default_response: Option<Option<String>>,
+    pub active: Option<bool>,
+    pub cuid: Option<String>,
+    /// Who asked (logged with the change).
+    pub remote: String,
+    pub time_ms: u64,
+}
+
+/// One row of the change log (management API changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeRecord {
+    pub time_ms: u64,
+    pub xuid: String,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub remote: String,
+}
+
+/// How long the scan log keeps rows that did not pass (passes are always kept: they are
+/// bounded by real taps, and the genuine-scan counts come from them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many of the newest rows (non-passing rows beyond are deleted).
+    pub max_rows: Option<u64>,
+    /// Delete non-passing rows older than this.
+    pub max_age_ms: Option<u64>,
 }
 
 /// The verifier's persistence. Called from one thread at a time.
+///
+/// Schema (both backends): `folders` (+ `active`, `fields` JSON), `groups` (+ `active`,
+/// `rule_groups` JSON of [`crate::verifier::catalog::RuleGroup`], `data` JSON pairs),
+/// `batches` (+ `template`), `tags` (+ `meta_key`, `tagname`, `active`, `rule_groups` JSON or
+/// NULL, `data` JSON pairs, `created_ms`), `counters`, `scans`, `changes`.
 pub trait Store: Send + 'static {
     /// Merges `catalog` into the stored one (folders, groups and batches by name, tags by
-    /// XUID); counters and the scan log are kept.
+    /// XUID); counters and the scan log are kept. For tags, the Associate Data values
+    /// (`key`, `meta_key`, `uid`, `cuid`, `tagname`, `default_response`, `active`) replace
+    /// the stored ones only when given (`Some`); the config's (`pass_response`,
+    /// `rule_groups`, `data`) always replace. A tag's `read_ctr` raises its counter
+    /// (forward only: `WHERE excluded.ctr > counters.ctr`). New tags get `created_ms` = now.
+    /// All or nothing: a merged catalog that fails [`Catalog::validate`] changes nothing.
     fn import(&mut self, catalog: &Catalog) -> Result<(), StoreError>;
     /// Everything needed to serve.
     fn load(&mut self) -> Result<Loaded, StoreError>;
@@ -95,4 +161,75 @@ pub trait Store: Send + 'static {
     fn commit(&mut self, writes: &[ScanWrite]) -> Result<Vec<bool>, StoreError>;
     /// The scan log, oldest first; the last `limit` rows when given.
     fn scans(&mut self, limit: Option<usize>) -> Result<Vec<ScanRecord>, StoreError>;
+    /// Applies a management API change durably (one transaction) and logs each changed
+    /// field in `changes` (old and new value, time, remote). `Invalid` if the tag is unknown
+    /// or the new CUID is taken in its folder.
+    fn update_tag(&mut self, patch: &TagPatch) -> Result<(), StoreError>;
+    /// The change log, oldest first.
+    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError>;
+    /// Deletes non-passing scan rows beyond `retention`; returns how many.
+    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError>;
+    /// Calls `on_change` with the whole stored state whenever another process (another
+    /// verifier instance on the same database) changed the catalog. Stores that only one
+    /// process uses (SQLite) never call it.
+    fn watch(&mut self, on_change: ChangeHook) -> Result<(), StoreError> {
+        let _ = on_change;
+        Ok(())
+    }
+}
+
+/// Receives the stored state after another instance changed it (see [`Store::watch`]).
+pub type ChangeHook = Arc<dyn Fn(Loaded) + Send + Sync>;
+
+/// Opens the store `db` names: a PostgreSQL URL (`postgres://USER@HOST:PORT/DB`) or a SQLite
+/// file (created owner-only if missing); applies pending migrations.
+pub fn open(db: &str) -> Result<Box<dyn Store>, StoreError> {
+    if is_postgres_url(db) {
+        Ok(Box::new(PgStore::connect(db)?))
+    } else {
+        Ok(Box::new(SqliteStore::open(std::path::Path::new(db))?))
+    }
+}
+
+/// Opens an existing store without changing it (`tag424 scans` while servers run).
+pub fn open_existing(db: &str) -> Result<Box<dyn Store>, StoreError> {
+    if is_postgres_url(db) {
+        Ok(Box::new(PgStore::connect_existing(db)?))
+    } else {
+        let path = std::path::Path::new(db);
+        if !path.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{db}: no such database (tag424 serve --db creates it)"
+            )));
+        }
+        Ok(Box::new(SqliteStore::open_read_only(path)?))
+    }
+}
+
+/// A store chosen at run time (`--db FILE` or `--db postgres://…`).
+impl Store for Box<dyn Store> {
+    fn import(&mut self, catalog: &Catalog) -> Result<(), StoreError> {
+        (**self).import(catalog)
+    }
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        (**self).load()
+    }
+    fn commit(&mut self, writes: &[ScanWrite]) -> Result<Vec<bool>, StoreError> {
+        (**self).commit(writes)
+    }
+    fn scans(&mut self, limit: Option<usize>) -> Result<Vec<ScanRecord>, StoreError> {
+        (**self).scans(limit)
+    }
+    fn update_tag(&mut self, patch: &TagPatch) -> Result<(), StoreError> {
+        (**self).update_tag(patch)
+    }
+    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError> {
+        (**self).changes()
+    }
+    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
+        (**self).prune(retention, now_ms)
+    }
+    fn watch(&mut self, on_change: ChangeHook) -> Result<(), StoreError> {
+        (**self).watch(on_change)
+    }
 }

@@ -1,13 +1,15 @@
 //! The embedded store: bundled SQLite, WAL, `synchronous=FULL`, migrations by `user_version`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{Loaded, ScanRecord, ScanWrite, Store, StoreError};
+use super::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, TagRow};
+use super::{
+    ChangeRecord, Loaded, Retention, ScanCounts, ScanRecord, ScanWrite, Store, StoreError, TagPatch,
+};
 use crate::crypto::AesKey;
-use crate::verifier::catalog::{Batch, Catalog, Cors, Folder, Group, GroupKind, Tag};
+use crate::verifier::catalog::Catalog;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
 const MIGRATIONS: &[&str] = &[
@@ -54,7 +56,34 @@ const MIGRATIONS: &[&str] = &[
         passed INTEGER NOT NULL,
         reason TEXT NOT NULL,
         remote TEXT NOT NULL);",
+    // 2: statuses, rules, extended data, templates, meta keys, change log (issue 10).
+    "ALTER TABLE folders ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE folders ADD COLUMN fields TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE groups ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE groups ADD COLUMN rule_groups TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE groups ADD COLUMN data TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE batches ADD COLUMN template TEXT NOT NULL
+        DEFAULT 'https://yourdomain.com/auth?x={xuid}&n={ctr}&e={mac}';
+     ALTER TABLE tags ADD COLUMN meta_key TEXT;
+     ALTER TABLE tags ADD COLUMN tagname TEXT;
+     ALTER TABLE tags ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE tags ADD COLUMN rule_groups TEXT;
+     ALTER TABLE tags ADD COLUMN data TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE tags ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE changes(
+        id INTEGER PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        xuid TEXT NOT NULL,
+        field TEXT NOT NULL,
+        old TEXT,
+        new TEXT,
+        remote TEXT NOT NULL);
+     CREATE INDEX scans_time ON scans(time_ms);",
 ];
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
 
 /// The embedded store.
 pub struct SqliteStore {
@@ -169,174 +198,101 @@ fn upsert_id(
 
 /// Everything stored, read through `conn` (a connection or an open transaction).
 fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        what,
-    };
     let e = |source| StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
     };
-    let mut out = Loaded::default();
-    let mut folders: Vec<(i64, Folder)> = Vec::new();
-    {
-        let mut st = conn
-            .prepare("SELECT id, name, aid, token, cors FROM folders ORDER BY id")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
+    let corrupt = |what: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        what,
+    };
+    let mut rows = CatalogRows::default();
+    let mut st = conn
+        .prepare("SELECT id, name, aid, token, cors, active, fields FROM folders ORDER BY id")
+        .map_err(&e)?;
+    rows.folders = st
+        .query_map([], |r| {
+            Ok(FolderRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                aid: r.get(2)?,
+                token: r.get(3)?,
+                cors: r.get(4)?,
+                active: r.get(5)?,
+                fields: r.get(6)?,
             })
-            .map_err(&e)?;
-        for row in rows {
-            let (id, name, aid, token, cors) = row.map_err(&e)?;
-            let cors = Cors::parse(&cors).map_err(|x| corrupt(x.to_string()))?;
-            folders.push((
-                id,
-                Folder {
-                    name,
-                    aid,
-                    token,
-                    cors,
-                    groups: Vec::new(),
-                },
-            ));
-        }
-    }
-    // Groups and batches by id, then tags into their batches.
-    let mut groups: Vec<(i64, i64, Group)> = Vec::new();
-    {
-        let mut st = conn
-            .prepare("SELECT id, folder_id, name, kind, default_response, pass_response FROM groups ORDER BY id")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
+        })
+        .and_then(Iterator::collect)
+        .map_err(&e)?;
+    let mut st = conn
+        .prepare(
+            "SELECT id, folder_id, name, kind, default_response, pass_response, active,
+                    rule_groups, data FROM groups ORDER BY id",
+        )
+        .map_err(&e)?;
+    rows.groups = st
+        .query_map([], |r| {
+            Ok(GroupRow {
+                id: r.get(0)?,
+                folder_id: r.get(1)?,
+                name: r.get(2)?,
+                kind: r.get(3)?,
+                default_response: r.get(4)?,
+                pass_response: r.get(5)?,
+                active: r.get(6)?,
+                rule_groups: r.get(7)?,
+                data: r.get(8)?,
             })
-            .map_err(&e)?;
-        for row in rows {
-            let (id, fid, name, kind, d, p) = row.map_err(&e)?;
-            let kind = GroupKind::parse(&kind)
-                .ok_or_else(|| corrupt(format!("group {name}: unknown kind {kind}")))?;
-            groups.push((
-                id,
-                fid,
-                Group {
-                    name,
-                    kind,
-                    default_response: d,
-                    pass_response: p,
-                    batches: Vec::new(),
-                },
-            ));
-        }
-    }
-    let mut batches: Vec<(i64, i64, Batch)> = Vec::new();
-    {
-        let mut st = conn
-            .prepare("SELECT id, group_id, name, active FROM batches ORDER BY id")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, bool>(3)?,
-                ))
+        })
+        .and_then(Iterator::collect)
+        .map_err(&e)?;
+    let mut st = conn
+        .prepare("SELECT id, group_id, name, active, template FROM batches ORDER BY id")
+        .map_err(&e)?;
+    rows.batches = st
+        .query_map([], |r| {
+            Ok(BatchRow {
+                id: r.get(0)?,
+                group_id: r.get(1)?,
+                name: r.get(2)?,
+                active: r.get(3)?,
+                template: r.get(4)?,
             })
-            .map_err(&e)?;
-        for row in rows {
-            let (id, gid, name, active) = row.map_err(&e)?;
-            batches.push((
-                id,
-                gid,
-                Batch {
-                    name,
-                    active,
-                    tags: Vec::new(),
-                },
-            ));
-        }
-    }
-    let batch_index: HashMap<i64, usize> =
-        batches.iter().enumerate().map(|(i, b)| (b.0, i)).collect();
-    {
-        let mut st = conn
-            .prepare("SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response FROM tags ORDER BY rowid")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                ))
+        })
+        .and_then(Iterator::collect)
+        .map_err(&e)?;
+    let mut st = conn
+        .prepare(
+            "SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response, meta_key,
+                    tagname, active, rule_groups, data, created_ms FROM tags ORDER BY rowid",
+        )
+        .map_err(&e)?;
+    rows.tags = st
+        .query_map([], |r| {
+            Ok(TagRow {
+                xuid: r.get(0)?,
+                batch_id: r.get(1)?,
+                key: r.get(2)?,
+                uid: r.get(3)?,
+                cuid: r.get(4)?,
+                default_response: r.get(5)?,
+                pass_response: r.get(6)?,
+                meta_key: r.get(7)?,
+                tagname: r.get(8)?,
+                active: r.get(9)?,
+                rule_groups: r.get(10)?,
+                data: r.get(11)?,
+                created_ms: r.get(12)?,
             })
-            .map_err(&e)?;
-        for row in rows {
-            let (xuid, bid, key, uid, cuid, d, p) = row.map_err(&e)?;
-            let key = match key {
-                Some(k) => Some(
-                    k.parse::<AesKey>()
-                        .map_err(|_| corrupt(format!("tag {xuid}: bad key")))?,
-                ),
-                None => None,
-            };
-            let uid = match uid {
-                Some(u) => Some(
-                    crate::verifier::query::parse_uid(&u)
-                        .ok_or_else(|| corrupt(format!("tag {xuid}: bad UID")))?,
-                ),
-                None => None,
-            };
-            let bi = *batch_index
-                .get(&bid)
-                .ok_or_else(|| corrupt(format!("tag {xuid}: no batch {bid}")))?;
-            batches[bi].2.tags.push(Tag {
-                xuid,
-                key,
-                uid,
-                cuid,
-                default_response: d,
-                pass_response: p,
-            });
-        }
-    }
-    let group_index: HashMap<i64, usize> =
-        groups.iter().enumerate().map(|(i, g)| (g.0, i)).collect();
-    for (_, gid, b) in batches {
-        let gi = *group_index
-            .get(&gid)
-            .ok_or_else(|| corrupt(format!("batch {}: no group {gid}", b.name)))?;
-        groups[gi].2.batches.push(b);
-    }
-    let folder_index: HashMap<i64, usize> =
-        folders.iter().enumerate().map(|(i, f)| (f.0, i)).collect();
-    for (_, fid, g) in groups {
-        let fi = *folder_index
-            .get(&fid)
-            .ok_or_else(|| corrupt(format!("group {}: no folder {fid}", g.name)))?;
-        folders[fi].1.groups.push(g);
-    }
-    out.catalog.folders = folders.into_iter().map(|f| f.1).collect();
+        })
+        .and_then(Iterator::collect)
+        .map_err(&e)?;
+    let (catalog, created) = rows.assemble().map_err(corrupt)?;
+    let mut out = Loaded {
+        catalog,
+        created,
+        ..Loaded::default()
+    };
     {
         let mut st = conn.prepare("SELECT xuid, ctr FROM counters").map_err(&e)?;
         let rows = st
@@ -347,14 +303,29 @@ fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
             out.counters.insert(x, c as u32);
         }
         let mut st = conn
-            .prepare("SELECT xuid, count(*) FROM scans WHERE xuid != '' GROUP BY xuid")
+            .prepare(
+                "SELECT xuid, count(*), sum(passed) FROM scans
+                 WHERE xuid != '' AND reason != 'error' GROUP BY xuid",
+            )
             .map_err(&e)?;
         let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
             .map_err(&e)?;
         for row in rows {
-            let (x, n) = row.map_err(&e)?;
-            out.scan_counts.insert(x, n as u64);
+            let (x, n, g) = row.map_err(&e)?;
+            out.scan_counts.insert(
+                x,
+                ScanCounts {
+                    answered: n as u64,
+                    genuine: g as u64,
+                },
+            );
         }
     }
     Ok(out)
@@ -375,16 +346,16 @@ impl Store for SqliteStore {
             {
                 Some(id) => {
                     tx.execute(
-                        "UPDATE folders SET aid=?2, token=?3, cors=?4 WHERE id=?1",
-                        params![id, f.aid, f.token, cors],
+                        "UPDATE folders SET aid=?2, token=?3, cors=?4, active=?5, fields=?6 WHERE id=?1",
+                        params![id, f.aid, f.token, cors, f.active, to_json(&f.fields)],
                     )
                     .map_err(&e)?;
                     id
                 }
                 None => {
                     tx.execute(
-                        "INSERT INTO folders(name, aid, token, cors) VALUES(?1,?2,?3,?4)",
-                        params![f.name, f.aid, f.token, cors],
+                        "INSERT INTO folders(name, aid, token, cors, active, fields) VALUES(?1,?2,?3,?4,?5,?6)",
+                        params![f.name, f.aid, f.token, cors, f.active, to_json(&f.fields)],
                     )
                     .map_err(&e)?;
                     tx.last_insert_rowid()
@@ -400,65 +371,111 @@ impl Store for SqliteStore {
                 {
                     Some(id) => {
                         tx.execute(
-                            "UPDATE groups SET kind=?2, default_response=?3, pass_response=?4 WHERE id=?1",
-                            params![id, g.kind.as_str(), g.default_response, g.pass_response],
+                            "UPDATE groups SET kind=?2, default_response=?3, pass_response=?4,
+                             active=?5, rule_groups=?6, data=?7 WHERE id=?1",
+                            params![
+                                id,
+                                g.kind.as_str(),
+                                g.default_response,
+                                g.pass_response,
+                                g.active,
+                                to_json(&g.rule_groups),
+                                to_json(&g.data)
+                            ],
                         )
                         .map_err(&e)?;
                         id
                     }
                     None => {
                         tx.execute(
-                            "INSERT INTO groups(folder_id, name, kind, default_response, pass_response) VALUES(?1,?2,?3,?4,?5)",
-                            params![fid, g.name, g.kind.as_str(), g.default_response, g.pass_response],
+                            "INSERT INTO groups(folder_id, name, kind, default_response, pass_response,
+                             active, rule_groups, data) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                            params![
+                                fid,
+                                g.name,
+                                g.kind.as_str(),
+                                g.default_response,
+                                g.pass_response,
+                                g.active,
+                                to_json(&g.rule_groups),
+                                to_json(&g.data)
+                            ],
                         )
                         .map_err(&e)?;
                         tx.last_insert_rowid()
                     }
                 };
                 for b in &g.batches {
-                    let bid =
-                        match upsert_id(&tx, "SELECT id FROM batches WHERE name=?1", &[&b.name])
-                            .map_err(&e)?
-                        {
-                            Some(id) => {
-                                tx.execute(
-                                    "UPDATE batches SET group_id=?2, active=?3 WHERE id=?1",
-                                    params![id, gid, b.active],
+                    let bid = match upsert_id(
+                        &tx,
+                        "SELECT id FROM batches WHERE name=?1",
+                        &[&b.name],
+                    )
+                    .map_err(&e)?
+                    {
+                        Some(id) => {
+                            tx.execute(
+                                    "UPDATE batches SET group_id=?2, active=?3, template=?4 WHERE id=?1",
+                                    params![id, gid, b.active, b.template],
                                 )
                                 .map_err(&e)?;
-                                id
-                            }
-                            None => {
-                                tx.execute(
-                                    "INSERT INTO batches(group_id, name, active) VALUES(?1,?2,?3)",
-                                    params![gid, b.name, b.active],
+                            id
+                        }
+                        None => {
+                            tx.execute(
+                                    "INSERT INTO batches(group_id, name, active, template) VALUES(?1,?2,?3,?4)",
+                                    params![gid, b.name, b.active, b.template],
                                 )
                                 .map_err(&e)?;
-                                tx.last_insert_rowid()
-                            }
-                        };
+                            tx.last_insert_rowid()
+                        }
+                    };
                     let mut st = tx
                         .prepare_cached(
-                            "INSERT INTO tags(xuid, batch_id, key, uid, cuid, default_response, pass_response)
-                             VALUES(?1,?2,?3,?4,?5,?6,?7)
+                            "INSERT INTO tags(xuid, batch_id, key, uid, cuid, default_response, pass_response,
+                               meta_key, tagname, active, rule_groups, data, created_ms)
+                             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,coalesce(?10,1),?11,?12,?13)
                              ON CONFLICT(xuid) DO UPDATE SET batch_id=excluded.batch_id,
-                               key=excluded.key, uid=excluded.uid, cuid=excluded.cuid,
-                               default_response=excluded.default_response,
-                               pass_response=excluded.pass_response",
+                               key=coalesce(?3, tags.key), uid=coalesce(?4, tags.uid),
+                               cuid=coalesce(?5, tags.cuid),
+                               default_response=coalesce(?6, tags.default_response),
+                               pass_response=excluded.pass_response,
+                               meta_key=coalesce(?8, tags.meta_key),
+                               tagname=coalesce(?9, tags.tagname),
+                               active=coalesce(?10, tags.active),
+                               rule_groups=excluded.rule_groups, data=excluded.data",
                         )
                         .map_err(&e)?;
+                    let mut raise = tx
+                        .prepare_cached(
+                            "INSERT INTO counters(xuid, ctr, time_ms) VALUES(?1,?2,?3)
+                             ON CONFLICT(xuid) DO UPDATE SET ctr=excluded.ctr, time_ms=excluded.time_ms
+                             WHERE excluded.ctr > counters.ctr",
+                        )
+                        .map_err(&e)?;
+                    let now = crate::verifier::timefmt::now_ms() as i64;
                     for t in &b.tags {
                         let key = t.key.as_ref().map(AesKey::to_hex);
+                        let key = key.as_deref();
                         st.execute(params![
                             t.xuid,
                             bid,
-                            key.as_deref(),
+                            key,
                             t.uid.map(hex::encode_upper),
                             t.cuid,
                             t.default_response,
-                            t.pass_response
+                            t.pass_response,
+                            t.meta_key.as_ref().map(|k| k.to_hex().to_string()),
+                            t.tagname,
+                            t.active,
+                            t.rule_groups.as_ref().map(to_json),
+                            to_json(&t.data),
+                            now
                         ])
                         .map_err(&e)?;
+                        if let Some(c) = t.read_ctr {
+                            raise.execute(params![t.xuid, c, now]).map_err(&e)?;
+                        }
                     }
                 }
             }
@@ -562,102 +579,131 @@ impl Store for SqliteStore {
             .map_err(&e)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(&e)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::verifier::store::Claim;
-
-    fn catalog(cuid_of_b: &str) -> Catalog {
-        let tag = |x: &str, c: &str| Tag {
-            cuid: Some(c.into()),
-            key: Some(AesKey::new([1; 16])),
-            ..Tag::new(x)
+    fn update_tag(&mut self, p: &TagPatch) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let e = move |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
         };
-        Catalog {
-            folders: vec![Folder {
-                name: "f".into(),
-                aid: "f01".into(),
-                token: None,
-                cors: Cors::Any,
-                groups: vec![Group {
-                    name: "g".into(),
-                    kind: GroupKind::Authentication,
-                    default_response: "Fail".into(),
-                    pass_response: "Pass".into(),
-                    batches: vec![Batch {
-                        name: "b".into(),
-                        active: true,
-                        tags: vec![tag("a", "A"), tag("b", cuid_of_b)],
-                    }],
-                }],
-            }],
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let row = tx
+            .query_row(
+                "SELECT t.default_response, t.active, t.cuid, g.folder_id FROM tags t
+                 JOIN batches b ON b.id = t.batch_id JOIN groups g ON g.id = b.group_id
+                 WHERE t.xuid = ?1",
+                [&p.xuid],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(&e)?;
+        let Some((old_dr, old_active, old_cuid, fid)) = row else {
+            return Err(StoreError::Invalid(format!("no tag code {}", p.xuid)));
+        };
+        let status = |a: bool| if a { "Active" } else { "Inactive" }.to_string();
+        let mut log: Vec<(&str, Option<String>, Option<String>)> = Vec::new();
+        if let Some(dr) = &p.default_response {
+            tx.execute(
+                "UPDATE tags SET default_response=?2 WHERE xuid=?1",
+                params![p.xuid, dr],
+            )
+            .map_err(&e)?;
+            log.push(("default_response", old_dr, dr.clone()));
         }
-    }
-
-    fn claim(xuid: &str, ctr: u32) -> ScanWrite {
-        ScanWrite {
-            time_ms: 1,
-            endpoint: "api",
-            query: String::new(),
-            xuid: xuid.into(),
-            ctr: Some(ctr),
-            result: "Pass".into(),
-            reason: "pass",
-            remote: "127.0.0.1:1".into(),
-            claim: Some(Claim {
-                ctr,
-                refused_result: "Fail".into(),
-            }),
+        if let Some(a) = p.active {
+            tx.execute(
+                "UPDATE tags SET active=?2 WHERE xuid=?1",
+                params![p.xuid, a],
+            )
+            .map_err(&e)?;
+            log.push(("status", Some(status(old_active)), Some(status(a))));
         }
+        if let Some(c) = &p.cuid {
+            let taken: Option<String> = tx
+                .query_row(
+                    "SELECT t.xuid FROM tags t JOIN batches b ON b.id = t.batch_id
+                     JOIN groups g ON g.id = b.group_id
+                     WHERE g.folder_id = ?1 AND t.cuid = ?2 AND t.xuid != ?3",
+                    params![fid, c, p.xuid],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&e)?;
+            if let Some(other) = taken {
+                return Err(StoreError::Invalid(format!(
+                    "CUID {c:?} is already tag {other}'s in this folder"
+                )));
+            }
+            tx.execute("UPDATE tags SET cuid=?2 WHERE xuid=?1", params![p.xuid, c])
+                .map_err(&e)?;
+            log.push(("cuid", old_cuid, Some(c.clone())));
+        }
+        for (field, old, new) in log {
+            tx.execute(
+                "INSERT INTO changes(time_ms, xuid, field, old, new, remote) VALUES(?1,?2,?3,?4,?5,?6)",
+                params![p.time_ms as i64, p.xuid, field, old, new, p.remote],
+            )
+            .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)
     }
 
-    #[test]
-    fn counters_only_move_forward_and_survive_reopening() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("v.db");
-        let mut s = SqliteStore::open(&p).unwrap();
-        s.import(&catalog("B")).unwrap();
-        let got = s
-            .commit(&[
-                claim("a", 5),
-                claim("a", 5),
-                claim("b", 1),
-                claim("a", 4),
-                claim("a", 6),
-            ])
-            .unwrap();
-        assert_eq!(got, vec![true, false, true, false, true]);
-        drop(s);
-        let mut s = SqliteStore::open(&p).unwrap();
-        let l = s.load().unwrap();
-        assert_eq!(l.catalog, catalog("B"));
-        assert_eq!(l.counters["a"], 6);
-        assert_eq!(l.scan_counts["a"], 4);
-        let log = s.scans(Some(2)).unwrap();
-        assert_eq!(log.len(), 2);
-        assert_eq!(
-            (log[0].reason.as_str(), log[0].result.as_str()),
-            ("replay", "Fail")
-        );
-        assert!(log[1].passed);
+    fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError> {
+        let e = self.err();
+        let mut st = self
+            .conn
+            .prepare("SELECT time_ms, xuid, field, old, new, remote FROM changes ORDER BY id")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(ChangeRecord {
+                    time_ms: r.get::<_, i64>(0)? as u64,
+                    xuid: r.get(1)?,
+                    field: r.get(2)?,
+                    old: r.get(3)?,
+                    new: r.get(4)?,
+                    remote: r.get(5)?,
+                })
+            })
+            .map_err(&e)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&e)
     }
 
-    #[test]
-    fn an_import_that_breaks_the_merged_catalog_changes_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let mut s = SqliteStore::open(&d.path().join("v.db")).unwrap();
-        s.import(&catalog("B")).unwrap();
-        // Another batch in the same folder reusing CUID "A".
-        let mut other = catalog("B");
-        let b = &mut other.folders[0].groups[0].batches[0];
-        b.name = "b2".into();
-        b.tags = vec![Tag {
-            cuid: Some("A".into()),
-            ..Tag::new("c")
-        }];
-        assert!(matches!(s.import(&other), Err(StoreError::Invalid(_))));
-        assert_eq!(s.load().unwrap().catalog, catalog("B"));
+    fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
+        let e = self.err();
+        let mut n = 0;
+        if let Some(age) = retention.max_age_ms {
+            let before = now_ms.saturating_sub(age) as i64;
+            n += self
+                .conn
+                .execute(
+                    "DELETE FROM scans WHERE passed = 0 AND time_ms < ?1",
+                    [before],
+                )
+                .map_err(&e)?;
+        }
+        if let Some(rows) = retention.max_rows {
+            n += self
+                .conn
+                .execute(
+                    "DELETE FROM scans WHERE passed = 0
+                     AND id <= (SELECT max(id) FROM scans) - ?1",
+                    [rows as i64],
+                )
+                .map_err(&e)?;
+        }
+        Ok(n as u64)
     }
 }
+
+// Store behaviour is tested on both backends: tests/verifier_store.rs.

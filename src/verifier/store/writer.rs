@@ -6,14 +6,19 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ScanWrite, Store, StoreError};
+use super::{Retention, ScanWrite, Store, StoreError, TagPatch};
 /// Most writes committed in one transaction.
 pub const MAX_GROUP: usize = 4096;
+/// The retention setting is applied after this many commits (and at start).
+pub const PRUNE_EVERY: u64 = 512;
 
-struct Job {
-    /// `None` asks the writer to stop after what is queued.
-    write: Option<ScanWrite>,
-    reply: Option<oneshot::Sender<Result<bool, ()>>>,
+enum Job {
+    /// A scan; Pass candidates carry a reply.
+    Scan(ScanWrite, Option<oneshot::Sender<Result<bool, ()>>>),
+    /// A management API change, applied in order with the scans around it.
+    Patch(TagPatch, oneshot::Sender<Result<(), StoreError>>),
+    /// Commit what is queued and stop.
+    Stop,
 }
 
 /// The group-commit writer: one thread owns the store; scans queue on a bounded channel, and
@@ -30,11 +35,56 @@ pub struct Writer {
 pub struct WriterStats {
     pub commits: AtomicU64,
     pub writes: AtomicU64,
+    /// Scan rows deleted by the retention setting.
+    pub pruned: AtomicU64,
 }
 
-fn writer_loop<S: Store>(mut store: S, mut rx: mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
+type Reply = Option<oneshot::Sender<Result<bool, ()>>>;
+
+fn flush<S: Store>(store: &mut S, batch: &mut Vec<(ScanWrite, Reply)>, stats: &WriterStats) {
+    if batch.is_empty() {
+        return;
+    }
+    let writes: Vec<ScanWrite> = batch.iter().map(|(w, _)| w.clone()).collect();
+    let result = store.commit(&writes);
+    if let Err(err) = &result {
+        eprintln!("tag424 serve: store commit failed: {err}");
+    }
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats
+        .writes
+        .fetch_add(writes.len() as u64, Ordering::Relaxed);
+    for (i, (_, reply)) in batch.drain(..).enumerate() {
+        if let Some(r) = reply {
+            let _ = r.send(match &result {
+                Ok(acc) => Ok(acc[i]),
+                Err(_) => Err(()),
+            });
+        }
+    }
+}
+
+fn prune<S: Store>(store: &mut S, retention: &Retention, stats: &WriterStats) {
+    if retention.max_rows.is_none() && retention.max_age_ms.is_none() {
+        return;
+    }
+    match store.prune(retention, crate::verifier::timefmt::now_ms()) {
+        Ok(n) => {
+            stats.pruned.fetch_add(n, Ordering::Relaxed);
+        }
+        Err(err) => eprintln!("tag424 serve: applying the scan log retention failed: {err}"),
+    }
+}
+
+fn writer_loop<S: Store>(
+    mut store: S,
+    mut rx: mpsc::Receiver<Job>,
+    stats: Arc<WriterStats>,
+    retention: Retention,
+) {
+    prune(&mut store, &retention, &stats);
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    let mut writes: Vec<ScanWrite> = Vec::with_capacity(MAX_GROUP);
+    let mut batch: Vec<(ScanWrite, Reply)> = Vec::with_capacity(MAX_GROUP);
     let mut stopping = false;
     while !stopping {
         let Some(first) = rx.blocking_recv() else {
@@ -47,7 +97,7 @@ fn writer_loop<S: Store>(mut store: S, mut rx: mpsc::Receiver<Job>, stats: Arc<W
                 Err(_) => break,
             }
         }
-        if jobs.iter().any(|j| j.write.is_none()) {
+        if jobs.iter().any(|j| matches!(j, Job::Stop)) {
             // Commit what is queued (including what arrives until the channel is closed).
             stopping = true;
             rx.close();
@@ -55,45 +105,41 @@ fn writer_loop<S: Store>(mut store: S, mut rx: mpsc::Receiver<Job>, stats: Arc<W
                 jobs.push(j);
             }
         }
-        writes.clear();
-        writes.extend(jobs.iter().filter_map(|j| j.write.clone()));
-        if writes.is_empty() {
-            jobs.clear();
-            continue;
-        }
-        let result = store.commit(&writes);
-        if let Err(err) = &result {
-            eprintln!("tag424 serve: store commit failed: {err}");
-        }
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats
-            .writes
-            .fetch_add(writes.len() as u64, Ordering::Relaxed);
-        let mut i = 0;
         for j in jobs.drain(..) {
-            if j.write.is_none() {
-                continue;
+            match j {
+                Job::Scan(w, reply) => batch.push((w, reply)),
+                Job::Patch(p, reply) => {
+                    flush(&mut store, &mut batch, &stats);
+                    let _ = reply.send(store.update_tag(&p));
+                }
+                Job::Stop => {}
             }
-            if let Some(r) = j.reply {
-                let _ = r.send(match &result {
-                    Ok(acc) => Ok(acc[i]),
-                    Err(_) => Err(()),
-                });
-            }
-            i += 1;
+        }
+        flush(&mut store, &mut batch, &stats);
+        if stats
+            .commits
+            .load(Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
+            prune(&mut store, &retention, &stats);
         }
     }
 }
 
 impl Writer {
-    /// Starts the writer thread on `store`.
+    /// Starts the writer thread on `store` (no retention: the scan log keeps everything).
     pub fn start<S: Store>(store: S) -> Writer {
+        Writer::start_with(store, Retention::default())
+    }
+
+    /// Starts the writer thread on `store`, pruning the scan log to `retention`.
+    pub fn start_with<S: Store>(store: S, retention: Retention) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(65536);
         let stats = Arc::new(WriterStats::default());
         let st = stats.clone();
         let thread = std::thread::Builder::new()
             .name("tag424-store".into())
-            .spawn(move || writer_loop(store, rx, st))
+            .spawn(move || writer_loop(store, rx, st, retention))
             .expect("spawn the store writer thread");
         Writer {
             tx,
@@ -104,13 +150,7 @@ impl Writer {
 
     /// Logs a scan that is not a Pass candidate (durable with the next group).
     pub async fn log(&self, write: ScanWrite) {
-        let _ = self
-            .tx
-            .send(Job {
-                write: Some(write),
-                reply: None,
-            })
-            .await;
+        let _ = self.tx.send(Job::Scan(write, None)).await;
     }
 
     /// Commits a Pass candidate; `Ok(true)` once its counter is on disk, `Ok(false)` if the
@@ -118,16 +158,23 @@ impl Writer {
     pub async fn claim(&self, write: ScanWrite) -> Result<bool, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job {
-                write: Some(write),
-                reply: Some(reply),
-            })
+            .send(Job::Scan(write, Some(reply)))
             .await
             .map_err(|_| StoreError::Stopped)?;
         match rx.await {
             Ok(Ok(accepted)) => Ok(accepted),
             _ => Err(StoreError::Stopped),
         }
+    }
+
+    /// Applies a management API change durably (after the scans queued before it).
+    pub async fn update(&self, patch: TagPatch) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Patch(patch, reply))
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        rx.await.map_err(|_| StoreError::Stopped)?
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -137,12 +184,8 @@ impl Writer {
     /// Commits what is queued, stops the thread and waits for it. Later scans get
     /// [`StoreError::Stopped`]. Blocking: call it outside the async runtime's workers.
     pub fn close(&self) {
-        let marker = || Job {
-            write: None,
-            reply: None,
-        };
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(marker()) {
-            let _ = self.tx.blocking_send(marker());
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Job::Stop) {
+            let _ = self.tx.blocking_send(Job::Stop);
         }
         let handle = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(t) = handle {

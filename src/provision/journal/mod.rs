@@ -25,7 +25,12 @@ pub enum Record {
         xuid: String,
         keys: KeySet,
         time: u64,
+        /// The tag is to end in LRP mode (`batch --lrp-irreversible`); it may be LRP already.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lrp: bool,
     },
+    /// The irreversible switch to LRP (SetConfiguration option 05) is about to be sent.
+    LrpSwitch { uid: String, time: u64 },
     /// All five keys changed (key 0 last).
     KeysChanged { uid: String, time: u64 },
     /// The read-back SUN message verified with the new keys: the tag is done.
@@ -77,6 +82,10 @@ pub struct TagEntry {
     pub keys_changed: bool,
     pub verified: bool,
     pub reset: bool,
+    /// Planned for LRP mode: the tag may be in LRP mode already (the switch cannot be undone).
+    pub lrp: bool,
+    /// The switch to LRP was sent (or about to be).
+    pub lrp_switch: bool,
 }
 
 /// Why the journal could not be used.
@@ -135,6 +144,9 @@ pub fn now() -> u64 {
 
 pub use crate::private_fs::{sync_dir, write_atomic};
 
+mod parse;
+pub use parse::{parse, Parsed};
+
 /// A torn last write found when the journal was opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
@@ -144,70 +156,6 @@ pub struct TornTail {
     pub bytes: usize,
     /// Where its bytes were moved (opened for writing), or `None` (opened read-only).
     pub kept_in: Option<PathBuf>,
-}
-
-/// A journal file split into records, read without changing it.
-#[derive(Debug, Default)]
-pub struct Parsed {
-    pub records: Vec<Record>,
-    /// Bytes up to the end of the last complete record.
-    pub good_len: usize,
-    pub torn: Option<(usize, usize)>,
-    /// Damaged lines before the last record: (line, what).
-    pub damaged: Vec<(usize, String)>,
-}
-
-fn parse_record(line: &[u8]) -> Result<Record, String> {
-    let r: Record = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    if let Record::Planned { xuid, .. } | Record::Verified { xuid, .. } = &r {
-        crate::tag_code::check(xuid).map_err(|e| e.to_string())?;
-    }
-    Ok(r)
-}
-
-/// Splits journal bytes: complete records, a torn tail (a last line without its newline, or a
-/// last line that does not parse) and damaged lines in the middle.
-pub fn parse(bytes: &[u8]) -> Parsed {
-    let mut p = Parsed::default();
-    let mut pos = 0;
-    let mut line_no = 0;
-    // (line, start, what) of the last unparsable complete line not yet followed by a record.
-    let mut pending: Option<(usize, usize, String)> = None;
-    while pos < bytes.len() {
-        line_no += 1;
-        let Some(nl) = bytes[pos..].iter().position(|b| *b == b'\n') else {
-            // No newline: the last write was cut.
-            let start = pending.as_ref().map(|x| x.1).unwrap_or(pos);
-            let first = pending.as_ref().map(|x| x.0).unwrap_or(line_no);
-            p.torn = Some((first, bytes.len() - start));
-            return p;
-        };
-        let line = &bytes[pos..pos + nl];
-        let start = pos;
-        pos += nl + 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match parse_record(line) {
-            Ok(r) => {
-                if let Some((l, _, what)) = pending.take() {
-                    p.damaged.push((l, what));
-                }
-                p.records.push(r);
-                p.good_len = pos;
-            }
-            Err(what) => {
-                if let Some((l, _, w)) = pending.take() {
-                    p.damaged.push((l, w));
-                }
-                pending = Some((line_no, start, what));
-            }
-        }
-    }
-    if let Some((l, start, _)) = pending {
-        p.torn = Some((l, bytes.len() - start));
-    }
-    p
 }
 
 /// What `tag424 journal check` reports.
@@ -231,6 +179,8 @@ impl TagEntry {
             "done (verified)"
         } else if self.keys_changed {
             "keys changed, read-back not verified: present it again"
+        } else if self.lrp_switch {
+            "switch to LRP sent (the tag may be LRP already), interrupted: present it again to finish it"
         } else {
             "planned, interrupted: present it again to finish it"
         }
@@ -405,7 +355,11 @@ impl Journal {
     fn apply(&mut self, r: Record) {
         match r {
             Record::Planned {
-                uid, xuid, keys, ..
+                uid,
+                xuid,
+                keys,
+                lrp,
+                ..
             } => {
                 self.used_xuids.insert(xuid.clone());
                 if !self.tags.contains_key(&uid) {
@@ -420,8 +374,15 @@ impl Journal {
                         keys_changed: false,
                         verified: false,
                         reset: false,
+                        lrp,
+                        lrp_switch: false,
                     },
                 );
+            }
+            Record::LrpSwitch { uid, .. } => {
+                if let Some(t) = self.tags.get_mut(&uid) {
+                    t.lrp_switch = true;
+                }
             }
             Record::KeysChanged { uid, .. } => {
                 if let Some(t) = self.tags.get_mut(&uid) {

@@ -1,0 +1,318 @@
+//! Reading batches: `tag424 batch` output directories (keys.csv, associate.csv, cuids.csv, the
+//! key journal for the meta read key and the read-back counter, summary.json for the URL
+//! template) and Associate Data CSV files as the platform takes them.
+//!
+//! Associate Data: a header `XUID` plus any of `KEY`, `UID`, `CUID`, `TAGNAME`, `RESPONSE`,
+//! `STATUS` (`Active`/`Inactive`). A blank cell leaves the value unchanged. A column this
+//! verifier does not know, or one of the platform's Flex Alpha columns it does not implement
+//! (`ASSIGNED`, `NFT…`), is an error naming it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::catalog::{CatalogError, Tag};
+use super::query::{parse_uid, valid_cuid};
+use crate::crypto::AesKey;
+use crate::provision::journal::{Record, JOURNAL_FILE};
+use crate::provision::keys::KeySet;
+use crate::tag_code::{CodeList, Header};
+
+/// Columns of an Associate Data file (besides `XUID`).
+pub const COLUMNS: [&str; 6] = ["KEY", "UID", "CUID", "TAGNAME", "RESPONSE", "STATUS"];
+/// The platform's columns this verifier does not implement (Flex Alpha).
+const UNSUPPORTED: [&str; 6] = [
+    "ASSIGNED",
+    "NFTCONTRACT",
+    "NFTTOKEN",
+    "NFTCHAIN",
+    "NFTOWNER",
+    "NFTMETA",
+];
+
+/// Tags merged by XUID, in first-seen order.
+#[derive(Default)]
+struct TagMerge {
+    order: Vec<String>,
+    tags: HashMap<String, Tag>,
+}
+
+impl TagMerge {
+    fn entry(&mut self, xuid: &str) -> &mut Tag {
+        if !self.tags.contains_key(xuid) {
+            self.order.push(xuid.to_string());
+        }
+        self.tags
+            .entry(xuid.to_string())
+            .or_insert_with(|| Tag::new(xuid))
+    }
+
+    fn into_tags(mut self) -> Vec<Tag> {
+        self.order
+            .iter()
+            .filter_map(|x| self.tags.remove(x))
+            .collect()
+    }
+}
+
+/// Parses a STATUS cell.
+pub fn parse_status(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "active" => Some(true),
+        "inactive" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads one Associate Data CSV file into `merge`.
+fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
+    let io = |source| CatalogError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let csv_err = |line: usize, what: String| CatalogError::Csv {
+        path: path.to_path_buf(),
+        line,
+        what,
+    };
+    // The one code-list reader and tag-code rule (crate::tag_code), shared with `batch`.
+    let list = CodeList::parse(&text, &path.display().to_string(), Header::Required)
+        .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+    let headers = &list.header;
+    for h in headers {
+        if UNSUPPORTED.contains(&h.as_str()) {
+            return Err(csv_err(
+                1,
+                format!("column {h} is a platform (Flex Alpha) column this verifier does not implement; remove it"),
+            ));
+        }
+        if h != "XUID" && !COLUMNS.contains(&h.as_str()) {
+            return Err(csv_err(
+                1,
+                format!(
+                    "unknown column {h:?}: use XUID and any of {}",
+                    COLUMNS.join(", ")
+                ),
+            ));
+        }
+    }
+    if headers.len() < 2 {
+        return Err(csv_err(
+            1,
+            format!(
+                "the header needs at least one of {} next to XUID",
+                COLUMNS.join(", ")
+            ),
+        ));
+    }
+    let cell = |rec: &[String], name: &str| -> Option<String> {
+        list.column(name)
+            .and_then(|i| rec.get(i))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    let mut n = 0;
+    for row in &list.rows {
+        let (line, xuid, rec) = (row.line, row.code.as_str(), row.fields.as_slice());
+        let t = merge.entry(xuid);
+        if let Some(k) = cell(rec, "KEY") {
+            let key: AesKey = k.parse().map_err(|e| csv_err(line, format!("KEY: {e}")))?;
+            t.key = Some(key);
+        }
+        if let Some(u) = cell(rec, "UID") {
+            let uid = parse_uid(&u.to_ascii_uppercase())
+                .ok_or_else(|| csv_err(line, format!("UID {u:?} must be 14 hex digits")))?;
+            t.uid = Some(uid);
+        }
+        if let Some(c) = cell(rec, "CUID") {
+            if !valid_cuid(&c) {
+                return Err(csv_err(line, format!("CUID {c:?} is not valid")));
+            }
+            t.cuid = Some(c);
+        }
+        if let Some(name) = cell(rec, "TAGNAME") {
+            t.tagname = Some(name);
+        }
+        if let Some(r) = cell(rec, "RESPONSE") {
+            super::subtags::Response::parse(&r)
+                .map_err(|e| csv_err(line, format!("RESPONSE: {e}")))?;
+            t.default_response = Some(r);
+        }
+        if let Some(s) = cell(rec, "STATUS") {
+            t.active =
+                Some(parse_status(&s).ok_or_else(|| {
+                    csv_err(line, format!("STATUS {s:?}: use Active or Inactive"))
+                })?);
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Files read for a `tag424 batch` output directory: `keys.csv` (required), `associate.csv`
+/// and `cuids.csv` when present.
+pub const DIR_FILES: [&str; 3] = ["keys.csv", "associate.csv", "cuids.csv"];
+
+/// A batch as read from its sources.
+#[derive(Debug, Default)]
+pub struct BatchRead {
+    pub tags: Vec<Tag>,
+    /// The template recorded in the directory's `summary.json`, if any.
+    pub template: Option<String>,
+}
+
+/// Reads the key journal of a batch directory: meta read keys and read-back counters, by
+/// tag code (tags reset to factory keys are left out).
+fn read_journal(dir: &Path, merge: &mut TagMerge) -> Result<(), CatalogError> {
+    let path = dir.join(JOURNAL_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let text = zeroize::Zeroizing::new(text);
+    let mut keys: HashMap<String, (String, KeySet)> = HashMap::new();
+    let mut ctrs: HashMap<String, u32> = HashMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(Record::Planned {
+                uid, xuid, keys: k, ..
+            }) => {
+                keys.insert(uid, (xuid, k));
+            }
+            Ok(Record::Verified { uid, read_ctr, .. }) => {
+                ctrs.insert(uid, read_ctr);
+            }
+            Ok(Record::Reset { uid, .. }) => {
+                keys.remove(&uid);
+                ctrs.remove(&uid);
+            }
+            Ok(_) => {}
+            // A torn last line (a crash while writing) was never acknowledged.
+            Err(_) if i + 1 == lines.len() => {}
+            Err(e) => {
+                return Err(CatalogError::Csv {
+                    path,
+                    line: i + 1,
+                    what: e.to_string(),
+                })
+            }
+        }
+    }
+    for (uid, (xuid, k)) in keys {
+        // Only tags keys.csv lists (verified ones) are served.
+        if let Some(t) = merge.tags.get_mut(&xuid) {
+            t.meta_key = Some(k.sdm_meta_read().clone());
+            t.read_ctr = ctrs.get(&uid).copied();
+        }
+    }
+    Ok(())
+}
+
+fn read_summary_template(dir: &Path) -> Result<Option<String>, CatalogError> {
+    let path = dir.join("summary.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
+    Ok(v.get("template")
+        .and_then(|t| t.as_str())
+        .map(str::to_string))
+}
+
+/// Reads a batch from a `tag424 batch` output directory and/or CSV files.
+pub fn read_batch_sources(sources: &[PathBuf]) -> Result<BatchRead, CatalogError> {
+    let mut merge = TagMerge::default();
+    let mut template = None;
+    for src in sources {
+        if src.is_dir() {
+            let keys = src.join(DIR_FILES[0]);
+            if !keys.exists() {
+                return Err(CatalogError::Invalid(format!(
+                    "{}: no keys.csv (is this a `tag424 batch` output directory?)",
+                    src.display()
+                )));
+            }
+            for f in DIR_FILES {
+                let p = src.join(f);
+                if p.exists() {
+                    read_csv(&p, &mut merge)?;
+                }
+            }
+            read_journal(src, &mut merge)?;
+            if let Some(t) = read_summary_template(src)? {
+                template = Some(t);
+            }
+        } else {
+            read_csv(src, &mut merge)?;
+        }
+    }
+    Ok(BatchRead {
+        tags: merge.into_tags(),
+        template,
+    })
+}
+
+/// A batch name from its sources: the canonical path of the first one.
+pub fn batch_name(sources: &[PathBuf]) -> String {
+    sources
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn associate_data_columns() {
+        let d = tempfile::tempdir().unwrap();
+        let k = d.path().join("k.csv");
+        std::fs::write(&k, "XUID,KEY\nabc,00112233445566778899AABBCCDDEEFF\ndef,\n").unwrap();
+        let c = d.path().join("c.csv");
+        std::fs::write(
+            &c,
+            "xuid,cuid,TAGNAME,RESPONSE,STATUS\nabc,Bottle 1,My Tag,Recalled {xuid},Inactive\ndef,,,,\n",
+        )
+        .unwrap();
+        let tags = read_batch_sources(&[k.clone(), c.clone()]).unwrap().tags;
+        assert_eq!(tags.len(), 2);
+        assert_eq!(tags[0].cuid.as_deref(), Some("Bottle 1"));
+        assert_eq!(tags[0].tagname.as_deref(), Some("My Tag"));
+        assert_eq!(tags[0].default_response.as_deref(), Some("Recalled {xuid}"));
+        assert_eq!(tags[0].active, Some(false));
+        assert!(tags[0].key.is_some() && tags[1].key.is_none());
+        assert_eq!((tags[1].active, tags[1].cuid.as_ref()), (None, None));
+        std::fs::write(&k, "XUID,KEY\nabc,0011\n").unwrap();
+        assert!(read_batch_sources(std::slice::from_ref(&k)).is_err());
+        std::fs::write(&k, "XUID\nabc\n").unwrap();
+        assert!(read_batch_sources(std::slice::from_ref(&k)).is_err());
+        for (head, word) in [("XUID,COLOUR", "COLOUR"), ("XUID,NFTOWNER", "NFTOWNER")] {
+            std::fs::write(&k, format!("{head}\nabc,x\n")).unwrap();
+            let e = read_batch_sources(std::slice::from_ref(&k))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(word) && e.contains("line 1"), "{e}");
+        }
+        std::fs::write(&k, "XUID,STATUS\nabc,Sleeping\n").unwrap();
+        let e = read_batch_sources(std::slice::from_ref(&k))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        std::fs::write(&k, "XUID,RESPONSE\nabc,Hi {nope}\n").unwrap();
+        let e = read_batch_sources(std::slice::from_ref(&k))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("{nope}") && e.contains("line 2"), "{e}");
+    }
+}

@@ -1,0 +1,350 @@
+//! The management API (local), as platform.md §5 has it: `PATCH /v1/x/{xuid}`, or
+//! `PATCH /v1/a/{aid}` with an `ix_c: {cuid}` or `ix_u: {uid}` header. Body fields (form
+//! encoded or JSON): `ix_dr` (the Tag Code's Default Response; empty reverts to the tag
+//! group's rules), `ix_status` (`Active`/`Inactive`), `ix_cuid`. Its own token in `X-API-Key`
+//! (same as `X-Api-Key`) or `Ixkio-R`. Unlike `/v1/t` it answers with HTTP status codes;
+//! every answer is JSON and carries `X-Correlation-Id` (the request's, or a new one) and
+//! `api-supported-versions: 1`. Changes are persisted (one transaction) and logged.
+
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+
+use super::api::{json_response, rate_check, rate_headers, App, AppState};
+use super::errors;
+use serde_json::{json, Map, Value};
+
+use super::import::parse_status;
+use super::query::{self, parse_uid, valid_cuid};
+use super::registry::{Registry, TagEntry};
+use super::store::TagPatch;
+use super::subtags;
+use super::timefmt::now_ms;
+use super::Verifier;
+use crate::crypto::ct_eq;
+use std::sync::Arc;
+
+/// How the tag is named.
+pub enum Target<'a> {
+    Xuid(&'a str),
+    Aid(&'a str),
+}
+
+/// A management answer: status and JSON body.
+pub type MgmtAnswer = (StatusCode, Value);
+
+fn err(status: StatusCode, code: &str, message: impl Into<String>) -> MgmtAnswer {
+    (status, json!({"error": code, "message": message.into()}))
+}
+
+/// The body's fields, from a form or a JSON object of strings.
+fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, MgmtAnswer> {
+    let ctype = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let bad = |m: &str| err(StatusCode::BAD_REQUEST, "bad_request", m);
+    if ctype.starts_with("application/json") {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(bad("the body must be a JSON object of strings")),
+        }
+    } else if ctype.starts_with("application/x-www-form-urlencoded") || body.is_empty() {
+        let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
+        let mut m = Map::new();
+        for (k, v) in query::pairs(text) {
+            let k = query::percent_decode(k).ok_or_else(|| bad("bad percent-encoding"))?;
+            let v = query::percent_decode(v).ok_or_else(|| bad("bad percent-encoding"))?;
+            if m.insert(k.clone(), Value::String(v)).is_some() {
+                return Err(bad(&format!("{k} is given twice")));
+            }
+        }
+        Ok(m)
+    } else {
+        Err(err(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/x-www-form-urlencoded or application/json",
+        ))
+    }
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl Verifier {
+    fn mgmt_token_ok(&self, headers: &HeaderMap) -> Result<(), MgmtAnswer> {
+        let Some(want) = &self.settings.management_token else {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                "management_disabled",
+                "the management API is off: start serve with --management-token",
+            ));
+        };
+        let given: Vec<&str> = super::api::TOKEN_HEADERS
+            .iter()
+            .flat_map(|h| headers.get_all(*h).iter())
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        match given.as_slice() {
+            [g] if g.len() == want.len() && ct_eq(g.as_bytes(), want.as_bytes()) => Ok(()),
+            _ => Err(err(
+                StatusCode::UNAUTHORIZED,
+                "token_refused",
+                "exactly one X-API-Key or Ixkio-R header with the management token",
+            )),
+        }
+    }
+
+    fn mgmt_tag(
+        &self,
+        reg: &Registry,
+        target: &Target<'_>,
+        headers: &HeaderMap,
+    ) -> Result<Arc<TagEntry>, MgmtAnswer> {
+        let nf = |code: &str| err(StatusCode::NOT_FOUND, code, "no such tag code");
+        match *target {
+            Target::Xuid(x) => reg.tag(x).cloned().ok_or_else(|| nf("xuid_not_found")),
+            Target::Aid(aid) => {
+                let fi = *reg.by_aid.get(aid).ok_or_else(|| nf("aid_not_found"))?;
+                if let Some(c) = header(headers, "ix_c") {
+                    return reg.by_cuid(fi, c).ok_or_else(|| nf("cuid_not_found"));
+                }
+                if let Some(u) = header(headers, "ix_u") {
+                    let uid = parse_uid(u).ok_or_else(|| {
+                        err(
+                            StatusCode::BAD_REQUEST,
+                            "bad_request",
+                            "ix_u: 14 uppercase hex digits",
+                        )
+                    })?;
+                    return reg
+                        .by_uid
+                        .get(&(fi, uid))
+                        .cloned()
+                        .ok_or_else(|| nf("uid_not_found"));
+                }
+                Err(err(
+                    StatusCode::BAD_REQUEST,
+                    "missing_parameter",
+                    "PATCH /v1/a/{aid} needs an ix_c or ix_u header",
+                ))
+            }
+        }
+    }
+
+    /// Applies one management PATCH.
+    pub async fn patch(
+        &self,
+        target: Target<'_>,
+        headers: &HeaderMap,
+        body: &[u8],
+        remote: &str,
+    ) -> MgmtAnswer {
+        match self.patch_inner(target, headers, body, remote).await {
+            Ok(a) | Err(a) => a,
+        }
+    }
+
+    async fn patch_inner(
+        &self,
+        target: Target<'_>,
+        headers: &HeaderMap,
+        body: &[u8],
+        remote: &str,
+    ) -> Result<MgmtAnswer, MgmtAnswer> {
+        self.mgmt_token_ok(headers)?;
+        let registry = self.registry();
+        let reg = &*registry;
+        let tag = self.mgmt_tag(reg, &target, headers)?;
+        let tag = &*tag;
+        let f = fields(headers, body)?;
+        let bad = |m: String| err(StatusCode::BAD_REQUEST, "bad_request", m);
+        let mut patch = TagPatch {
+            xuid: tag.xuid.clone(),
+            remote: remote.to_string(),
+            time_ms: now_ms(),
+            ..TagPatch::default()
+        };
+        for (k, v) in &f {
+            let Some(v) = v.as_str() else {
+                return Err(bad(format!("{k}: a string")));
+            };
+            match k.as_str() {
+                "ix_dr" if v.is_empty() => patch.default_response = Some(None),
+                "ix_dr" => {
+                    subtags::Response::parse(v).map_err(|e| bad(format!("ix_dr: {e}")))?;
+                    patch.default_response = Some(Some(v.to_string()));
+                }
+                "ix_status" => {
+                    patch.active = Some(
+                        parse_status(v)
+                            .ok_or_else(|| bad("ix_status: Active or Inactive".into()))?,
+                    )
+                }
+                "ix_cuid" if valid_cuid(v) => patch.cuid = Some(v.to_string()),
+                "ix_cuid" => {
+                    return Err(bad(
+                        "ix_cuid: 1 to 128 characters, no control characters".into()
+                    ))
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown field {other:?}: use ix_dr, ix_status or ix_cuid"
+                    )))
+                }
+            }
+        }
+        if patch
+            == (TagPatch {
+                xuid: tag.xuid.clone(),
+                remote: patch.remote.clone(),
+                time_ms: patch.time_ms,
+                ..TagPatch::default()
+            })
+        {
+            return Err(bad(
+                "nothing to change: give ix_dr, ix_status or ix_cuid".into()
+            ));
+        }
+        if let Err(e) = self.writer().update(patch.clone()).await {
+            return Err(match e {
+                super::store::StoreError::Invalid(m) => err(StatusCode::CONFLICT, "conflict", m),
+                other => err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    other.to_string(),
+                ),
+            });
+        }
+        // On disk: now in memory.
+        if let Some(dr) = &patch.default_response {
+            reg.set_default_response(tag, dr.as_deref()).map_err(bad)?;
+        }
+        let fi = tag.folder;
+        if let Ok(mut s) = tag.state.write() {
+            if let Some(a) = patch.active {
+                s.active = a;
+            }
+            if let Some(c) = &patch.cuid {
+                if let (Ok(mut idx), Some(arc)) = (reg.by_cuid.write(), reg.tag(&tag.xuid)) {
+                    if let Some(old) = s.cuid.take() {
+                        idx.remove(&(fi, old));
+                    }
+                    idx.insert((fi, c.clone()), arc.clone());
+                }
+                s.cuid = Some(c.clone());
+            }
+        }
+        Ok((StatusCode::OK, self.tag_json(tag)))
+    }
+
+    fn tag_json(&self, tag: &TagEntry) -> Value {
+        let s = tag.state.read().expect("tag state");
+        json!({
+            "xuid": tag.xuid,
+            "cuid": s.cuid,
+            "status": if s.active { "Active" } else { "Inactive" },
+            "response": s.default_response.as_ref().map(|d| d.0.clone()),
+        })
+    }
+}
+
+// ---- HTTP ----------------------------------------------------------------------------
+
+/// A management API answer with its headers.
+fn mgmt_response(
+    status: StatusCode,
+    body: serde_json::Value,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let mut r = json_response(body.to_string().into_bytes(), None);
+    *r.status_mut() = status;
+    let id = headers
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(new_correlation_id);
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert(HeaderName::from_static("x-correlation-id"), v);
+    }
+    h.insert(
+        HeaderName::from_static("api-supported-versions"),
+        HeaderValue::from_static("1"),
+    );
+    r
+}
+
+/// A random GUID (version 4 layout).
+fn new_correlation_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+async fn mgmt(
+    app: &App,
+    target: Target<'_>,
+    method: Method,
+    remote: SocketAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    if let Some(Err(info)) = rate_check(app, remote, "", &headers) {
+        app.verifier.count_rate_limited();
+        let body =
+            serde_json::json!({"error": errors::RATE_LIMITED, "message": "too many requests"});
+        let mut r = mgmt_response(StatusCode::TOO_MANY_REQUESTS, body, &headers);
+        rate_headers(&mut r, &info);
+        return r;
+    }
+    if method != Method::PATCH {
+        let body = serde_json::json!({"error": errors::METHOD_NOT_ALLOWED, "message": "the management API takes PATCH"});
+        let mut r = mgmt_response(StatusCode::METHOD_NOT_ALLOWED, body, &headers);
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("PATCH"));
+        return r;
+    }
+    let (status, body) = app
+        .verifier
+        .patch(target, &headers, &body, &remote.ip().to_string())
+        .await;
+    mgmt_response(status, body, &headers)
+}
+
+pub(super) async fn mgmt_x(
+    State(app): AppState,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(xuid): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    mgmt(&app, Target::Xuid(&xuid), method, remote, headers, body).await
+}
+
+pub(super) async fn mgmt_a(
+    State(app): AppState,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(aid): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    mgmt(&app, Target::Aid(&aid), method, remote, headers, body).await
+}

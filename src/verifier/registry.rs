@@ -1,0 +1,293 @@
+//! The catalog in memory, compiled and indexed for the lookups: folders, groups (their Rule
+//! Sets and extended data compiled), batches (their templates parsed), tags (keys, counters
+//! behind a lock, and the state the management API changes).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+
+use super::catalog::{Catalog, CatalogError, Cors, GroupKind, RuleGroup};
+use super::rules::RuleSet;
+use super::store::Loaded;
+use super::subtags::Response;
+use crate::crypto::AesKey;
+use crate::sun::template::Part;
+use crate::sun::{Template, DEFAULT_TEMPLATE};
+
+/// A folder as served.
+#[derive(Debug)]
+pub struct FolderEntry {
+    pub name: String,
+    pub aid: String,
+    pub token: Option<String>,
+    pub cors: Cors,
+    pub active: bool,
+}
+
+/// A tag group as served.
+pub struct GroupEntry {
+    pub name: String,
+    pub kind: GroupKind,
+    pub active: bool,
+    pub rules: RuleSet,
+    pub data: Vec<(String, Response)>,
+}
+
+/// A batch as served.
+pub struct BatchEntry {
+    pub name: String,
+    pub active: bool,
+    pub template: Template,
+    /// The template up to its `?` (scheme, host, path).
+    pub prefix: String,
+    /// The template is the platform's `…?x={xuid}&n={ctr}&e={mac}` (its `n`/`e` are read by the
+    /// query parser).
+    pub platform_query: bool,
+    /// The template's query with `{…}` segments (`p={picc}`), in order.
+    pub query: Vec<String>,
+    /// The template carries the tag code (`{xuid}`).
+    pub names_tag: bool,
+}
+
+/// What the management API can change about a tag.
+pub struct TagState {
+    pub cuid: Option<String>,
+    pub active: bool,
+    /// The Tag Code's Default Response (text as stored, compiled).
+    pub default_response: Option<Arc<(String, Response)>>,
+    /// The tag's own Rule Set, when it has rules of its own.
+    pub own: Option<Arc<RuleSet>>,
+}
+
+/// A tag as served.
+pub struct TagEntry {
+    pub xuid: String,
+    pub folder: usize,
+    pub group: usize,
+    pub batch: usize,
+    pub key: Option<AesKey>,
+    pub meta_key: Option<AesKey>,
+    pub uid: Option<[u8; 7]>,
+    pub tagname: Option<String>,
+    pub created_ms: u64,
+    /// Own Rule Groups and pass shorthand from the config (the Rule Set is rebuilt from these
+    /// when the Default Response changes).
+    own_groups: Option<Vec<RuleGroup>>,
+    own_pass: Option<String>,
+    /// Extended data: the group's values with the tag's overrides, compiled.
+    pub data: Vec<(String, Response)>,
+    pub state: RwLock<TagState>,
+    /// The last accepted counter. Held across the durable write of a Pass.
+    pub last_ctr: tokio::sync::Mutex<Option<u32>>,
+    /// Answers about this tag (responses), and of those the genuine scans.
+    pub answered: AtomicU64,
+    pub genuine: AtomicU64,
+}
+
+impl TagEntry {
+    /// The tag's own Rule Set given its Default Response (`None` when it has no own rules).
+    pub fn own_rules(
+        &self,
+        kind: GroupKind,
+        group_default: &str,
+        dr: Option<&str>,
+    ) -> Result<Option<RuleSet>, String> {
+        if dr.is_none() && self.own_groups.is_none() && self.own_pass.is_none() {
+            return Ok(None);
+        }
+        RuleSet::effective(
+            kind,
+            self.own_groups.as_deref().unwrap_or(&[]),
+            self.own_pass.as_deref(),
+            dr.unwrap_or(group_default),
+        )
+        .map(Some)
+    }
+}
+
+/// The catalog in memory, indexed for the three lookups and for templates that identify the
+/// tag by UID or encrypted PICC data.
+pub struct Registry {
+    pub folders: Vec<FolderEntry>,
+    pub groups: Vec<GroupEntry>,
+    /// The group's Default Response text (for a tag's own Rule Set).
+    group_defaults: Vec<String>,
+    pub batches: Vec<BatchEntry>,
+    pub by_xuid: HashMap<String, Arc<TagEntry>>,
+    pub by_aid: HashMap<String, usize>,
+    pub by_cuid: RwLock<HashMap<(usize, String), Arc<TagEntry>>>,
+    pub by_uid: HashMap<(usize, [u8; 7]), Arc<TagEntry>>,
+    /// Batches whose template does not carry the tag code, with their tags.
+    pub anonymous: Vec<(usize, Vec<Arc<TagEntry>>)>,
+}
+
+fn template_query(t: &Template) -> Vec<String> {
+    let raw = t.to_string();
+    raw.split_once('?')
+        .map(|(_, q)| q.split('&').map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn compile_data(d: &[(String, String)]) -> Result<Vec<(String, Response)>, String> {
+    d.iter()
+        .map(|(k, v)| Response::parse(v).map(|r| (k.clone(), r)))
+        .collect()
+}
+
+impl Registry {
+    /// Builds the registry (checks the catalog first).
+    pub fn build(loaded: &Loaded) -> Result<Registry, CatalogError> {
+        let catalog: &Catalog = &loaded.catalog;
+        catalog.validate()?;
+        let inv = CatalogError::Invalid;
+        let mut r = Registry {
+            folders: Vec::new(),
+            groups: Vec::new(),
+            group_defaults: Vec::new(),
+            batches: Vec::new(),
+            by_xuid: HashMap::new(),
+            by_aid: HashMap::new(),
+            by_cuid: RwLock::new(HashMap::new()),
+            by_uid: HashMap::new(),
+            anonymous: Vec::new(),
+        };
+        let mut by_cuid = HashMap::new();
+        for (fi, f) in catalog.folders.iter().enumerate() {
+            r.folders.push(FolderEntry {
+                name: f.name.clone(),
+                aid: f.aid.clone(),
+                token: f.token.clone(),
+                cors: f.cors.clone(),
+                active: f.active,
+            });
+            r.by_aid.insert(f.aid.clone(), fi);
+            for g in &f.groups {
+                let gi = r.groups.len();
+                let rules = RuleSet::effective(
+                    g.kind,
+                    &g.rule_groups,
+                    Some(&g.pass_response),
+                    &g.default_response,
+                )
+                .map_err(inv)?;
+                r.groups.push(GroupEntry {
+                    name: g.name.clone(),
+                    kind: g.kind,
+                    active: g.active,
+                    rules,
+                    data: compile_data(&g.data).map_err(inv)?,
+                });
+                r.group_defaults.push(g.default_response.clone());
+                for b in &g.batches {
+                    let bi = r.batches.len();
+                    let template = Template::parse(&b.template).unwrap_or_else(|_| {
+                        Template::parse(DEFAULT_TEMPLATE).expect("the default template parses")
+                    });
+                    let names_tag = template.has(&Part::Xuid);
+                    let raw = template.to_string();
+                    let query = template_query(&template);
+                    r.batches.push(BatchEntry {
+                        name: b.name.clone(),
+                        active: b.active,
+                        prefix: raw
+                            .split_once('?')
+                            .map(|(p, _)| p)
+                            .unwrap_or(&raw)
+                            .to_string(),
+                        platform_query: query == ["x={xuid}", "n={ctr}", "e={mac}"],
+                        query,
+                        template,
+                        names_tag,
+                    });
+                    let mut anon = Vec::new();
+                    for t in &b.tags {
+                        let mut data = g.data.clone();
+                        for (k, v) in &t.data {
+                            data.retain(|(dk, _)| dk != k);
+                            data.push((k.clone(), v.clone()));
+                        }
+                        let e = Arc::new(TagEntry {
+                            xuid: t.xuid.clone(),
+                            folder: fi,
+                            group: gi,
+                            batch: bi,
+                            key: t.key.clone(),
+                            meta_key: t.meta_key.clone(),
+                            uid: t.uid,
+                            tagname: t.tagname.clone(),
+                            created_ms: loaded.created.get(&t.xuid).copied().unwrap_or(0),
+                            own_groups: t.rule_groups.clone(),
+                            own_pass: t.pass_response.clone(),
+                            data: compile_data(&data).map_err(inv)?,
+                            state: RwLock::new(TagState {
+                                cuid: t.cuid.clone(),
+                                active: t.active.unwrap_or(true),
+                                default_response: None,
+                                own: None,
+                            }),
+                            last_ctr: tokio::sync::Mutex::new(
+                                loaded.counters.get(&t.xuid).copied(),
+                            ),
+                            answered: AtomicU64::new(
+                                loaded.scan_counts.get(&t.xuid).map_or(0, |c| c.answered),
+                            ),
+                            genuine: AtomicU64::new(
+                                loaded.scan_counts.get(&t.xuid).map_or(0, |c| c.genuine),
+                            ),
+                        });
+                        r.set_default_response(&e, t.default_response.as_deref())
+                            .map_err(inv)?;
+                        if let Some(c) = &t.cuid {
+                            by_cuid.insert((fi, c.clone()), e.clone());
+                        }
+                        if let Some(u) = t.uid {
+                            r.by_uid.insert((fi, u), e.clone());
+                        }
+                        if !names_tag {
+                            anon.push(e.clone());
+                        }
+                        r.by_xuid.insert(t.xuid.clone(), e);
+                    }
+                    if !names_tag && g.kind == GroupKind::Authentication {
+                        r.anonymous.push((bi, anon));
+                    }
+                }
+            }
+        }
+        r.by_cuid = RwLock::new(by_cuid);
+        Ok(r)
+    }
+
+    /// Sets (or with `None` removes) a tag's Default Response and rebuilds its own rules.
+    pub fn set_default_response(&self, t: &TagEntry, dr: Option<&str>) -> Result<(), String> {
+        let g = &self.groups[t.group];
+        let own = t.own_rules(g.kind, &self.group_defaults[t.group], dr)?;
+        let compiled = match dr {
+            Some(d) => Some(Arc::new((d.to_string(), Response::parse(d)?))),
+            None => None,
+        };
+        let mut s = t
+            .state
+            .write()
+            .map_err(|_| "tag state poisoned".to_string())?;
+        s.default_response = compiled;
+        s.own = own.map(Arc::new);
+        Ok(())
+    }
+
+    pub fn tag_count(&self) -> usize {
+        self.by_xuid.len()
+    }
+
+    pub fn tag(&self, xuid: &str) -> Option<&Arc<TagEntry>> {
+        self.by_xuid.get(xuid)
+    }
+
+    pub fn by_cuid(&self, folder: usize, cuid: &str) -> Option<Arc<TagEntry>> {
+        self.by_cuid
+            .read()
+            .ok()?
+            .get(&(folder, cuid.to_string()))
+            .cloned()
+    }
+}

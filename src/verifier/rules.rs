@@ -1,0 +1,245 @@
+//! Rules as the platform has them (platform.md §2): a Rule Set is a required Default Response
+//! and up to three ordered Rule Groups; a group matches when all its rules hold; the first
+//! matching group answers its response, else the Default Response.
+//!
+//! Rule texts (config file, stored as text):
+//!
+//! | rule | holds when | source |
+//! |---|---|---|
+//! | `auth_pass` | the SUN message verified with a new counter | platform: Tag Authentication › Authentication Pass |
+//! | `scan_count < N` (`>`, `=`, `!=`) | the tag's scan count, this scan included, compares | platform: Scan Count |
+//! | `tamper = open` (`!=`; `open`/`closed`) | the TagTamper status compares; while the status is unknown (no TagTamper support yet) every tamper rule is false | platform: Tamper |
+//! | `chip_count < N` (`>`, `=`, `!=`) | the verified chip counter compares (false without a verified scan) | ours |
+//! | `date >= T` (`>`, `<`, `<=`; T = `YYYY-MM-DD[THH:MM[:SS]Z]`, UTC) | the time of the scan compares; two give a window | ours |
+
+use super::catalog::{GroupKind, RuleGroup, MAX_RULE_GROUPS};
+use super::subtags::{Response, Subtag};
+use super::timefmt::parse_utc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Cmp {
+    fn parse(s: &str) -> Option<Cmp> {
+        Some(match s {
+            "<" => Cmp::Lt,
+            "<=" => Cmp::Le,
+            ">" => Cmp::Gt,
+            ">=" => Cmp::Ge,
+            "=" | "==" => Cmp::Eq,
+            "!=" => Cmp::Ne,
+            _ => return None,
+        })
+    }
+
+    fn holds<T: Ord>(self, a: T, b: T) -> bool {
+        match self {
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+        }
+    }
+}
+
+/// TagTamper status (NTAG 424 DNA TT). Until TagTamper support lands the status of every
+/// scan is `None` (unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    AuthPass,
+    ScanCount(Cmp, u64),
+    Tamper(Cmp, Tamper),
+    ChipCount(Cmp, u32),
+    Date(Cmp, u64),
+}
+
+/// What rules are evaluated against.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts {
+    pub auth: bool,
+    pub scount: u64,
+    pub ccount: Option<u32>,
+    pub tamper: Option<Tamper>,
+    pub now_ms: u64,
+}
+
+impl Rule {
+    pub fn parse(text: &str) -> Result<Rule, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let bad = |why: &str| Err(format!("rule {text:?}: {why}"));
+        match words.as_slice() {
+            ["auth_pass"] => Ok(Rule::AuthPass),
+            [kind, op, value] => {
+                let Some(cmp) = Cmp::parse(op) else {
+                    return bad("the comparison must be <, <=, >, >=, = or !=");
+                };
+                let eq_only = matches!(cmp, Cmp::Eq | Cmp::Ne);
+                match *kind {
+                    "scan_count" if matches!(cmp, Cmp::Le | Cmp::Ge) => {
+                        bad("scan_count takes <, >, = or != (as the platform's Scan Count rule)")
+                    }
+                    "scan_count" => match value.parse() {
+                        Ok(n) => Ok(Rule::ScanCount(cmp, n)),
+                        Err(_) => bad("the target must be a whole number"),
+                    },
+                    "chip_count" => match value.parse::<u32>() {
+                        Ok(n) if n <= 0xFF_FFFF => Ok(Rule::ChipCount(cmp, n)),
+                        _ => bad("the target must be a whole number up to 16777215"),
+                    },
+                    "tamper" if !eq_only => bad("tamper takes = or !="),
+                    "tamper" => match *value {
+                        "open" => Ok(Rule::Tamper(cmp, Tamper::Open)),
+                        "closed" => Ok(Rule::Tamper(cmp, Tamper::Closed)),
+                        _ => bad("the tamper status is open or closed"),
+                    },
+                    "date" if eq_only => bad("date takes <, <=, > or >="),
+                    "date" => match parse_utc(value) {
+                        Some(t) => Ok(Rule::Date(cmp, t)),
+                        None => bad("the date must be YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC)"),
+                    },
+                    _ => bad(
+                        "unknown rule kind: use auth_pass, scan_count, tamper, chip_count or date",
+                    ),
+                }
+            }
+            _ => bad("unknown rule: use auth_pass, or KIND OP VALUE (e.g. scan_count < 10)"),
+        }
+    }
+
+    pub fn holds(&self, f: &Facts) -> bool {
+        match *self {
+            Rule::AuthPass => f.auth,
+            Rule::ScanCount(c, n) => c.holds(f.scount, n),
+            // Unknown status: no tamper rule holds (documented hook for TagTamper).
+            Rule::Tamper(c, t) => f.tamper.is_some_and(|s| c.holds(s as u8, t as u8)),
+            Rule::ChipCount(c, n) => f.auth && f.ccount.is_some_and(|v| c.holds(v, n)),
+            Rule::Date(c, t) => c.holds(f.now_ms, t),
+        }
+    }
+}
+
+/// A compiled Rule Set.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub groups: Vec<(Vec<Rule>, Response)>,
+    pub default: Response,
+}
+
+impl RuleSet {
+    /// Compiles a Rule Set; errors name the rule or response at fault.
+    pub fn compile(groups: &[RuleGroup], default: &str) -> Result<RuleSet, String> {
+        if groups.len() > MAX_RULE_GROUPS {
+            return Err(format!(
+                "{} rule groups: the platform allows up to {MAX_RULE_GROUPS}",
+                groups.len()
+            ));
+        }
+        let mut out = Vec::new();
+        for g in groups {
+            if g.rules.is_empty() {
+                return Err(format!(
+                    "the rule group answering {:?} has no rules",
+                    g.response
+                ));
+            }
+            let rules = g
+                .rules
+                .iter()
+                .map(|r| Rule::parse(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push((rules, Response::parse(&g.response)?));
+        }
+        Ok(RuleSet {
+            groups: out,
+            default: Response::parse(default)?,
+        })
+    }
+
+    /// The Rule Groups of a group (or a tag) given its shorthand pass response.
+    pub fn effective(
+        kind: GroupKind,
+        groups: &[RuleGroup],
+        pass: Option<&str>,
+        default: &str,
+    ) -> Result<RuleSet, String> {
+        match (groups.is_empty(), kind, pass) {
+            (true, GroupKind::Authentication, Some(p)) => RuleSet::compile(
+                &[RuleGroup {
+                    rules: vec!["auth_pass".into()],
+                    response: p.to_string(),
+                }],
+                default,
+            ),
+            _ => RuleSet::compile(groups, default),
+        }
+    }
+
+    /// The response the rules give.
+    pub fn answer(&self, f: &Facts) -> &Response {
+        self.groups
+            .iter()
+            .find(|(rules, _)| rules.iter().all(|r| r.holds(f)))
+            .map(|(_, r)| r)
+            .unwrap_or(&self.default)
+    }
+
+    /// Whether a response layers the Tag Code's Default Response (`{tagcodedr}`).
+    pub fn layers(&self) -> bool {
+        self.default.uses(Subtag::TagCodeDr)
+            || self.groups.iter().any(|(_, r)| r.uses(Subtag::TagCodeDr))
+    }
+
+    /// Whether any rule needs the SUN message verified.
+    pub fn uses_auth(&self) -> bool {
+        self.groups
+            .iter()
+            .flat_map(|(r, _)| r)
+            .any(|r| matches!(r, Rule::AuthPass | Rule::ChipCount(..)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_texts() {
+        assert_eq!(Rule::parse("auth_pass"), Ok(Rule::AuthPass));
+        assert_eq!(
+            Rule::parse("scan_count  <  10"),
+            Ok(Rule::ScanCount(Cmp::Lt, 10))
+        );
+        assert!(Rule::parse("scan_count <= 10").is_err());
+        assert!(Rule::parse("tamper > open").is_err());
+        assert!(Rule::parse("mobile_os = ios")
+            .unwrap_err()
+            .contains("unknown"));
+        assert!(Rule::parse("date >= 2026-01-01").is_ok());
+        assert!(Rule::parse("date = 2026-01-01").is_err());
+        let f = Facts {
+            auth: true,
+            scount: 3,
+            ccount: Some(5),
+            tamper: None,
+            now_ms: 0,
+        };
+        assert!(!Rule::parse("tamper = open").unwrap().holds(&f));
+        assert!(!Rule::parse("tamper != open").unwrap().holds(&f));
+        assert!(Rule::parse("chip_count > 4").unwrap().holds(&f));
+    }
+}

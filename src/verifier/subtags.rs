@@ -1,0 +1,227 @@
+//! Dynamic Response subtags: `{xuid}`, `{scount}`, … in a response or an extended data value,
+//! replaced in every answer. Names are case-insensitive (`{CUID}`). Responses are compiled
+//! once (at start or when changed): an unknown subtag is an error then, so a placeholder never
+//! reaches an answer.
+
+use std::fmt::Write as _;
+
+/// The subtags the verifier replaces (platform.md §2: those available to the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subtag {
+    Xuid,
+    Cuid,
+    Uid,
+    Scount,
+    Ccount,
+    Folder,
+    Batch,
+    TagGroup,
+    TagName,
+    RandNum,
+    RandHex,
+    DtCreated,
+    /// Rule layering: the Tag Code's own Default Response.
+    TagCodeDr,
+}
+
+const NAMES: [(&str, Subtag); 13] = [
+    ("xuid", Subtag::Xuid),
+    ("cuid", Subtag::Cuid),
+    ("uid", Subtag::Uid),
+    ("scount", Subtag::Scount),
+    ("ccount", Subtag::Ccount),
+    ("folder", Subtag::Folder),
+    ("batch", Subtag::Batch),
+    ("taggroup", Subtag::TagGroup),
+    ("tagname", Subtag::TagName),
+    ("randnum", Subtag::RandNum),
+    ("randhex", Subtag::RandHex),
+    ("dtcreated", Subtag::DtCreated),
+    ("tagcodedr", Subtag::TagCodeDr),
+];
+
+/// Platform subtags that cannot be answered by an API (no browser, IP or device: platform.md
+/// §2), or that belong to features this verifier does not have.
+const NOT_ON_API: [&str; 13] = [
+    "os",
+    "browser",
+    "countrycode",
+    "timezone",
+    "currency",
+    "tzlocal",
+    "cluster",
+    "dtassigned",
+    "nft_status",
+    "nft_xowner",
+    "nft_owner",
+    "nft_contract",
+    "nft_token",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Lit(String),
+    Sub(Subtag),
+}
+
+/// A compiled response text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    segs: Vec<Seg>,
+}
+
+/// Longest response text.
+pub const MAX_RESPONSE_LEN: usize = 256;
+
+impl Response {
+    /// Compiles `text`; the error names the offending subtag.
+    pub fn parse(text: &str) -> Result<Response, String> {
+        if text.len() > MAX_RESPONSE_LEN || text.chars().any(char::is_control) {
+            return Err(format!(
+                "response {text:?}: up to {MAX_RESPONSE_LEN} characters, no control characters"
+            ));
+        }
+        let mut segs = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                segs.push(Seg::Lit(rest[..open].to_string()));
+            }
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                return Err(format!("response {text:?}: '{{' without '}}'"));
+            };
+            let name = after[..close].to_ascii_lowercase();
+            match NAMES.iter().find(|(n, _)| *n == name) {
+                Some((_, s)) => segs.push(Seg::Sub(*s)),
+                None if NOT_ON_API.contains(&name.as_str()) || name.starts_with("nft_") => {
+                    return Err(format!(
+                        "subtag {{{}}} is not available on the API (the platform has no browser, device or NFT data there)",
+                        &after[..close]
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "unknown subtag {{{}}}: use {}",
+                        &after[..close],
+                        NAMES.iter().map(|(n, _)| format!("{{{n}}}")).collect::<Vec<_>>().join(" ")
+                    ))
+                }
+            }
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            segs.push(Seg::Lit(rest.to_string()));
+        }
+        Ok(Response { segs })
+    }
+
+    /// A response without subtags.
+    pub fn literal(text: &str) -> Response {
+        Response {
+            segs: vec![Seg::Lit(text.to_string())],
+        }
+    }
+
+    pub fn uses(&self, s: Subtag) -> bool {
+        self.segs.contains(&Seg::Sub(s))
+    }
+
+    /// The text with every subtag replaced.
+    pub fn render(&self, ctx: &Context<'_>) -> String {
+        let mut out = String::new();
+        for s in &self.segs {
+            match s {
+                Seg::Lit(l) => out.push_str(l),
+                Seg::Sub(t) => ctx.write(*t, &mut out),
+            }
+        }
+        out
+    }
+}
+
+/// What subtags are replaced with, for one answer.
+pub struct Context<'a> {
+    pub xuid: &'a str,
+    pub cuid: Option<&'a str>,
+    pub uid: Option<[u8; 7]>,
+    /// Answers about this tag, this one included.
+    pub scount: u64,
+    /// The chip's counter (the verified one, else the last accepted).
+    pub ccount: Option<u32>,
+    pub folder: &'a str,
+    pub batch: &'a str,
+    pub taggroup: &'a str,
+    pub tagname: Option<&'a str>,
+    pub created_ms: u64,
+    /// `{tagcodedr}`: the Tag Code's Default Response, already rendered.
+    pub tagcodedr: Option<&'a str>,
+}
+
+impl Context<'_> {
+    fn write(&self, t: Subtag, out: &mut String) {
+        match t {
+            Subtag::Xuid => out.push_str(self.xuid),
+            Subtag::Cuid => out.push_str(self.cuid.unwrap_or("")),
+            Subtag::Uid => {
+                if let Some(u) = self.uid {
+                    out.push_str(&hex::encode_upper(u));
+                }
+            }
+            Subtag::Scount => {
+                let _ = write!(out, "{}", self.scount);
+            }
+            Subtag::Ccount => {
+                let _ = write!(out, "{}", self.ccount.unwrap_or(0));
+            }
+            Subtag::Folder => out.push_str(self.folder),
+            Subtag::Batch => out.push_str(self.batch),
+            Subtag::TagGroup => out.push_str(self.taggroup),
+            Subtag::TagName => out.push_str(self.tagname.unwrap_or("")),
+            Subtag::RandNum => {
+                let _ = write!(out, "{}", rand::random::<u32>() % 1_000_000);
+            }
+            Subtag::RandHex => {
+                let _ = write!(out, "{:08x}", rand::random::<u32>());
+            }
+            Subtag::DtCreated => out.push_str(&super::timefmt::utc(self.created_ms)),
+            Subtag::TagCodeDr => out.push_str(self.tagcodedr.unwrap_or("")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtags_compile_and_render() {
+        let ctx = Context {
+            xuid: "q8w3sbcz",
+            cuid: Some("C1"),
+            uid: Some([4, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]),
+            scount: 123,
+            ccount: Some(7),
+            folder: "acme",
+            batch: "b1",
+            taggroup: "bottles",
+            tagname: None,
+            created_ms: 0,
+            tagcodedr: None,
+        };
+        let r = Response::parse("Pass {scount} {XUID} {cuid} {uid} {ccount}").unwrap();
+        assert_eq!(r.render(&ctx), "Pass 123 q8w3sbcz C1 04AABBCC112233 7");
+        assert!(Response::parse("{dtcreated}")
+            .unwrap()
+            .render(&ctx)
+            .starts_with("1970-01-01T"));
+        let n = Response::parse("{randnum}").unwrap().render(&ctx);
+        assert!(n.parse::<u32>().unwrap() < 1_000_000);
+        assert!(Response::parse("Hi {nope}").unwrap_err().contains("{nope}"));
+        assert!(Response::parse("{os}")
+            .unwrap_err()
+            .contains("not available"));
+        assert!(Response::parse("Hi {xuid").is_err());
+        assert_eq!(Response::parse("plain").unwrap().render(&ctx), "plain");
+    }
+}

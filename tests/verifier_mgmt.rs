@@ -1,0 +1,194 @@
+//! The management API: PATCH a tag's Default Response, status and CUID (form or JSON, by XUID
+//! or by AID with ix_c / ix_u), the next /v1/t answer shows it, an empty ix_dr reverts, the
+//! change survives a restart and is logged; tokens, correlation id, 429.
+
+mod vhelp;
+
+use tag424::verifier::catalog::GroupKind;
+use tag424::verifier::limits::Limits;
+use tag424::verifier::store::Store;
+use tag424::verifier::Settings;
+use vhelp::*;
+
+const MGMT: &str = "Mgmt123";
+
+fn settings() -> Settings {
+    Settings {
+        management_token: Some(MGMT.into()),
+        ..Settings::default()
+    }
+}
+
+fn catalog() -> tag424::verifier::catalog::Catalog {
+    let mut t = keyed("q8w3sbcz");
+    t.cuid = Some("Bottle-1".into());
+    t.uid = Some([4, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]);
+    one_group(
+        "acme",
+        GroupKind::Authentication,
+        "Fail",
+        vec![rg(&["auth_pass"], "Pass")],
+        vec![t],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_changes_the_next_answer_and_reverts() {
+    for be in backends() {
+        patch_changes_the_next_answer_and_reverts_on(&be).await;
+    }
+}
+
+async fn patch_changes_the_next_answer_and_reverts_on(be: &Backend) {
+    let c = client();
+    let s = be.start(&catalog(), settings(), Limits::default());
+    let url = format!("{}/v1/x/q8w3sbcz", s.base);
+    let form = |b: &str| Some(("application/x-www-form-urlencoded", b.to_string()));
+    let tok = [("X-API-Key", MGMT), ("X-Correlation-Id", "abc-123")];
+
+    let r = call(&c, "PATCH", &url, &tok, form("ix_dr=Recalled%20{xuid}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["response"], "Recalled {xuid}");
+    assert_eq!(r.header("x-correlation-id").as_deref(), Some("abc-123"));
+    assert_eq!(r.header("api-supported-versions").as_deref(), Some("1"));
+    assert_eq!(
+        t(&c, &s.base, &format!("x=q8w3sbcz&{}", ne(1))).await,
+        r#"{"xuid":"q8w3sbcz","response":"Recalled q8w3sbcz"}"#
+    );
+    // JSON body, by AID and CUID: status Inactive.
+    let json = Some((
+        "application/json",
+        r#"{"ix_status":"Inactive"}"#.to_string(),
+    ));
+    let r = call(
+        &c,
+        "PATCH",
+        &format!("{}/v1/a/acme", s.base),
+        &[("Ixkio-R", MGMT), ("ix_c", "Bottle-1")],
+        json,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "Inactive");
+    assert!(r.header("x-correlation-id").is_some_and(|v| v.len() == 36));
+    assert_eq!(
+        t(&c, &s.base, "x=q8w3sbcz").await,
+        r#"{"xuid":"q8w3sbcz","error":"tag_inactive"}"#
+    );
+    // By UID: active again, a new CUID, and the Default Response reverted.
+    let r = call(
+        &c,
+        "PATCH",
+        &format!("{}/v1/a/acme", s.base),
+        &[("X-Api-Key", MGMT), ("ix_u", "04AABBCC112233")],
+        form("ix_status=Active&ix_cuid=Bottle-2&ix_dr="),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        t(&c, &s.base, &format!("a=acme&c=Bottle-2&{}", ne(2))).await,
+        r#"{"xuid":"q8w3sbcz","cuid":"Bottle-2","response":"Pass"}"#
+    );
+    assert_eq!(
+        t(&c, &s.base, "a=acme&c=Bottle-1").await,
+        r#"{"xuid":"","cuid":"Bottle-1","error":"cuid_not_found"}"#
+    );
+    // Refused: wrong token, no token, two tokens; bad fields; unknown tag; not PATCH.
+    for h in [
+        vec![("X-API-Key", "Wrong12")],
+        vec![],
+        vec![("X-API-Key", MGMT), ("Ixkio-R", MGMT)],
+    ] {
+        let r = call(&c, "PATCH", &url, &h, form("ix_dr=x")).await;
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (401, Some("token_refused"))
+        );
+    }
+    let r = call(&c, "PATCH", &url, &tok, form("ix_colour=red")).await;
+    assert_eq!(r.status, 400);
+    let r = call(&c, "PATCH", &url, &tok, form("ix_dr=Hi%20{nope}")).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("{nope}"), "{}", r.text);
+    let r = call(&c, "PATCH", &url, &tok, form("ix_status=Sleeping")).await;
+    assert_eq!(r.status, 400);
+    let r = call(
+        &c,
+        "PATCH",
+        &format!("{}/v1/x/nosuch", s.base),
+        &tok,
+        form("ix_dr=x"),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = call(&c, "GET", &url, &tok, None).await;
+    assert_eq!(r.status, 405);
+    // Persisted and logged: a restart from the database alone keeps the CUID.
+    let keep = (s.dir, s.store);
+    if let Some(r) = s.running {
+        r.stop(std::time::Duration::from_secs(5)).await.unwrap();
+    }
+    let mut st = keep.1.store();
+    let changes = st.changes().unwrap();
+    assert_eq!(
+        changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
+        [
+            "default_response",
+            "status",
+            "default_response",
+            "status",
+            "cuid"
+        ]
+    );
+    assert!(changes.iter().all(|c| c.remote == "127.0.0.1"));
+    let t0 = st.load().unwrap().catalog.folders[0].groups[0].batches[0].tags[0].clone();
+    assert_eq!(t0.cuid.as_deref(), Some("Bottle-2"));
+    assert_eq!(t0.default_response, None);
+    drop(keep);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_without_a_token_and_rate_limited_with_429() {
+    for be in backends() {
+        off_without_a_token_and_rate_limited_with_429_on(&be).await;
+    }
+}
+
+async fn off_without_a_token_and_rate_limited_with_429_on(be: &Backend) {
+    let c = client();
+    let s = be.start(&catalog(), Settings::default(), Limits::default());
+    let r = call(
+        &c,
+        "PATCH",
+        &format!("{}/v1/x/q8w3sbcz", s.base),
+        &[("X-API-Key", MGMT)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    s.stop().await;
+    let s = be.start(&catalog(), settings(), Limits::with_rate(1));
+    let mut last = None;
+    for _ in 0..4 {
+        last = Some(
+            call(
+                &c,
+                "PATCH",
+                &format!("{}/v1/x/q8w3sbcz", s.base),
+                &[("X-API-Key", MGMT)],
+                Some(("application/x-www-form-urlencoded", "ix_dr=A".into())),
+            )
+            .await,
+        );
+    }
+    let r = last.unwrap();
+    assert_eq!(r.status, 429, "{}", r.text);
+    for h in [
+        "x-rate-limit-limit",
+        "x-rate-limit-remaining",
+        "x-rate-limit-reset",
+    ] {
+        assert!(r.header(h).is_some(), "{h}");
+    }
+    s.stop().await;
+}

@@ -1,0 +1,287 @@
+//! Rules over HTTP, table-driven: three Rule Groups in order, AND within a group, scan count,
+//! authentication, a tag's own rules, revert (management API) and `{tagcodedr}` layering, our
+//! chip-count and date rules, subtags replaced, statuses.
+
+mod vhelp;
+
+use tag424::verifier::catalog::{GroupKind, Tag};
+use tag424::verifier::limits::Limits;
+use tag424::verifier::Settings;
+use vhelp::*;
+
+fn resp(x: &str, r: &str) -> String {
+    format!(r#"{{"xuid":"{x}","response":"{r}"}}"#)
+}
+
+/// Each case: rule groups, default, then requests (`n` = a genuine scan with counter n, 0 =
+/// no SUN) and the responses expected in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_sets_table() {
+    for be in backends() {
+        rule_sets_table_on(&be).await;
+    }
+}
+
+async fn rule_sets_table_on(be: &Backend) {
+    let c = client();
+    type Case = (
+        &'static str,
+        Vec<(&'static [&'static str], &'static str)>,
+        &'static str,
+        Vec<(u32, &'static str)>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "first matching group answers; AND within a group; scan count",
+            vec![
+                (&["auth_pass", "scan_count < 3"], "Pass early {scount}"),
+                (&["auth_pass"], "Pass late {scount}"),
+                (&["scan_count > 4"], "Many"),
+            ],
+            "Fail",
+            vec![
+                (1, "Pass early 1"),
+                (2, "Pass early 2"),
+                (0, "Fail"),
+                (3, "Pass late 4"),
+                (0, "Many"),
+                (3, "Many"),
+            ],
+        ),
+        (
+            "equal / not equal",
+            vec![(&["scan_count = 2"], "Second"), (&["scan_count != 2", "auth_pass"], "Ok")],
+            "Fail",
+            vec![(1, "Ok"), (0, "Second"), (0, "Fail"), (5, "Ok")],
+        ),
+        (
+            "chip count (ours)",
+            vec![(&["auth_pass", "chip_count > 10"], "High {ccount}"), (&["auth_pass"], "Low {ccount}")],
+            "Fail {ccount}",
+            vec![(5, "Low 5"), (11, "High 11"), (11, "Fail 11"), (0, "Fail 11")],
+        ),
+        (
+            "date window (ours)",
+            vec![
+                (&["auth_pass", "date >= 2000-01-01", "date < 2999-01-01T00:00Z"], "In window"),
+                (&["auth_pass", "date >= 2999-01-01"], "Future"),
+            ],
+            "Fail",
+            vec![(1, "In window")],
+        ),
+        (
+            "tamper rules do not hold while the status is unknown",
+            vec![(&["tamper = open"], "Opened"), (&["tamper != open"], "Closed")],
+            "Unknown",
+            vec![(1, "Unknown")],
+        ),
+        (
+            "every subtag",
+            vec![(&["auth_pass"], "{xuid}|{cuid}|{uid}|{scount}|{ccount}|{folder}|{batch}|{taggroup}|{tagname}|{TAGCODEDR}")],
+            "Fail",
+            vec![(7, "t1|C-1|04AABBCC112233|1|7|f|b|g|Bottle|Fail")],
+        ),
+    ];
+    for (name, groups, default, steps) in cases {
+        let mut tag = keyed("t1");
+        tag.cuid = Some("C-1".into());
+        tag.uid = Some([4, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]);
+        tag.tagname = Some("Bottle".into());
+        let groups = groups.iter().map(|(r, resp)| rg(r, resp)).collect();
+        let cat = one_group(
+            "acme",
+            GroupKind::Authentication,
+            default,
+            groups,
+            vec![tag],
+        );
+        let s = be.start_default(&cat);
+        for (i, (ctr, want)) in steps.iter().enumerate() {
+            let q = if *ctr == 0 {
+                "x=t1".to_string()
+            } else {
+                format!("x=t1&{}", ne(*ctr))
+            };
+            assert_eq!(
+                t(&c, &s.base, &q).await,
+                resp("t1", want),
+                "{name}, step {i}"
+            );
+        }
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_and_date_subtags_are_replaced() {
+    for be in backends() {
+        random_and_date_subtags_are_replaced_on(&be).await;
+    }
+}
+
+async fn random_and_date_subtags_are_replaced_on(be: &Backend) {
+    let c = client();
+    let cat = one_group(
+        "acme",
+        GroupKind::Standard,
+        "{randnum} {randhex} {dtcreated}",
+        vec![],
+        vec![Tag::new("s1")],
+    );
+    let s = be.start_default(&cat);
+    let j: serde_json::Value = serde_json::from_str(&t(&c, &s.base, "x=s1").await).unwrap();
+    let r = j["response"].as_str().unwrap();
+    let parts: Vec<&str> = r.split(' ').collect();
+    assert!(parts[0].parse::<u32>().unwrap() < 1_000_000, "{r}");
+    assert_eq!(parts[1].len(), 8, "{r}");
+    assert!(parts[2].ends_with('Z') && parts[2].len() == 24, "{r}");
+    assert!(!r.contains('{'), "{r}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_rules_override_revert_and_layering() {
+    for be in backends() {
+        tag_rules_override_revert_and_layering_on(&be).await;
+    }
+}
+
+async fn tag_rules_override_revert_and_layering_on(be: &Backend) {
+    let c = client();
+    let mut own = keyed("own");
+    own.rule_groups = Some(vec![rg(&["auth_pass"], "Own pass")]);
+    own.default_response = Some("Own fail".into());
+    let cat = one_group(
+        "acme",
+        GroupKind::Authentication,
+        "Fail",
+        vec![rg(&["auth_pass"], "Pass")],
+        vec![keyed("plain"), own],
+    );
+    let s = be.start(
+        &cat,
+        Settings {
+            management_token: Some("Mgmt1".into()),
+            ..Settings::default()
+        },
+        Limits::default(),
+    );
+    assert_eq!(
+        t(&c, &s.base, &format!("x=own&{}", ne(1))).await,
+        resp("own", "Own pass")
+    );
+    assert_eq!(t(&c, &s.base, "x=own").await, resp("own", "Own fail"));
+    assert_eq!(
+        t(&c, &s.base, &format!("x=plain&{}", ne(1))).await,
+        resp("plain", "Pass")
+    );
+    // A Tag Code Default Response replaces the group's rules: even a genuine scan answers it.
+    let patch = |x: &str, dr: &str| {
+        let c = c.clone();
+        let url = format!("{}/v1/x/{x}", s.base);
+        let body = format!("ix_dr={dr}");
+        async move {
+            call(
+                &c,
+                "PATCH",
+                &url,
+                &[("X-API-Key", "Mgmt1")],
+                Some(("application/x-www-form-urlencoded", body)),
+            )
+            .await
+        }
+    };
+    assert_eq!(patch("plain", "Recalled").await.status, 200);
+    assert_eq!(
+        t(&c, &s.base, &format!("x=plain&{}", ne(2))).await,
+        resp("plain", "Recalled")
+    );
+    // Empty ix_dr reverts to the group's rules.
+    assert_eq!(patch("plain", "").await.status, 200);
+    assert_eq!(
+        t(&c, &s.base, &format!("x=plain&{}", ne(3))).await,
+        resp("plain", "Pass")
+    );
+    s.stop().await;
+
+    // Layering: {tagcodedr} in the group's rules runs them with the tag's Default Response.
+    let mut recalled = keyed("r1");
+    recalled.default_response = Some("Recalled".into());
+    let cat = one_group(
+        "acme",
+        GroupKind::Authentication,
+        "Fail ({tagcodedr})",
+        vec![rg(&["auth_pass"], "Pass: {tagcodedr}")],
+        vec![keyed("p1"), recalled],
+    );
+    let s = be.start_default(&cat);
+    assert_eq!(
+        t(&c, &s.base, &format!("x=r1&{}", ne(1))).await,
+        resp("r1", "Pass: Recalled")
+    );
+    assert_eq!(t(&c, &s.base, "x=r1").await, resp("r1", "Fail (Recalled)"));
+    // No Tag Code Default Response: {tagcodedr} is the group's own Default Response.
+    assert_eq!(t(&c, &s.base, "x=p1").await, resp("p1", "Fail (Fail ())"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_answer_their_errors() {
+    for be in backends() {
+        statuses_answer_their_errors_on(&be).await;
+    }
+}
+
+async fn statuses_answer_their_errors_on(be: &Backend) {
+    let c = client();
+    let err = |x: &str, e: &str| format!(r#"{{"xuid":"{x}","error":"{e}"}}"#);
+    for (level, code) in [
+        ("folder", "folder_inactive"),
+        ("group", "tg_inactive"),
+        ("batch", "batch_inactive"),
+        ("tag", "tag_inactive"),
+    ] {
+        let mut cat = one_group(
+            "acme",
+            GroupKind::Authentication,
+            "Fail",
+            vec![],
+            vec![keyed("t1")],
+        );
+        let f = &mut cat.folders[0];
+        match level {
+            "folder" => f.active = false,
+            "group" => f.groups[0].active = false,
+            "batch" => f.groups[0].batches[0].active = false,
+            _ => f.groups[0].batches[0].tags[0].active = Some(false),
+        }
+        let s = be.start_default(&cat);
+        assert_eq!(
+            t(&c, &s.base, &format!("x=t1&{}", ne(1))).await,
+            err("t1", code),
+            "{level}"
+        );
+        s.stop().await;
+    }
+}
+
+#[test]
+fn serve_refuses_a_config_with_an_unknown_subtag_naming_its_line() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("v.toml");
+    std::fs::write(
+        &cfg,
+        "[[folder]]\nname = \"a\"\naid = \"a\"\n\n[[folder.group]]\nname = \"g\"\ndefault_response = \"Fail {scont}\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tag424"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .args(["--db"])
+        .arg(d.path().join("v.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 7") && err.contains("{scont}"), "{err}");
+}

@@ -1,0 +1,219 @@
+//! The verifier's store on each backend (SQLite, and PostgreSQL when TAG424_TEST_PG is set):
+//! counters only move forward, imports are all or nothing, read-back counters, management
+//! changes and retention behave the same.
+
+mod backends;
+
+use backends::Db;
+use tag424::crypto::AesKey;
+use tag424::verifier::catalog::{Batch, Catalog, Cors, Folder, Group, RuleGroup, Tag};
+use tag424::verifier::store::{Claim, Retention, ScanCounts, ScanWrite, StoreError, TagPatch};
+
+fn catalog(cuid_of_b: &str) -> Catalog {
+    let tag = |x: &str, c: &str| Tag {
+        cuid: Some(c.into()),
+        key: Some(AesKey::new([1; 16])),
+        active: Some(true),
+        ..Tag::new(x)
+    };
+    Catalog {
+        folders: vec![Folder {
+            name: "f".into(),
+            aid: "f01".into(),
+            cors: Cors::Any,
+            fields: vec!["scancount".into()],
+            groups: vec![Group {
+                name: "g".into(),
+                rule_groups: vec![RuleGroup {
+                    rules: vec!["auth_pass".into(), "scan_count < 10".into()],
+                    response: "Pass {scount}".into(),
+                }],
+                data: vec![("scancount".into(), "{scount}".into())],
+                batches: vec![Batch {
+                    name: "b".into(),
+                    tags: vec![tag("a", "A"), tag("b", cuid_of_b)],
+                    ..Batch::default()
+                }],
+                ..Group::default()
+            }],
+            ..Folder::default()
+        }],
+    }
+}
+
+fn claim(xuid: &str, ctr: u32) -> ScanWrite {
+    ScanWrite {
+        time_ms: 1,
+        endpoint: "api",
+        query: String::new(),
+        xuid: xuid.into(),
+        ctr: Some(ctr),
+        result: "Pass".into(),
+        reason: "pass",
+        remote: "127.0.0.1:1".into(),
+        claim: Some(Claim {
+            ctr,
+            refused_result: "Fail".into(),
+        }),
+    }
+}
+
+#[test]
+fn counters_only_move_forward_and_survive_reopening() {
+    let d = tempfile::tempdir().unwrap();
+    for db in backends::fresh_all(d.path()) {
+        counters_on(&db);
+    }
+}
+
+fn counters_on(db: &Db) {
+    let mut s = db.store();
+    s.import(&catalog("B")).unwrap();
+    let got = s
+        .commit(&[
+            claim("a", 5),
+            claim("a", 5),
+            claim("b", 1),
+            claim("a", 4),
+            claim("a", 6),
+        ])
+        .unwrap();
+    assert_eq!(got, vec![true, false, true, false, true]);
+    drop(s);
+    let mut s = db.store();
+    let l = s.load().unwrap();
+    assert_eq!(l.catalog, catalog("B"));
+    assert_eq!(l.counters["a"], 6);
+    assert_eq!(
+        l.scan_counts["a"],
+        ScanCounts {
+            answered: 4,
+            genuine: 2
+        }
+    );
+    let log = s.scans(Some(2)).unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (log[0].reason.as_str(), log[0].result.as_str()),
+        ("replay", "Fail")
+    );
+    assert!(log[1].passed);
+}
+
+#[test]
+fn an_import_that_breaks_the_merged_catalog_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    for db in backends::fresh_all(d.path()) {
+        broken_import_on(&db);
+    }
+}
+
+fn broken_import_on(db: &Db) {
+    let mut s = db.store();
+    s.import(&catalog("B")).unwrap();
+    // Another batch in the same folder reusing CUID "A".
+    let mut other = catalog("B");
+    let b = &mut other.folders[0].groups[0].batches[0];
+    b.name = "b2".into();
+    b.tags = vec![Tag {
+        cuid: Some("A".into()),
+        ..Tag::new("c")
+    }];
+    assert!(matches!(s.import(&other), Err(StoreError::Invalid(_))));
+    assert_eq!(s.load().unwrap().catalog, catalog("B"));
+}
+
+#[test]
+fn read_back_counters_patches_and_retention() {
+    let d = tempfile::tempdir().unwrap();
+    for db in backends::fresh_all(d.path()) {
+        patches_on(&db);
+    }
+}
+
+fn patches_on(db: &Db) {
+    let mut s = db.store();
+    let mut c = catalog("B");
+    c.folders[0].groups[0].batches[0].tags[0].read_ctr = Some(7);
+    s.import(&c).unwrap();
+    assert_eq!(s.load().unwrap().counters["a"], 7);
+    // A lower read-back counter never lowers it; a claim at it is refused.
+    c.folders[0].groups[0].batches[0].tags[0].read_ctr = Some(3);
+    s.import(&c).unwrap();
+    assert_eq!(
+        s.commit(&[claim("a", 7), claim("a", 8)]).unwrap(),
+        vec![false, true]
+    );
+    let patch = TagPatch {
+        xuid: "a".into(),
+        default_response: Some(Some("Recalled".into())),
+        active: Some(false),
+        cuid: Some("A2".into()),
+        remote: "127.0.0.1".into(),
+        time_ms: 5,
+    };
+    s.update_tag(&patch).unwrap();
+    // Re-importing the same catalog (no RESPONSE/STATUS given) keeps the changes.
+    let mut c2 = catalog("B");
+    c2.folders[0].groups[0].batches[0].tags[0].active = None;
+    c2.folders[0].groups[0].batches[0].tags[0].cuid = None;
+    s.import(&c2).unwrap();
+    let t = s.load().unwrap().catalog.folders[0].groups[0].batches[0].tags[0].clone();
+    assert_eq!(t.default_response.as_deref(), Some("Recalled"));
+    assert_eq!((t.active, t.cuid.as_deref()), (Some(false), Some("A2")));
+    let ch = s.changes().unwrap();
+    assert_eq!(ch.len(), 3);
+    assert_eq!(ch[1].new.as_deref(), Some("Inactive"));
+    // CUID taken in the folder; unknown tag.
+    let taken = TagPatch {
+        xuid: "a".into(),
+        cuid: Some("B".into()),
+        ..TagPatch::default()
+    };
+    assert!(matches!(s.update_tag(&taken), Err(StoreError::Invalid(_))));
+    let nobody = TagPatch {
+        xuid: "zz".into(),
+        active: Some(true),
+        ..TagPatch::default()
+    };
+    assert!(matches!(s.update_tag(&nobody), Err(StoreError::Invalid(_))));
+    // Retention: failing rows beyond the newest 2 go; passes stay.
+    let mut fail = claim("b", 1);
+    fail.claim = None;
+    fail.result = "Fail".into();
+    fail.reason = "bad_mac";
+    s.commit(&[fail.clone(), fail.clone(), fail.clone(), fail])
+        .unwrap();
+    let keep = Retention {
+        max_rows: Some(2),
+        max_age_ms: None,
+    };
+    assert!(s.prune(&keep, 0).unwrap() >= 2);
+    let log = s.scans(None).unwrap();
+    assert_eq!(log.iter().filter(|r| !r.passed).count(), 2);
+    assert!(log.iter().any(|r| r.passed));
+}
+
+#[test]
+fn postgres_refuses_a_password_in_the_url_and_commits_that_are_not_durable() {
+    let Some(admin) = backends::pg_url() else {
+        return;
+    };
+    let e = tag424::verifier::store::open("postgres://u:secret@127.0.0.1:1/x")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("PGPASSWORD") && !e.contains("secret"), "{e}");
+    let db = backends::fresh_pg(&admin);
+    let sep = if db.arg.contains('?') { '&' } else { '?' };
+    let off = format!("{}{sep}options=-c%20synchronous_commit%3Doff", db.arg);
+    let e = tag424::verifier::store::open(&off)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("synchronous_commit"), "{e}");
+    // Nothing was created; with durable commits the store opens.
+    assert!(tag424::verifier::store::open_existing(&db.arg).is_err());
+    drop(db.store());
+    assert!(tag424::verifier::store::open_existing(&db.arg).is_ok());
+}
