@@ -1,18 +1,18 @@
 //! `tag424 batch` and `tag424 encode`: the operator's main job.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tag424::provision::batch::{
-    folder_codes, generate_xuids, read_xuids, run_batch, BatchEvent, BatchOptions, Stop, Summary,
+    folder_codes, generate_xuids, read_xuids, BatchEvent, BatchOptions, Stop, Summary,
 };
-use tag424::provision::{EncodeOptions, Journal, Outcome, Step};
+use tag424::provision::station::run_readers;
+use tag424::provision::{EncodeOptions, Journal};
 use tag424::tag_code::Header;
 
 use super::reader::{AnyReader, ReaderSpec};
+use super::station::StationView;
 use tag424::sun::{Template, DEFAULT_TEMPLATE};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
@@ -26,15 +26,21 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 /// skipped, and a tag whose encoding was interrupted is finished when presented again.
 /// One process writes a folder at a time; a second one is refused at once.
 ///
+/// Several readers feed one batch: `--reader A --reader B` (or `--reader all`) runs one
+/// worker per reader over the same journal and code list; a tag pulled from one reader is
+/// finished on any other.
+///
 /// Example (simulated reader, 10 tags, local codes):
 ///   tag424 batch --reader sim:tags --generate-xuids 10 --out batch1
+/// Two readers: tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2
 #[derive(Debug, clap::Args)]
 pub struct BatchArgs {
     /// The reader (required; also TAG424_READER): a PC/SC reader's name, index or unique part
     /// of its name (see `tag424 readers`), or `sim:DIR` for simulated tags kept in DIR
-    /// (`sim` alone: OUT/simulated-tags).
-    #[arg(long, env = "TAG424_READER")]
-    pub reader: Option<String>,
+    /// (`sim` alone: OUT/simulated-tags; `sim:DIR?latency=15ms` answers like a real reader).
+    /// Repeat for several readers; `all` for every PC/SC reader plugged in.
+    #[arg(long, env = "TAG424_READER", value_name = "READER")]
+    pub reader: Vec<String>,
     /// The platform's tag code list: a CSV whose first line names an XUID column (the
     /// platform's download), or one code per line with --no-header.
     #[arg(long, value_name = "FILE", required_unless_present = "generate_xuids")]
@@ -75,6 +81,9 @@ pub struct BatchArgs {
     /// Print every step and the APDU count of each tag.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Ring the terminal bell when a tag fails (heard across the room; works over SSH).
+    #[arg(long)]
+    pub beep: bool,
     /// Switch every factory tag of this batch to LRP mode (NXP's leakage-resilient crypto)
     /// before its keys are changed. IRREVERSIBLE: an LRP tag never goes back to AES, and its
     /// verifier must know it (48-digit PICC data tells by itself; plain mirrors need
@@ -115,17 +124,6 @@ fn confirm_lrp() -> Result<(), CliError> {
     Ok(())
 }
 
-fn step_name(s: Step) -> &'static str {
-    match s {
-        Step::Identify => "Identifying",
-        Step::Authenticate => "Authenticating",
-        Step::SwitchToLrp => "Switching to LRP",
-        Step::WriteNdef => "Writing URL",
-        Step::ChangeKeys => "Changing keys",
-        Step::Verify => "Verifying",
-    }
-}
-
 pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let mut template =
         Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
@@ -144,7 +142,8 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         (None, None) => return Err(CliError::input("give --xuids FILE or --generate-xuids N")),
     };
     check_layout(&template, given.as_deref().unwrap_or_default())?;
-    let spec = super::reader::required(args.reader.as_deref())?;
+    let specs = super::reader::required_all(&args.reader)?;
+    let simulated = specs.iter().all(|s| s.is_sim());
     let master = args.master.resolve()?;
     if args.lrp_irreversible {
         confirm_lrp()?;
@@ -153,16 +152,19 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let sim_dir = args.out.join("simulated-tags");
     // A reader that cannot be opened (unplugged, a typo) leaves no folder behind; only the
     // default simulated directory lives inside the folder and is opened after it.
-    let early = match &spec {
-        ReaderSpec::Sim(None) => None,
-        _ => Some(AnyReader::open(
-            &spec,
-            &sim_dir,
-            &stop,
-            args.wait_for_reader,
-            false,
-        )?),
-    };
+    let mut early = Vec::new();
+    for spec in &specs {
+        early.push(match spec {
+            ReaderSpec::Sim { dir: None, .. } => None,
+            _ => Some(AnyReader::open(
+                spec,
+                &sim_dir,
+                &stop,
+                args.wait_for_reader,
+                false,
+            )?),
+        });
+    }
     let mut journal = super::open_journal(&args.out)?;
     let has_codes = args.out.join(tag424::provision::batch::CODES_FILE).exists();
     let given = match (given, args.generate_xuids) {
@@ -183,15 +185,13 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let opts = BatchOptions {
         encode: EncodeOptions {
             template,
-            trust_simulator: args.trust_simulator || spec.is_sim(),
+            trust_simulator: args.trust_simulator || simulated,
             master,
         },
         count: args.count,
         stop: Some(stop.clone()),
-        trace: args
-            .trace
-            .open(args.reader.as_deref().unwrap_or_default())?,
-        simulated: spec.is_sim(),
+        trace: args.trace.open(&args.reader.join(", "))?,
+        simulated,
     };
     let total = args.count.unwrap_or(xuids.len() - used) as u64;
     let opening = if journal.created {
@@ -215,24 +215,40 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     if let Some(h) = &healed {
         eprintln!("{h}");
     }
-    let mut reader = match early {
-        Some(r) => r,
-        None => AnyReader::open(&spec, &sim_dir, &stop, args.wait_for_reader, false)?,
-    };
+    let mut readers = Vec::new();
+    for (spec, early) in specs.iter().zip(early) {
+        readers.push(match early {
+            Some(r) => r,
+            None => AnyReader::open(spec, &sim_dir, &stop, args.wait_for_reader, false)?,
+        });
+    }
+    let names: Vec<String> = readers.iter().map(|r| r.describe()).collect();
+    if let Some(n) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+    {
+        return Err(CliError {
+            code: 2,
+            message: format!("--reader names {} twice", n.1),
+            help: Some("give each reader once; `tag424 readers` lists them".into()),
+        });
+    }
     if !args.json {
-        say(&format!("Reader: {}", reader.describe()));
+        say(&match names.as_slice() {
+            [one] => format!("Reader: {one}"),
+            many => format!("{} readers: {}", many.len(), many.join(", ")),
+        });
     }
     let summary = if args.json {
-        run_json(&mut reader, &mut journal, &xuids, &opts)?
+        run_json(&mut readers, &names, &mut journal, &xuids, &opts)?
     } else {
-        run_view(
-            &mut reader,
-            &mut journal,
-            &xuids,
-            &opts,
-            total,
-            args.verbose,
-        )?
+        let view = StationView::new(names, total, args.verbose, args.beep);
+        let r = run_readers(&mut readers, &mut journal, &xuids, &opts, &mut |i, e| {
+            view.event(i, e)
+        });
+        view.finish();
+        r.map_err(super::journal_error)?
     };
     if args.json {
         print_json(
@@ -309,87 +325,32 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
 }
 
 fn run_json(
-    reader: &mut AnyReader,
+    readers: &mut [AnyReader],
+    names: &[String],
     journal: &mut Journal,
     xuids: &[String],
     opts: &BatchOptions,
 ) -> Result<Summary, CliError> {
-    run_batch(reader, journal, xuids, opts, &mut |e| match e {
-        BatchEvent::Done { outcome, elapsed } => {
-            print_json(&serde_json::json!({"format": FORMAT_VERSION, "event": "tag", "result": outcome, "seconds": elapsed.as_secs_f64()}))
+    // With one reader the events are as they always were; with several each names its reader.
+    let several = readers.len() > 1;
+    let with_reader = |mut v: serde_json::Value, i: usize| {
+        if several {
+            v["reader"] = serde_json::Value::from(names[i].clone());
         }
-        BatchEvent::Failed { error } => {
-            print_json(&serde_json::json!({"format": FORMAT_VERSION, "event": "failed", "error": error.to_string(), "tear_off": error.is_tear_off()}))
-        }
+        v
+    };
+    run_readers(readers, journal, xuids, opts, &mut |i, e| match e {
+        BatchEvent::Done { outcome, elapsed } => print_json(&with_reader(
+            serde_json::json!({"format": FORMAT_VERSION, "event": "tag", "result": outcome, "seconds": elapsed.as_secs_f64()}),
+            i,
+        )),
+        BatchEvent::Failed { error } => print_json(&with_reader(
+            serde_json::json!({"format": FORMAT_VERSION, "event": "failed", "error": error.to_string(), "tear_off": error.is_tear_off()}),
+            i,
+        )),
         _ => {}
     })
     .map_err(super::journal_error)
-}
-
-fn run_view(
-    reader: &mut AnyReader,
-    journal: &mut Journal,
-    xuids: &[String],
-    opts: &BatchOptions,
-    total: u64,
-    verbose: bool,
-) -> Result<Summary, CliError> {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30.green/dim} {pos}/{len} tags  {per_sec:.dim}  ETA {eta}  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    // Without a terminal the bar is hidden: print the operator's lines plainly instead.
-    let plain = bar.is_hidden();
-    let line = |bar: &ProgressBar, text: String| {
-        if plain {
-            say(&text);
-        } else {
-            bar.println(text);
-        }
-    };
-    let r = run_batch(reader, journal, xuids, opts, &mut |e| match e {
-        BatchEvent::WaitingForTag => bar.set_message("Present tag"),
-        BatchEvent::Step(s) => bar.set_message(step_name(s)),
-        BatchEvent::Done { outcome, elapsed } => match outcome {
-            Outcome::Encoded {
-                uid,
-                xuid,
-                exchanges,
-                recovered,
-                ..
-            } => {
-                bar.inc(1);
-                let how = if *recovered {
-                    "Finished interrupted"
-                } else {
-                    "Verified"
-                };
-                let text = format!("{how} {uid} → {xuid} in {:.2} s", elapsed.as_secs_f64());
-                if verbose || plain {
-                    line(&bar, format!("{text} ({exchanges} APDUs)"));
-                }
-                bar.set_message(text);
-            }
-            Outcome::AlreadyDone { uid, xuid } => {
-                line(&bar, format!("Skipped {uid}: already encoded as {xuid}"))
-            }
-        },
-        BatchEvent::Failed { error } => {
-            let hint = if error.is_tear_off() {
-                " — present it again to finish it"
-            } else {
-                ""
-            };
-            line(&bar, format!("Failed: {error}{hint}"));
-        }
-        BatchEvent::RemoveTag => bar.set_message("Remove tag"),
-    });
-    bar.finish_and_clear();
-    r.map_err(super::journal_error)
 }
 
 /// Recording the APDU exchanges.

@@ -4,10 +4,13 @@
 mod batch;
 mod demo;
 mod keys;
+mod man;
+mod profile;
 mod reader;
 mod serve;
 mod sim;
 mod sim_attach;
+mod station;
 mod tag;
 mod verify;
 
@@ -30,6 +33,13 @@ pub const FORMAT_VERSION: u32 = 1;
     max_term_width = 100
 )]
 struct Cli {
+    /// Use the profile CONFIG/tag424/profiles/NAME.toml (`tag424 profile path` shows CONFIG)
+    /// instead of ./tag424.toml. Options on the command line win over it.
+    #[arg(long, global = true, value_name = "NAME", env = "TAG424_PROFILE")]
+    profile: Option<String>,
+    /// Use no profile, not even ./tag424.toml.
+    #[arg(long, global = true, conflicts_with = "profile")]
+    no_profile: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,6 +72,10 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    Man(man::ManArgs),
+    /// Profiles: a station's usual options in tag424.toml or --profile NAME.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,7 +251,12 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::CommandFactory;
+    let (args, profile) = match profile::apply(std::env::args_os().collect(), &Cli::command()) {
+        Ok(x) => x,
+        Err(e) => return report(e),
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -257,23 +276,26 @@ pub fn main() -> ExitCode {
         Command::Sim(c) => sim::run(c),
         Command::UrlCheck(a) => url_check(a),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "tag424", &mut buf);
             let _ = std::io::stdout().lock().write_all(&buf);
             Ok(0)
         }
+        Command::Man(a) => man::run(a, Cli::command()),
+        Command::Profile(c) => profile::run(c, profile, &Cli::command()),
         Command::Serve(a) => serve::serve(a),
         Command::Scans(a) => serve::scans(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            if let Some(h) = e.help {
-                eprintln!("help: {h}");
-            }
-            ExitCode::from(e.code)
-        }
+        Err(e) => report(e),
     }
+}
+
+fn report(e: CliError) -> ExitCode {
+    eprintln!("error: {}", e.message);
+    if let Some(h) = e.help {
+        eprintln!("help: {h}");
+    }
+    ExitCode::from(e.code)
 }

@@ -1,11 +1,12 @@
-//! `--reader`: a simulated reader (`sim`, `sim:DIR`) or a PC/SC reader by name, index or
-//! unique part of its name; and `tag424 readers`.
+//! `--reader`: a simulated reader (`sim`, `sim:DIR`, options after `?` such as
+//! `sim:DIR?latency=15ms`) or a PC/SC reader by name, index or unique part of its name; and
+//! `tag424 readers`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tag424::sim::dir::{SimDir, SimReader};
+use tag424::sim::dir::{SimDir, SimReader, SimReaderOptions};
 use tag424::transport::pcsc::{list_readers, PcscError, PcscReader};
 use tag424::transport::{TagSource, Transport};
 
@@ -15,22 +16,36 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReaderSpec {
     /// Simulated tags in a directory (default: `simulated-tags` in the output directory).
-    Sim(Option<PathBuf>),
+    Sim {
+        dir: Option<PathBuf>,
+        options: SimReaderOptions,
+    },
     /// A PC/SC reader.
     Pcsc(String),
 }
 
 impl ReaderSpec {
-    pub fn parse(s: &str) -> ReaderSpec {
-        match s.split_once(':') {
-            _ if s == "sim" => ReaderSpec::Sim(None),
-            Some(("sim", dir)) if !dir.is_empty() => ReaderSpec::Sim(Some(PathBuf::from(dir))),
-            _ => ReaderSpec::Pcsc(s.to_string()),
-        }
+    /// `sim`, `sim:DIR`, either followed by `?latency=15ms`; anything else names a PC/SC reader.
+    pub fn parse(s: &str) -> Result<ReaderSpec, CliError> {
+        let (base, query) = match s.split_once('?') {
+            Some((b, q)) if b == "sim" || b.starts_with("sim:") => (b, Some(q)),
+            _ => (s, None),
+        };
+        let dir = match base.split_once(':') {
+            _ if base == "sim" => None,
+            Some(("sim", dir)) if !dir.is_empty() => Some(PathBuf::from(dir)),
+            _ => return Ok(ReaderSpec::Pcsc(s.to_string())),
+        };
+        let options = SimReaderOptions::parse(query.unwrap_or("")).map_err(|e| CliError {
+            code: 2,
+            message: format!("--reader {s}: {e}"),
+            help: Some("a simulated reader is `sim:DIR`, optionally `sim:DIR?latency=15ms`".into()),
+        })?;
+        Ok(ReaderSpec::Sim { dir, options })
     }
 
     pub fn is_sim(&self) -> bool {
-        matches!(self, ReaderSpec::Sim(_))
+        matches!(self, ReaderSpec::Sim { .. })
     }
 }
 
@@ -38,7 +53,7 @@ impl ReaderSpec {
 /// forgotten flag must not "encode" simulated tags with the platform's codes).
 pub fn required(reader: Option<&str>) -> Result<ReaderSpec, CliError> {
     if let Some(r) = reader.filter(|r| !r.trim().is_empty()) {
-        return Ok(ReaderSpec::parse(r));
+        return ReaderSpec::parse(r);
     }
     let found = match list_readers() {
         Ok(l) if l.is_empty() => "no PC/SC reader is plugged in".to_string(),
@@ -56,6 +71,57 @@ pub fn required(reader: Option<&str>) -> Result<ReaderSpec, CliError> {
         message: format!("no reader given; {found}"),
         help: Some("pass --reader NAME (a reader's name, index or unique part of its name; `tag424 readers` lists them) or set TAG424_READER; `--reader sim:DIR` is the simulated reader (test tags kept in DIR)".into()),
     })
+}
+
+/// The readers of an encoding command: each `--reader` (or `TAG424_READER`), or `all` for
+/// every PC/SC reader plugged in. Never a default; no reader twice; simulated and PC/SC
+/// readers are not mixed in one batch.
+pub fn required_all(readers: &[String]) -> Result<Vec<ReaderSpec>, CliError> {
+    let readers: Vec<&String> = readers.iter().filter(|r| !r.trim().is_empty()).collect();
+    if readers.is_empty() {
+        return required(None).map(|s| vec![s]);
+    }
+    let mut specs = Vec::new();
+    for r in &readers {
+        if r.trim().eq_ignore_ascii_case("all") {
+            let list = list_readers().map_err(pcsc_error)?;
+            if list.is_empty() {
+                return Err(pcsc_error(PcscError::NoReaders));
+            }
+            specs.extend(list.into_iter().map(|r| ReaderSpec::Pcsc(r.name)));
+        } else {
+            specs.push(ReaderSpec::parse(r)?);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for s in &specs {
+        let key = match s {
+            ReaderSpec::Sim { dir, .. } => format!(
+                "sim:{}",
+                dir.as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            ),
+            ReaderSpec::Pcsc(n) => n.clone(),
+        };
+        if !seen.insert(key.clone()) {
+            return Err(CliError {
+                code: 2,
+                message: format!("--reader {key} is given twice"),
+                help: Some("give each reader once (`--reader all` already means every PC/SC reader); simulated readers need a folder each: --reader sim:A --reader sim:B".into()),
+            });
+        }
+    }
+    if specs.iter().any(|s| s.is_sim()) && !specs.iter().all(|s| s.is_sim()) {
+        return Err(CliError {
+            code: 2,
+            message: "simulated and PC/SC readers in one batch".into(),
+            help: Some(
+                "a batch is simulated (sim:DIR readers only) or real (PC/SC readers only)".into(),
+            ),
+        });
+    }
+    Ok(specs)
 }
 
 /// An open reader of either kind.
@@ -98,7 +164,7 @@ impl AnyReader {
         read_only: bool,
     ) -> Result<AnyReader, CliError> {
         match spec {
-            ReaderSpec::Sim(dir) => {
+            ReaderSpec::Sim { dir, options } => {
                 let dir = dir.as_deref().unwrap_or(default_sim_dir);
                 let d = if read_only {
                     SimDir::open_existing(dir)
@@ -108,7 +174,9 @@ impl AnyReader {
                 .map_err(|e| CliError::input(e.to_string()))?;
                 install_ctrlc(stop.clone(), None);
                 Ok(AnyReader::Sim(
-                    SimReader::new(d, !read_only).map_err(|e| CliError::input(e.to_string()))?,
+                    SimReader::new(d, !read_only)
+                        .map_err(|e| CliError::input(e.to_string()))?
+                        .with_options(*options),
                 ))
             }
             ReaderSpec::Pcsc(name) if wait_for_reader => {
@@ -129,22 +197,37 @@ impl AnyReader {
 
     pub fn describe(&self) -> String {
         match self {
-            AnyReader::Sim(_) => "simulated reader".into(),
+            AnyReader::Sim(r) => format!("simulated reader {}", r.dir().path().display()),
             AnyReader::Pcsc(r) => r.name(),
         }
     }
 }
 
+/// The PC/SC waits Ctrl-C wakes: every reader of the run.
+static CANCELLERS: std::sync::Mutex<Vec<tag424::transport::pcsc::Canceller>> =
+    std::sync::Mutex::new(Vec::new());
+static HANDLER: std::sync::Once = std::sync::Once::new();
+
+/// One Ctrl-C handler for the process (the ctrlc crate allows one): sets `stop` and wakes
+/// every registered reader's wait, so each reader finishes its current tag and stops.
 fn install_ctrlc(stop: Arc<AtomicBool>, canceller: Option<tag424::transport::pcsc::Canceller>) {
-    let _ = ctrlc::set_handler(move || {
-        // Every Ctrl-C (any number, however quick) ends the same way: the current tag's
-        // exchange finishes (well under a second), then the summary and the re-run hint.
-        if !stop.swap(true, Ordering::SeqCst) {
-            eprintln!("\nCtrl-C: stopping after the current tag; no key is lost.");
-        }
-        if let Some(c) = &canceller {
-            c.cancel();
-        }
+    if let Some(c) = canceller {
+        CANCELLERS.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(move || {
+            // Every Ctrl-C (any number, however quick) ends the same way: the current tag's
+            // exchange finishes on every reader (well under a second), then the summary and the
+            // re-run hint.
+            if !stop.swap(true, Ordering::SeqCst) {
+                eprintln!(
+                    "\nCtrl-C: stopping after the current tag on every reader; no key is lost."
+                );
+            }
+            for c in CANCELLERS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                c.cancel();
+            }
+        });
     });
 }
 
@@ -164,6 +247,12 @@ impl TagSource for AnyReader {
                 Ok(()) | Err(PcscError::Cancelled) => Ok(()),
                 Err(e) => Err(Box::new(e)),
             },
+        }
+    }
+    fn waker(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        match self {
+            AnyReader::Sim(r) => r.waker(),
+            AnyReader::Pcsc(r) => r.waker(),
         }
     }
 }
@@ -196,4 +285,44 @@ pub fn readers(args: ReadersArgs) -> Result<u8, CliError> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn sim_reader_specs() {
+        let sim = |dir: Option<&str>, ms: u64| ReaderSpec::Sim {
+            dir: dir.map(PathBuf::from),
+            options: SimReaderOptions {
+                latency: Duration::from_millis(ms),
+            },
+        };
+        assert_eq!(ReaderSpec::parse("sim").unwrap(), sim(None, 0));
+        assert_eq!(ReaderSpec::parse("sim:tags").unwrap(), sim(Some("tags"), 0));
+        assert_eq!(
+            ReaderSpec::parse("sim:tags?latency=15ms").unwrap(),
+            sim(Some("tags"), 15)
+        );
+        assert_eq!(
+            ReaderSpec::parse("sim?latency=1s").unwrap(),
+            sim(None, 1000)
+        );
+        assert_eq!(
+            ReaderSpec::parse("ACS ACR1252 1S CL Reader PICC 0").unwrap(),
+            ReaderSpec::Pcsc("ACS ACR1252 1S CL Reader PICC 0".into())
+        );
+        // A PC/SC reader's name may hold a `?`; only `sim` takes options.
+        assert_eq!(
+            ReaderSpec::parse("Reader?x").unwrap(),
+            ReaderSpec::Pcsc("Reader?x".into())
+        );
+        for bad in ["sim:tags?latency=fast", "sim?speed=1", "sim:t?latency=1h"] {
+            let e = ReaderSpec::parse(bad).unwrap_err();
+            assert_eq!(e.code, 2, "{bad}");
+            assert!(e.message.contains("--reader"), "{}", e.message);
+        }
+    }
 }

@@ -33,6 +33,10 @@ pub struct AttachArgs {
     /// Tear-off test: remove the first tag after N APDUs, then present it again to be finished.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     tear_after: Option<u64>,
+    /// With --tear-after: move the torn tag to DIR (another `sim attach`'s --dir) instead of
+    /// presenting it again here, as an operator takes a pulled tag to the next reader.
+    #[arg(long, value_name = "DIR", requires = "tear_after")]
+    tear_to: Option<PathBuf>,
     /// Present only the directory's existing tags (default: make factory tags when they run out).
     #[arg(long)]
     no_fresh: bool,
@@ -79,6 +83,10 @@ pub fn run(a: AttachArgs) -> Result<u8, CliError> {
         idle_timeout: Duration::from_secs_f64(a.idle),
         stop: Some(stop),
         swap_gap: Duration::from_secs_f64(a.gap),
+        tear_to: match &a.tear_to {
+            Some(d) => Some(SimDir::open(d).map_err(|e| CliError::input(e.to_string()))?),
+            None => None,
+        },
     };
     let opts = VpcdOptions::new(a.vpcd.clone());
     let progress = !a.json;

@@ -65,7 +65,7 @@ impl TagArgs {
         read_only: bool,
     ) -> Result<Box<dyn Transport + Send>, CliError> {
         let spec = self.spec()?;
-        if let (ReaderSpec::Sim(dir), Some(uid)) = (&spec, &self.uid) {
+        if let (ReaderSpec::Sim { dir, options }, Some(uid)) = (&spec, &self.uid) {
             let d = SimDir::open_existing(dir.as_deref().unwrap_or(default_sim_dir))
                 .map_err(|e| CliError::input(e.to_string()))?;
             let want = uid.to_ascii_uppercase();
@@ -77,7 +77,9 @@ impl TagArgs {
                 .ok_or_else(|| {
                     CliError::input(format!("no simulated tag {uid} in {}", d.path().display()))
                 })?;
-            return Ok(Box::new(DirTransport::new(d, state)));
+            return Ok(Box::new(
+                DirTransport::new(d, state).with_latency(options.latency),
+            ));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut r = AnyReader::open(&spec, default_sim_dir, &stop, false, read_only)?;

@@ -2,13 +2,12 @@
 //! tag codes taken from the platform's list in order and never used twice.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::card::Card;
 use crate::tag_code::{CodeList, CodeListError, Header};
 use crate::transport::TagSource;
 
-use super::encode::{encode_tag, EncodeOptions, Outcome, ProvisionError, Step};
+use super::encode::{EncodeOptions, Outcome, ProvisionError, Step};
 use super::journal::{Journal, JournalError};
 
 /// Reads the platform's batch download (a CSV with an `XUID` column) or, with
@@ -166,110 +165,24 @@ pub struct BatchOptions {
     pub simulated: bool,
 }
 
-/// Runs the batch until `count` tags are encoded, the codes run out or the reader has no more
-/// tags; the run ends right after the last tag is verified (no wait for its removal).
-/// `keys.csv`, `associate.csv` and `summary.json` are rewritten after every verified tag.
-pub fn run_batch<S: TagSource>(
+/// Runs the batch on one reader until `count` tags are encoded, the codes run out or the
+/// reader has no more tags; the run ends right after the last tag is verified (no wait for its
+/// removal). `keys.csv`, `associate.csv` and `summary.json` are rewritten after every verified
+/// tag. The loop is [`super::station::run_readers`] with one reader.
+pub fn run_batch<S: TagSource + Send>(
     source: &mut S,
     journal: &mut Journal,
     xuids: &[String],
     opts: &BatchOptions,
-    on_event: &mut dyn FnMut(BatchEvent<'_>),
+    on_event: &mut (dyn FnMut(BatchEvent<'_>) + Send),
 ) -> Result<Summary, JournalError> {
-    let mut summary = Summary {
-        simulated: opts.simulated,
-        ..Summary::default()
-    };
-    let mut next_xuid = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
-    let stopping = || {
-        opts.stop
-            .as_ref()
-            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
-    };
-    let done = |summary: &Summary, journal: &Journal| {
-        let unfinished = journal.tags().any(|t| !t.verified && !t.reset);
-        opts.count.is_some_and(|c| summary.encoded >= c)
-            || (!unfinished && xuids.iter().all(|x| journal.xuid_used(x)))
-    };
-    loop {
-        if done(&summary, journal) {
-            break;
-        }
-        if stopping() {
-            summary.stopped = Some(Stop::Interrupted);
-            break;
-        }
-        on_event(BatchEvent::WaitingForTag);
-        let tag = match source.next_tag() {
-            Ok(Some(t)) => t,
-            Ok(None) => {
-                summary.stopped = Some(if stopping() {
-                    Stop::Interrupted
-                } else {
-                    Stop::NoMoreTags
-                });
-                break;
-            }
-            Err(e) => {
-                summary.stopped = Some(if stopping() {
-                    Stop::Interrupted
-                } else {
-                    Stop::Reader(e.to_string())
-                });
-                break;
-            }
-        };
-        let started = Instant::now();
-        let mut card = Card::new(tag);
-        if let Some(t) = &opts.trace {
-            t.comment(&format!("tag presented at {}", super::journal::now()));
-            card = card.with_observer(t.observer());
-        }
-        let result = encode_tag(&mut card, journal, &opts.encode, &mut next_xuid, &mut |s| {
-            on_event(BatchEvent::Step(s))
-        });
-        summary.exchanges += card.exchanges();
-        match result {
-            Ok(outcome) => {
-                match &outcome {
-                    Outcome::Encoded { recovered, .. } => {
-                        summary.encoded += 1;
-                        if *recovered {
-                            summary.recovered += 1;
-                        }
-                        write_results(journal, xuids, &opts.encode.template, &mut summary)?;
-                    }
-                    Outcome::AlreadyDone { .. } => summary.skipped += 1,
-                }
-                on_event(BatchEvent::Done {
-                    outcome: &outcome,
-                    elapsed: started.elapsed(),
-                });
-            }
-            Err(ProvisionError::Journal(e)) => return Err(e),
-            Err(ProvisionError::NoXuidLeft { .. }) => break,
-            Err(error) => {
-                if error.is_tear_off() {
-                    summary.torn += 1;
-                } else {
-                    summary.failed += 1;
-                }
-                on_event(BatchEvent::Failed { error: &error });
-            }
-        }
-        if done(&summary, journal) {
-            // The work is done: release the tag without waiting for its removal.
-            drop(card);
-            break;
-        }
-        on_event(BatchEvent::RemoveTag);
-        if let Err(e) = source.remove(card.into_transport()) {
-            summary.stopped = Some(Stop::Reader(e.to_string()));
-            break;
-        }
-    }
-    write_results(journal, xuids, &opts.encode.template, &mut summary)?;
-    Ok(summary)
+    super::station::run_readers(
+        std::slice::from_mut(source),
+        journal,
+        xuids,
+        opts,
+        &mut |_, e| on_event(e),
+    )
 }
 
 /// keys.csv, associate.csv and summary.json, from the journal: they always agree.

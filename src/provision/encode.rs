@@ -21,7 +21,7 @@ use crate::sun::template::Part;
 use crate::sun::{self, SunKeys, Template};
 use crate::transport::Transport;
 
-use super::journal::{now, Journal, JournalError, Record, TagEntry};
+use super::journal::{now, Journal, JournalAccess, JournalError, Record, TagEntry};
 use super::keys::{DeriveError, KeyNo, KeySet, KEY_VERSION};
 use super::layout::{layout, url_from_ndef, LayoutError, NdefLayout};
 
@@ -152,10 +152,11 @@ pub fn identify<T: Transport>(
 }
 
 /// Encodes the tag on `card`, or finishes it if the journal knows it.
-/// `next_xuid` is asked for a tag code only when a fresh tag needs one.
-pub fn encode_tag<T: Transport>(
+/// `next_xuid` is asked for a tag code only when a fresh tag needs one, with the journal held:
+/// the code it returns is taken atomically with respect to every other user of the journal.
+pub fn encode_tag<T: Transport, J: JournalAccess>(
     card: &mut Card<T>,
-    journal: &mut Journal,
+    journal: &mut J,
     opts: &EncodeOptions,
     next_xuid: &mut dyn FnMut(&Journal) -> Option<String>,
     step: &mut dyn FnMut(Step),
@@ -164,7 +165,7 @@ pub fn encode_tag<T: Transport>(
     step(Step::Identify);
     let id = identify(card, opts.trust_simulator)?;
     let uid = hex::encode_upper(id.uid);
-    if let Some(entry) = journal.tag(&uid).filter(|t| !t.reset).cloned() {
+    if let Some(entry) = journal.with(|j| j.tag(&uid).filter(|t| !t.reset).cloned()) {
         if entry.verified {
             return Ok(Outcome::AlreadyDone {
                 uid,
@@ -173,7 +174,9 @@ pub fn encode_tag<T: Transport>(
         }
         return finish(card, journal, opts, &entry, start, step);
     }
-    let xuid = next_xuid(journal).ok_or_else(|| ProvisionError::NoXuidLeft { uid: uid.clone() })?;
+    let xuid = journal
+        .with(|j| next_xuid(j))
+        .ok_or_else(|| ProvisionError::NoXuidLeft { uid: uid.clone() })?;
     let plan = layout(&opts.template, &xuid)?;
     let keys = match &opts.master {
         Some(m) => KeySet::diversified(m, &id.uid)?,
@@ -216,12 +219,14 @@ pub fn encode_tag<T: Transport>(
         Err(e) => return Err(e.into()),
     };
     // The keys are on disk before the chip hears of them.
-    journal.append(Record::Planned {
-        uid: uid.clone(),
-        xuid: xuid.clone(),
-        keys: keys.clone(),
-        time: now(),
-        lrp,
+    journal.with(|j| {
+        j.append(Record::Planned {
+            uid: uid.clone(),
+            xuid: xuid.clone(),
+            keys: keys.clone(),
+            time: now(),
+            lrp,
+        })
     })?;
     // The irreversible switch is journaled as its own step before it is sent, and comes
     // before any key changes: the keys change in the mode the tag keeps.
@@ -309,9 +314,9 @@ pub fn with_key0<T: Transport, R>(
 /// Finishes an interrupted tag, AES or LRP: [`with_key0`] finds the active key 0 (planned
 /// first, then factory), then the steps that did not happen are done, in the order of a
 /// fresh tag (the LRP switch, if not made yet, before the SDM settings and the keys).
-fn finish<T: Transport>(
+fn finish<T: Transport, J: JournalAccess>(
     card: &mut Card<T>,
-    journal: &mut Journal,
+    journal: &mut J,
     opts: &EncodeOptions,
     entry: &TagEntry,
     start: usize,
@@ -416,27 +421,31 @@ struct Done<'a> {
 }
 
 /// Journals the key change, verifies the read-back and journals the tag as done.
-fn complete<T: Transport>(
+fn complete<T: Transport, J: JournalAccess>(
     card: &mut Card<T>,
-    journal: &mut Journal,
+    journal: &mut J,
     opts: &EncodeOptions,
     d: Done<'_>,
     step: &mut dyn FnMut(Step),
 ) -> Result<Outcome, ProvisionError> {
     let (uid, xuid) = (d.uid.to_string(), d.xuid.to_string());
     if !d.logged {
-        journal.append(Record::KeysChanged {
-            uid: uid.clone(),
-            time: now(),
+        journal.with(|j| {
+            j.append(Record::KeysChanged {
+                uid: uid.clone(),
+                time: now(),
+            })
         })?;
     }
     step(Step::Verify);
     let read_ctr = read_back(card, opts, d.keys, &uid, &xuid, d.plan)?;
-    journal.append(Record::Verified {
-        uid: uid.clone(),
-        xuid: xuid.clone(),
-        read_ctr,
-        time: now(),
+    journal.with(|j| {
+        j.append(Record::Verified {
+            uid: uid.clone(),
+            xuid: xuid.clone(),
+            read_ctr,
+            time: now(),
+        })
     })?;
     Ok(Outcome::Encoded {
         uid,

@@ -20,7 +20,7 @@ use crate::crypto::AesKey;
 use crate::transport::Transport;
 
 use super::encode::{ProvisionError, Step};
-use super::journal::{now, Journal, Record};
+use super::journal::{now, Record};
 
 /// AuthenticateLRPFirst with key 0; a wrong key is a foreign tag.
 pub(super) fn first_auth<'c, T: Transport>(
@@ -39,15 +39,17 @@ pub(super) fn first_auth<'c, T: Transport>(
 
 /// Journals the switch, sends it (SetConfiguration option 05, permanent) and authenticates
 /// again in LRP with the factory key.
-pub(super) fn switch<'c, T: Transport>(
+pub(super) fn switch<'c, T: Transport, J: super::journal::JournalAccess>(
     s: Session<'c, T>,
-    journal: &mut Journal,
+    journal: &mut J,
     uid: &str,
     step: &mut dyn FnMut(Step),
 ) -> Result<Session<'c, T>, ProvisionError> {
-    journal.append(Record::LrpSwitch {
-        uid: uid.to_string(),
-        time: now(),
+    journal.with(|j| {
+        j.append(Record::LrpSwitch {
+            uid: uid.to_string(),
+            time: now(),
+        })
     })?;
     step(Step::SwitchToLrp);
     let card = s.enable_lrp()?;

@@ -9,6 +9,8 @@ pub mod layout;
 pub mod lock;
 pub mod lrp;
 pub mod reset;
+pub mod sealed;
+pub mod station;
 
 pub use encode::{encode_tag, EncodeOptions, Outcome, ProvisionError, Step};
 pub use journal::Journal;

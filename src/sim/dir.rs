@@ -2,6 +2,7 @@
 //! that presents them one at a time, as a stack of tags at a real reader.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{ChipState, SimChip, SimTransport};
 use crate::transport::{Transport, TransportError};
@@ -126,6 +127,12 @@ impl DirTransport {
         }
     }
 
+    /// Every exchange takes at least `latency` (see [`SimTransport::with_latency`]).
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.inner = self.inner.with_latency(latency);
+        self
+    }
+
     pub fn state(&self) -> &ChipState {
         &self.inner.chip.state
     }
@@ -147,6 +154,50 @@ impl Transport for DirTransport {
     }
 }
 
+/// A simulated reader's options, written after its directory as a query:
+/// `sim:DIR?latency=15ms` (several joined with `&`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimReaderOptions {
+    /// Added to every exchange, as the air time and reader overhead of a real reader.
+    pub latency: Duration,
+}
+
+/// A simulated reader option that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("simulated reader option {option:?}: {what}")]
+pub struct SimOptionError {
+    pub option: String,
+    pub what: String,
+}
+
+impl SimReaderOptions {
+    /// Parses `latency=15ms&…` (durations as `15ms`, `1s`, `500us`).
+    pub fn parse(query: &str) -> Result<Self, SimOptionError> {
+        let mut o = SimReaderOptions::default();
+        for part in query.split('&').filter(|p| !p.is_empty()) {
+            let bad = |what: String| SimOptionError {
+                option: part.to_string(),
+                what,
+            };
+            match part.split_once('=') {
+                Some(("latency", v)) => {
+                    o.latency = humantime::parse_duration(v.trim())
+                        .map_err(|e| bad(format!("{e}; write a duration such as 15ms or 1s")))?;
+                    if o.latency > Duration::from_secs(10) {
+                        return Err(bad("more than 10 s per exchange is not a reader".into()));
+                    }
+                }
+                _ => {
+                    return Err(bad(
+                        "the only option is latency=DURATION (e.g. latency=15ms)".into(),
+                    ))
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
 /// The simulated reader: presents the directory's existing tags once each, then fresh factory
 /// tags (created on demand) until `limit` tags were presented.
 #[derive(Debug)]
@@ -154,6 +205,7 @@ pub struct SimReader {
     dir: SimDir,
     queue: Vec<ChipState>,
     fresh: bool,
+    options: SimReaderOptions,
 }
 
 impl SimReader {
@@ -161,7 +213,23 @@ impl SimReader {
     pub fn new(dir: SimDir, fresh: bool) -> Result<Self, SimDirError> {
         let mut queue = dir.list()?;
         queue.reverse();
-        Ok(SimReader { dir, queue, fresh })
+        Ok(SimReader {
+            dir,
+            queue,
+            fresh,
+            options: SimReaderOptions::default(),
+        })
+    }
+
+    /// The directory whose tags this reader presents.
+    pub fn dir(&self) -> &SimDir {
+        &self.dir
+    }
+
+    /// Applies the reader's options (latency) to every tag it presents.
+    pub fn with_options(mut self, options: SimReaderOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// The next tag in the field, or `None` when the stack is empty.
@@ -171,7 +239,9 @@ impl SimReader {
             None if self.fresh => self.dir.new_tag()?,
             None => return Ok(None),
         };
-        Ok(Some(DirTransport::new(self.dir.clone(), state)))
+        Ok(Some(
+            DirTransport::new(self.dir.clone(), state).with_latency(self.options.latency),
+        ))
     }
 }
 

@@ -1,4 +1,7 @@
-//! The simulator behind the transport seam, with tear-off faults on demand.
+//! The simulator behind the transport seam, with tear-off faults on demand and an optional
+//! latency per exchange (the air time and reader overhead of a real reader, for benchmarks).
+
+use std::time::Duration;
 
 use super::SimChip;
 use crate::transport::{Transport, TransportError};
@@ -26,6 +29,7 @@ pub struct SimTransport {
     fault: Option<Fault>,
     exchanges: usize,
     present: bool,
+    latency: Duration,
 }
 
 impl SimTransport {
@@ -35,7 +39,16 @@ impl SimTransport {
             fault: None,
             exchanges: 0,
             present: true,
+            latency: Duration::ZERO,
         }
+    }
+
+    /// Makes every exchange take at least `latency` (the thread sleeps before the chip
+    /// answers), as the radio link and reader of a real station do: a real reader answers an
+    /// NTAG 424 DNA APDU in roughly 5 to 20 ms.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
     }
 
     /// Arms a tear-off.
@@ -65,6 +78,9 @@ impl Transport for SimTransport {
         if !self.present {
             return Err(TransportError::NoCard);
         }
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
         let index = self.exchanges;
         self.exchanges += 1;
         match self.fault {
@@ -78,5 +94,26 @@ impl Transport for SimTransport {
             }
             _ => Ok(self.chip.process(command)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::ChipState;
+
+    #[test]
+    fn latency_delays_every_exchange() {
+        let latency = Duration::from_millis(5);
+        let mut t =
+            SimTransport::new(SimChip::new(ChipState::random_factory())).with_latency(latency);
+        let started = std::time::Instant::now();
+        for _ in 0..3 {
+            let r = t.transmit(&[0x90, 0x60, 0x00, 0x00, 0x00]).unwrap();
+            assert!(r.len() >= 2);
+        }
+        // A sleep lasts at least its duration: a lower bound, not a timing measurement.
+        assert!(started.elapsed() >= latency * 3);
+        assert_eq!(t.exchanges(), 3);
     }
 }

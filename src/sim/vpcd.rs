@@ -455,6 +455,10 @@ pub struct AttachPolicy {
     /// its next presence poll of vpcd (every 400 ms); a faster swap is invisible to PC/SC, as
     /// if the same tag had stayed. A person swapping tags takes longer than this anyway.
     pub swap_gap: Duration,
+    /// With `tear_after`: instead of presenting the torn tag again here, hand it to another
+    /// reader's directory (its state moves there), as an operator who takes a pulled tag to
+    /// the next reader does. An attach serving that directory presents it next.
+    pub tear_to: Option<SimDir>,
 }
 
 impl Default for AttachPolicy {
@@ -466,6 +470,7 @@ impl Default for AttachPolicy {
             idle_timeout: Duration::from_secs(5),
             stop: None,
             swap_gap: Duration::from_millis(900),
+            tear_to: None,
         }
     }
 }
@@ -575,7 +580,9 @@ pub fn attach_with(
                     });
                 }
                 match next_tag(dir, &mut queue, &mut seen, policy.fresh)? {
-                    Some((s, created)) => (s, created, false, false),
+                    // A tag handed over from another reader was counted there.
+                    Some((s, Arrival::HandedOver)) => (s, false, true, true),
+                    Some((s, arrival)) => (s, arrival == Arrival::Created, false, false),
                     None => {
                         return Ok(AttachSummary {
                             tags,
@@ -648,9 +655,28 @@ pub fn attach_with(
         }
         if removed_by == RemovedBy::MaxApdus {
             chip.power_cycle();
-            again = Some((chip.state, created, true));
+            match &policy.tear_to {
+                Some(other) => {
+                    other.save(&chip.state)?;
+                    let here = dir.path().join(format!("{}.json", hex::encode_upper(uid)));
+                    std::fs::remove_file(&here)
+                        .map_err(|source| SimDirError::Io { path: here, source })?;
+                }
+                None => again = Some((chip.state, created, true)),
+            }
         }
     }
+}
+
+/// How the next tag came to be presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// In the directory when the run started.
+    Listed,
+    /// Put into the directory while the run went on (handed over from another reader).
+    HandedOver,
+    /// A new factory tag.
+    Created,
 }
 
 fn next_tag(
@@ -658,21 +684,25 @@ fn next_tag(
     queue: &mut Vec<[u8; 7]>,
     seen: &mut HashSet<[u8; 7]>,
     fresh: bool,
-) -> Result<Option<(ChipState, bool)>, VpcdError> {
+) -> Result<Option<(ChipState, Arrival)>, VpcdError> {
     while let Some(uid) = queue.pop() {
         if seen.contains(&uid) {
             continue;
         }
         let path = dir.path().join(format!("{}.json", hex::encode_upper(uid)));
         match SimDir::load_file(&path) {
-            Ok(s) => return Ok(Some((s, false))),
+            Ok(s) => return Ok(Some((s, Arrival::Listed))),
             // Deleted since the run started: skip it.
             Err(SimDirError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
     }
+    // A tag put into the directory since (another reader's pulled tag) comes before new ones.
+    if let Some(s) = dir.list()?.into_iter().find(|s| !seen.contains(&s.uid)) {
+        return Ok(Some((s, Arrival::HandedOver)));
+    }
     if fresh {
-        Ok(Some((dir.new_tag()?, true)))
+        Ok(Some((dir.new_tag()?, Arrival::Created)))
     } else {
         Ok(None)
     }

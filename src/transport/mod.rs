@@ -49,6 +49,12 @@ pub trait TagSource {
     fn remove(&mut self, _tag: Self::Tag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Ok(())
     }
+    /// Something another thread calls to end this reader's current wait (`next_tag` or
+    /// `remove` then return at once): the batch finished on another reader. `None` for a
+    /// reader whose waits never block (the simulated one).
+    fn waker(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        None
+    }
 }
 
 /// Carries APDUs. Implementations: `PcscTransport`, `SimTransport`, [`replay::Replay`].

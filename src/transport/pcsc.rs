@@ -453,6 +453,10 @@ impl super::TagSource for PcscReader {
             Err(e) => Err(Box::new(e)),
         }
     }
+    fn waker(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        let c = self.canceller();
+        Some(Box::new(move || c.cancel()))
+    }
 }
 
 #[cfg(test)]

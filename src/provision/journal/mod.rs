@@ -50,6 +50,29 @@ pub enum Record {
     },
 }
 
+/// The batch's one journal as a tag's sequence uses it: held only for each lookup or append,
+/// never across an APDU, so the workers of several readers share one journal (one writer
+/// process, one file) and still overlap their radio time. The journal itself is one.
+pub trait JournalAccess {
+    /// Runs `f` with the journal (locked for that long when shared).
+    fn with<R>(&mut self, f: impl FnOnce(&mut Journal) -> R) -> R;
+}
+
+impl JournalAccess for Journal {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Journal) -> R) -> R {
+        f(self)
+    }
+}
+
+impl JournalAccess for &std::sync::Mutex<&mut Journal> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Journal) -> R) -> R {
+        // A worker that panicked cannot have left a half-appended record in memory: append
+        // updates the in-memory state only after the line is on disk.
+        let mut guard = self.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
 /// What the journal knows about one tag (latest plan wins).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagEntry {

@@ -1,0 +1,235 @@
+//! Keys at rest: key material encrypted to age X25519 recipients (`--encrypt-to`), so a stolen
+//! laptop or backup of a batch folder leaks no key. Only the holder of a matching identity
+//! (`--identity FILE`, the `AGE-SECRET-KEY-1…` file `age-keygen` writes) can read them back.
+//!
+//! The format is the age file format (age-encryption.org/v1), binary, as the `age` tool reads
+//! and writes it: `age -d -i identity keys.csv.age` decrypts an export. In the journal, a
+//! record's key material is one age file, base64 in the record's JSON line.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use base64::Engine;
+use zeroize::Zeroizing;
+
+/// Why keys could not be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("--encrypt-to {given:?} is not an age recipient (age1…) nor a readable recipients file: {why}")]
+    Recipient { given: String, why: String },
+    #[error("no recipient in {0}: a recipients file holds age1… lines (comments with #)")]
+    EmptyRecipients(String),
+    #[error("cannot read the identity file {path}: {why}")]
+    Identity { path: PathBuf, why: String },
+    #[error("the identity file {0} holds no age identity (AGE-SECRET-KEY-1…)")]
+    NoIdentity(PathBuf),
+    #[error("the keys are encrypted and no --identity was given")]
+    IdentityNeeded,
+    #[error("no identity in {identity} opens these keys: they were encrypted to other recipients")]
+    WrongIdentity { identity: String },
+    #[error("encrypted keys are damaged: {0}")]
+    Damaged(String),
+    #[error("encrypting the keys failed: {0}")]
+    Encrypt(String),
+}
+
+/// The recipients keys are sealed to (`--encrypt-to`, repeatable).
+#[derive(Clone)]
+pub struct Recipients {
+    list: Vec<age::x25519::Recipient>,
+}
+
+impl std::fmt::Debug for Recipients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.list.iter().map(|r| r.to_string()))
+            .finish()
+    }
+}
+
+impl Recipients {
+    /// Each spec is an `age1…` recipient or a file of them (one per line, `#` comments), as
+    /// `age -r` and `age -R` take them.
+    pub fn parse(specs: &[String]) -> Result<Recipients, SealError> {
+        let mut list = Vec::new();
+        for spec in specs {
+            let spec = spec.trim();
+            if spec.starts_with("age1") {
+                list.push(parse_recipient(spec, spec)?);
+                continue;
+            }
+            let text = std::fs::read_to_string(spec).map_err(|e| SealError::Recipient {
+                given: spec.to_string(),
+                why: e.to_string(),
+            })?;
+            let before = list.len();
+            for line in text.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                list.push(parse_recipient(spec, line)?);
+            }
+            if list.len() == before {
+                return Err(SealError::EmptyRecipients(spec.to_string()));
+            }
+        }
+        Ok(Recipients { list })
+    }
+
+    /// The recipients as `age1…` strings.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.list.iter().map(|r| r.to_string()).collect()
+    }
+
+    /// One age file holding `plain`, openable by any of the recipients.
+    pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        let enc =
+            age::Encryptor::with_recipients(self.list.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| SealError::Encrypt(e.to_string()))?;
+        let mut out = Vec::with_capacity(plain.len() + 256);
+        let mut w = enc
+            .wrap_output(&mut out)
+            .map_err(|e| SealError::Encrypt(e.to_string()))?;
+        std::io::Write::write_all(&mut w, plain).map_err(|e| SealError::Encrypt(e.to_string()))?;
+        w.finish().map_err(|e| SealError::Encrypt(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// [`Recipients::seal`] as base64 text, for a JSON field.
+    pub fn seal_base64(&self, plain: &[u8]) -> Result<String, SealError> {
+        Ok(base64::engine::general_purpose::STANDARD.encode(self.seal(plain)?))
+    }
+}
+
+fn parse_recipient(given: &str, text: &str) -> Result<age::x25519::Recipient, SealError> {
+    age::x25519::Recipient::from_str(text).map_err(|e| SealError::Recipient {
+        given: given.to_string(),
+        why: e.to_string(),
+    })
+}
+
+/// The identities that open sealed keys (`--identity FILE`).
+pub struct Identity {
+    path: PathBuf,
+    ids: Vec<Box<dyn age::Identity + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Identity({})", self.path.display())
+    }
+}
+
+impl Identity {
+    /// Reads an age identity file (as `age-keygen -o FILE` writes it).
+    pub fn load(path: &Path) -> Result<Identity, SealError> {
+        let err = |why: String| SealError::Identity {
+            path: path.to_path_buf(),
+            why,
+        };
+        let text = Zeroizing::new(std::fs::read(path).map_err(|e| err(e.to_string()))?);
+        let file = age::IdentityFile::from_buffer(&text[..]).map_err(|e| err(e.to_string()))?;
+        let ids = file.into_identities().map_err(|e| err(e.to_string()))?;
+        if ids.is_empty() {
+            return Err(SealError::NoIdentity(path.to_path_buf()));
+        }
+        Ok(Identity {
+            path: path.to_path_buf(),
+            ids,
+        })
+    }
+
+    /// The plain bytes of one age file.
+    pub fn open(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let d =
+            age::Decryptor::new_buffered(sealed).map_err(|e| SealError::Damaged(e.to_string()))?;
+        let mut r = d
+            .decrypt(self.ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .map_err(|e| match e {
+                age::DecryptError::NoMatchingKeys => SealError::WrongIdentity {
+                    identity: self.path.display().to_string(),
+                },
+                e => SealError::Damaged(e.to_string()),
+            })?;
+        let mut out = Zeroizing::new(Vec::with_capacity(sealed.len()));
+        std::io::Read::read_to_end(&mut r, &mut out)
+            .map_err(|e| SealError::Damaged(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// [`Identity::open`] of base64 text from a JSON field.
+    pub fn open_base64(&self, text: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| SealError::Damaged(e.to_string()))?;
+        self.open(&sealed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret;
+
+    fn pair() -> (String, String) {
+        let id = age::x25519::Identity::generate();
+        (
+            id.to_public().to_string(),
+            id.to_string().expose_secret().to_string(),
+        )
+    }
+
+    #[test]
+    fn sealed_keys_open_with_a_matching_identity_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r1, i1) = pair();
+        let (r2, i2) = pair();
+        let (_, other) = pair();
+        // A recipient given as text and one in a recipients file.
+        let rfile = dir.path().join("recipients.txt");
+        std::fs::write(&rfile, format!("# the key safe\n{r2}\n")).unwrap();
+        let rs = Recipients::parse(&[r1.clone(), rfile.display().to_string()]).unwrap();
+        assert_eq!(rs.to_strings(), [r1, r2]);
+        let sealed = rs.seal_base64(b"00112233445566778899AABBCCDDEEFF").unwrap();
+        assert!(!sealed.contains("00112233"));
+        for (name, text) in [("i1", &i1), ("i2", &i2)] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, format!("# created: now\n{text}\n")).unwrap();
+            let id = Identity::load(&p).unwrap();
+            assert_eq!(
+                &id.open_base64(&sealed).unwrap()[..],
+                b"00112233445566778899AABBCCDDEEFF"
+            );
+        }
+        let p = dir.path().join("other");
+        std::fs::write(&p, &other).unwrap();
+        let e = Identity::load(&p)
+            .unwrap()
+            .open_base64(&sealed)
+            .unwrap_err();
+        assert!(matches!(e, SealError::WrongIdentity { .. }), "{e}");
+        let id = Identity::load(&dir.path().join("i1")).unwrap();
+        assert!(matches!(
+            id.open_base64("AAAA").unwrap_err(),
+            SealError::Damaged(_)
+        ));
+    }
+
+    #[test]
+    fn bad_recipients_and_identities_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["age1notarecipient", "/no/such/file"] {
+            let e = Recipients::parse(&[bad.to_string()]).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "# nothing\n").unwrap();
+        assert!(matches!(
+            Recipients::parse(&[empty.display().to_string()]).unwrap_err(),
+            SealError::EmptyRecipients(_)
+        ));
+        assert!(Identity::load(&dir.path().join("missing")).is_err());
+        let e = Identity::load(&empty).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+    }
+}

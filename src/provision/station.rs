@@ -1,0 +1,288 @@
+//! Several readers, one batch: one worker thread per reader, one journal, one code list.
+//!
+//! Each worker waits for a tag on its reader and encodes it (or finishes it, or skips it); the
+//! journal is held only for each lookup or append (see [`JournalAccess`]), so the readers'
+//! radio time overlaps. A code is taken atomically: under the journal's lock, the first code
+//! neither used in the journal nor claimed by another worker's tag in progress. A tag pulled
+//! from one reader mid-sequence is in the journal, so whichever reader it is presented to
+//! next finishes it. One reader is the same loop with one worker, run on the caller's thread.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::card::Card;
+use crate::transport::TagSource;
+
+use super::batch::{write_results, BatchEvent, BatchOptions, Stop, Summary};
+use super::encode::{encode_tag, Outcome, ProvisionError};
+use super::journal::{Journal, JournalAccess, JournalError};
+
+type Events<'e> = dyn FnMut(usize, BatchEvent<'_>) + Send + 'e;
+
+/// What the workers share.
+struct Station<'a, 'e> {
+    journal: Mutex<&'a mut Journal>,
+    /// Codes taken by a tag in progress and not yet journaled.
+    claimed: Mutex<HashSet<String>>,
+    /// Tags encoded in this run (for `count`).
+    encoded: AtomicUsize,
+    summary: Mutex<Summary>,
+    /// The work is done (or failed for good): every worker leaves after its current tag.
+    finished: AtomicBool,
+    events: Mutex<&'a mut Events<'e>>,
+    xuids: &'a [String],
+    opts: &'a BatchOptions,
+}
+
+impl Station<'_, '_> {
+    fn emit(&self, reader: usize, e: BatchEvent<'_>) {
+        let mut f = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        (*f)(reader, e);
+    }
+
+    fn stopping(&self) -> bool {
+        self.opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Every code used and nothing left half-done, or `count` tags encoded.
+    fn done(&self, journal: &Journal) -> bool {
+        let unfinished = journal.tags().any(|t| !t.verified && !t.reset);
+        self.opts
+            .count
+            .is_some_and(|c| self.encoded.load(Ordering::SeqCst) >= c)
+            || (!unfinished && self.xuids.iter().all(|x| journal.xuid_used(x)))
+    }
+
+    fn stop_with(&self, why: Stop) {
+        let mut s = self.summary.lock().unwrap_or_else(|e| e.into_inner());
+        if s.stopped.is_none() {
+            s.stopped = Some(why);
+        }
+    }
+
+    /// A stop reason for a reader that ended its wait: the operator, or the reader itself.
+    fn why(&self, reader_says: impl FnOnce() -> Stop) -> Stop {
+        if self.stopping() {
+            Stop::Interrupted
+        } else {
+            reader_says()
+        }
+    }
+}
+
+/// Runs one batch over several readers until `count` tags are encoded, the codes run out, or
+/// every reader stopped; events carry the reader's index in `sources`. `keys.csv`,
+/// `associate.csv` and `summary.json` are rewritten after every verified tag.
+pub fn run_readers<S: TagSource + Send>(
+    sources: &mut [S],
+    journal: &mut Journal,
+    xuids: &[String],
+    opts: &BatchOptions,
+    on_event: &mut Events<'_>,
+) -> Result<Summary, JournalError> {
+    let wakers: Vec<_> = sources.iter().filter_map(|s| s.waker()).collect();
+    let station = Station {
+        journal: Mutex::new(journal),
+        claimed: Mutex::new(HashSet::new()),
+        encoded: AtomicUsize::new(0),
+        summary: Mutex::new(Summary {
+            simulated: opts.simulated,
+            ..Summary::default()
+        }),
+        finished: AtomicBool::new(false),
+        events: Mutex::new(on_event),
+        xuids,
+        opts,
+    };
+    let result: Result<(), JournalError> = if sources.len() == 1 {
+        work(&station, 0, &mut sources[0])
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = sources
+                .iter_mut()
+                .enumerate()
+                .map(|(i, s)| {
+                    let st = &station;
+                    scope.spawn(move || work(st, i, s))
+                })
+                .collect();
+            // A reader asleep in a PC/SC wait does not see the batch end on another reader or a
+            // Ctrl-C: wake the waits until every worker has left.
+            while !handles.iter().all(|h| h.is_finished()) {
+                if station.finished.load(Ordering::SeqCst) || station.stopping() {
+                    wakers.iter().for_each(|w| w());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let mut first = Ok(());
+            for h in handles {
+                let r = h.join().unwrap_or_else(|_| {
+                    Err(JournalError::Io {
+                        path: Default::default(),
+                        source: std::io::Error::other("a reader's worker panicked"),
+                    })
+                });
+                if first.is_ok() {
+                    first = r;
+                }
+            }
+            first
+        })
+    };
+    let Station {
+        journal, summary, ..
+    } = station;
+    let journal = journal.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
+    result?;
+    let done = {
+        let unfinished = journal.tags().any(|t| !t.verified && !t.reset);
+        opts.count.is_some_and(|c| summary.encoded >= c)
+            || (!unfinished && xuids.iter().all(|x| journal.xuid_used(x)))
+    };
+    if done && summary.stopped != Some(Stop::Interrupted) {
+        summary.stopped = None;
+    }
+    write_results(journal, xuids, &opts.encode.template, &mut summary)?;
+    Ok(summary)
+}
+
+/// One reader's loop.
+fn work<S: TagSource>(
+    st: &Station<'_, '_>,
+    reader: usize,
+    source: &mut S,
+) -> Result<(), JournalError> {
+    let finish_all = || st.finished.store(true, Ordering::SeqCst);
+    let mut journal = &st.journal;
+    loop {
+        if st.finished.load(Ordering::SeqCst) || journal.with(|j| st.done(j)) {
+            finish_all();
+            return Ok(());
+        }
+        if st.stopping() {
+            st.stop_with(Stop::Interrupted);
+            return Ok(());
+        }
+        st.emit(reader, BatchEvent::WaitingForTag);
+        let tag = match source.next_tag() {
+            Ok(Some(t)) => t,
+            Ok(None) if st.finished.load(Ordering::SeqCst) => return Ok(()),
+            Ok(None) => {
+                st.stop_with(st.why(|| Stop::NoMoreTags));
+                return Ok(());
+            }
+            Err(e) if st.finished.load(Ordering::SeqCst) => {
+                let _ = e;
+                return Ok(());
+            }
+            Err(e) => {
+                st.stop_with(st.why(|| Stop::Reader(e.to_string())));
+                return Ok(());
+            }
+        };
+        let started = Instant::now();
+        let mut card = Card::new(tag);
+        if let Some(t) = &st.opts.trace {
+            t.comment(&format!(
+                "tag presented at reader {reader}, {}",
+                super::journal::now()
+            ));
+            card = card.with_observer(t.observer());
+        }
+        let mut mine: Option<String> = None;
+        let mut next_xuid = |j: &Journal| {
+            let mut claimed = st.claimed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = st.opts.count {
+                if st.encoded.load(Ordering::SeqCst) + claimed.len() >= c {
+                    return None;
+                }
+            }
+            let x = st
+                .xuids
+                .iter()
+                .find(|x| !j.xuid_used(x) && !claimed.contains(*x))?
+                .clone();
+            claimed.insert(x.clone());
+            mine = Some(x.clone());
+            Some(x)
+        };
+        let result = encode_tag(
+            &mut card,
+            &mut journal,
+            &st.opts.encode,
+            &mut next_xuid,
+            &mut |s| st.emit(reader, BatchEvent::Step(s)),
+        );
+        if let Some(x) = mine.take() {
+            // Journaled by now (the code is used) or never planned (the code is free again).
+            st.claimed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&x);
+        }
+        st.summary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .exchanges += card.exchanges();
+        match result {
+            Ok(outcome) => {
+                if let Outcome::Encoded { recovered, .. } = &outcome {
+                    st.encoded.fetch_add(1, Ordering::SeqCst);
+                    journal.with(|j| {
+                        let mut s = st.summary.lock().unwrap_or_else(|e| e.into_inner());
+                        s.encoded += 1;
+                        s.recovered += usize::from(*recovered);
+                        write_results(j, st.xuids, &st.opts.encode.template, &mut s)
+                    })?;
+                } else {
+                    st.summary.lock().unwrap_or_else(|e| e.into_inner()).skipped += 1;
+                }
+                st.emit(
+                    reader,
+                    BatchEvent::Done {
+                        outcome: &outcome,
+                        elapsed: started.elapsed(),
+                    },
+                );
+            }
+            Err(ProvisionError::Journal(e)) => {
+                finish_all();
+                return Err(e);
+            }
+            Err(ProvisionError::NoXuidLeft { .. }) => {
+                // No code for a fresh tag on this reader: the others finish what is in
+                // progress; a code they free again is not worth waiting for.
+                return Ok(());
+            }
+            Err(error) => {
+                {
+                    let mut s = st.summary.lock().unwrap_or_else(|e| e.into_inner());
+                    if error.is_tear_off() {
+                        s.torn += 1;
+                    } else {
+                        s.failed += 1;
+                    }
+                }
+                st.emit(reader, BatchEvent::Failed { error: &error });
+            }
+        }
+        if journal.with(|j| st.done(j)) {
+            // The work is done: release the tag without waiting for its removal.
+            finish_all();
+            return Ok(());
+        }
+        st.emit(reader, BatchEvent::RemoveTag);
+        if let Err(e) = source.remove(card.into_transport()) {
+            if !st.finished.load(Ordering::SeqCst) {
+                st.stop_with(st.why(|| Stop::Reader(e.to_string())));
+            }
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Several readers, one batch, through the real pcscd: three vpcd virtual readers each holding
+//! simulated tags, 30 tags, one journal; a tag pulled from one reader is finished on another.
+//! Needs `.ci/with-pcscd` (readers on vpcd ports 29363, 29364 and 29373); skipped with a
+//! message when it is not running. CI always runs it.
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+
+use tag424::provision::Journal;
+use tag424::sim::dir::SimDir;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tag424"))
+}
+
+/// `tag424 sim attach` presenting `count` fresh tags of `dir` at a vpcd port.
+fn attach(port: u16, dir: &std::path::Path, count: usize, extra: &[&str]) -> std::process::Child {
+    bin()
+        .args([
+            "sim",
+            "attach",
+            "--vpcd",
+            &format!("127.0.0.1:{port}"),
+            "--dir",
+        ])
+        .arg(dir)
+        .args([
+            "--count",
+            &count.to_string(),
+            "--idle",
+            "0.4",
+            "--gap",
+            "0.6",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn thirty_tags_over_three_readers_with_a_tag_moved_between_readers() {
+    let Some(port) = std::env::var("TAG424_VPCD_PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
+        eprintln!(
+            "skipped: no pcscd with vpcd (run through .ci/with-pcscd to include the PC/SC tests)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..3)
+        .map(|i| tmp.path().join(format!("reader{i}")))
+        .collect();
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let out = tmp.path().join("out");
+    // Reader 1's first tag leaves after 9 APDUs (its keys journaled, not all changed) and the
+    // operator takes it to reader 2, which presents it before its own next tag.
+    let tear_to = dirs[1].display().to_string();
+    let mut bridges = vec![
+        attach(
+            port,
+            &dirs[0],
+            10,
+            &["--tear-after", "9", "--tear-to", &tear_to],
+        ),
+        attach(port + 1, &dirs[1], 10, &[]),
+        attach(port + 10, &dirs[2], 10, &[]),
+    ];
+    let batch = bin()
+        .args([
+            "batch",
+            "--reader",
+            "Virtual PCD 00 00",
+            "--reader",
+            "Virtual PCD 00 01",
+            "--reader",
+            "Test NFC Reader 00 00",
+            "--generate-xuids",
+            "30",
+            "--trust-simulator",
+            "--json",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    for b in &mut bridges {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
+    let stdout = String::from_utf8_lossy(&batch.stdout);
+    assert!(
+        batch.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&batch.stderr)
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let done: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "tag").collect();
+    assert_eq!(done.len(), 30, "{stdout}");
+    // Every reader encoded tags.
+    for r in [
+        "Virtual PCD 00 00",
+        "Virtual PCD 00 01",
+        "Test NFC Reader 00 00",
+    ] {
+        assert!(
+            done.iter().any(|e| e["reader"] == r),
+            "{r} encoded nothing: {stdout}"
+        );
+    }
+    // The pulled tag: torn on the first reader, finished on the second.
+    let torn: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "failed" && e["tear_off"] == true)
+        .collect();
+    assert_eq!(torn.len(), 1, "{stdout}");
+    assert_eq!(torn[0]["reader"], "Virtual PCD 00 00");
+    let recovered: Vec<_> = done
+        .iter()
+        .filter(|e| e["result"]["recovered"] == true)
+        .collect();
+    assert_eq!(recovered.len(), 1, "{stdout}");
+    assert_eq!(recovered[0]["reader"], "Virtual PCD 00 01");
+    let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!(summary["summary"]["encoded"], 30);
+    assert_eq!(summary["summary"]["failed"], 0);
+
+    // One journal: 30 verified tags, no code twice, every chip holds its journaled keys.
+    let journal = Journal::read_only(&out).unwrap();
+    let verified: Vec<_> = journal.tags().filter(|t| t.verified).collect();
+    assert_eq!(verified.len(), 30);
+    let codes: HashSet<&String> = verified.iter().map(|t| &t.xuid).collect();
+    assert_eq!(codes.len(), 30, "no code used twice");
+    let mut chips = 0;
+    for d in &dirs {
+        for state in SimDir::open(d).unwrap().list().unwrap() {
+            if state.has_factory_keys() {
+                continue; // presented after the last code was taken: untouched
+            }
+            let uid = hex::encode_upper(state.uid);
+            let t = journal
+                .tag(&uid)
+                .expect("every changed tag is in the journal");
+            assert!(t.verified, "{uid}");
+            assert_eq!(state.keys[1], *t.keys.sdm_file_read(), "{uid}");
+            chips += 1;
+        }
+    }
+    assert_eq!(chips, 30);
+    let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
+    assert_eq!(keys.lines().count(), 31);
+}

@@ -1,0 +1,169 @@
+//! Several readers, one batch, in process: three simulated readers with a latency, one
+//! journal, one code list; a tag pulled from one reader mid-sequence is finished on another.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tag424::provision::batch::{generate_xuids, BatchEvent, BatchOptions};
+use tag424::provision::keys::KeyNo;
+use tag424::provision::station::run_readers;
+use tag424::provision::{EncodeOptions, Journal, Outcome};
+use tag424::sim::dir::{DirTransport, SimDir, SimReader, SimReaderOptions};
+use tag424::sim::{Fault, FaultKind, SimChip, SimTransport};
+use tag424::sun::Template;
+use tag424::transport::TagSource;
+
+type Err = Box<dyn std::error::Error + Send + Sync>;
+/// A tag pulled from a reader: its directory and UID.
+type Pulled = Arc<Mutex<Option<(SimDir, [u8; 7])>>>;
+
+/// A simulated reader whose first tag is pulled after `pull_at` exchanges (if set), and which
+/// presents a tag pulled elsewhere when one is waiting in `pulled`.
+struct Reader {
+    sim: SimReader,
+    dir: SimDir,
+    pull_at: Option<usize>,
+    /// (directory, UID) of a tag pulled from some reader, to present here.
+    pulled: Pulled,
+    torn_uid: Option<[u8; 7]>,
+    take_pulled: bool,
+}
+
+impl TagSource for Reader {
+    type Tag = DirTransport;
+    fn next_tag(&mut self) -> Result<Option<DirTransport>, Err> {
+        if let Some(uid) = self.torn_uid.take() {
+            // The operator took the torn tag to another reader.
+            *self.pulled.lock().unwrap() = Some((self.dir.clone(), uid));
+        }
+        if self.take_pulled {
+            if let Some((dir, uid)) = self.pulled.lock().unwrap().take() {
+                let path = dir.path().join(format!("{}.json", hex::encode_upper(uid)));
+                let state = SimDir::load_file(&path)?;
+                return Ok(Some(
+                    DirTransport::new(dir, state).with_latency(Duration::from_millis(2)),
+                ));
+            }
+        }
+        let Some(mut t) = self.sim.next_tag()? else {
+            return Ok(None);
+        };
+        if let Some(at) = self.pull_at.take() {
+            let state = t.state().clone();
+            self.torn_uid = Some(state.uid);
+            t.inner = SimTransport::new(SimChip::new(state))
+                .with_latency(Duration::from_millis(2))
+                .with_fault(Fault {
+                    at,
+                    kind: FaultKind::AfterApply,
+                });
+        }
+        Ok(Some(t))
+    }
+}
+
+#[test]
+fn three_readers_share_one_journal_and_finish_a_pulled_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut journal = Journal::open(&out).unwrap();
+    let xuids = generate_xuids(30);
+    let pulled: Pulled = Arc::new(Mutex::new(None));
+    let options = SimReaderOptions {
+        latency: Duration::from_millis(2),
+    };
+    let mut readers: Vec<Reader> = (0..3)
+        .map(|i| {
+            let dir = SimDir::open(&tmp.path().join(format!("reader{i}"))).unwrap();
+            Reader {
+                sim: SimReader::new(dir.clone(), true)
+                    .unwrap()
+                    .with_options(options),
+                dir,
+                // Reader 0's first tag leaves after ChangeKey 2 (exchange 11), keys journaled.
+                pull_at: (i == 0).then_some(10),
+                pulled: pulled.clone(),
+                torn_uid: None,
+                take_pulled: i == 2,
+            }
+        })
+        .collect();
+    let opts = BatchOptions {
+        encode: EncodeOptions {
+            template: Template::default(),
+            trust_simulator: true,
+            master: None,
+        },
+        count: None,
+        stop: None,
+        trace: None,
+        simulated: true,
+    };
+    let mut per_reader = [0usize; 3];
+    let mut finished_elsewhere = Vec::new();
+    let summary = run_readers(&mut readers, &mut journal, &xuids, &opts, &mut |r, e| {
+        if let BatchEvent::Done {
+            outcome: Outcome::Encoded { recovered, uid, .. },
+            ..
+        } = e
+        {
+            per_reader[r] += 1;
+            if *recovered {
+                finished_elsewhere.push((r, uid.clone()));
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(summary.encoded, 30, "{summary:?}");
+    assert_eq!(summary.torn, 1);
+    assert_eq!(summary.recovered, 1);
+    assert_eq!(summary.failed, 0);
+    assert!(summary.stopped.is_none(), "{summary:?}");
+    assert!(
+        per_reader.iter().all(|&n| n > 0),
+        "every reader worked: {per_reader:?}"
+    );
+    assert_eq!(finished_elsewhere.len(), 1);
+    assert_eq!(
+        finished_elsewhere[0].0, 2,
+        "the pulled tag was finished on reader 2"
+    );
+
+    // One journal: every code on exactly one verified tag, every chip holding the journal's keys.
+    let journal = Journal::read_only(&out).unwrap();
+    let verified: Vec<_> = journal.tags().filter(|t| t.verified).collect();
+    assert_eq!(verified.len(), 30);
+    let codes: HashSet<&String> = verified.iter().map(|t| &t.xuid).collect();
+    assert_eq!(codes.len(), 30, "no code used twice");
+    let mut chips = 0;
+    for i in 0..3 {
+        for state in SimDir::open(&tmp.path().join(format!("reader{i}")))
+            .unwrap()
+            .list()
+            .unwrap()
+        {
+            let uid = hex::encode_upper(state.uid);
+            let Some(t) = journal.tag(&uid) else {
+                // A fresh tag presented after the last code was taken: left untouched.
+                assert!(
+                    state.keys.iter().all(|k| k.is_factory()),
+                    "{uid} changed without a journal entry"
+                );
+                continue;
+            };
+            for k in KeyNo::ALL {
+                assert_eq!(
+                    &state.keys[k.get() as usize],
+                    t.keys.key(k),
+                    "{uid} key {}",
+                    k.get()
+                );
+            }
+            chips += 1;
+        }
+    }
+    assert_eq!(chips, 30);
+    let keys_csv = std::fs::read_to_string(out.join("keys.csv")).unwrap();
+    assert_eq!(keys_csv.lines().count(), 31);
+}
