@@ -181,12 +181,15 @@ async fn import_tags(
         tags.iter().map(f).collect::<Vec<Option<String>>>()
     };
     let xuids: Vec<&str> = tags.iter().map(|t| t.xuid.as_str()).collect();
-    let keys = col(&|t| t.key.as_ref().map(|k| k.to_hex().to_string()));
+    // Key text is wiped once the statement has been sent.
+    let keys = zeroize::Zeroizing::new(col(&|t| t.key.as_ref().map(|k| k.to_hex().to_string())));
     let uids = col(&|t| t.uid.map(hex::encode_upper));
     let cuids = col(&|t| t.cuid.clone());
     let ds = col(&|t| t.default_response.clone());
     let ps = col(&|t| t.pass_response.clone());
-    let metas = col(&|t| t.meta_key.as_ref().map(|k| k.to_hex().to_string()));
+    let metas = zeroize::Zeroizing::new(col(&|t| {
+        t.meta_key.as_ref().map(|k| k.to_hex().to_string())
+    }));
     let names = col(&|t| t.tagname.clone());
     let active: Vec<Option<bool>> = tags.iter().map(|t| t.active).collect();
     let rgs = col(&|t| t.rule_groups.as_ref().map(to_json));
@@ -208,7 +211,7 @@ async fn import_tags(
            tagname = coalesce(excluded.tagname, o.tagname),
            rule_groups = excluded.rule_groups, data = excluded.data",
         &[
-            &xuids, &bid, &keys, &uids, &cuids, &ds, &ps, &metas, &names, &active, &rgs, &data,
+            &xuids, &bid, &*keys, &uids, &cuids, &ds, &ps, &*metas, &names, &active, &rgs, &data,
             &now,
         ],
     )
