@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tag424::crypto::AesKey;
-use tag424::provision::journal::Record;
+use tag424::provision::journal::{PlannedKeys, Record};
 use tag424::sim::dir::SimDir;
 
 #[test]
@@ -62,7 +62,10 @@ fn killed_batches_resume_without_losing_a_key() {
             continue;
         };
         if let Record::Planned {
-            uid, xuid, keys, ..
+            uid,
+            xuid,
+            keys: PlannedKeys::Clear(keys),
+            ..
         } = r
         {
             assert!(used.insert(xuid.clone()), "tag code {xuid} used twice");

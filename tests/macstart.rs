@@ -39,8 +39,8 @@ fn encoded(template: &str) -> (Template, SimChip, SunKeys) {
     assert!(matches!(out, Outcome::Encoded { .. }));
     let entry = journal.tag("04112233445566").unwrap().clone();
     let keys = SunKeys {
-        file_read: entry.keys.sdm_file_read().clone(),
-        meta_read: Some(entry.keys.sdm_meta_read().clone()),
+        file_read: entry.keys().unwrap().sdm_file_read().clone(),
+        meta_read: Some(entry.keys().unwrap().sdm_meta_read().clone()),
     };
     (t, card.into_transport().chip, keys)
 }

@@ -119,7 +119,7 @@ fn an_lrp_batch_through_pcscd_survives_a_pull_right_after_the_switch() {
         assert!(state.lrp);
         let entry = journal.tag(&hex::encode_upper(state.uid)).unwrap();
         for k in tag424::provision::keys::KeyNo::ALL {
-            assert_eq!(&state.keys[k.get() as usize], entry.keys.key(k));
+            assert_eq!(&state.keys[k.get() as usize], entry.keys().unwrap().key(k));
         }
     }
 }

@@ -172,7 +172,7 @@ fn thirty_tags_over_three_readers_with_a_tag_moved_between_readers() {
                 .tag(&uid)
                 .expect("every changed tag is in the journal");
             assert!(t.verified, "{uid}");
-            assert_eq!(state.keys[1], *t.keys.sdm_file_read(), "{uid}");
+            assert_eq!(state.keys[1], *t.keys().unwrap().sdm_file_read(), "{uid}");
             chips += 1;
         }
     }

@@ -150,7 +150,7 @@ fn every_tear_off_point_is_recovered() {
             for k in 0..5u8 {
                 assert_eq!(
                     &chip.state.keys[k as usize],
-                    entry.keys.get(k).unwrap(),
+                    entry.keys().unwrap().get(k).unwrap(),
                     "{kind:?} at {at}: key {k} not as journaled"
                 );
             }
@@ -339,7 +339,7 @@ fn a_torn_last_line_at_every_byte_offset_heals_and_three_more_runs_encode() {
     let torn_record = serde_json::to_string(&Record::Planned {
         uid: "04112233445566".into(),
         xuid: "tornaway".into(),
-        keys: tag424::provision::KeySet::random(),
+        keys: tag424::provision::journal::PlannedKeys::Clear(tag424::provision::KeySet::random()),
         time: 1,
         lrp: false,
     })
@@ -391,7 +391,7 @@ fn a_torn_last_line_at_every_byte_offset_heals_and_three_more_runs_encode() {
         assert_eq!(rows.len(), 4, "cut {cut}");
         for (t, (x, k)) in tags.iter().zip(&rows) {
             assert_eq!(&t.xuid, x);
-            assert_eq!(t.keys.sdm_file_read().to_hex(), *k);
+            assert_eq!(t.keys().unwrap().sdm_file_read().to_hex(), *k);
         }
         let torn_files = std::fs::read_dir(&dir)
             .unwrap()

@@ -59,8 +59,8 @@ fn an_lrp_batch_verifies_and_costs_18_apdus_per_tag() {
         let entry = journal.tag(&hex::encode_upper(state.uid)).unwrap().clone();
         assert!(entry.lrp && entry.lrp_switch);
         let keys = SunKeys {
-            file_read: entry.keys.sdm_file_read().clone(),
-            meta_read: Some(entry.keys.sdm_meta_read().clone()),
+            file_read: entry.keys().unwrap().sdm_file_read().clone(),
+            meta_read: Some(entry.keys().unwrap().sdm_meta_read().clone()),
         };
         for _ in 0..2 {
             let url = tap(&mut state);
@@ -133,7 +133,7 @@ fn every_tear_off_point_of_the_lrp_flow_is_recovered() {
             for k in tag424::provision::keys::KeyNo::ALL {
                 assert_eq!(
                     &chip.state.keys[k.get() as usize],
-                    entry.keys.key(k),
+                    entry.keys().unwrap().key(k),
                     "{kind:?} at {at}: key {k:?} not as journaled"
                 );
             }
@@ -187,8 +187,8 @@ fn the_cli_batch_with_lrp_irreversible_verifies_with_tag424_verify() {
         );
         let (code, v, err) = bin_keys(
             &["verify", url, "--url", TEMPLATE, "--json"],
-            &entry.keys.sdm_file_read().to_hex(),
-            Some(&entry.keys.sdm_meta_read().to_hex()),
+            &entry.keys().unwrap().sdm_file_read().to_hex(),
+            Some(&entry.keys().unwrap().sdm_meta_read().to_hex()),
         );
         assert_eq!(code, 0, "{url}: {v} {err}");
         assert!(v.contains("\"mode\":\"lrp\""), "{v}");
@@ -252,7 +252,13 @@ fn a_tag_tamper_tag_taps_closed_then_open_after_sim_tamper() {
         "TagTamper costs one more APDU: {o}"
     );
     let journal = Journal::open(&out).unwrap();
-    let key = journal.tag(&uid).unwrap().keys.sdm_file_read().to_hex();
+    let key = journal
+        .tag(&uid)
+        .unwrap()
+        .keys()
+        .unwrap()
+        .sdm_file_read()
+        .to_hex();
     let verify = |url: &str| {
         let (code, v, err) = bin_keys(&["verify", url, "--url", t, "--json"], &key, None);
         assert_eq!(code, 0, "{url}: {v} {err}");
@@ -347,8 +353,8 @@ fn lrp_with_macstart_from_the_start_of_the_url_and_from_the_picc_data() {
         let mut state = card.into_transport().chip.state;
         let entry = journal.tag("07070707070707").unwrap();
         let keys = SunKeys {
-            file_read: entry.keys.sdm_file_read().clone(),
-            meta_read: Some(entry.keys.sdm_meta_read().clone()),
+            file_read: entry.keys().unwrap().sdm_file_read().clone(),
+            meta_read: Some(entry.keys().unwrap().sdm_meta_read().clone()),
         };
         let url = tap(&mut state);
         let scan = sun::parse_url(&o.template, &url).unwrap();

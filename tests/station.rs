@@ -155,7 +155,7 @@ fn three_readers_share_one_journal_and_finish_a_pulled_tag() {
             for k in KeyNo::ALL {
                 assert_eq!(
                     &state.keys[k.get() as usize],
-                    t.keys.key(k),
+                    t.keys().unwrap().key(k),
                     "{uid} key {}",
                     k.get()
                 );

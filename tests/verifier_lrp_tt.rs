@@ -33,7 +33,7 @@ fn catalog(out: &Path) -> Catalog {
         default_response: None,
         pass_response: "Pass".into(),
     };
-    flags.catalog(&[out.display().to_string()]).unwrap()
+    flags.catalog(&[out.display().to_string()], None).unwrap()
 }
 
 /// (xuid, uid) of each row of the batch's associate.csv.
@@ -165,15 +165,19 @@ fn mode_aes_on_an_lrp_batch_directory_is_refused() {
     };
     write("mode = \"aes\"");
     let e = ConfigFile::load(&cfg)
-        .and_then(|c| c.catalog())
+        .and_then(|c| c.catalog(None))
         .unwrap_err()
         .to_string();
     assert!(e.contains("mode") && e.contains("LRP"), "{e}");
     write("mode = \"lrp\"");
-    let cat = ConfigFile::load(&cfg).and_then(|c| c.catalog()).unwrap();
+    let cat = ConfigFile::load(&cfg)
+        .and_then(|c| c.catalog(None))
+        .unwrap();
     assert!(cat.folders[0].groups[0].batches[0].lrp);
     write("mode = \"des\"");
-    assert!(ConfigFile::load(&cfg).and_then(|c| c.catalog()).is_err());
+    assert!(ConfigFile::load(&cfg)
+        .and_then(|c| c.catalog(None))
+        .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

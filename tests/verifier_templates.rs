@@ -72,7 +72,7 @@ async fn uid_picc_and_enc_templates_pass_once_through_api_and_page_on(be: &Backe
             default_response: None,
             pass_response: "Pass".into(),
         };
-        let cat = flags.catalog(&[out.display().to_string()]).unwrap();
+        let cat = flags.catalog(&[out.display().to_string()], None).unwrap();
         assert_eq!(cat.folders[0].groups[0].batches[0].template, template);
         let s = be.start_default(&cat);
         let xuid = column(&out, "keys.csv", 0);
@@ -159,7 +159,7 @@ fn a_batch_whose_template_needs_a_missing_key_is_refused_at_import() {
         default_response: None,
         pass_response: "Pass".into(),
     };
-    let cat = flags.catalog(&[out.display().to_string()]).unwrap();
+    let cat = flags.catalog(&[out.display().to_string()], None).unwrap();
     let e = cat.validate().unwrap_err().to_string();
     assert!(e.contains("meta read key"), "{e}");
 }
@@ -195,7 +195,7 @@ async fn the_read_back_counter_of_the_journal_is_a_replay_on(be: &Backend) {
         default_response: None,
         pass_response: "Pass".into(),
     };
-    let cat = flags.catalog(&[out.display().to_string()]).unwrap();
+    let cat = flags.catalog(&[out.display().to_string()], None).unwrap();
     let tag = &cat.folders[0].groups[0].batches[0].tags[0];
     let read_ctr = tag.read_ctr.expect("the journal's read-back counter");
     let key: AesKey = column(&out, "keys.csv", 1).parse().unwrap();

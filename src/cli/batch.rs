@@ -68,6 +68,8 @@ pub struct BatchArgs {
     #[command(flatten)]
     pub master: super::keys::MasterKeySource,
     #[command(flatten)]
+    pub at_rest: super::keys::AtRest,
+    #[command(flatten)]
     pub trace: TraceArgs,
     /// Stop after N tags are encoded.
     #[arg(long, value_name = "N")]
@@ -165,7 +167,8 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             )?),
         });
     }
-    let mut journal = super::open_journal(&args.out)?;
+    let mut journal = super::open_journal(&args.out, &args.at_rest.access()?)?;
+    args.trace.check_sealed(&journal)?;
     let has_codes = args.out.join(tag424::provision::batch::CODES_FILE).exists();
     let given = match (given, args.generate_xuids) {
         (Some(g), _) => Some(g),
@@ -312,11 +315,12 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
         ));
     }
     l.push(format!(
-        "  Codes: {} used, {} left. keys.csv has {} rows: {}",
+        "  Codes: {} used, {} left. {} has {} rows: {}",
         s.codes_used,
         s.codes_left,
+        s.keys_file,
         s.exported,
-        out.join("keys.csv").display()
+        out.join(s.keys_file).display()
     ));
     if s.simulated {
         l.push("  Simulated reader: these are simulated tags, not real ones.".into());
@@ -360,12 +364,28 @@ pub struct TraceArgs {
     /// commands redacted).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
-    /// With --trace: write key-bearing commands in full (test tags only).
+    /// With --trace: write key-bearing commands in full (test tags only; not with
+    /// --encrypt-to, whose keys never go to disk in clear).
     #[arg(long, requires = "trace")]
     pub trace_keys: bool,
 }
 
 impl TraceArgs {
+    /// Refuses `--trace-keys` for an encrypted batch: its keys never go to disk in clear.
+    pub fn check_sealed(&self, journal: &Journal) -> Result<(), CliError> {
+        if self.trace_keys && journal.sealed_to().is_some() {
+            return Err(CliError {
+                code: 2,
+                message: format!(
+                    "--trace-keys would write this encrypted batch's keys in clear ({} keeps them sealed)",
+                    journal.dir().display()
+                ),
+                help: Some("leave out --trace-keys; --trace alone records every exchange without key material".into()),
+            });
+        }
+        Ok(())
+    }
+
     pub fn open(&self, reader: &str) -> Result<Option<tag424::card::trace::Trace>, CliError> {
         let Some(path) = &self.trace else {
             return Ok(None);

@@ -170,3 +170,67 @@ impl MasterKeySource {
         )
     }
 }
+
+/// Keys encrypted at rest: `--encrypt-to` for a new batch, `--identity` to open one.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AtRest {
+    /// Encrypt this batch's keys at rest to an age recipient (age1…, from `age-keygen`), or to
+    /// every recipient in a file (one per line, as `age -R` reads): the journal's keys and the
+    /// export (keys.csv.age, no keys.csv) are sealed, so the folder and its backups leak no
+    /// key. Repeatable (any one recipient opens them). The folder remembers its recipients;
+    /// a folder that already holds keys in clear is refused.
+    #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+    /// The age identity file (AGE-SECRET-KEY-1…) that opens an encrypted batch's keys: needed
+    /// to resume it (interrupted tags, the full keys.csv.age), to reset its tags, to serve it
+    /// and to export its plain keys.csv. Not needed to start a new encrypted batch.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+impl AtRest {
+    /// The journal's key access: parsed recipients and the loaded identity.
+    pub fn access(&self) -> Result<tag424::provision::journal::KeyAccess, CliError> {
+        use tag424::provision::sealed::{Identity, Recipients};
+        let sealed = |e: tag424::provision::sealed::SealError| {
+            CliError {
+            code: 2,
+            message: e.to_string(),
+            help: Some("make a key pair with `age-keygen -o key.txt`; its recipient (age1…) goes to --encrypt-to, the file itself to --identity, kept off this machine".into()),
+        }
+        };
+        Ok(tag424::provision::journal::KeyAccess {
+            encrypt_to: if self.encrypt_to.is_empty() {
+                None
+            } else {
+                Some(Recipients::parse(&self.encrypt_to).map_err(sealed)?)
+            },
+            identity: self
+                .identity
+                .as_deref()
+                .map(Identity::load)
+                .transpose()
+                .map_err(sealed)?,
+        })
+    }
+}
+
+/// Only `--identity` (commands that read an encrypted batch but never start one).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct IdentityArg {
+    /// The age identity file (AGE-SECRET-KEY-1…) that opens an encrypted batch's keys
+    /// (a batch made with --encrypt-to).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+impl IdentityArg {
+    /// The journal's key access (no new recipients).
+    pub fn access(&self) -> Result<tag424::provision::journal::KeyAccess, CliError> {
+        AtRest {
+            encrypt_to: Vec::new(),
+            identity: self.identity.clone(),
+        }
+        .access()
+    }
+}

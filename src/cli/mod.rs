@@ -3,6 +3,7 @@
 
 mod batch;
 mod demo;
+mod export;
 mod keys;
 mod man;
 mod profile;
@@ -56,6 +57,7 @@ enum Command {
     /// Show what the tag on the reader is (version, UID, signature, settings, key versions).
     Info(tag::InfoArgs),
     Reset(tag::ResetArgs),
+    Export(export::ExportArgs),
     /// The key journal of a batch folder: `journal check` lists every tag and any damage.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -107,10 +109,17 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
             "torn_tail": c.torn.map(|(line, bytes)| serde_json::json!({"line": line, "bytes": bytes})),
             "damaged": c.damaged.iter().map(|(l, w)| serde_json::json!({"line": l, "what": w})).collect::<Vec<_>>(),
             "torn_files": c.torn_files,
+            "encrypted_to": c.encrypted_to,
         }));
         return Ok(code);
     }
     say(&format!("{} tags in {}", c.tags.len(), out.display()));
+    if let Some(rs) = &c.encrypted_to {
+        say(&format!(
+            "Keys encrypted at rest to {} (keys.csv.age; --identity opens them)",
+            rs.join(", ")
+        ));
+    }
     for t in &c.tags {
         say(&format!("  {}  {:<16} {}", t.uid, t.xuid, t.state()));
     }
@@ -201,16 +210,24 @@ impl CliError {
 }
 
 /// Opens a batch folder's journal for writing (the folder's one writer), errors mapped to
-/// exit codes: in use 2, damaged 3.
-pub fn open_journal(dir: &std::path::Path) -> Result<tag424::provision::Journal, CliError> {
-    tag424::provision::Journal::open(dir).map_err(journal_error)
+/// exit codes: in use or a key option missing 2, damaged 3.
+pub fn open_journal(
+    dir: &std::path::Path,
+    keys: &tag424::provision::journal::KeyAccess,
+) -> Result<tag424::provision::Journal, CliError> {
+    tag424::provision::Journal::open_with(dir, keys).map_err(journal_error)
 }
 
 /// A journal error for the operator: in use → 2, anything else → 3, with the fix.
 pub fn journal_error(e: tag424::provision::journal::JournalError) -> CliError {
     use tag424::provision::journal::JournalError;
     let code = match e {
-        JournalError::Locked(_) | JournalError::NotABatch(_) => 2,
+        JournalError::Locked(_)
+        | JournalError::NotABatch(_)
+        | JournalError::IdentityNeeded { .. }
+        | JournalError::KeysSealed { .. }
+        | JournalError::ClearFolder { .. }
+        | JournalError::OtherRecipients { .. } => 2,
         _ => 3,
     };
     CliError {
@@ -272,6 +289,7 @@ pub fn main() -> ExitCode {
         Command::Encode(a) => tag::encode(a),
         Command::Info(a) => tag::info(a),
         Command::Reset(a) => tag::reset(a),
+        Command::Export(a) => export::export(a),
         Command::Journal(JournalCommand::Check { out, json }) => journal_check(&out, json),
         Command::Sim(c) => sim::run(c),
         Command::UrlCheck(a) => url_check(a),

@@ -47,6 +47,8 @@ pub struct ServeArgs {
     /// XUID,CUID) separated by commas. Repeatable. Goes into folder "default".
     #[arg(long, value_name = "DIR|CSV[,CSV]")]
     pub batch: Vec<String>,
+    #[command(flatten)]
+    pub identity: super::keys::IdentityArg,
     /// Configuration file (TOML): folders, tag groups, batches, settings.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -180,7 +182,8 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     let cors = Cors::parse(cors_text.as_deref().unwrap_or("none")).map_err(input)?;
 
     // The catalog: the config file's folders, plus a "default" folder for --batch.
-    let mut catalog: Catalog = cfg.catalog().map_err(input)?;
+    let keys = a.identity.access()?;
+    let mut catalog: Catalog = cfg.catalog(keys.identity.as_ref()).map_err(input)?;
     if !a.batch.is_empty() {
         let flags = FlagFolder {
             aid: a.aid.clone(),
@@ -193,9 +196,12 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
             default_response: a.default_response.clone(),
             pass_response: a.pass_response.clone(),
         };
-        catalog
-            .folders
-            .extend(flags.catalog(&a.batch).map_err(input)?.folders);
+        catalog.folders.extend(
+            flags
+                .catalog(&a.batch, keys.identity.as_ref())
+                .map_err(input)?
+                .folders,
+        );
     }
     let import = !catalog.folders.is_empty();
     if import {

@@ -127,6 +127,8 @@ pub struct EncodeArgs {
     pub template: String,
     #[command(flatten)]
     pub master: super::keys::MasterKeySource,
+    #[command(flatten)]
+    pub at_rest: super::keys::AtRest,
     #[arg(long)]
     pub json: bool,
 }
@@ -138,7 +140,8 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
         .map_err(|e| CliError::input(e.to_string()))?;
     a.tag.spec()?;
     let master = a.master.resolve()?;
-    let mut journal = super::open_journal(&a.out)?;
+    let mut journal = super::open_journal(&a.out, &a.at_rest.access()?)?;
+    a.tag.trace.check_sealed(&journal)?;
     if let Some(h) = super::healed_line(&journal) {
         eprintln!("{h}");
     }
@@ -336,6 +339,8 @@ pub struct ResetArgs {
     /// Free the tag's code so the next tag encoded in DIR can take it again.
     #[arg(long)]
     pub reuse_code: bool,
+    #[command(flatten)]
+    pub identity: super::keys::IdentityArg,
 }
 
 pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
@@ -354,7 +359,7 @@ pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
             help: Some("give the --out folder the tag was encoded with".into()),
         });
     }
-    let mut journal = super::open_journal(&a.out)?;
+    let mut journal = super::open_journal(&a.out, &a.identity.access()?)?;
     if let Some(h) = super::healed_line(&journal) {
         eprintln!("{h}");
     }
@@ -367,7 +372,7 @@ pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
         "its code stays used (--reuse-code frees it)"
     };
     say(&format!(
-        "{uid} is back to factory keys and settings; its row left keys.csv, {code}"
+        "{uid} is back to factory keys and settings; its row left the keys export, {code}"
     ));
     Ok(0)
 }

@@ -138,8 +138,10 @@ pub struct Summary {
     pub torn: usize,
     /// Tags refused or failed (the message says why; their codes are kept if planned).
     pub failed: usize,
-    /// Rows in keys.csv.
+    /// Rows in the keys export.
     pub exported: usize,
+    /// The keys export: `keys.csv`, or `keys.csv.age` for an encrypted batch.
+    pub keys_file: &'static str,
     /// Codes of the list used by a tag (this run and before).
     pub codes_used: usize,
     /// Codes of the list not used yet.
@@ -193,6 +195,7 @@ pub fn write_results(
     summary: &mut Summary,
 ) -> Result<(), JournalError> {
     summary.exported = journal.export()?;
+    summary.keys_file = journal.keys_file();
     summary.codes_used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
     summary.codes_left = xuids.len() - summary.codes_used;
     let path = journal.dir().join("summary.json");

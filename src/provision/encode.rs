@@ -21,7 +21,7 @@ use crate::sun::template::Part;
 use crate::sun::{self, SunKeys, Template};
 use crate::transport::Transport;
 
-use super::journal::{now, Journal, JournalAccess, JournalError, Record, TagEntry};
+use super::journal::{now, Journal, JournalAccess, JournalError, PlannedKeys, Record, TagEntry};
 use super::keys::{DeriveError, KeyNo, KeySet, KEY_VERSION};
 use super::layout::{layout, url_from_ndef, LayoutError, NdefLayout};
 
@@ -223,7 +223,7 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
         j.append(Record::Planned {
             uid: uid.clone(),
             xuid: xuid.clone(),
-            keys: keys.clone(),
+            keys: PlannedKeys::Clear(keys.clone()),
             time: now(),
             lrp,
         })
@@ -322,13 +322,8 @@ fn finish<T: Transport, J: JournalAccess>(
     start: usize,
     step: &mut dyn FnMut(Step),
 ) -> Result<Outcome, ProvisionError> {
-    let TagEntry {
-        uid,
-        xuid,
-        keys,
-        lrp,
-        ..
-    } = entry;
+    let TagEntry { uid, xuid, lrp, .. } = entry;
+    let keys = entry.keys()?;
     // The journal, not today's options, says which mode this tag was planned in.
     let mode = if *lrp { SdmMode::Lrp } else { SdmMode::Aes };
     let opts = &EncodeOptions {

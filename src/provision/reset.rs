@@ -50,10 +50,11 @@ pub fn reset_tag<T: Transport>(
         .tag(&uid)
         .cloned()
         .ok_or_else(|| ProvisionError::Foreign { uid: uid.clone() })?;
+    let keys = entry.keys()?;
     let master = if entry.reset {
         AesKey::FACTORY
     } else {
-        entry.keys.key(KeyNo::MASTER).clone()
+        keys.key(KeyNo::MASTER).clone()
     };
     // A tag planned for LRP may be in either mode (`with_key0` finds out). The switch is
     // permanent: a reset LRP tag stays LRP, with factory keys.
@@ -69,7 +70,7 @@ pub fn reset_tag<T: Transport>(
             let v;
             (s, v) = s.get_key_version(k.get())?;
             if v == KEY_VERSION {
-                s = s.change_key(k.get(), entry.keys.key(k), &AesKey::FACTORY, 0x00)?;
+                s = s.change_key(k.get(), keys.key(k), &AesKey::FACTORY, 0x00)?;
             }
         }
         if key0 == Key0::Planned {

@@ -16,6 +16,7 @@ use super::import::{batch_name, read_batch_sources};
 use super::rules::Rule;
 use super::subtags::Response;
 use crate::crypto::sdm::SdmMode;
+use crate::provision::sealed::Identity;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,7 +253,7 @@ impl ConfigFile {
     }
 
     /// Reads every batch the file names and builds the catalog.
-    pub fn catalog(&self) -> Result<Catalog, CatalogError> {
+    pub fn catalog(&self, identity: Option<&Identity>) -> Result<Catalog, CatalogError> {
         let mut cat = Catalog::default();
         for f in &self.folder {
             let mut folder = Folder {
@@ -285,7 +286,7 @@ impl ConfigFile {
                             g.name
                         )));
                     }
-                    let read = read_batch_sources(&sources)?;
+                    let read = read_batch_sources(&sources, identity)?;
                     let name = b.name.clone().unwrap_or_else(|| batch_name(&sources));
                     let lrp = match b.mode {
                         None => read.lrp,
@@ -353,7 +354,11 @@ pub struct FlagFolder {
 impl FlagFolder {
     /// One folder "default" with one group "default" holding one batch per `--batch` value
     /// (a directory, or CSV files separated by commas).
-    pub fn catalog(&self, batches: &[String]) -> Result<Catalog, CatalogError> {
+    pub fn catalog(
+        &self,
+        batches: &[String],
+        identity: Option<&Identity>,
+    ) -> Result<Catalog, CatalogError> {
         let mut group = Group {
             name: "default".into(),
             kind: self.kind,
@@ -366,7 +371,7 @@ impl FlagFolder {
         };
         for b in batches {
             let sources: Vec<PathBuf> = b.split(',').map(PathBuf::from).collect();
-            let read = read_batch_sources(&sources)?;
+            let read = read_batch_sources(&sources, identity)?;
             group.batches.push(Batch {
                 name: batch_name(&sources),
                 active: true,
@@ -457,7 +462,7 @@ active = false
             cfg.db.as_deref(),
             Some(d.path().join("verifier.db").as_path())
         );
-        let cat = cfg.catalog().unwrap();
+        let cat = cfg.catalog(None).unwrap();
         cat.validate().unwrap();
         assert_eq!(cat.counts(), (1, 2, 2, 2));
         let g = &cat.folders[0].groups[0];

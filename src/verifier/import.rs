@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use super::catalog::{CatalogError, Tag};
 use super::query::{parse_uid, valid_cuid};
 use crate::crypto::AesKey;
-use crate::provision::journal::{Record, JOURNAL_FILE};
-use crate::provision::keys::KeySet;
+use crate::provision::journal::{Journal, JournalError, JOURNAL_FILE, KEYS_CSV, KEYS_CSV_AGE};
+use crate::provision::sealed::Identity;
 use crate::tag_code::{CodeList, Header};
 
 /// Columns of an Associate Data file (besides `XUID`).
@@ -149,8 +149,9 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
     Ok(n)
 }
 
-/// Files read for a `tag424 batch` output directory: `keys.csv` (required), `associate.csv`
-/// and `cuids.csv` when present.
+/// Files read for a `tag424 batch` output directory when present: `keys.csv`, `associate.csv`
+/// and `cuids.csv`. The directory needs `keys.csv` or, for an encrypted batch, `keys.csv.age`
+/// (whose keys are read from the journal with the identity).
 pub const DIR_FILES: [&str; 3] = ["keys.csv", "associate.csv", "cuids.csv"];
 
 /// A batch as read from its sources.
@@ -163,66 +164,57 @@ pub struct BatchRead {
     pub lrp: bool,
 }
 
-/// Reads the key journal of a batch directory: meta read keys and read-back counters, by
-/// tag code (tags reset to factory keys are left out). Returns whether the served tags were
-/// planned as LRP tags.
-fn read_journal(dir: &Path, merge: &mut TagMerge) -> Result<bool, CatalogError> {
-    let path = dir.join(JOURNAL_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(false);
+/// Reads the key journal of a batch directory (the one journal reader,
+/// [`Journal::read_only_with`]): every verified tag that was not reset, with its SDM file read
+/// key, UID, meta read key and read-back counter. An encrypted batch (`keys.csv.age`) needs
+/// `identity`. Returns whether the served tags were planned as LRP tags.
+fn read_journal(
+    dir: &Path,
+    identity: Option<&Identity>,
+    merge: &mut TagMerge,
+) -> Result<bool, CatalogError> {
+    let journal = match Journal::read_only_with(dir, identity) {
+        Ok(j) => j,
+        Err(JournalError::NotABatch(_)) => return Ok(false),
+        Err(e) => {
+            return Err(CatalogError::Invalid(format!(
+                "{}: {e} ({})",
+                dir.join(JOURNAL_FILE).display(),
+                e.help()
+            )))
+        }
     };
-    let text = zeroize::Zeroizing::new(text);
-    let mut keys: HashMap<String, (String, KeySet, bool)> = HashMap::new();
-    let mut ctrs: HashMap<String, u32> = HashMap::new();
-    let lines: Vec<&str> = text.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Record>(line) {
-            Ok(Record::Planned {
-                uid,
-                xuid,
-                keys: k,
-                lrp,
-                ..
-            }) => {
-                keys.insert(uid, (xuid, k, lrp));
-            }
-            Ok(Record::Verified { uid, read_ctr, .. }) => {
-                ctrs.insert(uid, read_ctr);
-            }
-            Ok(Record::Reset { uid, .. }) => {
-                keys.remove(&uid);
-                ctrs.remove(&uid);
-            }
-            Ok(_) => {}
-            // A torn last line (a crash while writing) was never acknowledged.
-            Err(_) if i + 1 == lines.len() => {}
-            Err(e) => {
-                return Err(CatalogError::Csv {
-                    path,
-                    line: i + 1,
-                    what: e.to_string(),
-                })
-            }
-        }
+    if journal.sealed_to().is_some() && identity.is_none() {
+        return Err(CatalogError::Invalid(format!(
+            "{}: an encrypted batch (keys.csv.age); give --identity FILE, the age identity file of one of its recipients",
+            dir.display()
+        )));
     }
     let (mut any_lrp, mut any_aes) = (false, false);
-    for (uid, (xuid, k, lrp)) in keys {
-        // Only tags keys.csv lists (verified ones) are served.
-        if let Some(t) = merge.tags.get_mut(&xuid) {
-            t.meta_key = Some(k.sdm_meta_read().clone());
-            t.read_ctr = ctrs.get(&uid).copied();
-            any_lrp |= lrp;
-            any_aes |= !lrp;
-        }
+    for t in journal.tags().filter(|t| t.verified && !t.reset) {
+        let keys = t
+            .keys()
+            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", dir.display())))?;
+        let uid = parse_uid(&t.uid).ok_or_else(|| {
+            CatalogError::Invalid(format!(
+                "{}: tag {:?} has a UID that is not 14 hex digits",
+                dir.display(),
+                t.xuid
+            ))
+        })?;
+        let tag = merge.entry(&t.xuid);
+        tag.key.get_or_insert_with(|| keys.sdm_file_read().clone());
+        tag.uid.get_or_insert(uid);
+        tag.meta_key = Some(keys.sdm_meta_read().clone());
+        tag.read_ctr = t.read_ctr;
+        any_lrp |= t.lrp;
+        any_aes |= !t.lrp;
     }
     if any_lrp && any_aes {
         // One batch is one mode (`batch --lrp-irreversible` is per run).
         return Err(CatalogError::Invalid(format!(
             "{}: the journal holds both LRP and AES tags; serve them as two batches",
-            path.display()
+            dir.join(JOURNAL_FILE).display()
         )));
     }
     Ok(any_lrp)
@@ -240,17 +232,20 @@ fn read_summary_template(dir: &Path) -> Result<Option<String>, CatalogError> {
         .map(str::to_string))
 }
 
-/// Reads a batch from a `tag424 batch` output directory and/or CSV files.
-pub fn read_batch_sources(sources: &[PathBuf]) -> Result<BatchRead, CatalogError> {
+/// Reads a batch from a `tag424 batch` output directory and/or CSV files. `identity` opens
+/// the keys of an encrypted batch directory.
+pub fn read_batch_sources(
+    sources: &[PathBuf],
+    identity: Option<&Identity>,
+) -> Result<BatchRead, CatalogError> {
     let mut merge = TagMerge::default();
     let mut template = None;
     let mut lrp = false;
     for src in sources {
         if src.is_dir() {
-            let keys = src.join(DIR_FILES[0]);
-            if !keys.exists() {
+            if !src.join(KEYS_CSV).exists() && !src.join(KEYS_CSV_AGE).exists() {
                 return Err(CatalogError::Invalid(format!(
-                    "{}: no keys.csv (is this a `tag424 batch` output directory?)",
+                    "{}: no keys.csv nor keys.csv.age (is this a `tag424 batch` output directory?)",
                     src.display()
                 )));
             }
@@ -260,7 +255,7 @@ pub fn read_batch_sources(sources: &[PathBuf]) -> Result<BatchRead, CatalogError
                     read_csv(&p, &mut merge)?;
                 }
             }
-            lrp |= read_journal(src, &mut merge)?;
+            lrp |= read_journal(src, identity, &mut merge)?;
             if let Some(t) = read_summary_template(src)? {
                 template = Some(t);
             }
@@ -304,7 +299,9 @@ mod tests {
             "xuid,cuid,TAGNAME,RESPONSE,STATUS\nabc,Bottle 1,My Tag,Recalled {xuid},Inactive\ndef,,,,\n",
         )
         .unwrap();
-        let tags = read_batch_sources(&[k.clone(), c.clone()]).unwrap().tags;
+        let tags = read_batch_sources(&[k.clone(), c.clone()], None)
+            .unwrap()
+            .tags;
         assert_eq!(tags.len(), 2);
         assert_eq!(tags[0].cuid.as_deref(), Some("Bottle 1"));
         assert_eq!(tags[0].tagname.as_deref(), Some("My Tag"));
@@ -313,23 +310,23 @@ mod tests {
         assert!(tags[0].key.is_some() && tags[1].key.is_none());
         assert_eq!((tags[1].active, tags[1].cuid.as_ref()), (None, None));
         std::fs::write(&k, "XUID,KEY\nabc,0011\n").unwrap();
-        assert!(read_batch_sources(std::slice::from_ref(&k)).is_err());
+        assert!(read_batch_sources(std::slice::from_ref(&k), None).is_err());
         std::fs::write(&k, "XUID\nabc\n").unwrap();
-        assert!(read_batch_sources(std::slice::from_ref(&k)).is_err());
+        assert!(read_batch_sources(std::slice::from_ref(&k), None).is_err());
         for (head, word) in [("XUID,COLOUR", "COLOUR"), ("XUID,NFTOWNER", "NFTOWNER")] {
             std::fs::write(&k, format!("{head}\nabc,x\n")).unwrap();
-            let e = read_batch_sources(std::slice::from_ref(&k))
+            let e = read_batch_sources(std::slice::from_ref(&k), None)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(word) && e.contains("line 1"), "{e}");
         }
         std::fs::write(&k, "XUID,STATUS\nabc,Sleeping\n").unwrap();
-        let e = read_batch_sources(std::slice::from_ref(&k))
+        let e = read_batch_sources(std::slice::from_ref(&k), None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2"), "{e}");
         std::fs::write(&k, "XUID,RESPONSE\nabc,Hi {nope}\n").unwrap();
-        let e = read_batch_sources(std::slice::from_ref(&k))
+        let e = read_batch_sources(std::slice::from_ref(&k), None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("{nope}") && e.contains("line 2"), "{e}");

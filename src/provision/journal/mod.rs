@@ -12,18 +12,48 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::KeySet;
 use super::lock::{lock_folder, FolderLock, LockError};
+use super::sealed::{Identity, Recipients, SealError};
 
+/// The journal's file name in a batch folder.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
+/// The keys export of a batch folder whose keys are kept in clear.
+pub const KEYS_CSV: &str = "keys.csv";
+/// The keys export of an encrypted batch folder (an age file of the same CSV).
+pub const KEYS_CSV_AGE: &str = "keys.csv.age";
+/// The tag code to UID export (no key material).
+pub const ASSOCIATE_CSV: &str = "associate.csv";
+
+/// A tag's planned keys as a journal line holds them: in clear, or sealed to the batch's
+/// age recipients (`"keys": {"age": BASE64}`, the age file of the clear form's JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PlannedKeys {
+    /// The five keys as hex (a batch without `--encrypt-to`).
+    Clear(KeySet),
+    /// An age file, base64, holding the clear form.
+    Sealed {
+        /// The age file (age-encryption.org/v1), base64.
+        age: String,
+    },
+}
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Record {
+    /// The batch's keys are encrypted at rest to these age recipients (`--encrypt-to`): the
+    /// first record of an encrypted batch. Every later `planned` record holds sealed keys.
+    Sealed {
+        /// The recipients, `age1…`.
+        recipients: Vec<String>,
+        time: u64,
+    },
     /// New keys chosen for a tag; written before the first ChangeKey.
     Planned {
         uid: String,
         xuid: String,
-        keys: KeySet,
+        /// Given in clear to [`Journal::append`], which seals them for an encrypted batch.
+        keys: PlannedKeys,
         time: u64,
         /// The tag is to end in LRP mode (`batch --lrp-irreversible`); it may be LRP already.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -78,7 +108,8 @@ impl JournalAccess for &std::sync::Mutex<&mut Journal> {
 pub struct TagEntry {
     pub uid: String,
     pub xuid: String,
-    pub keys: KeySet,
+    /// `None` while sealed: an encrypted batch read without its identity.
+    keys: Option<KeySet>,
     pub keys_changed: bool,
     pub verified: bool,
     pub reset: bool,
@@ -86,6 +117,8 @@ pub struct TagEntry {
     pub lrp: bool,
     /// The switch to LRP was sent (or about to be).
     pub lrp_switch: bool,
+    /// The counter of the verified read-back SUN message.
+    pub read_ctr: Option<u32>,
 }
 
 /// Why the journal could not be used.
@@ -109,6 +142,28 @@ pub enum JournalError {
     NotABatch(PathBuf),
     #[error(transparent)]
     Export(#[from] crate::tag_code::UnsafeCell),
+    #[error("{dir}: {source}")]
+    Sealed {
+        dir: PathBuf,
+        #[source]
+        source: SealError,
+    },
+    #[error("{dir} is an encrypted batch (its keys are sealed to {recipients}); its keys are needed here and no --identity was given")]
+    IdentityNeeded { dir: PathBuf, recipients: String },
+    #[error(
+        "the keys of tag {uid} are encrypted (an encrypted batch) and no --identity was given"
+    )]
+    KeysSealed { uid: String },
+    #[error(
+        "{dir} keeps its keys in clear; --encrypt-to cannot protect the keys already written there"
+    )]
+    ClearFolder { dir: PathBuf },
+    #[error("{dir} is encrypted to {recipients}, not to the --encrypt-to given ({given})")]
+    OtherRecipients {
+        dir: PathBuf,
+        recipients: String,
+        given: String,
+    },
 }
 
 impl JournalError {
@@ -123,6 +178,11 @@ impl JournalError {
             JournalError::NotABatch(_) => "check the --out path".into(),
             JournalError::Export(_) => "the journal holds a tag code that breaks the tag-code rule: `tag424 journal check` shows it".into(),
             JournalError::Io { .. } => "free space or fix permissions, then re-run the same command to resume".into(),
+            JournalError::Sealed { source: SealError::WrongIdentity { .. }, .. } => "give the identity file whose recipient the batch was encrypted to (`age-keygen -y FILE` prints a file's recipient)".into(),
+            JournalError::Sealed { .. } => "check the --identity file; the journal's sealed records can be tried with `age -d -i FILE`".into(),
+            JournalError::IdentityNeeded { .. } | JournalError::KeysSealed { .. } => "add --identity FILE (the age identity file, AGE-SECRET-KEY-1…, of one of those recipients); a new batch folder needs none".into(),
+            JournalError::ClearFolder { .. } => "start the encrypted batch in a new --out folder, or leave out --encrypt-to to continue this one in clear".into(),
+            JournalError::OtherRecipients { .. } => "leave out --encrypt-to (the folder remembers its recipients) or use a new --out folder".into(),
         }
     }
 }
@@ -168,9 +228,18 @@ pub struct Check {
     pub damaged: Vec<(usize, String)>,
     /// Torn writes moved aside earlier.
     pub torn_files: Vec<PathBuf>,
+    /// The age recipients of an encrypted batch (`None`: keys in clear).
+    pub encrypted_to: Option<Vec<String>>,
 }
 
 impl TagEntry {
+    /// The tag's five keys; an error for an encrypted batch read without its identity.
+    pub fn keys(&self) -> Result<&KeySet, JournalError> {
+        self.keys.as_ref().ok_or_else(|| JournalError::KeysSealed {
+            uid: self.uid.clone(),
+        })
+    }
+
     /// The tag's state in words.
     pub fn state(&self) -> &'static str {
         if self.reset {
@@ -187,6 +256,16 @@ impl TagEntry {
     }
 }
 
+/// How a batch folder's keys are kept at rest, as a run asks for it.
+#[derive(Debug, Default)]
+pub struct KeyAccess {
+    /// `--encrypt-to`: seal the keys of a new batch to these recipients. An encrypted folder
+    /// remembers its recipients; given again, they must be the same.
+    pub encrypt_to: Option<Recipients>,
+    /// `--identity`: opens the sealed keys of an encrypted batch.
+    pub identity: Option<Identity>,
+}
+
 /// The open journal of one output directory.
 #[derive(Debug)]
 pub struct Journal {
@@ -198,10 +277,29 @@ pub struct Journal {
     tags: HashMap<String, TagEntry>,
     order: Vec<String>,
     used_xuids: HashSet<String>,
+    /// The recipients of an encrypted batch: planned keys and the keys export are sealed.
+    sealed_to: Option<Recipients>,
     /// A torn last write found on opening (moved aside when opened for writing).
     pub torn_tail: Option<TornTail>,
     /// The journal did not exist before this open: a new batch.
     pub created: bool,
+}
+
+/// Reads a journal file: `None` when the folder has none.
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>, JournalError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// The recipients a journal's records seal to, if it is an encrypted batch.
+fn sealed_recipients(records: &[Record]) -> Option<&[String]> {
+    records.iter().rev().find_map(|r| match r {
+        Record::Sealed { recipients, .. } => Some(recipients.as_slice()),
+        _ => None,
+    })
 }
 
 impl Journal {
@@ -214,16 +312,26 @@ impl Journal {
             tags: HashMap::new(),
             order: Vec::new(),
             used_xuids: HashSet::new(),
+            sealed_to: None,
             torn_tail: None,
             created: false,
         }
+    }
+
+    /// [`Journal::open_with`] for a batch whose keys are kept in clear.
+    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        Journal::open_with(dir, &KeyAccess::default())
     }
 
     /// Opens the journal in `dir` for writing: takes the folder's lock (one writer at a time),
     /// creates the folder (0700) and the file (0600) if needed, and heals a torn last write:
     /// its bytes are moved to `journal.torn-TIME` and the journal is cut back to its last
     /// complete record. A damaged line before the last record is refused.
-    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+    ///
+    /// An encrypted batch (`keys.encrypt_to` on a new folder, or a folder that is one) is
+    /// opened with every key: its sealed keys need `keys.identity`, and nothing is changed
+    /// when they cannot be opened.
+    pub fn open_with(dir: &Path, keys: &KeyAccess) -> Result<Journal, JournalError> {
         let lock = lock_folder(dir)?;
         let path = dir.join(JOURNAL_FILE);
         let existed = path.exists();
@@ -241,11 +349,14 @@ impl Journal {
                 what: what.clone(),
             });
         }
+        // Everything that can refuse the folder is checked before anything is written.
+        let sealing = Journal::sealing(dir, &parsed.records, keys)?;
+        let records = Journal::opened(dir, parsed.records, keys.identity.as_ref())?;
         let mut j = Journal::empty(dir, Some(file), Some(lock));
         j.created = !existed;
         if let Some((line, len)) = parsed.torn {
             let kept = j.move_aside(&bytes[parsed.good_len..])?;
-            let f = j.file.as_ref().expect("opened for writing");
+            let f = j.file.as_ref().ok_or_else(|| read_only_error(&path))?;
             f.set_len(parsed.good_len as u64).map_err(io(&path))?;
             f.sync_all().map_err(io(&path))?;
             j.torn_tail = Some(TornTail {
@@ -254,22 +365,105 @@ impl Journal {
                 kept_in: Some(kept),
             });
         }
-        for r in parsed.records {
+        for r in records {
             j.apply(r);
+        }
+        match sealing {
+            Sealing::Clear => {}
+            Sealing::Continue(rs) => j.sealed_to = Some(rs),
+            Sealing::Start(rs) => {
+                j.append(Record::Sealed {
+                    recipients: rs.to_strings(),
+                    time: now(),
+                })?;
+                j.sealed_to = Some(rs);
+            }
         }
         Ok(j)
     }
 
+    /// Decides how the keys of this run are kept, or refuses the folder.
+    fn sealing(dir: &Path, records: &[Record], keys: &KeyAccess) -> Result<Sealing, JournalError> {
+        let planned = records.iter().any(|r| matches!(r, Record::Planned { .. }));
+        let sealed_err = |source| JournalError::Sealed {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        match (sealed_recipients(records), &keys.encrypt_to) {
+            (None, None) => Ok(Sealing::Clear),
+            (None, Some(_)) if planned => Err(JournalError::ClearFolder {
+                dir: dir.to_path_buf(),
+            }),
+            (None, Some(rs)) => Ok(Sealing::Start(rs.clone())),
+            (Some(theirs), given) => {
+                let rs = Recipients::parse(theirs).map_err(sealed_err)?;
+                if let Some(given) = given {
+                    let mut a = rs.to_strings();
+                    let mut b = given.to_strings();
+                    a.sort();
+                    b.sort();
+                    if a != b {
+                        return Err(JournalError::OtherRecipients {
+                            dir: dir.to_path_buf(),
+                            recipients: a.join(", "),
+                            given: b.join(", "),
+                        });
+                    }
+                }
+                if planned && keys.identity.is_none() {
+                    return Err(JournalError::IdentityNeeded {
+                        dir: dir.to_path_buf(),
+                        recipients: theirs.join(", "),
+                    });
+                }
+                Ok(Sealing::Continue(rs))
+            }
+        }
+    }
+
+    /// The records with every sealed key opened by `identity` (left sealed without one).
+    fn opened(
+        dir: &Path,
+        mut records: Vec<Record>,
+        identity: Option<&Identity>,
+    ) -> Result<Vec<Record>, JournalError> {
+        let Some(id) = identity else {
+            return Ok(records);
+        };
+        for r in &mut records {
+            if let Record::Planned { keys, .. } = r {
+                if let PlannedKeys::Sealed { age } = keys {
+                    let plain = id.open_base64(age).map_err(|source| JournalError::Sealed {
+                        dir: dir.to_path_buf(),
+                        source,
+                    })?;
+                    let set: KeySet =
+                        serde_json::from_slice(&plain).map_err(|e| JournalError::Sealed {
+                            dir: dir.to_path_buf(),
+                            source: SealError::Damaged(e.to_string()),
+                        })?;
+                    *keys = PlannedKeys::Clear(set);
+                }
+            }
+        }
+        Ok(records)
+    }
+
     /// Reads the journal of an existing batch folder without writing anything (no lock, no
     /// healing; a torn tail is reported and skipped). A damaged middle line is an error.
+    /// The keys of an encrypted batch stay sealed ([`TagEntry::keys`] refuses them).
     pub fn read_only(dir: &Path) -> Result<Journal, JournalError> {
+        Journal::read_only_with(dir, None)
+    }
+
+    /// [`Journal::read_only`], opening an encrypted batch's keys with `identity`.
+    pub fn read_only_with(
+        dir: &Path,
+        identity: Option<&Identity>,
+    ) -> Result<Journal, JournalError> {
         let path = dir.join(JOURNAL_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(JournalError::NotABatch(dir.to_path_buf()))
-            }
-            Err(e) => return Err(io(&path)(e)),
+        let Some(bytes) = read_file(&path)? else {
+            return Err(JournalError::NotABatch(dir.to_path_buf()));
         };
         let parsed = parse(&bytes);
         if let Some((line, what)) = parsed.damaged.first() {
@@ -280,12 +474,21 @@ impl Journal {
             });
         }
         let mut j = Journal::empty(dir, None, None);
+        if let Some(theirs) = sealed_recipients(&parsed.records) {
+            j.sealed_to =
+                Some(
+                    Recipients::parse(theirs).map_err(|source| JournalError::Sealed {
+                        dir: dir.to_path_buf(),
+                        source,
+                    })?,
+                );
+        }
         j.torn_tail = parsed.torn.map(|(line, bytes)| TornTail {
             line,
             bytes,
             kept_in: None,
         });
-        for r in parsed.records {
+        for r in Journal::opened(dir, parsed.records, identity)? {
             j.apply(r);
         }
         Ok(j)
@@ -295,15 +498,12 @@ impl Journal {
     /// nothing (a damaged middle line is listed, the records around it still read).
     pub fn check(dir: &Path) -> Result<Check, JournalError> {
         let path = dir.join(JOURNAL_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(JournalError::NotABatch(dir.to_path_buf()))
-            }
-            Err(e) => return Err(io(&path)(e)),
+        let Some(bytes) = read_file(&path)? else {
+            return Err(JournalError::NotABatch(dir.to_path_buf()));
         };
         let parsed = parse(&bytes);
         let mut j = Journal::empty(dir, None, None);
+        let encrypted_to = sealed_recipients(&parsed.records).map(<[String]>::to_vec);
         for r in parsed.records {
             j.apply(r);
         }
@@ -322,6 +522,7 @@ impl Journal {
             torn: parsed.torn,
             damaged: parsed.damaged,
             torn_files,
+            encrypted_to,
         })
     }
 
@@ -354,6 +555,7 @@ impl Journal {
 
     fn apply(&mut self, r: Record) {
         match r {
+            Record::Sealed { .. } => {}
             Record::Planned {
                 uid,
                 xuid,
@@ -365,6 +567,10 @@ impl Journal {
                 if !self.tags.contains_key(&uid) {
                     self.order.push(uid.clone());
                 }
+                let keys = match keys {
+                    PlannedKeys::Clear(k) => Some(k),
+                    PlannedKeys::Sealed { .. } => None,
+                };
                 self.tags.insert(
                     uid.clone(),
                     TagEntry {
@@ -376,6 +582,7 @@ impl Journal {
                         reset: false,
                         lrp,
                         lrp_switch: false,
+                        read_ctr: None,
                     },
                 );
             }
@@ -389,10 +596,11 @@ impl Journal {
                     t.keys_changed = true;
                 }
             }
-            Record::Verified { uid, .. } => {
+            Record::Verified { uid, read_ctr, .. } => {
                 if let Some(t) = self.tags.get_mut(&uid) {
                     t.verified = true;
                     t.keys_changed = true;
+                    t.read_ctr = Some(read_ctr);
                 }
             }
             Record::Reset { uid, free_code, .. } => {
@@ -403,25 +611,61 @@ impl Journal {
                     t.reset = true;
                     t.verified = false;
                     t.keys_changed = false;
+                    t.read_ctr = None;
                 }
             }
         }
     }
 
-    /// Appends a record and flushes it to disk before returning.
+    /// Appends a record and flushes it to disk before returning. In an encrypted batch a
+    /// `planned` record's keys are sealed to the batch's recipients before they are written;
+    /// in memory the journal keeps them in clear.
     pub fn append(&mut self, r: Record) -> Result<(), JournalError> {
+        let on_disk = match (&r, &self.sealed_to) {
+            (
+                Record::Planned {
+                    uid,
+                    xuid,
+                    keys: PlannedKeys::Clear(k),
+                    time,
+                    lrp,
+                },
+                Some(rs),
+            ) => {
+                let plain = zeroize::Zeroizing::new(serde_json::to_vec(k).map_err(|e| {
+                    JournalError::Io {
+                        path: self.path.clone(),
+                        source: e.into(),
+                    }
+                })?);
+                let age = rs
+                    .seal_base64(&plain)
+                    .map_err(|source| JournalError::Sealed {
+                        dir: self.dir.clone(),
+                        source,
+                    })?;
+                Some(Record::Planned {
+                    uid: uid.clone(),
+                    xuid: xuid.clone(),
+                    keys: PlannedKeys::Sealed { age },
+                    time: *time,
+                    lrp: *lrp,
+                })
+            }
+            _ => None,
+        };
         // Planned records hold keys: the line is built in a buffer sized up front (a record is
         // a few hundred bytes; a growing buffer would leave freed copies) and wiped once written.
         let mut line = zeroize::Zeroizing::new(Vec::with_capacity(2048));
-        serde_json::to_writer(&mut *line, &r).map_err(|e| JournalError::Io {
-            path: self.path.clone(),
-            source: e.into(),
+        serde_json::to_writer(&mut *line, on_disk.as_ref().unwrap_or(&r)).map_err(|e| {
+            JournalError::Io {
+                path: self.path.clone(),
+                source: e.into(),
+            }
         })?;
         line.push(b'\n');
         let Some(file) = self.file.as_mut() else {
-            return Err(io(&self.path)(std::io::Error::other(
-                "the journal was opened read-only",
-            )));
+            return Err(read_only_error(&self.path));
         };
         file.write_all(&line).map_err(io(&self.path))?;
         file.sync_data().map_err(io(&self.path))?;
@@ -429,14 +673,17 @@ impl Journal {
         Ok(())
     }
 
+    /// The batch folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// What the journal knows about the tag with this UID.
     pub fn tag(&self, uid: &str) -> Option<&TagEntry> {
         self.tags.get(uid)
     }
 
+    /// The tag code is taken by a tag of this batch (a reset with `--reuse-code` frees it).
     pub fn xuid_used(&self, xuid: &str) -> bool {
         self.used_xuids.contains(xuid)
     }
@@ -446,26 +693,23 @@ impl Journal {
         self.order.iter().filter_map(|u| self.tags.get(u))
     }
 
-    /// Writes `keys.csv` (XUID,KEY) and `associate.csv` (XUID,UID) for the verified tags.
-    pub fn export(&self) -> Result<usize, JournalError> {
-        // The file text holds keys: wiped from memory once written.
-        let verified: Vec<&TagEntry> = self.tags().filter(|t| t.verified && !t.reset).collect();
-        // Sized up front so the key text is never copied by a growing buffer.
-        let mut keys = zeroize::Zeroizing::new(String::with_capacity(
-            9 + verified.len() * (crate::tag_code::MAX_LEN + 34),
-        ));
-        keys.push_str("XUID,KEY\n");
-        let mut assoc = String::from("XUID,UID\n");
-        for t in &verified {
-            let hex = t.keys.sdm_file_read().to_hex();
-            crate::tag_code::push_row(&mut keys, &[&t.xuid, &hex])?;
-            crate::tag_code::push_row(&mut assoc, &[&t.xuid, &t.uid])?;
-        }
-        let n = verified.len();
-        let kp = self.dir.join("keys.csv");
-        write_atomic(&kp, keys.as_bytes()).map_err(io(&kp))?;
-        let ap = self.dir.join("associate.csv");
-        write_atomic(&ap, assoc.as_bytes()).map_err(io(&ap))?;
-        Ok(n)
+    /// The age recipients of an encrypted batch (`None`: keys in clear).
+    pub fn sealed_to(&self) -> Option<&Recipients> {
+        self.sealed_to.as_ref()
     }
 }
+
+/// How one run keeps its keys.
+enum Sealing {
+    Clear,
+    /// An encrypted batch, opened again.
+    Continue(Recipients),
+    /// A new encrypted batch: its first record names the recipients.
+    Start(Recipients),
+}
+
+fn read_only_error(path: &Path) -> JournalError {
+    io(path)(std::io::Error::other("the journal was opened read-only"))
+}
+
+mod export;

@@ -1,0 +1,275 @@
+//! Keys encrypted at rest (`batch --encrypt-to`): a batch with a torn tag, finished with
+//! `--identity`; no key in clear anywhere in the folder; `age -d` of keys.csv.age gives what
+//! `tag424 export --identity` writes; the verifier imports the batch with the identity only.
+//! Uses the distribution's `age` tool: without it the test says "skipped"; under CI=true it
+//! fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tag424::card::Card;
+use tag424::provision::journal::{JournalError, KeyAccess};
+use tag424::provision::sealed::{Identity, Recipients};
+use tag424::provision::{encode_tag, EncodeOptions, Journal};
+use tag424::sim::dir::SimDir;
+use tag424::sim::{Fault, FaultKind, SimChip, SimTransport};
+use tag424::sun::Template;
+use tag424::verifier::import::read_batch_sources;
+
+fn age_tool() -> bool {
+    let found = Command::new("age").arg("--version").output().is_ok()
+        && Command::new("age-keygen").arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "the age tool is missing under CI=true: install the distribution's `age` package"
+        );
+        eprintln!("skipped: the age tool is not installed (apt install age)");
+    }
+    found
+}
+
+/// `age-keygen -o DIR/NAME`: the identity file and its recipient.
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        path,
+        String::from_utf8(out.stdout).unwrap().trim().to_string(),
+    )
+}
+
+fn tag424(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tag424"))
+        .args(args)
+        .env_remove("TAG424_READER")
+        .env_remove("TAG424_PROFILE")
+        .arg("--no-profile")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every file under `dir`, recursively, as bytes with its path.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
+    if !age_tool() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (id_path, recipient) = keygen(tmp.path(), "identity.txt");
+    let (other_id, _) = keygen(tmp.path(), "other.txt");
+    let out = tmp.path().join("batch");
+    let tags = tmp.path().join("tags");
+    let (o, t) = (out.to_str().unwrap(), tags.to_str().unwrap());
+    let codes = tmp.path().join("codes.txt");
+    std::fs::write(&codes, "enc00001\nenc00002\nenc00003\nenc00004\nenc00005\n").unwrap();
+
+    // A tag pulled from the reader after its keys were planned (and some changed): the
+    // journal holds its keys sealed, the chip is left half-done in the simulated stack.
+    {
+        let access = KeyAccess {
+            encrypt_to: Some(Recipients::parse(std::slice::from_ref(&recipient)).unwrap()),
+            identity: None,
+        };
+        let mut journal = Journal::open_with(&out, &access).unwrap();
+        let sim = SimDir::open(&tags).unwrap();
+        let chip = SimChip::new(sim.new_tag().unwrap());
+        let mut card = Card::new(SimTransport::new(chip).with_fault(Fault {
+            at: 11,
+            kind: FaultKind::AfterApply,
+        }));
+        let opts = EncodeOptions {
+            template: Template::default(),
+            trust_simulator: true,
+            master: None,
+        };
+        let e = encode_tag(
+            &mut card,
+            &mut journal,
+            &opts,
+            &mut |_| Some("enc00001".to_string()),
+            &mut |_| {},
+        )
+        .expect_err("the tag left the field");
+        assert!(e.is_tear_off(), "{e}");
+        sim.save(&card.into_transport().chip.state).unwrap();
+    }
+    let journal_text = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    assert!(
+        journal_text.contains(r#""event":"sealed""#),
+        "{journal_text}"
+    );
+    assert!(journal_text.contains(r#""keys":{"age":"#), "{journal_text}");
+
+    let batch = [
+        "batch",
+        "--reader",
+        &format!("sim:{t}"),
+        "--xuids",
+        codes.to_str().unwrap(),
+        "--no-header",
+        "--out",
+        o,
+    ];
+    // Without the identity the folder is refused, naming the fix; nothing is written.
+    let before = std::fs::read(out.join("journal.jsonl")).unwrap();
+    let r = tag424(&batch);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    assert!(text(&r).contains("--identity"), "{}", text(&r));
+    assert_eq!(std::fs::read(out.join("journal.jsonl")).unwrap(), before);
+    // The wrong identity and other recipients are refused too.
+    let id_s = id_path.to_str().unwrap();
+    let r = tag424(&[&batch[..], &["--identity", other_id.to_str().unwrap()]].concat());
+    assert_eq!(r.status.code(), Some(3), "{}", text(&r));
+    assert!(text(&r).contains("other recipients"), "{}", text(&r));
+    let (_, stranger) = keygen(tmp.path(), "stranger.txt");
+    let r = tag424(&[&batch[..], &["--identity", id_s, "--encrypt-to", &stranger]].concat());
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    let r = tag424(
+        &[
+            &batch[..],
+            &["--identity", id_s, "--trace", "/dev/null", "--trace-keys"],
+        ]
+        .concat(),
+    );
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    assert!(text(&r).contains("--trace-keys"), "{}", text(&r));
+
+    // With it, the torn tag is finished and four more are encoded.
+    let r = tag424(&[&batch[..], &["--identity", id_s, "--count", "5"]].concat());
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(text(&r).contains("keys.csv.age has 5 rows"), "{}", text(&r));
+    assert!(!out.join("keys.csv").exists());
+
+    // Every key of every tag, read back with the identity: none is on disk in clear.
+    let identity = Identity::load(&id_path).unwrap();
+    let j = Journal::read_only_with(&out, Some(&identity)).unwrap();
+    let done: Vec<_> = j.tags().filter(|t| t.verified).collect();
+    assert_eq!(done.len(), 5);
+    assert!(done.iter().any(|t| t.xuid == "enc00001"));
+    let on_disk = files(&out);
+    for t in &done {
+        for k in t.keys().unwrap().0.iter() {
+            let hex = k.to_hex().to_string();
+            for (path, bytes) in &on_disk {
+                for form in [hex.clone(), hex.to_ascii_lowercase()] {
+                    assert!(!contains(bytes, &form), "{} holds a key", path.display());
+                }
+            }
+        }
+    }
+    // Read without the identity, the journal lists the tags but gives no key.
+    let sealed = Journal::read_only(&out).unwrap();
+    let first = sealed.tags().next().unwrap();
+    assert!(matches!(first.keys(), Err(JournalError::KeysSealed { .. })));
+    // `journal check` says the batch is encrypted.
+    let r = tag424(&["journal", "check", "--out", o]);
+    assert!(text(&r).contains(&recipient), "{}", text(&r));
+
+    // age -d gives exactly what `tag424 export --identity` writes.
+    let dec = Command::new("age")
+        .args(["-d", "-i", id_s])
+        .arg(out.join("keys.csv.age"))
+        .output()
+        .unwrap();
+    assert!(
+        dec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dec.stderr)
+    );
+    let r = tag424(&["export", "--out", o]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    let r = tag424(&["export", "--out", o, "--identity", id_s]);
+    assert!(r.status.success(), "{}", text(&r));
+    let plain = std::fs::read(out.join("keys.csv")).unwrap();
+    assert_eq!(dec.stdout, plain);
+    assert_eq!(String::from_utf8_lossy(&plain).lines().count(), 6);
+
+    // The verifier imports the batch with the identity, not without.
+    std::fs::remove_file(out.join("keys.csv")).unwrap();
+    let e = read_batch_sources(std::slice::from_ref(&out), None).unwrap_err();
+    assert!(e.to_string().contains("--identity"), "{e}");
+    let read = read_batch_sources(std::slice::from_ref(&out), Some(&identity)).unwrap();
+    assert_eq!(read.tags.len(), 5);
+    for t in &read.tags {
+        let entry = done.iter().find(|d| d.xuid == t.xuid).unwrap();
+        let keys = entry.keys().unwrap();
+        assert!(t.key.as_ref() == Some(keys.sdm_file_read()));
+        assert!(t.meta_key.as_ref() == Some(keys.sdm_meta_read()));
+        assert_eq!(t.read_ctr, entry.read_ctr);
+    }
+}
+
+#[test]
+fn a_folder_with_keys_in_clear_is_not_encrypted_later() {
+    if !age_tool() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, recipient) = keygen(tmp.path(), "identity.txt");
+    let out = tmp.path().join("batch");
+    let (o, t) = (
+        out.to_str().unwrap().to_string(),
+        format!("sim:{}", tmp.path().join("tags").display()),
+    );
+    let r = tag424(&[
+        "batch",
+        "--reader",
+        &t,
+        "--generate-xuids",
+        "2",
+        "--out",
+        &o,
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    let r = tag424(&[
+        "batch",
+        "--reader",
+        &t,
+        "--generate-xuids",
+        "2",
+        "--add-codes",
+        "--out",
+        &o,
+        "--encrypt-to",
+        &recipient,
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    assert!(text(&r).contains("in clear"), "{}", text(&r));
+    assert!(text(&r).contains("new --out"), "{}", text(&r));
+}
