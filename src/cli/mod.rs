@@ -227,7 +227,11 @@ pub fn journal_error(e: tag424::provision::journal::JournalError) -> CliError {
         | JournalError::IdentityNeeded { .. }
         | JournalError::KeysSealed { .. }
         | JournalError::ClearFolder { .. }
-        | JournalError::OtherRecipients { .. } => 2,
+        | JournalError::OtherRecipients { .. }
+        | JournalError::Sealed {
+            source: tag424::provision::sealed::SealError::WrongIdentity { .. },
+            ..
+        } => 2,
         _ => 3,
     };
     CliError {

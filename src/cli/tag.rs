@@ -372,7 +372,8 @@ pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
         "its code stays used (--reuse-code frees it)"
     };
     say(&format!(
-        "{uid} is back to factory keys and settings; its row left the keys export, {code}"
+        "{uid} is back to factory keys and settings; its row left {}, {code}",
+        journal.keys_file()
     ));
     Ok(0)
 }
