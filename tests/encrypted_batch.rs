@@ -193,6 +193,35 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
             }
         }
     }
+    // A journal record's sealed keys are an age file too: the five keys as JSON.
+    let line = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    let age_b64 = line
+        .lines()
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            Some(v["keys"]["age"].as_str()?.to_string())
+        })
+        .unwrap();
+    use base64::Engine;
+    let record = tmp.path().join("record.age");
+    std::fs::write(
+        &record,
+        base64::engine::general_purpose::STANDARD
+            .decode(age_b64)
+            .unwrap(),
+    )
+    .unwrap();
+    let dec = Command::new("age")
+        .args(["-d", "-i", id_s])
+        .arg(&record)
+        .output()
+        .unwrap();
+    let five: Vec<String> = serde_json::from_slice(&dec.stdout).unwrap();
+    assert_eq!(five.len(), 5);
+    assert!(done
+        .iter()
+        .any(|t| t.keys().unwrap().0[1].to_hex().to_string() == five[1]));
+
     // Read without the identity, the journal lists the tags but gives no key.
     let sealed = Journal::read_only(&out).unwrap();
     let first = sealed.tags().next().unwrap();
@@ -233,6 +262,37 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
         assert!(t.meta_key.as_ref() == Some(keys.sdm_meta_read()));
         assert_eq!(t.read_ctr, entry.read_ctr);
     }
+
+    // A test tag returned to factory: the reset needs the identity (it changes the tag's keys
+    // from the journaled ones), and its row leaves keys.csv.age.
+    let uid = done
+        .iter()
+        .find(|d| d.xuid == "enc00002")
+        .unwrap()
+        .uid
+        .clone();
+    let reset = [
+        "reset",
+        "--reader",
+        &format!("sim:{t}"),
+        "--uid",
+        &uid,
+        "--out",
+        o,
+    ];
+    let r = tag424(&reset);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    let r = tag424(&[&reset[..], &["--identity", id_s]].concat());
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(text(&r).contains("left keys.csv.age"), "{}", text(&r));
+    let dec = Command::new("age")
+        .args(["-d", "-i", id_s])
+        .arg(out.join("keys.csv.age"))
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(dec.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(!csv.contains("enc00002"), "{csv}");
 }
 
 #[test]
