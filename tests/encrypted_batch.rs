@@ -220,7 +220,7 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
     assert_eq!(five.len(), 5);
     assert!(done
         .iter()
-        .any(|t| t.keys().unwrap().0[1].to_hex().to_string() == five[1]));
+        .any(|t| *t.keys().unwrap().0[1].to_hex() == five[1]));
 
     // Read without the identity, the journal lists the tags but gives no key.
     let sealed = Journal::read_only(&out).unwrap();

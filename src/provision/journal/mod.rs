@@ -8,11 +8,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use super::keys::KeySet;
-use super::lock::{lock_folder, FolderLock, LockError};
-use super::sealed::{Identity, Recipients, SealError};
+use super::lock::{lock_folder, FolderLock};
+use super::sealed::{Identity, Recipients};
 
 /// The journal's file name in a batch folder.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -22,63 +19,6 @@ pub const KEYS_CSV: &str = "keys.csv";
 pub const KEYS_CSV_AGE: &str = "keys.csv.age";
 /// The tag code to UID export (no key material).
 pub const ASSOCIATE_CSV: &str = "associate.csv";
-
-/// A tag's planned keys as a journal line holds them: in clear, or sealed to the batch's
-/// age recipients (`"keys": {"age": BASE64}`, the age file of the clear form's JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum PlannedKeys {
-    /// The five keys as hex (a batch without `--encrypt-to`).
-    Clear(KeySet),
-    /// An age file, base64, holding the clear form.
-    Sealed {
-        /// The age file (age-encryption.org/v1), base64.
-        age: String,
-    },
-}
-
-/// One line of the journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Record {
-    /// The batch's keys are encrypted at rest to these age recipients (`--encrypt-to`): the
-    /// first record of an encrypted batch. Every later `planned` record holds sealed keys.
-    Sealed {
-        /// The recipients, `age1…`.
-        recipients: Vec<String>,
-        time: u64,
-    },
-    /// New keys chosen for a tag; written before the first ChangeKey.
-    Planned {
-        uid: String,
-        xuid: String,
-        /// Given in clear to [`Journal::append`], which seals them for an encrypted batch.
-        keys: PlannedKeys,
-        time: u64,
-        /// The tag is to end in LRP mode (`batch --lrp-irreversible`); it may be LRP already.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        lrp: bool,
-    },
-    /// The irreversible switch to LRP (SetConfiguration option 05) is about to be sent.
-    LrpSwitch { uid: String, time: u64 },
-    /// All five keys changed (key 0 last).
-    KeysChanged { uid: String, time: u64 },
-    /// The read-back SUN message verified with the new keys: the tag is done.
-    Verified {
-        uid: String,
-        xuid: String,
-        read_ctr: u32,
-        time: u64,
-    },
-    /// The tag was returned to factory keys (`tag424 reset`). Its code stays used (it may be
-    /// printed on the tag) unless `free_code` (`tag424 reset --reuse-code`).
-    Reset {
-        uid: String,
-        time: u64,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        free_code: bool,
-    },
-}
 
 /// The batch's one journal as a tag's sequence uses it: held only for each lookup or append,
 /// never across an APDU, so the workers of several readers share one journal (one writer
@@ -103,97 +43,6 @@ impl JournalAccess for &std::sync::Mutex<&mut Journal> {
     }
 }
 
-/// What the journal knows about one tag (latest plan wins).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TagEntry {
-    pub uid: String,
-    pub xuid: String,
-    /// `None` while sealed: an encrypted batch read without its identity.
-    keys: Option<KeySet>,
-    pub keys_changed: bool,
-    pub verified: bool,
-    pub reset: bool,
-    /// Planned for LRP mode: the tag may be in LRP mode already (the switch cannot be undone).
-    pub lrp: bool,
-    /// The switch to LRP was sent (or about to be).
-    pub lrp_switch: bool,
-    /// The counter of the verified read-back SUN message.
-    pub read_ctr: Option<u32>,
-}
-
-/// Why the journal could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    #[error("cannot use the output directory {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} line {line} is damaged ({what}); the lines after it are records, so this is not a torn last write")]
-    Corrupt {
-        path: PathBuf,
-        line: usize,
-        what: String,
-    },
-    #[error(transparent)]
-    Locked(#[from] LockError),
-    #[error("{0} is not a batch folder (it has no {JOURNAL_FILE})")]
-    NotABatch(PathBuf),
-    #[error(transparent)]
-    Export(#[from] crate::tag_code::UnsafeCell),
-    #[error("{dir}: {source}")]
-    Sealed {
-        dir: PathBuf,
-        #[source]
-        source: SealError,
-    },
-    #[error("{dir} is an encrypted batch (its keys are sealed to {recipients}); its keys are needed here and no --identity was given")]
-    IdentityNeeded { dir: PathBuf, recipients: String },
-    #[error(
-        "the keys of tag {uid} are encrypted (an encrypted batch) and no --identity was given"
-    )]
-    KeysSealed { uid: String },
-    #[error(
-        "{dir} keeps its keys in clear; --encrypt-to cannot protect the keys already written there"
-    )]
-    ClearFolder { dir: PathBuf },
-    #[error("{dir} is encrypted to {recipients}, not to the --encrypt-to given ({given})")]
-    OtherRecipients {
-        dir: PathBuf,
-        recipients: String,
-        given: String,
-    },
-}
-
-impl JournalError {
-    /// The fix to print under the error.
-    pub fn help(&self) -> String {
-        match self {
-            JournalError::Corrupt { path, .. } => format!(
-                "nothing was changed; `tag424 journal check --out {}` lists every tag and the damage. Restore the journal from a backup or repair that line by hand",
-                path.parent().unwrap_or(Path::new(".")).display()
-            ),
-            JournalError::Locked(_) => "wait for that run to finish (or stop it with Ctrl-C); one process writes a batch folder at a time".into(),
-            JournalError::NotABatch(_) => "check the --out path".into(),
-            JournalError::Export(_) => "the journal holds a tag code that breaks the tag-code rule: `tag424 journal check` shows it".into(),
-            JournalError::Io { .. } => "free space or fix permissions, then re-run the same command to resume".into(),
-            JournalError::Sealed { source: SealError::WrongIdentity { .. }, .. } => "give the identity file whose recipient the batch was encrypted to (`age-keygen -y FILE` prints a file's recipient)".into(),
-            JournalError::Sealed { .. } => "check the --identity file; the journal's sealed records can be tried with `age -d -i FILE`".into(),
-            JournalError::IdentityNeeded { .. } | JournalError::KeysSealed { .. } => "add --identity FILE (the age identity file, AGE-SECRET-KEY-1…, of one of those recipients); a new batch folder needs none".into(),
-            JournalError::ClearFolder { .. } => "start the encrypted batch in a new --out folder, or leave out --encrypt-to to continue this one in clear".into(),
-            JournalError::OtherRecipients { .. } => "leave out --encrypt-to (the folder remembers its recipients) or use a new --out folder".into(),
-        }
-    }
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
-    move |source| JournalError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
@@ -204,67 +53,16 @@ pub fn now() -> u64 {
 
 pub use crate::private_fs::{sync_dir, write_atomic};
 
+mod error;
 mod parse;
+mod record;
+mod sealing;
+use error::io;
+pub use error::JournalError;
 pub use parse::{parse, Parsed};
-
-/// A torn last write found when the journal was opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TornTail {
-    /// The line number it started on.
-    pub line: usize,
-    /// Its length in bytes.
-    pub bytes: usize,
-    /// Where its bytes were moved (opened for writing), or `None` (opened read-only).
-    pub kept_in: Option<PathBuf>,
-}
-
-/// What `tag424 journal check` reports.
-#[derive(Debug)]
-pub struct Check {
-    pub tags: Vec<TagEntry>,
-    /// A torn last write: (line, bytes). Healed by the next encoding run.
-    pub torn: Option<(usize, usize)>,
-    /// Damaged lines before the last record: (line, what). Encoding runs refuse the folder.
-    pub damaged: Vec<(usize, String)>,
-    /// Torn writes moved aside earlier.
-    pub torn_files: Vec<PathBuf>,
-    /// The age recipients of an encrypted batch (`None`: keys in clear).
-    pub encrypted_to: Option<Vec<String>>,
-}
-
-impl TagEntry {
-    /// The tag's five keys; an error for an encrypted batch read without its identity.
-    pub fn keys(&self) -> Result<&KeySet, JournalError> {
-        self.keys.as_ref().ok_or_else(|| JournalError::KeysSealed {
-            uid: self.uid.clone(),
-        })
-    }
-
-    /// The tag's state in words.
-    pub fn state(&self) -> &'static str {
-        if self.reset {
-            "reset to factory"
-        } else if self.verified {
-            "done (verified)"
-        } else if self.keys_changed {
-            "keys changed, read-back not verified: present it again"
-        } else if self.lrp_switch {
-            "switch to LRP sent (the tag may be LRP already), interrupted: present it again to finish it"
-        } else {
-            "planned, interrupted: present it again to finish it"
-        }
-    }
-}
-
-/// How a batch folder's keys are kept at rest, as a run asks for it.
-#[derive(Debug, Default)]
-pub struct KeyAccess {
-    /// `--encrypt-to`: seal the keys of a new batch to these recipients. An encrypted folder
-    /// remembers its recipients; given again, they must be the same.
-    pub encrypt_to: Option<Recipients>,
-    /// `--identity`: opens the sealed keys of an encrypted batch.
-    pub identity: Option<Identity>,
-}
+pub use record::{Check, PlannedKeys, Record, TagEntry, TornTail};
+pub use sealing::KeyAccess;
+use sealing::{sealed_recipients, Sealing};
 
 /// The open journal of one output directory.
 #[derive(Debug)]
@@ -292,14 +90,6 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>, JournalError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(path)(e)),
     }
-}
-
-/// The recipients a journal's records seal to, if it is an encrypted batch.
-fn sealed_recipients(records: &[Record]) -> Option<&[String]> {
-    records.iter().rev().find_map(|r| match r {
-        Record::Sealed { recipients, .. } => Some(recipients.as_slice()),
-        _ => None,
-    })
 }
 
 impl Journal {
@@ -380,73 +170,6 @@ impl Journal {
             }
         }
         Ok(j)
-    }
-
-    /// Decides how the keys of this run are kept, or refuses the folder.
-    fn sealing(dir: &Path, records: &[Record], keys: &KeyAccess) -> Result<Sealing, JournalError> {
-        let planned = records.iter().any(|r| matches!(r, Record::Planned { .. }));
-        let sealed_err = |source| JournalError::Sealed {
-            dir: dir.to_path_buf(),
-            source,
-        };
-        match (sealed_recipients(records), &keys.encrypt_to) {
-            (None, None) => Ok(Sealing::Clear),
-            (None, Some(_)) if planned => Err(JournalError::ClearFolder {
-                dir: dir.to_path_buf(),
-            }),
-            (None, Some(rs)) => Ok(Sealing::Start(rs.clone())),
-            (Some(theirs), given) => {
-                let rs = Recipients::parse(theirs).map_err(sealed_err)?;
-                if let Some(given) = given {
-                    let mut a = rs.to_strings();
-                    let mut b = given.to_strings();
-                    a.sort();
-                    b.sort();
-                    if a != b {
-                        return Err(JournalError::OtherRecipients {
-                            dir: dir.to_path_buf(),
-                            recipients: a.join(", "),
-                            given: b.join(", "),
-                        });
-                    }
-                }
-                if planned && keys.identity.is_none() {
-                    return Err(JournalError::IdentityNeeded {
-                        dir: dir.to_path_buf(),
-                        recipients: theirs.join(", "),
-                    });
-                }
-                Ok(Sealing::Continue(rs))
-            }
-        }
-    }
-
-    /// The records with every sealed key opened by `identity` (left sealed without one).
-    fn opened(
-        dir: &Path,
-        mut records: Vec<Record>,
-        identity: Option<&Identity>,
-    ) -> Result<Vec<Record>, JournalError> {
-        let Some(id) = identity else {
-            return Ok(records);
-        };
-        for r in &mut records {
-            if let Record::Planned { keys, .. } = r {
-                if let PlannedKeys::Sealed { age } = keys {
-                    let plain = id.open_base64(age).map_err(|source| JournalError::Sealed {
-                        dir: dir.to_path_buf(),
-                        source,
-                    })?;
-                    let set: KeySet =
-                        serde_json::from_slice(&plain).map_err(|e| JournalError::Sealed {
-                            dir: dir.to_path_buf(),
-                            source: SealError::Damaged(e.to_string()),
-                        })?;
-                    *keys = PlannedKeys::Clear(set);
-                }
-            }
-        }
-        Ok(records)
     }
 
     /// Reads the journal of an existing batch folder without writing anything (no lock, no
@@ -621,39 +344,7 @@ impl Journal {
     /// `planned` record's keys are sealed to the batch's recipients before they are written;
     /// in memory the journal keeps them in clear.
     pub fn append(&mut self, r: Record) -> Result<(), JournalError> {
-        let on_disk = match (&r, &self.sealed_to) {
-            (
-                Record::Planned {
-                    uid,
-                    xuid,
-                    keys: PlannedKeys::Clear(k),
-                    time,
-                    lrp,
-                },
-                Some(rs),
-            ) => {
-                let plain = zeroize::Zeroizing::new(serde_json::to_vec(k).map_err(|e| {
-                    JournalError::Io {
-                        path: self.path.clone(),
-                        source: e.into(),
-                    }
-                })?);
-                let age = rs
-                    .seal_base64(&plain)
-                    .map_err(|source| JournalError::Sealed {
-                        dir: self.dir.clone(),
-                        source,
-                    })?;
-                Some(Record::Planned {
-                    uid: uid.clone(),
-                    xuid: xuid.clone(),
-                    keys: PlannedKeys::Sealed { age },
-                    time: *time,
-                    lrp: *lrp,
-                })
-            }
-            _ => None,
-        };
+        let on_disk = self.sealed_form(&r)?;
         // Planned records hold keys: the line is built in a buffer sized up front (a record is
         // a few hundred bytes; a growing buffer would leave freed copies) and wiped once written.
         let mut line = zeroize::Zeroizing::new(Vec::with_capacity(2048));
@@ -697,15 +388,6 @@ impl Journal {
     pub fn sealed_to(&self) -> Option<&Recipients> {
         self.sealed_to.as_ref()
     }
-}
-
-/// How one run keeps its keys.
-enum Sealing {
-    Clear,
-    /// An encrypted batch, opened again.
-    Continue(Recipients),
-    /// A new encrypted batch: its first record names the recipients.
-    Start(Recipients),
 }
 
 fn read_only_error(path: &Path) -> JournalError {
