@@ -69,10 +69,52 @@ impl Trace {
         let _ = o.flush();
     }
 
+    /// A trace of one tag's sequence whose lines reach this trace's file as one block, when
+    /// the last copy of it is dropped (the tag is done, failed or left the field). Several
+    /// readers tracing into one file each write their tags whole, never interleaved.
+    pub fn grouped(&self) -> Trace {
+        Trace {
+            out: Arc::new(Mutex::new(Box::new(Block {
+                parent: self.out.clone(),
+                buf: Vec::new(),
+            }))),
+            keys: self.keys,
+        }
+    }
+
     /// An observer for [`super::Card::with_observer`].
     pub fn observer(&self) -> impl FnMut(&Exchange<'_>) + Send + 'static {
         let t = self.clone();
         move |e| t.record(e)
+    }
+}
+
+/// The buffer of a [`Trace::grouped`] trace: written to the parent on drop.
+struct Block {
+    parent: Arc<Mutex<Box<dyn Write + Send>>>,
+    buf: Vec<u8>,
+}
+
+impl Write for Block {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    /// Held until the block is dropped: that is what keeps a tag's lines together.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let mut o = self.parent.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = o.write_all(&self.buf);
+        let _ = o.flush();
     }
 }
 
@@ -114,5 +156,43 @@ mod tests {
         let fx = Fixture::parse(&text).unwrap();
         assert_eq!(fx.exchanges.len(), 1);
         assert!(!text.contains("01 02 03"), "{text}");
+    }
+
+    #[test]
+    fn grouped_traces_write_each_tag_whole() {
+        let buf = Buf::default();
+        let t = Trace::new(Box::new(buf.clone()), false);
+        let (a, b) = (t.grouped(), t.grouped());
+        let ex = |cla: u8| Exchange {
+            name: "GetVersion",
+            command: &[0x90, 0x60, 0, 0, 0],
+            response: if cla == 0xA {
+                &[0x91, 0xAF]
+            } else {
+                &[0x91, 0x00]
+            },
+            sensitive: false,
+        };
+        a.comment("tag A");
+        b.comment("tag B");
+        for _ in 0..3 {
+            a.record(&ex(0xA));
+            b.record(&ex(0xB));
+        }
+        assert!(
+            buf.0.lock().unwrap().is_empty(),
+            "nothing before a tag is done"
+        );
+        drop(b);
+        drop(a);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "# tag B");
+        assert!(lines[1..7].iter().all(|l| !l.contains("AF")), "{text}");
+        assert_eq!(lines[7], "# tag A");
+        assert!(lines[8..]
+            .iter()
+            .filter(|l| l.starts_with('<'))
+            .all(|l| l.contains("AF")));
     }
 }

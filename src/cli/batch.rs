@@ -361,7 +361,8 @@ fn run_json(
 #[derive(Debug, Clone, clap::Args)]
 pub struct TraceArgs {
     /// Append every APDU exchange to FILE in the hardware-fixtures format (key-bearing
-    /// commands redacted).
+    /// commands redacted). With several readers, each tag's exchanges are written together
+    /// when it is done.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// With --trace: write key-bearing commands in full (test tags only; not with

@@ -34,6 +34,8 @@ struct Station<'a, 'e> {
     events: Mutex<&'a mut Events<'e>>,
     xuids: &'a [String],
     opts: &'a BatchOptions,
+    /// How many readers feed the batch.
+    readers: usize,
 }
 
 impl Station<'_, '_> {
@@ -98,6 +100,7 @@ pub fn run_readers<S: TagSource + Send>(
         events: Mutex::new(on_event),
         xuids,
         opts,
+        readers: sources.len(),
     };
     let result: Result<(), JournalError> = if sources.len() == 1 {
         work(&station, 0, &mut sources[0])
@@ -188,7 +191,16 @@ fn work<S: TagSource>(
         };
         let started = Instant::now();
         let mut card = Card::new(tag);
-        if let Some(t) = &st.opts.trace {
+        // With several readers each tag's exchanges are written as one block when it is done;
+        // one reader writes them as they happen (a crash keeps every line before it).
+        let trace = st.opts.trace.as_ref().map(|t| {
+            if st.readers > 1 {
+                t.grouped()
+            } else {
+                t.clone()
+            }
+        });
+        if let Some(t) = &trace {
             t.comment(&format!(
                 "tag presented at reader {reader}, {}",
                 super::journal::now()
