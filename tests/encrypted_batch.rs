@@ -333,3 +333,36 @@ fn a_folder_with_keys_in_clear_is_not_encrypted_later() {
     assert!(text(&r).contains("in clear"), "{}", text(&r));
     assert!(text(&r).contains("new --out"), "{}", text(&r));
 }
+
+#[test]
+fn several_readers_seal_into_one_encrypted_batch() {
+    if !age_tool() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (id_path, recipient) = keygen(tmp.path(), "identity.txt");
+    let out = tmp.path().join("batch");
+    let readers: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|r| format!("sim:{}", tmp.path().join(r).display()))
+        .collect();
+    let mut args = vec!["batch", "--generate-xuids", "9", "--json"];
+    for r in &readers {
+        args.extend(["--reader", r.as_str()]);
+    }
+    args.extend(["--out", out.to_str().unwrap(), "--encrypt-to", &recipient]);
+    let r = tag424(&args);
+    assert!(r.status.success(), "{}", text(&r));
+    let dec = Command::new("age")
+        .args(["-d", "-i", id_path.to_str().unwrap()])
+        .arg(out.join("keys.csv.age"))
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(dec.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 10, "{csv}");
+    let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    for row in csv.lines().skip(1) {
+        let key = row.split(',').nth(1).unwrap();
+        assert!(!journal.contains(key) && !journal.contains(&key.to_ascii_lowercase()));
+    }
+}
