@@ -1,8 +1,8 @@
-//! Keys encrypted at rest (`batch --encrypt-to`): a batch with a torn tag, finished with
-//! `--identity`; no key in clear anywhere in the folder; `age -d` of keys.csv.age gives what
-//! `tag424 export --identity` writes; the verifier imports the batch with the identity only.
-//! Uses the distribution's `age` tool: without it the test says "skipped"; under CI=true it
-//! fails.
+//! Keys encrypted at rest (`batch --encrypt-to`): files tag424 seals open with the `age` tool
+//! and back; a batch with a torn tag, finished with `--identity`; no key in clear anywhere in
+//! the folder; `age -d` of keys.csv.age gives what `tag424 export --identity` writes; the
+//! verifier imports the batch with the identity only. Uses the distribution's `age` tool:
+//! without it the test says "skipped"; under CI=true it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -47,6 +47,23 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
         path,
         String::from_utf8(out.stdout).unwrap().trim().to_string(),
     )
+}
+
+/// `age -d -i IDENTITY FILE`: the plain bytes (the command must succeed).
+fn age_decrypt(identity: &Path, file: &Path) -> Vec<u8> {
+    let out = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 fn tag424(args: &[&str]) -> Output {
@@ -211,12 +228,7 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
             .unwrap(),
     )
     .unwrap();
-    let dec = Command::new("age")
-        .args(["-d", "-i", id_s])
-        .arg(&record)
-        .output()
-        .unwrap();
-    let five: Vec<String> = serde_json::from_slice(&dec.stdout).unwrap();
+    let five: Vec<String> = serde_json::from_slice(&age_decrypt(&id_path, &record)).unwrap();
     assert_eq!(five.len(), 5);
     assert!(done
         .iter()
@@ -231,22 +243,13 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
     assert!(text(&r).contains(&recipient), "{}", text(&r));
 
     // age -d gives exactly what `tag424 export --identity` writes.
-    let dec = Command::new("age")
-        .args(["-d", "-i", id_s])
-        .arg(out.join("keys.csv.age"))
-        .output()
-        .unwrap();
-    assert!(
-        dec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dec.stderr)
-    );
+    let dec = age_decrypt(&id_path, &out.join("keys.csv.age"));
     let r = tag424(&["export", "--out", o]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     let r = tag424(&["export", "--out", o, "--identity", id_s]);
     assert!(r.status.success(), "{}", text(&r));
     let plain = std::fs::read(out.join("keys.csv")).unwrap();
-    assert_eq!(dec.stdout, plain);
+    assert_eq!(dec, plain);
     assert_eq!(String::from_utf8_lossy(&plain).lines().count(), 6);
 
     // The verifier imports the batch with the identity, not without.
@@ -285,12 +288,7 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
     let r = tag424(&[&reset[..], &["--identity", id_s]].concat());
     assert!(r.status.success(), "{}", text(&r));
     assert!(text(&r).contains("left keys.csv.age"), "{}", text(&r));
-    let dec = Command::new("age")
-        .args(["-d", "-i", id_s])
-        .arg(out.join("keys.csv.age"))
-        .output()
-        .unwrap();
-    let csv = String::from_utf8(dec.stdout).unwrap();
+    let csv = String::from_utf8(age_decrypt(&id_path, &out.join("keys.csv.age"))).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
     assert!(!csv.contains("enc00002"), "{csv}");
 }
@@ -353,16 +351,50 @@ fn several_readers_seal_into_one_encrypted_batch() {
     args.extend(["--out", out.to_str().unwrap(), "--encrypt-to", &recipient]);
     let r = tag424(&args);
     assert!(r.status.success(), "{}", text(&r));
-    let dec = Command::new("age")
-        .args(["-d", "-i", id_path.to_str().unwrap()])
-        .arg(out.join("keys.csv.age"))
-        .output()
-        .unwrap();
-    let csv = String::from_utf8(dec.stdout).unwrap();
+    let csv = String::from_utf8(age_decrypt(&id_path, &out.join("keys.csv.age"))).unwrap();
     assert_eq!(csv.lines().count(), 10, "{csv}");
     let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
     for row in csv.lines().skip(1) {
         let key = row.split(',').nth(1).unwrap();
         assert!(!journal.contains(key) && !journal.contains(&key.to_ascii_lowercase()));
     }
+}
+
+#[test]
+fn sealed_files_open_with_the_age_tool_and_back() {
+    if !age_tool() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (identity, recipient) = keygen(dir.path(), "identity.txt");
+    assert!(recipient.starts_with("age1"), "{recipient}");
+    let plain = b"XUID,KEY\nq8w3sbcz,00112233445566778899AABBCCDDEEFF\n";
+
+    // tag424 seals, age opens.
+    let sealed = Recipients::parse(std::slice::from_ref(&recipient))
+        .unwrap()
+        .seal(plain)
+        .unwrap();
+    let file = dir.path().join("keys.csv.age");
+    std::fs::write(&file, &sealed).unwrap();
+    assert_eq!(age_decrypt(&identity, &file), plain);
+
+    // age seals, tag424 opens.
+    let by_age = dir.path().join("by-age.age");
+    let mut child = Command::new("age")
+        .arg("-r")
+        .arg(&recipient)
+        .arg("-o")
+        .arg(&by_age)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), plain).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let id = Identity::load(&identity).unwrap();
+    assert_eq!(
+        &id.open(&std::fs::read(&by_age).unwrap()).unwrap()[..],
+        plain
+    );
 }
