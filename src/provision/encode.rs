@@ -28,6 +28,7 @@ use super::layout::{layout, url_from_ndef, LayoutError, NdefLayout};
 /// Options of an encoding run.
 #[derive(Debug, Clone)]
 pub struct EncodeOptions {
+    /// The URL template written (with SDM mirrors) to each tag's NDEF file.
     pub template: Template,
     /// Accept chips signed with the simulator's published key (never genuine NXP).
     pub trust_simulator: bool,
@@ -41,52 +42,109 @@ pub struct EncodeOptions {
 pub enum Outcome {
     /// Encoded and verified.
     Encoded {
+        /// The tag's UID (14 hex digits).
         uid: String,
+        /// The tag code written into its URL.
         xuid: String,
+        /// The SDM read counter of the verified read-back SUN message.
         read_ctr: u32,
+        /// APDUs exchanged for this tag.
         exchanges: usize,
+        /// An interrupted encoding was finished (the journal knew the tag).
         recovered: bool,
     },
     /// Already encoded and verified in this journal; nothing done, no XUID used.
-    AlreadyDone { uid: String, xuid: String },
+    AlreadyDone {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+        /// Its tag code.
+        xuid: String,
+    },
 }
 
 /// Why a tag was not encoded.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
+    /// A command failed, or the tag left the field ([`ProvisionError::is_tear_off`]).
     #[error(transparent)]
     Card(#[from] CardError),
+    /// The tag's keys could not be derived from the master key.
     #[error(transparent)]
     Derive(#[from] DeriveError),
+    /// GetVersion names another chip.
     #[error("this is not an NTAG 424 DNA: GetVersion says {product} (vendor {vendor:02X}, type {kind:02X}, subtype {subtype:02X})")]
     NotNtag424 {
+        /// The product GetVersion names.
         product: &'static str,
+        /// VendorID (04h: NXP).
         vendor: u8,
+        /// HWType (04h: NTAG).
         kind: u8,
+        /// HWSubType (02h: NTAG 424 DNA, 08h: TagTamper).
         subtype: u8,
     },
+    /// The originality signature (NXP's ECC key) does not verify.
     #[error("tag {uid}: the originality signature does not verify: not a genuine NXP chip")]
-    NotGenuine { uid: String },
+    NotGenuine {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
+    /// A chip signed with the simulator's key, without `trust_simulator`.
     #[error("tag {uid} is a simulated chip (signed with tag424's published test key), not a genuine NXP chip: a simulated tag behind a PC/SC reader (vpcd) is accepted only with --trust-simulator")]
-    Simulated { uid: String },
+    Simulated {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
+    /// Not a factory tag and unknown to this journal.
     #[error("tag {uid} is not a factory tag and is not in this output directory's journal: it was encoded by another batch (another --out) or by someone else; nothing was written. Present it to its own batch, or return it to factory state with `tag424 reset --out OLD_DIR`")]
-    Foreign { uid: String },
+    Foreign {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
+    /// Half-encoded by another batch folder: refused before anything is written.
     #[error("tag {uid} holds another batch's settings (an encoding under another --out was interrupted); nothing was written. Present it to that batch to finish it, or return it to factory state with `tag424 reset --out OLD_DIR`")]
-    OtherBatch { uid: String },
+    OtherBatch {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
+    /// Neither the journaled key 0 nor the factory key authenticates.
     #[error("tag {uid}: neither its planned key 0 nor the factory key authenticates; it was changed outside this tool")]
-    Unrecoverable { uid: String },
+    Unrecoverable {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
+    /// An LRP tag in an AES batch.
     #[error(
         "tag {uid} is in LRP mode: encode it with --lrp-irreversible (its verifier must check LRP)"
     )]
-    LrpTag { uid: String },
+    LrpTag {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
+    /// `{tt}` in the template and a tag without TagTamper.
     #[error("tag {uid} is not an NTAG 424 DNA TagTamper, but the URL template has {{tt}}: use TagTamper tags, or remove {{tt}}")]
-    NotTagTamper { uid: String },
+    NotTagTamper {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
+    /// The code list is used up.
     #[error("no unused tag code (XUID) is left for tag {uid}")]
-    NoXuidLeft { uid: String },
+    NoXuidLeft {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
+    /// The read-back SUN message does not verify with the new keys.
     #[error("tag {uid}: the read-back SUN message does not verify: {why}")]
-    Verification { uid: String, why: String },
+    Verification {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+        /// What did not verify.
+        why: String,
+    },
+    /// The template cannot be laid out for this tag code.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// The journal could not be written (the chip was not told to change anything after).
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -101,19 +159,26 @@ impl ProvisionError {
 /// Where the encoder is; the CLI turns these into the operator's view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// GetVersion, the UID and the originality signature.
     Identify,
+    /// AuthenticateEV2First (or LRPFirst) with key 0.
     Authenticate,
     /// The irreversible switch to LRP (`--lrp-irreversible`).
     SwitchToLrp,
+    /// The NDEF file and its SDM settings.
     WriteNdef,
+    /// ChangeKey of keys 1 to 4, then key 0.
     ChangeKeys,
+    /// Reading the SUN message back and verifying it with the new keys.
     Verify,
 }
 
 /// Facts read from the chip before anything is changed.
 #[derive(Debug, Clone)]
 pub struct Identity {
+    /// The 7-byte UID (GetVersion).
     pub uid: [u8; 7],
+    /// The originality signature check (Read_Sig).
     pub originality: Originality,
     /// An NTAG 424 DNA TagTamper (NT4H2421Tx, HWSubType 08h).
     pub tag_tamper: bool,

@@ -15,20 +15,38 @@ use zeroize::Zeroizing;
 /// Why keys could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
+    /// An `--encrypt-to` that is neither a recipient nor a readable file of them.
     #[error("--encrypt-to {given:?} is not an age recipient (age1…) nor a readable recipients file: {why}")]
-    Recipient { given: String, why: String },
+    Recipient {
+        /// What was given.
+        given: String,
+        /// Why it was not taken.
+        why: String,
+    },
+    /// A recipients file without a recipient.
     #[error("no recipient in {0}: a recipients file holds age1… lines (comments with #)")]
     EmptyRecipients(String),
+    /// The identity file cannot be read or parsed.
     #[error("cannot read the identity file {path}: {why}")]
-    Identity { path: PathBuf, why: String },
+    Identity {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// The identity file parses but holds no identity.
     #[error("the identity file {0} holds no age identity (AGE-SECRET-KEY-1…)")]
     NoIdentity(PathBuf),
-    #[error("the keys are encrypted and no --identity was given")]
-    IdentityNeeded,
+    /// The identity is not one of the recipients the keys were sealed to.
     #[error("no identity in {identity} opens these keys: they were encrypted to other recipients")]
-    WrongIdentity { identity: String },
+    WrongIdentity {
+        /// The identity file.
+        identity: String,
+    },
+    /// Sealed keys that do not open (truncated, altered, not an age file).
     #[error("encrypted keys are damaged: {0}")]
     Damaged(String),
+    /// The age library could not seal.
     #[error("encrypting the keys failed: {0}")]
     Encrypt(String),
 }

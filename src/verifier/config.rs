@@ -18,15 +18,22 @@ use super::subtags::Response;
 use crate::crypto::sdm::SdmMode;
 use crate::provision::sealed::Identity;
 
+/// The verifier's configuration file (`tag424 serve --config FILE`, TOML; docs/verifier.md).
+/// Options given on the command line win over it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// Address to listen on, `IP:PORT`.
     pub listen: Option<String>,
+    /// The database: a SQLite file (a PostgreSQL URL is given with `--db`).
     pub db: Option<PathBuf>,
     /// CORS for answers that belong to no folder (unknown tag, malformed query).
     pub cors: Option<String>,
+    /// HTTPS: PEM certificate chain (with `tls_key`).
     pub tls_cert: Option<PathBuf>,
+    /// HTTPS: PEM private key (with `tls_cert`).
     pub tls_key: Option<PathBuf>,
+    /// HTTPS with a certificate made at start for the listen address and localhost.
     pub tls_self_signed: Option<bool>,
     /// Token of the management API (`PATCH /v1/x/…`, `/v1/a/…`); unset = API off.
     pub management_token: Option<String>,
@@ -34,22 +41,30 @@ pub struct ConfigFile {
     pub rate_limit: Option<u32>,
     /// Scan log retention: `N` rows or `Nd` days (rows that did not pass).
     pub log_retention: Option<String>,
+    /// The folders (`[[folder]]`): accounts with their tag groups.
     #[serde(default)]
     pub folder: Vec<FolderConfig>,
 }
 
+/// One folder (`[[folder]]`): the platform's account level.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FolderConfig {
+    /// The folder's name (`{folder}`).
     pub name: String,
+    /// Account id, for `c=…&a=…` and `u=…&a=…` lookups.
     pub aid: String,
+    /// API token (`r=…` or an `X-API-Key` header); unset: none needed.
     pub token: Option<String>,
+    /// CORS for answers about this folder's tags: `none`, `*` or one origin.
     pub cors: Option<String>,
+    /// Inactive folders answer every scan of theirs with an error.
     #[serde(default = "yes")]
     pub active: bool,
     /// Extended data fields added to the answer.
     #[serde(default)]
     pub fields: Vec<String>,
+    /// The folder's tag groups (`[[folder.group]]`).
     #[serde(default)]
     pub group: Vec<GroupConfig>,
 }
@@ -58,19 +73,27 @@ pub struct FolderConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleGroupConfig {
+    /// The rules, one per string (docs/verifier.md), e.g. `"auth_pass"`, `"scan_count < 100"`.
     pub rules: Vec<Spanned<String>>,
+    /// The Dynamic Response answered when every rule holds.
     pub response: Spanned<String>,
 }
 
+/// One tag group (`[[folder.group]]`): its kind, rules and batches.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
+    /// The group's name (`{taggroup}`).
     pub name: String,
+    /// Authentication (SUN checked) or standard (tag code only).
     #[serde(default)]
     pub kind: GroupKind,
+    /// Inactive groups answer `tg_inactive`.
     #[serde(default = "yes")]
     pub active: bool,
+    /// The Default Response (default: `Fail` for authentication, `Found` for standard).
     pub default_response: Option<Spanned<String>>,
+    /// The response of a verified scan when no Rule Group is set (default `Pass`).
     pub pass_response: Option<Spanned<String>>,
     /// Up to three ordered Rule Groups.
     #[serde(default)]
@@ -78,6 +101,7 @@ pub struct GroupConfig {
     /// Extended data values: field → text (may hold subtags).
     #[serde(default)]
     pub data: BTreeMap<String, Spanned<String>>,
+    /// The group's batches (`[[folder.group.batch]]`).
     #[serde(default)]
     pub batch: Vec<BatchConfig>,
     /// Per-tag rule overrides.
@@ -85,9 +109,11 @@ pub struct GroupConfig {
     pub tag: Vec<TagConfig>,
 }
 
+/// One batch of a tag group: where its tags and keys are read from.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
+    /// The batch's name (`{batch}`; default: its sources' paths).
     pub name: Option<String>,
     /// A `tag424 batch` output directory.
     pub dir: Option<PathBuf>,
@@ -99,6 +125,7 @@ pub struct BatchConfig {
     /// `"aes"` or `"lrp"`: the tags' mode, when the batch's journal does not record it
     /// (Associate Data files of LRP tags).
     pub mode: Option<SdmMode>,
+    /// Inactive batches answer `batch_inactive`.
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -107,16 +134,22 @@ fn yes() -> bool {
     true
 }
 
+/// One tag code's overrides (`[[folder.group.tag]]`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TagConfig {
+    /// The tag code.
     pub xuid: String,
+    /// The tag's own Default Response.
     pub default_response: Option<Spanned<String>>,
+    /// The tag's own pass response.
     pub pass_response: Option<Spanned<String>>,
     /// The tag's own Rule Groups (replace the group's).
     pub rule_group: Option<Vec<RuleGroupConfig>>,
+    /// The tag's extended data values (replace the group's, field by field).
     #[serde(default)]
     pub data: BTreeMap<String, Spanned<String>>,
+    /// The tag code's status (`Inactive` answers an error).
     pub active: Option<bool>,
 }
 
@@ -193,6 +226,7 @@ fn text(s: &Option<Spanned<String>>) -> Option<String> {
 }
 
 impl ConfigFile {
+    /// Reads and checks a configuration file; errors name the line.
     pub fn load(path: &Path) -> Result<ConfigFile, CatalogError> {
         let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
             path: path.to_path_buf(),
@@ -343,11 +377,17 @@ impl ConfigFile {
 /// The folder that `--batch` flags fill (when no config file names one).
 #[derive(Debug, Clone)]
 pub struct FlagFolder {
+    /// `--aid`.
     pub aid: String,
+    /// `--token`.
     pub token: Option<String>,
+    /// `--cors`.
     pub cors: Cors,
+    /// `--kind`.
     pub kind: GroupKind,
+    /// `--default-response`.
     pub default_response: Option<String>,
+    /// `--pass-response`.
     pub pass_response: String,
 }
 

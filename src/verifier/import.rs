@@ -157,6 +157,7 @@ pub const DIR_FILES: [&str; 3] = ["keys.csv", "associate.csv", "cuids.csv"];
 /// A batch as read from its sources.
 #[derive(Debug, Default)]
 pub struct BatchRead {
+    /// The tags, merged by tag code in first-seen order.
     pub tags: Vec<Tag>,
     /// The template recorded in the directory's `summary.json`, if any.
     pub template: Option<String>,

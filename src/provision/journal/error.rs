@@ -9,44 +9,75 @@ use crate::provision::sealed::SealError;
 /// Why the journal could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// Reading, writing or syncing a file of the folder failed.
     #[error("cannot use the output directory {path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// A line before the last record does not parse: refused, never healed.
     #[error("{path} line {line} is damaged ({what}); the lines after it are records, so this is not a torn last write")]
     Corrupt {
+        /// The journal file.
         path: PathBuf,
+        /// Its line number (from 1).
         line: usize,
+        /// What is wrong with it.
         what: String,
     },
+    /// Another process writes this folder.
     #[error(transparent)]
     Locked(#[from] LockError),
+    /// The folder has no journal.
     #[error("{0} is not a batch folder (it has no {JOURNAL_FILE})")]
     NotABatch(PathBuf),
+    /// A cell of an export would start like a spreadsheet formula.
     #[error(transparent)]
     Export(#[from] crate::tag_code::UnsafeCell),
+    /// Sealing or opening keys failed (a wrong identity, damaged sealed keys).
     #[error("{dir}: {source}")]
     Sealed {
+        /// The batch folder.
         dir: PathBuf,
+        /// Why.
         #[source]
         source: SealError,
     },
+    /// An encrypted batch whose keys are needed, and no identity to open them.
     #[error("{dir} is an encrypted batch (its keys are sealed to {recipients}); its keys are needed here and no --identity was given")]
-    IdentityNeeded { dir: PathBuf, recipients: String },
+    IdentityNeeded {
+        /// The batch folder.
+        dir: PathBuf,
+        /// Its recipients, `age1…`, comma separated.
+        recipients: String,
+    },
+    /// One tag's keys were asked of a journal read without its identity.
     #[error(
         "the keys of tag {uid} are encrypted (an encrypted batch) and no --identity was given"
     )]
-    KeysSealed { uid: String },
+    KeysSealed {
+        /// The tag's UID.
+        uid: String,
+    },
+    /// `--encrypt-to` on a folder that already holds keys in clear.
     #[error(
         "{dir} keeps its keys in clear; --encrypt-to cannot protect the keys already written there"
     )]
-    ClearFolder { dir: PathBuf },
+    ClearFolder {
+        /// The batch folder.
+        dir: PathBuf,
+    },
+    /// `--encrypt-to` recipients other than the encrypted folder's.
     #[error("{dir} is encrypted to {recipients}, not to the --encrypt-to given ({given})")]
     OtherRecipients {
+        /// The batch folder.
         dir: PathBuf,
+        /// The folder's recipients.
         recipients: String,
+        /// The `--encrypt-to` recipients given.
         given: String,
     },
 }

@@ -6,9 +6,11 @@ use super::Record;
 /// A journal file split into records, read without changing it.
 #[derive(Debug, Default)]
 pub struct Parsed {
+    /// The complete records, in order.
     pub records: Vec<Record>,
     /// Bytes up to the end of the last complete record.
     pub good_len: usize,
+    /// A torn last write: (line, bytes).
     pub torn: Option<(usize, usize)>,
     /// Damaged lines before the last record: (line, what).
     pub damaged: Vec<(usize, String)>,

@@ -30,35 +30,57 @@ pub enum Record {
     Sealed {
         /// The recipients, `age1…`.
         recipients: Vec<String>,
+        /// Seconds since the Unix epoch.
         time: u64,
     },
     /// New keys chosen for a tag; written before the first ChangeKey.
     Planned {
+        /// The tag's UID (14 hex digits).
         uid: String,
+        /// The tag code the tag gets.
         xuid: String,
         /// Given in clear to [`Journal::append`], which seals them for an encrypted batch.
         keys: PlannedKeys,
+        /// Seconds since the Unix epoch.
         time: u64,
         /// The tag is to end in LRP mode (`batch --lrp-irreversible`); it may be LRP already.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         lrp: bool,
     },
     /// The irreversible switch to LRP (SetConfiguration option 05) is about to be sent.
-    LrpSwitch { uid: String, time: u64 },
+    LrpSwitch {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+        /// Seconds since the Unix epoch.
+        time: u64,
+    },
     /// All five keys changed (key 0 last).
-    KeysChanged { uid: String, time: u64 },
+    KeysChanged {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+        /// Seconds since the Unix epoch.
+        time: u64,
+    },
     /// The read-back SUN message verified with the new keys: the tag is done.
     Verified {
+        /// The tag's UID (14 hex digits).
         uid: String,
+        /// Its tag code.
         xuid: String,
+        /// The SDM read counter of the verified read-back: the verifier's first scan must be
+        /// above it.
         read_ctr: u32,
+        /// Seconds since the Unix epoch.
         time: u64,
     },
     /// The tag was returned to factory keys (`tag424 reset`). Its code stays used (it may be
     /// printed on the tag) unless `free_code` (`tag424 reset --reuse-code`).
     Reset {
+        /// The tag's UID (14 hex digits).
         uid: String,
+        /// Seconds since the Unix epoch.
         time: u64,
+        /// The tag's code is free for another tag (`--reuse-code`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         free_code: bool,
     },
@@ -67,12 +89,17 @@ pub enum Record {
 /// What the journal knows about one tag (latest plan wins).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagEntry {
+    /// The tag's UID (14 hex digits).
     pub uid: String,
+    /// Its tag code.
     pub xuid: String,
     /// `None` while sealed: an encrypted batch read without its identity.
     pub(super) keys: Option<KeySet>,
+    /// All five keys were changed (`keys_changed` in the journal).
     pub keys_changed: bool,
+    /// The read-back verified: the tag is done.
     pub verified: bool,
+    /// Returned to factory keys since (`tag424 reset`).
     pub reset: bool,
     /// Planned for LRP mode: the tag may be in LRP mode already (the switch cannot be undone).
     pub lrp: bool,
@@ -96,6 +123,7 @@ pub struct TornTail {
 /// What `tag424 journal check` reports.
 #[derive(Debug)]
 pub struct Check {
+    /// Every tag, in the order first planned.
     pub tags: Vec<TagEntry>,
     /// A torn last write: (line, bytes). Healed by the next encoding run.
     pub torn: Option<(usize, usize)>,
