@@ -6,35 +6,9 @@
 mod vhelp;
 
 use std::path::Path;
-use std::process::Command;
 
-use tag424::verifier::catalog::{Catalog, GroupKind};
-use tag424::verifier::config::{ConfigFile, FlagFolder};
+use tag424::verifier::config::ConfigFile;
 use vhelp::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tag424");
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "tag424 {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn catalog(out: &Path) -> Catalog {
-    let flags = FlagFolder {
-        aid: "local".into(),
-        token: None,
-        cors: Default::default(),
-        kind: GroupKind::Authentication,
-        default_response: None,
-        pass_response: "Pass".into(),
-    };
-    flags.catalog(&[out.display().to_string()], None).unwrap()
-}
 
 /// (xuid, uid) of each row of the batch's associate.csv.
 fn tags_of(out: &Path) -> Vec<(String, String)> {
@@ -88,7 +62,7 @@ async fn lrp_batch_on(template: &str) {
         "--lrp-irreversible",
         "--json",
     ]);
-    let cat = catalog(&out);
+    let cat = batch_catalog(&out);
     let batch = &cat.folders[0].groups[0].batches[0];
     assert!(batch.lrp, "the journal says LRP");
     assert_eq!(batch.template, template);
@@ -203,7 +177,7 @@ async fn a_tamper_rule_answers_once_the_loop_is_opened() {
             template,
             "--json",
         ]);
-        let mut cat = catalog(&out);
+        let mut cat = batch_catalog(&out);
         assert!(!cat.folders[0].groups[0].batches[0].lrp);
         cat.folders[0].groups[0].rule_groups = vec![
             rg(&["tamper = open"], "Tampered"),

@@ -7,23 +7,8 @@
 mod vhelp;
 
 use std::path::Path;
-use std::process::Command;
 
-use tag424::verifier::catalog::GroupKind;
-use tag424::verifier::config::FlagFolder;
 use vhelp::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tag424");
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "tag424 {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn column(out: &Path, file: &str, col: usize) -> String {
     let text = std::fs::read_to_string(out.join(file)).unwrap();
@@ -64,15 +49,7 @@ async fn uid_picc_and_enc_templates_pass_once_through_api_and_page_on(be: &Backe
             template,
             "--json",
         ]);
-        let flags = FlagFolder {
-            aid: "local".into(),
-            token: None,
-            cors: Default::default(),
-            kind: GroupKind::Authentication,
-            default_response: None,
-            pass_response: "Pass".into(),
-        };
-        let cat = flags.catalog(&[out.display().to_string()], None).unwrap();
+        let cat = batch_catalog(&out);
         assert_eq!(cat.folders[0].groups[0].batches[0].template, template);
         let s = be.start_default(&cat);
         let xuid = column(&out, "keys.csv", 0);
@@ -151,15 +128,7 @@ fn a_batch_whose_template_needs_a_missing_key_is_refused_at_import() {
     ]);
     // Without the journal the meta read key is missing.
     std::fs::remove_file(out.join("journal.jsonl")).unwrap();
-    let flags = FlagFolder {
-        aid: "local".into(),
-        token: None,
-        cors: Default::default(),
-        kind: GroupKind::Authentication,
-        default_response: None,
-        pass_response: "Pass".into(),
-    };
-    let cat = flags.catalog(&[out.display().to_string()], None).unwrap();
+    let cat = batch_catalog(&out);
     let e = cat.validate().unwrap_err().to_string();
     assert!(e.contains("meta read key"), "{e}");
 }
@@ -187,15 +156,7 @@ async fn the_read_back_counter_of_the_journal_is_a_replay_on(be: &Backend) {
         out.to_str().unwrap(),
         "--json",
     ]);
-    let flags = FlagFolder {
-        aid: "local".into(),
-        token: None,
-        cors: Default::default(),
-        kind: GroupKind::Authentication,
-        default_response: None,
-        pass_response: "Pass".into(),
-    };
-    let cat = flags.catalog(&[out.display().to_string()], None).unwrap();
+    let cat = batch_catalog(&out);
     let tag = &cat.folders[0].groups[0].batches[0].tags[0];
     let read_ctr = tag.read_ctr.expect("the journal's read-back counter");
     let key: AesKey = column(&out, "keys.csv", 1).parse().unwrap();

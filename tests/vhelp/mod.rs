@@ -10,6 +10,9 @@
 
 #[path = "../backends/mod.rs"]
 pub mod backends;
+// Not every suite runs the binary.
+#[allow(unused_imports)]
+pub use backends::run;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -209,4 +212,19 @@ pub async fn t(c: &reqwest::Client, base: &str, query: &str) -> String {
         Some("application/json")
     );
     r.text
+}
+
+/// The catalog `tag424 serve --batch OUT` builds: folder "default" (account `local`, no token),
+/// one authentication group answering `Pass` / `Fail`.
+pub fn batch_catalog(out: &std::path::Path) -> Catalog {
+    tag424::verifier::config::FlagFolder {
+        aid: "local".into(),
+        token: None,
+        cors: Default::default(),
+        kind: GroupKind::Authentication,
+        default_response: None,
+        pass_response: "Pass".into(),
+    }
+    .catalog(&[out.display().to_string()], None)
+    .unwrap()
 }
