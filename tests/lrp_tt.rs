@@ -4,6 +4,8 @@
 //! and accepts the published bytes, and the simulated chip answers (or mirrors) them byte for
 //! byte given the published randoms.
 
+mod vecdata;
+
 use serde_json::Value;
 use tag424::card::{Card, FixedRandom};
 use tag424::crypto::ev2::{self, SessionKeys};
@@ -11,44 +13,13 @@ use tag424::crypto::sdm::SdmMode;
 use tag424::crypto::{lrp, sdm_lrp, AesKey};
 use tag424::sim::{ChipState, SimChip};
 use tag424::sun::{self, SunKeys, Template};
-use tag424::transport::replay::{Fixture, Replay};
+
+use vecdata::{h, hx, key, replay, s};
 
 const VECTORS: &str = include_str!("data/lrp-tt.json");
 
-fn all() -> Vec<Value> {
-    serde_json::from_str::<Vec<Value>>(VECTORS).expect("lrp-tt.json parses")
-}
-
 fn find(id: &str) -> Value {
-    all()
-        .into_iter()
-        .find(|v| v["id"] == id)
-        .unwrap_or_else(|| panic!("vector {id} missing"))
-}
-
-fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("field {field} is not a string"))
-}
-
-fn h(v: &Value, field: &str) -> Vec<u8> {
-    hex::decode(s(v, field)).unwrap_or_else(|_| panic!("field {field} is not hex"))
-}
-
-fn hx(b: impl AsRef<[u8]>) -> String {
-    hex::encode_upper(b)
-}
-
-fn key(v: &Value, field: &str) -> AesKey {
-    AesKey::from_slice(&h(v, field)).unwrap()
-}
-
-fn replay(pairs: &[(Vec<u8>, Vec<u8>)]) -> Replay {
-    Replay::new(&Fixture {
-        meta: vec![],
-        exchanges: pairs.to_vec(),
-    })
+    vecdata::find(VECTORS, id)
 }
 
 /// The simulated chip answers the published commands byte for byte, given the published
@@ -383,7 +354,10 @@ const IDS: &[&str] = &[
 
 #[test]
 fn vector_count_is_pinned() {
-    let ids: Vec<String> = all().iter().map(|v| s(v, "id").to_string()).collect();
+    let ids: Vec<String> = vecdata::all(VECTORS)
+        .iter()
+        .map(|v| s(v, "id").to_string())
+        .collect();
     assert_eq!(ids.len(), 14, "the vector set changed: update the tests");
     assert_eq!(ids, IDS, "every vector has a test below, in file order");
 }

@@ -2,44 +2,22 @@
 //! `tests/data/README.md`) as one test named by its id. The data is read from the file; each
 //! kind of vector has one checker below.
 
+mod vecdata;
+
 use serde_json::Value;
 use tag424::card::file_settings::{Access, AccessRights, FileSettings, SdmSettings};
 use tag424::card::{Card, CommMode, FixedRandom};
 use tag424::crypto::ev2::{self, SessionKeys};
 use tag424::crypto::{self, lrp, originality, sdm, AesKey};
 use tag424::sun::{self, SunKeys, Template};
-use tag424::transport::replay::{Fixture, Replay};
 use tag424::transport::{Transport, TransportError};
+
+use vecdata::{h, hx, key, replay, s};
 
 const VECTORS: &str = include_str!("data/nxp.json");
 
-fn all() -> Vec<Value> {
-    serde_json::from_str::<Vec<Value>>(VECTORS).expect("nxp.json parses")
-}
-
 fn find(id: &str) -> Value {
-    all()
-        .into_iter()
-        .find(|v| v["id"] == id)
-        .unwrap_or_else(|| panic!("vector {id} missing"))
-}
-
-fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("field {field} is not a string"))
-}
-
-fn h(v: &Value, field: &str) -> Vec<u8> {
-    hex::decode(s(v, field)).unwrap_or_else(|_| panic!("field {field} is not hex"))
-}
-
-fn hx(b: impl AsRef<[u8]>) -> String {
-    hex::encode_upper(b)
-}
-
-fn key(v: &Value, field: &str) -> AesKey {
-    AesKey::from_slice(&h(v, field)).unwrap()
+    vecdata::find(VECTORS, id)
 }
 
 fn a16(b: &[u8]) -> [u8; 16] {
@@ -51,13 +29,6 @@ fn byte(v: &Value, field: &str) -> u8 {
 }
 
 /// A replay from (command, response) pairs.
-fn replay(pairs: &[(Vec<u8>, Vec<u8>)]) -> Replay {
-    Replay::new(&Fixture {
-        meta: vec![],
-        exchanges: pairs.to_vec(),
-    })
-}
-
 /// Records commands and refuses them all (for vectors that publish only the command).
 #[derive(Default)]
 struct Recorder(Vec<Vec<u8>>);
@@ -722,7 +693,10 @@ const IDS: &[&str] = &[
 
 #[test]
 fn vector_count_is_pinned() {
-    let ids: Vec<String> = all().iter().map(|v| s(v, "id").to_string()).collect();
+    let ids: Vec<String> = vecdata::all(VECTORS)
+        .iter()
+        .map(|v| s(v, "id").to_string())
+        .collect();
     assert_eq!(ids.len(), 52, "the vector set changed: update the tests");
     assert_eq!(ids, IDS, "every vector has a test below, in file order");
 }
