@@ -39,7 +39,7 @@ pub enum Record {
         uid: String,
         /// The tag code the tag gets.
         xuid: String,
-        /// Given in clear to [`Journal::append`], which seals them for an encrypted batch.
+        /// Given in clear to [`Journal::append`](super::Journal::append), which seals them for an encrypted batch.
         keys: PlannedKeys,
         /// Seconds since the Unix epoch.
         time: u64,
