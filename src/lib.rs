@@ -9,6 +9,9 @@
 //! - [`private_fs`]: owner-only, durable, symlink-safe files and folders.
 //! - `cli`: the `tag424` command line (in the binary).
 
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+
 pub mod card;
 pub mod crypto;
 pub(crate) mod hex_serde;

@@ -26,6 +26,7 @@ pub fn is_valid(code: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
 }
 
+/// `Ok` when `code` follows the rule, else the error that quotes it.
 pub fn check(code: &str) -> Result<(), BadTagCode> {
     if is_valid(code) {
         Ok(())
@@ -77,25 +78,38 @@ pub enum Header {
 /// Why a code list was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CodeListError {
+    /// The file could not be read.
     #[error("cannot read the tag code file {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file (named) has no codes.
     #[error("the tag code file {0} has no tag codes")]
     Empty(String),
+    /// A line that is not valid CSV, a header without `XUID`, or an invalid code.
     #[error("{path} line {line}: {what}")]
     Bad {
+        /// The file.
         path: String,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong.
         what: String,
     },
+    /// A code that appears on two lines.
     #[error("{path}: tag code {xuid} appears twice (lines {first} and {second})")]
     Duplicate {
+        /// The file.
         path: String,
+        /// The repeated code.
         xuid: String,
+        /// Line of its first appearance.
         first: usize,
+        /// Line of its second appearance.
         second: usize,
     },
 }
@@ -105,6 +119,7 @@ pub enum CodeListError {
 pub struct Row {
     /// Line number in the file.
     pub line: usize,
+    /// The tag code (the `XUID` column, or the whole line without a header).
     pub code: String,
     /// All the row's fields (trimmed), in header order.
     pub fields: Vec<String>,
@@ -113,7 +128,9 @@ pub struct Row {
 /// A parsed code list: its header (upper-cased) and rows with valid, unique codes.
 #[derive(Debug, Clone)]
 pub struct CodeList {
+    /// Column names, upper-cased (`XUID` alone without a header).
     pub header: Vec<String>,
+    /// The data rows, in file order.
     pub rows: Vec<Row>,
 }
 
@@ -125,10 +142,12 @@ impl CodeList {
             .position(|h| h.eq_ignore_ascii_case(name))
     }
 
+    /// Every code, in file order.
     pub fn codes(&self) -> Vec<String> {
         self.rows.iter().map(|r| r.code.clone()).collect()
     }
 
+    /// Reads and parses the file at `path` (see [`CodeList::parse`]).
     pub fn read(path: &Path, header: Header) -> Result<CodeList, CodeListError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| CodeListError::Read {

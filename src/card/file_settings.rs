@@ -10,12 +10,16 @@ use super::{read_u24_le, u24_le, CommMode, Malformed};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
+    /// Access with the given key number (0 to 4).
     Key(u8),
+    /// Free access without authentication (`E`).
     Free,
+    /// No access (`F`).
     Never,
 }
 
 impl Access {
+    /// Decodes one nibble; `5`..`D` are reserved.
     pub fn from_nibble(n: u8) -> Result<Access, Malformed> {
         match n {
             0..=4 => Ok(Access::Key(n)),
@@ -27,6 +31,7 @@ impl Access {
         }
     }
 
+    /// The nibble: the key number, `E` or `F`.
     pub fn nibble(self) -> u8 {
         match self {
             Access::Key(k) => k,
@@ -35,6 +40,7 @@ impl Access {
         }
     }
 
+    /// The key number, if access needs one.
     pub fn key(self) -> Option<u8> {
         match self {
             Access::Key(k) => Some(k),
@@ -56,9 +62,13 @@ impl std::fmt::Display for Access {
 /// The four access conditions of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct AccessRights {
+    /// Read (ReadData).
     pub read: Access,
+    /// Write (WriteData).
     pub write: Access,
+    /// Read and write.
     pub read_write: Access,
+    /// ChangeFileSettings.
     pub change: Access,
 }
 
@@ -71,6 +81,7 @@ impl AccessRights {
         ]
     }
 
+    /// Decodes `[RW<<4 | Change] [Read<<4 | Write]`.
     pub fn from_bytes(b: [u8; 2]) -> Result<Self, Malformed> {
         Ok(AccessRights {
             read_write: Access::from_nibble(b[0] >> 4)?,
@@ -100,12 +111,17 @@ pub struct SdmSettings {
     pub meta_read: Option<Access>,
     /// SDMFileReadAccessRight: the key of SDMMAC and encrypted file data; `Never` disables both.
     pub file_read: Option<Access>,
+    /// UIDOffset: where the plain ASCII UID is mirrored (SDMMetaRead free).
     pub uid_offset: Option<u32>,
+    /// SDMReadCtrOffset: where the plain ASCII read counter is mirrored (SDMMetaRead free).
     pub read_ctr_offset: Option<u32>,
+    /// PICCDataOffset: where the encrypted PICCData is mirrored (SDMMetaRead a key).
     pub picc_data_offset: Option<u32>,
     /// TTStatusOffset (NT4H2421Tx only, SDMOptions bit 3): the two TagTamper status bytes.
     pub tt_offset: Option<u32>,
+    /// SDMMACInputOffset: where the data the SDMMAC covers starts.
     pub mac_input_offset: Option<u32>,
+    /// SDMMACOffset: where the SDMMAC is mirrored.
     pub mac_offset: Option<u32>,
     /// The chip is in LRP mode: PICCData is 48 characters (not part of the encoding).
     #[serde(skip)]
@@ -114,12 +130,15 @@ pub struct SdmSettings {
 
 /// Length in the file of each ASCII mirror.
 pub const UID_ASCII_LEN: u32 = 14;
+/// The SDMReadCtr: three bytes as hex.
 pub const CTR_ASCII_LEN: u32 = 6;
+/// PICCData in AES mode: one encrypted block as hex.
 pub const PICC_ASCII_LEN: u32 = 32;
 /// PICCData in LRP mode: PICCRand and one encrypted block.
 pub const PICC_LRP_ASCII_LEN: u32 = 48;
 /// The TagTamper status: two ASCII bytes.
 pub const TT_ASCII_LEN: u32 = 2;
+/// The SDMMAC: eight bytes as hex.
 pub const MAC_ASCII_LEN: u32 = 16;
 
 impl SdmSettings {
@@ -395,10 +414,13 @@ impl SdmSettings {
 pub struct FileSettings {
     /// `00` StandardData (the only type on NTAG 424 DNA).
     pub file_type: u8,
+    /// Comm mode of the data commands (FileOption bits 1–0).
     pub comm_mode: CommMode,
+    /// The four access conditions.
     pub access: AccessRights,
     /// File size in bytes (reported by GetFileSettings; not part of ChangeFileSettings).
     pub size: u32,
+    /// SDM settings, when FileOption bit 6 enables SDM.
     pub sdm: Option<SdmSettings>,
 }
 

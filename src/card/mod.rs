@@ -41,6 +41,7 @@ impl CommMode {
         }
     }
 
+    /// Decodes the two low bits of a file-settings byte; the unused `10` reads as Plain.
     pub fn from_bits(b: u8) -> CommMode {
         match b & 0b11 {
             0b01 => CommMode::Mac,
@@ -63,22 +64,46 @@ impl fmt::Display for CommMode {
 /// A response that does not have the shape the command defines.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
+    /// The answer is shorter than the two status bytes (its length).
     #[error("response has {0} bytes; it needs at least the two status bytes")]
     NoStatus(usize),
+    /// The data has a fixed length and this is not it.
     #[error("expected {expected} data bytes, got {got}")]
-    Length { expected: usize, got: usize },
+    Length {
+        /// Data bytes the command defines.
+        expected: usize,
+        /// Data bytes received.
+        got: usize,
+    },
+    /// The data is shorter than the command's minimum.
     #[error("expected at least {expected} data bytes, got {got}")]
-    TooShort { expected: usize, got: usize },
+    TooShort {
+        /// Fewest data bytes the command defines.
+        expected: usize,
+        /// Data bytes received.
+        got: usize,
+    },
+    /// Bytes after everything the command defines (their number).
     #[error("{0} unexpected trailing bytes")]
     Trailing(usize),
+    /// The chip answered in a number of frames the command does not define.
     #[error("expected {expected} frames, got {got}")]
-    FrameCount { expected: usize, got: usize },
+    FrameCount {
+        /// Frames the command defines (or the most accepted).
+        expected: usize,
+        /// Frames received.
+        got: usize,
+    },
+    /// Encrypted data whose length (given) is not a multiple of the 16-byte AES block.
     #[error("encrypted response is not a whole number of blocks ({0} bytes)")]
     NotBlockAligned(usize),
+    /// The decrypted data does not end in valid `80 00..` padding.
     #[error("decrypted response has invalid padding")]
     Padding,
+    /// A status word the command never answers with here.
     #[error("unexpected status {0}")]
     UnexpectedStatus(Sw),
+    /// A field of the answer holds a value the command does not define (described).
     #[error("{0}")]
     Field(String),
 }
@@ -86,32 +111,58 @@ pub enum Malformed {
 /// What went wrong while running a command on the chip.
 #[derive(Debug, thiserror::Error)]
 pub enum CardError {
+    /// The reader or the link failed.
     #[error("{command}: {source}")]
     Transport {
+        /// The command being run.
         command: &'static str,
+        /// What the transport reported.
         #[source]
         source: TransportError,
     },
+    /// The chip refused the command with a status word.
     #[error("{command}: the tag answered {sw}")]
-    Status { command: &'static str, sw: Sw },
+    Status {
+        /// The command being run.
+        command: &'static str,
+        /// The chip's status word.
+        sw: Sw,
+    },
+    /// The chip's answer does not have the shape the command defines.
     #[error("{command}: malformed response: {problem}")]
     Malformed {
+        /// The command being run.
         command: &'static str,
+        /// What is wrong with the answer.
         #[source]
         problem: Malformed,
     },
+    /// The response MAC does not verify; the chip and the host no longer share a session.
     #[error("{command}: the response MAC does not verify; the session is closed")]
-    ResponseMac { command: &'static str },
+    ResponseMac {
+        /// The command being run.
+        command: &'static str,
+    },
+    /// The chip's answer to the authentication does not prove it holds the same key.
     #[error("authentication with key {key_no}: the tag's answer does not prove the same key (RndA' mismatch)")]
-    AuthenticationProof { key_no: u8 },
+    AuthenticationProof {
+        /// The key number authenticated with.
+        key_no: u8,
+    },
+    /// The 16-bit EV2 command counter has reached its end; a new authentication resets it.
     #[error("the EV2 command counter is exhausted; authenticate again")]
     CounterExhausted,
+    /// The tag's SDM mode (AES or LRP) is not the one the command was asked to use.
     #[error("{command}: the tag is in {actual} mode, not {expected} mode")]
     WrongMode {
+        /// The command being run.
         command: &'static str,
+        /// The mode asked for.
         expected: crate::crypto::sdm::SdmMode,
+        /// The mode the tag is in.
         actual: crate::crypto::sdm::SdmMode,
     },
+    /// A caller's argument the command cannot encode (described).
     #[error("{0}")]
     InvalidArgument(String),
 }
@@ -139,6 +190,7 @@ impl CardError {
 
 /// Randomness for RndA (the host's authentication challenge). Tests inject fixed values.
 pub trait RandomSource: Send {
+    /// Fills `buf` with random bytes.
     fn fill(&mut self, buf: &mut [u8]);
 }
 
@@ -160,6 +212,7 @@ pub struct FixedRandom {
 }
 
 impl FixedRandom {
+    /// A source that plays back `bytes` in order from the start, cycling; empty gives zeros.
     pub fn new(bytes: Vec<u8>) -> Self {
         FixedRandom { bytes, pos: 0 }
     }
@@ -182,9 +235,13 @@ impl RandomSource for FixedRandom {
 /// must print them redacted ([`Exchange::command_hex`] does).
 #[derive(Debug, Clone, Copy)]
 pub struct Exchange<'a> {
+    /// Command name (e.g. `AuthenticateEV2First`).
     pub name: &'static str,
+    /// The APDU as sent.
     pub command: &'a [u8],
+    /// The response as received, status word included.
     pub response: &'a [u8],
+    /// The command carries key material; print it redacted.
     pub sensitive: bool,
 }
 
@@ -223,6 +280,7 @@ impl<T: Transport> fmt::Debug for Card<T> {
 }
 
 impl<T: Transport> Card<T> {
+    /// A card on `transport`, with OS randomness, no observer and the default chunk size.
     pub fn new(transport: T) -> Self {
         Card {
             transport,
@@ -250,6 +308,7 @@ impl<T: Transport> Card<T> {
         self.chunk = chunk.clamp(1, DEFAULT_CHUNK);
     }
 
+    /// The largest plaintext chunk of ReadData/WriteData (1..=224).
     pub fn chunk(&self) -> usize {
         self.chunk
     }
@@ -259,10 +318,12 @@ impl<T: Transport> Card<T> {
         self.exchanges
     }
 
+    /// The transport underneath (e.g. to reset or reconnect it).
     pub fn transport(&mut self) -> &mut T {
         &mut self.transport
     }
 
+    /// Gives back the transport.
     pub fn into_transport(self) -> T {
         self.transport
     }

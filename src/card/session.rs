@@ -166,6 +166,7 @@ impl<'c, T: Transport> Session<'c, T> {
         self.key_no
     }
 
+    /// The card this session borrows.
     pub fn card(&mut self) -> &mut Card<T> {
         self.card
     }

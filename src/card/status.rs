@@ -15,9 +15,11 @@ macro_rules! status_words {
         }
 
         impl Sw {
+            /// The status for a two-byte SW1SW2 value; codes not listed are [`Sw::Unknown`].
             pub fn from_u16(sw: u16) -> Sw {
                 match sw { $( $code => Sw::$name, )* other => Sw::Unknown(other) }
             }
+            /// The two-byte SW1SW2 value.
             pub fn to_u16(self) -> u16 {
                 match self { $( Sw::$name => $code, )* Sw::Unknown(v) => v }
             }
@@ -98,10 +100,12 @@ impl Sw {
         matches!(self, Sw::Ok | Sw::IsoOk | Sw::SignatureOk)
     }
 
+    /// The first status byte (SW1).
     pub fn sw1(self) -> u8 {
         (self.to_u16() >> 8) as u8
     }
 
+    /// The second status byte (SW2).
     pub fn sw2(self) -> u8 {
         self.to_u16() as u8
     }

@@ -7,7 +7,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 /// The two session keys of an authenticated EV2 session.
 #[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
 pub struct SessionKeys {
+    /// SesAuthENCKey: encrypts command and response data.
     pub enc: AesKey,
+    /// SesAuthMACKey: computes the command and response MACs.
     pub mac: AesKey,
 }
 

@@ -17,6 +17,7 @@ impl AesKey {
     /// The all-zero key every NTAG 424 DNA leaves the factory with.
     pub const FACTORY: AesKey = AesKey([0u8; 16]);
 
+    /// The key with these 16 bytes.
     pub const fn new(bytes: [u8; 16]) -> Self {
         AesKey(bytes)
     }
@@ -30,6 +31,7 @@ impl AesKey {
         key
     }
 
+    /// The key with these bytes; anything but 16 bytes is refused.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyParseError> {
         let arr: [u8; 16] = bytes
             .try_into()
@@ -37,6 +39,7 @@ impl AesKey {
         Ok(AesKey(arr))
     }
 
+    /// The 16 key bytes (handle with care: they are secret).
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
@@ -53,6 +56,7 @@ impl AesKey {
         KeyHex(s)
     }
 
+    /// True for the factory all-zero key (compared in constant time).
     pub fn is_factory(&self) -> bool {
         bool::from(self.0.ct_eq(&[0u8; 16]))
     }
@@ -113,8 +117,10 @@ impl PartialEq<String> for KeyHex {
 /// Why a key string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyParseError {
+    /// Not 32 hex digits (the number found).
     #[error("a key is 32 hex digits (16 bytes); got {0} hex digits")]
     Length(usize),
+    /// A character that is not a hex digit.
     #[error("a key is hex (0-9, A-F); found a non-hex character")]
     NotHex,
 }

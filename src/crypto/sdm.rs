@@ -20,12 +20,15 @@ pub const TAG_CTR: u8 = 0x40;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum SdmMode {
+    /// AES-128 secure messaging and SDM, as the chip leaves the factory.
     #[default]
     Aes,
+    /// Leakage Resilient Primitive mode (AN12304), set once with SetConfiguration and irreversible.
     Lrp,
 }
 
 impl SdmMode {
+    /// The lowercase name, `aes` or `lrp` (what `FromStr` reads back).
     pub fn as_str(self) -> &'static str {
         match self {
             SdmMode::Aes => "aes",
@@ -71,21 +74,28 @@ impl std::str::FromStr for SdmMode {
 /// SDM session keys derived from the SDM file read key.
 #[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
 pub struct SdmSessionKeys {
+    /// KSesSDMFileReadENC: decrypts SDMENCFileData.
     pub enc: AesKey,
+    /// KSesSDMFileReadMAC: computes SDMMAC.
     pub mac: AesKey,
 }
 
 /// Why SDM data could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdmError {
+    /// PICCData of the given length in bytes, which neither mode defines.
     #[error("PICCData must be 16 bytes (32 hex digits, AES) or 24 bytes (48 hex digits, LRP), got {0} bytes")]
     PiccDataLength(usize),
+    /// The decrypted PICCDataTag is not one the chip writes: the key is most likely wrong.
     #[error("PICCData decrypted to an unknown tag byte {0:#04x}: wrong SDM meta read key?")]
     PiccDataTag(u8),
+    /// Encrypted file data of the given length in bytes.
     #[error("encrypted file data must be a non-empty multiple of 16 bytes, got {0} bytes")]
     EncDataLength(usize),
+    /// SDMENCFileData without both the UID and the read counter to derive its key from.
     #[error("encrypted file data needs both the UID and the read counter")]
     EncNeedsUidAndCounter,
+    /// The mode given does not match PICCData of the given length in bytes.
     #[error("this SUN message is in {0} mode, which does not fit PICCData of {1} bytes")]
     ModeMismatch(SdmMode, usize),
 }
@@ -149,8 +159,11 @@ pub fn sdm_mac(
 /// What a decrypted PICCData block says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PiccData {
+    /// PICCDataTag: bit 7 UID mirrored, bit 6 counter mirrored, low nibble the UID length.
     pub tag: u8,
+    /// The UID, when PICCDataTag says it is mirrored.
     pub uid: Option<[u8; 7]>,
+    /// SDMReadCtr, when PICCDataTag says it is mirrored.
     pub read_ctr: Option<u32>,
 }
 

@@ -27,15 +27,22 @@ pub const CODES_FILE: &str = "codes.csv";
 /// Why a code list does not fit the folder.
 #[derive(Debug, thiserror::Error)]
 pub enum CodesError {
+    /// The folder was started with another code list and adding was not asked for.
     #[error("{dir} was started with another code list ({missing} of its {started} codes are not in this one, {new} codes here are new)")]
     Differs {
+        /// The batch folder.
         dir: String,
+        /// Codes the folder was started with.
         started: usize,
+        /// Of those, codes missing from the given list.
         missing: usize,
+        /// Codes in the given list the folder does not have.
         new: usize,
     },
+    /// A code list could not be read.
     #[error(transparent)]
     List(#[from] CodeListError),
+    /// The folder's journal failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -101,15 +108,23 @@ pub fn generate_xuids(n: usize) -> Vec<String> {
 /// What the batch loop reports, for the operator's view or `--json`.
 #[derive(Debug)]
 pub enum BatchEvent<'a> {
+    /// Waiting for the operator to present a tag.
     WaitingForTag,
+    /// The encoder reached a step on the present tag.
     Step(Step),
+    /// A tag was finished (encoded, or skipped as already done).
     Done {
+        /// What happened to the tag.
         outcome: &'a Outcome,
+        /// Time from the tag's arrival.
         elapsed: Duration,
     },
+    /// A tag was refused or its encoding failed.
     Failed {
+        /// Why.
         error: &'a ProvisionError,
     },
+    /// The tag can be taken off the reader.
     RemoveTag,
 }
 
@@ -146,6 +161,7 @@ pub struct Summary {
     pub codes_used: usize,
     /// Codes of the list not used yet.
     pub codes_left: usize,
+    /// APDU exchanges with all tags.
     pub exchanges: usize,
     /// A simulated reader: no real tag was encoded.
     pub simulated: bool,
@@ -156,6 +172,7 @@ pub struct Summary {
 /// Options of a batch.
 #[derive(Debug, Clone)]
 pub struct BatchOptions {
+    /// How each tag is encoded.
     pub encode: EncodeOptions,
     /// Stop after this many tags were encoded (default: when the codes run out).
     pub count: Option<usize>,

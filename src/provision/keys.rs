@@ -12,9 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::AesKey;
 
+/// Key 0: the application master key (ChangeKey, ChangeFileSettings, SetConfiguration).
 pub const KEY_MASTER: u8 = 0;
+/// Key 1: the SDM file read key (SDMMAC and `{enc}`; exported to keys.csv).
 pub const KEY_SDM_FILE_READ: u8 = 1;
+/// Key 2: the SDM meta read key (decrypts `{picc}`).
 pub const KEY_SDM_META_READ: u8 = 2;
+/// Key 3: the NDEF write key.
 pub const KEY_NDEF_WRITE: u8 = 3;
 /// System identifier appended to every diversification input.
 pub const DIVERSIFICATION_SYSTEM_ID: &[u8] = b"tag424";
@@ -26,6 +30,7 @@ pub const KEY_VERSION: u8 = 0x01;
 pub struct KeyNo(u8);
 
 impl KeyNo {
+    /// Key 0, the application master key.
     pub const MASTER: KeyNo = KeyNo(KEY_MASTER);
     /// Every key number, 0 to 4.
     pub const ALL: [KeyNo; 5] = [KeyNo(0), KeyNo(1), KeyNo(2), KeyNo(3), KeyNo(4)];
@@ -41,6 +46,7 @@ impl KeyNo {
         }
     }
 
+    /// The number, 0 to 4.
     pub const fn get(self) -> u8 {
         self.0
     }
@@ -77,10 +83,12 @@ impl KeySet {
         Ok(KeySet(keys))
     }
 
+    /// All five keys at the factory value (all zero).
     pub fn factory() -> Self {
         KeySet(std::array::from_fn(|_| AesKey::FACTORY))
     }
 
+    /// Key `n`.
     pub fn key(&self, n: KeyNo) -> &AesKey {
         &self.0[n.get() as usize]
     }

@@ -15,14 +15,28 @@ pub const URI_START: usize = 7;
 /// Why a template cannot be written to a tag.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
+    /// The URL does not fit the NDEF file.
     #[error("the URL is {len} characters after its scheme; an NTAG 424 DNA NDEF file holds at most {max}")]
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// Characters after the scheme.
+        len: usize,
+        /// Most the NDEF file holds.
+        max: usize,
+    },
+    /// The template mirrors no counter, so scans could be replayed.
     #[error("the template has neither {{ctr}} nor {{picc}}: without a counter every scan could be replayed forever")]
     NoCounter,
+    /// The tag code is not a valid code.
     #[error(transparent)]
     BadXuid(#[from] crate::tag_code::BadTagCode),
+    /// The tag code contains the literal after `{xuid}`, so a scan could not be split.
     #[error("the tag code {xuid:?} contains {next:?}, the text that follows it in the URL template: a scan could not be split")]
-    XuidHoldsSeparator { xuid: String, next: String },
+    XuidHoldsSeparator {
+        /// The tag code.
+        xuid: String,
+        /// The template text after `{xuid}`.
+        next: String,
+    },
 }
 
 /// What to write to one tag: the NDEF file and the SDM settings of file 02.
@@ -32,6 +46,7 @@ pub struct NdefLayout {
     pub file: Vec<u8>,
     /// The URL as it reads before the chip mirrors (placeholders as '0's).
     pub url: String,
+    /// File 02's settings: comm mode, access rights and the SDM mirrors.
     pub settings: FileSettings,
 }
 

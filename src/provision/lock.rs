@@ -10,16 +10,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::private_fs;
 
+/// The lock file's name in the output folder.
 pub const LOCK_FILE: &str = "tag424.lock";
 
 /// Why the folder could not be locked.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// Another process holds the lock.
     #[error("{dir} is in use by {holder}")]
-    InUse { dir: PathBuf, holder: String },
+    InUse {
+        /// The folder.
+        dir: PathBuf,
+        /// Who holds it ("process 123 since …"), from the lock file.
+        holder: String,
+    },
+    /// The folder or its lock file could not be used.
     #[error("cannot use the output directory {path}: {source}")]
     Io {
+        /// The folder or lock file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -33,6 +43,7 @@ pub struct FolderLock {
 }
 
 impl FolderLock {
+    /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -10,16 +10,27 @@ use crate::transport::{Transport, TransportError};
 /// Why the tag directory could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SimDirError {
+    /// A file or the directory could not be read or written.
     #[error("simulated tag directory {path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A tag file that does not parse or does not describe a valid chip.
     #[error("{path} is not a simulated tag file: {what}")]
-    Corrupt { path: PathBuf, what: String },
+    Corrupt {
+        /// The tag file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// No tag with this UID (hex) in the directory.
     #[error("no simulated tag {0} in the directory")]
     NotFound(String),
+    /// The directory does not exist.
     #[error("there is no simulated tag directory {0} (`tag424 sim new --dir DIR` makes tags)")]
     Missing(PathBuf),
 }
@@ -52,6 +63,7 @@ impl SimDir {
         })
     }
 
+    /// The directory.
     pub fn path(&self) -> &Path {
         &self.dir
     }
@@ -60,6 +72,7 @@ impl SimDir {
         self.dir.join(format!("{}.json", hex::encode_upper(uid)))
     }
 
+    /// Saves a tag as `UID.json`, owner-only and atomically (the file holds the tag's keys).
     pub fn save(&self, state: &ChipState) -> Result<(), SimDirError> {
         let path = self.file(&state.uid);
         let json = serde_json::to_vec_pretty(state).map_err(|e| SimDirError::Corrupt {
@@ -72,6 +85,7 @@ impl SimDir {
             .map_err(|source| SimDirError::Io { path, source })
     }
 
+    /// Reads and checks one tag file.
     pub fn load_file(path: &Path) -> Result<ChipState, SimDirError> {
         let text = std::fs::read_to_string(path).map_err(|source| SimDirError::Io {
             path: path.to_path_buf(),
@@ -115,11 +129,13 @@ impl SimDir {
 /// a killed process leaves the tag as a real one would be.
 #[derive(Debug)]
 pub struct DirTransport {
+    /// The simulated tag.
     pub inner: SimTransport,
     dir: SimDir,
 }
 
 impl DirTransport {
+    /// The tag with this state in the field, saved into `dir` after every change.
     pub fn new(dir: SimDir, state: ChipState) -> Self {
         DirTransport {
             inner: SimTransport::new(SimChip::new(state)),
@@ -133,6 +149,7 @@ impl DirTransport {
         self
     }
 
+    /// The tag's current non-volatile state.
     pub fn state(&self) -> &ChipState {
         &self.inner.chip.state
     }
@@ -166,7 +183,9 @@ pub struct SimReaderOptions {
 #[derive(Debug, thiserror::Error)]
 #[error("simulated reader option {option:?}: {what}")]
 pub struct SimOptionError {
+    /// The option as given (`name=value`).
     pub option: String,
+    /// What is wrong with it.
     pub what: String,
 }
 

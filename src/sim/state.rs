@@ -13,13 +13,17 @@ pub const CC_DEFAULT: &str = "001720010000FF0406E104010000000506E105008082830000
 /// One standard data file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimFile {
+    /// File number (01 CC, 02 NDEF, 03 proprietary).
     pub file_no: u8,
+    /// ISO file identifier (`E103`..`E105`).
     pub fid: u16,
+    /// The file's content; its length is the file size.
     #[serde(with = "hex_vec")]
     pub data: Vec<u8>,
     /// GetFileSettings layout of the current settings (the chip's own encoding).
     #[serde(with = "hex_vec")]
     pub settings: Vec<u8>,
+    /// SDMReadCtr (24 bits), counted up on each read that mirrors SDM data.
     pub sdm_read_ctr: u32,
 }
 
@@ -55,20 +59,27 @@ impl SimFile {
 /// Everything the chip keeps in non-volatile memory.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChipState {
+    /// The 7-byte UID.
     #[serde(with = "hex_arr7")]
     pub uid: [u8; 7],
+    /// Application keys 0 to 4.
     #[serde(with = "crate::hex_serde::keys5")]
     pub keys: [AesKey; 5],
+    /// Key versions, as ChangeKey set them and GetKeyVersion reports them.
     pub key_versions: [u8; 5],
+    /// The three standard files (01, 02, 03).
     pub files: Vec<SimFile>,
     /// Consecutive failed authentications (the delay counter; survives power loss).
     pub failed_auths: u32,
+    /// Random ID enabled (SetConfiguration option 00): GetVersion answers zeros for the UID.
     pub random_id: bool,
-    /// GetVersion hardware and software frames.
+    /// GetVersion hardware frame (7 bytes).
     #[serde(with = "hex_vec")]
     pub version_hw: Vec<u8>,
+    /// GetVersion software frame (7 bytes).
     #[serde(with = "hex_vec")]
     pub version_sw: Vec<u8>,
+    /// The last GetVersion frame without the UID: BatchNo/FabKey, CWProd, YearProd (7 bytes).
     #[serde(with = "hex_vec")]
     pub batch: Vec<u8>,
     /// Read_Sig answer: signed with the simulator key unless overridden (fixtures).
@@ -225,10 +236,12 @@ impl ChipState {
         ChipState::factory(uid)
     }
 
+    /// The file with this number.
     pub fn file(&self, file_no: u8) -> Option<&SimFile> {
         self.files.iter().find(|f| f.file_no == file_no)
     }
 
+    /// The file with this number, to change.
     pub fn file_mut(&mut self, file_no: u8) -> Option<&mut SimFile> {
         self.files.iter_mut().find(|f| f.file_no == file_no)
     }

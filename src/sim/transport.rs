@@ -18,13 +18,16 @@ pub enum FaultKind {
 /// A tear-off at APDU index `at` (0-based, counted on this transport).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
+    /// 0-based index of the APDU torn off.
     pub at: usize,
+    /// Whether the chip applies that command before the tag leaves.
     pub kind: FaultKind,
 }
 
 /// A simulated chip in the field of a simulated reader.
 #[derive(Debug)]
 pub struct SimTransport {
+    /// The simulated chip (its state is inspectable and changeable between exchanges).
     pub chip: SimChip,
     fault: Option<Fault>,
     exchanges: usize,
@@ -33,6 +36,7 @@ pub struct SimTransport {
 }
 
 impl SimTransport {
+    /// The chip in the field: no fault armed, no latency.
     pub fn new(chip: SimChip) -> Self {
         SimTransport {
             chip,
@@ -64,10 +68,12 @@ impl SimTransport {
         self.fault = None;
     }
 
+    /// False after a tear-off until [`SimTransport::reinsert`].
     pub fn present(&self) -> bool {
         self.present
     }
 
+    /// APDU exchanges so far on this transport.
     pub fn exchanges(&self) -> usize {
         self.exchanges
     }

@@ -53,20 +53,33 @@ impl VpcdOptions {
 /// Why the bridge stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum VpcdError {
+    /// Nothing accepts connections at the vpcd address.
     #[error("no vpcd reader at {addr}: is pcscd running with the vpcd driver? ({source})")]
     NoReader {
+        /// The vpcd address (`host:port`).
         addr: String,
+        /// The connection error.
         #[source]
         source: io::Error,
     },
+    /// The vpcd address does not parse or resolve.
     #[error("bad vpcd address {addr}: {why}")]
-    BadAddress { addr: String, why: String },
+    BadAddress {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The connection to vpcd failed while in use.
     #[error("vpcd connection to {addr}: {source}")]
     Io {
+        /// The vpcd address.
         addr: String,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The tag directory failed.
     #[error(transparent)]
     Dir(#[from] SimDirError),
 }
@@ -88,22 +101,36 @@ pub enum TapEvent<'a> {
     /// The reader asked for the ATR and got [`ATR`]. `first`: the reader has just accepted the
     /// connection, i.e. the tag is now in its field (until then the connection may only be
     /// queued by the kernel while vpcd still serves an earlier one).
-    Atr { first: bool },
+    Atr {
+        /// The first ATR request of this connection: the tag is now in the field.
+        first: bool,
+    },
     /// Power off / on / reset: the chip lost its volatile state (selection, authentication).
-    Control { control: Control, apdus: usize },
+    Control {
+        /// Which control byte.
+        control: Control,
+        /// APDUs answered so far on this tap.
+        apdus: usize,
+    },
     /// One C-APDU answered. `index` counts from 1 on this tap; `changed`: the chip's
     /// non-volatile state changed.
     Apdu {
+        /// Number of this APDU on the tap, from 1.
         index: usize,
+        /// The C-APDU.
         command: &'a [u8],
+        /// The R-APDU, status word included.
         response: &'a [u8],
+        /// The chip's non-volatile state changed.
         changed: bool,
     },
     /// About every [`TICK`], whatever the traffic.
     Tick {
+        /// APDUs answered so far on this tap.
         apdus: usize,
         /// The reader has accepted the connection (sent at least one message).
         in_field: bool,
+        /// Time since the connection to vpcd was opened.
         since_connect: Duration,
         /// Time since the last APDU; `None` before the first.
         since_last_apdu: Option<Duration>,
@@ -132,6 +159,7 @@ pub enum TapEndReason {
 /// How a tap ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TapEnd {
+    /// Why the tap ended.
     pub reason: TapEndReason,
     /// C-APDUs answered.
     pub apdus: usize,
@@ -412,7 +440,9 @@ pub enum RemovedBy {
 /// A tag the host never talks to stays in the field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Removal {
+    /// Remove after this many APDUs (a tear-off test); `None`: never on a count.
     pub max_apdus: Option<usize>,
+    /// Remove after this long without an APDU (after at least one).
     pub idle: Duration,
 }
 
@@ -478,9 +508,11 @@ impl Default for AttachPolicy {
 /// One presentation of a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagReport {
+    /// The tag's UID.
     pub uid: [u8; 7],
     /// C-APDUs answered.
     pub apdus: usize,
+    /// Why it left the field.
     pub removed_by: RemovedBy,
     /// The reader saw the tag (answered the ATR request at least once).
     pub in_field: bool,
@@ -507,7 +539,9 @@ pub enum AttachEnd {
 /// Every presentation, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachSummary {
+    /// Every presentation, in order (a torn tag appears twice).
     pub tags: Vec<TagReport>,
+    /// Why the attach returned.
     pub end: AttachEnd,
 }
 
@@ -516,15 +550,23 @@ pub struct AttachSummary {
 pub enum AttachEvent<'a> {
     /// A tag is about to be presented (connecting).
     Presenting {
+        /// The tag's UID.
         uid: [u8; 7],
+        /// The tag was just created (factory state).
         created: bool,
+        /// The second presentation of a torn tag.
         again: bool,
     },
     /// The reader accepted it: the tag is in the field.
-    InField { uid: [u8; 7] },
+    InField {
+        /// The tag's UID.
+        uid: [u8; 7],
+    },
     /// Every event of the tap, for tracing.
     Tap {
+        /// The tag's UID.
         uid: [u8; 7],
+        /// The event.
         event: &'a TapEvent<'a>,
     },
     /// The tag was removed.

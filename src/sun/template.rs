@@ -17,14 +17,17 @@ use crate::crypto::sdm::SdmMode;
 /// The default SUN URL: tag code, counter and CMAC in the clear.
 pub const DEFAULT_TEMPLATE: &str = "https://yourdomain.com/auth?x={xuid}&n={ctr}&e={mac}";
 
-/// Length of each mirror in the URL (ASCII characters).
+/// `{uid}`: the 7-byte UID as 14 hex digits.
 pub const UID_LEN: usize = 14;
+/// `{ctr}`: SDMReadCtr as 6 hex digits, most significant first.
 pub const CTR_LEN: usize = 6;
+/// `{picc}` in AES mode: the encrypted PICCData block, 32 hex digits.
 pub const PICC_LEN: usize = 32;
 /// `{picc}` in LRP mode: PICCRand (8 bytes) and the encrypted block, 48 hex digits.
 pub const PICC_LRP_LEN: usize = 48;
 /// `{tt}`: TTPermStatus and TTCurrStatus as two ASCII characters (`C`, `O` or `I`).
 pub const TT_LEN: usize = 2;
+/// `{mac}`: the 8-byte SDMMAC as 16 hex digits.
 pub const MAC_LEN: usize = 16;
 /// Default length of the `{enc}` mirror: one encrypted block (16 bytes as 32 hex digits).
 pub const ENC_LEN: usize = 32;
@@ -32,15 +35,23 @@ pub const ENC_LEN: usize = 32;
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
+    /// Text copied as it is.
     Literal(String),
+    /// `{xuid}`: static text fixed per tag at encoding (the tag code).
     Xuid,
+    /// `{uid}`: the plain UID mirror.
     Uid,
+    /// `{ctr}`: the plain SDMReadCtr mirror.
     Ctr,
+    /// `{picc}`: encrypted PICCData (UID and counter).
     Picc,
+    /// `{enc}`: encrypted file data.
     Enc,
+    /// `{tt}`: the TagTamper status (NT4H2421Tx).
     Tt,
     /// Zero-width: where the SDMMAC input starts.
     MacStart,
+    /// `{mac}`: the SDMMAC.
     Mac,
 }
 
@@ -66,27 +77,39 @@ pub enum TemplateError {
     #[error(
         "unknown placeholder {{{0}}}: use {{xuid}}, {{uid}}, {{ctr}}, {{picc}}, {{enc}}, {{tt}}, {{macstart}} or {{mac}}"
     )]
+    /// A `{name}` that is not a placeholder (the name).
     UnknownPlaceholder(String),
+    /// A `{` without its `}` (character position).
     #[error("unclosed '{{' at character {0}")]
     Unclosed(usize),
+    /// A placeholder given twice (its name).
     #[error("{0} appears more than once")]
     Repeated(&'static str),
+    /// No `{mac}`: scans could not be verified.
     #[error("the template has no {{mac}}: without the SDMMAC a scan cannot be verified")]
     NoMac,
+    /// `{picc}` together with `{uid}` or `{ctr}`.
     #[error("{{picc}} already carries the UID and counter encrypted; it cannot be combined with {{uid}} or {{ctr}}")]
     PiccWithPlainMirror,
+    /// `{enc}` without both UID and counter mirrored.
     #[error("{{enc}} needs both the UID and the counter: add {{picc}}, or {{uid}} and {{ctr}}")]
     EncNeedsUidAndCtr,
+    /// `{mac}` before a mirror it must follow.
     #[error("{{mac}} must come after {{enc}}, {{uid}}, {{ctr}} and {{picc}}")]
     MacNotLast,
+    /// Two placeholders with nothing between them (their names).
     #[error("two placeholders touch ({0} then {1}): put at least one character between them")]
     Adjacent(&'static str, &'static str),
+    /// The template does not start with `https://` or `http://`.
     #[error("the template must start with https:// or http://")]
     NotHttp,
+    /// `{macstart}` inside the scheme, which the SDMMAC cannot cover.
     #[error("{{macstart}} must come after the scheme (https:// or http://): the chip stores the scheme as a one-byte code the SDMMAC does not cover")]
     MacStartInScheme,
+    /// `{macstart}` after `{mac}` or after `{enc}`.
     #[error("{{macstart}} must come before {{mac}}, and before {{enc}} when there is one (the encrypted data lies inside the MAC input)")]
     MacStartMisplaced,
+    /// `{tt}` outside the SDMMAC input.
     #[error("{{tt}} must lie inside the MAC input: put {{macstart}} before it and {{mac}} after it, or the tamper status could be forged")]
     TtOutsideMac,
 }
@@ -120,6 +143,7 @@ impl Default for Template {
 }
 
 impl Template {
+    /// Parses a template and checks it against the chip's rules (see [`TemplateError`]).
     pub fn parse(s: &str) -> Result<Template, TemplateError> {
         let lower = s.to_ascii_lowercase();
         if lower.starts_with("{macstart}") {
@@ -219,6 +243,7 @@ impl Template {
         self
     }
 
+    /// The chip mode this template renders for (AES unless [`Template::with_mode`] set it).
     pub fn mode(&self) -> SdmMode {
         self.mode
     }
@@ -246,14 +271,17 @@ impl Template {
         }
     }
 
+    /// The parts in order.
     pub fn parts(&self) -> &[Part] {
         &self.parts
     }
 
+    /// True when the template has this part.
     pub fn has(&self, p: &Part) -> bool {
         self.parts.contains(p)
     }
 
+    /// The template as written.
     pub fn as_str(&self) -> &str {
         &self.raw
     }

@@ -15,30 +15,55 @@ pub const MAX_URL_LEN: usize = 2048;
 /// Why a URL could not be checked at all (as opposed to "checked and not genuine").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SunError {
+    /// The URL is longer than [`MAX_URL_LEN`] (its length).
     #[error("the URL is {0} characters long; at most {MAX_URL_LEN} are accepted")]
     TooLong(usize),
+    /// A literal part of the template is not where the URL has it.
     #[error("the URL does not match the template at character {at}: expected {expected:?}")]
-    Mismatch { at: usize, expected: String },
+    Mismatch {
+        /// Character position in the URL.
+        at: usize,
+        /// The template's text there.
+        expected: String,
+    },
+    /// A mirror is not the hex digits it should be.
     #[error("{what} at character {at} must be {len} hex digits")]
     BadMirror {
+        /// The mirror's name (`UID`, `SDMReadCtr`, …).
         what: &'static str,
+        /// Character position in the URL.
         at: usize,
+        /// Hex digits expected.
         len: usize,
     },
+    /// `{enc}` is not 32 hex digits.
     #[error("{{enc}} at character {at} must be 32 hex digits")]
-    BadEnc { at: usize },
+    BadEnc {
+        /// Character position in the URL.
+        at: usize,
+    },
+    /// Characters after the template's end (their number).
     #[error("the URL has {0} unexpected characters after the template's end")]
     Trailing(usize),
     #[error(
         "this template has {{picc}}: the SDM meta read key is needed to decrypt it (--meta-key)"
     )]
+    /// The template has `{picc}` but no SDM meta read key was given.
     MissingMetaKey,
+    /// `{tt}` is not two of `C`, `O`, `I`.
     #[error("{{tt}} at character {at} must be two of C, O, I (the TagTamper status)")]
-    BadTt { at: usize },
+    BadTt {
+        /// Character position in the URL.
+        at: usize,
+    },
+    /// The PICCData length belongs to the other mode.
     #[error("the PICC data is {found} hex digits, which is {actual} mode, but {expected} mode was asked for: check --mode")]
     ModeMismatch {
+        /// The mode asked for.
         expected: SdmMode,
+        /// The mode the PICCData length says.
         actual: SdmMode,
+        /// Hex digits of PICCData found.
         found: usize,
     },
 }
@@ -46,14 +71,19 @@ pub enum SunError {
 /// The fields of a scanned URL, split along its template (nothing verified yet).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScannedUrl {
+    /// The `{xuid}` text, as scanned.
     pub xuid: Option<String>,
+    /// The plain `{uid}` mirror.
     pub uid: Option<[u8; 7]>,
+    /// The plain `{ctr}` mirror.
     pub read_ctr: Option<u32>,
     /// Encrypted PICCData: 16 bytes (AES) or 24 bytes (LRP, PICCRand first).
     pub picc: Option<Vec<u8>>,
+    /// Encrypted file data (`{enc}`).
     pub enc: Option<Vec<u8>>,
     /// The TagTamper status as mirrored (two ASCII characters), when the template has `{tt}`.
     pub tt: Option<TtStatus>,
+    /// The SDMMAC (`{mac}`).
     pub mac: [u8; 8],
     /// The ASCII bytes the SDMMAC covers: from `{macstart}` (or else `{enc}`) up to `{mac}`,
     /// or empty.
@@ -65,7 +95,9 @@ pub struct ScannedUrl {
 /// (TagTamper not enabled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TtStatus {
+    /// Permanent status (TTPermStatus): `C`, `O` or `I`.
     pub permanent: u8,
+    /// Status measured at this tap (TTCurrStatus): `C`, `O` or `I`.
     pub current: u8,
 }
 
@@ -261,9 +293,12 @@ pub struct Verified {
     pub reason: Option<String>,
     /// The chip's mode the message was checked in.
     pub mode: SdmMode,
+    /// The `{xuid}` text, when the template has it.
     pub xuid: Option<String>,
+    /// The UID, from the plain mirror or the decrypted PICCData.
     #[serde(serialize_with = "crate::hex_serde::opt_bytes")]
     pub uid: Option<[u8; 7]>,
+    /// SDMReadCtr, from the plain mirror or the decrypted PICCData.
     pub read_ctr: Option<u32>,
     /// Decrypted `{enc}` data (only when genuine).
     #[serde(serialize_with = "crate::hex_serde::opt_bytes")]

@@ -23,8 +23,11 @@ pub enum TransportError {
     /// A replayed exchange differed from the recording.
     #[error("replay mismatch at exchange {index}: expected {expected}, sent {sent}")]
     ReplayMismatch {
+        /// 0-based index of the exchange.
         index: usize,
+        /// The recorded command, hex.
         expected: String,
+        /// The command sent, hex.
         sent: String,
     },
     /// A replay ran past the end of its recording.
@@ -33,7 +36,9 @@ pub enum TransportError {
     /// Any other backend failure, with its source kept.
     #[error("{context}: {source}")]
     Backend {
+        /// What was being done.
         context: String,
+        /// The backend's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -42,6 +47,7 @@ pub enum TransportError {
 /// Where tags come from: a reader presenting one tag at a time (a PC/SC reader, or the
 /// simulated reader of `sim::dir`). The batch loop sees only this.
 pub trait TagSource {
+    /// The transport to one tag.
     type Tag: Transport;
     /// Waits for the next tag; `None` when no more will come (or the wait was cancelled).
     fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>>;

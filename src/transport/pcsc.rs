@@ -12,29 +12,43 @@ use super::{Transport, TransportError};
 /// Why a PC/SC reader could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PcscError {
+    /// The PC/SC service (pcscd) is not running.
     #[error("the PC/SC service is not running (on Linux: start pcscd)")]
     NoService,
+    /// No reader is connected.
     #[error("no smart card reader is connected")]
     NoReaders,
+    /// No reader's name matches the one asked for.
     #[error("no reader matches {wanted:?}; readers: {}", list(.available))]
     NoSuchReader {
+        /// The name (or part of it) asked for.
         wanted: String,
+        /// The readers there are.
         available: Vec<String>,
     },
+    /// Several readers match the name asked for.
     #[error("{wanted:?} matches several readers: {}; give more of the name or its index", list(.matches))]
     Ambiguous {
+        /// The name (or part of it) asked for.
         wanted: String,
+        /// The readers it matches.
         matches: Vec<String>,
     },
+    /// The reader (named) was unplugged.
     #[error("the reader {0:?} was unplugged")]
     ReaderGone(String),
+    /// A wait was cancelled ([`Canceller::cancel`], e.g. Ctrl-C).
     #[error("cancelled")]
     Cancelled,
+    /// Another program holds the tag on the reader (named).
     #[error("another program is using the tag on {0:?} (tag424 needs it alone for a tag's whole sequence)")]
     TagInUse(String),
+    /// Any other PC/SC failure.
     #[error("PC/SC: {context}: {source}")]
     Other {
+        /// What was being done.
         context: &'static str,
+        /// The PC/SC error.
         #[source]
         source: pcsc::Error,
     },
@@ -67,8 +81,11 @@ fn map_err(context: &'static str) -> impl Fn(pcsc::Error) -> PcscError {
 /// A reader and whether a tag is on it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReaderInfo {
+    /// Position in the reader list (from 0), usable in place of the name.
     pub index: usize,
+    /// The reader's name.
     pub name: String,
+    /// A tag is on the reader.
     pub card_present: bool,
 }
 
@@ -77,6 +94,7 @@ pub struct ReaderInfo {
 pub struct Canceller(pcsc::Context);
 
 impl Canceller {
+    /// Ends the reader's current blocking wait, which returns [`PcscError::Cancelled`].
     pub fn cancel(&self) {
         let _ = self.0.cancel();
     }
@@ -223,10 +241,12 @@ impl PcscReader {
         }
     }
 
+    /// The reader's name.
     pub fn name(&self) -> String {
         self.name.to_string_lossy().into_owned()
     }
 
+    /// A handle to cancel this reader's waits from another thread.
     pub fn canceller(&self) -> Canceller {
         Canceller(self.ctx.clone())
     }
@@ -340,6 +360,7 @@ impl PcscReader {
         self.wait(pcsc::State::PRESENT, Some(Duration::from_millis(0)))
     }
 
+    /// The reader's name as PC/SC takes it.
     pub fn name_cstr(&self) -> &CStr {
         &self.name
     }

@@ -28,11 +28,18 @@ pub struct Fixture {
 /// A fixture file that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FixtureError {
+    /// A line that is not a `@` meta line, a `>` command or a `<` response after one.
     #[error("line {line}: {what}")]
-    Syntax { line: usize, what: String },
+    Syntax {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        what: String,
+    },
 }
 
 impl Fixture {
+    /// Reads a fixture: `# comments`, `@key value` meta lines and `>` command / `<` response hex pairs.
     pub fn parse(text: &str) -> Result<Fixture, FixtureError> {
         let mut fx = Fixture::default();
         let mut pending: Option<Vec<u8>> = None;
@@ -112,6 +119,7 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// A replay of the fixture's exchanges, from the first.
     pub fn new(fixture: &Fixture) -> Self {
         Replay {
             exchanges: fixture.exchanges.clone(),
@@ -124,6 +132,7 @@ impl Replay {
         self.next == self.exchanges.len()
     }
 
+    /// Exchanges played so far.
     pub fn played(&self) -> usize {
         self.next
     }

@@ -25,11 +25,17 @@ pub const TOKEN_HEADERS: [&str; 2] = ["x-api-key", "ixkio-r"];
 
 /// The JSON body of `/v1/t`, fields in the platform's order; extended data after them.
 pub struct ApiBody<'a> {
+    /// The tag code (`""` when none is revealed).
     pub xuid: &'a str,
+    /// The lookup's custom id, echoed on a `c` lookup.
     pub cuid: Option<&'a str>,
+    /// The lookup's UID, echoed on a `u` lookup.
     pub uid: Option<&'a str>,
+    /// The response text (when not an error).
     pub response: Option<&'a str>,
+    /// The error code (when an error).
     pub error: Option<&'a str>,
+    /// Extended data: extra string keys, after the fixed ones.
     pub data: &'a [(String, String)],
 }
 
@@ -56,6 +62,7 @@ impl Serialize for ApiBody<'_> {
 }
 
 impl<'a> ApiBody<'a> {
+    /// The body of an answer.
     pub fn of(a: &'a Answer) -> ApiBody<'a> {
         let echo = |k: &str| {
             a.echo
@@ -80,7 +87,9 @@ impl<'a> ApiBody<'a> {
 
 /// What the handlers share.
 pub struct App {
+    /// The verifier.
     pub verifier: Arc<Verifier>,
+    /// Per-client rate limits (`None`: no limit).
     pub rate: Option<RateLimits>,
 }
 

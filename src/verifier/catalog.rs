@@ -32,6 +32,7 @@ pub enum Cors {
 }
 
 impl Cors {
+    /// Reads `none` (or empty), `*` or one `http(s)://` origin of up to [`MAX_ORIGIN_LEN`] characters.
     pub fn parse(s: &str) -> Result<Cors, CatalogError> {
         match s.trim() {
             "" | "none" => Ok(Cors::None),
@@ -69,12 +70,15 @@ impl fmt::Display for Cors {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupKind {
+    /// Answers its default response; no SUN check.
     Standard,
+    /// Checks the SUN message: the pass response when it verifies with a new counter.
     #[default]
     Authentication,
 }
 
 impl GroupKind {
+    /// `standard` or `authentication`, as in configs and the store.
     pub fn as_str(self) -> &'static str {
         match self {
             GroupKind::Standard => "standard",
@@ -82,6 +86,7 @@ impl GroupKind {
         }
     }
 
+    /// Reads [`GroupKind::as_str`]'s names back.
     pub fn parse(s: &str) -> Option<GroupKind> {
         match s {
             "standard" => Some(GroupKind::Standard),
@@ -103,7 +108,9 @@ impl GroupKind {
 /// [`super::rules`]) that must all hold, and the response answered when they do.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RuleGroup {
+    /// Rule texts (e.g. `scan_count < 10`); all must hold.
     pub rules: Vec<String>,
+    /// The response answered when they do (may hold subtags).
     pub response: String,
 }
 
@@ -114,14 +121,18 @@ pub const MAX_RULE_GROUPS: usize = 3;
 /// may hold subtags.
 pub type ExtData = Vec<(String, String)>;
 
+/// One tag code and what the verifier knows about its tag.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tag {
+    /// The tag code (XUID), unique across the verifier.
     pub xuid: String,
     /// The SDM file read key (the KEY column of keys.csv): SDMMAC and `{enc}`.
     pub key: Option<AesKey>,
     /// The SDM meta read key (from the batch journal): decrypts `{picc}`.
     pub meta_key: Option<AesKey>,
+    /// The tag's UID (from the batch journal): `u=` lookups and templates without `{xuid}`.
     pub uid: Option<[u8; 7]>,
+    /// The custom id of `c=` lookups, unique in the folder.
     pub cuid: Option<String>,
     /// TAGNAME (Associate Data).
     pub tagname: Option<String>,
@@ -141,6 +152,7 @@ pub struct Tag {
 }
 
 impl Tag {
+    /// A tag with this code and nothing else known.
     pub fn new(xuid: &str) -> Tag {
         Tag {
             xuid: xuid.to_string(),
@@ -156,16 +168,19 @@ impl Tag {
     }
 }
 
+/// A batch of tags encoded with one template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     /// Unique across the verifier (by default the directory or file it came from).
     pub name: String,
+    /// Batch status: an inactive batch answers `batch_inactive`.
     pub active: bool,
     /// The URL template the batch was encoded with (`summary.json` of its directory).
     pub template: String,
     /// The tags are in LRP mode (`batch --lrp-irreversible`, read from the batch journal, or
     /// `mode = "lrp"` in the configuration): the SUN message is checked with LRP.
     pub lrp: bool,
+    /// Its tags.
     pub tags: Vec<Tag>,
 }
 
@@ -181,10 +196,14 @@ impl Default for Batch {
     }
 }
 
+/// A tag group: the kind and responses its tags share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
+    /// Unique in the folder.
     pub name: String,
+    /// Standard or authentication.
     pub kind: GroupKind,
+    /// Tag group status: an inactive group answers `tg_inactive`.
     pub active: bool,
     /// The Rule Set's Default Response.
     pub default_response: String,
@@ -195,6 +214,7 @@ pub struct Group {
     pub rule_groups: Vec<RuleGroup>,
     /// Extended data values (fields declared by the folder).
     pub data: ExtData,
+    /// Its batches.
     pub batches: Vec<Batch>,
 }
 
@@ -213,17 +233,22 @@ impl Default for Group {
     }
 }
 
+/// A folder: one account, with its own id, token and CORS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Folder {
+    /// Unique across the verifier.
     pub name: String,
     /// The account id of `c=…&a=…` and `u=…&a=…` lookups.
     pub aid: String,
     /// API token: when set, `/v1/t` answers `token_refused` without it.
     pub token: Option<String>,
+    /// The `Access-Control-Allow-Origin` of its answers.
     pub cors: Cors,
+    /// Folder status: an inactive folder answers `folder_inactive`.
     pub active: bool,
     /// Extended data fields added to the API answer (values set per group or tag).
     pub fields: Vec<String>,
+    /// Its tag groups.
     pub groups: Vec<Group>,
 }
 
@@ -244,23 +269,33 @@ impl Default for Folder {
 /// Everything the verifier serves.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Catalog {
+    /// The folders.
     pub folders: Vec<Folder>,
 }
 
+/// Why a catalog could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// A file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A CSV file has a bad line.
     #[error("{path} line {line}: {what}")]
     Csv {
+        /// The file.
         path: PathBuf,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong.
         what: String,
     },
+    /// The catalog breaks a rule of the model (described).
     #[error("{0}")]
     Invalid(String),
 }

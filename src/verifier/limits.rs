@@ -153,6 +153,7 @@ impl ConnCount {
         Some(ConnGuard(self.clone()))
     }
 
+    /// Connections open now.
     pub fn open(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }

@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 /// How the tag is named.
 pub enum Target<'a> {
+    /// `/v1/x/{xuid}`: the tag code.
     Xuid(&'a str),
+    /// `/v1/a/{aid}`: an account id; the `ix_c` (CUID) or `ix_u` (UID) header names the tag.
     Aid(&'a str),
 }
 

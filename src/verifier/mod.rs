@@ -56,6 +56,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// `api` or `auth`, as logged.
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Api => "api",
@@ -88,6 +89,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason's code, as logged with each scan (`pass`, `bad_mac`, …).
     pub fn code(self) -> &'static str {
         match self {
             Reason::Pass => "pass",
@@ -105,27 +107,44 @@ impl Reason {
 
 /// Error codes of `{"xuid": …, "error": …}` (documented in docs/verifier.md).
 pub mod errors {
+    /// No `x`, no `c`/`u` with `a`, and no template parameters; or `c`/`u` without `a`.
     pub const MISSING_PARAMETER: &str = "missing_parameter";
+    /// A lookup parameter repeated, badly encoded or not of its form, or the query too long.
     pub const MALFORMED_PARAMETER: &str = "malformed_parameter";
+    /// No tag with this tag code (or template parameters that name no tag).
     pub const XUID_NOT_FOUND: &str = "xuid_not_found";
+    /// No folder with this account id.
     pub const AID_NOT_FOUND: &str = "aid_not_found";
+    /// The account has no tag with this custom id.
     pub const CUID_NOT_FOUND: &str = "cuid_not_found";
+    /// The account has no tag with this UID.
     pub const UID_NOT_FOUND: &str = "uid_not_found";
+    /// The folder has a token and the request does not carry exactly one matching one.
     pub const TOKEN_REFUSED: &str = "token_refused";
+    /// The tag's folder is inactive.
     pub const FOLDER_INACTIVE: &str = "folder_inactive";
+    /// The tag's tag group is inactive.
     pub const TG_INACTIVE: &str = "tg_inactive";
+    /// The tag's batch is inactive.
     pub const BATCH_INACTIVE: &str = "batch_inactive";
+    /// The tag code is inactive.
     pub const TAG_INACTIVE: &str = "tag_inactive";
+    /// A pass could not be written to the store (the scan did not pass).
     pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+    /// Over the rate limit.
     pub const RATE_LIMITED: &str = "rate_limited";
+    /// A method other than GET, HEAD or OPTIONS on `/v1/t`.
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// An unknown path under `/v1/`.
     pub const NOT_FOUND: &str = "not_found";
 }
 
 /// A response text or an error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The response text to send.
     Response(String),
+    /// An error code (see [`errors`]).
     Error(&'static str),
 }
 
@@ -136,8 +155,11 @@ pub struct Answer {
     pub xuid: String,
     /// `("cuid", …)` or `("uid", …)` echoed on a response to a `c` or `u` lookup.
     pub echo: Option<(&'static str, String)>,
+    /// The response text or the error code.
     pub outcome: Outcome,
+    /// The scan passed: SDMMAC verified and the counter new and stored.
     pub passed: bool,
+    /// Why the answer is what it is.
     pub reason: Reason,
     /// The folder the answer belongs to (for its CORS setting).
     pub folder: Option<usize>,
@@ -183,11 +205,13 @@ impl Answer {
 /// One request, as the HTTP layer hands it over.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
+    /// Which endpoint the request came in on.
     pub endpoint: Endpoint,
     /// The raw (percent-encoded) query string, without `?`.
     pub query: &'a str,
     /// Tokens from the `X-API-Key` / `Ixkio-R` headers.
     pub header_tokens: Vec<&'a str>,
+    /// The client's IP address, as logged.
     pub remote: String,
 }
 
@@ -209,15 +233,19 @@ pub struct Verifier {
     registry: Arc<std::sync::RwLock<Arc<Registry>>>,
     /// CORS for answers that belong to no folder.
     pub cors: Cors,
+    /// The settings it was opened with.
     pub settings: Settings,
     writer: Writer,
     rate_limited: AtomicU64,
 }
 
+/// Why a verifier could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifierError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The catalog is not valid.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
@@ -305,6 +333,7 @@ impl Verifier {
         }
     }
 
+    /// The store's writer: every write goes through it (its statistics are here too).
     pub fn writer(&self) -> &Writer {
         &self.writer
     }
@@ -350,6 +379,7 @@ impl Verifier {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Requests refused by the rate limit so far.
     pub fn rate_limited(&self) -> u64 {
         self.rate_limited.load(Ordering::Relaxed)
     }

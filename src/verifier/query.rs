@@ -6,9 +6,11 @@
 
 /// Longest query string looked at; anything longer is `malformed_parameter`.
 pub const MAX_QUERY_LEN: usize = 4096;
-/// Longest tag code (XUID), custom id (CUID), account id (AID) accepted.
+/// Longest tag code (XUID) accepted.
 pub const MAX_XUID_LEN: usize = 64;
+/// Longest custom id (CUID) accepted.
 pub const MAX_CUID_LEN: usize = 128;
+/// Longest account id (AID) accepted.
 pub const MAX_AID_LEN: usize = 64;
 /// API tokens are alphanumeric, up to 32 characters.
 pub const MAX_TOKEN_LEN: usize = 32;
@@ -19,16 +21,28 @@ pub enum Lookup {
     /// `x={XUID}`: the tag code, unique across the verifier.
     Xuid(String),
     /// `c={CUID}&a={AID}`: a custom id within an account (case-sensitive).
-    Cuid { cuid: String, aid: String },
+    Cuid {
+        /// The custom id.
+        cuid: String,
+        /// The account id.
+        aid: String,
+    },
     /// `u={UID}&a={AID}`: the chip UID (14 uppercase hex digits) within an account.
-    Uid { uid: [u8; 7], aid: String },
+    Uid {
+        /// The UID.
+        uid: [u8; 7],
+        /// The account id.
+        aid: String,
+    },
 }
 
 /// The SUN parameters of an authentication tag: `n` (read counter, 6 hex digits, MSB first,
 /// as the chip mirrors it) and `e` (SDMMAC, 16 hex digits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sun {
+    /// SDMReadCtr (24 bits).
     pub ctr: u32,
+    /// The SDMMAC.
     pub mac: [u8; 8],
 }
 
@@ -58,6 +72,7 @@ pub enum QueryError {
 }
 
 impl QueryError {
+    /// The error code answered (`missing_parameter` or `malformed_parameter`).
     pub fn code(self) -> &'static str {
         match self {
             QueryError::Missing => "missing_parameter",

@@ -18,25 +18,37 @@ use crate::sun::{Template, DEFAULT_TEMPLATE};
 /// A folder as served.
 #[derive(Debug)]
 pub struct FolderEntry {
+    /// Unique across the verifier.
     pub name: String,
+    /// The account id of `c`/`u` lookups.
     pub aid: String,
+    /// API token: when set, `/v1/t` answers `token_refused` without it.
     pub token: Option<String>,
+    /// The `Access-Control-Allow-Origin` of its answers.
     pub cors: Cors,
+    /// Folder status (inactive answers `folder_inactive`).
     pub active: bool,
 }
 
 /// A tag group as served.
 pub struct GroupEntry {
+    /// Unique in the folder.
     pub name: String,
+    /// Standard or authentication.
     pub kind: GroupKind,
+    /// Tag group status (inactive answers `tg_inactive`).
     pub active: bool,
+    /// The group's Rule Set, compiled.
     pub rules: RuleSet,
+    /// Extended data values, compiled.
     pub data: Vec<(String, Response)>,
 }
 
 /// A batch as served.
 pub struct BatchEntry {
+    /// Unique across the verifier.
     pub name: String,
+    /// Batch status (inactive answers `batch_inactive`).
     pub active: bool,
     /// The batch's template, in the tags' mode (AES or LRP).
     pub template: Template,
@@ -53,7 +65,9 @@ pub struct BatchEntry {
 
 /// What the management API can change about a tag.
 pub struct TagState {
+    /// The custom id of `c=` lookups (changed by the management API).
     pub cuid: Option<String>,
+    /// Tag code status (inactive answers `tag_inactive`).
     pub active: bool,
     /// The Tag Code's Default Response (text as stored, compiled).
     pub default_response: Option<Arc<(String, Response)>>,
@@ -63,14 +77,23 @@ pub struct TagState {
 
 /// A tag as served.
 pub struct TagEntry {
+    /// The tag code.
     pub xuid: String,
+    /// Index of its folder in [`Registry::folders`].
     pub folder: usize,
+    /// Index of its group in [`Registry::groups`].
     pub group: usize,
+    /// Index of its batch in [`Registry::batches`].
     pub batch: usize,
+    /// The SDM file read key (SDMMAC and `{enc}`); `None`: not loaded.
     pub key: Option<AesKey>,
+    /// The SDM meta read key (decrypts `{picc}`).
     pub meta_key: Option<AesKey>,
+    /// The tag's UID, when known.
     pub uid: Option<[u8; 7]>,
+    /// TAGNAME (Associate Data).
     pub tagname: Option<String>,
+    /// When the tag was first imported (ms since the Unix epoch), for `{dtcreated}`.
     pub created_ms: u64,
     /// Own Rule Groups and pass shorthand from the config (the Rule Set is rebuilt from these
     /// when the Default Response changes).
@@ -78,11 +101,13 @@ pub struct TagEntry {
     own_pass: Option<String>,
     /// Extended data: the group's values with the tag's overrides, compiled.
     pub data: Vec<(String, Response)>,
+    /// What the management API changes.
     pub state: RwLock<TagState>,
     /// The last accepted counter. Held across the durable write of a Pass.
     pub last_ctr: tokio::sync::Mutex<Option<u32>>,
     /// Answers about this tag (responses), and of those the genuine scans.
     pub answered: AtomicU64,
+    /// Genuine scans (counted on a Pass).
     pub genuine: AtomicU64,
 }
 
@@ -110,14 +135,21 @@ impl TagEntry {
 /// The catalog in memory, indexed for the three lookups and for templates that identify the
 /// tag by UID or encrypted PICC data.
 pub struct Registry {
+    /// The folders, in catalog order.
     pub folders: Vec<FolderEntry>,
+    /// The tag groups of all folders, in order.
     pub groups: Vec<GroupEntry>,
     /// The group's Default Response text (for a tag's own Rule Set).
     group_defaults: Vec<String>,
+    /// The batches of all groups, in order.
     pub batches: Vec<BatchEntry>,
+    /// Tags by tag code.
     pub by_xuid: HashMap<String, Arc<TagEntry>>,
+    /// Folder index by account id.
     pub by_aid: HashMap<String, usize>,
+    /// Tags by folder index and CUID (changed by the management API).
     pub by_cuid: RwLock<HashMap<(usize, String), Arc<TagEntry>>>,
+    /// Tags by folder index and UID.
     pub by_uid: HashMap<(usize, [u8; 7]), Arc<TagEntry>>,
     /// Batches whose template does not carry the tag code, with their tags.
     pub anonymous: Vec<(usize, Vec<Arc<TagEntry>>)>,
@@ -284,14 +316,17 @@ impl Registry {
         Ok(())
     }
 
+    /// Tags known.
     pub fn tag_count(&self) -> usize {
         self.by_xuid.len()
     }
 
+    /// The tag with this code.
     pub fn tag(&self, xuid: &str) -> Option<&Arc<TagEntry>> {
         self.by_xuid.get(xuid)
     }
 
+    /// The tag with this CUID in the folder.
     pub fn by_cuid(&self, folder: usize, cuid: &str) -> Option<Arc<TagEntry>> {
         self.by_cuid
             .read()

@@ -16,13 +16,20 @@ use super::catalog::{GroupKind, RuleGroup, MAX_RULE_GROUPS};
 use super::subtags::{Response, Subtag};
 use super::timefmt::parse_utc;
 
+/// A comparison of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmp {
+    /// `<`
     Lt,
+    /// `<=`
     Le,
+    /// `>`
     Gt,
+    /// `>=`
     Ge,
+    /// `=` (or `==`)
     Eq,
+    /// `!=`
     Ne,
 }
 
@@ -56,30 +63,44 @@ impl Cmp {
 /// SUN message, or TagTamper not enabled on the tag) makes every tamper rule false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tamper {
+    /// The loop is open now or was opened at some time.
     Open,
+    /// The loop is closed and was never opened.
     Closed,
 }
 
+/// One rule of a Rule Group (the table above).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
+    /// `auth_pass`: the SUN message verified with a new counter.
     AuthPass,
+    /// `scan_count OP N`: the tag's scan count, this scan included.
     ScanCount(Cmp, u64),
+    /// `tamper OP open|closed`: the TagTamper status of a genuine scan.
     Tamper(Cmp, Tamper),
+    /// `chip_count OP N`: the verified chip counter (SDMReadCtr).
     ChipCount(Cmp, u32),
+    /// `date OP T`: the scan time (T in ms since the Unix epoch, UTC).
     Date(Cmp, u64),
 }
 
 /// What rules are evaluated against.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts {
+    /// The SUN message verified with a new counter.
     pub auth: bool,
+    /// The tag's scan count, this scan included.
     pub scount: u64,
+    /// The chip counter: the verified one, else the last accepted.
     pub ccount: Option<u32>,
+    /// The TagTamper status, when known.
     pub tamper: Option<Tamper>,
+    /// The time of the scan (ms since the Unix epoch).
     pub now_ms: u64,
 }
 
 impl Rule {
+    /// Parses a rule text (`auth_pass`, or `KIND OP VALUE` such as `scan_count < 10`).
     pub fn parse(text: &str) -> Result<Rule, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let bad = |why: &str| Err(format!("rule {text:?}: {why}"));
@@ -122,6 +143,7 @@ impl Rule {
         }
     }
 
+    /// Whether the rule holds for these facts; `chip_count` needs a passing scan.
     pub fn holds(&self, f: &Facts) -> bool {
         match *self {
             Rule::AuthPass => f.auth,
@@ -137,7 +159,9 @@ impl Rule {
 /// A compiled Rule Set.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
+    /// Rule Groups in order: rules that must all hold, and the response answered then.
     pub groups: Vec<(Vec<Rule>, Response)>,
+    /// The Default Response, answered when no group matches.
     pub default: Response,
 }
 

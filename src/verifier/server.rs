@@ -17,22 +17,34 @@ use super::{api, Verifier};
 /// How to serve.
 #[derive(Debug, Clone)]
 pub enum Tls {
+    /// Plain HTTP.
     Plain,
     /// PEM certificate chain and private key.
     Files {
+        /// The certificate chain file.
         cert: PathBuf,
+        /// The private key file.
         key: PathBuf,
     },
     /// A certificate made at start for these names (IP addresses or host names).
     SelfSigned {
+        /// Subject alternative names of the certificate.
         names: Vec<String>,
     },
 }
 
+/// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// A PEM file could not be read or holds no certificate.
     #[error("{path}: {what}")]
-    Pem { path: PathBuf, what: String },
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// rustls or rcgen refused the certificate, key or settings (their message).
     #[error("TLS: {0}")]
     Tls(String),
 }
@@ -46,7 +58,9 @@ fn pem_err(path: &Path) -> impl Fn(rustls::pki_types::pem::Error) -> ServerError
 
 /// A server TLS configuration, and the PEM of the certificate when it was made here.
 pub struct TlsSetup {
+    /// The rustls server configuration.
     pub config: Arc<rustls::ServerConfig>,
+    /// The PEM of the certificate made at start (self-signed only).
     pub self_signed_pem: Option<String>,
 }
 
@@ -94,7 +108,9 @@ pub fn rustls_config(tls: &Tls) -> Result<Option<TlsSetup>, ServerError> {
 
 /// A server running on the current tokio runtime.
 pub struct Running {
+    /// The address it listens on.
     pub addr: SocketAddr,
+    /// The verifier it serves.
     pub verifier: Arc<Verifier>,
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,

@@ -8,17 +8,29 @@ use std::fmt::Write as _;
 /// The subtags the verifier replaces (platform.md §2: those available to the API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subtag {
+    /// `{xuid}`: the tag code.
     Xuid,
+    /// `{cuid}`: the custom id (empty when none).
     Cuid,
+    /// `{uid}`: the UID as 14 uppercase hex digits (empty when unknown).
     Uid,
+    /// `{scount}`: answers about this tag, this one included.
     Scount,
+    /// `{ccount}`: the chip counter (0 when unknown).
     Ccount,
+    /// `{folder}`: the folder's name.
     Folder,
+    /// `{batch}`: the batch's name.
     Batch,
+    /// `{taggroup}`: the tag group's name.
     TagGroup,
+    /// `{tagname}`: TAGNAME (empty when none).
     TagName,
+    /// `{randnum}`: a random number below 1,000,000.
     RandNum,
+    /// `{randhex}`: 8 random lowercase hex digits.
     RandHex,
+    /// `{dtcreated}`: when the tag was imported (UTC).
     DtCreated,
     /// Rule layering: the Tag Code's own Default Response.
     TagCodeDr,
@@ -123,6 +135,7 @@ impl Response {
         }
     }
 
+    /// True when the response holds subtag `s`.
     pub fn uses(&self, s: Subtag) -> bool {
         self.segs.contains(&Seg::Sub(s))
     }
@@ -142,17 +155,25 @@ impl Response {
 
 /// What subtags are replaced with, for one answer.
 pub struct Context<'a> {
+    /// The tag code.
     pub xuid: &'a str,
+    /// The custom id.
     pub cuid: Option<&'a str>,
+    /// The UID.
     pub uid: Option<[u8; 7]>,
     /// Answers about this tag, this one included.
     pub scount: u64,
     /// The chip's counter (the verified one, else the last accepted).
     pub ccount: Option<u32>,
+    /// The folder's name.
     pub folder: &'a str,
+    /// The batch's name.
     pub batch: &'a str,
+    /// The tag group's name.
     pub taggroup: &'a str,
+    /// TAGNAME.
     pub tagname: Option<&'a str>,
+    /// When the tag was first imported (ms since the Unix epoch).
     pub created_ms: u64,
     /// `{tagcodedr}`: the Tag Code's Default Response, already rendered.
     pub tagcodedr: Option<&'a str>,

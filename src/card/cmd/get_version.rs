@@ -13,13 +13,19 @@ const NAME: &str = "GetVersion";
 /// Hardware or software part of the version answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct VersionPart {
+    /// Vendor ID (`04h`: NXP).
     pub vendor_id: u8,
+    /// Type (`04h`: NTAG).
     pub kind: u8,
+    /// Subtype (`02h`: NTAG 424 DNA, `08h`: NTAG 424 DNA TagTamper).
     pub subtype: u8,
+    /// Major version.
     pub major: u8,
+    /// Minor version.
     pub minor: u8,
     /// Encoded storage size: `2^(n>>1)` bytes, "between that and the double" when bit 0 is set.
     pub storage_size: u8,
+    /// Communication protocol type (`05h` on NTAG 424 DNA).
     pub protocol: u8,
 }
 
@@ -51,8 +57,11 @@ impl VersionPart {
 /// The parsed GetVersion answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Version {
+    /// First frame: hardware information.
     pub hardware: VersionPart,
+    /// Second frame: software information.
     pub software: VersionPart,
+    /// The 7-byte UID.
     #[serde(serialize_with = "crate::hex_serde::bytes")]
     pub uid: [u8; 7],
     /// Bytes 7–11 as sent: BatchNo (36 bits) then the high 4 bits of FabKey.

@@ -10,9 +10,11 @@ use crate::transport::Transport;
 /// DF name of the NTAG 424 DNA NDEF application (NFC Forum Type 4 Tag).
 pub const NDEF_APP_DF_NAME: [u8; 7] = [0xD2, 0x76, 0x00, 0x00, 0x85, 0x01, 0x01];
 
-/// ISO file identifiers of the three standard files.
+/// ISO file identifier of the capability container file (file 01h).
 pub const FID_CC: u16 = 0xE103;
+/// ISO file identifier of the NDEF file (file 02h).
 pub const FID_NDEF: u16 = 0xE104;
+/// ISO file identifier of the proprietary file (file 03h).
 pub const FID_PROPRIETARY: u16 = 0xE105;
 
 /// `00 A4 04 0C Lc name 00`.

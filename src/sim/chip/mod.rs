@@ -126,6 +126,7 @@ fn with_sw(mut data: Vec<u8>, sw: u16) -> Vec<u8> {
 
 /// A simulated NTAG 424 DNA.
 pub struct SimChip {
+    /// The non-volatile memory: UID, keys, files, counters and configuration.
     pub state: ChipState,
     rng: Box<dyn RandomSource>,
     app_selected: bool,
@@ -149,6 +150,7 @@ impl std::fmt::Debug for SimChip {
 }
 
 impl SimChip {
+    /// A chip with this state and the OS random number generator.
     pub fn new(state: ChipState) -> Self {
         Self::with_rng(state, crate::card::OsRandom)
     }

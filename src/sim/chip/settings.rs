@@ -16,22 +16,31 @@ pub type SettingsError = u16;
 const PARAMETER: u16 = 0x919E;
 const LENGTH: u16 = 0x917E;
 
-/// Access condition nibble: `0`..`4` key, `E` free, `F` never.
+/// Access condition nibble `E`: free access (`0`..`4` name a key).
 pub const FREE: u8 = 0xE;
+/// Access condition nibble `F`: no access.
 pub const NEVER: u8 = 0xF;
 
-/// SDMOptions bits.
+/// SDMOptions bit 7: UID mirroring.
 pub const OPT_UID: u8 = 0x80;
+/// SDMOptions bit 6: SDMReadCtr mirroring.
 pub const OPT_CTR: u8 = 0x40;
+/// SDMOptions bit 5: SDMReadCtrLimit enabled.
 pub const OPT_CTR_LIMIT: u8 = 0x20;
+/// SDMOptions bit 4: SDMENCFileData enabled.
 pub const OPT_ENC: u8 = 0x10;
+/// SDMOptions bit 3: TTStatus mirroring (NT4H2421Tx only).
 pub const OPT_TT: u8 = 0x08;
+/// SDMOptions bit 0: ASCII encoding.
 pub const OPT_ASCII: u8 = 0x01;
 
-/// ASCII lengths of the mirrors in the file.
+/// ASCII length of the UID mirror in the file.
 pub const UID_LEN: u32 = 14;
+/// ASCII length of the SDMReadCtr mirror.
 pub const CTR_LEN: u32 = 6;
+/// ASCII length of the SDMMAC mirror.
 pub const MAC_LEN: u32 = 16;
+/// ASCII length of the TTStatus mirror.
 pub const TT_LEN: u32 = 2;
 
 /// The chip's settings of one file.
@@ -39,36 +48,56 @@ pub const TT_LEN: u32 = 2;
 pub struct ChipSettings {
     /// CommMode bits of FileOption: 0 plain, 1 MAC, 3 full.
     pub comm: u8,
+    /// Read access condition nibble.
     pub read: u8,
+    /// Write access condition nibble.
     pub write: u8,
+    /// Read-write access condition nibble.
     pub read_write: u8,
+    /// Change (ChangeFileSettings) access condition nibble.
     pub change: u8,
+    /// File size in bytes.
     pub size: u32,
+    /// SDM settings, when FileOption bit 6 enables SDM.
     pub sdm: Option<ChipSdm>,
 }
 
 /// The SDM part of a file's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChipSdm {
+    /// SDMOptions byte (see the `OPT_` bits).
     pub options: u8,
+    /// SDMCtrRet access condition nibble (GetFileCounters).
     pub ctr_ret: u8,
+    /// SDMMetaRead access condition nibble: `E` plain mirrors, a key encrypts PICCData.
     pub meta_read: u8,
+    /// SDMFileRead access condition nibble: the SDMMAC and SDMENCFileData key, `F` none.
     pub file_read: u8,
+    /// UIDOffset.
     pub uid: Option<u32>,
+    /// SDMReadCtrOffset.
     pub ctr: Option<u32>,
+    /// PICCDataOffset.
     pub picc: Option<u32>,
+    /// TTStatusOffset.
     pub tt: Option<u32>,
+    /// SDMMACInputOffset.
     pub mac_input: Option<u32>,
+    /// SDMENCOffset and SDMENCLength.
     pub enc: Option<(u32, u32)>,
+    /// SDMMACOffset.
     pub mac: Option<u32>,
+    /// SDMReadCtrLimit.
     pub ctr_limit: Option<u32>,
 }
 
 impl ChipSdm {
+    /// SDMOptions mirrors the UID.
     pub fn mirrors_uid(&self) -> bool {
         self.options & OPT_UID != 0
     }
 
+    /// SDMOptions mirrors SDMReadCtr.
     pub fn mirrors_ctr(&self) -> bool {
         self.options & OPT_CTR != 0
     }

@@ -27,20 +27,38 @@ use serde::Serialize;
 
 use super::catalog::Catalog;
 
+/// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite failed.
     #[error("database {path}: {source}")]
     Sqlite {
+        /// The database file.
         path: PathBuf,
+        /// The SQLite error.
         #[source]
         source: rusqlite::Error,
     },
+    /// PostgreSQL failed.
     #[error("database {target}: {what}")]
-    Postgres { target: String, what: String },
+    Postgres {
+        /// The database (`postgres://user@host:port/db`, never a password).
+        target: String,
+        /// What failed.
+        what: String,
+    },
+    /// The database holds something this version cannot read.
     #[error("database {path}: {what}")]
-    Corrupt { path: PathBuf, what: String },
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A request the store refuses (unknown tag, CUID taken, invalid merged catalog, …).
     #[error("{0}")]
     Invalid(String),
+    /// The writer thread has stopped; nothing more is stored.
     #[error("the store's writer has stopped")]
     Stopped,
 }
@@ -50,35 +68,57 @@ pub enum StoreError {
 /// `result` if so, `refused_result` if not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanWrite {
+    /// When the request came (ms since the Unix epoch).
     pub time_ms: u64,
+    /// The endpoint (`api` or `auth`).
     pub endpoint: &'static str,
+    /// The query as logged (see [`crate::verifier::logged_query`]).
     pub query: String,
+    /// The tag code (empty when no tag was found).
     pub xuid: String,
+    /// The counter the request carried.
     pub ctr: Option<u32>,
+    /// The response text or error code answered.
     pub result: String,
+    /// The [`crate::verifier::Reason`] code.
     pub reason: &'static str,
+    /// The client's IP address.
     pub remote: String,
+    /// Set for a Pass candidate: the counter to record.
     pub claim: Option<Claim>,
 }
 
+/// A Pass candidate's counter: stored only if greater than the tag's stored one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
+    /// The counter to record.
     pub ctr: u32,
+    /// The result to log instead when the counter is refused.
     pub refused_result: String,
 }
 
 /// One row of the scan log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScanRecord {
+    /// Row id, increasing.
     pub id: i64,
+    /// When the request came (ms since the Unix epoch).
     pub time_ms: u64,
+    /// The endpoint (`api` or `auth`).
     pub endpoint: String,
+    /// The query as logged.
     pub query: String,
+    /// The tag code (empty when no tag was found).
     pub xuid: String,
+    /// The counter the request carried.
     pub ctr: Option<u32>,
+    /// The response text or error code answered.
     pub result: String,
+    /// The scan passed.
     pub passed: bool,
+    /// The [`crate::verifier::Reason`] code.
     pub reason: String,
+    /// The client's IP address.
     pub remote: String,
 }
 
@@ -107,25 +147,35 @@ pub struct Loaded {
 /// A change to one tag code through the management API. `None` fields are left as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TagPatch {
+    /// The tag code to change.
     pub xuid: String,
     /// `Some(None)` removes the Tag Code's Default Response (reverts to the group's rules);
     /// `Some(Some(text))` sets it.
     pub default_response: Option<Option<String>>,
+    /// `Some(false)` deactivates the tag code, `Some(true)` activates it.
     pub active: Option<bool>,
+    /// The new CUID (custom id), unique in the tag's folder.
     pub cuid: Option<String>,
     /// Who asked (logged with the change).
     pub remote: String,
+    /// When the change was asked for (ms since the Unix epoch).
     pub time_ms: u64,
 }
 
 /// One row of the change log (management API changes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangeRecord {
+    /// When the change was made (ms since the Unix epoch).
     pub time_ms: u64,
+    /// The tag code changed.
     pub xuid: String,
+    /// The field changed (`default_response`, `status` or `cuid`).
     pub field: String,
+    /// The value before (`None`: none).
     pub old: Option<String>,
+    /// The value after (`None`: removed).
     pub new: Option<String>,
+    /// Who asked (the client's IP address).
     pub remote: String,
 }
 

@@ -33,7 +33,9 @@ pub struct Writer {
 /// Transactions committed and writes in them (for the benchmark's report).
 #[derive(Debug, Default)]
 pub struct WriterStats {
+    /// Transactions committed.
     pub commits: AtomicU64,
+    /// Scan writes committed.
     pub writes: AtomicU64,
     /// Scan rows deleted by the retention setting.
     pub pruned: AtomicU64,
@@ -177,6 +179,7 @@ impl Writer {
         rx.await.map_err(|_| StoreError::Stopped)?
     }
 
+    /// The writer's counters.
     pub fn stats(&self) -> &WriterStats {
         &self.stats
     }

@@ -56,7 +56,9 @@ const POOL_SIZE: usize = 4;
 /// Round trips to the server (for the benchmark's report).
 #[derive(Debug, Default)]
 pub struct PgStats {
+    /// Round trips to the server made by scan commits.
     pub round_trips: AtomicU64,
+    /// Scan transactions committed.
     pub commits: AtomicU64,
 }
 
@@ -248,6 +250,7 @@ impl PgStore {
         &self.target
     }
 
+    /// The store's counters (shared, updated as it works).
     pub fn stats(&self) -> Arc<PgStats> {
         self.stats.clone()
     }
