@@ -147,6 +147,40 @@ async fn patch_changes_the_next_answer_and_reverts_on(be: &Backend) {
     drop(keep);
 }
 
+/// Each PATCH's answer is what the next scan sees, also when the instance's own change
+/// notifications arrive in between (on PostgreSQL, a reload that read the catalog before a
+/// change committed must never replace the state that change produced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_patches_each_seen_by_the_next_scan() {
+    for be in backends() {
+        let c = client();
+        let s = be.start(&catalog(), settings(), Limits::default());
+        let url = format!("{}/v1/x/q8w3sbcz", s.base);
+        for i in 0..60 {
+            let cuid = format!("Bottle-{}", 100 + i);
+            let r = call(
+                &c,
+                "PATCH",
+                &url,
+                &[("X-API-Key", MGMT)],
+                Some((
+                    "application/x-www-form-urlencoded",
+                    format!("ix_cuid={cuid}&ix_dr=R{i}"),
+                )),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!(
+                t(&c, &s.base, &format!("a=acme&c={cuid}&{}", ne(i + 1))).await,
+                format!(r#"{{"xuid":"q8w3sbcz","cuid":"{cuid}","response":"R{i}"}}"#),
+                "{} after PATCH {i}",
+                be.name()
+            );
+        }
+        s.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_without_a_token_and_rate_limited_with_429() {
     for be in backends() {

@@ -223,7 +223,19 @@ impl Verifier {
                 ),
             });
         }
-        // On disk: now in memory.
+        // On disk: now in memory, in the catalog served now (another instance's change may
+        // have been loaded meanwhile; a load older than this change is never applied, see
+        // store::postgres::Applied).
+        let registry = self.registry();
+        let reg = &*registry;
+        let Some(tag) = reg.tag(&patch.xuid).cloned() else {
+            return Err(err(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("tag code {} was removed meanwhile", patch.xuid),
+            ));
+        };
+        let tag = &*tag;
         if let Some(dr) = &patch.default_response {
             reg.set_default_response(tag, dr.as_deref()).map_err(bad)?;
         }

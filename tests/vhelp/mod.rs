@@ -64,6 +64,14 @@ pub fn backends() -> Vec<Backend> {
 }
 
 impl Backend {
+    /// "SQLite" or "PostgreSQL", for assertion messages.
+    pub fn name(&self) -> &'static str {
+        match self.postgres {
+            Some(_) => "PostgreSQL",
+            None => "SQLite",
+        }
+    }
+
     /// Starts a verifier for `cat` on a fresh database of this backend.
     pub fn start(&self, cat: &Catalog, settings: Settings, limits: Limits) -> Srv {
         let dir = tempfile::tempdir().unwrap();

@@ -2,12 +2,10 @@
 //! (one at a time across instances, under an advisory lock; each bumps `catalog_version` and
 //! notifies the other instances in its own transaction).
 
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use deadpool_postgres::Pool;
 use tokio_postgres::IsolationLevel;
 
-use super::{pg, pool_err, Msg, CATALOG_LOCK, CHANNEL};
+use super::{pg, pool_err, Applied, Msg, CATALOG_LOCK, CHANNEL};
 use crate::verifier::catalog::Catalog;
 use crate::verifier::store::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, TagRow};
 use crate::verifier::store::{Loaded, ScanCounts, TagPatch};
@@ -251,7 +249,7 @@ async fn import_tags(
 pub(super) async fn import(
     pool: &Pool,
     catalog: &Catalog,
-    version: &AtomicI64,
+    version: &Applied,
     now: i64,
 ) -> Result<Result<(), String>, Msg> {
     let mut c = pool.get().await.map_err(pool_err)?;
@@ -331,8 +329,7 @@ pub(super) async fn import(
         )));
     }
     let v = announce(&tx).await?;
-    tx.commit().await.map_err(pg)?;
-    version.store(v, Ordering::SeqCst);
+    version.commit(tx, v).await.map_err(pg)?;
     Ok(Ok(()))
 }
 
@@ -341,7 +338,7 @@ pub(super) async fn import(
 pub(super) async fn update_tag(
     pool: &Pool,
     p: &TagPatch,
-    version: &AtomicI64,
+    version: &Applied,
 ) -> Result<Result<(), String>, Msg> {
     let mut c = pool.get().await.map_err(pool_err)?;
     let tx = c.transaction().await.map_err(pg)?;
@@ -416,7 +413,6 @@ pub(super) async fn update_tag(
         .map_err(pg)?;
     }
     let v = announce(&tx).await?;
-    tx.commit().await.map_err(pg)?;
-    version.store(v, Ordering::SeqCst);
+    version.commit(tx, v).await.map_err(pg)?;
     Ok(Ok(()))
 }

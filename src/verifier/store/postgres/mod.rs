@@ -62,14 +62,62 @@ pub struct PgStats {
     pub commits: AtomicU64,
 }
 
+/// The catalog version this instance serves, and the order in which catalog states reach it.
+///
+/// Two paths change what an instance serves: its own changes (an import or a management
+/// PATCH, applied in memory by the caller once the store returns) and the change listener's
+/// reloads. A reload is applied only if it is newer than what is served, and the check and a
+/// local change's commit are serialised, so a reload that read the catalog before a local
+/// change committed can never replace the state that change produced.
+#[derive(Debug)]
+pub(super) struct Applied {
+    version: AtomicI64,
+    order: tokio::sync::Mutex<()>,
+}
+
+impl Applied {
+    fn new() -> Applied {
+        Applied {
+            version: AtomicI64::new(-1),
+            order: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The version served now.
+    pub(super) fn get(&self) -> i64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    /// Commits a local change that bumped the catalog to `v` (see `catalog::announce`).
+    pub(super) async fn commit(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+        v: i64,
+    ) -> Result<(), tokio_postgres::Error> {
+        let _order = self.order.lock().await;
+        tx.commit().await?;
+        self.version.fetch_max(v, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Hands a state loaded at version `v` to `apply`, unless what is served is as new.
+    pub(super) async fn reload(&self, v: i64, apply: impl FnOnce()) {
+        let _order = self.order.lock().await;
+        if v > self.get() {
+            self.version.store(v, Ordering::SeqCst);
+            apply();
+        }
+    }
+}
+
 /// The PostgreSQL store. See the module documentation.
 pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
     config: tokio_postgres::Config,
     target: String,
-    /// The catalog version of the last load.
-    version: Arc<AtomicI64>,
+    /// The catalog version served, and the order of changes to it.
+    version: Arc<Applied>,
     stats: Arc<PgStats>,
 }
 
@@ -240,7 +288,7 @@ impl PgStore {
             pool,
             config,
             target,
-            version: Arc::new(AtomicI64::new(-1)),
+            version: Arc::new(Applied::new()),
             stats: Arc::new(PgStats::default()),
         })
     }
@@ -307,7 +355,7 @@ impl Store for PgStore {
         let (loaded, v) = self
             .run(async move { catalog::load(&pool).await })
             .map_err(self.fail())?;
-        self.version.store(v, Ordering::SeqCst);
+        self.version.version.store(v, Ordering::SeqCst);
         Ok(loaded)
     }
 
@@ -364,5 +412,29 @@ impl Store for PgStore {
             on_change,
         ));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_older_than_what_is_served_is_dropped() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let a = Applied::new();
+        let mut applied = Vec::new();
+        rt.block_on(async {
+            a.reload(3, || applied.push(3)).await;
+            // A local change committed version 5 (commit() is fetch_max under the same lock).
+            a.version.fetch_max(5, Ordering::SeqCst);
+            a.reload(4, || applied.push(4)).await; // read before that change: dropped
+            a.reload(5, || applied.push(5)).await; // the change itself: already served
+            a.reload(6, || applied.push(6)).await;
+        });
+        assert_eq!(applied, [3, 6]);
+        assert_eq!(a.get(), 6);
     }
 }

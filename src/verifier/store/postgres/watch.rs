@@ -1,7 +1,6 @@
 //! Other instances' catalog changes: LISTEN on a dedicated connection, and a version check
 //! every [`WATCH_POLL`] (and after reconnecting) in case a notification was lost.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,14 +9,14 @@ use futures_util::StreamExt;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::catalog::load;
-use super::{pg, CHANNEL, WATCH_POLL};
+use super::{pg, Applied, CHANNEL, WATCH_POLL};
 use crate::verifier::store::ChangeHook;
 
 /// Listens for catalog changes of other instances and hands each new state to `on_change`.
 pub(super) async fn watch_loop(
     config: tokio_postgres::Config,
     pool: Pool,
-    version: Arc<AtomicI64>,
+    version: Arc<Applied>,
     target: String,
     on_change: ChangeHook,
 ) {
@@ -68,12 +67,9 @@ pub(super) async fn watch_loop(
                     Ok(r) => r.get(0),
                     Err(_) => break,
                 };
-                if v != version.load(Ordering::SeqCst) {
+                if v != version.get() {
                     match load(&pool).await {
-                        Ok((loaded, lv)) => {
-                            version.store(lv, Ordering::SeqCst);
-                            on_change(loaded);
-                        }
+                        Ok((loaded, lv)) => version.reload(lv, || on_change(loaded)).await,
                         Err(e) => eprintln!("tag424 serve: {target}: reloading the catalog: {e}"),
                     }
                 }
