@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, TagRow};
 use super::super::{Loaded, ScanCounts, StoreError, TagPatch};
-use super::sql_err;
+use super::{sql_err, RAISE_COUNTER};
 use crate::crypto::AesKey;
 use crate::verifier::catalog::Catalog;
 
@@ -266,13 +266,7 @@ pub(super) fn import(
                            rule_groups=excluded.rule_groups, data=excluded.data",
                     )
                     .map_err(&e)?;
-                let mut raise = tx
-                    .prepare_cached(
-                        "INSERT INTO counters(xuid, ctr, time_ms) VALUES(?1,?2,?3)
-                         ON CONFLICT(xuid) DO UPDATE SET ctr=excluded.ctr, time_ms=excluded.time_ms
-                         WHERE excluded.ctr > counters.ctr",
-                    )
-                    .map_err(&e)?;
+                let mut raise = tx.prepare_cached(RAISE_COUNTER).map_err(&e)?;
                 let now = crate::verifier::timefmt::now_ms() as i64;
                 for t in &b.tags {
                     let key = t.key.as_ref().map(AesKey::to_hex);

@@ -15,6 +15,12 @@ mod catalog;
 mod scans;
 mod schema;
 
+/// Sets a tag's counter (`?1` XUID, `?2` counter, `?3` time) only if it is higher than the
+/// stored one: a scan's claim and an imported read-back counter. One changed row means raised.
+const RAISE_COUNTER: &str = "INSERT INTO counters(xuid, ctr, time_ms) VALUES(?1,?2,?3)
+     ON CONFLICT(xuid) DO UPDATE SET ctr=excluded.ctr, time_ms=excluded.time_ms
+     WHERE excluded.ctr > counters.ctr";
+
 /// The error of a SQLite call on the database at `path`.
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {

@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{params, Connection};
 
 use super::super::{ChangeRecord, Retention, ScanRecord, ScanWrite, StoreError};
-use super::sql_err;
+use super::{sql_err, RAISE_COUNTER};
 
 pub(super) fn commit(
     conn: &mut Connection,
@@ -19,13 +19,7 @@ pub(super) fn commit(
         .map_err(&e)?;
     let mut accepted = Vec::with_capacity(writes.len());
     {
-        let mut claim = tx
-            .prepare_cached(
-                "INSERT INTO counters(xuid, ctr, time_ms) VALUES(?1,?2,?3)
-                 ON CONFLICT(xuid) DO UPDATE SET ctr=excluded.ctr, time_ms=excluded.time_ms
-                 WHERE excluded.ctr > counters.ctr",
-            )
-            .map_err(&e)?;
+        let mut claim = tx.prepare_cached(RAISE_COUNTER).map_err(&e)?;
         let mut log = tx
             .prepare_cached(
                 "INSERT INTO scans(time_ms, endpoint, query, xuid, ctr, result, passed, reason, remote)
