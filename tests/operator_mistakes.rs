@@ -521,3 +521,64 @@ fn reset_keeps_the_code_unless_told_to_reuse_it() {
     let assoc = std::fs::read_to_string(out.join("associate.csv")).unwrap();
     assert!(assoc.contains(&format!("rc0000,{uid}")), "{assoc}");
 }
+
+/// A full disk, for real: the batch runs with a file-size limit (`ulimit -f`, SIGXFSZ
+/// ignored, so a write past it is cut short and the next fails with EFBIG, as on a full
+/// disk). The journal write that fails is cut back to the last whole record (nothing for
+/// another reader's record to join onto), the run stops, and a run without the limit finishes
+/// every tag, the interrupted one included, with no torn line to heal.
+#[test]
+fn a_full_disk_stops_the_run_and_leaves_a_whole_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tags, out) = (tmp.path().join("tags"), tmp.path().join("out"));
+    let (t, o) = (tags.to_str().unwrap(), out.to_str().unwrap());
+    let list = codes(tmp.path(), 12, "full");
+    let batch = [
+        "batch",
+        "--reader",
+        &format!("sim:{t}"),
+        "--xuids",
+        &list,
+        "--out",
+        o,
+        "--no-profile",
+    ];
+    // 2 KiB: the simulated tags' files (under 2 KiB each) fit, the journal does not.
+    let out_limited = Command::new("bash")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 2; exec "$@""#)
+        .arg("bash")
+        .arg(BIN)
+        .args(batch)
+        .env_remove("TAG424_READER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out_limited.stderr).into_owned();
+    assert_ne!(out_limited.status.code(), Some(0), "{said}");
+    assert!(said.contains("journal"), "{said}");
+    let journal = std::fs::read(out.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.len() <= 2048 && journal.len() > 400,
+        "{}",
+        journal.len()
+    );
+    assert_eq!(journal.last(), Some(&b'\n'), "a partial record was left");
+    for line in journal.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        serde_json::from_slice::<serde_json::Value>(line).unwrap();
+    }
+
+    let (code, stdout, stderr) = tag424(&batch);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!stderr.contains("torn"), "{stderr}");
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("journal.torn")),
+        "{names:?}"
+    );
+    let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
+    assert_eq!(keys.lines().count(), 13, "{keys}");
+}

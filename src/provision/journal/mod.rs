@@ -81,6 +81,8 @@ pub struct Journal {
     pub torn_tail: Option<TornTail>,
     /// The journal did not exist before this open: a new batch.
     pub created: bool,
+    /// A write or flush failed: nothing more is appended (see [`Journal::append`]).
+    failed: Option<String>,
 }
 
 /// Reads a journal file: `None` when the folder has none.
@@ -105,6 +107,7 @@ impl Journal {
             sealed_to: None,
             torn_tail: None,
             created: false,
+            failed: None,
         }
     }
 
@@ -155,12 +158,14 @@ impl Journal {
                 kept_in: Some(kept),
             });
         }
+        let no_records = records.is_empty();
         for r in records {
             j.apply(r);
         }
         match sealing {
             Sealing::Clear => {}
             Sealing::Continue(rs) => j.sealed_to = Some(rs),
+            Sealing::Start(rs) if no_records => j.start_sealed(rs)?,
             Sealing::Start(rs) => {
                 j.append(Record::Sealed {
                     recipients: rs.to_strings(),
@@ -355,12 +360,46 @@ impl Journal {
             }
         })?;
         line.push(b'\n');
+        if let Some(e) = &self.failed {
+            return Err(io(&self.path)(std::io::Error::other(format!(
+                "an earlier write to the journal failed ({e}); nothing more is written to it"
+            ))));
+        }
         let Some(file) = self.file.as_mut() else {
             return Err(read_only_error(&self.path));
         };
-        file.write_all(&line).map_err(io(&self.path))?;
-        file.sync_data().map_err(io(&self.path))?;
+        let before = file.metadata().map(|m| m.len());
+        if let Err(e) = file.write_all(&line).and_then(|()| file.sync_data()) {
+            // A partial line (a full disk) is cut back, so that no later record (another
+            // reader's, or the next run's) joins onto it and makes a tag's record unreadable;
+            // and after a failed write or flush the file's state is not known, so nothing more
+            // is written: the tag in hand stops before its keys change, the run ends.
+            if let Ok(len) = before {
+                let _ = file.set_len(len).and_then(|()| file.sync_all());
+            }
+            self.failed = Some(e.to_string());
+            return Err(io(&self.path)(e));
+        }
         self.apply(r);
+        Ok(())
+    }
+
+    /// Starts an encrypted batch: its `sealed` record is written with the journal file
+    /// itself (a new file renamed into place), so that it can never be torn off and leave a
+    /// folder that later runs would take for a clear batch. Only on a journal with no record
+    /// (the file is replaced).
+    fn start_sealed(&mut self, rs: Recipients) -> Result<(), JournalError> {
+        let r = Record::Sealed {
+            recipients: rs.to_strings(),
+            time: now(),
+        };
+        let mut line = serde_json::to_vec(&r).map_err(|e| io(&self.path)(e.into()))?;
+        line.push(b'\n');
+        crate::private_fs::write_atomic(&self.path, &line).map_err(io(&self.path))?;
+        // The renamed file replaced the one opened before: append to the new one.
+        self.file = Some(crate::private_fs::open_append(&self.path).map_err(io(&self.path))?);
+        self.apply(r);
+        self.sealed_to = Some(rs);
         Ok(())
     }
 
