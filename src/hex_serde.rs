@@ -30,15 +30,14 @@ pub mod keys5 {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[AesKey; 5], D::Error> {
-        let v = Vec::<String>::deserialize(d)?;
+        // The hex strings are wiped however this ends (a wrong count, a bad key).
+        let v = zeroize::Zeroizing::new(Vec::<String>::deserialize(d)?);
         if v.len() != 5 {
             return Err(serde::de::Error::custom("five keys expected"));
         }
         let mut out: [AesKey; 5] = std::array::from_fn(|_| AesKey::FACTORY);
-        for (o, mut s) in out.iter_mut().zip(v) {
-            let parsed = s.parse();
-            zeroize::Zeroize::zeroize(&mut s);
-            *o = parsed.map_err(serde::de::Error::custom)?;
+        for (o, s) in out.iter_mut().zip(v.iter()) {
+            *o = s.parse().map_err(serde::de::Error::custom)?;
         }
         Ok(out)
     }

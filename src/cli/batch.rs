@@ -167,8 +167,10 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             )?),
         });
     }
-    let mut journal = super::open_journal(&args.out, &args.at_rest.access()?)?;
-    args.trace.check_sealed(&journal)?;
+    let access = args.at_rest.access()?;
+    args.trace.check_sealed(access.encrypt_to.is_some(), None)?;
+    let mut journal = super::open_journal(&args.out, &access)?;
+    args.trace.check_sealed(false, Some(&journal))?;
     let has_codes = args.out.join(tag424::provision::batch::CODES_FILE).exists();
     let given = match (given, args.generate_xuids) {
         (Some(g), _) => Some(g),
@@ -373,14 +375,18 @@ pub struct TraceArgs {
 
 impl TraceArgs {
     /// Refuses `--trace-keys` for an encrypted batch: its keys never go to disk in clear.
-    pub fn check_sealed(&self, journal: &Journal) -> Result<(), CliError> {
-        if self.trace_keys && journal.sealed_to().is_some() {
+    /// Refuses `--trace-keys` on an encrypted batch: asked for (`encrypting`, checked before
+    /// anything is written) or the folder one already.
+    pub fn check_sealed(
+        &self,
+        encrypting: bool,
+        journal: Option<&Journal>,
+    ) -> Result<(), CliError> {
+        let sealed = journal.is_some_and(|j| j.sealed_to().is_some());
+        if self.trace_keys && (encrypting || sealed) {
             return Err(CliError {
                 code: 2,
-                message: format!(
-                    "--trace-keys would write this encrypted batch's keys in clear ({} keeps them sealed)",
-                    journal.dir().display()
-                ),
+                message: "--trace-keys would write this encrypted batch's keys in clear (its folder keeps them sealed)".into(),
                 help: Some("leave out --trace-keys; --trace alone records every exchange without key material".into()),
             });
         }

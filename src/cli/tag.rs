@@ -140,8 +140,12 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
         .map_err(|e| CliError::input(e.to_string()))?;
     a.tag.spec()?;
     let master = a.master.resolve()?;
-    let mut journal = super::open_journal(&a.out, &a.at_rest.access()?)?;
-    a.tag.trace.check_sealed(&journal)?;
+    let access = a.at_rest.access()?;
+    a.tag
+        .trace
+        .check_sealed(access.encrypt_to.is_some(), None)?;
+    let mut journal = super::open_journal(&a.out, &access)?;
+    a.tag.trace.check_sealed(false, Some(&journal))?;
     if let Some(h) = super::healed_line(&journal) {
         eprintln!("{h}");
     }

@@ -76,10 +76,21 @@ impl Recipients {
                 list.push(parse_recipient(spec, spec)?);
                 continue;
             }
-            let text = std::fs::read_to_string(spec).map_err(|e| SealError::Recipient {
-                given: spec.to_string(),
-                why: e.to_string(),
-            })?;
+            // Read whole into wiped memory: an identity file given by mistake holds a secret.
+            let text = Zeroizing::new(std::fs::read_to_string(spec).map_err(|e| {
+                SealError::Recipient {
+                    given: spec.to_string(),
+                    why: e.to_string(),
+                }
+            })?);
+            if text.contains("AGE-SECRET-KEY-") {
+                return Err(SealError::Recipient {
+                    given: spec.to_string(),
+                    why: format!(
+                        "it is an identity file (a secret key): --encrypt-to takes its recipient, `age-keygen -y {spec}`, and the identity stays off the station"
+                    ),
+                });
+            }
             let before = list.len();
             for line in text.lines().map(str::trim) {
                 if line.is_empty() || line.starts_with('#') {
@@ -122,8 +133,28 @@ impl Recipients {
 fn parse_recipient(given: &str, text: &str) -> Result<age::x25519::Recipient, SealError> {
     age::x25519::Recipient::from_str(text).map_err(|e| SealError::Recipient {
         given: given.to_string(),
-        why: e.to_string(),
+        // `age1` + a plugin name + `1`: a plugin recipient (age1yubikey1…), not X25519.
+        why: match text.strip_prefix("age1").and_then(|r| r.split_once('1')) {
+            Some((plugin, _)) if !plugin.is_empty() && text.len() != 62 => format!(
+                "a plugin recipient (age-plugin-{plugin}): only X25519 recipients (from age-keygen) are taken"
+            ),
+            _ => e.to_string(),
+        },
     })
+}
+
+/// What an identity file that does not parse is instead, if that can be told.
+fn not_an_identity(text: &[u8]) -> Option<&'static str> {
+    let has = |needle: &str| text.windows(needle.len()).any(|w| w == needle.as_bytes());
+    if has("-----BEGIN AGE ENCRYPTED FILE-----") || text.starts_with(b"age-encryption.org/") {
+        Some("it is passphrase-protected (an age-encrypted file): decrypt it to a private place first (`age -d FILE`), or use an unprotected identity")
+    } else if has("AGE-PLUGIN-") {
+        Some("it is a plugin identity (AGE-PLUGIN-…): only X25519 identities (from age-keygen) are taken")
+    } else if has("age1") && !has("AGE-SECRET-KEY-") {
+        Some("it holds recipients (age1…), not an identity: --identity takes the file age-keygen wrote (AGE-SECRET-KEY-1…)")
+    } else {
+        None
+    }
 }
 
 /// The identities that open sealed keys (`--identity FILE`).
@@ -146,7 +177,11 @@ impl Identity {
             why,
         };
         let text = Zeroizing::new(std::fs::read(path).map_err(|e| err(e.to_string()))?);
-        let file = age::IdentityFile::from_buffer(&text[..]).map_err(|e| err(e.to_string()))?;
+        let file = age::IdentityFile::from_buffer(&text[..]).map_err(|e| {
+            err(not_an_identity(&text)
+                .map(str::to_string)
+                .unwrap_or_else(|| e.to_string()))
+        })?;
         let ids = file.into_identities().map_err(|e| err(e.to_string()))?;
         if ids.is_empty() {
             return Err(SealError::NoIdentity(path.to_path_buf()));
@@ -195,6 +230,36 @@ mod tests {
             id.to_public().to_string(),
             id.to_string().expose_secret().to_string(),
         )
+    }
+
+    #[test]
+    fn the_wrong_kind_of_file_or_recipient_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, i) = pair();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let id_file = write("id.txt", &format!("{i}\n"));
+        let recipient_err = |spec: String| Recipients::parse(&[spec]).unwrap_err().to_string();
+        let e = recipient_err(id_file.display().to_string());
+        assert!(e.contains("age-keygen -y") && !e.contains(&i), "{e}");
+        let e = recipient_err("age1yubikey1qqqqqqqqqqqqqqqqqqqqqqqqqq".into());
+        assert!(e.contains("plugin recipient (age-plugin-yubikey)"), "{e}");
+        let identity_err =
+            |name: &str, text: &str| Identity::load(&write(name, text)).unwrap_err().to_string();
+        let e = identity_err(
+            "armored",
+            "-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n",
+        );
+        assert!(e.contains("passphrase-protected"), "{e}");
+        let e = identity_err("binary", "age-encryption.org/v1\n-> scrypt x 18\n");
+        assert!(e.contains("passphrase-protected"), "{e}");
+        let e = identity_err("plugin", "AGE-PLUGIN-YUBIKEY-1QQQQQQ\n");
+        assert!(e.contains("plugin identity"), "{e}");
+        let e = identity_err("recipients", &format!("{r}\n"));
+        assert!(e.contains("not an identity"), "{e}");
     }
 
     #[test]

@@ -32,6 +32,24 @@ impl Journal {
         records: &[Record],
         keys: &KeyAccess,
     ) -> Result<Sealing, JournalError> {
+        let sealing = Journal::sealing_of(dir, records, keys)?;
+        // An identity given for an encrypted batch must open what it seals, also before any
+        // key is planned: found out now, not when the batch is to be resumed or exported.
+        if let (Sealing::Start(rs) | Sealing::Continue(rs), Some(id)) = (&sealing, &keys.identity) {
+            let probe = rs.seal(b"tag424").and_then(|sealed| id.open(&sealed));
+            probe.map_err(|source| JournalError::Sealed {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(sealing)
+    }
+
+    fn sealing_of(
+        dir: &Path,
+        records: &[Record],
+        keys: &KeyAccess,
+    ) -> Result<Sealing, JournalError> {
         let planned = records.iter().any(|r| matches!(r, Record::Planned { .. }));
         let sealed_err = |source| JournalError::Sealed {
             dir: dir.to_path_buf(),
@@ -46,10 +64,13 @@ impl Journal {
             (Some(theirs), given) => {
                 let rs = Recipients::parse(theirs).map_err(sealed_err)?;
                 if let Some(given) = given {
+                    // The same set: order and repeats do not matter.
                     let mut a = rs.to_strings();
                     let mut b = given.to_strings();
                     a.sort();
+                    a.dedup();
                     b.sort();
+                    b.dedup();
                     if a != b {
                         return Err(JournalError::OtherRecipients {
                             dir: dir.to_path_buf(),
@@ -79,16 +100,19 @@ impl Journal {
             return Ok(records);
         };
         for r in &mut records {
-            if let Record::Planned { keys, .. } = r {
+            if let Record::Planned { keys, uid, .. } = r {
                 if let PlannedKeys::Sealed { age } = keys {
                     let plain = id.open_base64(age).map_err(|source| JournalError::Sealed {
                         dir: dir.to_path_buf(),
                         source,
                     })?;
+                    // serde's message could quote the opened text (keys): a fixed one.
                     let set: KeySet =
-                        serde_json::from_slice(&plain).map_err(|e| JournalError::Sealed {
+                        serde_json::from_slice(&plain).map_err(|_| JournalError::Sealed {
                             dir: dir.to_path_buf(),
-                            source: SealError::Damaged(e.to_string()),
+                            source: SealError::Damaged(format!(
+                                "the keys sealed for tag {uid} open to something that is not five keys"
+                            )),
                         })?;
                     *keys = PlannedKeys::Clear(set);
                 }
