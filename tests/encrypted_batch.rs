@@ -187,8 +187,51 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     assert!(text(&r).contains("--trace-keys"), "{}", text(&r));
 
-    // With it, the torn tag is finished and four more are encoded.
-    let r = tag424(&[&batch[..], &["--identity", id_s, "--count", "5"]].concat());
+    // --trace-keys on a new encrypted batch is refused before the folder is made.
+    let fresh = tmp.path().join("fresh");
+    let r = tag424(&[
+        "batch",
+        "--reader",
+        &format!("sim:{t}"),
+        "--generate-xuids",
+        "1",
+        "--out",
+        fresh.to_str().unwrap(),
+        "--encrypt-to",
+        &recipient,
+        "--trace",
+        tmp.path().join("trace.jsonl").to_str().unwrap(),
+        "--trace-keys",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    assert!(!fresh.join("journal.jsonl").exists());
+    // An identity that does not open what the batch seals is refused before any tag.
+    let r = tag424(&[
+        "batch",
+        "--reader",
+        &format!("sim:{t}"),
+        "--generate-xuids",
+        "1",
+        "--out",
+        fresh.to_str().unwrap(),
+        "--encrypt-to",
+        &recipient,
+        "--identity",
+        other_id.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+    assert!(text(&r).contains("other recipients"), "{}", text(&r));
+
+    // With it, the torn tag is finished and four more are encoded (the folder's recipient,
+    // given twice, is the same set).
+    let r = tag424(
+        &[
+            &batch[..],
+            &["--identity", id_s, "--count", "5"],
+            &["--encrypt-to", &recipient, "--encrypt-to", &recipient],
+        ]
+        .concat(),
+    );
     assert!(r.status.success(), "{}", text(&r));
     assert!(text(&r).contains("keys.csv.age has 5 rows"), "{}", text(&r));
     assert!(!out.join("keys.csv").exists());
@@ -251,9 +294,37 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
     let plain = std::fs::read(out.join("keys.csv")).unwrap();
     assert_eq!(dec, plain);
     assert_eq!(String::from_utf8_lossy(&plain).lines().count(), 6);
+    // Elsewhere, or printed; every key file owner-only.
+    let usb = tmp.path().join("usb-keys.csv");
+    let r = tag424(&[
+        "export",
+        "--out",
+        o,
+        "--identity",
+        id_s,
+        "--to",
+        usb.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert_eq!(std::fs::read(&usb).unwrap(), dec);
+    let r = tag424(&["export", "--out", o, "--identity", id_s, "--to", "-"]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert_eq!(r.stdout, dec);
+    for f in [out.join("keys.csv"), out.join("keys.csv.age"), usb] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
+    // While a run holds the folder, export is refused (it would write an older export).
+    {
+        let _held = tag424::provision::lock::lock_folder(&out).unwrap();
+        let r = tag424(&["export", "--out", o, "--identity", id_s]);
+        assert_eq!(r.status.code(), Some(2), "{}", text(&r));
+        assert!(text(&r).contains("in use"), "{}", text(&r));
+    }
 
-    // The verifier imports the batch with the identity, not without.
-    std::fs::remove_file(out.join("keys.csv")).unwrap();
+    // The verifier imports the batch with the identity, not without (the plain keys.csv
+    // beside the journal does not stand in for it).
     let e = read_batch_sources(std::slice::from_ref(&out), None).unwrap_err();
     assert!(e.to_string().contains("--identity"), "{e}");
     let read = read_batch_sources(std::slice::from_ref(&out), Some(&identity)).unwrap();
@@ -291,6 +362,11 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
     let csv = String::from_utf8(age_decrypt(&id_path, &out.join("keys.csv.age"))).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
     assert!(!csv.contains("enc00002"), "{csv}");
+    // The exported plain keys.csv was stale (it lists enc00002): the reset removed it, and
+    // the verifier serves the four tags the journal has.
+    assert!(!out.join("keys.csv").exists());
+    let read = read_batch_sources(std::slice::from_ref(&out), Some(&identity)).unwrap();
+    assert_eq!(read.tags.len(), 4);
 }
 
 #[test]

@@ -1,8 +1,12 @@
 //! `tag424 export`: a batch folder's keys.csv in clear, for the platform's Keys upload.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use tag424::provision::journal::{Journal, ASSOCIATE_CSV, KEYS_CSV, KEYS_CSV_AGE};
+use tag424::provision::journal::{
+    Journal, JournalError, ASSOCIATE_CSV, JOURNAL_FILE, KEYS_CSV, KEYS_CSV_AGE,
+};
+use tag424::provision::lock::lock_folder;
 
 use super::{journal_error, print_json, say, CliError, FORMAT_VERSION};
 
@@ -11,9 +15,12 @@ use super::{journal_error, print_json, say, CliError, FORMAT_VERSION};
 /// Every run writes these itself; export writes them again, and is how an encrypted batch
 /// (`batch --encrypt-to`, whose run writes keys.csv.age) gets the plain keys.csv the
 /// platform's Keys upload takes: it needs the batch's age identity. The plain file holds every
-/// key in clear: upload it, then delete it.
+/// key in clear: upload it, then delete it (the next run of an encrypted batch deletes it
+/// from the folder; `--to` writes it elsewhere, `--to -` to standard output).
 ///
-/// Example: tag424 export --out batch1 --identity ~/keys/line1.age-identity
+/// Examples:
+///   tag424 export --out batch1 --identity ~/keys/line1.age-identity
+///   tag424 export --out batch1 --identity ~/keys/line1.age-identity --to /media/usb/keys.csv
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// The batch folder.
@@ -21,13 +28,26 @@ pub struct ExportArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub identity: super::keys::IdentityArg,
+    /// Write the plain keys.csv here instead of DIR/keys.csv (owner-only); `-` prints it.
+    #[arg(long, value_name = "FILE")]
+    pub to: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn export(a: ExportArgs) -> Result<u8, CliError> {
     let keys = a.identity.access()?;
-    // Read-only: a batch run in progress keeps its lock; the exports are written atomically.
+    if !a.out.join(JOURNAL_FILE).is_file() {
+        return Err(journal_error(JournalError::NotABatch(a.out.clone())));
+    }
+    let stdout = a.to.as_deref() == Some(Path::new("-"));
+    if stdout && a.json {
+        return Err(CliError::input(
+            "--to - prints keys.csv itself: leave out --json",
+        ));
+    }
+    // One writer at a time: a run in progress would write newer exports than this one.
+    let _lock = lock_folder(&a.out).map_err(|e| journal_error(e.into()))?;
     let journal = Journal::read_only_with(&a.out, keys.identity.as_ref()).map_err(journal_error)?;
     if journal.sealed_to().is_some() && keys.identity.is_none() {
         return Err(CliError {
@@ -39,21 +59,37 @@ pub fn export(a: ExportArgs) -> Result<u8, CliError> {
             help: Some("add --identity FILE (the age identity file of one of its recipients); `age -d -i FILE keys.csv.age` gives the same CSV".into()),
         });
     }
-    let n = journal.export_plain().map_err(journal_error)?;
-    let keys_csv = a.out.join(KEYS_CSV);
+    let keys_csv = match &a.to {
+        Some(p) if !stdout => p.clone(),
+        _ => a.out.join(KEYS_CSV),
+    };
+    let n = if stdout {
+        let text = journal.keys_csv().map_err(journal_error)?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| CliError::input(format!("standard output: {e}")))?;
+        journal.export_associate().map_err(journal_error)?
+    } else {
+        journal.export_plain_to(&keys_csv).map_err(journal_error)?
+    };
+    let associate = a.out.join(ASSOCIATE_CSV);
     if a.json {
         print_json(&serde_json::json!({
             "format": FORMAT_VERSION,
             "tags": n,
             "keys_csv": keys_csv,
-            "associate_csv": a.out.join(ASSOCIATE_CSV),
+            "associate_csv": associate,
             "encrypted": journal.sealed_to().is_some(),
         }));
+    } else if stdout {
+        eprintln!("Wrote {} ({})", associate.display(), tags(n));
     } else {
         say(&format!(
-            "Wrote {} and {} ({n} tags)",
+            "Wrote {} and {} ({})",
             keys_csv.display(),
-            a.out.join(ASSOCIATE_CSV).display()
+            associate.display(),
+            tags(n)
         ));
         if journal.sealed_to().is_some() {
             say(&format!(
@@ -64,4 +100,11 @@ pub fn export(a: ExportArgs) -> Result<u8, CliError> {
         }
     }
     Ok(0)
+}
+
+fn tags(n: usize) -> String {
+    match n {
+        1 => "1 tag".into(),
+        n => format!("{n} tags"),
+    }
 }

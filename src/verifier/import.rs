@@ -204,7 +204,7 @@ fn read_journal(
             ))
         })?;
         let tag = merge.entry(&t.xuid);
-        tag.key.get_or_insert_with(|| keys.sdm_file_read().clone());
+        tag.key = Some(keys.sdm_file_read().clone());
         tag.uid.get_or_insert(uid);
         tag.meta_key = Some(keys.sdm_meta_read().clone());
         tag.read_ctr = t.read_ctr;
@@ -250,9 +250,12 @@ pub fn read_batch_sources(
                     src.display()
                 )));
             }
+            // A batch folder's keys come from its journal: a keys.csv beside it is an export
+            // of it, possibly stale (an encrypted batch's plain copy from `tag424 export`).
+            let has_journal = src.join(JOURNAL_FILE).is_file();
             for f in DIR_FILES {
                 let p = src.join(f);
-                if p.exists() {
+                if p.exists() && !(has_journal && f == KEYS_CSV) {
                     read_csv(&p, &mut merge)?;
                 }
             }

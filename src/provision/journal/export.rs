@@ -67,6 +67,14 @@ impl Journal {
                     })?;
                 let kp = self.dir.join(self.keys_file());
                 write_atomic(&kp, &sealed).map_err(io(&kp))?;
+                // A plain keys.csv that `tag424 export` left here is stale from now on (it
+                // lacks this run's tags) and holds keys in clear: it goes.
+                let plain = self.dir.join(KEYS_CSV);
+                match std::fs::remove_file(&plain) {
+                    Ok(()) => super::sync_dir(&self.dir).map_err(io(&self.dir))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&plain)(e)),
+                }
             }
         }
         self.write_associate()
@@ -75,9 +83,19 @@ impl Journal {
     /// Writes `keys.csv` in clear (and `associate.csv`), also for an encrypted batch: what
     /// `tag424 export` does when the platform's upload needs the plain file.
     pub fn export_plain(&self) -> Result<usize, JournalError> {
-        let keys = self.keys_csv()?;
-        let kp = self.dir.join(KEYS_CSV);
-        write_atomic(&kp, keys.as_bytes()).map_err(io(&kp))?;
+        self.export_plain_to(&self.dir.join(KEYS_CSV))
+    }
+
+    /// [`Journal::export_plain`] with the plain keys written to `keys` (owner-only, atomically)
+    /// instead of the folder's `keys.csv`; `associate.csv` is written in the folder.
+    pub fn export_plain_to(&self, keys: &std::path::Path) -> Result<usize, JournalError> {
+        let text = self.keys_csv()?;
+        write_atomic(keys, text.as_bytes()).map_err(io(keys))?;
+        self.write_associate()
+    }
+
+    /// Writes `associate.csv` (XUID,UID: no key) alone. Returns how many tags it lists.
+    pub fn export_associate(&self) -> Result<usize, JournalError> {
         self.write_associate()
     }
 }
