@@ -215,11 +215,11 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
+    let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into());
+    std::fs::create_dir_all(&base).expect("BENCH_DIR");
     let dir = tempfile::Builder::new()
         .prefix("tag424-bench-")
-        .tempdir_in(
-            std::env::var("BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
-        )
+        .tempdir_in(&base)
         .expect("temp dir");
     let db = dir.path().join("verifier.db");
     let server_rt = tokio::runtime::Builder::new_multi_thread()
