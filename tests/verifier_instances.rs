@@ -358,4 +358,35 @@ async fn a_change_through_one_instance_reaches_the_others_within_the_bound() {
     patch(&base_m, "ix_status=Inactive").await;
     let took = until(&c, &base_b, "x=two0", "tag_inactive").await;
     eprintln!("status PATCH through M seen by B after {took:?}");
+
+    // Changes through two instances at the same time: each instance serves both.
+    // (An instance's own change, committed before it loaded the other's, must not count the
+    // other's as loaded.)
+    let (n, base_n) = serve(&["--db", &db.arg, "--management-token", "Mgmt123"]);
+    let _n = Servers(vec![n]);
+    let patch_x = |base: &str, xuid: &str, body: String| {
+        let (c, url) = (c.clone(), format!("{base}/v1/x/{xuid}"));
+        async move {
+            let r = c
+                .patch(url)
+                .header("X-API-Key", "Mgmt123")
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    };
+    for round in 0..5 {
+        let (from_m, from_n) = (format!("M{round}"), format!("N{round}"));
+        tokio::join!(
+            patch_x(&base_m, "two0", format!("ix_status=Active&ix_dr={from_m}")),
+            patch_x(&base_n, "two1", format!("ix_dr={from_n}")),
+        );
+        for base in [&base_m, &base_n, &base_a] {
+            until(&c, base, "x=two0", &from_m).await;
+            until(&c, base, "x=two1", &from_n).await;
+        }
+    }
 }

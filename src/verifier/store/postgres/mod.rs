@@ -68,7 +68,9 @@ pub struct PgStats {
 /// PATCH, applied in memory by the caller once the store returns) and the change listener's
 /// reloads. A reload is applied only if it is newer than what is served, and the check and a
 /// local change's commit are serialised, so a reload that read the catalog before a local
-/// change committed can never replace the state that change produced.
+/// change committed can never replace the state that change produced. A local change counts
+/// as served only if the version before it was, so another instance's change committed just
+/// before it is still loaded.
 #[derive(Debug)]
 pub(super) struct Applied {
     version: AtomicI64,
@@ -96,8 +98,18 @@ impl Applied {
     ) -> Result<(), tokio_postgres::Error> {
         let _order = self.order.lock().await;
         tx.commit().await?;
-        self.version.fetch_max(v, Ordering::SeqCst);
+        self.committed(v);
         Ok(())
+    }
+
+    /// After a local change committed version `v`: it is what is served only if every version
+    /// before it was. Otherwise another instance committed in between and that change is not
+    /// loaded yet: the version stays behind, so the listener (which compares versions) loads
+    /// both, rather than never loading the other one.
+    fn committed(&self, v: i64) {
+        let _ = self
+            .version
+            .compare_exchange(v - 1, v, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// Hands a state loaded at version `v` to `apply`, unless what is served is as new.
@@ -428,13 +440,20 @@ mod tests {
         let mut applied = Vec::new();
         rt.block_on(async {
             a.reload(3, || applied.push(3)).await;
-            // A local change committed version 5 (commit() is fetch_max under the same lock).
-            a.version.fetch_max(5, Ordering::SeqCst);
-            a.reload(4, || applied.push(4)).await; // read before that change: dropped
+            // Local changes committed versions 4 and 5 (commit() calls committed() under the
+            // same lock): served.
+            a.committed(4);
+            a.committed(5);
+            a.reload(4, || applied.push(4)).await; // read before the change: dropped
             a.reload(5, || applied.push(5)).await; // the change itself: already served
+                                                   // Another instance committed 6 and this one 7 before 6 was loaded: 7 is not
+                                                   // marked served, so the listener still loads 6 and then 7.
+            a.committed(7);
+            assert_eq!(a.get(), 5);
             a.reload(6, || applied.push(6)).await;
+            a.reload(7, || applied.push(7)).await;
         });
-        assert_eq!(applied, [3, 6]);
-        assert_eq!(a.get(), 6);
+        assert_eq!(applied, [3, 6, 7]);
+        assert_eq!(a.get(), 7);
     }
 }
