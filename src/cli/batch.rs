@@ -31,8 +31,12 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 /// finished on any other.
 ///
 /// Example (simulated reader, 10 tags, local codes):
+///
 ///   tag424 batch --reader sim:tags --generate-xuids 10 --out batch1
-/// Two readers: tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2
+///
+/// Two readers:
+///
+///   tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2
 #[derive(Debug, clap::Args)]
 pub struct BatchArgs {
     /// The reader (required; also TAG424_READER): a PC/SC reader's name, index or unique part

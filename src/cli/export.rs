@@ -18,8 +18,12 @@ use super::{journal_error, print_json, say, CliError, FORMAT_VERSION};
 /// key in clear: upload it, then delete it (the next run of an encrypted batch deletes it
 /// from the folder; `--to` writes it elsewhere, `--to -` to standard output).
 ///
-/// Examples:
+/// Example:
+///
 ///   tag424 export --out batch1 --identity ~/keys/line1.age-identity
+///
+/// The plain file on a USB stick instead of the folder:
+///
 ///   tag424 export --out batch1 --identity ~/keys/line1.age-identity --to /media/usb/keys.csv
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -31,6 +35,7 @@ pub struct ExportArgs {
     /// Write the plain keys.csv here instead of DIR/keys.csv (owner-only); `-` prints it.
     #[arg(long, value_name = "FILE")]
     pub to: Option<PathBuf>,
+    /// One JSON object (the files written and how many tags) instead of the text.
     #[arg(long)]
     pub json: bool,
 }

@@ -27,9 +27,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8424";
 /// Counters are single-use and forward-only; a Pass is on disk before it is answered. The
 /// database keeps tags, keys, counters and the scan log across restarts (`tag424 scans`).
 ///
-/// Example (simulated tags):
+/// Example (simulated tags): encode five, serve them, scan one:
+///
 ///   tag424 batch --reader sim:tags --generate-xuids 5 --out batch1
+///
 ///   tag424 serve --batch batch1
+///
 ///   curl "http://127.0.0.1:8424/v1/t?$(tag424 sim tap --dir tags <XUID> | cut -d? -f2)"
 ///
 /// See docs/verifier.md for the API, its error codes and the config file.
