@@ -189,36 +189,33 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
 
     // --trace-keys on a new encrypted batch is refused before the folder is made.
     let fresh = tmp.path().join("fresh");
-    let r = tag424(&[
+    let sim = format!("sim:{t}");
+    let new_batch = [
         "batch",
         "--reader",
-        &format!("sim:{t}"),
+        &sim,
         "--generate-xuids",
         "1",
         "--out",
         fresh.to_str().unwrap(),
         "--encrypt-to",
         &recipient,
-        "--trace",
-        tmp.path().join("trace.jsonl").to_str().unwrap(),
-        "--trace-keys",
-    ]);
+    ];
+    let r = tag424(
+        &[
+            &new_batch[..],
+            &[
+                "--trace",
+                tmp.path().join("trace.jsonl").to_str().unwrap(),
+                "--trace-keys",
+            ],
+        ]
+        .concat(),
+    );
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     assert!(!fresh.join("journal.jsonl").exists());
     // An identity that does not open what the batch seals is refused before any tag.
-    let r = tag424(&[
-        "batch",
-        "--reader",
-        &format!("sim:{t}"),
-        "--generate-xuids",
-        "1",
-        "--out",
-        fresh.to_str().unwrap(),
-        "--encrypt-to",
-        &recipient,
-        "--identity",
-        other_id.to_str().unwrap(),
-    ]);
+    let r = tag424(&[&new_batch[..], &["--identity", other_id.to_str().unwrap()]].concat());
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     assert!(text(&r).contains("other recipients"), "{}", text(&r));
 

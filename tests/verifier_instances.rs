@@ -338,32 +338,6 @@ async fn a_change_through_one_instance_reaches_the_others_within_the_bound() {
     // another instance answers accordingly.
     let (m, base_m) = serve(&["--db", &db.arg, "--management-token", "Mgmt123"]);
     let _m = Servers(vec![m]);
-    let patch = |base: &str, body: &str| {
-        let (c, url, body) = (c.clone(), format!("{base}/v1/x/two0"), body.to_string());
-        async move {
-            let r = c
-                .patch(url)
-                .header("X-API-Key", "Mgmt123")
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-        }
-    };
-    patch(&base_m, "ix_dr=Recalled").await;
-    let took = until(&c, &base_a, "x=two0", "Recalled").await;
-    eprintln!("PATCH through M seen by A after {took:?}");
-    patch(&base_m, "ix_status=Inactive").await;
-    let took = until(&c, &base_b, "x=two0", "tag_inactive").await;
-    eprintln!("status PATCH through M seen by B after {took:?}");
-
-    // Changes through two instances at the same time: each instance serves both.
-    // (An instance's own change, committed before it loaded the other's, must not count the
-    // other's as loaded.)
-    let (n, base_n) = serve(&["--db", &db.arg, "--management-token", "Mgmt123"]);
-    let _n = Servers(vec![n]);
     let patch_x = |base: &str, xuid: &str, body: String| {
         let (c, url) = (c.clone(), format!("{base}/v1/x/{xuid}"));
         async move {
@@ -378,6 +352,19 @@ async fn a_change_through_one_instance_reaches_the_others_within_the_bound() {
             assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         }
     };
+    let patch = |base: &str, body: &str| patch_x(base, "two0", body.to_string());
+    patch(&base_m, "ix_dr=Recalled").await;
+    let took = until(&c, &base_a, "x=two0", "Recalled").await;
+    eprintln!("PATCH through M seen by A after {took:?}");
+    patch(&base_m, "ix_status=Inactive").await;
+    let took = until(&c, &base_b, "x=two0", "tag_inactive").await;
+    eprintln!("status PATCH through M seen by B after {took:?}");
+
+    // Changes through two instances at the same time: each instance serves both.
+    // (An instance's own change, committed before it loaded the other's, must not count the
+    // other's as loaded.)
+    let (n, base_n) = serve(&["--db", &db.arg, "--management-token", "Mgmt123"]);
+    let _n = Servers(vec![n]);
     for round in 0..5 {
         let (from_m, from_n) = (format!("M{round}"), format!("N{round}"));
         tokio::join!(

@@ -217,3 +217,39 @@ fn postgres_refuses_a_password_in_the_url_and_commits_that_are_not_durable() {
     drop(db.store());
     assert!(tag424::verifier::store::open_existing(&db.arg).is_ok());
 }
+
+/// A database a newer tag424 migrated (more migrations than this one knows) is refused,
+/// naming the fix, on each backend.
+#[test]
+fn a_database_from_a_newer_tag424_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for db in backends::fresh_all(d.path()) {
+        drop(db.store());
+        if db.is_postgres() {
+            let url = db.arg.clone();
+            backends::on_own_runtime(move || async move {
+                let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                c.batch_execute("INSERT INTO schema_migrations(version) VALUES (99)")
+                    .await
+                    .unwrap();
+            });
+        } else {
+            rusqlite::Connection::open(&db.arg)
+                .unwrap()
+                .pragma_update(None, "user_version", 99)
+                .unwrap();
+        }
+        let e = match tag424::verifier::store::open(&db.arg) {
+            Ok(_) => panic!("{}: a newer schema was opened", db.name),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("schema version 99") && e.contains("upgrade tag424"),
+            "{}: {e}",
+            db.name
+        );
+    }
+}

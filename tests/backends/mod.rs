@@ -44,7 +44,7 @@ impl Drop for Db {
 }
 
 /// Runs an async job on a runtime of its own in a thread of its own (callable anywhere).
-fn on_own_runtime<F, Fut, T>(f: F) -> T
+pub fn on_own_runtime<F, Fut, T>(f: F) -> T
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = T>,

@@ -189,6 +189,16 @@ pub struct Retention {
     pub max_age_ms: Option<u64>,
 }
 
+/// Why a database at schema `version` is refused by a tag424 that knows `known` migrations:
+/// it was migrated by a newer tag424, and its tables may mean what this one does not know.
+fn schema_too_new(version: usize, known: usize) -> Option<String> {
+    (version > known).then(|| {
+        format!(
+            "schema version {version} is newer than this tag424 knows ({known}); upgrade tag424"
+        )
+    })
+}
+
 /// The verifier's persistence. Called from one thread at a time.
 ///
 /// Schema (both backends): `folders` (+ `active`, `fields` JSON), `groups` (+ `active`,

@@ -104,11 +104,8 @@ pub(super) async fn migrate(pool: &Pool) -> Result<(), Msg> {
         .map_err(pg)?
         .get(0);
     let version = version.max(0) as usize;
-    if version > MIGRATIONS.len() {
-        return Err(format!(
-            "schema version {version} is newer than this tag424 knows ({}); upgrade tag424",
-            MIGRATIONS.len()
-        ));
+    if let Some(why) = crate::verifier::store::schema_too_new(version, MIGRATIONS.len()) {
+        return Err(why);
     }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.batch_execute(m)

@@ -86,13 +86,10 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .map_err(&e)? as usize;
-    if version > MIGRATIONS.len() {
+    if let Some(what) = super::super::schema_too_new(version, MIGRATIONS.len()) {
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),
-            what: format!(
-                "schema version {version} is newer than this tag424 knows ({}); upgrade tag424",
-                MIGRATIONS.len()
-            ),
+            what,
         });
     }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
