@@ -17,8 +17,9 @@ use tag424::verifier::server::{self, Running, Tls};
 use tag424::verifier::store;
 use tag424::verifier::Verifier;
 
-mod backends;
-use backends::{run, serve, Db, BIN};
+mod vhelp;
+use vhelp::backends::{self, column, encode_batch, run, serve, tap, Db, BIN};
+use vhelp::{altered, call};
 
 const KEY: [u8; 16] = [0x5A; 16];
 const KEY2: [u8; 16] = [0x3C; 16];
@@ -154,26 +155,14 @@ struct Got {
 }
 
 async fn get(c: &reqwest::Client, base: &str, query: &str, headers: &[(&str, &str)]) -> Got {
-    let mut rq = c.get(format!("{base}/v1/t?{query}"));
-    for (k, v) in headers {
-        rq = rq.header(*k, *v);
-    }
-    let r = rq.send().await.unwrap();
-    let status = r.status().as_u16();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let r = call(c, "GET", &format!("{base}/v1/t?{query}"), headers, None).await;
+    let ct = r.header("content-type").unwrap_or_default();
     assert_eq!(ct, "application/json", "{query}");
-    let cors = r
-        .headers()
-        .get("access-control-allow-origin")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let json = serde_json::from_str(&r.text().await.unwrap()).unwrap();
-    Got { status, cors, json }
+    Got {
+        status: r.status,
+        cors: r.header("access-control-allow-origin"),
+        json: serde_json::from_str(&r.text).unwrap(),
+    }
 }
 
 async fn answer(c: &reqwest::Client, base: &str, query: &str) -> serde_json::Value {
@@ -186,16 +175,22 @@ fn j(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lookups_and_every_error() {
+/// Runs `test` once per backend: a fresh database and a directory of its own.
+async fn each_db(test: impl AsyncFn(&Db, &Path)) {
     let d = tempfile::tempdir().unwrap();
     for db in backends::fresh_all(d.path()) {
-        lookups_and_every_error_on(&db, &d.path().join(db.name)).await;
+        let dir = d.path().join(db.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        test(&db, &dir).await;
     }
 }
 
-async fn lookups_and_every_error_on(db: &Db, d: &Path) {
-    std::fs::create_dir_all(d).unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_and_every_error() {
+    each_db(lookups_and_every_error_on).await;
+}
+
+async fn lookups_and_every_error_on(db: &Db, _: &Path) {
     let srv = start(db, Some(&catalog()));
     let base = format!("http://{}", srv.addr);
     let c = client();
@@ -304,14 +299,10 @@ async fn lookups_and_every_error_on(db: &Db, d: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_in_each_place() {
-    let d = tempfile::tempdir().unwrap();
-    for db in backends::fresh_all(d.path()) {
-        token_in_each_place_on(&db, &d.path().join(db.name)).await;
-    }
+    each_db(token_in_each_place_on).await;
 }
 
-async fn token_in_each_place_on(db: &Db, d: &Path) {
-    std::fs::create_dir_all(d).unwrap();
+async fn token_in_each_place_on(db: &Db, _: &Path) {
     let srv = start(db, Some(&catalog()));
     let base = format!("http://{}", srv.addr);
     let c = client();
@@ -362,14 +353,10 @@ async fn token_in_each_place_on(db: &Db, d: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_in_each_setting() {
-    let d = tempfile::tempdir().unwrap();
-    for db in backends::fresh_all(d.path()) {
-        cors_in_each_setting_on(&db, &d.path().join(db.name)).await;
-    }
+    each_db(cors_in_each_setting_on).await;
 }
 
 async fn cors_in_each_setting_on(db: &Db, d: &Path) {
-    std::fs::create_dir_all(d).unwrap();
     let srv = start(db, Some(&catalog()));
     let base = format!("http://{}", srv.addr);
     let c = client();
@@ -419,14 +406,10 @@ async fn cors_in_each_setting_on(db: &Db, d: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pass_then_fail_on_replay_older_counter_and_wrong_mac() {
-    let d = tempfile::tempdir().unwrap();
-    for db in backends::fresh_all(d.path()) {
-        pass_then_fail_on_replay_older_counter_and_wrong_mac_on(&db, &d.path().join(db.name)).await;
-    }
+    each_db(pass_then_fail_on_replay_older_counter_and_wrong_mac_on).await;
 }
 
-async fn pass_then_fail_on_replay_older_counter_and_wrong_mac_on(db: &Db, d: &Path) {
-    std::fs::create_dir_all(d).unwrap();
+async fn pass_then_fail_on_replay_older_counter_and_wrong_mac_on(db: &Db, _: &Path) {
     let srv = start(db, Some(&catalog()));
     let base = format!("http://{}", srv.addr);
     let c = client();
@@ -434,10 +417,7 @@ async fn pass_then_fail_on_replay_older_counter_and_wrong_mac_on(db: &Db, d: &Pa
     let fail = j(r#"{"xuid":"auth1","response":"Fail"}"#);
     // Wrong MAC (flipped nibble, or another tag's key): Fail, and the counter is not consumed.
     let good = sun("auth1", KEY, 5);
-    let mut bad = good.clone();
-    let last = bad.pop().unwrap();
-    bad.push(if last == '0' { '1' } else { '0' });
-    assert_eq!(answer(&c, &base, &bad).await, fail);
+    assert_eq!(answer(&c, &base, &altered(&good)).await, fail);
     assert_eq!(answer(&c, &base, &sun("auth1", KEY2, 5)).await, fail);
     assert_eq!(answer(&c, &base, &good).await, pass);
     // Replay: the same URL again.
@@ -502,14 +482,10 @@ async fn pass_then_fail_on_replay_older_counter_and_wrong_mac_on(db: &Db, d: &Pa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_requests_of_one_url_pass_once() {
-    let d = tempfile::tempdir().unwrap();
-    for db in backends::fresh_all(d.path()) {
-        thousand_concurrent_requests_of_one_url_pass_once_on(&db, &d.path().join(db.name)).await;
-    }
+    each_db(thousand_concurrent_requests_of_one_url_pass_once_on).await;
 }
 
-async fn thousand_concurrent_requests_of_one_url_pass_once_on(db: &Db, d: &Path) {
-    std::fs::create_dir_all(d).unwrap();
+async fn thousand_concurrent_requests_of_one_url_pass_once_on(db: &Db, _: &Path) {
     let srv = start(db, Some(&catalog()));
     let url = format!("http://{}/v1/t?{}", srv.addr, sun("auth2", KEY, 42));
     let c = client();
@@ -542,13 +518,10 @@ async fn thousand_concurrent_requests_of_one_url_pass_once_on(db: &Db, d: &Path)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_self_signed_certificate() {
     init_tls();
-    let d = tempfile::tempdir().unwrap();
-    for db in backends::fresh_all(d.path()) {
-        https_on(&db).await;
-    }
+    each_db(https_on).await;
 }
 
-async fn https_on(db: &Db) {
+async fn https_on(db: &Db, _: &Path) {
     let v = Verifier::open(db.store(), Some(&catalog()), Cors::None).unwrap();
     let tls = server::rustls_config(&Tls::SelfSigned {
         names: vec!["localhost".into()],
@@ -581,56 +554,24 @@ async fn https_on(db: &Db) {
 
 // ---- The real binary -------------------------------------------------------------------
 
-fn query_of(url: &str) -> String {
-    url.trim().split_once('?').unwrap().1.to_string()
-}
-
-fn first_xuid(out: &Path) -> String {
-    let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
-    keys.lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_story_on_the_real_binary() {
-    let d = tempfile::tempdir().unwrap();
-    for db in backends::fresh_all(d.path()) {
-        the_full_story_on_the_real_binary_on(&db, &d.path().join(db.name)).await;
-    }
+    each_db(the_full_story_on_the_real_binary_on).await;
 }
 
 async fn the_full_story_on_the_real_binary_on(db: &Db, d: &Path) {
-    std::fs::create_dir_all(d).unwrap();
     let (tags, out) = (d.join("tags"), d.join("batch1"));
-    let (tags_s, out_s, db_s) = (
-        tags.to_str().unwrap(),
-        out.to_str().unwrap(),
-        db.arg.as_str(),
-    );
-    run(&[
-        "batch",
-        "--reader",
-        &format!("sim:{tags_s}"),
-        "--generate-xuids",
-        "2",
-        "--out",
-        out_s,
-        "--json",
-    ]);
-    let xuid = first_xuid(&out);
+    let (out_s, db_s) = (out.to_str().unwrap(), db.arg.as_str());
+    encode_batch(&tags, 2, &out, &[]);
+    let xuid = column(&out, "keys.csv", 0);
     let (mut child, base) = serve(&["--batch", out_s, "--db", db_s]);
     let c = client();
     let pass = j(&format!(r#"{{"xuid":"{xuid}","response":"Pass"}}"#));
     let fail = j(&format!(r#"{{"xuid":"{xuid}","response":"Fail"}}"#));
 
-    let first = query_of(&run(&["sim", "tap", "--dir", tags_s, &xuid]));
+    let first = tap(&tags, &xuid);
     assert_eq!(answer(&c, &base, &first).await, pass);
-    let second = query_of(&run(&["sim", "tap", "--dir", tags_s, &xuid]));
+    let second = tap(&tags, &xuid);
     let ctr =
         |q: &str| u32::from_str_radix(q.split("n=").nth(1).unwrap().get(..6).unwrap(), 16).unwrap();
     assert_eq!(ctr(&second), ctr(&first) + 1);
@@ -638,15 +579,7 @@ async fn the_full_story_on_the_real_binary_on(db: &Db, d: &Path) {
     assert_eq!(answer(&c, &base, &first).await, fail);
     assert_eq!(answer(&c, &base, &second).await, fail);
     // The UID from associate.csv finds the tag.
-    let assoc = std::fs::read_to_string(out.join("associate.csv")).unwrap();
-    let uid = assoc
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let uid = column(&out, "associate.csv", 1);
     assert_eq!(
         answer(&c, &base, &format!("u={uid}&a=local")).await,
         j(&format!(
@@ -677,31 +610,14 @@ async fn the_full_story_on_the_real_binary_on(db: &Db, d: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_right_after_a_pass_then_the_same_url_fails() {
-    let d = tempfile::tempdir().unwrap();
-    for db in backends::fresh_all(d.path()) {
-        kill_9_right_after_a_pass_then_the_same_url_fails_on(&db, &d.path().join(db.name)).await;
-    }
+    each_db(kill_9_right_after_a_pass_then_the_same_url_fails_on).await;
 }
 
 async fn kill_9_right_after_a_pass_then_the_same_url_fails_on(db: &Db, d: &Path) {
-    std::fs::create_dir_all(d).unwrap();
     let (tags, out) = (d.join("tags"), d.join("b"));
-    let (tags_s, out_s, db_s) = (
-        tags.to_str().unwrap(),
-        out.to_str().unwrap(),
-        db.arg.as_str(),
-    );
-    run(&[
-        "batch",
-        "--reader",
-        &format!("sim:{tags_s}"),
-        "--generate-xuids",
-        "1",
-        "--out",
-        out_s,
-        "--json",
-    ]);
-    let xuid = first_xuid(&out);
+    let (out_s, db_s) = (out.to_str().unwrap(), db.arg.as_str());
+    encode_batch(&tags, 1, &out, &[]);
+    let xuid = column(&out, "keys.csv", 0);
     let c = client();
     let pass = j(&format!(r#"{{"xuid":"{xuid}","response":"Pass"}}"#));
     let fail = j(&format!(r#"{{"xuid":"{xuid}","response":"Fail"}}"#));
@@ -716,7 +632,7 @@ async fn kill_9_right_after_a_pass_then_the_same_url_fails_on(db: &Db, d: &Path)
         if round > 0 {
             assert_eq!(answer(&c, &base, &last).await, fail, "round {round}");
         }
-        last = query_of(&run(&["sim", "tap", "--dir", tags_s, &xuid]));
+        last = tap(&tags, &xuid);
         assert_eq!(answer(&c, &base, &last).await, pass);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

@@ -5,7 +5,7 @@
 
 mod vhelp;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tag424::verifier::config::ConfigFile;
 use vhelp::*;
@@ -22,9 +22,18 @@ fn tags_of(out: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn tap(tags: &Path, uid: &str) -> String {
-    let url = run(&["sim", "tap", "--dir", tags.to_str().unwrap(), uid]);
-    url.trim().split_once('?').unwrap().1.to_string()
+/// `count` new simulated tags in `d/tags`, encoded in LRP mode with `template` into `d/out`.
+fn lrp_batch(d: &Path, count: u32, template: &str) -> (PathBuf, PathBuf) {
+    let (tags, out) = (d.join("tags"), d.join("out"));
+    let n = count.to_string();
+    run(&["sim", "new", "--count", &n, "--dir", tags.to_str().unwrap()]);
+    encode_batch(
+        &tags,
+        count,
+        &out,
+        &["--url", template, "--lrp-irreversible"],
+    );
+    (tags, out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,28 +49,7 @@ async fn an_lrp_batch_passes_once_per_tap_through_api_and_page() {
 
 async fn lrp_batch_on(template: &str) {
     let d = tempfile::tempdir().unwrap();
-    let (tags, out) = (d.path().join("tags"), d.path().join("out"));
-    run(&[
-        "sim",
-        "new",
-        "--count",
-        "2",
-        "--dir",
-        tags.to_str().unwrap(),
-    ]);
-    run(&[
-        "batch",
-        "--reader",
-        &format!("sim:{}", tags.display()),
-        "--generate-xuids",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--url",
-        template,
-        "--lrp-irreversible",
-        "--json",
-    ]);
+    let (tags, out) = lrp_batch(d.path(), 2, template);
     let cat = batch_catalog(&out);
     let batch = &cat.folders[0].groups[0].batches[0];
     assert!(batch.lrp, "the journal says LRP");
@@ -80,21 +68,21 @@ async fn lrp_batch_on(template: &str) {
             assert_eq!(t(&c, &s.base, &first).await, pass, "{template} {uid}");
             assert_eq!(t(&c, &s.base, &first).await, fail, "{uid}: replay");
             let second = tap(&tags, &uid);
-            let page = call(&c, "GET", &format!("{}/auth?{second}", s.base), &[], None).await;
+            let page = vhelp::page(&c, &s.base, &second).await;
             assert!(
                 page.text.contains(r#"data-verdict="authentic""#),
                 "{uid}: {}",
                 page.text
             );
-            let again = call(&c, "GET", &format!("{}/auth?{second}", s.base), &[], None).await;
+            let again = vhelp::page(&c, &s.base, &second).await;
             assert!(again.text.contains(r#"data-verdict="already-checked""#));
             // One hex digit of the MAC altered: no pass.
             let third = tap(&tags, &uid);
-            let mut altered = third.clone().into_bytes();
-            let last = altered.len() - 1;
-            altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
-            let altered = String::from_utf8(altered).unwrap();
-            assert_eq!(t(&c, &s.base, &altered).await, fail, "{uid}: altered");
+            assert_eq!(
+                t(&c, &s.base, &altered(&third)).await,
+                fail,
+                "{uid}: altered"
+            );
             assert_eq!(t(&c, &s.base, &third).await, pass, "{uid}");
         }
         s.stop().await;
@@ -104,28 +92,7 @@ async fn lrp_batch_on(template: &str) {
 #[test]
 fn mode_aes_on_an_lrp_batch_directory_is_refused() {
     let d = tempfile::tempdir().unwrap();
-    let (tags, out) = (d.path().join("tags"), d.path().join("out"));
-    run(&[
-        "sim",
-        "new",
-        "--count",
-        "1",
-        "--dir",
-        tags.to_str().unwrap(),
-    ]);
-    run(&[
-        "batch",
-        "--reader",
-        &format!("sim:{}", tags.display()),
-        "--generate-xuids",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        "--url",
-        "https://v.example/a?p={picc}&c={mac}",
-        "--lrp-irreversible",
-        "--json",
-    ]);
+    let (_, out) = lrp_batch(d.path(), 1, "https://v.example/a?p={picc}&c={mac}");
     let cfg = d.path().join("serve.toml");
     let write = |mode: &str| {
         std::fs::write(
@@ -165,18 +132,7 @@ async fn a_tamper_rule_answers_once_the_loop_is_opened() {
             .trim()
             .to_string();
         let template = "https://yourdomain.com/auth?x={xuid}&{macstart}n={ctr}&t={tt}&e={mac}";
-        run(&[
-            "batch",
-            "--reader",
-            &format!("sim:{dir}"),
-            "--generate-xuids",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-            "--url",
-            template,
-            "--json",
-        ]);
+        encode_batch(&tags, 1, &out, &["--url", template]);
         let mut cat = batch_catalog(&out);
         assert!(!cat.folders[0].groups[0].batches[0].lrp);
         cat.folders[0].groups[0].rule_groups = vec![

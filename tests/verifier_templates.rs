@@ -6,20 +6,7 @@
 
 mod vhelp;
 
-use std::path::Path;
-
 use vhelp::*;
-
-fn column(out: &Path, file: &str, col: usize) -> String {
-    let text = std::fs::read_to_string(out.join(file)).unwrap();
-    text.lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .nth(col)
-        .unwrap()
-        .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uid_picc_and_enc_templates_pass_once_through_api_and_page() {
@@ -37,27 +24,13 @@ async fn uid_picc_and_enc_templates_pass_once_through_api_and_page_on(be: &Backe
     ] {
         let d = tempfile::tempdir().unwrap();
         let (tags, out) = (d.path().join("tags"), d.path().join("out"));
-        run(&[
-            "batch",
-            "--reader",
-            &format!("sim:{}", tags.display()),
-            "--generate-xuids",
-            "2",
-            "--out",
-            out.to_str().unwrap(),
-            "--url",
-            template,
-            "--json",
-        ]);
+        encode_batch(&tags, 2, &out, &["--url", template]);
         let cat = batch_catalog(&out);
         assert_eq!(cat.folders[0].groups[0].batches[0].template, template);
         let s = be.start_default(&cat);
         let xuid = column(&out, "keys.csv", 0);
         let uid = column(&out, "associate.csv", 1);
-        let tap = || {
-            let url = run(&["sim", "tap", "--dir", tags.to_str().unwrap(), &uid]);
-            url.trim().split_once('?').unwrap().1.to_string()
-        };
+        let tap = || vhelp::tap(&tags, &uid);
         let pass = format!(r#"{{"xuid":"{xuid}","response":"Pass"}}"#);
         let fail = format!(r#"{{"xuid":"{xuid}","response":"Fail"}}"#);
         let first = tap();
@@ -65,24 +38,24 @@ async fn uid_picc_and_enc_templates_pass_once_through_api_and_page_on(be: &Backe
         assert_eq!(t(&c, &s.base, &first).await, fail, "{template}: replay");
         // The page: a new tap is authentic, its refresh already checked.
         let second = tap();
-        let page = call(&c, "GET", &format!("{}/auth?{second}", s.base), &[], None).await;
+        let page = vhelp::page(&c, &s.base, &second).await;
         assert!(
             page.text.contains(r#"data-verdict="authentic""#),
             "{template}: {}",
             page.text
         );
-        let again = call(&c, "GET", &format!("{}/auth?{second}", s.base), &[], None).await;
+        let again = vhelp::page(&c, &s.base, &second).await;
         assert!(
             again.text.contains(r#"data-verdict="already-checked""#),
             "{template}"
         );
         // An altered scan (one hex digit of the MAC) fails.
         let third = tap();
-        let mut altered = third.clone().into_bytes();
-        let last = altered.len() - 1;
-        altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
-        let altered = String::from_utf8(altered).unwrap();
-        assert_eq!(t(&c, &s.base, &altered).await, fail, "{template}: altered");
+        assert_eq!(
+            t(&c, &s.base, &altered(&third)).await,
+            fail,
+            "{template}: altered"
+        );
         assert_eq!(
             t(&c, &s.base, &third).await,
             pass,
@@ -114,18 +87,12 @@ async fn uid_picc_and_enc_templates_pass_once_through_api_and_page_on(be: &Backe
 fn a_batch_whose_template_needs_a_missing_key_is_refused_at_import() {
     let d = tempfile::tempdir().unwrap();
     let (tags, out) = (d.path().join("tags"), d.path().join("out"));
-    run(&[
-        "batch",
-        "--reader",
-        &format!("sim:{}", tags.display()),
-        "--generate-xuids",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        "--url",
-        "https://v.example/a?p={picc}&c={mac}",
-        "--json",
-    ]);
+    encode_batch(
+        &tags,
+        1,
+        &out,
+        &["--url", "https://v.example/a?p={picc}&c={mac}"],
+    );
     // Without the journal the meta read key is missing.
     std::fs::remove_file(out.join("journal.jsonl")).unwrap();
     let cat = batch_catalog(&out);
@@ -146,16 +113,7 @@ async fn the_read_back_counter_of_the_journal_is_a_replay_on(be: &Backend) {
     let c = client();
     let d = tempfile::tempdir().unwrap();
     let (tags, out) = (d.path().join("tags"), d.path().join("out"));
-    run(&[
-        "batch",
-        "--reader",
-        &format!("sim:{}", tags.display()),
-        "--generate-xuids",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    encode_batch(&tags, 1, &out, &[]);
     let cat = batch_catalog(&out);
     let tag = &cat.folders[0].groups[0].batches[0].tags[0];
     let read_ctr = tag.read_ctr.expect("the journal's read-back counter");

@@ -149,6 +149,42 @@ pub fn run(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `tag424 batch` of `count` tags on the simulator in `tags`, written to `out`; `extra` flags
+/// go before `--json`.
+pub fn encode_batch(tags: &Path, count: u32, out: &Path, extra: &[&str]) {
+    let (reader, count) = (format!("sim:{}", tags.display()), count.to_string());
+    let mut args = vec![
+        "batch",
+        "--reader",
+        &reader,
+        "--generate-xuids",
+        &count,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    run(&args);
+}
+
+/// The query of a `tag424 sim tap` of the tag `id` (UID or xuid) of the simulator in `tags`.
+pub fn tap(tags: &Path, id: &str) -> String {
+    let url = run(&["sim", "tap", "--dir", tags.to_str().unwrap(), id]);
+    url.trim().split_once('?').unwrap().1.to_string()
+}
+
+/// Field `col` of the first data row of the batch file `out/file` (keys.csv, associate.csv).
+pub fn column(out: &Path, file: &str, col: usize) -> String {
+    let text = std::fs::read_to_string(out.join(file)).unwrap();
+    text.lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(col)
+        .unwrap()
+        .to_string()
+}
+
 /// Starts `tag424 serve` on a free loopback port; returns the child and its base URL.
 pub fn serve(args: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)

@@ -12,7 +12,7 @@
 pub mod backends;
 // Not every suite runs the binary.
 #[allow(unused_imports)]
-pub use backends::run;
+pub use backends::{column, encode_batch, run, tap};
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -220,6 +220,19 @@ pub async fn t(c: &reqwest::Client, base: &str, query: &str) -> String {
         Some("application/json")
     );
     r.text
+}
+
+/// `GET /auth?query`: the verification page.
+pub async fn page(c: &reqwest::Client, base: &str, query: &str) -> Resp {
+    call(c, "GET", &format!("{base}/auth?{query}"), &[], None).await
+}
+
+/// `query` with its last hex digit (of the MAC) changed.
+pub fn altered(query: &str) -> String {
+    let mut q = query.to_string();
+    let last = q.pop().unwrap();
+    q.push(if last == '0' { '1' } else { '0' });
+    q
 }
 
 /// The catalog `tag424 serve --batch OUT` builds: folder "default" (account `local`, no token),
