@@ -1,53 +1,24 @@
 //! Several readers, one batch, through the real pcscd: three vpcd virtual readers each holding
 //! simulated tags, 30 tags, one journal; a tag pulled from one reader is finished on another.
 //! Needs `.ci/with-pcscd` (readers on vpcd ports 29363, 29364 and 29373); skipped with a
-//! message when it is not running. CI always runs it.
+//! message when it is not running, but a failure under CI=true (CI always runs it).
 
-use std::collections::HashSet;
-use std::process::{Command, Stdio};
+mod batchhelp;
 
-use tag424::provision::Journal;
 use tag424::sim::dir::SimDir;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tag424"))
-}
+use batchhelp::bin;
 
 /// `tag424 sim attach` presenting `count` fresh tags of `dir` at a vpcd port.
 fn attach(port: u16, dir: &std::path::Path, count: usize, extra: &[&str]) -> std::process::Child {
-    bin()
-        .args([
-            "sim",
-            "attach",
-            "--vpcd",
-            &format!("127.0.0.1:{port}"),
-            "--dir",
-        ])
-        .arg(dir)
-        .args([
-            "--count",
-            &count.to_string(),
-            "--idle",
-            "0.4",
-            "--gap",
-            "0.6",
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    let count = count.to_string();
+    let args = [&["--count", &count, "--idle", "0.4", "--gap", "0.6"], extra].concat();
+    batchhelp::sim_attach(port, dir, &args)
 }
 
 #[test]
 fn thirty_tags_over_three_readers_with_a_tag_moved_between_readers() {
-    let Some(port) = std::env::var("TAG424_VPCD_PORT")
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok())
-    else {
-        eprintln!(
-            "skipped: no pcscd with vpcd (run through .ci/with-pcscd to include the PC/SC tests)"
-        );
+    let Some(port) = batchhelp::vpcd_port() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -58,9 +29,8 @@ fn thirty_tags_over_three_readers_with_a_tag_moved_between_readers() {
         std::fs::create_dir_all(d).unwrap();
     }
     let out = tmp.path().join("out");
-    // A bridge of an earlier test file may just have gone: vpcd notices at its next poll and
-    // would close a connection made before that: let it settle, as the other PC/SC tests do.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // A bridge of an earlier test file may just have gone: let vpcd settle.
+    batchhelp::settle_vpcd();
     // Reader 1's first tag leaves after 9 APDUs (its keys journaled, not all changed) and the
     // operator takes it to reader 2, which presents it before its own next tag.
     let tear_to = dirs[1].display().to_string();
@@ -121,11 +91,8 @@ fn thirty_tags_over_three_readers_with_a_tag_moved_between_readers() {
     }
     let stdout = read("batch.out");
     assert!(status.success(), "{stdout}\n{}", read("batch.err"));
-    let events: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let done: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "tag").collect();
+    let events = batchhelp::events(&stdout);
+    let done = batchhelp::done(&events);
     assert_eq!(done.len(), 30, "{stdout}");
     // Every reader encoded tags.
     for r in [
@@ -156,11 +123,7 @@ fn thirty_tags_over_three_readers_with_a_tag_moved_between_readers() {
     assert_eq!(summary["summary"]["failed"], 0);
 
     // One journal: 30 verified tags, no code twice, every chip holds its journaled keys.
-    let journal = Journal::read_only(&out).unwrap();
-    let verified: Vec<_> = journal.tags().filter(|t| t.verified).collect();
-    assert_eq!(verified.len(), 30);
-    let codes: HashSet<&String> = verified.iter().map(|t| &t.xuid).collect();
-    assert_eq!(codes.len(), 30, "no code used twice");
+    let journal = batchhelp::verified_once(&out, 30);
     let mut chips = 0;
     for d in &dirs {
         for state in SimDir::open(d).unwrap().list().unwrap() {
@@ -177,6 +140,5 @@ fn thirty_tags_over_three_readers_with_a_tag_moved_between_readers() {
         }
     }
     assert_eq!(chips, 30);
-    let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
-    assert_eq!(keys.lines().count(), 31);
+    batchhelp::assert_keys_csv_rows(&out, 30);
 }

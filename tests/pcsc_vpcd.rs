@@ -2,10 +2,11 @@
 //! our simulated chip. Needs `.ci/with-pcscd` (which sets TAG424_VPCD_PORT); skipped, with a
 //! message, when it is not running, but a failure under CI=true.
 
+mod batchhelp;
 mod common;
 
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tag424::card::Card;
@@ -13,35 +14,20 @@ use tag424::sim::dir::SimDir;
 use tag424::sim::vpcd::{attach, AttachPolicy, VpcdOptions};
 use tag424::transport::pcsc::PcscReader;
 
+use batchhelp::{bin, settle_vpcd, sim_attach};
+
 /// The tests share one pcscd: one at a time.
 static PCSCD: Mutex<()> = Mutex::new(());
 
-fn port() -> Option<u16> {
-    match std::env::var("TAG424_VPCD_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-    {
-        Some(p) => Some(p),
-        None => {
-            // A skipped test must never count as a pass in CI.
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CI=true but TAG424_VPCD_PORT is not set: run the tests through .ci/with-pcscd"
-            );
-            eprintln!("skipped: no pcscd with vpcd (run through .ci/with-pcscd to include the PC/SC tests)");
-            None
-        }
-    }
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tag424"))
+/// The vpcd port and the pcscd to this test alone, or `None` (a skip; a failure under CI=true).
+fn pcscd() -> Option<(u16, MutexGuard<'static, ()>)> {
+    let port = batchhelp::vpcd_port()?;
+    Some((port, PCSCD.lock().unwrap_or_else(|e| e.into_inner())))
 }
 
 #[test]
 fn the_suite_runs_through_pcscd() {
-    let Some(port) = port() else { return };
-    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((port, _g)) = pcscd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = SimDir::open(tmp.path()).unwrap();
     let policy = AttachPolicy {
@@ -62,8 +48,7 @@ fn the_suite_runs_through_pcscd() {
 
 #[test]
 fn readers_lists_the_virtual_reader() {
-    let Some(_) = port() else { return };
-    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_, _g)) = pcscd() else { return };
     let out = bin().args(["readers", "--json"]).output().unwrap();
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
@@ -95,81 +80,14 @@ fn readers_lists_the_virtual_reader() {
 
 #[test]
 fn a_batch_of_20_through_pcscd_with_a_tag_pulled_mid_sequence() {
-    let Some(port) = port() else { return };
-    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((port, _g)) = pcscd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let tags = tmp.path().join("tags");
     let out = tmp.path().join("out");
-    // A bridge of an earlier test (or test file) may just have gone: let vpcd settle, as in
-    // `attach_one`.
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut bridge = bin()
-        .args([
-            "sim",
-            "attach",
-            "--vpcd",
-            &format!("127.0.0.1:{port}"),
-            "--dir",
-        ])
-        .arg(&tags)
-        .args([
-            "--count",
-            "20",
-            "--tear-after",
-            "9",
-            "--idle",
-            "0.4",
-            "--gap",
-            "0.6",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let batch = bin()
-        .args([
-            "batch",
-            "--reader",
-            "Virtual PCD 00 00",
-            "--generate-xuids",
-            "20",
-            "--count",
-            "20",
-            "--trust-simulator",
-            "--json",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let _ = bridge.wait();
-    let stdout = String::from_utf8_lossy(&batch.stdout);
-    assert!(
-        batch.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&batch.stderr)
-    );
-    let events: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let done: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "tag").collect();
-    assert_eq!(done.len(), 20, "{stdout}");
-    assert!(
-        events
-            .iter()
-            .any(|e| e["event"] == "failed" && e["tear_off"] == true),
-        "the pulled tag was seen: {stdout}"
-    );
-    assert_eq!(
-        done.iter()
-            .filter(|e| e["result"]["recovered"] == true)
-            .count(),
-        1,
-        "…and finished when presented again"
-    );
-    let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
-    assert_eq!(keys.lines().count(), 21);
+    // A bridge of an earlier test (or test file) may just have gone: the helper lets vpcd
+    // settle first.
+    batchhelp::batch_with_a_pulled_tag(port, &tags, &out, 20, &[]);
+    batchhelp::assert_keys_csv_rows(&out, 20);
     let sim = SimDir::open(&tags).unwrap();
     let encoded = sim
         .list()
@@ -213,8 +131,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn waiting_for_a_tag_sleeps_and_ctrl_c_ends_it_cleanly() {
-    let Some(_) = port() else { return };
-    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_, _g)) = pcscd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let child = spawn_batch(
         &["--reader", "Virtual PCD 00 01", "--generate-xuids", "3"],
@@ -242,8 +159,7 @@ fn waiting_for_a_tag_sleeps_and_ctrl_c_ends_it_cleanly() {
 
 #[test]
 fn waiting_for_a_reader_that_is_not_there_yet_can_be_cancelled() {
-    let Some(_) = port() else { return };
-    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_, _g)) = pcscd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let child = spawn_batch(
         &[
@@ -265,29 +181,13 @@ fn waiting_for_a_reader_that_is_not_there_yet_can_be_cancelled() {
 /// A simulated tag on the virtual reader for as long as the host keeps talking to it (and
 /// `idle` seconds after), in the background.
 fn attach_one(port: u16, tags: &std::path::Path, idle: &str) -> std::process::Child {
-    // vpcd's driver notices a previous bridge's disconnect at its next poll and would close a
-    // connection made before that: let it settle.
-    std::thread::sleep(Duration::from_millis(1500));
-    bin()
-        .args([
-            "sim",
-            "attach",
-            "--vpcd",
-            &format!("127.0.0.1:{port}"),
-            "--dir",
-        ])
-        .arg(tags)
-        .args(["--count", "1", "--idle", idle])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    settle_vpcd();
+    sim_attach(port, tags, &["--count", "1", "--idle", idle])
 }
 
 #[test]
 fn a_tag_sequence_has_the_card_to_itself() {
-    let Some(port) = port() else { return };
-    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((port, _g)) = pcscd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let mut bridge = attach_one(port, tmp.path(), "1");
     let reader = PcscReader::open("Virtual PCD 00 00").expect("the virtual reader");
@@ -313,8 +213,7 @@ fn a_tag_sequence_has_the_card_to_itself() {
 
 #[test]
 fn the_last_code_ends_the_batch_with_the_tag_still_on_the_reader() {
-    let Some(port) = port() else { return };
-    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((port, _g)) = pcscd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     // The tag stays 4 s after the last APDU: the batch must not wait for its removal.
     let mut bridge = attach_one(port, &tmp.path().join("tags"), "4");
@@ -348,8 +247,7 @@ fn the_last_code_ends_the_batch_with_the_tag_still_on_the_reader() {
 
 #[test]
 fn a_simulated_chip_through_pcsc_is_named_with_the_flag_that_accepts_it() {
-    let Some(port) = port() else { return };
-    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((port, _g)) = pcscd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let mut bridge = attach_one(port, &tmp.path().join("tags"), "2");
     let out = bin()
@@ -375,8 +273,7 @@ fn a_simulated_chip_through_pcsc_is_named_with_the_flag_that_accepts_it() {
 
 #[test]
 fn any_number_of_ctrl_c_ends_with_the_summary_and_the_rerun_hint() {
-    let Some(_) = port() else { return };
-    let _g = PCSCD.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_, _g)) = pcscd() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let child = spawn_batch(
         &["--reader", "Virtual PCD 00 01", "--generate-xuids", "3"],

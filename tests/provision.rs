@@ -1,12 +1,11 @@
 //! Encoding on the simulator: whole batches, every tear-off point, and bad input.
 
-use std::sync::{Arc, Mutex};
+mod batchhelp;
 
 use tag424::card::Card;
 use tag424::crypto::AesKey;
 use tag424::provision::batch::{generate_xuids, parse_xuids, run_batch, BatchOptions};
 use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome, ProvisionError};
-use tag424::sim::dir::{SimDir, SimReader};
 use tag424::sim::{ChipState, Fault, FaultKind, SimChip, SimTransport};
 use tag424::sun::{self, SunKeys, Template};
 use tag424::tag_code::Header;
@@ -27,34 +26,12 @@ fn read_csv(path: &std::path::Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The URL a phone reads from a simulated chip.
-fn tap(chip: &mut SimChip) -> String {
-    let mut card = Card::new(SimTransport::new(std::mem::replace(
-        chip,
-        SimChip::new(ChipState::factory([0; 7])),
-    )));
-    card.select_ndef_application().unwrap();
-    let data = card.read_data(2, 0, 200).unwrap();
-    *chip = card.into_transport().chip;
-    tag424::provision::layout::url_from_ndef(&data).unwrap()
-}
-
 #[test]
 fn a_batch_of_100_tags_taps_and_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let sim = SimDir::open(&tmp.path().join("tags")).unwrap();
-    let mut journal = Journal::open(&out).unwrap();
-    let xuids = generate_xuids(100);
-    let mut reader = SimReader::new(sim.clone(), true).unwrap();
-    let o = BatchOptions {
-        encode: opts(),
-        count: Some(100),
-        stop: None,
-        trace: None,
-        simulated: true,
-    };
-    let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |_| {}).unwrap();
+    let (sim, _journal, summary) =
+        batchhelp::sim_batch(&tmp.path().join("tags"), &out, 100, opts());
     assert_eq!(summary.encoded, 100);
     assert_eq!(summary.failed, 0);
     let written: serde_json::Value =
@@ -66,7 +43,7 @@ fn a_batch_of_100_tags_taps_and_verifies() {
     assert_eq!(keys.len(), 100);
     let tags = sim.list().unwrap();
     assert_eq!(tags.len(), 100);
-    for state in tags {
+    for mut state in tags {
         let uid = hex::encode_upper(state.uid);
         let (xuid, _) = assoc
             .iter()
@@ -79,8 +56,7 @@ fn a_batch_of_100_tags_taps_and_verifies() {
             .1
             .parse()
             .unwrap();
-        let mut chip = SimChip::new(state);
-        let url = tap(&mut chip);
+        let url = batchhelp::tap(&mut state);
         let scan = sun::parse_url(&Template::default(), &url).unwrap();
         assert_eq!(scan.xuid.as_deref(), Some(xuid.as_str()));
         let v = sun::verify(
@@ -103,18 +79,6 @@ fn a_batch_of_100_tags_taps_and_verifies() {
     }
 }
 
-/// Counts AuthenticateEV2First part-1 commands seen by a card.
-fn counting_card(t: SimTransport) -> (Card<SimTransport>, Arc<Mutex<usize>>) {
-    let n = Arc::new(Mutex::new(0));
-    let m = n.clone();
-    let card = Card::new(t).with_observer(move |e| {
-        if e.command.get(1) == Some(&0x71) {
-            *m.lock().unwrap() += 1;
-        }
-    });
-    (card, n)
-}
-
 #[test]
 fn every_tear_off_point_is_recovered() {
     for kind in [FaultKind::BeforeApply, FaultKind::AfterApply] {
@@ -123,29 +87,10 @@ fn every_tear_off_point_is_recovered() {
             let mut journal = Journal::open(tmp.path()).unwrap();
             let xuids = ["tagaaaaa".to_string(), "tagbbbbb".to_string()];
             let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
-            let chip = SimChip::new(ChipState::factory([
-                0x04, 0x10, 0x20, 0x30, 0x40, 0x50, at as u8,
-            ]));
-            let mut card = Card::new(SimTransport::new(chip).with_fault(Fault { at, kind }));
-            let first = encode_tag(&mut card, &mut journal, &opts(), &mut next, &mut |_| {});
-            let mut t = card.into_transport();
-            if at < 15 {
-                let e = first.expect_err("the tag left the field");
-                assert!(e.is_tear_off(), "{kind:?} at {at}: {e}");
-            }
-            t.reinsert();
-            let (mut card, auths) = counting_card(t);
-            let outcome = encode_tag(&mut card, &mut journal, &opts(), &mut next, &mut |_| {})
-                .unwrap_or_else(|e| panic!("{kind:?} at {at}: {e}"));
-            assert!(
-                *auths.lock().unwrap() <= 2,
-                "{kind:?} at {at}: {} authentications",
-                auths.lock().unwrap()
-            );
-            let uid = match &outcome {
-                Outcome::Encoded { uid, .. } | Outcome::AlreadyDone { uid, .. } => uid.clone(),
-            };
-            let entry = journal.tag(&uid).unwrap().clone();
+            let uid = [0x04, 0x10, 0x20, 0x30, 0x40, 0x50, at as u8];
+            let t = batchhelp::torn_encode(&mut journal, &opts(), &mut next, uid, (at, kind), 15);
+            let (mut card, entry) =
+                batchhelp::finish_torn(t, &mut journal, &opts(), &mut next, (at, kind), 2);
             let chip = &card.transport().chip;
             for k in 0..5u8 {
                 assert_eq!(

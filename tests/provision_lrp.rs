@@ -2,16 +2,18 @@
 //! the APDU count; a tear-off before and after every command of the LRP flow, the switch
 //! included, and every tag finishes with the journal's keys.
 
+mod batchhelp;
+
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use tag424::card::Card;
 use tag424::crypto::sdm::SdmMode;
-use tag424::provision::batch::{generate_xuids, run_batch, BatchOptions};
 use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
-use tag424::sim::dir::{SimDir, SimReader};
+use tag424::sim::dir::SimDir;
 use tag424::sim::{ChipState, Fault, FaultKind, SimChip, SimTransport};
 use tag424::sun::{self, SunKeys, Template};
+
+use batchhelp::tap;
 
 const TEMPLATE: &str = "https://verify.example/s?p={picc}&c={mac}";
 
@@ -28,29 +30,15 @@ fn opts() -> EncodeOptions {
     }
 }
 
-fn tap(state: &mut ChipState) -> String {
-    let mut card = Card::new(SimTransport::new(SimChip::new(state.clone())));
-    card.select_ndef_application().unwrap();
-    let data = card.read_data(2, 0, 200).unwrap();
-    *state = card.into_transport().chip.state;
-    tag424::provision::layout::url_from_ndef(&data).unwrap()
-}
-
 #[test]
 fn an_lrp_batch_verifies_and_costs_18_apdus_per_tag() {
     let tmp = tempfile::tempdir().unwrap();
-    let sim = SimDir::open(&tmp.path().join("tags")).unwrap();
-    let mut journal = Journal::open(&tmp.path().join("out")).unwrap();
-    let xuids = generate_xuids(10);
-    let mut reader = SimReader::new(sim.clone(), true).unwrap();
-    let o = BatchOptions {
-        encode: opts(),
-        count: Some(10),
-        stop: None,
-        trace: None,
-        simulated: true,
-    };
-    let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |_| {}).unwrap();
+    let (sim, journal, summary) = batchhelp::sim_batch(
+        &tmp.path().join("tags"),
+        &tmp.path().join("out"),
+        10,
+        opts(),
+    );
     assert_eq!((summary.encoded, summary.failed), (10, 0));
     assert_eq!(summary.exchanges, 10 * LRP_APDUS);
     let t = opts().template;
@@ -71,17 +59,6 @@ fn an_lrp_batch_verifies_and_costs_18_apdus_per_tag() {
     }
 }
 
-fn counting_card(t: SimTransport) -> (Card<SimTransport>, Arc<Mutex<usize>>) {
-    let n = Arc::new(Mutex::new(0));
-    let m = n.clone();
-    let card = Card::new(t).with_observer(move |e| {
-        if e.command.get(1) == Some(&0x71) {
-            *m.lock().unwrap() += 1;
-        }
-    });
-    (card, n)
-}
-
 #[test]
 fn every_tear_off_point_of_the_lrp_flow_is_recovered() {
     // Exchange 8 is the switch (0 select, 1-3 GetVersion, 4 Read_Sig, 5-6 authentication,
@@ -93,16 +70,15 @@ fn every_tear_off_point_of_the_lrp_flow_is_recovered() {
             let mut journal = Journal::open(tmp.path()).unwrap();
             let xuids = ["tagaaaaa".to_string(), "tagbbbbb".to_string()];
             let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
-            let chip = SimChip::new(ChipState::factory([
-                0x04, 0x11, 0x21, 0x31, 0x41, 0x51, at as u8,
-            ]));
-            let mut card = Card::new(SimTransport::new(chip).with_fault(Fault { at, kind }));
-            let first = encode_tag(&mut card, &mut journal, &opts(), &mut next, &mut |_| {});
-            let mut t = card.into_transport();
-            if at < LRP_APDUS {
-                let e = first.expect_err("the tag left the field");
-                assert!(e.is_tear_off(), "{kind:?} at {at}: {e}");
-            }
+            let uid = [0x04, 0x11, 0x21, 0x31, 0x41, 0x51, at as u8];
+            let t = batchhelp::torn_encode(
+                &mut journal,
+                &opts(),
+                &mut next,
+                uid,
+                (at, kind),
+                LRP_APDUS,
+            );
             if at == SWITCH {
                 assert_eq!(t.chip.state.lrp, kind == FaultKind::AfterApply);
                 let uid = hex::encode_upper(t.chip.state.uid);
@@ -115,19 +91,8 @@ fn every_tear_off_point_of_the_lrp_flow_is_recovered() {
             if at < SWITCH {
                 assert!(!t.chip.state.lrp, "{kind:?} at {at}: not switched yet");
             }
-            t.reinsert();
-            let (mut card, auths) = counting_card(t);
-            let outcome = encode_tag(&mut card, &mut journal, &opts(), &mut next, &mut |_| {})
-                .unwrap_or_else(|e| panic!("{kind:?} at {at}: {e}"));
-            assert!(
-                *auths.lock().unwrap() <= 3,
-                "{kind:?} at {at}: {} authentications",
-                auths.lock().unwrap()
-            );
-            let uid = match &outcome {
-                Outcome::Encoded { uid, .. } | Outcome::AlreadyDone { uid, .. } => uid.clone(),
-            };
-            let entry = journal.tag(&uid).unwrap().clone();
+            let (mut card, entry) =
+                batchhelp::finish_torn(t, &mut journal, &opts(), &mut next, (at, kind), 3);
             let chip = &card.transport().chip;
             assert!(chip.state.lrp, "{kind:?} at {at}: the tag ends in LRP mode");
             for k in tag424::provision::keys::KeyNo::ALL {

@@ -1,7 +1,8 @@
 //! Several readers, one batch, in process: three simulated readers with a latency, one
 //! journal, one code list; a tag pulled from one reader mid-sequence is finished on another.
 
-use std::collections::HashSet;
+mod batchhelp;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,11 +132,7 @@ fn three_readers_share_one_journal_and_finish_a_pulled_tag() {
     );
 
     // One journal: every code on exactly one verified tag, every chip holding the journal's keys.
-    let journal = Journal::read_only(&out).unwrap();
-    let verified: Vec<_> = journal.tags().filter(|t| t.verified).collect();
-    assert_eq!(verified.len(), 30);
-    let codes: HashSet<&String> = verified.iter().map(|t| &t.xuid).collect();
-    assert_eq!(codes.len(), 30, "no code used twice");
+    let journal = batchhelp::verified_once(&out, 30);
     let mut chips = 0;
     for i in 0..3 {
         for state in SimDir::open(&tmp.path().join(format!("reader{i}")))
@@ -164,6 +161,5 @@ fn three_readers_share_one_journal_and_finish_a_pulled_tag() {
         }
     }
     assert_eq!(chips, 30);
-    let keys_csv = std::fs::read_to_string(out.join("keys.csv")).unwrap();
-    assert_eq!(keys_csv.lines().count(), 31);
+    batchhelp::assert_keys_csv_rows(&out, 30);
 }
