@@ -378,9 +378,8 @@ pub struct TraceArgs {
 }
 
 impl TraceArgs {
-    /// Refuses `--trace-keys` for an encrypted batch: its keys never go to disk in clear.
-    /// Refuses `--trace-keys` on an encrypted batch: asked for (`encrypting`, checked before
-    /// anything is written) or the folder one already.
+    /// Refuses `--trace-keys` for an encrypted batch (its keys never go to disk in clear):
+    /// asked for (`encrypting`, checked before anything is written) or the folder one already.
     pub fn check_sealed(
         &self,
         encrypting: bool,

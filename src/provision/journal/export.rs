@@ -37,7 +37,8 @@ impl Journal {
         Ok(keys)
     }
 
-    fn write_associate(&self) -> Result<usize, JournalError> {
+    /// Writes `associate.csv` (XUID,UID: no key) alone. Returns how many tags it lists.
+    pub fn export_associate(&self) -> Result<usize, JournalError> {
         let tags = self.exported();
         let mut assoc = String::from("XUID,UID\n");
         for t in &tags {
@@ -77,7 +78,7 @@ impl Journal {
                 }
             }
         }
-        self.write_associate()
+        self.export_associate()
     }
 
     /// Writes `keys.csv` in clear (and `associate.csv`), also for an encrypted batch: what
@@ -91,11 +92,6 @@ impl Journal {
     pub fn export_plain_to(&self, keys: &std::path::Path) -> Result<usize, JournalError> {
         let text = self.keys_csv()?;
         write_atomic(keys, text.as_bytes()).map_err(io(keys))?;
-        self.write_associate()
-    }
-
-    /// Writes `associate.csv` (XUID,UID: no key) alone. Returns how many tags it lists.
-    pub fn export_associate(&self) -> Result<usize, JournalError> {
-        self.write_associate()
+        self.export_associate()
     }
 }

@@ -158,21 +158,13 @@ impl Journal {
                 kept_in: Some(kept),
             });
         }
-        let no_records = records.is_empty();
         for r in records {
             j.apply(r);
         }
         match sealing {
             Sealing::Clear => {}
             Sealing::Continue(rs) => j.sealed_to = Some(rs),
-            Sealing::Start(rs) if no_records => j.start_sealed(rs)?,
-            Sealing::Start(rs) => {
-                j.append(Record::Sealed {
-                    recipients: rs.to_strings(),
-                    time: now(),
-                })?;
-                j.sealed_to = Some(rs);
-            }
+            Sealing::Start(rs) => j.start_sealed(rs, &bytes[..parsed.good_len])?,
         }
         Ok(j)
     }
@@ -349,6 +341,11 @@ impl Journal {
     /// `planned` record's keys are sealed to the batch's recipients before they are written;
     /// in memory the journal keeps them in clear.
     pub fn append(&mut self, r: Record) -> Result<(), JournalError> {
+        if let Some(e) = &self.failed {
+            return Err(io(&self.path)(std::io::Error::other(format!(
+                "an earlier write to the journal failed ({e}); nothing more is written to it"
+            ))));
+        }
         let on_disk = self.sealed_form(&r)?;
         // Planned records hold keys: the line is built in a buffer sized up front (a record is
         // a few hundred bytes; a growing buffer would leave freed copies) and wiped once written.
@@ -360,11 +357,6 @@ impl Journal {
             }
         })?;
         line.push(b'\n');
-        if let Some(e) = &self.failed {
-            return Err(io(&self.path)(std::io::Error::other(format!(
-                "an earlier write to the journal failed ({e}); nothing more is written to it"
-            ))));
-        }
         let Some(file) = self.file.as_mut() else {
             return Err(read_only_error(&self.path));
         };
@@ -385,17 +377,18 @@ impl Journal {
     }
 
     /// Starts an encrypted batch: its `sealed` record is written with the journal file
-    /// itself (a new file renamed into place), so that it can never be torn off and leave a
-    /// folder that later runs would take for a clear batch. Only on a journal with no record
-    /// (the file is replaced).
-    fn start_sealed(&mut self, rs: Recipients) -> Result<(), JournalError> {
+    /// itself (a new file, the journal's whole `records` and the record, renamed into place),
+    /// so that it can never be torn off and leave a folder that later runs would take for a
+    /// clear batch.
+    fn start_sealed(&mut self, rs: Recipients, records: &[u8]) -> Result<(), JournalError> {
         let r = Record::Sealed {
             recipients: rs.to_strings(),
             time: now(),
         };
-        let mut line = serde_json::to_vec(&r).map_err(|e| io(&self.path)(e.into()))?;
-        line.push(b'\n');
-        crate::private_fs::write_atomic(&self.path, &line).map_err(io(&self.path))?;
+        let mut file = records.to_vec();
+        serde_json::to_writer(&mut file, &r).map_err(|e| io(&self.path)(e.into()))?;
+        file.push(b'\n');
+        crate::private_fs::write_atomic(&self.path, &file).map_err(io(&self.path))?;
         // The renamed file replaced the one opened before: append to the new one.
         self.file = Some(crate::private_fs::open_append(&self.path).map_err(io(&self.path))?);
         self.apply(r);

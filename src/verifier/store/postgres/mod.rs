@@ -85,6 +85,11 @@ impl Applied {
         }
     }
 
+    /// The state loaded at start is at version `v`.
+    fn loaded(&self, v: i64) {
+        self.version.store(v, Ordering::SeqCst);
+    }
+
     /// The version served now.
     pub(super) fn get(&self) -> i64 {
         self.version.load(Ordering::SeqCst)
@@ -367,7 +372,7 @@ impl Store for PgStore {
         let (loaded, v) = self
             .run(async move { catalog::load(&pool).await })
             .map_err(self.fail())?;
-        self.version.version.store(v, Ordering::SeqCst);
+        self.version.loaded(v);
         Ok(loaded)
     }
 
@@ -444,10 +449,11 @@ mod tests {
             // same lock): served.
             a.committed(4);
             a.committed(5);
-            a.reload(4, || applied.push(4)).await; // read before the change: dropped
-            a.reload(5, || applied.push(5)).await; // the change itself: already served
-                                                   // Another instance committed 6 and this one 7 before 6 was loaded: 7 is not
-                                                   // marked served, so the listener still loads 6 and then 7.
+            // A reload read before the change is dropped; the change itself is served already.
+            a.reload(4, || applied.push(4)).await;
+            a.reload(5, || applied.push(5)).await;
+            // Another instance committed 6 and this one 7 before 6 was loaded: 7 is not
+            // marked served, so the listener still loads 6 and then 7.
             a.committed(7);
             assert_eq!(a.get(), 5);
             a.reload(6, || applied.push(6)).await;
