@@ -15,14 +15,6 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-fn upsert_id(
-    tx: &rusqlite::Transaction<'_>,
-    select: &str,
-    key: &[&dyn rusqlite::ToSql],
-) -> rusqlite::Result<Option<i64>> {
-    tx.query_row(select, key, |r| r.get(0)).optional()
-}
-
 /// Everything stored, read through `conn` (a connection or an open transaction).
 pub(super) fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
     let e = sql_err(path);
@@ -164,92 +156,52 @@ pub(super) fn import(
     let e = sql_err(path);
     let tx = conn.transaction().map_err(&e)?;
     for f in &catalog.folders {
-        let cors = f.cors.to_string();
-        let fid = match upsert_id(&tx, "SELECT id FROM folders WHERE name=?1", &[&f.name])
-            .map_err(&e)?
-        {
-            Some(id) => {
-                tx.execute(
-                    "UPDATE folders SET aid=?2, token=?3, cors=?4, active=?5, fields=?6 WHERE id=?1",
-                    params![id, f.aid, f.token, cors, f.active, to_json(&f.fields)],
-                )
-                .map_err(&e)?;
-                id
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO folders(name, aid, token, cors, active, fields) VALUES(?1,?2,?3,?4,?5,?6)",
-                    params![f.name, f.aid, f.token, cors, f.active, to_json(&f.fields)],
-                )
-                .map_err(&e)?;
-                tx.last_insert_rowid()
-            }
-        };
-        for g in &f.groups {
-            let gid = match upsert_id(
-                &tx,
-                "SELECT id FROM groups WHERE folder_id=?1 AND name=?2",
-                &[&fid, &g.name],
+        // One upsert per row, as the PostgreSQL store has them: a name already stored is
+        // updated in place (its id, and so its tags and counters, kept).
+        let fid: i64 = tx
+            .query_row(
+                "INSERT INTO folders(name, aid, token, cors, active, fields) VALUES(?1,?2,?3,?4,?5,?6)
+                 ON CONFLICT(name) DO UPDATE SET aid=excluded.aid, token=excluded.token,
+                   cors=excluded.cors, active=excluded.active, fields=excluded.fields
+                 RETURNING id",
+                params![f.name, f.aid, f.token, f.cors.to_string(), f.active, to_json(&f.fields)],
+                |r| r.get(0),
             )
-            .map_err(&e)?
-            {
-                Some(id) => {
-                    tx.execute(
-                        "UPDATE groups SET kind=?2, default_response=?3, pass_response=?4,
-                         active=?5, rule_groups=?6, data=?7 WHERE id=?1",
-                        params![
-                            id,
-                            g.kind.as_str(),
-                            g.default_response,
-                            g.pass_response,
-                            g.active,
-                            to_json(&g.rule_groups),
-                            to_json(&g.data)
-                        ],
-                    )
-                    .map_err(&e)?;
-                    id
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO groups(folder_id, name, kind, default_response, pass_response,
-                         active, rule_groups, data) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
-                        params![
-                            fid,
-                            g.name,
-                            g.kind.as_str(),
-                            g.default_response,
-                            g.pass_response,
-                            g.active,
-                            to_json(&g.rule_groups),
-                            to_json(&g.data)
-                        ],
-                    )
-                    .map_err(&e)?;
-                    tx.last_insert_rowid()
-                }
-            };
+            .map_err(&e)?;
+        for g in &f.groups {
+            let gid: i64 = tx
+                .query_row(
+                    "INSERT INTO groups(folder_id, name, kind, default_response, pass_response,
+                       active, rule_groups, data) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)
+                     ON CONFLICT(folder_id, name) DO UPDATE SET kind=excluded.kind,
+                       default_response=excluded.default_response,
+                       pass_response=excluded.pass_response, active=excluded.active,
+                       rule_groups=excluded.rule_groups, data=excluded.data
+                     RETURNING id",
+                    params![
+                        fid,
+                        g.name,
+                        g.kind.as_str(),
+                        g.default_response,
+                        g.pass_response,
+                        g.active,
+                        to_json(&g.rule_groups),
+                        to_json(&g.data)
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(&e)?;
             for b in &g.batches {
-                let bid = match upsert_id(&tx, "SELECT id FROM batches WHERE name=?1", &[&b.name])
-                    .map_err(&e)?
-                {
-                    Some(id) => {
-                        tx.execute(
-                                "UPDATE batches SET group_id=?2, active=?3, template=?4, lrp=?5 WHERE id=?1",
-                                params![id, gid, b.active, b.template, b.lrp],
-                            )
-                            .map_err(&e)?;
-                        id
-                    }
-                    None => {
-                        tx.execute(
-                                "INSERT INTO batches(group_id, name, active, template, lrp) VALUES(?1,?2,?3,?4,?5)",
-                                params![gid, b.name, b.active, b.template, b.lrp],
-                            )
-                            .map_err(&e)?;
-                        tx.last_insert_rowid()
-                    }
-                };
+                let bid: i64 = tx
+                    .query_row(
+                        "INSERT INTO batches(group_id, name, active, template, lrp) VALUES(?1,?2,?3,?4,?5)
+                         ON CONFLICT(name) DO UPDATE SET group_id=excluded.group_id,
+                           active=excluded.active, template=excluded.template, lrp=excluded.lrp
+                         RETURNING id",
+                        params![gid, b.name, b.active, b.template, b.lrp],
+                        |r| r.get(0),
+                    )
+                    .map_err(&e)?;
                 let mut st = tx
                     .prepare_cached(
                         "INSERT INTO tags(xuid, batch_id, key, uid, cuid, default_response, pass_response,
