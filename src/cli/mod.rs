@@ -85,7 +85,9 @@ enum JournalCommand {
     /// List every tag of a batch folder's journal with its state, and any damage (reads only).
     ///
     /// Exit status: 0 healthy (a torn last write is healed by the next encoding run),
-    /// 3 a damaged line in the middle (encoding runs refuse the folder until it is repaired).
+    /// 3 damage: a damaged line in the middle, or records lost (journal.head or the folder's
+    /// keys.csv, associate.csv or summary.json know more than the journal); encoding runs
+    /// refuse the folder until it is repaired.
     Check {
         #[arg(long, value_name = "DIR")]
         out: std::path::PathBuf,
@@ -96,7 +98,11 @@ enum JournalCommand {
 
 fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
     let c = tag424::provision::Journal::check(out).map_err(journal_error)?;
-    let code = if c.damaged.is_empty() { 0 } else { 3 };
+    let code = if c.damaged.is_empty() && c.lost.is_empty() {
+        0
+    } else {
+        3
+    };
     if json {
         let tags: Vec<_> = c
             .tags
@@ -108,6 +114,7 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
             "tags": tags,
             "torn_tail": c.torn.map(|(line, bytes)| serde_json::json!({"line": line, "bytes": bytes})),
             "damaged": c.damaged.iter().map(|(l, w)| serde_json::json!({"line": l, "what": w})).collect::<Vec<_>>(),
+            "lost": c.lost,
             "torn_files": c.torn_files,
             "encrypted_to": c.encrypted_to,
         }));
@@ -129,10 +136,16 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
     for (line, what) in &c.damaged {
         say(&format!("DAMAGED line {line}: {what}"));
     }
+    for what in &c.lost {
+        say(&format!("LOST records: {what}"));
+    }
+    if !c.lost.is_empty() {
+        say("Encoding runs refuse this folder. Recovery: put back the newest backup of journal.jsonl, or see \"A journal that lost records\" in docs/operator-guide.md.");
+    }
     for f in &c.torn_files {
         say(&format!("Kept torn write: {}", f.display()));
     }
-    if c.damaged.is_empty() && c.torn.is_none() {
+    if c.damaged.is_empty() && c.lost.is_empty() && c.torn.is_none() {
         say("No damage.");
     }
     Ok(code)
@@ -224,6 +237,8 @@ pub fn journal_error(e: tag424::provision::journal::JournalError) -> CliError {
     let code = match e {
         JournalError::Locked(_)
         | JournalError::NotABatch(_)
+        | JournalError::NotAFolder(_)
+        | JournalError::Foreign { .. }
         | JournalError::IdentityNeeded { .. }
         | JournalError::KeysSealed { .. }
         | JournalError::ClearFolder { .. }

@@ -31,6 +31,26 @@ pub enum JournalError {
     /// Another process writes this folder.
     #[error(transparent)]
     Locked(#[from] LockError),
+    /// The journal lost records that the folder's other files know of (see
+    /// [`chain`](super::chain)): refused, never continued.
+    #[error("the key journal of {dir} lost records: {}", what.join("; "))]
+    Lost {
+        /// The batch folder.
+        dir: PathBuf,
+        /// What tells (one sentence each).
+        what: Vec<String>,
+    },
+    /// The output path is a file.
+    #[error("{0} is a file, not a folder")]
+    NotAFolder(PathBuf),
+    /// The output path is a folder of other files, not a batch folder.
+    #[error("{dir} is not a tag424 batch folder: it holds {found} and no {JOURNAL_FILE}")]
+    Foreign {
+        /// The folder.
+        dir: PathBuf,
+        /// Some of its entries.
+        found: String,
+    },
     /// The folder has no journal.
     #[error("{0} is not a batch folder (it has no {JOURNAL_FILE})")]
     NotABatch(PathBuf),
@@ -90,7 +110,15 @@ impl JournalError {
                 "nothing was changed; `tag424 journal check --out {}` lists every tag and the damage. Restore the journal from a backup or repair that line by hand",
                 path.parent().unwrap_or(Path::new(".")).display()
             ),
-            JournalError::Locked(_) => "wait for that run to finish (or stop it with Ctrl-C); one process writes a batch folder at a time".into(),
+            JournalError::Locked(LockError::InUse { .. }) => "wait for that run to finish (or stop it with Ctrl-C); one process writes a batch folder at a time".into(),
+            JournalError::Locked(LockError::Io { .. }) => "check the --out path: it must be a folder you can write (a new name is created owner-only)".into(),
+            JournalError::Lost { dir, .. } => format!(
+                "nothing was changed. Put back the newest backup of {JOURNAL_FILE} (the one {} matches) and re-run the same command. Without one, keep this folder as it is and follow \"A journal that lost records\" in docs/operator-guide.md: keys.csv (keys.csv.age) still holds the key of every tag it lists, associate.csv their UIDs, codes.csv and summary.json tell which codes were used; the batch goes on in a new --out folder without those codes. `tag424 journal check --out {}` lists what the journal still holds",
+                super::chain::HEAD_FILE,
+                dir.display()
+            ),
+            JournalError::NotAFolder(_) => "give --out a folder: a new name (it is created owner-only) or an existing batch folder".into(),
+            JournalError::Foreign { .. } => "give --out a new folder name (it is created owner-only) or an existing batch folder; tag424 does not write into a folder of other files".into(),
             JournalError::NotABatch(_) => "check the --out path".into(),
             JournalError::Export(_) => "the journal holds a tag code that breaks the tag-code rule: `tag424 journal check` shows it".into(),
             JournalError::Io { .. } => "free space or fix permissions, then re-run the same command to resume".into(),

@@ -53,10 +53,13 @@ pub fn now() -> u64 {
 
 pub use crate::private_fs::{sync_dir, write_atomic};
 
+pub mod chain;
 mod error;
+mod folder;
 mod parse;
 mod record;
 mod sealing;
+use chain::{Link, GENESIS};
 use error::io;
 pub use error::JournalError;
 pub use parse::{parse, Parsed};
@@ -75,6 +78,11 @@ pub struct Journal {
     tags: HashMap<String, TagEntry>,
     order: Vec<String>,
     used_xuids: HashSet<String>,
+    /// Every code a `planned` record named (freed ones too).
+    planned_xuids: HashSet<String>,
+    /// How many records the journal holds, and the last one's link (see [`chain`]).
+    records: u64,
+    last_link: Link,
     /// The recipients of an encrypted batch: planned keys and the keys export are sealed.
     sealed_to: Option<Recipients>,
     /// A torn last write found on opening (moved aside when opened for writing).
@@ -104,6 +112,9 @@ impl Journal {
             tags: HashMap::new(),
             order: Vec::new(),
             used_xuids: HashSet::new(),
+            planned_xuids: HashSet::new(),
+            records: 0,
+            last_link: GENESIS,
             sealed_to: None,
             torn_tail: None,
             created: false,
@@ -125,7 +136,11 @@ impl Journal {
     /// opened with every key: its sealed keys need `keys.identity`, and nothing is changed
     /// when they cannot be opened.
     pub fn open_with(dir: &Path, keys: &KeyAccess) -> Result<Journal, JournalError> {
+        // A file, a folder of other files, or a batch folder whose journal is gone: refused
+        // before anything (the folder, the lock file) is created.
+        folder::refuse_foreign(dir)?;
         let lock = lock_folder(dir)?;
+        folder::refuse_foreign(dir)?;
         let path = dir.join(JOURNAL_FILE);
         let existed = path.exists();
         let file = crate::private_fs::open_append(&path).map_err(io(&path))?;
@@ -147,6 +162,19 @@ impl Journal {
         let records = Journal::opened(dir, parsed.records, keys.identity.as_ref())?;
         let mut j = Journal::empty(dir, Some(file), Some(lock));
         j.created = !existed;
+        for r in records {
+            j.apply(r);
+        }
+        j.records = parsed.links.len() as u64;
+        j.last_link = parsed.links.last().copied().unwrap_or(GENESIS);
+        let head = chain::read_head(dir);
+        let lost = folder::lost_records(&j, &head, &parsed.links)?;
+        if !lost.is_empty() {
+            return Err(JournalError::Lost {
+                dir: dir.to_path_buf(),
+                what: lost,
+            });
+        }
         if let Some((line, len)) = parsed.torn {
             let kept = j.move_aside(&bytes[parsed.good_len..])?;
             let f = j.file.as_ref().ok_or_else(|| read_only_error(&path))?;
@@ -158,8 +186,11 @@ impl Journal {
                 kept_in: Some(kept),
             });
         }
-        for r in records {
-            j.apply(r);
+        // A new folder, an older tag424's, or a head a crash left one record behind: the
+        // head is brought to the journal's end.
+        let current = chain::Head::new(j.records, &j.last_link);
+        if head.ok().flatten().as_ref() != Some(&current) {
+            j.write_head()?;
         }
         match sealing {
             Sealing::Clear => {}
@@ -167,6 +198,13 @@ impl Journal {
             Sealing::Start(rs) => j.start_sealed(rs, &bytes[..parsed.good_len])?,
         }
         Ok(j)
+    }
+
+    /// Records how far the journal reached in `journal.head` (after the journal's fsync).
+    fn write_head(&self) -> Result<(), JournalError> {
+        let p = self.dir.join(chain::HEAD_FILE);
+        chain::write_head(&self.dir, &chain::Head::new(self.records, &self.last_link))
+            .map_err(io(&p))
     }
 
     /// Reads the journal of an existing batch folder without writing anything (no lock, no
@@ -183,6 +221,7 @@ impl Journal {
     ) -> Result<Journal, JournalError> {
         let path = dir.join(JOURNAL_FILE);
         let Some(bytes) = read_file(&path)? else {
+            folder::refuse_foreign(dir)?;
             return Err(JournalError::NotABatch(dir.to_path_buf()));
         };
         let parsed = parse(&bytes);
@@ -194,6 +233,8 @@ impl Journal {
             });
         }
         let mut j = Journal::empty(dir, None, None);
+        j.records = parsed.links.len() as u64;
+        j.last_link = parsed.last_link();
         if let Some(theirs) = sealed_recipients(&parsed.records) {
             j.sealed_to =
                 Some(
@@ -211,6 +252,15 @@ impl Journal {
         for r in Journal::opened(dir, parsed.records, identity)? {
             j.apply(r);
         }
+        // What would be exported from a journal that lost records would overwrite the rows
+        // it lost (`tag424 export`), or serve fewer tags: refused as an encoding run is.
+        let lost = folder::lost_records(&j, &chain::read_head(dir), &parsed.links)?;
+        if !lost.is_empty() {
+            return Err(JournalError::Lost {
+                dir: dir.to_path_buf(),
+                what: lost,
+            });
+        }
         Ok(j)
     }
 
@@ -218,15 +268,26 @@ impl Journal {
     /// nothing (a damaged middle line is listed, the records around it still read).
     pub fn check(dir: &Path) -> Result<Check, JournalError> {
         let path = dir.join(JOURNAL_FILE);
-        let Some(bytes) = read_file(&path)? else {
-            return Err(JournalError::NotABatch(dir.to_path_buf()));
+        let (bytes, lost) = match read_file(&path)? {
+            Some(b) => (b, Vec::new()),
+            // A batch folder whose journal is gone is damage to report, not "not a batch".
+            None => match folder::refuse_foreign(dir) {
+                Err(JournalError::Lost { what, .. }) => (Vec::new(), what),
+                Err(e) => return Err(e),
+                Ok(()) => return Err(JournalError::NotABatch(dir.to_path_buf())),
+            },
         };
         let parsed = parse(&bytes);
         let mut j = Journal::empty(dir, None, None);
         let encrypted_to = sealed_recipients(&parsed.records).map(<[String]>::to_vec);
-        for r in parsed.records {
+        for r in parsed.records.iter().cloned() {
             j.apply(r);
         }
+        let lost = if lost.is_empty() {
+            folder::lost_records(&j, &chain::read_head(dir), &parsed.links)?
+        } else {
+            lost
+        };
         let mut torn_files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io(dir))?
             .filter_map(Result::ok)
@@ -241,6 +302,7 @@ impl Journal {
             tags: j.tags().cloned().collect(),
             torn: parsed.torn,
             damaged: parsed.damaged,
+            lost,
             torn_files,
             encrypted_to,
         })
@@ -284,6 +346,7 @@ impl Journal {
                 ..
             } => {
                 self.used_xuids.insert(xuid.clone());
+                self.planned_xuids.insert(xuid.clone());
                 if !self.tags.contains_key(&uid) {
                     self.order.push(uid.clone());
                 }
@@ -350,13 +413,16 @@ impl Journal {
         // Planned records hold keys: the line is built in a buffer sized up front (a record is
         // a few hundred bytes; a growing buffer would leave freed copies) and wiped once written.
         let mut line = zeroize::Zeroizing::new(Vec::with_capacity(2048));
-        serde_json::to_writer(&mut *line, on_disk.as_ref().unwrap_or(&r)).map_err(|e| {
-            JournalError::Io {
-                path: self.path.clone(),
-                source: e.into(),
-            }
+        let link = chain::write_line(
+            on_disk.as_ref().unwrap_or(&r),
+            self.records + 1,
+            &self.last_link,
+            &mut line,
+        )
+        .map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            source: e.into(),
         })?;
-        line.push(b'\n');
         let Some(file) = self.file.as_mut() else {
             return Err(read_only_error(&self.path));
         };
@@ -372,7 +438,16 @@ impl Journal {
             self.failed = Some(e.to_string());
             return Err(io(&self.path)(e));
         }
+        self.records += 1;
+        self.last_link = link;
         self.apply(r);
+        // The record is on disk; the head follows it. A head that could not be written is a
+        // failed write too: the record stands (the next open brings the head up to it), and
+        // the run stops.
+        if let Err(e) = self.write_head() {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -386,12 +461,15 @@ impl Journal {
             time: now(),
         };
         let mut file = records.to_vec();
-        serde_json::to_writer(&mut file, &r).map_err(|e| io(&self.path)(e.into()))?;
-        file.push(b'\n');
+        let link = chain::write_line(&r, self.records + 1, &self.last_link, &mut file)
+            .map_err(|e| io(&self.path)(e.into()))?;
         crate::private_fs::write_atomic(&self.path, &file).map_err(io(&self.path))?;
         // The renamed file replaced the one opened before: append to the new one.
         self.file = Some(crate::private_fs::open_append(&self.path).map_err(io(&self.path))?);
+        self.records += 1;
+        self.last_link = link;
         self.apply(r);
+        self.write_head()?;
         self.sealed_to = Some(rs);
         Ok(())
     }

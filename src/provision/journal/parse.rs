@@ -1,6 +1,7 @@
 //! Reading journal bytes without changing them: complete records, a torn last write, and
 //! damaged lines in the middle (the first is healed on open, the second refused).
 
+use super::chain::{check_line, Link, GENESIS};
 use super::Record;
 
 /// A journal file split into records, read without changing it.
@@ -12,8 +13,18 @@ pub struct Parsed {
     pub good_len: usize,
     /// A torn last write: (line, bytes).
     pub torn: Option<(usize, usize)>,
-    /// Damaged lines before the last record: (line, what).
+    /// Damaged lines before the last record, and records that do not follow the record
+    /// before them (a gap or a change, see [`super::chain`]): (line, what).
     pub damaged: Vec<(usize, String)>,
+    /// Each record's link in the chain (one per record).
+    pub links: Vec<Link>,
+}
+
+impl Parsed {
+    /// The last record's link ([`GENESIS`] for an empty journal).
+    pub fn last_link(&self) -> Link {
+        self.links.last().copied().unwrap_or(GENESIS)
+    }
 }
 
 fn parse_record(line: &[u8]) -> Result<Record, String> {
@@ -32,6 +43,8 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     let mut line_no = 0;
     // (line, start, what) of the last unparsable complete line not yet followed by a record.
     let mut pending: Option<(usize, usize, String)> = None;
+    // The position (from 1) the next record must have, and the link it follows.
+    let (mut seq, mut prev) = (1u64, GENESIS);
     while pos < bytes.len() {
         line_no += 1;
         let Some(nl) = bytes[pos..].iter().position(|b| *b == b'\n') else {
@@ -52,6 +65,22 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 if let Some((l, _, what)) = pending.take() {
                     p.damaged.push((l, what));
                 }
+                let link = match check_line(line, seq, &prev) {
+                    Ok(link) => link,
+                    Err(broken) => {
+                        p.damaged.push((line_no, broken.what));
+                        // The lines after it are checked against what it claims: one gap is
+                        // reported once.
+                        if let Some((s, l)) = broken.claims {
+                            seq = s;
+                            prev = l;
+                        }
+                        prev
+                    }
+                };
+                seq += 1;
+                prev = link;
+                p.links.push(link);
                 p.records.push(r);
                 p.good_len = pos;
             }

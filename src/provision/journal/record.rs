@@ -129,6 +129,9 @@ pub struct Check {
     pub torn: Option<(usize, usize)>,
     /// Damaged lines before the last record: (line, what). Encoding runs refuse the folder.
     pub damaged: Vec<(usize, String)>,
+    /// Records the journal lost, as `journal.head` and the folder's exports tell (one
+    /// sentence each). Encoding runs refuse the folder.
+    pub lost: Vec<String>,
     /// Torn writes moved aside earlier.
     pub torn_files: Vec<PathBuf>,
     /// The age recipients of an encrypted batch (`None`: keys in clear).
