@@ -100,6 +100,16 @@ pub enum CodeListError {
         /// What is wrong.
         what: String,
     },
+    /// Two codes that differ only in upper and lower case: one code to the platform's users.
+    #[error("{path}: tag codes {:?} (line {}) and {:?} (line {}) differ only in upper and lower case, so they are one code written twice: keep the one the platform's download has and delete the other", first.1, first.0, second.1, second.0)]
+    CaseDuplicate {
+        /// The file.
+        path: String,
+        /// The first one's line and code.
+        first: (usize, String),
+        /// The second one's line and code.
+        second: (usize, String),
+    },
     /// A code that appears on two lines.
     #[error("{path}: tag code {xuid} appears twice (lines {first} and {second})")]
     Duplicate {
@@ -112,6 +122,17 @@ pub enum CodeListError {
         /// Line of its second appearance.
         second: usize,
     },
+}
+
+/// The message for a row that is one cell holding `;`: a list separated by semicolons (a
+/// spreadsheet's CSV export in locales whose decimal mark is a comma).
+fn semicolons(fields: &[String]) -> Option<String> {
+    match fields {
+        [one] if one.contains(';') => Some(format!(
+            "{one:?} is separated by semicolons (;), not commas: export the list again as CSV with commas (in the spreadsheet's save dialog, field separator \",\"), or give a plain list of codes, one per line, with --no-header"
+        )),
+        _ => None,
+    }
 }
 
 /// One row of a code list.
@@ -170,6 +191,14 @@ impl CodeList {
         };
         let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
         for (i, l) in text.lines().enumerate() {
+            // `lines` takes a CRLF ending off; a carriage return left inside a line would end
+            // the CSV record there and cut the rest of the line (a code) off without a word.
+            if l.contains('\r') {
+                return Err(bad(
+                    i + 1,
+                    "a carriage return (CR) inside the line: the file mixes line endings or a code was cut short; save it again with one code per line (LF or CRLF endings)".into(),
+                ));
+            }
             if l.trim().is_empty() {
                 continue;
             }
@@ -192,7 +221,9 @@ impl CodeList {
                 let column = first
                     .iter()
                     .position(|h| h.eq_ignore_ascii_case("XUID"))
-                    .ok_or_else(|| {
+                    .ok_or_else(|| match semicolons(first) {
+                        Some(e) => bad(*line, e),
+                        None => {
                         bad(
                             *line,
                             format!(
@@ -200,6 +231,7 @@ impl CodeList {
                                 first.join(",")
                             ),
                         )
+                        }
                     })?;
                 let head = first.iter().map(|h| h.to_ascii_uppercase()).collect();
                 (head, &rows[1..], column)
@@ -207,8 +239,11 @@ impl CodeList {
             Header::None => (vec!["XUID".to_string()], &rows[..], 0),
         };
         let mut out = Vec::new();
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<String, (usize, String)> = HashMap::new();
         for (line, fields) in data {
+            if let Some(e) = semicolons(fields) {
+                return Err(bad(*line, e));
+            }
             if header == Header::None && fields.len() != 1 {
                 return Err(bad(
                     *line,
@@ -220,12 +255,23 @@ impl CodeList {
                 .ok_or_else(|| bad(*line, "the row has no XUID column".into()))?
                 .clone();
             check(&code).map_err(|e| bad(*line, e.to_string()))?;
-            if let Some(first) = seen.insert(code.clone(), *line) {
-                return Err(CodeListError::Duplicate {
-                    path: path.to_string(),
-                    xuid: code,
-                    first,
-                    second: *line,
+            // Codes that differ only in case are one code (see docs/operator-guide.md).
+            if let Some((first, other)) =
+                seen.insert(code.to_ascii_lowercase(), (*line, code.clone()))
+            {
+                return Err(if other == code {
+                    CodeListError::Duplicate {
+                        path: path.to_string(),
+                        xuid: code,
+                        first,
+                        second: *line,
+                    }
+                } else {
+                    CodeListError::CaseDuplicate {
+                        path: path.to_string(),
+                        first: (first, other),
+                        second: (*line, code),
+                    }
                 });
             }
             out.push(Row {

@@ -156,6 +156,19 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let sim_dir = args.out.join("simulated-tags");
+    // Two specs of one simulated folder (`sim` and `sim:OUT/simulated-tags`, `sim:T` and
+    // `sim:T/`) are refused before anything is opened or created.
+    let mut sim_dirs: Vec<PathBuf> = Vec::new();
+    for spec in &specs {
+        if let ReaderSpec::Sim { dir, .. } = spec {
+            let d = dir.clone().unwrap_or_else(|| sim_dir.clone());
+            let d = std::fs::canonicalize(&d).unwrap_or(d);
+            if sim_dirs.contains(&d) {
+                return Err(reader_twice(&format!("sim:{}", d.display())));
+            }
+            sim_dirs.push(d);
+        }
+    }
     // A reader that cannot be opened (unplugged, a typo) leaves no folder behind; only the
     // default simulated directory lives inside the folder and is opened after it.
     let mut early = Vec::new();
@@ -170,6 +183,21 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
                 false,
             )?),
         });
+    }
+    // The same reader named twice (`--reader 0 --reader NAME`): refused before the folder.
+    let names: Vec<String> = early
+        .iter()
+        .map(|r| match r {
+            Some(r) => r.describe(),
+            None => AnyReader::describe_sim(&sim_dir),
+        })
+        .collect();
+    if let Some(n) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+    {
+        return Err(reader_twice(n.1));
     }
     let access = args.at_rest.access()?;
     args.trace.check_sealed(access.encrypt_to.is_some(), None)?;
@@ -231,18 +259,6 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             None => AnyReader::open(spec, &sim_dir, &stop, args.wait_for_reader, false)?,
         });
     }
-    let names: Vec<String> = readers.iter().map(|r| r.describe()).collect();
-    if let Some(n) = names
-        .iter()
-        .enumerate()
-        .find(|(i, n)| names[..*i].contains(n))
-    {
-        return Err(CliError {
-            code: 2,
-            message: format!("--reader names {} twice", n.1),
-            help: Some("give each reader once; `tag424 readers` lists them".into()),
-        });
-    }
     if !args.json {
         say(&match names.as_slice() {
             [one] => format!("Reader: {one}"),
@@ -279,6 +295,14 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             help: Some("fix the reader (plug it in, start pcscd) and re-run the same command: finished tags are kept, an interrupted tag is finished when presented again".into()),
         }),
         Some(Stop::NoMoreTags) | None => Ok(if summary.failed > 0 { 1 } else { 0 }),
+    }
+}
+
+fn reader_twice(name: &str) -> CliError {
+    CliError {
+        code: 2,
+        message: format!("--reader names {name} twice"),
+        help: Some("give each reader once; `tag424 readers` lists them".into()),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct ExportArgs {
 pub fn export(a: ExportArgs) -> Result<u8, CliError> {
     let keys = a.identity.access()?;
     if !a.out.join(JOURNAL_FILE).is_file() {
+        // A batch folder that lost its journal is said so; anything else is no batch.
+        Journal::check_folder(&a.out).map_err(journal_error)?;
         return Err(journal_error(JournalError::NotABatch(a.out.clone())));
     }
     let stdout = a.to.as_deref() == Some(Path::new("-"));

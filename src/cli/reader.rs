@@ -195,9 +195,14 @@ impl AnyReader {
         }
     }
 
+    /// How a simulated reader of the folder `dir` is named.
+    pub fn describe_sim(dir: &std::path::Path) -> String {
+        format!("simulated reader {}", dir.display())
+    }
+
     pub fn describe(&self) -> String {
         match self {
-            AnyReader::Sim(r) => format!("simulated reader {}", r.dir().path().display()),
+            AnyReader::Sim(r) => AnyReader::describe_sim(r.dir().path()),
             AnyReader::Pcsc(r) => r.name(),
         }
     }

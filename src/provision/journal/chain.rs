@@ -47,7 +47,9 @@ pub(super) fn write_line(
     serde_json::to_writer(&mut *out, record)?;
     // A record is a JSON object: its closing brace is replaced by the two members.
     if out.pop() != Some(b'}') {
-        return Err(serde::ser::Error::custom("a journal record is not an object"));
+        return Err(serde::ser::Error::custom(
+            "a journal record is not an object",
+        ));
     }
     out.extend_from_slice(format!(",\"seq\":{seq}").as_bytes());
     let link = link_of(prev, &out[start..]);
@@ -99,15 +101,18 @@ pub(super) fn check_line(line: &[u8], seq: u64, prev: &Link) -> Result<Link, Bro
     let claimed: Option<Link> = hex::decode(&chain).ok().and_then(|b| b.try_into().ok());
     let claims = claimed.map(|l| (written_seq, l));
     if written_seq != seq {
-        return Err(broken(if written_seq > seq {
-            format!(
+        return Err(broken(
+            if written_seq > seq {
+                format!(
                 "it is record {written_seq} but the journal has only {} records before it: {} records before it are missing",
                 seq - 1,
                 written_seq - seq
             )
-        } else {
-            format!("it is record {written_seq} but stands at position {seq}: a record was copied in twice")
-        }, claims));
+            } else {
+                format!("it is record {written_seq} but stands at position {seq}: a record was copied in twice")
+            },
+            claims,
+        ));
     }
     let Some(cut) = line
         .windows(CHAIN_MEMBER.len())

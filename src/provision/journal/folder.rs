@@ -2,6 +2,7 @@
 //! not: the checks that refuse a journal that lost records (see [`super::chain`]) before a run
 //! rewrites `keys.csv` from it or gives a used code to a new tag.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use zeroize::Zeroizing;
@@ -43,7 +44,11 @@ pub(super) fn refuse_foreign(dir: &Path) -> Result<(), JournalError> {
     let mut batch = Vec::new();
     let mut other = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io(dir))? {
-        let name = e.map_err(io(dir))?.file_name().to_string_lossy().into_owned();
+        let name = e
+            .map_err(io(dir))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if BATCH_FILES.contains(&name.as_str()) || name.starts_with("journal.torn-") {
             batch.push(name);
         } else if !MAY_PRECEDE.contains(&name.as_str()) {
@@ -89,10 +94,13 @@ fn rows(path: &Path) -> Result<Option<Zeroizing<String>>, JournalError> {
 }
 
 fn cells(text: &str) -> impl Iterator<Item = (&str, &str)> {
-    text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| {
-        let mut c = l.split(',').map(|c| c.trim().trim_matches('"'));
-        (c.next().unwrap_or(""), c.next().unwrap_or(""))
-    })
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut c = l.split(',').map(|c| c.trim().trim_matches('"'));
+            (c.next().unwrap_or(""), c.next().unwrap_or(""))
+        })
 }
 
 fn some_codes(codes: &[&str]) -> String {
@@ -106,7 +114,8 @@ fn some_codes(codes: &[&str]) -> String {
 
 /// What the folder's other files know that the journal does not, one sentence each: the head
 /// ahead of the journal or naming another journal, rows of `keys.csv` and `associate.csv` of
-/// tags the journal never planned, and a `summary.json` that counted more. Empty: the journal
+/// tags the journal never verified (exports are written from the journal, after it), and a
+/// `summary.json` that counted more. Empty: the journal
 /// holds everything the folder knows.
 pub(super) fn lost_records(
     j: &Journal,
@@ -121,9 +130,10 @@ pub(super) fn lost_records(
     }
     let dir = j.dir();
     if let Some(text) = rows(&dir.join(KEYS_CSV))? {
+        let verified: HashSet<&str> = j.verified_pairs.iter().map(|(x, _)| x.as_str()).collect();
         let unknown: Vec<&str> = cells(&text)
             .map(|(x, _)| x)
-            .filter(|x| !j.planned_xuids.contains(*x))
+            .filter(|x| !verified.contains(x))
             .collect();
         if !unknown.is_empty() {
             lost.push(format!(
@@ -135,7 +145,10 @@ pub(super) fn lost_records(
     }
     if let Some(text) = rows(&dir.join(ASSOCIATE_CSV))? {
         let unknown: Vec<&str> = cells(&text)
-            .filter(|(x, uid)| j.tag(uid).is_none_or(|t| t.xuid != *x))
+            .filter(|(x, uid)| {
+                !j.verified_pairs
+                    .contains(&((*x).to_string(), (*uid).to_string()))
+            })
             .map(|(x, _)| x)
             .collect();
         if !unknown.is_empty() {

@@ -80,6 +80,8 @@ pub struct Journal {
     used_xuids: HashSet<String>,
     /// Every code a `planned` record named (freed ones too).
     planned_xuids: HashSet<String>,
+    /// Every (code, UID) a `verified` record named (reset ones too): what the exports may list.
+    verified_pairs: HashSet<(String, String)>,
     /// How many records the journal holds, and the last one's link (see [`chain`]).
     records: u64,
     last_link: Link,
@@ -113,6 +115,7 @@ impl Journal {
             order: Vec::new(),
             used_xuids: HashSet::new(),
             planned_xuids: HashSet::new(),
+            verified_pairs: HashSet::new(),
             records: 0,
             last_link: GENESIS,
             sealed_to: None,
@@ -200,6 +203,14 @@ impl Journal {
         Ok(j)
     }
 
+    /// Refuses `dir` as a batch folder to write, changing nothing: a file, a folder of other
+    /// files ([`JournalError::Foreign`]), or a batch folder whose journal is gone
+    /// ([`JournalError::Lost`]). A missing folder, an empty one and a batch folder pass.
+    /// [`Journal::open_with`] checks this first.
+    pub fn check_folder(dir: &Path) -> Result<(), JournalError> {
+        folder::refuse_foreign(dir)
+    }
+
     /// Records how far the journal reached in `journal.head` (after the journal's fsync).
     fn write_head(&self) -> Result<(), JournalError> {
         let p = self.dir.join(chain::HEAD_FILE);
@@ -221,7 +232,6 @@ impl Journal {
     ) -> Result<Journal, JournalError> {
         let path = dir.join(JOURNAL_FILE);
         let Some(bytes) = read_file(&path)? else {
-            folder::refuse_foreign(dir)?;
             return Err(JournalError::NotABatch(dir.to_path_buf()));
         };
         let parsed = parse(&bytes);
@@ -379,7 +389,13 @@ impl Journal {
                     t.keys_changed = true;
                 }
             }
-            Record::Verified { uid, read_ctr, .. } => {
+            Record::Verified {
+                uid,
+                xuid,
+                read_ctr,
+                ..
+            } => {
+                self.verified_pairs.insert((xuid, uid.clone()));
                 if let Some(t) = self.tags.get_mut(&uid) {
                     t.verified = true;
                     t.keys_changed = true;
