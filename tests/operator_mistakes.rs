@@ -582,3 +582,166 @@ fn a_full_disk_stops_the_run_and_leaves_a_whole_journal() {
     let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
     assert_eq!(keys.lines().count(), 13, "{keys}");
 }
+
+#[test]
+fn out_naming_a_file_or_a_folder_of_other_files_is_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = codes(tmp.path(), 2, "of");
+    let reader = format!("sim:{}", tmp.path().join("tags").display());
+    let batch = |out: &Path| {
+        // Fresh simulated tags for each folder.
+        let reader = format!("sim:{}", out.with_extension("tags").display());
+        tag424(&[
+            "batch",
+            "--reader",
+            &reader,
+            "--xuids",
+            &list,
+            "--out",
+            out.to_str().unwrap(),
+            "--no-profile",
+        ])
+    };
+    // A file: said to be a file, not "wait for that run".
+    let file = tmp.path().join("notes.txt");
+    std::fs::write(&file, "mine").unwrap();
+    let (code, _, err) = batch(&file);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a file"), "{err}");
+    assert!(!err.contains("wait for that run"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    // A folder of other files: refused, nothing added to it (no lock file).
+    let docs = tmp.path().join("documents");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("letter.odt"), "x").unwrap();
+    let before = snapshot(&docs);
+    let (code, _, err) = batch(&docs);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not a tag424 batch folder") && err.contains("letter.odt"),
+        "{err}"
+    );
+    assert!(err.contains("new folder"), "{err}");
+    assert_eq!(before, snapshot(&docs), "the folder was written");
+    // The other commands that write a batch folder say the same.
+    let (code, _, err) = tag424(&[
+        "encode",
+        "--xuid",
+        "of0000",
+        "--reader",
+        &reader,
+        "--out",
+        docs.to_str().unwrap(),
+        "--no-profile",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a tag424 batch folder"), "{err}");
+    assert_eq!(before, snapshot(&docs));
+    // An empty folder is fine, and a new one is made owner-only.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, _, err) = batch(&empty);
+    assert_eq!(code, 0, "{err}");
+    let new = tmp.path().join("new");
+    let (code, _, err) = batch(&new);
+    assert_eq!(code, 0, "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&new).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+}
+
+#[test]
+fn the_same_reader_twice_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = codes(tmp.path(), 2, "tw");
+    let out = tmp.path().join("out");
+    let tags = tmp.path().join("tags");
+    for readers in [
+        // The folder's default simulated tags, named both ways.
+        vec![
+            "sim".to_string(),
+            format!("sim:{}", out.join("simulated-tags").display()),
+        ],
+        // One folder written two ways.
+        vec![
+            format!("sim:{}", tags.display()),
+            format!("sim:{}/", tags.display()),
+        ],
+    ] {
+        let mut args = vec!["batch"];
+        for r in &readers {
+            args.extend(["--reader", r]);
+        }
+        args.extend([
+            "--xuids",
+            &list,
+            "--out",
+            out.to_str().unwrap(),
+            "--no-profile",
+        ]);
+        let (code, _, err) = tag424(&args);
+        assert_eq!(code, 2, "{readers:?}: {err}");
+        assert!(err.contains("twice"), "{readers:?}: {err}");
+        assert!(!out.exists(), "{readers:?}: the folder was created");
+        assert!(!tags.exists(), "{readers:?}: the tags folder was created");
+    }
+}
+
+#[test]
+fn code_lists_a_spreadsheet_garbled_are_refused_naming_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reader = format!("sim:{}", tmp.path().join("tags").display());
+    let out = tmp.path().join("out");
+    for (text, no_header, want) in [
+        // A spreadsheet's export where the decimal mark is a comma.
+        ("XUID;UID\nabc1;04AABBCC112233\n", false, "semicolons"),
+        ("abc1;x\nabc2;y\n", true, "semicolons"),
+        ("XUID\nabc1;\n", false, "semicolons"),
+        // A bare carriage return: the line's second code would be cut off.
+        ("XUID\nabc1\rabc2\nabc3\n", false, "carriage return"),
+        ("abc1\rabc2\n", true, "carriage return"),
+        // One code written twice in two cases.
+        (
+            "XUID\nq8w3sbcz\nQ8W3SBCZ\n",
+            false,
+            "differ only in upper and lower case",
+        ),
+    ] {
+        let f = tmp.path().join("list.csv");
+        std::fs::write(&f, text).unwrap();
+        let mut args = vec![
+            "batch",
+            "--reader",
+            &reader,
+            "--xuids",
+            f.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-profile",
+        ];
+        if no_header {
+            args.push("--no-header");
+        }
+        let (code, _, err) = tag424(&args);
+        assert_eq!(code, 2, "{text:?}: {err}");
+        assert!(err.contains(want), "{text:?}: {err}");
+        assert!(!out.exists(), "{text:?}");
+    }
+    // CRLF line ends are fine.
+    let f = tmp.path().join("crlf.csv");
+    std::fs::write(&f, "XUID\r\nabc1\r\nabc2\r\n").unwrap();
+    let (code, _, err) = tag424(&[
+        "batch",
+        "--reader",
+        &reader,
+        "--xuids",
+        f.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-profile",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
