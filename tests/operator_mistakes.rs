@@ -690,50 +690,15 @@ fn the_same_reader_twice_creates_nothing() {
     }
 }
 
-#[test]
-fn code_lists_a_spreadsheet_garbled_are_refused_naming_the_fix() {
+/// Runs `batch` on a code list of `text` (with `--no-header` when asked); checks it is
+/// refused (exit 2) with `want` in the message and no folder made.
+fn refused_list(text: &str, no_header: bool, want: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let reader = format!("sim:{}", tmp.path().join("tags").display());
     let out = tmp.path().join("out");
-    for (text, no_header, want) in [
-        // A spreadsheet's export where the decimal mark is a comma.
-        ("XUID;UID\nabc1;04AABBCC112233\n", false, "semicolons"),
-        ("abc1;x\nabc2;y\n", true, "semicolons"),
-        ("XUID\nabc1;\n", false, "semicolons"),
-        // A bare carriage return: the line's second code would be cut off.
-        ("XUID\nabc1\rabc2\nabc3\n", false, "carriage return"),
-        ("abc1\rabc2\n", true, "carriage return"),
-        // One code written twice in two cases.
-        (
-            "XUID\nq8w3sbcz\nQ8W3SBCZ\n",
-            false,
-            "differ only in upper and lower case",
-        ),
-    ] {
-        let f = tmp.path().join("list.csv");
-        std::fs::write(&f, text).unwrap();
-        let mut args = vec![
-            "batch",
-            "--reader",
-            &reader,
-            "--xuids",
-            f.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--no-profile",
-        ];
-        if no_header {
-            args.push("--no-header");
-        }
-        let (code, _, err) = tag424(&args);
-        assert_eq!(code, 2, "{text:?}: {err}");
-        assert!(err.contains(want), "{text:?}: {err}");
-        assert!(!out.exists(), "{text:?}");
-    }
-    // CRLF line ends are fine.
-    let f = tmp.path().join("crlf.csv");
-    std::fs::write(&f, "XUID\r\nabc1\r\nabc2\r\n").unwrap();
-    let (code, _, err) = tag424(&[
+    let f = tmp.path().join("list.csv");
+    std::fs::write(&f, text).unwrap();
+    let mut args = vec![
         "batch",
         "--reader",
         &reader,
@@ -742,6 +707,57 @@ fn code_lists_a_spreadsheet_garbled_are_refused_naming_the_fix() {
         "--out",
         out.to_str().unwrap(),
         "--no-profile",
+    ];
+    if no_header {
+        args.push("--no-header");
+    }
+    let (code, _, err) = tag424(&args);
+    assert_eq!(code, 2, "{text:?}: {err}");
+    assert!(err.contains(want), "{text:?}: {err}");
+    assert!(!out.exists(), "{text:?}");
+}
+
+#[test]
+fn a_semicolon_separated_code_list_is_named_so() {
+    // A spreadsheet's CSV export where the decimal mark is a comma.
+    refused_list(
+        "XUID;UID\nabc1;04AABBCC112233\n",
+        false,
+        "separated by semicolons (;)",
+    );
+    refused_list("abc1;x\nabc2;y\n", true, "separated by semicolons (;)");
+    refused_list("XUID\nabc1;\n", false, "separated by semicolons (;)");
+}
+
+#[test]
+fn a_bare_carriage_return_in_a_code_list_is_an_error() {
+    // The CSV reader ends a record at a lone CR: abc2 would be dropped without a word.
+    refused_list("XUID\nabc1\rabc2\nabc3\n", false, "carriage return");
+    refused_list("abc1\rabc2\n", true, "carriage return");
+    // CRLF line ends are fine.
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("crlf.csv");
+    std::fs::write(&f, "XUID\r\nabc1\r\nabc2\r\n").unwrap();
+    let (code, _, err) = tag424(&[
+        "batch",
+        "--reader",
+        &format!("sim:{}", tmp.path().join("tags").display()),
+        "--xuids",
+        f.to_str().unwrap(),
+        "--out",
+        tmp.path().join("out").to_str().unwrap(),
+        "--no-profile",
     ]);
     assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn codes_that_differ_only_in_case_are_one_code() {
+    // docs/operator-guide.md, "Tag codes and letter case": one code written twice.
+    refused_list(
+        "XUID\nq8w3sbcz\nabc1\nQ8W3SBCZ\n",
+        false,
+        "\"q8w3sbcz\" (line 2) and \"Q8W3SBCZ\" (line 4) differ only in upper and lower case",
+    );
+    refused_list("Abc1\nabc1\n", true, "differ only in upper and lower case");
 }
