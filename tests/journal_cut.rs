@@ -211,7 +211,7 @@ fn a_record_taken_out_of_the_middle_is_damage_named_by_line() {
 fn an_older_copy_of_the_journal_is_refused() {
     let b = Batch::new(20, Some(8), &[]);
     let older = std::fs::read(b.journal()).unwrap();
-    let older_head = std::fs::read(b.out.join("journal.head")).unwrap();
+    let older_head = std::fs::read(b.out.join("journal.head")).unwrap_or_default();
     let r = b.run(None);
     assert!(r.status.success(), "{}", text(&r));
     // The journal alone put back from a backup.
@@ -221,7 +221,7 @@ fn an_older_copy_of_the_journal_is_refused() {
     std::fs::write(b.out.join("journal.head"), &older_head).unwrap();
     assert_refused(&b, "an older journal and head");
     // The head deleted as well (as an older tag424 would leave the folder): the same.
-    std::fs::remove_file(b.out.join("journal.head")).unwrap();
+    let _ = std::fs::remove_file(b.out.join("journal.head"));
     assert_refused(&b, "an older journal without a head");
     // Another batch's journal of the same length in its place.
     let other = Batch::new(20, Some(8), &[]);
@@ -249,7 +249,7 @@ fn an_older_tag424s_journal_opens_and_its_cut_is_refused() {
     let b = Batch::new(6, Some(4), &[]);
     let old = legacy(&std::fs::read(b.journal()).unwrap());
     std::fs::write(b.journal(), &old).unwrap();
-    std::fs::remove_file(b.out.join("journal.head")).unwrap();
+    let _ = std::fs::remove_file(b.out.join("journal.head"));
     let c = b.check();
     assert_eq!(c.status.code(), Some(0), "{}", text(&c));
     // Cut by its last record (a verified tag's): keys.csv knows that tag.
