@@ -60,7 +60,9 @@ pub struct BatchArgs {
     /// existing folder its recorded codes are used (with --add-codes: N more).
     #[arg(long, value_name = "N", conflicts_with = "xuids")]
     pub generate_xuids: Option<usize>,
-    /// Output directory: the key journal, keys.csv, associate.csv. Created owner-only.
+    /// Output directory: the key journal, keys.csv, associate.csv. A new name (created
+    /// owner-only), an empty folder or a batch folder; a file or a folder of other files is
+    /// refused.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// If the reader is not plugged in yet, wait for it (default: stop with an error).

@@ -120,7 +120,8 @@ pub struct EncodeArgs {
     pub xuid: String,
     #[command(flatten)]
     pub tag: TagArgs,
-    /// Output directory (key journal, keys.csv, associate.csv).
+    /// Output directory (key journal, keys.csv, associate.csv): a new name (created
+    /// owner-only), an empty folder or a batch folder.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     #[arg(long = "url", value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]

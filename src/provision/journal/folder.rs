@@ -137,7 +137,7 @@ pub(super) fn lost_records(
             .collect();
         if !unknown.is_empty() {
             lost.push(format!(
-                "{KEYS_CSV} holds the keys of {} tags the journal does not know (codes {})",
+                "{KEYS_CSV} holds the keys of {} tags the journal has no verified record of (codes {})",
                 unknown.len(),
                 some_codes(&unknown)
             ));
@@ -153,7 +153,7 @@ pub(super) fn lost_records(
             .collect();
         if !unknown.is_empty() {
             lost.push(format!(
-                "{ASSOCIATE_CSV} lists {} tags the journal does not know (codes {})",
+                "{ASSOCIATE_CSV} lists {} tags the journal has no verified record of (codes {})",
                 unknown.len(),
                 some_codes(&unknown)
             ));
