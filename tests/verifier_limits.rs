@@ -176,7 +176,10 @@ async fn a_request_head_over_the_bound_is_refused_before_any_route() {
         "a 400 kB header: {line}"
     );
     // Headers within the bound are served (HTTP 200, JSON).
-    let fits = get(format!("X-Filler: {}\r\n", "b".repeat(MAX_HEAD_BYTES - 1024)));
+    let fits = get(format!(
+        "X-Filler: {}\r\n",
+        "b".repeat(MAX_HEAD_BYTES - 1024)
+    ));
     let answer = tokio::task::spawn_blocking(move || exchange(addr, &fits))
         .await
         .unwrap();
@@ -196,7 +199,10 @@ async fn a_request_head_over_the_bound_is_refused_before_any_route() {
         .unwrap();
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.ends_with(r#"{"xuid":"","error":"malformed_parameter"}"#), "{text}");
+    assert!(
+        text.ends_with(r#"{"xuid":"","error":"malformed_parameter"}"#),
+        "{text}"
+    );
     s.stop().await;
 }
 
@@ -254,12 +260,7 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
     let db = d.path().join("v.db");
     // A rate limit high enough that no request is refused by it: every token reaches the
     // limiter (as many addresses would).
-    let (child, base) = backends::serve(&[
-        "--db",
-        db.to_str().unwrap(),
-        "--rate-limit",
-        "1000000",
-    ]);
+    let (child, base) = backends::serve(&["--db", db.to_str().unwrap(), "--rate-limit", "1000000"]);
     let child = Child(child);
     let pid = child.0.id();
     let addr = addr_of(&base);
@@ -319,7 +320,10 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
     for t in load {
         t.join().unwrap();
     }
-    assert!(served.load(Ordering::Relaxed) > 0, "the load was never served");
+    assert!(
+        served.load(Ordering::Relaxed) > 0,
+        "the load was never served"
+    );
     let after_connections_kb = vm_hwm_kb(pid);
 
     // 5,000 requests, each with its own 400 kB token, from 8 clients.
@@ -369,4 +373,151 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
         "the server's peak RSS is {end_kb} kB (bound {MEMORY_BOUND_KB} kB)"
     );
     assert!(refused_431.load(Ordering::Relaxed) > 0);
+}
+
+/// `tag424 serve ARGS` with the token variables set as given (and no others): exit status and
+/// stderr, or the stdout line saying it listens (then the server is stopped).
+fn serve_outcome(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    use std::io::BufRead;
+    let d = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(backends::BIN);
+    cmd.args(["--no-profile", "serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(d.path().join("v.db"))
+        .args(args)
+        .env_remove("TAG424_MANAGEMENT_TOKEN")
+        .env_remove("TAG424_API_TOKEN")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = Child(cmd.spawn().unwrap());
+    let out = child.0.stdout.take().unwrap();
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line.unwrap();
+        if line.contains("listening on") {
+            return (None, line);
+        }
+    }
+    let status = child.0.wait().unwrap();
+    let mut err = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
+}
+
+#[test]
+fn serve_takes_tokens_from_owner_only_files_or_the_environment_never_the_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    // On the command line: refused, naming the file flag and the variable.
+    for (flag, file_flag, env) in [
+        (
+            "--management-token",
+            "--management-token-file",
+            "TAG424_MANAGEMENT_TOKEN",
+        ),
+        ("--token", "--token-file", "TAG424_API_TOKEN"),
+    ] {
+        let (code, err) = serve_outcome(&[flag, "Secret123"], &[]);
+        assert_eq!(code, Some(2), "{flag}: {err}");
+        for needle in ["process list", file_flag, env, "chmod 600"] {
+            assert!(
+                err.contains(needle),
+                "{flag}: {needle:?} missing from {err}"
+            );
+        }
+        assert!(!err.contains("Secret123"), "the token was printed: {err}");
+    }
+    // A token file others can read: refused with the fix; owner-only: taken.
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("mgmt.token");
+    std::fs::write(&file, "Mgmt123\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let f = file.to_str().unwrap();
+    let (code, err) = serve_outcome(&["--management-token-file", f], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("chmod 600 {f}")), "{err}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, line) = serve_outcome(&["--management-token-file", f], &[]);
+    assert_eq!(code, None, "{line}");
+    // Not a token (the platform's: alphanumeric, up to 32): refused, not printed.
+    std::fs::write(&file, "x".repeat(33)).unwrap();
+    let (code, err) = serve_outcome(&["--management-token-file", f], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("alphanumeric, 1 to 32"), "{err}");
+    // The environment.
+    let (code, line) = serve_outcome(&[], &[("TAG424_MANAGEMENT_TOKEN", "Mgmt123")]);
+    assert_eq!(code, None, "{line}");
+}
+
+#[test]
+fn serve_help_states_the_limits_and_the_retention_default() {
+    let out = std::process::Command::new(backends::BIN)
+        .args(["--no-profile", "serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "Default 90d,1000000",
+        "--connections-per-address",
+        "--management-token-file",
+        "--token-file",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle:?} missing from serve --help"
+        );
+    }
+    assert!(!help.contains("--management-token <"), "{help}");
+    // A wrong retention names the forms.
+    let (code, err) = serve_outcome(&["--log-retention", "90x"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("Nd (days), N (rows)"), "{err}");
+    let (code, line) = serve_outcome(&["--log-retention", "30d,5000"], &[]);
+    assert_eq!(code, None, "{line}");
+}
+
+#[test]
+fn the_scan_log_keeps_rejected_rows_90_days_by_default() {
+    use tag424::verifier::store::{ScanWrite, SqliteStore, Store};
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("v.db");
+    let now = tag424::verifier::timefmt::now_ms();
+    let day = 86_400_000;
+    let row = |age_days: u64, query: &str| ScanWrite {
+        time_ms: now - age_days * day,
+        endpoint: "api",
+        query: query.into(),
+        xuid: String::new(),
+        ctr: None,
+        result: "xuid_not_found".into(),
+        reason: "error",
+        remote: "10.0.0.1".into(),
+        claim: None,
+    };
+    {
+        let mut st = SqliteStore::open(&db).unwrap();
+        st.commit(&[row(120, "x=old"), row(89, "x=recent")])
+            .unwrap();
+    }
+    // A verifier opened with the default settings applies the default retention at start.
+    let v = tag424::verifier::Verifier::open_with(
+        SqliteStore::open(&db).unwrap(),
+        Some(&catalog()),
+        Settings::default(),
+    )
+    .unwrap();
+    v.close();
+    let mut st = SqliteStore::open(&db).unwrap();
+    let rows: Vec<String> = st
+        .scans(None)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.query)
+        .collect();
+    assert_eq!(rows, vec!["x=recent".to_string()]);
 }

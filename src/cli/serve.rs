@@ -211,15 +211,17 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     // The catalog: the config file's folders, plus a "default" folder for --batch.
     let keys = a.identity.access()?;
     let mut catalog: Catalog = cfg.catalog(keys.identity.as_ref()).map_err(input)?;
+    // Refused on the command line even without --batch: the process list already shows it.
+    let batch_token = super::secret::TokenSource {
+        flag: "--token",
+        file_flag: "--token-file",
+        env: "TAG424_API_TOKEN",
+    }
+    .resolve(a.token.as_deref(), a.token_file.as_deref())?;
     if !a.batch.is_empty() {
         let flags = FlagFolder {
             aid: a.aid.clone(),
-            token: super::secret::TokenSource {
-                flag: "--token",
-                file_flag: "--token-file",
-                env: "TAG424_API_TOKEN",
-            }
-            .resolve(a.token.as_deref(), a.token_file.as_deref())?,
+            token: batch_token,
             cors: cors.clone(),
             kind: match a.kind {
                 KindArg::Authentication => GroupKind::Authentication,
