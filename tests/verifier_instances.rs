@@ -29,11 +29,12 @@ impl Drop for Servers {
     }
 }
 
-/// `tag424 serve` with ARGS and no rate limit (the tests send far more than 100 requests a
-/// second from one address, as a load balancer does).
+/// `tag424 serve` with ARGS, no rate limit and no per-address connection cap (the tests send
+/// far more than 100 requests a second, over hundreds of connections, from one address, as a
+/// load balancer does).
 fn serve(args: &[&str]) -> (Child, String) {
     let mut all = args.to_vec();
-    all.extend(["--rate-limit", "0"]);
+    all.extend(["--rate-limit", "0", "--connections-per-address", "0"]);
     backends::serve(&all)
 }
 

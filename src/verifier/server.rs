@@ -118,7 +118,8 @@ pub struct Running {
 }
 
 /// Serves `verifier` on `listener` until [`Running::stop`] (or its handle) stops it, with the
-/// default [`Limits`] (timeouts and connection cap; no rate limit).
+/// default [`Limits`] (timeouts, head bound, connection caps in all and per client address;
+/// no rate limit).
 pub fn spawn(
     verifier: Arc<Verifier>,
     listener: std::net::TcpListener,
