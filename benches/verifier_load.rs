@@ -149,6 +149,15 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// The load comes from one address, as from a proxy in front of the verifier: no per-address
+/// connection cap (the rest of the default limits hold).
+fn one_proxy() -> tag424::verifier::limits::Limits {
+    tag424::verifier::limits::Limits {
+        per_address: 0,
+        ..Default::default()
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
@@ -230,7 +239,12 @@ fn main() {
     let v = Verifier::open(SqliteStore::open(&db).unwrap(), Some(&catalog), Cors::None).unwrap();
     let running = server_rt
         .block_on(async {
-            server::spawn(Arc::new(v), TcpListener::bind("127.0.0.1:0").unwrap(), None)
+            server::spawn_with(
+                Arc::new(v),
+                TcpListener::bind("127.0.0.1:0").unwrap(),
+                None,
+                one_proxy(),
+            )
         })
         .unwrap();
     let addr = running.addr;
@@ -378,7 +392,12 @@ fn pg_run(
         running.push(
             server_rt
                 .block_on(async {
-                    server::spawn(Arc::new(v), TcpListener::bind("127.0.0.1:0").unwrap(), None)
+                    server::spawn_with(
+                        Arc::new(v),
+                        TcpListener::bind("127.0.0.1:0").unwrap(),
+                        None,
+                        one_proxy(),
+                    )
                 })
                 .unwrap(),
         );

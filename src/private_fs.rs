@@ -11,6 +11,23 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Whether a file's group or others have any access to it (mode bits `0o077`): the rule
+/// libpq applies to its password file, and tag424 to every secret it reads from a file the
+/// operator made (`~/.pgpass`, `--management-token-file`, `--token-file`). Always `false`
+/// off Unix (no such bits).
+pub fn others_can_access(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o077 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
+}
+
 /// Options that open a file owner-only (0600) and refuse to follow a symlink at `path`.
 pub fn options() -> OpenOptions {
     let mut o = OpenOptions::new();

@@ -29,11 +29,12 @@ impl Drop for Servers {
     }
 }
 
-/// `tag424 serve` with ARGS and no rate limit (the tests send far more than 100 requests a
-/// second from one address, as a load balancer does).
+/// `tag424 serve` with ARGS, no rate limit and no per-address connection cap (the tests send
+/// far more than 100 requests a second, over hundreds of connections, from one address, as a
+/// load balancer does).
 fn serve(args: &[&str]) -> (Child, String) {
     let mut all = args.to_vec();
-    all.extend(["--rate-limit", "0"]);
+    all.extend(["--rate-limit", "0", "--connections-per-address", "0"]);
     backends::serve(&all)
 }
 
@@ -336,7 +337,15 @@ async fn a_change_through_one_instance_reaches_the_others_within_the_bound() {
 
     // Management PATCHes through one instance (a tag's Default Response, then its status):
     // another instance answers accordingly.
-    let (m, base_m) = serve(&["--db", &db.arg, "--management-token", "Mgmt123"]);
+    // The management token from an owner-only file (never on the command line).
+    let mgmt = d.path().join("mgmt.token");
+    {
+        use std::io::Write;
+        let mut f = tag424::private_fs::create_new(&mgmt).unwrap();
+        f.write_all(b"Mgmt123\n").unwrap();
+    }
+    let mgmt = mgmt.to_str().unwrap();
+    let (m, base_m) = serve(&["--db", &db.arg, "--management-token-file", mgmt]);
     let _m = Servers(vec![m]);
     let patch_x = |base: &str, xuid: &str, body: String| {
         let (c, url) = (c.clone(), format!("{base}/v1/x/{xuid}"));
@@ -363,7 +372,7 @@ async fn a_change_through_one_instance_reaches_the_others_within_the_bound() {
     // Changes through two instances at the same time: each instance serves both.
     // (An instance's own change, committed before it loaded the other's, must not count the
     // other's as loaded.)
-    let (n, base_n) = serve(&["--db", &db.arg, "--management-token", "Mgmt123"]);
+    let (n, base_n) = serve(&["--db", &db.arg, "--management-token-file", mgmt]);
     let _n = Servers(vec![n]);
     for round in 0..5 {
         let (from_m, from_n) = (format!("M{round}"), format!("N{round}"));

@@ -8,6 +8,7 @@ mod keys;
 mod man;
 mod profile;
 mod reader;
+mod secret;
 mod serve;
 mod sim;
 mod sim_attach;

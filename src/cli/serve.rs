@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tag424::verifier::catalog::{Catalog, Cors, GroupKind};
 use tag424::verifier::config::{ConfigFile, FlagFolder};
-use tag424::verifier::limits::{Limits, DEFAULT_RATE_LIMIT};
+use tag424::verifier::limits::{Limits, DEFAULT_CONNECTIONS_PER_ADDRESS, DEFAULT_RATE_LIMIT};
 use tag424::verifier::server::{self, Tls};
 use tag424::verifier::store::{self, Retention, Store};
 use tag424::verifier::{Settings, Verifier};
@@ -58,8 +58,13 @@ pub struct ServeArgs {
     /// Account id of the --batch folder (for c=…&a=… and u=…&a=… lookups).
     #[arg(long, default_value = "local")]
     pub aid: String,
-    /// API token of the --batch folder (alphanumeric, up to 32): r=… or an X-API-Key header.
-    #[arg(long, env = "TAG424_API_TOKEN", hide_env_values = true)]
+    /// API token of the --batch folder (alphanumeric, up to 32; clients send it as r=… or an
+    /// X-API-Key header), read from FILE (owner-only: chmod 600). Also TAG424_API_TOKEN; never
+    /// on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Refused: a token on the command line is visible in the process list.
+    #[arg(long, value_name = "TOKEN", hide = true)]
     pub token: Option<String>,
     /// CORS: none (default), * or one origin (the --batch folder and answers of no folder).
     #[arg(long, value_name = "none|*|ORIGIN")]
@@ -83,37 +88,56 @@ pub struct ServeArgs {
     /// a LAN; the phone warns about it once).
     #[arg(long, conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
-    /// Token of the management API (PATCH /v1/x/XUID, /v1/a/AID); without it the management
-    /// API is off.
-    #[arg(long, env = "TAG424_MANAGEMENT_TOKEN", hide_env_values = true)]
+    /// Token of the management API (PATCH /v1/x/XUID, /v1/a/AID), read from FILE (owner-only:
+    /// chmod 600). Also TAG424_MANAGEMENT_TOKEN; never on the command line. Without it the
+    /// management API is off.
+    #[arg(long, value_name = "FILE")]
+    pub management_token_file: Option<PathBuf>,
+    /// Refused: a token on the command line is visible in the process list.
+    #[arg(long, value_name = "TOKEN", hide = true)]
     pub management_token: Option<String>,
     /// Requests per second per client address and per token (burst: twice that); 0 turns the
     /// rate limit off. Over it, /v1/t answers {"error":"rate_limited"} (HTTP 200).
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<u32>,
-    /// Scan log retention for rows that did not pass: N (rows) or Nd (days). Passes are kept.
-    #[arg(long, value_name = "N|Nd")]
+    /// Connections one client address (an IPv6 /64) may hold open at once (of 4,096 in all);
+    /// 0 = no per-address cap (behind a reverse proxy, where every client has its address).
+    #[arg(long, value_name = "N")]
+    pub connections_per_address: Option<usize>,
+    /// Scan log retention for rows that did not pass (passes are always kept): Nd (days), N
+    /// (none beyond the newest N rows), both (Nd,N), or `all` (keep every row). Default
+    /// 90d,1000000. Scan counts ({scount}) count the rows kept.
+    #[arg(long, value_name = "Nd,N|all")]
     pub log_retention: Option<String>,
 }
 
-/// Parses `--log-retention`.
+/// Parses `--log-retention`: `Nd`, `N`, `Nd,N` (either order) or `all`. A value given
+/// replaces the whole default (`30d` alone means no row cap).
 fn retention(s: &str) -> Result<Retention, CliError> {
     let bad = || {
         input(format!(
-            "--log-retention {s:?}: N (rows) or Nd (days), e.g. 100000 or 30d"
+            "--log-retention {s:?}: Nd (days), N (rows), both (90d,1000000) or all (keep every row)"
         ))
     };
-    if let Some(d) = s.strip_suffix('d') {
-        let days: u64 = d.parse().map_err(|_| bad())?;
-        return Ok(Retention {
-            max_rows: None,
-            max_age_ms: Some(days * 86_400_000),
-        });
+    if s.trim() == "all" {
+        return Ok(Retention::KEEP_ALL);
     }
-    Ok(Retention {
-        max_rows: Some(s.parse().map_err(|_| bad())?),
-        max_age_ms: None,
-    })
+    let mut r = Retention::KEEP_ALL;
+    for part in s.split(',').map(str::trim) {
+        if let Some(d) = part.strip_suffix('d') {
+            let days: u64 = d.parse().map_err(|_| bad())?;
+            if r.max_age_ms.is_some() {
+                return Err(bad());
+            }
+            r.max_age_ms = Some(days.checked_mul(86_400_000).ok_or_else(bad)?);
+        } else {
+            if r.max_rows.is_some() {
+                return Err(bad());
+            }
+            r.max_rows = Some(part.parse().map_err(|_| bad())?);
+        }
+    }
+    Ok(r)
 }
 
 /// The machine's addresses (for a certificate when listening on an unspecified address).
@@ -187,10 +211,17 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     // The catalog: the config file's folders, plus a "default" folder for --batch.
     let keys = a.identity.access()?;
     let mut catalog: Catalog = cfg.catalog(keys.identity.as_ref()).map_err(input)?;
+    // Refused on the command line even without --batch: the process list already shows it.
+    let batch_token = super::secret::TokenSource {
+        flag: "--token",
+        file_flag: "--token-file",
+        env: "TAG424_API_TOKEN",
+    }
+    .resolve(a.token.as_deref(), a.token_file.as_deref())?;
     if !a.batch.is_empty() {
         let flags = FlagFolder {
             aid: a.aid.clone(),
-            token: a.token.clone(),
+            token: batch_token,
             cors: cors.clone(),
             kind: match a.kind {
                 KindArg::Authentication => GroupKind::Authentication,
@@ -229,11 +260,20 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     };
     let tls_config = server::rustls_config(&tls).map_err(input)?;
 
-    let management_token = a.management_token.clone().or(cfg.management_token.clone());
+    let management_token = super::secret::TokenSource {
+        flag: "--management-token",
+        file_flag: "--management-token-file",
+        env: "TAG424_MANAGEMENT_TOKEN",
+    }
+    .resolve(
+        a.management_token.as_deref(),
+        a.management_token_file.as_deref(),
+    )?
+    .or(cfg.management_token.clone());
     if let Some(t) = &management_token {
         if !tag424::verifier::query::valid_token(t) {
             return Err(input(
-                "--management-token: alphanumeric, 1 to 32 characters",
+                "management_token in the config file: alphanumeric, 1 to 32 characters",
             ));
         }
     }
@@ -243,7 +283,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         .unwrap_or(DEFAULT_RATE_LIMIT);
     let retention = match a.log_retention.clone().or(cfg.log_retention.clone()) {
         Some(r) => retention(&r)?,
-        None => Retention::default(),
+        None => Retention::DEFAULT,
     };
     let store = store::open(&db).map_err(input)?;
     let settings = Settings {
@@ -297,7 +337,13 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
             verifier.clone(),
             listener,
             tls_config.map(|t| t.config),
-            Limits::with_rate(rate),
+            Limits {
+                per_address: a
+                    .connections_per_address
+                    .or(cfg.connections_per_address)
+                    .unwrap_or(DEFAULT_CONNECTIONS_PER_ADDRESS),
+                ..Limits::with_rate(rate)
+            },
         )?;
         server::shutdown_signal().await;
         eprintln!("tag424 serve: stopping (finishing open requests, committing the scan log)");

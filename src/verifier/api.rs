@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use serde::Serialize;
@@ -181,7 +181,10 @@ pub(super) fn rate_headers(r: &mut Response<Body>, info: &RateInfo) {
     put("x-rate-limit-reset", &info.reset);
 }
 
-/// The rate-limit check of a request: its token is `r=` or a token header.
+/// The rate-limit check of a request: its token is `r=` or a token header, counted per token
+/// only when it is a token this server has (a folder's, or the management API's): the
+/// per-token table then never holds more keys than there are tokens, whatever clients send.
+/// A wrong token is refused by the decision; the per-address limit still counts it.
 pub(super) fn rate_check(
     app: &App,
     remote: SocketAddr,
@@ -197,8 +200,20 @@ pub(super) fn rate_check(
             TOKEN_HEADERS
                 .iter()
                 .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
-        });
+        })
+        .filter(|t| query::valid_token(t) && known_token(&app.verifier, t));
     Some(rl.check(remote.ip(), token))
+}
+
+/// Whether `t` is a folder's API token or the management token (compared in constant time).
+fn known_token(v: &Verifier, t: &str) -> bool {
+    let registry = v.registry();
+    let mut known = false;
+    let folder_tokens = registry.folders.iter().filter_map(|f| f.token.as_deref());
+    for want in folder_tokens.chain(v.settings.management_token.as_deref()) {
+        known |= crate::crypto::ct_eq(want.as_bytes(), t.as_bytes());
+    }
+    known
 }
 
 /// An error answer of the verification API (HTTP 200).
@@ -276,7 +291,7 @@ async fn api_other(State(app): AppState, method: Method, uri: axum::http::Uri) -
     api_error(&app.verifier, "", code)
 }
 
-/// Preflight: the origin is allowed when the tag the query names is in a folder that allows
+/// Preflight (HTTP 200, body `{"xuid":""}`): the origin is allowed when the tag the query names is in a folder that allows
 /// it; for a query naming no tag, when one folder (or the server-wide setting) names exactly
 /// that origin, or the server-wide setting is `*`.
 async fn preflight(
@@ -310,8 +325,18 @@ async fn preflight(
             allow
         }
     };
-    let mut r = Response::new(Body::empty());
-    *r.status_mut() = StatusCode::NO_CONTENT;
+    // HTTP 200 with a JSON body, as every answer of the verification API (a preflight
+    // names no tag for good: `"xuid"` is empty, nothing is revealed without the token).
+    let body = serde_json::to_vec(&ApiBody {
+        xuid: "",
+        cuid: None,
+        uid: None,
+        response: None,
+        error: None,
+        data: &[],
+    })
+    .unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = json_response(body, None);
     let h = r.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(a) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {

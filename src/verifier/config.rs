@@ -39,7 +39,9 @@ pub struct ConfigFile {
     pub management_token: Option<String>,
     /// Requests per second per client address and per token (0 = off).
     pub rate_limit: Option<u32>,
-    /// Scan log retention: `N` rows or `Nd` days (rows that did not pass).
+    /// Connections one client address may hold open at once (0 = no per-address cap).
+    pub connections_per_address: Option<usize>,
+    /// Scan log retention (rows that did not pass): `Nd` days, `N` rows, `Nd,N`, or `all`.
     pub log_retention: Option<String>,
     /// The folders (`[[folder]]`): accounts with their tag groups.
     #[serde(default)]
@@ -234,6 +236,22 @@ impl ConfigFile {
         })?;
         let mut cfg: ConfigFile = toml::from_str(&text)
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
+        // Tokens are secrets: a file holding one is owner-only, as a token file must be.
+        let holds_token =
+            cfg.management_token.is_some() || cfg.folder.iter().any(|f| f.token.is_some());
+        if holds_token {
+            let meta = std::fs::metadata(path).map_err(|source| CatalogError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            if crate::private_fs::others_can_access(&meta) {
+                return Err(CatalogError::Invalid(format!(
+                    "{}: holds a token (management_token or a folder's token) and is readable by others; make it owner-only: chmod 600 {}",
+                    path.display(),
+                    path.display()
+                )));
+            }
+        }
         // Every response, subtag and rule, with its line.
         let ck = Checker { path, text: &text };
         for f in &cfg.folder {
@@ -497,6 +515,12 @@ active = false
 "#,
         )
         .unwrap();
+        // It holds a token: readable by others, it is refused naming the fix.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         let cfg = ConfigFile::load(&p).unwrap();
         assert_eq!(
             cfg.db.as_deref(),

@@ -11,7 +11,7 @@ use axum_server::Handle;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use super::limits::{ConnCount, Limits};
+use super::limits::{ConnCount, ConnRefused, Limits};
 use super::{api, Verifier};
 
 /// How to serve.
@@ -99,7 +99,8 @@ pub fn rustls_config(tls: &Tls) -> Result<Option<TlsSetup>, ServerError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| ServerError::Tls(e.to_string()))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only (see `spawn_with`): a client asking for h2 alone gets no protocol.
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(TlsSetup {
         config: Arc::new(cfg),
         self_signed_pem: pem,
@@ -117,7 +118,8 @@ pub struct Running {
 }
 
 /// Serves `verifier` on `listener` until [`Running::stop`] (or its handle) stops it, with the
-/// default [`Limits`] (timeouts and connection cap; no rate limit).
+/// default [`Limits`] (timeouts, head bound, connection caps in all and per client address;
+/// no rate limit).
 pub fn spawn(
     verifier: Arc<Verifier>,
     listener: std::net::TcpListener,
@@ -127,12 +129,13 @@ pub fn spawn(
 }
 
 /// An acceptor that holds a connection slot for each connection's life, refusing (closing)
-/// connections beyond the cap.
+/// connections beyond the cap, in all or from one client address.
 #[derive(Clone)]
 struct Capped<A> {
     inner: A,
     count: Arc<ConnCount>,
     max: usize,
+    per_address: usize,
 }
 
 /// A stream that frees its connection slot when dropped.
@@ -188,12 +191,16 @@ where
     >;
 
     fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
-        let slot = self.count.enter(self.max);
+        let ip = stream.peer_addr().ok().map(|a| a.ip());
+        let slot = self.count.enter(ip, self.max, self.per_address);
         let inner = self.inner.clone();
         Box::pin(async move {
-            let Some(slot) = slot else {
-                return Err(std::io::Error::other("connection cap reached"));
-            };
+            let slot = slot.map_err(|why| {
+                std::io::Error::other(match why {
+                    ConnRefused::Total => "connection cap reached",
+                    ConnRefused::PerAddress => "connection cap of this client address reached",
+                })
+            })?;
             inner
                 .accept(
                     Slotted {
@@ -219,17 +226,21 @@ pub fn spawn_with(
     let app = api::router_with(verifier.clone(), &limits)
         .into_make_service_with_connect_info::<SocketAddr>();
     let count = Arc::new(ConnCount::default());
+    // HTTP/1.1 only: the platform's clients (a phone opening a tag's URL, an integrator's
+    // server asking /v1/t) speak it, and one protocol has one set of limits. An h2c preface
+    // is refused by hyper's HTTP/1 parser; TLS offers only `http/1.1` in ALPN.
     // hyper's timers: a header must arrive within the header timeout (also between the
     // requests of a keep-alive connection, which is how idle connections are closed).
+    // A request's head is read into a buffer of at most `max_head_bytes`; a longer head is
+    // answered 431 by hyper and the connection closed, before any route runs.
+    let head = limits.max_head_bytes.max(8192);
     macro_rules! configure {
         ($b:expr) => {{
             let b = $b;
             b.http1()
                 .header_read_timeout(limits.header_timeout.min(limits.idle_timeout))
+                .max_buf_size(head)
                 .keep_alive(true);
-            b.http2()
-                .keep_alive_interval(Some(limits.idle_timeout / 2))
-                .keep_alive_timeout(limits.idle_timeout / 2);
         }};
     }
     let task = match tls {
@@ -237,10 +248,12 @@ pub fn spawn_with(
             let mut server = axum_server::from_tcp(listener)?
                 .handle(handle.clone())
                 .first_request_timeout(limits.header_timeout)
+                .http1_only()
                 .map(|a| Capped {
                     inner: a,
                     count: count.clone(),
                     max: limits.max_connections,
+                    per_address: limits.per_address,
                 });
             configure!(server.http_builder());
             tokio::spawn(async move { server.serve(app).await })
@@ -250,10 +263,12 @@ pub fn spawn_with(
                 axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(cfg))?
                     .handle(handle.clone())
                     .first_request_timeout(limits.header_timeout)
+                    .http1_only()
                     .map(|a| Capped {
                         inner: a,
                         count: count.clone(),
                         max: limits.max_connections,
+                        per_address: limits.per_address,
                     });
             configure!(server.http_builder());
             tokio::spawn(async move { server.serve(app).await })
@@ -321,6 +336,8 @@ mod tests {
         };
         let t = rustls_config(&files).unwrap().unwrap();
         assert!(t.self_signed_pem.is_none());
+        // HTTP/1.1 only: no h2 in ALPN.
+        assert_eq!(t.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
         // Swapped files, or an empty certificate file: refused with the path.
         let swapped = Tls::Files {
             cert: key.clone(),

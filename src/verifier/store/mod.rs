@@ -181,12 +181,41 @@ pub struct ChangeRecord {
 
 /// How long the scan log keeps rows that did not pass (passes are always kept: they are
 /// bounded by real taps, and the genuine-scan counts come from them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// The default ([`Retention::DEFAULT`]) bounds what strangers can add: rows that did not
+/// pass are kept [`DEFAULT_RETENTION_DAYS`] days, and at most the newest
+/// [`DEFAULT_RETENTION_ROWS`] rows keep theirs. [`Retention::KEEP_ALL`] keeps everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Keep at most this many of the newest rows (non-passing rows beyond are deleted).
     pub max_rows: Option<u64>,
     /// Delete non-passing rows older than this.
     pub max_age_ms: Option<u64>,
+}
+
+/// Days a row that did not pass is kept by default.
+pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+/// Rows beyond the newest this many lose their non-passing rows by default.
+pub const DEFAULT_RETENTION_ROWS: u64 = 1_000_000;
+
+impl Retention {
+    /// Non-passing rows: 90 days, and none beyond the newest 1,000,000 rows.
+    pub const DEFAULT: Retention = Retention {
+        max_rows: Some(DEFAULT_RETENTION_ROWS),
+        max_age_ms: Some(DEFAULT_RETENTION_DAYS * 86_400_000),
+    };
+    /// Nothing is ever deleted.
+    pub const KEEP_ALL: Retention = Retention {
+        max_rows: None,
+        max_age_ms: None,
+    };
+}
+
+impl Default for Retention {
+    /// [`Retention::DEFAULT`].
+    fn default() -> Retention {
+        Retention::DEFAULT
+    }
 }
 
 /// Why a database at schema `version` is refused by a tag424 that knows `known` migrations:

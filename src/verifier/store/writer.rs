@@ -129,9 +129,10 @@ fn writer_loop<S: Store>(
 }
 
 impl Writer {
-    /// Starts the writer thread on `store` (no retention: the scan log keeps everything).
+    /// Starts the writer thread on `store` with the default retention
+    /// ([`Retention::DEFAULT`]).
     pub fn start<S: Store>(store: S) -> Writer {
-        Writer::start_with(store, Retention::default())
+        Writer::start_with(store, Retention::DEFAULT)
     }
 
     /// Starts the writer thread on `store`, pruning the scan log to `retention`.
