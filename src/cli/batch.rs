@@ -194,13 +194,14 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let opts = BatchOptions {
         encode: EncodeOptions {
             template,
+            // Simulated readers hold simulated chips: such a batch is a rehearsal
+            // (`BatchOptions::simulated`), as one with --trust-simulator is.
             trust_simulator: args.trust_simulator || simulated,
             master,
         },
         count: args.count,
         stop: Some(stop.clone()),
         trace: args.trace.open(&args.reader.join(", "))?,
-        simulated,
     };
     let total = args.count.unwrap_or(xuids.len() - used) as u64;
     let opening = if journal.created {
@@ -252,7 +253,13 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let summary = if args.json {
         run_json(&mut readers, &names, &mut journal, &xuids, &opts)?
     } else {
-        let view = StationView::new(names, total, args.verbose, args.beep);
+        let numbered = readers
+            .iter()
+            .enumerate()
+            .map(|(place, r)| r.number(place))
+            .zip(names)
+            .collect();
+        let view = StationView::new(numbered, total, args.verbose, args.beep);
         let r = run_readers(&mut readers, &mut journal, &xuids, &opts, &mut |i, e| {
             view.event(i, e)
         });
@@ -308,10 +315,10 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
             s.skipped
         ));
     }
-    if s.torn > 0 {
+    if s.unfinished > 0 {
         l.push(format!(
-            "  {} left the reader mid-encoding: present them again (same command) to finish them.",
-            s.torn
+            "  {} unfinished (left a reader mid-encoding): present them again (same command) to finish them; `tag424 journal check` lists them.",
+            s.unfinished
         ));
     }
     if s.failed > 0 {
@@ -329,7 +336,7 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
         out.join(s.keys_file).display()
     ));
     if s.simulated {
-        l.push("  Simulated reader: these are simulated tags, not real ones.".into());
+        l.push("  Simulated reader: these are simulated tags, not real ones (a rehearsal: do not upload its keys).".into());
     }
     l
 }

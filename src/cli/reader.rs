@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tag424::sim::dir::{SimDir, SimReader, SimReaderOptions};
-use tag424::transport::pcsc::{list_readers, PcscError, PcscReader};
+use tag424::transport::pcsc::{label, list_readers, PcscError, PcscReader};
 use tag424::transport::{TagSource, Transport};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
@@ -60,7 +60,7 @@ pub fn required(reader: Option<&str>) -> Result<ReaderSpec, CliError> {
         Ok(l) => format!(
             "PC/SC readers found: {}",
             l.iter()
-                .map(|r| format!("[{}] {}", r.index, r.name))
+                .map(|r| label(r.index, &r.name))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -195,6 +195,12 @@ impl AnyReader {
         }
     }
 
+    /// The reader's number ([`tag424::transport::reader_number`]); `place`: its place among
+    /// the batch's readers.
+    pub fn number(&self, place: usize) -> usize {
+        tag424::transport::reader_number(self, place)
+    }
+
     pub fn describe(&self) -> String {
         match self {
             AnyReader::Sim(r) => format!("simulated reader {}", r.dir().path().display()),
@@ -255,6 +261,18 @@ impl TagSource for AnyReader {
             AnyReader::Pcsc(r) => r.waker(),
         }
     }
+    fn skip_finished(&mut self, finished: &dyn Fn(&[u8; 7]) -> bool) {
+        match self {
+            AnyReader::Sim(r) => r.skip_finished(finished),
+            AnyReader::Pcsc(r) => r.skip_finished(finished),
+        }
+    }
+    fn number(&self) -> Option<usize> {
+        match self {
+            AnyReader::Sim(r) => TagSource::number(r),
+            AnyReader::Pcsc(r) => Some(r.number()),
+        }
+    }
 }
 
 /// List the PC/SC readers and whether a tag is on each.
@@ -273,9 +291,8 @@ pub fn readers(args: ReadersArgs) -> Result<u8, CliError> {
     } else {
         for r in &list {
             say(&format!(
-                "[{}] {}{}",
-                r.index,
-                r.name,
+                "{}{}",
+                label(r.index, &r.name),
                 if r.card_present {
                     "  (tag present)"
                 } else {
