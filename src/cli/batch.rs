@@ -244,21 +244,29 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             help: Some("give each reader once; `tag424 readers` lists them".into()),
         });
     }
+    // Each reader's number (the one `tag424 readers` shows) and name.
+    let numbered: Vec<(usize, String)> = readers
+        .iter()
+        .enumerate()
+        .map(|(place, r)| r.number(place))
+        .zip(names.iter().cloned())
+        .collect();
     if !args.json {
-        say(&match names.as_slice() {
-            [one] => format!("Reader: {one}"),
-            many => format!("{} readers: {}", many.len(), many.join(", ")),
+        say(&match numbered.as_slice() {
+            [(_, one)] => format!("Reader: {one}"),
+            many => format!(
+                "{} readers: {}",
+                many.len(),
+                many.iter()
+                    .map(|(n, name)| tag424::transport::pcsc::label(*n, name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         });
     }
     let summary = if args.json {
         run_json(&mut readers, &names, &mut journal, &xuids, &opts)?
     } else {
-        let numbered = readers
-            .iter()
-            .enumerate()
-            .map(|(place, r)| r.number(place))
-            .zip(names)
-            .collect();
         let view = StationView::new(numbered, total, args.verbose, args.beep);
         let r = run_readers(&mut readers, &mut journal, &xuids, &opts, &mut |i, e| {
             view.event(i, e)
