@@ -260,3 +260,34 @@ fn a_resumed_simulated_batch_presents_only_the_tags_not_done() {
     batchhelp::verified_once(&out, 5);
     assert_eq!(dir.list().unwrap().len(), 5);
 }
+
+/// A folder that accepted simulated chips stays a rehearsal: a later run without
+/// trust_simulator still says "simulated" (its keys.csv lists simulated tags' keys).
+#[test]
+fn a_rehearsal_folder_stays_simulated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let xuids = generate_xuids(2);
+    let opts = |trust| BatchOptions {
+        encode: EncodeOptions {
+            template: Template::default(),
+            trust_simulator: trust,
+            master: None,
+        },
+        count: Some(1),
+        stop: None,
+        trace: None,
+    };
+    let dir = SimDir::open(&tmp.path().join("tags")).unwrap();
+    let mut journal = Journal::open(&out).unwrap();
+    let mut reader = SimReader::new(dir.clone(), true).unwrap();
+    let first = run_batch(&mut reader, &mut journal, &xuids, &opts(true), &mut |_| {}).unwrap();
+    assert!(first.simulated && first.encoded == 1, "{first:?}");
+    // No tag this time (an empty stack), and simulated chips are not accepted.
+    let mut empty = SimReader::new(SimDir::open(&tmp.path().join("none")).unwrap(), false).unwrap();
+    let second = run_batch(&mut empty, &mut journal, &xuids, &opts(false), &mut |_| {}).unwrap();
+    assert!(second.simulated, "{second:?}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(written["simulated"], true);
+}

@@ -78,7 +78,8 @@ pub struct BatchArgs {
     /// Stop after N tags are encoded.
     #[arg(long, value_name = "N")]
     pub count: Option<usize>,
-    /// Accept chips signed with the simulator's test key (implied by a `sim` reader).
+    /// Accept chips signed with the simulator's test key (implied by a `sim` reader). The
+    /// batch is then a rehearsal: the summary says so and summary.json has "simulated": true.
     #[arg(long)]
     pub trust_simulator: bool,
     /// One JSON event per line instead of the progress view.

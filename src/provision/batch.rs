@@ -192,6 +192,8 @@ pub fn unfinished(t: &TagEntry) -> bool {
 #[derive(Debug, Default, Clone)]
 pub struct RunLog {
     started_done: HashSet<String>,
+    /// The folder's summary.json said "simulated" when the run started.
+    started_simulated: bool,
     recovered: HashSet<String>,
     skipped: HashSet<String>,
     failed: HashSet<String>,
@@ -212,6 +214,7 @@ impl RunLog {
                 .filter(|t| finished(t))
                 .map(|t| t.uid.clone())
                 .collect(),
+            started_simulated: was_simulated(journal.dir()),
             ..RunLog::default()
         }
     }
@@ -243,7 +246,8 @@ impl RunLog {
         }
     }
 
-    /// The run's counts from the journal's state now.
+    /// The run's counts from the journal's state now. `simulated`: this run accepts simulated
+    /// chips; a folder that did before stays a rehearsal (its keys.csv lists their keys).
     pub fn summary(&self, journal: &Journal, xuids: &[String], simulated: bool) -> Summary {
         let done: HashSet<&str> = journal
             .tags()
@@ -280,7 +284,7 @@ impl RunLog {
             codes_used,
             codes_left: xuids.len() - codes_used,
             exchanges: self.exchanges,
-            simulated,
+            simulated: simulated || self.started_simulated,
             stopped: self.stopped.clone(),
         }
     }
@@ -328,6 +332,18 @@ pub fn run_batch<S: TagSource + Send>(
     )
 }
 
+/// The folder's summary.json says the batch accepted simulated chips (missing or unreadable:
+/// no; it is rewritten at the end of every run).
+fn was_simulated(dir: &Path) -> bool {
+    std::fs::read(dir.join(SUMMARY_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["simulated"] == true)
+}
+
+/// The summary of a batch folder's last run.
+pub const SUMMARY_FILE: &str = "summary.json";
+
 /// keys.csv, associate.csv and summary.json, from the journal: they always agree. Returns
 /// the summary written.
 pub fn write_results(
@@ -338,7 +354,7 @@ pub fn write_results(
 ) -> Result<Summary, JournalError> {
     let mut summary = run.summary(journal, xuids, opts.simulated());
     summary.exported = journal.export()?;
-    let path = journal.dir().join("summary.json");
+    let path = journal.dir().join(SUMMARY_FILE);
     let json = serde_json::to_vec_pretty(&serde_json::json!({
         "format": 1,
         "finished": super::journal::now(),
