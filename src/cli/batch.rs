@@ -39,7 +39,7 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 ///   tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2
 #[derive(Debug, clap::Args)]
 pub struct BatchArgs {
-    /// The reader (required; also TAG424_READER): a PC/SC reader's name, index or unique part
+    /// The reader (required; also TAG424_READER): a PC/SC reader's name, number (from 0) or unique part
     /// of its name (see `tag424 readers`), or `sim:DIR` for simulated tags kept in DIR
     /// (`sim` alone: OUT/simulated-tags; `sim:DIR?latency=15ms` answers like a real reader).
     /// Repeat for several readers; `all` for every PC/SC reader plugged in.

@@ -1,5 +1,5 @@
 //! `--reader`: a simulated reader (`sim`, `sim:DIR`, options after `?` such as
-//! `sim:DIR?latency=15ms`) or a PC/SC reader by name, index or unique part of its name; and
+//! `sim:DIR?latency=15ms`) or a PC/SC reader by name, number (from 0, as `tag424 readers` lists it) or unique part of its name; and
 //! `tag424 readers`.
 
 use std::path::{Path, PathBuf};
@@ -69,7 +69,7 @@ pub fn required(reader: Option<&str>) -> Result<ReaderSpec, CliError> {
     Err(CliError {
         code: 2,
         message: format!("no reader given; {found}"),
-        help: Some("pass --reader NAME (a reader's name, index or unique part of its name; `tag424 readers` lists them) or set TAG424_READER; `--reader sim:DIR` is the simulated reader (test tags kept in DIR)".into()),
+        help: Some("pass --reader NAME (a reader's name, number or unique part of its name; `tag424 readers` lists them) or set TAG424_READER; `--reader sim:DIR` is the simulated reader (test tags kept in DIR)".into()),
     })
 }
 
@@ -141,7 +141,7 @@ pub fn pcsc_error(e: PcscError) -> CliError {
     let help = match &e {
         PcscError::NoService => Some("start the PC/SC service: `sudo systemctl start pcscd` (Linux) — see docs/readers.md".to_string()),
         PcscError::NoReaders => Some("plug in the reader; `tag424 readers` lists what the PC/SC service sees".to_string()),
-        PcscError::NoSuchReader { .. } | PcscError::Ambiguous { .. } => Some("pass --reader with the exact name or its index from `tag424 readers`, or set TAG424_READER".to_string()),
+        PcscError::NoSuchReader { .. } | PcscError::Ambiguous { .. } => Some("pass --reader with the exact name or its number from `tag424 readers`, or set TAG424_READER".to_string()),
         PcscError::TagInUse(_) => Some("close the other program using the reader (a browser extension, a smart card manager) and present the tag again".to_string()),
         PcscError::ReaderGone(_) => Some("plug the reader back in and re-run the same command: nothing is lost".to_string()),
         _ => None,

@@ -27,12 +27,12 @@ pub enum PcscError {
         available: Vec<String>,
     },
     /// Several readers match the name asked for.
-    #[error("{wanted:?} matches several readers: {}; give more of the name or its index", list(.matches))]
+    #[error("{wanted:?} matches several readers: {}; give more of the name or its number", labels(.matches))]
     Ambiguous {
         /// The name (or part of it) asked for.
         wanted: String,
-        /// The readers it matches.
-        matches: Vec<String>,
+        /// The readers it matches: number ([`numbered`]) and name.
+        matches: Vec<(usize, String)>,
     },
     /// The reader (named) was unplugged.
     #[error("the reader {0:?} was unplugged")]
@@ -69,6 +69,7 @@ pub fn label(number: usize, name: &str) -> String {
     format!("[{number}] {name}")
 }
 
+/// Every reader of the service's list, labelled.
 fn list(v: &[String]) -> String {
     if v.is_empty() {
         "none".into()
@@ -78,6 +79,14 @@ fn list(v: &[String]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Some readers of the list, labelled with their numbers in it.
+fn labels(v: &[(usize, String)]) -> String {
+    v.iter()
+        .map(|(i, n)| label(*i, n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn map_err(context: &'static str) -> impl Fn(pcsc::Error) -> PcscError {
@@ -189,13 +198,13 @@ pub fn choose<'a>(wanted: &str, names: &'a [String]) -> Result<(usize, &'a Strin
         }),
         many => Err(PcscError::Ambiguous {
             wanted: wanted.into(),
-            matches: many.iter().map(|(_, s)| s.to_string()).collect(),
+            matches: many.iter().map(|(i, s)| (*i, s.to_string())).collect(),
         }),
     }
 }
 
 impl PcscReader {
-    /// Opens the reader `wanted` names (exact name, index, or unique substring).
+    /// Opens the reader `wanted` names (exact name, number, or unique substring).
     pub fn open(wanted: &str) -> Result<PcscReader, PcscError> {
         let ctx = establish()?;
         let names: Vec<String> = reader_names(&ctx)?
@@ -526,5 +535,17 @@ mod tests {
         assert!(matches!(choose("x", &[]), Err(PcscError::NoReaders)));
         let msg = choose("omnikey", &names).unwrap_err().to_string();
         assert!(msg.contains("[2] Virtual PCD 00 00"), "{msg}");
+        // Matches keep their numbers in the list (the ones `tag424 readers` shows).
+        let names = [
+            "Virtual PCD 00 00",
+            "ACS CL Reader PICC 0",
+            "ACS CL Reader SAM 0",
+        ]
+        .map(String::from);
+        let msg = choose("acs", &names).unwrap_err().to_string();
+        assert!(
+            msg.contains("[1] ACS CL Reader PICC 0, [2] ACS CL Reader SAM 0"),
+            "{msg}"
+        );
     }
 }
