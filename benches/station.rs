@@ -41,7 +41,6 @@ fn main() {
             count: Some(TAGS),
             stop: None,
             trace: None,
-            simulated: true,
         };
         let started = Instant::now();
         let s =

@@ -139,7 +139,16 @@ fn batch_resumes_and_never_reuses_a_code() {
         "batch", "--reader", &tags, "--xuids", c, "--out", o, "--json",
     ]);
     assert_eq!(code, 0, "{stdout}{err}");
-    assert!(stdout.contains("already_done"), "{stdout}");
+    // Resumed: the simulated reader presents only the tags not done (two fresh ones here).
+    assert!(!stdout.contains("already_done"), "{stdout}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("\"event\":\"tag\""))
+            .count(),
+        2,
+        "{stdout}"
+    );
     let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
     assert_eq!(keys.lines().count(), 5, "{keys}");
     for x in ["aaaa1111", "aaaa2222", "aaaa3333", "aaaa4444"] {

@@ -220,3 +220,75 @@ fn a_simulated_reader_with_latency_encodes() {
     assert!(err.contains("latency") && err.contains("15ms"), "{err}");
     assert!(!tmp.path().join("c").exists());
 }
+
+/// Readers go by one number everywhere, from 0 as `tag424 readers` shows them: the station
+/// view's lines (plain here, without a terminal) of the batch's first reader start `[0]`.
+#[test]
+fn the_station_view_numbers_readers_from_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, err) = tag424_in(
+        tmp.path(),
+        &[
+            "--no-profile",
+            "batch",
+            "--reader",
+            "sim:a?latency=1ms",
+            "--reader",
+            "sim:b?latency=1ms",
+            "--generate-xuids",
+            "6",
+            "--out",
+            "b",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    let verified: Vec<&str> = out.lines().filter(|l| l.contains("Verified")).collect();
+    assert_eq!(verified.len(), 6, "{out}");
+    assert!(
+        verified
+            .iter()
+            .all(|l| l.starts_with("[0] ") || l.starts_with("[1] ")),
+        "{out}"
+    );
+    assert!(verified.iter().any(|l| l.starts_with("[0] ")), "{out}");
+    assert!(out.contains("Simulated reader"), "{out}");
+}
+
+/// Resuming a batch on the same simulated folder presents only the tags not done yet.
+#[test]
+fn resuming_on_simulated_tags_presents_no_finished_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let batch = |count: Option<&str>| {
+        let mut args = vec![
+            "--no-profile",
+            "batch",
+            "--reader",
+            "sim:tags",
+            "--generate-xuids",
+            "3",
+            "--out",
+            "b",
+            "--json",
+        ];
+        if let Some(c) = count {
+            args.extend(["--count", c]);
+        }
+        let (code, out, err) = tag424_in(tmp.path(), &args, &[]);
+        assert_eq!(code, 0, "{out} {err}");
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    batch(Some("2"));
+    let events = batch(None);
+    let tags: Vec<_> = events.iter().filter(|e| e["event"] == "tag").collect();
+    assert_eq!(tags.len(), 1, "only the one tag not done: {events:?}");
+    assert_eq!(tags[0]["result"]["outcome"], "encoded");
+    let summary = &events.last().unwrap()["summary"];
+    assert_eq!(
+        (summary["encoded"].as_u64(), summary["skipped"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(rows(&tmp.path().join("b/keys.csv")), 3);
+}

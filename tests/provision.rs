@@ -268,7 +268,6 @@ fn one_more_tag(dir: &std::path::Path, xuids: &[String]) -> Journal {
         count: Some(1),
         stop: None,
         trace: None,
-        simulated: true,
     };
     let s = run_batch(&mut FreshTags, &mut journal, xuids, &o, &mut |_| {}).unwrap();
     assert_eq!(s.encoded, 1);

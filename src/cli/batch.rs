@@ -39,7 +39,7 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 ///   tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2
 #[derive(Debug, clap::Args)]
 pub struct BatchArgs {
-    /// The reader (required; also TAG424_READER): a PC/SC reader's name, index or unique part
+    /// The reader (required; also TAG424_READER): a PC/SC reader's name, number (from 0) or unique part
     /// of its name (see `tag424 readers`), or `sim:DIR` for simulated tags kept in DIR
     /// (`sim` alone: OUT/simulated-tags; `sim:DIR?latency=15ms` answers like a real reader).
     /// Repeat for several readers; `all` for every PC/SC reader plugged in.
@@ -80,7 +80,8 @@ pub struct BatchArgs {
     /// Stop after N tags are encoded.
     #[arg(long, value_name = "N")]
     pub count: Option<usize>,
-    /// Accept chips signed with the simulator's test key (implied by a `sim` reader).
+    /// Accept chips signed with the simulator's test key (implied by a `sim` reader). The
+    /// batch is then a rehearsal: the summary says so and summary.json has "simulated": true.
     #[arg(long)]
     pub trust_simulator: bool,
     /// One JSON event per line instead of the progress view.
@@ -224,13 +225,14 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let opts = BatchOptions {
         encode: EncodeOptions {
             template,
+            // Simulated readers hold simulated chips: such a batch is a rehearsal
+            // (`BatchOptions::simulated`), as one with --trust-simulator is.
             trust_simulator: args.trust_simulator || simulated,
             master,
         },
         count: args.count,
         stop: Some(stop.clone()),
         trace: args.trace.open(&args.reader.join(", "))?,
-        simulated,
     };
     let total = args.count.unwrap_or(xuids.len() - used) as u64;
     let opening = if journal.created {
@@ -261,16 +263,30 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             None => AnyReader::open(spec, &sim_dir, &stop, args.wait_for_reader, false)?,
         });
     }
+    // Each reader's number (the one `tag424 readers` shows) and name.
+    let numbered: Vec<(usize, String)> = readers
+        .iter()
+        .enumerate()
+        .map(|(place, r)| r.number(place))
+        .zip(names.iter().cloned())
+        .collect();
     if !args.json {
-        say(&match names.as_slice() {
-            [one] => format!("Reader: {one}"),
-            many => format!("{} readers: {}", many.len(), many.join(", ")),
+        say(&match numbered.as_slice() {
+            [(_, one)] => format!("Reader: {one}"),
+            many => format!(
+                "{} readers: {}",
+                many.len(),
+                many.iter()
+                    .map(|(n, name)| tag424::transport::pcsc::label(*n, name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         });
     }
     let summary = if args.json {
         run_json(&mut readers, &names, &mut journal, &xuids, &opts)?
     } else {
-        let view = StationView::new(names, total, args.verbose, args.beep);
+        let view = StationView::new(numbered, total, args.verbose, args.beep);
         let r = run_readers(&mut readers, &mut journal, &xuids, &opts, &mut |i, e| {
             view.event(i, e)
         });
@@ -334,10 +350,10 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
             s.skipped
         ));
     }
-    if s.torn > 0 {
+    if s.unfinished > 0 {
         l.push(format!(
-            "  {} left the reader mid-encoding: present them again (same command) to finish them.",
-            s.torn
+            "  {} unfinished (left a reader mid-encoding): present them again (same command) to finish them; `tag424 journal check` lists them.",
+            s.unfinished
         ));
     }
     if s.failed > 0 {
@@ -355,7 +371,7 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
         out.join(s.keys_file).display()
     ));
     if s.simulated {
-        l.push("  Simulated reader: these are simulated tags, not real ones.".into());
+        l.push("  Simulated reader: these are simulated tags, not real ones (a rehearsal: do not upload its keys).".into());
     }
     l
 }

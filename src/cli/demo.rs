@@ -60,7 +60,6 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
         count: Some(usize::from(args.tags)),
         stop: None,
         trace: None,
-        simulated: true,
     };
     say("2. Encoding (select, version, signature, authenticate, write URL, lock, change 5 keys, read back and verify):");
     let started = Instant::now();

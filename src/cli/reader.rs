@@ -1,5 +1,5 @@
 //! `--reader`: a simulated reader (`sim`, `sim:DIR`, options after `?` such as
-//! `sim:DIR?latency=15ms`) or a PC/SC reader by name, index or unique part of its name; and
+//! `sim:DIR?latency=15ms`) or a PC/SC reader by name, number (from 0, as `tag424 readers` lists it) or unique part of its name; and
 //! `tag424 readers`.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tag424::sim::dir::{SimDir, SimReader, SimReaderOptions};
-use tag424::transport::pcsc::{list_readers, PcscError, PcscReader};
+use tag424::transport::pcsc::{label, list_readers, PcscError, PcscReader};
 use tag424::transport::{TagSource, Transport};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
@@ -60,7 +60,7 @@ pub fn required(reader: Option<&str>) -> Result<ReaderSpec, CliError> {
         Ok(l) => format!(
             "PC/SC readers found: {}",
             l.iter()
-                .map(|r| format!("[{}] {}", r.index, r.name))
+                .map(|r| label(r.index, &r.name))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -69,7 +69,7 @@ pub fn required(reader: Option<&str>) -> Result<ReaderSpec, CliError> {
     Err(CliError {
         code: 2,
         message: format!("no reader given; {found}"),
-        help: Some("pass --reader NAME (a reader's name, index or unique part of its name; `tag424 readers` lists them) or set TAG424_READER; `--reader sim:DIR` is the simulated reader (test tags kept in DIR)".into()),
+        help: Some("pass --reader NAME (a reader's name, number or unique part of its name; `tag424 readers` lists them) or set TAG424_READER; `--reader sim:DIR` is the simulated reader (test tags kept in DIR)".into()),
     })
 }
 
@@ -141,7 +141,7 @@ pub fn pcsc_error(e: PcscError) -> CliError {
     let help = match &e {
         PcscError::NoService => Some("start the PC/SC service: `sudo systemctl start pcscd` (Linux) — see docs/readers.md".to_string()),
         PcscError::NoReaders => Some("plug in the reader; `tag424 readers` lists what the PC/SC service sees".to_string()),
-        PcscError::NoSuchReader { .. } | PcscError::Ambiguous { .. } => Some("pass --reader with the exact name or its index from `tag424 readers`, or set TAG424_READER".to_string()),
+        PcscError::NoSuchReader { .. } | PcscError::Ambiguous { .. } => Some("pass --reader with the exact name or its number from `tag424 readers`, or set TAG424_READER".to_string()),
         PcscError::TagInUse(_) => Some("close the other program using the reader (a browser extension, a smart card manager) and present the tag again".to_string()),
         PcscError::ReaderGone(_) => Some("plug the reader back in and re-run the same command: nothing is lost".to_string()),
         _ => None,
@@ -198,6 +198,12 @@ impl AnyReader {
     /// How a simulated reader of the folder `dir` is named.
     pub fn describe_sim(dir: &std::path::Path) -> String {
         format!("simulated reader {}", dir.display())
+    }
+
+    /// The reader's number ([`tag424::transport::reader_number`]); `place`: its place among
+    /// the batch's readers.
+    pub fn number(&self, place: usize) -> usize {
+        tag424::transport::reader_number(self, place)
     }
 
     pub fn describe(&self) -> String {
@@ -260,6 +266,18 @@ impl TagSource for AnyReader {
             AnyReader::Pcsc(r) => r.waker(),
         }
     }
+    fn skip_finished(&mut self, finished: &dyn Fn(&[u8; 7]) -> bool) {
+        match self {
+            AnyReader::Sim(r) => r.skip_finished(finished),
+            AnyReader::Pcsc(r) => r.skip_finished(finished),
+        }
+    }
+    fn number(&self) -> Option<usize> {
+        match self {
+            AnyReader::Sim(r) => TagSource::number(r),
+            AnyReader::Pcsc(r) => Some(r.number()),
+        }
+    }
 }
 
 /// List the PC/SC readers and whether a tag is on each.
@@ -278,9 +296,8 @@ pub fn readers(args: ReadersArgs) -> Result<u8, CliError> {
     } else {
         for r in &list {
             say(&format!(
-                "[{}] {}{}",
-                r.index,
-                r.name,
+                "{}{}",
+                label(r.index, &r.name),
                 if r.card_present {
                     "  (tag present)"
                 } else {

@@ -1,6 +1,7 @@
 //! The station view of `tag424 batch`: one line per reader with the current tag's result in
 //! words an operator reads from a metre away (DONE, FAILED and why, REMOVE TAG, PRESENT TAG),
-//! and a total line with counts, rate and ETA. On a terminal (also over SSH) the lines redraw
+//! and a total line with counts, rate and ETA. Readers go by their number
+//! (`tag424::transport::reader_number`: the one `tag424 readers` shows and `--reader N` takes). On a terminal (also over SSH) the lines redraw
 //! in place; without one (a pipe, a log, `TERM=dumb`) every result is one plain line. `--beep`
 //! rings the terminal bell on a failure. `--json` is a different output, not this view.
 
@@ -12,6 +13,7 @@ use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tag424::provision::batch::BatchEvent;
 use tag424::provision::{Outcome, Step};
+use tag424::transport::pcsc::label;
 
 use super::say;
 
@@ -30,18 +32,27 @@ fn step_name(s: Step) -> &'static str {
 pub struct StationView {
     multi: MultiProgress,
     readers: Vec<ProgressBar>,
-    names: Vec<String>,
+    /// Each reader's number, by its place in the batch.
+    numbers: Vec<usize>,
     total: ProgressBar,
     plain: bool,
     verbose: bool,
     beep: bool,
     failed: AtomicUsize,
-    torn: AtomicUsize,
+    /// Tags the journal holds unfinished.
+    unfinished: AtomicUsize,
 }
 
 impl StationView {
-    /// `total`: tags this run expects to encode (for the ETA).
-    pub fn new(names: Vec<String>, total: u64, verbose: bool, beep: bool) -> StationView {
+    /// `readers`: each reader's number and name, in the batch's order; `total`: tags this run
+    /// expects to encode (for the ETA).
+    pub fn new(
+        readers: Vec<(usize, String)>,
+        total: u64,
+        verbose: bool,
+        beep: bool,
+    ) -> StationView {
+        let (numbers, names): (Vec<usize>, Vec<String>) = readers.into_iter().unzip();
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
         let plain = dumb || multi.is_hidden() || !console::Term::stderr().features().is_attended();
@@ -50,12 +61,12 @@ impl StationView {
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let readers = names
             .iter()
-            .enumerate()
-            .map(|(i, n)| {
+            .zip(&numbers)
+            .map(|(n, number)| {
                 let b = multi.add(ProgressBar::new_spinner());
                 b.set_style(reader_style.clone());
                 b.set_prefix(if names.len() > 1 {
-                    format!("[{}] {n:<width$}", i + 1)
+                    label(*number, &format!("{n:<width$}"))
                 } else {
                     format!("{n:<width$}")
                 });
@@ -87,19 +98,19 @@ impl StationView {
         StationView {
             multi,
             readers,
-            names,
+            numbers,
             total: total_bar,
             plain,
             verbose,
             beep,
             failed: AtomicUsize::new(0),
-            torn: AtomicUsize::new(0),
+            unfinished: AtomicUsize::new(0),
         }
     }
 
     fn who(&self, reader: usize) -> String {
-        if self.names.len() > 1 {
-            format!("[{}] ", reader + 1)
+        if self.numbers.len() > 1 {
+            label(self.numbers[reader], "")
         } else {
             String::new()
         }
@@ -116,7 +127,7 @@ impl StationView {
 
     fn counts(&self) {
         let f = self.failed.load(Ordering::Relaxed);
-        let t = self.torn.load(Ordering::Relaxed);
+        let t = self.unfinished.load(Ordering::Relaxed);
         let mut m = Vec::new();
         if f > 0 {
             m.push(style(format!("{f} failed")).red().bold().to_string());
@@ -166,7 +177,6 @@ impl StationView {
             },
             BatchEvent::Failed { error } => {
                 let (word, hint) = if error.is_tear_off() {
-                    self.torn.fetch_add(1, Ordering::Relaxed);
                     ("✖ PULLED TOO EARLY", " — present it again to finish it")
                 } else {
                     self.failed.fetch_add(1, Ordering::Relaxed);
@@ -180,6 +190,10 @@ impl StationView {
                     let _ = err.write_all(b"\x07");
                     let _ = err.flush();
                 }
+            }
+            BatchEvent::Unfinished(n) => {
+                self.unfinished.store(n, Ordering::Relaxed);
+                self.counts();
             }
             BatchEvent::RemoveTag => {
                 let m = bar.message();

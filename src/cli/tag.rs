@@ -20,7 +20,7 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 /// Which tag: the reader, and for a simulated reader optionally one tag by UID.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TagArgs {
-    /// The reader (required; also TAG424_READER): a PC/SC reader's name, index or unique part
+    /// The reader (required; also TAG424_READER): a PC/SC reader's name, number (from 0) or unique part
     /// of its name, or `sim:DIR` for simulated tags in DIR (see `tag424 batch --help`).
     #[arg(long, env = "TAG424_READER")]
     pub reader: Option<String>,

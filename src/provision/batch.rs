@@ -1,6 +1,7 @@
 //! The batch loop: tag after tag from a reader, each encoded (or finished, or skipped), with
 //! tag codes taken from the platform's list in order and never used twice.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use crate::tag_code::{CodeList, CodeListError, Header};
 use crate::transport::TagSource;
 
 use super::encode::{EncodeOptions, Outcome, ProvisionError, Step};
-use super::journal::{Journal, JournalError};
+use super::journal::{Journal, JournalError, TagEntry};
 
 /// Reads the platform's batch download (a CSV with an `XUID` column) or, with
 /// [`Header::None`], one code per line: the one code-list reader of `crate::tag_code`.
@@ -126,6 +127,9 @@ pub enum BatchEvent<'a> {
     },
     /// The tag can be taken off the reader.
     RemoveTag,
+    /// After each tag's result: how many tags the journal holds unfinished now (a tag pulled
+    /// from one reader and finished on another is no longer among them).
+    Unfinished(usize),
 }
 
 /// Why a batch ended before its work was done.
@@ -140,18 +144,22 @@ pub enum Stop {
     NoMoreTags,
 }
 
-/// Counts at the end of a batch.
+/// Counts at the end of a batch: the journal's state at the end of the run against its state
+/// at the start ([`RunLog`]), so they agree with `tag424 journal check` and keys.csv whatever
+/// reader a tag went through, and each tag is counted once, by where it ended.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Summary {
-    /// Tags encoded and verified in this run (including finished ones).
+    /// Tags done (verified) in the journal now that were not when the run started.
     pub encoded: usize,
     /// Of those, tags whose interrupted encoding was finished.
     pub recovered: usize,
-    /// Tags already done in this folder: nothing written, no code used.
+    /// Tags presented that were done before this run: nothing written, no code used.
     pub skipped: usize,
-    /// Tags that left the field mid-encoding (finished when presented again; not failures).
-    pub torn: usize,
-    /// Tags refused or failed (the message says why; their codes are kept if planned).
+    /// Tags the journal holds unfinished (planned, interrupted): present them again to
+    /// finish them (`tag424 journal check` lists them).
+    pub unfinished: usize,
+    /// Tags refused or failed and not done since (the message says why; their codes are kept
+    /// if planned); a tag not yet identified when it failed counts once per failure.
     pub failed: usize,
     /// Rows in the keys export.
     pub exported: usize,
@@ -163,10 +171,123 @@ pub struct Summary {
     pub codes_left: usize,
     /// APDU exchanges with all tags.
     pub exchanges: usize,
-    /// A simulated reader: no real tag was encoded.
+    /// A rehearsal: the batch accepts simulated chips ([`BatchOptions::simulated`]).
     pub simulated: bool,
     /// Why the batch ended before its work was done, if it did.
     pub stopped: Option<Stop>,
+}
+
+/// A tag the journal counts as done: verified and not reset since.
+pub fn finished(t: &TagEntry) -> bool {
+    t.verified && !t.reset
+}
+
+/// A tag the journal holds unfinished: planned, not verified, not reset.
+pub fn unfinished(t: &TagEntry) -> bool {
+    !t.verified && !t.reset
+}
+
+/// What a run saw that the journal does not hold, by tag: the journal's finished tags at the
+/// start, and the tags finished after an interruption, skipped or refused during the run.
+#[derive(Debug, Default, Clone)]
+pub struct RunLog {
+    started_done: HashSet<String>,
+    /// The folder's summary.json said "simulated" when the run started.
+    started_simulated: bool,
+    recovered: HashSet<String>,
+    skipped: HashSet<String>,
+    failed: HashSet<String>,
+    /// Failures before the tag was identified (no UID to count it by).
+    failed_unknown: usize,
+    /// APDU exchanges with all tags.
+    pub exchanges: usize,
+    /// Why the batch ended before its work was done, if it did.
+    pub stopped: Option<Stop>,
+}
+
+impl RunLog {
+    /// A run starting on `journal`.
+    pub fn start(journal: &Journal) -> RunLog {
+        RunLog {
+            started_done: journal
+                .tags()
+                .filter(|t| finished(t))
+                .map(|t| t.uid.clone())
+                .collect(),
+            started_simulated: was_simulated(journal.dir()),
+            ..RunLog::default()
+        }
+    }
+
+    /// Records what happened to a tag presented in this run.
+    pub fn tag(&mut self, result: &Result<Outcome, ProvisionError>) {
+        match result {
+            Ok(Outcome::Encoded {
+                uid,
+                recovered: true,
+                ..
+            }) => {
+                self.recovered.insert(uid.clone());
+            }
+            Ok(Outcome::Encoded { .. }) => {}
+            Ok(Outcome::AlreadyDone { uid, .. }) => {
+                self.skipped.insert(uid.clone());
+            }
+            // Not a failure: the tag is in the journal (present it again) or untouched.
+            Err(e) if e.is_tear_off() => {}
+            // A fresh tag after the last code was taken: left untouched, the run ends.
+            Err(ProvisionError::NoXuidLeft { .. }) => {}
+            Err(e) => match e.uid() {
+                Some(uid) => {
+                    self.failed.insert(uid.to_string());
+                }
+                None => self.failed_unknown += 1,
+            },
+        }
+    }
+
+    /// The run's counts from the journal's state now. `simulated`: this run accepts simulated
+    /// chips; a folder that did before stays a rehearsal (its keys.csv lists their keys).
+    pub fn summary(&self, journal: &Journal, xuids: &[String], simulated: bool) -> Summary {
+        let done: HashSet<&str> = journal
+            .tags()
+            .filter(|t| finished(t))
+            .map(|t| t.uid.as_str())
+            .collect();
+        let new: HashSet<&str> = done
+            .iter()
+            .copied()
+            .filter(|u| !self.started_done.contains(*u))
+            .collect();
+        let codes_used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
+        Summary {
+            encoded: new.len(),
+            recovered: self
+                .recovered
+                .iter()
+                .filter(|u| new.contains(u.as_str()))
+                .count(),
+            skipped: self
+                .skipped
+                .iter()
+                .filter(|u| !new.contains(u.as_str()))
+                .count(),
+            unfinished: journal.tags().filter(|t| unfinished(t)).count(),
+            failed: self.failed_unknown
+                + self
+                    .failed
+                    .iter()
+                    .filter(|u| !done.contains(u.as_str()))
+                    .count(),
+            exported: 0,
+            keys_file: journal.keys_file(),
+            codes_used,
+            codes_left: xuids.len() - codes_used,
+            exchanges: self.exchanges,
+            simulated: simulated || self.started_simulated,
+            stopped: self.stopped.clone(),
+        }
+    }
 }
 
 /// Options of a batch.
@@ -180,8 +301,15 @@ pub struct BatchOptions {
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Record every APDU exchange (the `hardware-fixtures/` format).
     pub trace: Option<crate::card::trace::Trace>,
-    /// The reader is simulated (said in summary.json).
-    pub simulated: bool,
+}
+
+impl BatchOptions {
+    /// The batch is a rehearsal: it accepts simulated chips (a `sim:` reader, or
+    /// `--trust-simulator` for simulated chips behind pcscd), so its keys are not a real
+    /// batch's. The one rule for summary.json's `simulated` and the summary's line.
+    pub fn simulated(&self) -> bool {
+        self.encode.trust_simulator
+    }
 }
 
 /// Runs the batch on one reader until `count` tags are encoded, the codes run out or the
@@ -204,26 +332,39 @@ pub fn run_batch<S: TagSource + Send>(
     )
 }
 
-/// keys.csv, associate.csv and summary.json, from the journal: they always agree.
+/// The folder's summary.json says the batch accepted simulated chips (missing or unreadable:
+/// no; it is rewritten at the end of every run).
+fn was_simulated(dir: &Path) -> bool {
+    std::fs::read(dir.join(SUMMARY_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["simulated"] == true)
+}
+
+/// The summary of a batch folder's last run.
+pub const SUMMARY_FILE: &str = "summary.json";
+
+/// keys.csv, associate.csv and summary.json, from the journal: they always agree. Returns
+/// the summary written.
 pub fn write_results(
     journal: &Journal,
     xuids: &[String],
-    template: &crate::sun::Template,
-    summary: &mut Summary,
-) -> Result<(), JournalError> {
+    opts: &BatchOptions,
+    run: &RunLog,
+) -> Result<Summary, JournalError> {
+    let mut summary = run.summary(journal, xuids, opts.simulated());
     summary.exported = journal.export()?;
-    summary.keys_file = journal.keys_file();
-    summary.codes_used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
-    summary.codes_left = xuids.len() - summary.codes_used;
-    let path = journal.dir().join("summary.json");
+    let path = journal.dir().join(SUMMARY_FILE);
     let json = serde_json::to_vec_pretty(&serde_json::json!({
         "format": 1,
         "finished": super::journal::now(),
         "simulated": summary.simulated,
         // The verifier (`tag424 serve --batch DIR`) checks scans along this template.
-        "template": template.to_string(),
+        "template": opts.encode.template.to_string(),
         "summary": &summary,
     }))
     .unwrap_or_default();
-    super::journal::write_atomic(&path, &json).map_err(|source| JournalError::Io { path, source })
+    super::journal::write_atomic(&path, &json)
+        .map_err(|source| JournalError::Io { path, source })?;
+    Ok(summary)
 }

@@ -154,6 +154,26 @@ impl ProvisionError {
     pub fn is_tear_off(&self) -> bool {
         matches!(self, ProvisionError::Card(e) if e.is_tear_off())
     }
+
+    /// The UID (14 hex digits) of the tag the error is about, when the tag was identified.
+    pub fn uid(&self) -> Option<&str> {
+        match self {
+            ProvisionError::NotGenuine { uid }
+            | ProvisionError::Simulated { uid }
+            | ProvisionError::Foreign { uid }
+            | ProvisionError::OtherBatch { uid }
+            | ProvisionError::Unrecoverable { uid }
+            | ProvisionError::LrpTag { uid }
+            | ProvisionError::NotTagTamper { uid }
+            | ProvisionError::NoXuidLeft { uid }
+            | ProvisionError::Verification { uid, .. } => Some(uid),
+            ProvisionError::Card(_)
+            | ProvisionError::Derive(_)
+            | ProvisionError::NotNtag424 { .. }
+            | ProvisionError::Layout(_)
+            | ProvisionError::Journal(_) => None,
+        }
+    }
 }
 
 /// Where the encoder is; the CLI turns these into the operator's view.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::card::Card;
 use crate::transport::TagSource;
 
-use super::batch::{write_results, BatchEvent, BatchOptions, Stop, Summary};
+use super::batch::{unfinished, write_results, BatchEvent, BatchOptions, RunLog, Stop, Summary};
 use super::encode::{encode_tag, Outcome, ProvisionError};
 use super::journal::{Journal, JournalAccess, JournalError};
 
@@ -28,7 +28,8 @@ struct Station<'a, 'e> {
     claimed: Mutex<HashSet<String>>,
     /// Tags encoded in this run (for `count`).
     encoded: AtomicUsize,
-    summary: Mutex<Summary>,
+    /// What the run saw; the summary is the journal's state against it.
+    run: Mutex<RunLog>,
     /// The work is done (or failed for good): every worker leaves after its current tag.
     finished: AtomicBool,
     events: Mutex<&'a mut Events<'e>>,
@@ -53,17 +54,22 @@ impl Station<'_, '_> {
 
     /// Every code used and nothing left half-done, or `count` tags encoded.
     fn done(&self, journal: &Journal) -> bool {
-        let unfinished = journal.tags().any(|t| !t.verified && !t.reset);
-        self.opts
-            .count
-            .is_some_and(|c| self.encoded.load(Ordering::SeqCst) >= c)
-            || (!unfinished && self.xuids.iter().all(|x| journal.xuid_used(x)))
+        work_done(
+            journal,
+            self.xuids,
+            self.opts,
+            self.encoded.load(Ordering::SeqCst),
+        )
+    }
+
+    fn run(&self) -> std::sync::MutexGuard<'_, RunLog> {
+        self.run.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn stop_with(&self, why: Stop) {
-        let mut s = self.summary.lock().unwrap_or_else(|e| e.into_inner());
-        if s.stopped.is_none() {
-            s.stopped = Some(why);
+        let mut r = self.run();
+        if r.stopped.is_none() {
+            r.stopped = Some(why);
         }
     }
 
@@ -77,9 +83,18 @@ impl Station<'_, '_> {
     }
 }
 
+/// Every code used and nothing left half-done, or `count` tags encoded (`encoded` in this run).
+fn work_done(journal: &Journal, xuids: &[String], opts: &BatchOptions, encoded: usize) -> bool {
+    opts.count.is_some_and(|c| encoded >= c)
+        || (!journal.tags().any(unfinished) && xuids.iter().all(|x| journal.xuid_used(x)))
+}
+
 /// Runs one batch over several readers until `count` tags are encoded, the codes run out, or
 /// every reader stopped; events carry the reader's index in `sources`. `keys.csv`,
-/// `associate.csv` and `summary.json` are rewritten after every verified tag.
+/// `associate.csv` and `summary.json` are rewritten after every verified tag. A reader that
+/// chooses its tags (the simulated one) is told which tags the batch has finished
+/// ([`TagSource::skip_finished`]). The summary is the journal's state at the end
+/// ([`RunLog::summary`]).
 pub fn run_readers<S: TagSource + Send>(
     sources: &mut [S],
     journal: &mut Journal,
@@ -88,14 +103,19 @@ pub fn run_readers<S: TagSource + Send>(
     on_event: &mut Events<'_>,
 ) -> Result<Summary, JournalError> {
     let wakers: Vec<_> = sources.iter().filter_map(|s| s.waker()).collect();
+    let finished = |uid: &[u8; 7]| {
+        journal
+            .tag(&hex::encode_upper(uid))
+            .is_some_and(super::batch::finished)
+    };
+    for s in sources.iter_mut() {
+        s.skip_finished(&finished);
+    }
     let station = Station {
+        run: Mutex::new(RunLog::start(journal)),
         journal: Mutex::new(journal),
         claimed: Mutex::new(HashSet::new()),
         encoded: AtomicUsize::new(0),
-        summary: Mutex::new(Summary {
-            simulated: opts.simulated,
-            ..Summary::default()
-        }),
         finished: AtomicBool::new(false),
         events: Mutex::new(on_event),
         xuids,
@@ -138,21 +158,20 @@ pub fn run_readers<S: TagSource + Send>(
         })
     };
     let Station {
-        journal, summary, ..
+        journal,
+        run,
+        encoded,
+        ..
     } = station;
     let journal = journal.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut run = run.into_inner().unwrap_or_else(|e| e.into_inner());
     result?;
-    let done = {
-        let unfinished = journal.tags().any(|t| !t.verified && !t.reset);
-        opts.count.is_some_and(|c| summary.encoded >= c)
-            || (!unfinished && xuids.iter().all(|x| journal.xuid_used(x)))
-    };
-    if done && summary.stopped != Some(Stop::Interrupted) {
-        summary.stopped = None;
+    if work_done(journal, xuids, opts, encoded.into_inner())
+        && run.stopped != Some(Stop::Interrupted)
+    {
+        run.stopped = None;
     }
-    write_results(journal, xuids, &opts.encode.template, &mut summary)?;
-    Ok(summary)
+    write_results(journal, xuids, opts, &run)
 }
 
 /// One reader's loop.
@@ -202,7 +221,8 @@ fn work<S: TagSource>(
         });
         if let Some(t) = &trace {
             t.comment(&format!(
-                "tag presented at reader {reader}, {}",
+                "tag presented at reader {}, {}",
+                crate::transport::reader_number(source, reader),
                 super::journal::now()
             ));
             card = card.with_observer(t.observer());
@@ -238,22 +258,16 @@ fn work<S: TagSource>(
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&x);
         }
-        st.summary
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .exchanges += card.exchanges();
+        {
+            let mut r = st.run();
+            r.exchanges += card.exchanges();
+            r.tag(&result);
+        }
         match result {
             Ok(outcome) => {
-                if let Outcome::Encoded { recovered, .. } = &outcome {
+                if let Outcome::Encoded { .. } = &outcome {
                     st.encoded.fetch_add(1, Ordering::SeqCst);
-                    journal.with(|j| {
-                        let mut s = st.summary.lock().unwrap_or_else(|e| e.into_inner());
-                        s.encoded += 1;
-                        s.recovered += usize::from(*recovered);
-                        write_results(j, st.xuids, &st.opts.encode.template, &mut s)
-                    })?;
-                } else {
-                    st.summary.lock().unwrap_or_else(|e| e.into_inner()).skipped += 1;
+                    journal.with(|j| write_results(j, st.xuids, st.opts, &st.run()))?;
                 }
                 st.emit(
                     reader,
@@ -273,17 +287,11 @@ fn work<S: TagSource>(
                 return Ok(());
             }
             Err(error) => {
-                {
-                    let mut s = st.summary.lock().unwrap_or_else(|e| e.into_inner());
-                    if error.is_tear_off() {
-                        s.torn += 1;
-                    } else {
-                        s.failed += 1;
-                    }
-                }
                 st.emit(reader, BatchEvent::Failed { error: &error });
             }
         }
+        let pending = journal.with(|j| j.tags().filter(|t| unfinished(t)).count());
+        st.emit(reader, BatchEvent::Unfinished(pending));
         if journal.with(|j| st.done(j)) {
             // The work is done: release the tag without waiting for its removal.
             finish_all();

@@ -217,8 +217,9 @@ impl SimReaderOptions {
     }
 }
 
-/// The simulated reader: presents the directory's existing tags once each, then fresh factory
-/// tags (created on demand) until `limit` tags were presented.
+/// The simulated reader: presents the directory's existing tags once each (in UID order,
+/// leaving out the ones the batch has finished: see [`SimReader::skip_finished`]), then fresh
+/// factory tags (created on demand).
 #[derive(Debug)]
 pub struct SimReader {
     dir: SimDir,
@@ -251,6 +252,13 @@ impl SimReader {
         self
     }
 
+    /// Leaves the tags for which `finished(uid)` is true out of the stack: a resumed batch is
+    /// presented only the tags it has not finished (an interrupted one, a tag of another
+    /// batch, a factory tag), not every tag it already did.
+    pub fn skip_finished(&mut self, finished: &dyn Fn(&[u8; 7]) -> bool) {
+        self.queue.retain(|s| !finished(&s.uid));
+    }
+
     /// The next tag in the field, or `None` when the stack is empty.
     pub fn next_tag(&mut self) -> Result<Option<DirTransport>, SimDirError> {
         let state = match self.queue.pop() {
@@ -268,5 +276,8 @@ impl crate::transport::TagSource for SimReader {
     type Tag = DirTransport;
     fn next_tag(&mut self) -> Result<Option<Self::Tag>, Box<dyn std::error::Error + Send + Sync>> {
         SimReader::next_tag(self).map_err(|e| Box::new(e) as _)
+    }
+    fn skip_finished(&mut self, finished: &dyn Fn(&[u8; 7]) -> bool) {
+        SimReader::skip_finished(self, finished)
     }
 }

@@ -61,6 +61,24 @@ pub trait TagSource {
     fn waker(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
         None
     }
+    /// Called once when a batch starts: `finished(uid)` is true for a tag (7-byte UID) the
+    /// batch has already finished. A reader that chooses its own tags (the simulated one)
+    /// leaves those out of its stack, as an operator resuming a batch presents only the tags
+    /// not done yet; a real reader presents whatever is put on it (the default: nothing to do).
+    fn skip_finished(&mut self, _finished: &dyn Fn(&[u8; 7]) -> bool) {}
+    /// The reader's own number, if it has one: a PC/SC reader's position in the service's
+    /// list (see [`reader_number`]).
+    fn number(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The one numbering of readers, from 0, used by `tag424 readers`, `--reader N`, the station
+/// view and its lines, and traces: a reader's own number ([`TagSource::number`]: a PC/SC
+/// reader's position in the service's list), or else (a simulated reader) its `place` among
+/// the batch's readers.
+pub fn reader_number<S: TagSource + ?Sized>(source: &S, place: usize) -> usize {
+    source.number().unwrap_or(place)
 }
 
 /// Carries APDUs. Implementations: `PcscTransport`, `SimTransport`, [`replay::Replay`].

@@ -27,12 +27,12 @@ pub enum PcscError {
         available: Vec<String>,
     },
     /// Several readers match the name asked for.
-    #[error("{wanted:?} matches several readers: {}; give more of the name or its index", list(.matches))]
+    #[error("{wanted:?} matches several readers: {}; give more of the name or its number", labels(.matches))]
     Ambiguous {
         /// The name (or part of it) asked for.
         wanted: String,
-        /// The readers it matches.
-        matches: Vec<String>,
+        /// The readers it matches: number ([`numbered`]) and name.
+        matches: Vec<(usize, String)>,
     },
     /// The reader (named) was unplugged.
     #[error("the reader {0:?} was unplugged")]
@@ -57,16 +57,36 @@ pub enum PcscError {
 /// Tags are connected exclusively, for the whole of a tag's sequence.
 const TAG_SHARE_MODE: pcsc::ShareMode = pcsc::ShareMode::Exclusive;
 
+/// The PC/SC numbering of readers: a reader's number is its position in the service's list,
+/// from 0 (`tag424 readers` shows it, `--reader N` takes it; see
+/// [`super::reader_number`] for the station's readers).
+pub fn numbered<T>(readers: &[T]) -> impl Iterator<Item = (usize, &T)> {
+    readers.iter().enumerate()
+}
+
+/// A reader as the operator sees it: `[N] NAME`, N its number.
+pub fn label(number: usize, name: &str) -> String {
+    format!("[{number}] {name}")
+}
+
+/// Every reader of the service's list, labelled.
 fn list(v: &[String]) -> String {
     if v.is_empty() {
         "none".into()
     } else {
-        v.iter()
-            .enumerate()
-            .map(|(i, n)| format!("[{i}] {n}"))
+        numbered(v)
+            .map(|(i, n)| label(i, n))
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Some readers of the list, labelled with their numbers in it.
+fn labels(v: &[(usize, String)]) -> String {
+    v.iter()
+        .map(|(i, n)| label(*i, n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn map_err(context: &'static str) -> impl Fn(pcsc::Error) -> PcscError {
@@ -81,7 +101,8 @@ fn map_err(context: &'static str) -> impl Fn(pcsc::Error) -> PcscError {
 /// A reader and whether a tag is on it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReaderInfo {
-    /// Position in the reader list (from 0), usable in place of the name.
+    /// The reader's number: its position in the reader list (from 0, see [`numbered`]),
+    /// usable in place of the name.
     pub index: usize,
     /// The reader's name.
     pub name: String,
@@ -104,12 +125,15 @@ impl Canceller {
 pub struct PcscReader {
     ctx: pcsc::Context,
     name: CString,
+    /// Its number when it was opened ([`numbered`]).
+    number: usize,
 }
 
 impl std::fmt::Debug for PcscReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PcscReader")
             .field("name", &self.name)
+            .field("number", &self.number)
             .finish()
     }
 }
@@ -138,11 +162,9 @@ pub fn list_readers() -> Result<Vec<ReaderInfo>, PcscError> {
         ctx.get_status_change(Duration::from_millis(0), &mut states)
             .map_err(map_err("reading reader states"))?;
     }
-    Ok(names
-        .iter()
+    Ok(numbered(&names)
         .zip(&states)
-        .enumerate()
-        .map(|(index, (n, s))| ReaderInfo {
+        .map(|((index, n), s)| ReaderInfo {
             index,
             name: n.to_string_lossy().into_owned(),
             card_present: s.event_state().contains(pcsc::State::PRESENT),
@@ -150,51 +172,51 @@ pub fn list_readers() -> Result<Vec<ReaderInfo>, PcscError> {
         .collect())
 }
 
-/// Picks a reader: exact name, index, or a unique case-insensitive substring.
-pub fn choose<'a>(wanted: &str, names: &'a [String]) -> Result<&'a String, PcscError> {
+/// Picks a reader: exact name, number ([`numbered`]), or a unique case-insensitive
+/// substring. Returns its number and name.
+pub fn choose<'a>(wanted: &str, names: &'a [String]) -> Result<(usize, &'a String), PcscError> {
     if names.is_empty() {
         return Err(PcscError::NoReaders);
     }
-    if let Some(n) = names.iter().find(|n| *n == wanted) {
+    if let Some(n) = numbered(names).find(|(_, n)| *n == wanted) {
         return Ok(n);
     }
     if let Ok(i) = wanted.parse::<usize>() {
-        if let Some(n) = names.get(i) {
+        if let Some(n) = numbered(names).find(|(number, _)| *number == i) {
             return Ok(n);
         }
     }
     let w = wanted.to_lowercase();
-    let matches: Vec<&String> = names
-        .iter()
-        .filter(|n| n.to_lowercase().contains(&w))
+    let matches: Vec<(usize, &String)> = numbered(names)
+        .filter(|(_, n)| n.to_lowercase().contains(&w))
         .collect();
     match matches.as_slice() {
-        [one] => Ok(one),
+        [one] => Ok(*one),
         [] => Err(PcscError::NoSuchReader {
             wanted: wanted.into(),
             available: names.to_vec(),
         }),
         many => Err(PcscError::Ambiguous {
             wanted: wanted.into(),
-            matches: many.iter().map(|s| s.to_string()).collect(),
+            matches: many.iter().map(|(i, s)| (*i, s.to_string())).collect(),
         }),
     }
 }
 
 impl PcscReader {
-    /// Opens the reader `wanted` names (exact name, index, or unique substring).
+    /// Opens the reader `wanted` names (exact name, number, or unique substring).
     pub fn open(wanted: &str) -> Result<PcscReader, PcscError> {
         let ctx = establish()?;
         let names: Vec<String> = reader_names(&ctx)?
             .iter()
             .map(|n| n.to_string_lossy().into_owned())
             .collect();
-        let name = choose(wanted, &names)?;
+        let (number, name) = choose(wanted, &names)?;
         let name = CString::new(name.as_str()).map_err(|_| PcscError::NoSuchReader {
             wanted: wanted.into(),
             available: names.clone(),
         })?;
-        Ok(PcscReader { ctx, name })
+        Ok(PcscReader { ctx, name, number })
     }
 
     /// Like [`PcscReader::open`], but when no reader matches yet, sleeps until one is plugged
@@ -218,13 +240,13 @@ impl PcscReader {
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
             match choose(wanted, &names) {
-                Ok(name) => {
+                Ok((number, name)) => {
                     let name =
                         CString::new(name.as_str()).map_err(|_| PcscError::NoSuchReader {
                             wanted: wanted.into(),
                             available: names.clone(),
                         })?;
-                    return Ok(PcscReader { ctx, name });
+                    return Ok(PcscReader { ctx, name, number });
                 }
                 Err(PcscError::NoReaders | PcscError::NoSuchReader { .. }) => {
                     if !waited {
@@ -244,6 +266,11 @@ impl PcscReader {
     /// The reader's name.
     pub fn name(&self) -> String {
         self.name.to_string_lossy().into_owned()
+    }
+
+    /// The reader's number ([`numbered`]) when it was opened.
+    pub fn number(&self) -> usize {
+        self.number
     }
 
     /// A handle to cancel this reader's waits from another thread.
@@ -478,6 +505,9 @@ impl super::TagSource for PcscReader {
         let c = self.canceller();
         Some(Box::new(move || c.cancel()))
     }
+    fn number(&self) -> Option<usize> {
+        Some(self.number)
+    }
 }
 
 #[cfg(test)]
@@ -491,9 +521,9 @@ mod tests {
             "ACS ACR1252 1S CL Reader SAM 0".to_string(),
             "Virtual PCD 00 00".to_string(),
         ];
-        assert_eq!(choose("Virtual PCD 00 00", &names).unwrap(), &names[2]);
-        assert_eq!(choose("1", &names).unwrap(), &names[1]);
-        assert_eq!(choose("picc", &names).unwrap(), &names[0]);
+        assert_eq!(choose("Virtual PCD 00 00", &names).unwrap(), (2, &names[2]));
+        assert_eq!(choose("1", &names).unwrap(), (1, &names[1]));
+        assert_eq!(choose("picc", &names).unwrap(), (0, &names[0]));
         assert!(matches!(
             choose("ACR1252", &names),
             Err(PcscError::Ambiguous { .. })
@@ -505,5 +535,17 @@ mod tests {
         assert!(matches!(choose("x", &[]), Err(PcscError::NoReaders)));
         let msg = choose("omnikey", &names).unwrap_err().to_string();
         assert!(msg.contains("[2] Virtual PCD 00 00"), "{msg}");
+        // Matches keep their numbers in the list (the ones `tag424 readers` shows).
+        let names = [
+            "Virtual PCD 00 00",
+            "ACS CL Reader PICC 0",
+            "ACS CL Reader SAM 0",
+        ]
+        .map(String::from);
+        let msg = choose("acs", &names).unwrap_err().to_string();
+        assert!(
+            msg.contains("[1] ACS CL Reader PICC 0, [2] ACS CL Reader SAM 0"),
+            "{msg}"
+        );
     }
 }

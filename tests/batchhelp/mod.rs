@@ -181,7 +181,6 @@ pub fn sim_batch(
         count: Some(n),
         stop: None,
         trace: None,
-        simulated: true,
     };
     let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |_| {}).unwrap();
     (sim, journal, summary)
