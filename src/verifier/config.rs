@@ -44,6 +44,17 @@ pub struct ConfigFile {
     /// The folders (`[[folder]]`): accounts with their tag groups.
     #[serde(default)]
     pub folder: Vec<FolderConfig>,
+    /// The file this was read from and its text, so that errors found later (a batch that
+    /// cannot be read) name the file and line. `None` for a configuration made in code.
+    #[serde(skip)]
+    source: Option<Source>,
+}
+
+/// Where a configuration was read from.
+#[derive(Debug)]
+struct Source {
+    path: PathBuf,
+    text: String,
 }
 
 /// One folder (`[[folder]]`): the platform's account level.
@@ -101,9 +112,9 @@ pub struct GroupConfig {
     /// Extended data values: field → text (may hold subtags).
     #[serde(default)]
     pub data: BTreeMap<String, Spanned<String>>,
-    /// The group's batches (`[[folder.group.batch]]`).
+    /// The group's batches (`[[folder.group.batch]]`), with where each is in the file.
     #[serde(default)]
-    pub batch: Vec<BatchConfig>,
+    pub batch: Vec<Spanned<BatchConfig>>,
     /// Per-tag rule overrides.
     #[serde(default)]
     pub tag: Vec<TagConfig>,
@@ -116,10 +127,10 @@ pub struct BatchConfig {
     /// The batch's name (`{batch}`; default: its sources' paths).
     pub name: Option<String>,
     /// A `tag424 batch` output directory.
-    pub dir: Option<PathBuf>,
+    pub dir: Option<Spanned<PathBuf>>,
     /// Associate Data CSV files (XUID plus KEY, UID, CUID, TAGNAME, RESPONSE, STATUS).
     #[serde(default)]
-    pub files: Vec<PathBuf>,
+    pub files: Vec<Spanned<PathBuf>>,
     /// The URL template the batch was encoded with, when its directory does not record it.
     pub template: Option<String>,
     /// `"aes"` or `"lrp"`: the tags' mode, when the batch's journal does not record it
@@ -139,7 +150,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct TagConfig {
     /// The tag code.
-    pub xuid: String,
+    pub xuid: Spanned<String>,
     /// The tag's own Default Response.
     pub default_response: Option<Spanned<String>>,
     /// The tag's own pass response.
@@ -232,6 +243,7 @@ impl ConfigFile {
             path: path.to_path_buf(),
             source,
         })?;
+        // toml's message names the line and column and shows it.
         let mut cfg: ConfigFile = toml::from_str(&text)
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
         // Every response, subtag and rule, with its line.
@@ -276,14 +288,31 @@ impl ConfigFile {
         for f in &mut cfg.folder {
             for g in &mut f.group {
                 for b in &mut g.batch {
+                    let b = b.get_mut();
                     if let Some(p) = b.dir.as_mut() {
-                        rel(p)
+                        rel(p.get_mut())
                     }
-                    b.files.iter_mut().for_each(rel);
+                    b.files.iter_mut().for_each(|p| rel(p.get_mut()));
                 }
             }
         }
+        cfg.source = Some(Source {
+            path: path.to_path_buf(),
+            text,
+        });
         Ok(cfg)
+    }
+
+    /// `FILE line N: what` for a place in the file read (just `what` without one).
+    fn at(&self, span: std::ops::Range<usize>, what: impl std::fmt::Display) -> CatalogError {
+        CatalogError::Invalid(match &self.source {
+            Some(s) => format!(
+                "{} line {}: {what}",
+                s.path.display(),
+                line_of(&s.text, span.start)
+            ),
+            None => what.to_string(),
+        })
     }
 
     /// Reads every batch the file names and builds the catalog.
@@ -311,22 +340,45 @@ impl ConfigFile {
                     data: ext_data(&g.data),
                     batches: Vec::new(),
                 };
-                for b in &g.batch {
-                    let mut sources: Vec<PathBuf> = b.dir.iter().cloned().collect();
-                    sources.extend(b.files.iter().cloned());
-                    if sources.is_empty() {
-                        return Err(CatalogError::Invalid(format!(
-                            "group {:?}: a batch needs `dir` or `files`",
-                            g.name
-                        )));
+                for sb in &g.batch {
+                    let b = sb.get_ref();
+                    let spanned: Vec<&Spanned<PathBuf>> = b.dir.iter().chain(&b.files).collect();
+                    if spanned.is_empty() {
+                        return Err(self.at(
+                            sb.span(),
+                            format!(
+                                "a batch of group {:?} needs `dir` (a `tag424 batch` output directory) or `files` (Associate Data CSV files)",
+                                g.name
+                            ),
+                        ));
                     }
-                    let read = read_batch_sources(&sources, identity)?;
+                    // A source that is not there: named with its own line.
+                    for s in &spanned {
+                        if !s.get_ref().exists() {
+                            let key = if b.dir.as_ref().is_some_and(|d| std::ptr::eq(d, *s)) {
+                                "dir"
+                            } else {
+                                "files"
+                            };
+                            return Err(self.at(
+                                s.span(),
+                                format!(
+                                    "{key}: {} does not exist (paths are relative to the config file's folder)",
+                                    s.get_ref().display()
+                                ),
+                            ));
+                        }
+                    }
+                    let sources: Vec<PathBuf> =
+                        spanned.iter().map(|s| s.get_ref().clone()).collect();
+                    let read = read_batch_sources(&sources, identity)
+                        .map_err(|e| self.at(spanned[0].span(), e))?;
                     let name = b.name.clone().unwrap_or_else(|| batch_name(&sources));
                     let lrp = match b.mode {
                         None => read.lrp,
                         Some(SdmMode::Lrp) => true,
                         Some(SdmMode::Aes) if read.lrp => {
-                            return Err(CatalogError::Invalid(format!(
+                            return Err(self.at(sb.span(), format!(
                                 "batch {name:?}: mode = \"aes\" but its journal records LRP tags; remove `mode` or set it to \"lrp\""
                             )))
                         }
@@ -349,12 +401,16 @@ impl ConfigFile {
                         .batches
                         .iter_mut()
                         .flat_map(|b| b.tags.iter_mut())
-                        .find(|t| t.xuid == o.xuid)
+                        .find(|t| &t.xuid == o.xuid.get_ref())
                         .ok_or_else(|| {
-                            CatalogError::Invalid(format!(
-                                "group {:?}: override for tag {} which is in none of its batches",
-                                g.name, o.xuid
-                            ))
+                            self.at(
+                                o.xuid.span(),
+                                format!(
+                                    "group {:?}: override for tag {} which is in none of its batches",
+                                    g.name,
+                                    o.xuid.get_ref()
+                                ),
+                            )
                         })?;
                     if o.default_response.is_some() {
                         t.default_response = text(&o.default_response);
@@ -558,5 +614,77 @@ mod line_tests {
             e.contains("line 8") && e.contains("unknown rule kind"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod batch_line_tests {
+    use super::*;
+
+    const HEAD: &str = "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n";
+
+    fn load_err(body: &str) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.toml");
+        std::fs::write(&p, format!("{HEAD}{body}")).unwrap();
+        let e = match ConfigFile::load(&p) {
+            Ok(cfg) => cfg.catalog(None).unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(&p.display().to_string()), "{e}");
+        e
+    }
+
+    #[test]
+    fn a_missing_batch_dir_names_the_file_and_line() {
+        let e = load_err("[[folder.group.batch]]\nname = \"b\"\ndir = \"batch9\"\n");
+        assert!(
+            e.contains("line 8") && e.contains("batch9") && e.contains("does not exist"),
+            "{e}"
+        );
+        let e = load_err("[[folder.group.batch]]\nfiles = [\"k.csv\",\n \"gone.csv\"]\n");
+        assert!(e.contains("line 7") && e.contains("k.csv"), "{e}");
+    }
+
+    #[test]
+    fn a_batch_without_dir_or_files_names_the_file_and_line() {
+        let e = load_err("\n[[folder.group.batch]]\nname = \"b\"\n");
+        assert!(
+            (e.contains("line 7") || e.contains("line 8")) && e.contains("needs `dir`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_batch_names_the_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("notabatch")).unwrap();
+        let p = d.path().join("v.toml");
+        std::fs::write(
+            &p,
+            format!("{HEAD}[[folder.group.batch]]\ndir = \"notabatch\"\n"),
+        )
+        .unwrap();
+        let e = ConfigFile::load(&p)
+            .unwrap()
+            .catalog(None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("v.toml line 7") && e.contains("no keys.csv"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_and_shape_errors_name_the_file_and_line() {
+        for (body, line) in [
+            ("colour = \"red\"\n", "line 6"),
+            ("[[folder.group.batch]]\ndir = batch1\n", "line 7"),
+            ("[[folder]]\nname = \"b\"\n", "line 6"),
+        ] {
+            let e = load_err(body);
+            assert!(e.contains(line), "{body}: {e}");
+        }
     }
 }
