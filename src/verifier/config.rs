@@ -43,7 +43,7 @@ pub struct ConfigFile {
     pub log_retention: Option<String>,
     /// The folders (`[[folder]]`): accounts with their tag groups.
     #[serde(default)]
-    pub folder: Vec<FolderConfig>,
+    pub folder: Vec<Spanned<FolderConfig>>,
     /// The file this was read from and its text, so that errors found later (a batch that
     /// cannot be read) name the file and line. `None` for a configuration made in code.
     #[serde(skip)]
@@ -77,7 +77,7 @@ pub struct FolderConfig {
     pub fields: Vec<String>,
     /// The folder's tag groups (`[[folder.group]]`).
     #[serde(default)]
-    pub group: Vec<GroupConfig>,
+    pub group: Vec<Spanned<GroupConfig>>,
 }
 
 /// One Rule Group: `rules` (all must hold) and its `response`.
@@ -248,8 +248,8 @@ impl ConfigFile {
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
         // Every response, subtag and rule, with its line.
         let ck = Checker { path, text: &text };
-        for f in &cfg.folder {
-            for g in &f.group {
+        for f in cfg.folder.iter().map(Spanned::get_ref) {
+            for g in f.group.iter().map(Spanned::get_ref) {
                 for r in g.default_response.iter().chain(&g.pass_response) {
                     ck.response(r)?;
                 }
@@ -285,8 +285,8 @@ impl ConfigFile {
         if let Some(p) = cfg.tls_key.as_mut() {
             rel(p)
         }
-        for f in &mut cfg.folder {
-            for g in &mut f.group {
+        for f in cfg.folder.iter_mut().map(Spanned::get_mut) {
+            for g in f.group.iter_mut().map(Spanned::get_mut) {
                 for b in &mut g.batch {
                     let b = b.get_mut();
                     if let Some(p) = b.dir.as_mut() {
@@ -315,21 +315,52 @@ impl ConfigFile {
         })
     }
 
-    /// Reads every batch the file names and builds the catalog.
+    /// Reads every batch the file names and builds the catalog, checked
+    /// ([`Catalog::validate`]): an error names the file and the line of the folder, group,
+    /// batch or tag entry that breaks a rule.
     pub fn catalog(&self, identity: Option<&Identity>) -> Result<Catalog, CatalogError> {
+        let cat = self.build(identity, false)?;
+        match cat.validate() {
+            Ok(()) => Ok(cat),
+            // Only on error: build again, checking after each entry, to find its line.
+            Err(e) => match self.build(identity, true) {
+                Err(located) => Err(located),
+                Ok(_) => Err(match &self.source {
+                    Some(s) => CatalogError::Invalid(format!("{}: {e}", s.path.display())),
+                    None => e,
+                }),
+            },
+        }
+    }
+
+    /// Builds the catalog; with `locate`, checks it after each folder, group, batch and tag
+    /// entry is added, so the first error is the one that entry caused, named with its line.
+    fn build(&self, identity: Option<&Identity>, locate: bool) -> Result<Catalog, CatalogError> {
         let mut cat = Catalog::default();
-        for f in &self.folder {
-            let mut folder = Folder {
+        let check = |cat: &Catalog, span: std::ops::Range<usize>| {
+            if locate {
+                cat.validate().map_err(|e| self.at(span, e))
+            } else {
+                Ok(())
+            }
+        };
+        for sf in &self.folder {
+            let f = sf.get_ref();
+            cat.folders.push(Folder {
                 name: f.name.clone(),
                 aid: f.aid.clone(),
                 token: f.token.clone(),
-                cors: Cors::parse(f.cors.as_deref().unwrap_or("none"))?,
+                cors: Cors::parse(f.cors.as_deref().unwrap_or("none"))
+                    .map_err(|e| self.at(sf.span(), e))?,
                 active: f.active,
                 fields: f.fields.clone(),
                 groups: Vec::new(),
-            };
-            for g in &f.group {
-                let mut group = Group {
+            });
+            let fi = cat.folders.len() - 1;
+            check(&cat, sf.span())?;
+            for sg in &f.group {
+                let g = sg.get_ref();
+                cat.folders[fi].groups.push(Group {
                     name: g.name.clone(),
                     kind: g.kind,
                     active: g.active,
@@ -339,65 +370,16 @@ impl ConfigFile {
                     rule_groups: rule_groups(&g.rule_group),
                     data: ext_data(&g.data),
                     batches: Vec::new(),
-                };
+                });
+                let gi = cat.folders[fi].groups.len() - 1;
+                check(&cat, sg.span())?;
                 for sb in &g.batch {
-                    let b = sb.get_ref();
-                    let spanned: Vec<&Spanned<PathBuf>> = b.dir.iter().chain(&b.files).collect();
-                    if spanned.is_empty() {
-                        return Err(self.at(
-                            sb.span(),
-                            format!(
-                                "a batch of group {:?} needs `dir` (a `tag424 batch` output directory) or `files` (Associate Data CSV files)",
-                                g.name
-                            ),
-                        ));
-                    }
-                    // A source that is not there: named with its own line.
-                    for s in &spanned {
-                        if !s.get_ref().exists() {
-                            let key = if b.dir.as_ref().is_some_and(|d| std::ptr::eq(d, *s)) {
-                                "dir"
-                            } else {
-                                "files"
-                            };
-                            return Err(self.at(
-                                s.span(),
-                                format!(
-                                    "{key}: {} does not exist (paths are relative to the config file's folder)",
-                                    s.get_ref().display()
-                                ),
-                            ));
-                        }
-                    }
-                    let sources: Vec<PathBuf> =
-                        spanned.iter().map(|s| s.get_ref().clone()).collect();
-                    let read = read_batch_sources(&sources, identity)
-                        .map_err(|e| self.at(spanned[0].span(), e))?;
-                    let name = b.name.clone().unwrap_or_else(|| batch_name(&sources));
-                    let lrp = match b.mode {
-                        None => read.lrp,
-                        Some(SdmMode::Lrp) => true,
-                        Some(SdmMode::Aes) if read.lrp => {
-                            return Err(self.at(sb.span(), format!(
-                                "batch {name:?}: mode = \"aes\" but its journal records LRP tags; remove `mode` or set it to \"lrp\""
-                            )))
-                        }
-                        Some(SdmMode::Aes) => false,
-                    };
-                    group.batches.push(Batch {
-                        name,
-                        lrp,
-                        active: b.active,
-                        template: b
-                            .template
-                            .clone()
-                            .or(read.template)
-                            .unwrap_or_else(|| crate::sun::DEFAULT_TEMPLATE.to_string()),
-                        tags: read.tags,
-                    });
+                    let batch = self.batch(sb, &g.name, identity)?;
+                    cat.folders[fi].groups[gi].batches.push(batch);
+                    check(&cat, sb.span())?;
                 }
                 for o in &g.tag {
-                    let t = group
+                    let t = cat.folders[fi].groups[gi]
                         .batches
                         .iter_mut()
                         .flat_map(|b| b.tags.iter_mut())
@@ -421,12 +403,72 @@ impl ConfigFile {
                     if o.active.is_some() {
                         t.active = o.active;
                     }
+                    check(&cat, o.xuid.span())?;
                 }
-                folder.groups.push(group);
             }
-            cat.folders.push(folder);
         }
         Ok(cat)
+    }
+
+    /// Reads one `[[folder.group.batch]]`; errors name its line.
+    fn batch(
+        &self,
+        sb: &Spanned<BatchConfig>,
+        group: &str,
+        identity: Option<&Identity>,
+    ) -> Result<Batch, CatalogError> {
+        let b = sb.get_ref();
+        let spanned: Vec<&Spanned<PathBuf>> = b.dir.iter().chain(&b.files).collect();
+        if spanned.is_empty() {
+            return Err(self.at(
+                sb.span(),
+                format!(
+                    "a batch of group {group:?} needs `dir` (a `tag424 batch` output directory) or `files` (Associate Data CSV files)"
+                ),
+            ));
+        }
+        // A source that is not there: named with its own line.
+        for s in &spanned {
+            if !s.get_ref().exists() {
+                let key = if b.dir.as_ref().is_some_and(|d| std::ptr::eq(d, *s)) {
+                    "dir"
+                } else {
+                    "files"
+                };
+                return Err(self.at(
+                    s.span(),
+                    format!(
+                        "{key}: {} does not exist (paths are relative to the config file's folder)",
+                        s.get_ref().display()
+                    ),
+                ));
+            }
+        }
+        let sources: Vec<PathBuf> = spanned.iter().map(|s| s.get_ref().clone()).collect();
+        let read =
+            read_batch_sources(&sources, identity).map_err(|e| self.at(spanned[0].span(), e))?;
+        let name = b.name.clone().unwrap_or_else(|| batch_name(&sources));
+        let lrp = match b.mode {
+            None => read.lrp,
+            Some(SdmMode::Lrp) => true,
+            Some(SdmMode::Aes) if read.lrp => {
+                return Err(self.at(sb.span(), format!(
+                    "batch {name:?}: mode = \"aes\" but its journal records LRP tags; remove `mode` or set it to \"lrp\""
+                )))
+            }
+            Some(SdmMode::Aes) => false,
+        };
+        Ok(Batch {
+            name,
+            lrp,
+            active: b.active,
+            template: b
+                .template
+                .clone()
+                .or(read.template)
+                .unwrap_or_else(|| crate::sun::DEFAULT_TEMPLATE.to_string()),
+            tags: read.tags,
+        })
     }
 }
 
@@ -674,6 +716,58 @@ mod batch_line_tests {
             e.contains("v.toml line 7") && e.contains("no keys.csv"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_rule_broken_by_an_entry_names_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["a.csv", "b.csv"] {
+            std::fs::write(
+                d.path().join(f),
+                "XUID,KEY\nq8w3sbcz,00112233445566778899AABBCCDDEEFF\n",
+            )
+            .unwrap();
+        }
+        let p = d.path().join("v.toml");
+        for (body, line, what) in [
+            // The second batch repeats a tag code of the first: its line.
+            (
+                "[[folder.group.batch]]\nfiles = [\"a.csv\"]\n\n[[folder.group.batch]]\nfiles = [\"b.csv\"]\n",
+                "line 9",
+                "more than one batch",
+            ),
+            // A second group of the same name.
+            ("[[folder.group]]\nname = \"g\"\n", "line 6", "group name"),
+            // A second folder with the same account id.
+            (
+                "[[folder]]\nname = \"b\"\naid = \"a\"\n",
+                "line 6",
+                "account id",
+            ),
+            // A token that is not alphanumeric, on the folder's line.
+            (
+                "[[folder]]\nname = \"b\"\naid = \"b\"\ntoken = \"no-dashes\"\n",
+                "line 6",
+                "API token",
+            ),
+            // A CORS origin that is not one.
+            (
+                "[[folder]]\nname = \"b\"\naid = \"b\"\ncors = \"ftp://x y\"\n",
+                "line 6",
+                "",
+            ),
+        ] {
+            std::fs::write(&p, format!("{HEAD}{body}")).unwrap();
+            let e = ConfigFile::load(&p)
+                .unwrap()
+                .catalog(None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("v.toml {line}")) && e.contains(what),
+                "{body}: {e}"
+            );
+        }
     }
 
     #[test]
