@@ -164,6 +164,14 @@ pub struct TagConfig {
     pub active: Option<bool>,
 }
 
+/// The top-level values whose line an error names (read beside [`ConfigFile`], whose
+/// fields stay plain for its users).
+#[derive(Deserialize)]
+struct TopSpans {
+    listen: Option<Spanned<String>>,
+    cors: Option<Spanned<String>>,
+}
+
 /// Line (1-based) of a byte offset.
 fn line_of(text: &str, at: usize) -> usize {
     text.get(..at).unwrap_or(text).matches('\n').count() + 1
@@ -248,6 +256,23 @@ impl ConfigFile {
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
         // Every response, subtag and rule, with its line.
         let ck = Checker { path, text: &text };
+        // The server-wide values the library can check, with their line.
+        let top: TopSpans = toml::from_str(&text)
+            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
+        if let Some(l) = &top.listen {
+            if l.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                return Err(ck.fail(
+                    l,
+                    format!(
+                        "listen = {:?}: expected IP:PORT, e.g. 127.0.0.1:8424",
+                        l.get_ref()
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = &top.cors {
+            Cors::parse(c.get_ref()).map_err(|e| ck.fail(c, format!("cors: {e}")))?;
+        }
         for f in cfg.folder.iter().map(Spanned::get_ref) {
             for g in f.group.iter().map(Spanned::get_ref) {
                 for r in g.default_response.iter().chain(&g.pass_response) {
@@ -767,6 +792,20 @@ mod batch_line_tests {
                 e.contains(&format!("v.toml {line}")) && e.contains(what),
                 "{body}: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn a_bad_listen_address_or_cors_names_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.toml");
+        for (body, what) in [
+            ("db = \"x.db\"\nlisten = \"localhost\"\n", "listen"),
+            ("db = \"x.db\"\ncors = \"ftp://x y\"\n", "cors"),
+        ] {
+            std::fs::write(&p, body).unwrap();
+            let e = ConfigFile::load(&p).unwrap_err().to_string();
+            assert!(e.contains("v.toml line 2") && e.contains(what), "{e}");
         }
     }
 
