@@ -29,15 +29,11 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 /// Several readers feed one batch: `--reader A --reader B` (or `--reader all`) runs one
 /// worker per reader over the same journal and code list; a tag pulled from one reader is
 /// finished on any other.
-///
-/// Example (simulated reader, 10 tags, local codes):
-///
-///   tag424 batch --reader sim:tags --generate-xuids 10 --out batch1
-///
-/// Two readers:
-///
-///   tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 batch --reader sim:tags --generate-xuids 10 --out batch1    # 10 simulated tags, local codes
+  tag424 batch --reader PICC --xuids codes.csv --out batch2          # a PC/SC reader, the platform's codes
+  tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2  # two readers feed one batch")]
 pub struct BatchArgs {
     /// The reader (required; also TAG424_READER): a PC/SC reader's name, number (from 0) or unique part
     /// of its name (see `tag424 readers`), or `sim:DIR` for simulated tags kept in DIR

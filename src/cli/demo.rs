@@ -15,6 +15,9 @@ use super::{say, CliError};
 /// Run the whole story on simulated tags: encode a batch with generated tag codes, export
 /// keys.csv, tap every tag and verify its SUN URL, and show a replayed tap being rejected.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 demo                            # five simulated tags in a temporary folder
+  tag424 demo --tags 20 --keep demo1     # twenty, and keep the folder to look at")]
 pub struct DemoArgs {
     /// How many simulated tags (1 to 1000).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]

@@ -17,15 +17,11 @@ use super::{journal_error, print_json, say, CliError, FORMAT_VERSION};
 /// platform's Keys upload takes: it needs the batch's age identity. The plain file holds every
 /// key in clear: upload it, then delete it (the next run of an encrypted batch deletes it
 /// from the folder; `--to` writes it elsewhere, `--to -` to standard output).
-///
-/// Example:
-///
-///   tag424 export --out batch1 --identity ~/keys/line1.age-identity
-///
-/// The plain file on a USB stick instead of the folder:
-///
-///   tag424 export --out batch1 --identity ~/keys/line1.age-identity --to /media/usb/keys.csv
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 export --out batch1                                  # a batch with keys in clear
+  tag424 export --out batch3 --identity line1.identity        # an encrypted batch
+  tag424 export --out batch3 --identity line1.identity --to /media/usb/keys.csv   # to a USB stick")]
 pub struct ExportArgs {
     /// The batch folder.
     #[arg(long, value_name = "DIR")]

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use super::{say, CliError};
 
 /// Write a man page per command (tag424.1, tag424-batch.1, …) into DIR.
-///
-/// Example: `tag424 man --out ~/.local/share/man/man1 && man tag424-batch`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 man --out ~/.local/share/man/man1            # then: man tag424-batch
+  sudo tag424 man --out /usr/local/share/man/man1      # for every user")]
 pub struct ManArgs {
     /// The folder for the pages (created if missing; existing pages are replaced).
     #[arg(long, value_name = "DIR")]

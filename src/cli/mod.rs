@@ -4,6 +4,8 @@
 mod batch;
 mod demo;
 mod export;
+#[cfg(test)]
+mod help_tests;
 mod keys;
 mod man;
 mod profile;
@@ -70,8 +72,13 @@ enum Command {
     /// Simulated tags: make, list, tap, and attach to a virtual PC/SC reader.
     #[command(subcommand)]
     Sim(sim::SimCommand),
-    /// Print a shell completion script: `tag424 completions bash > /etc/bash_completion.d/tag424`.
+    /// Print a shell completion script (install steps per system: docs/readers.md).
+    #[command(after_help = "Examples:
+  tag424 completions bash | sudo tee /usr/share/bash-completion/completions/tag424 >/dev/null
+  tag424 completions zsh > ~/.zfunc/_tag424          # with fpath+=~/.zfunc in ~/.zshrc
+  tag424 completions fish > ~/.config/fish/completions/tag424.fish")]
     Completions {
+        /// The shell the script is for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -89,9 +96,14 @@ enum JournalCommand {
     /// 3 damage: a damaged line in the middle, or records lost (journal.head or the folder's
     /// keys.csv, associate.csv or summary.json know more than the journal); encoding runs
     /// refuse the folder until it is repaired.
+    #[command(after_help = "Examples:
+  tag424 journal check --out batch1
+  tag424 journal check --out batch1 --json")]
     Check {
+        /// The batch folder (only read: no lock, nothing written).
         #[arg(long, value_name = "DIR")]
         out: std::path::PathBuf,
+        /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -154,7 +166,11 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
 
 /// Show how a URL template is laid out on a tag.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 url-check --url 'https://yourdomain.com/auth?x={xuid}&n={ctr}&e={mac}'
+  tag424 url-check --url 'https://example.com/a?p={picc}&c={mac}' --lrp --json")]
 struct UrlCheckArgs {
+    /// The URL template (see `tag424 verify --help` for its placeholders).
     #[arg(long = "url", value_name = "TEMPLATE", default_value = tag424::sun::DEFAULT_TEMPLATE)]
     template: String,
     /// An example tag code for the layout.
@@ -163,6 +179,7 @@ struct UrlCheckArgs {
     /// Lay out for a tag in LRP mode (`batch --lrp-irreversible`): {picc} takes 48 characters.
     #[arg(long)]
     lrp: bool,
+    /// One JSON object (the URL, the NDEF file's size, the SDM settings) instead of text.
     #[arg(long)]
     json: bool,
 }

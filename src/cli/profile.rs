@@ -23,10 +23,13 @@ pub const LOCAL_FILE: &str = "tag424.toml";
 #[derive(Debug, clap::Subcommand)]
 pub enum ProfileCommand {
     /// Print the effective settings: each option, its value and where it comes from.
-    ///
-    /// Example: `tag424 --profile line1 profile show --command batch`
+    #[command(after_help = "Examples:
+  tag424 profile show                                 # ./tag424.toml, if there is one
+  tag424 --profile line1 profile show --command batch # CONFIG/tag424/profiles/line1.toml")]
     Show(ShowArgs),
     /// Print where profiles are looked for.
+    #[command(after_help = "Examples:
+  tag424 profile path")]
     Path,
 }
 
@@ -35,6 +38,7 @@ pub struct ShowArgs {
     /// Show this command's settings (default: every command the profile sets, and batch).
     #[arg(long, value_name = "COMMAND")]
     pub command: Option<String>,
+    /// One JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
 }

@@ -281,8 +281,14 @@ impl TagSource for AnyReader {
 }
 
 /// List the PC/SC readers and whether a tag is on each.
+///
+/// Exit status 4 when the PC/SC service is not running.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 readers           # [0] ACS ACR1252 1S CL Reader PICC 0   (tag present)
+  tag424 readers --json")]
 pub struct ReadersArgs {
+    /// One JSON object (index, name, tag present) instead of the list.
     #[arg(long)]
     pub json: bool,
 }

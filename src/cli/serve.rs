@@ -27,16 +27,15 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8424";
 /// Counters are single-use and forward-only; a Pass is on disk before it is answered. The
 /// database keeps tags, keys, counters and the scan log across restarts (`tag424 scans`).
 ///
-/// Example (simulated tags): encode five, serve them, scan one:
-///
-///   tag424 batch --reader sim:tags --generate-xuids 5 --out batch1
-///
-///   tag424 serve --batch batch1
-///
-///   curl "http://127.0.0.1:8424/v1/t?$(tag424 sim tap --dir tags <XUID> | cut -d? -f2)"
-///
 /// See docs/verifier.md for the API, its error codes and the config file.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples (simulated tags: encode five, serve them, scan one):
+  tag424 batch --reader sim:tags --generate-xuids 5 --out batch1
+  tag424 serve --batch batch1                                      # http://127.0.0.1:8424
+  curl \"http://127.0.0.1:8424/v1/t?$(tag424 sim tap --dir tags XUID | cut -d? -f2)\"
+  tag424 serve --config verifier.toml --listen 127.0.0.1:0         # folders and groups from a file"
+)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port). Default 127.0.0.1:8424.
     #[arg(long, value_name = "ADDR")]
@@ -162,10 +161,10 @@ pub enum KindArg {
 }
 
 /// Print the verifier's scan log (oldest first).
-///
-/// Example:
-///   tag424 scans --db tag424-verifier.db --limit 20
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 scans --limit 20                      # the last 20 scans of ./tag424-verifier.db
+  tag424 scans --db postgres://tag424@db.example:5432/tags --json")]
 pub struct ScansArgs {
     /// The verifier's database: a SQLite file or postgres://USER@HOST:PORT/DB.
     #[arg(long, value_name = "FILE|URL", env = "TAG424_DB_URL", default_value = DEFAULT_DB)]

@@ -16,10 +16,14 @@ use super::{print_json, say, CliError};
 #[derive(Debug, clap::Subcommand)]
 pub enum SimCommand {
     /// Make factory-fresh simulated tags.
+    #[command(after_help = "Examples:
+  tag424 sim new --count 5 --dir tags             # five tags, one UID.json each
+  tag424 sim new --tag-tamper --dir tt-tags       # a TagTamper tag")]
     New {
         /// How many.
         #[arg(long, default_value_t = 1)]
         count: usize,
+        /// The folder of simulated tags (created if missing).
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// Make NTAG 424 DNA TagTamper tags (NT4H2421Tx): a tamper loop that
@@ -29,10 +33,11 @@ pub enum SimCommand {
     },
     /// Open the tamper loop of a simulated TagTamper tag, as cutting its wire would. From the
     /// next tap on, the tag reports it open (TTPermStatus stays open for good).
-    ///
-    /// Example:
-    ///   tag424 sim tamper --dir tags 04A1B2C3D4E5F6
+    #[command(after_help = "Examples:
+  tag424 sim tamper --dir tt-tags 04A1B2C3D4E5F6         # by UID
+  tag424 sim tamper --dir tt-tags q8w3sbcz --close       # by tag code: close the loop again")]
     Tamper {
+        /// The folder of simulated tags (must exist).
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// The tag's UID (14 hex digits) or its tag code (XUID).
@@ -42,14 +47,23 @@ pub enum SimCommand {
         close: bool,
     },
     /// List the simulated tags with their state (factory, encoded, tag code).
+    #[command(after_help = "Examples:
+  tag424 sim list --dir tags
+  tag424 sim list --dir tags --json")]
     List {
+        /// The folder of simulated tags (must exist; only read).
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// One JSON object instead of the table.
         #[arg(long)]
         json: bool,
     },
     /// Tap a tag with a phone: print the URL it reads now (the tag's counter moves, as on the chip).
+    #[command(after_help = "Examples:
+  tag424 sim tap --dir tags q8w3sbcz              # by tag code
+  tag424 sim tap --dir tags 04A1B2C3D4E5F6        # by UID")]
     Tap {
+        /// The folder of simulated tags (must exist).
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// The tag's UID (14 hex digits) or its tag code (XUID).

@@ -18,8 +18,11 @@ use super::{print_json, say, CliError};
 /// Needs pcscd running with the vpcd driver (package vsmartcard-vpcd), which listens on
 /// HOST:PORT. Each tag stays on the reader until the host is done with it (it powered the tag
 /// off after using it, or sent nothing for --idle seconds); then the next one is presented.
-/// Every change is saved to the tag's file at once.
+/// Every change is saved to the tag's file at once. Step by step: docs/readers.md.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 sim attach --vpcd 127.0.0.1:29363 --dir tags               # until Ctrl-C
+  tag424 sim attach --vpcd 127.0.0.1:29363 --dir tags --count 3 --no-fresh")]
 pub struct AttachArgs {
     /// The vpcd slot to connect to (Debian's shipped config listens on 35963 and 35964).
     #[arg(long, value_name = "HOST:PORT")]

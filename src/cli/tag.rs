@@ -22,7 +22,7 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 pub struct TagArgs {
     /// The reader (required; also TAG424_READER): a PC/SC reader's name, number (from 0) or unique part
     /// of its name, or `sim:DIR` for simulated tags in DIR (see `tag424 batch --help`).
-    #[arg(long, env = "TAG424_READER")]
+    #[arg(long, env = "TAG424_READER", value_name = "READER")]
     pub reader: Option<String>,
     /// With a simulated reader: the tag's UID (default: the first tag in the directory).
     #[arg(long, value_name = "UID")]
@@ -113,7 +113,13 @@ fn card_err(e: impl std::fmt::Display) -> CliError {
 }
 
 /// Encode the one tag on the reader with the given tag code.
+///
+/// The same steps and key journal as `tag424 batch`, for one tag (a batch folder of its own or
+/// an existing one).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 encode --reader sim:tags --xuid q8w3sbcz --out single     # one simulated tag
+  tag424 encode --reader PICC --xuid q8w3sbcz --out batch2         # a tag on a PC/SC reader")]
 pub struct EncodeArgs {
     /// The tag code (XUID) to write.
     #[arg(long)]
@@ -124,12 +130,14 @@ pub struct EncodeArgs {
     /// owner-only), an empty folder or a batch folder.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// URL template (see `tag424 verify --help`; check one with `tag424 url-check`).
     #[arg(long = "url", value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]
     pub template: String,
     #[command(flatten)]
     pub master: super::keys::MasterKeySource,
     #[command(flatten)]
     pub at_rest: super::keys::AtRest,
+    /// One JSON event per line instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -192,13 +200,19 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
 }
 
 /// Show what a tag is: version, UID, originality, file settings, key versions.
+///
+/// Reads only: nothing on the tag or in DIR changes.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 info --reader sim:tags --out batch1      # a simulated tag, with its tag code from batch1
+  tag424 info --reader PICC --json")]
 pub struct InfoArgs {
     #[command(flatten)]
     pub tag: TagArgs,
     /// An output directory whose journal may know the tag.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -335,6 +349,9 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
 /// the new keys.csv). Its tag code stays used, so no other tag gets a code that may be
 /// printed on this one; `--reuse-code` frees it for the next tag (test tags).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 reset --reader sim:tags --out batch1                 # the first simulated tag in tags
+  tag424 reset --reader PICC --out batch1 --reuse-code        # a test tag; its code may be used again")]
 pub struct ResetArgs {
     #[command(flatten)]
     pub tag: TagArgs,

@@ -18,10 +18,12 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 /// AES and LRP tags: encrypted PICC data tells the mode by its length (32 hex digits AES,
 /// 48 LRP). A template without {picc} looks the same in both modes: give --mode lrp for an
 /// LRP tag.
-///
-/// Example:
-///   tag424 verify --key-file key.txt 'https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e=3F…'
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tag424 verify --key-file key.txt 'https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e=3F…'
+  tag424 verify --key-file key.txt \"$(tag424 sim tap --dir tags q8w3sbcz)\"    # a simulated tag's tap
+  tag424 verify --key-file key.txt --meta-key-file meta.txt --url 'https://example.com/a?p={picc}&c={mac}' 'https://example.com/a?p=…&c=…'
+  tag424 verify --mode lrp --url 'https://example.com/a?uid={uid}&ctr={ctr}&cmac={mac}' --json 'https://example.com/a?uid=…'")]
 pub struct VerifyArgs {
     /// The URL the phone opened (quote it: it contains '&').
     pub url: String,

@@ -45,7 +45,18 @@ pub struct ConfigFile {
     pub log_retention: Option<String>,
     /// The folders (`[[folder]]`): accounts with their tag groups.
     #[serde(default)]
-    pub folder: Vec<FolderConfig>,
+    pub folder: Vec<Spanned<FolderConfig>>,
+    /// The file this was read from and its text, so that errors found later (a batch that
+    /// cannot be read) name the file and line. `None` for a configuration made in code.
+    #[serde(skip)]
+    source: Option<Source>,
+}
+
+/// Where a configuration was read from.
+#[derive(Debug)]
+struct Source {
+    path: PathBuf,
+    text: String,
 }
 
 /// One folder (`[[folder]]`): the platform's account level.
@@ -68,7 +79,7 @@ pub struct FolderConfig {
     pub fields: Vec<String>,
     /// The folder's tag groups (`[[folder.group]]`).
     #[serde(default)]
-    pub group: Vec<GroupConfig>,
+    pub group: Vec<Spanned<GroupConfig>>,
 }
 
 /// One Rule Group: `rules` (all must hold) and its `response`.
@@ -103,9 +114,9 @@ pub struct GroupConfig {
     /// Extended data values: field → text (may hold subtags).
     #[serde(default)]
     pub data: BTreeMap<String, Spanned<String>>,
-    /// The group's batches (`[[folder.group.batch]]`).
+    /// The group's batches (`[[folder.group.batch]]`), with where each is in the file.
     #[serde(default)]
-    pub batch: Vec<BatchConfig>,
+    pub batch: Vec<Spanned<BatchConfig>>,
     /// Per-tag rule overrides.
     #[serde(default)]
     pub tag: Vec<TagConfig>,
@@ -118,10 +129,10 @@ pub struct BatchConfig {
     /// The batch's name (`{batch}`; default: its sources' paths).
     pub name: Option<String>,
     /// A `tag424 batch` output directory.
-    pub dir: Option<PathBuf>,
+    pub dir: Option<Spanned<PathBuf>>,
     /// Associate Data CSV files (XUID plus KEY, UID, CUID, TAGNAME, RESPONSE, STATUS).
     #[serde(default)]
-    pub files: Vec<PathBuf>,
+    pub files: Vec<Spanned<PathBuf>>,
     /// The URL template the batch was encoded with, when its directory does not record it.
     pub template: Option<String>,
     /// `"aes"` or `"lrp"`: the tags' mode, when the batch's journal does not record it
@@ -141,7 +152,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct TagConfig {
     /// The tag code.
-    pub xuid: String,
+    pub xuid: Spanned<String>,
     /// The tag's own Default Response.
     pub default_response: Option<Spanned<String>>,
     /// The tag's own pass response.
@@ -153,6 +164,14 @@ pub struct TagConfig {
     pub data: BTreeMap<String, Spanned<String>>,
     /// The tag code's status (`Inactive` answers an error).
     pub active: Option<bool>,
+}
+
+/// The top-level values whose line an error names (read beside [`ConfigFile`], whose
+/// fields stay plain for its users).
+#[derive(Deserialize)]
+struct TopSpans {
+    listen: Option<Spanned<String>>,
+    cors: Option<Spanned<String>>,
 }
 
 /// Line (1-based) of a byte offset.
@@ -234,11 +253,12 @@ impl ConfigFile {
             path: path.to_path_buf(),
             source,
         })?;
+        // toml's message names the line and column and shows it.
         let mut cfg: ConfigFile = toml::from_str(&text)
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
         // Tokens are secrets: a file holding one is owner-only, as a token file must be.
         let holds_token =
-            cfg.management_token.is_some() || cfg.folder.iter().any(|f| f.token.is_some());
+            cfg.management_token.is_some() || cfg.folder.iter().any(|f| f.get_ref().token.is_some());
         if holds_token {
             let meta = std::fs::metadata(path).map_err(|source| CatalogError::Io {
                 path: path.to_path_buf(),
@@ -254,8 +274,25 @@ impl ConfigFile {
         }
         // Every response, subtag and rule, with its line.
         let ck = Checker { path, text: &text };
-        for f in &cfg.folder {
-            for g in &f.group {
+        // The server-wide values the library can check, with their line.
+        let top: TopSpans = toml::from_str(&text)
+            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
+        if let Some(l) = &top.listen {
+            if l.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                return Err(ck.fail(
+                    l,
+                    format!(
+                        "listen = {:?}: expected IP:PORT, e.g. 127.0.0.1:8424",
+                        l.get_ref()
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = &top.cors {
+            Cors::parse(c.get_ref()).map_err(|e| ck.fail(c, format!("cors: {e}")))?;
+        }
+        for f in cfg.folder.iter().map(Spanned::get_ref) {
+            for g in f.group.iter().map(Spanned::get_ref) {
                 for r in g.default_response.iter().chain(&g.pass_response) {
                     ck.response(r)?;
                 }
@@ -291,34 +328,82 @@ impl ConfigFile {
         if let Some(p) = cfg.tls_key.as_mut() {
             rel(p)
         }
-        for f in &mut cfg.folder {
-            for g in &mut f.group {
+        for f in cfg.folder.iter_mut().map(Spanned::get_mut) {
+            for g in f.group.iter_mut().map(Spanned::get_mut) {
                 for b in &mut g.batch {
+                    let b = b.get_mut();
                     if let Some(p) = b.dir.as_mut() {
-                        rel(p)
+                        rel(p.get_mut())
                     }
-                    b.files.iter_mut().for_each(rel);
+                    b.files.iter_mut().for_each(|p| rel(p.get_mut()));
                 }
             }
         }
+        cfg.source = Some(Source {
+            path: path.to_path_buf(),
+            text,
+        });
         Ok(cfg)
     }
 
-    /// Reads every batch the file names and builds the catalog.
+    /// `FILE line N: what` for a place in the file read (just `what` without one).
+    fn at(&self, span: std::ops::Range<usize>, what: impl std::fmt::Display) -> CatalogError {
+        CatalogError::Invalid(match &self.source {
+            Some(s) => format!(
+                "{} line {}: {what}",
+                s.path.display(),
+                line_of(&s.text, span.start)
+            ),
+            None => what.to_string(),
+        })
+    }
+
+    /// Reads every batch the file names and builds the catalog, checked
+    /// ([`Catalog::validate`]): an error names the file and the line of the folder, group,
+    /// batch or tag entry that breaks a rule.
     pub fn catalog(&self, identity: Option<&Identity>) -> Result<Catalog, CatalogError> {
+        let cat = self.build(identity, false)?;
+        match cat.validate() {
+            Ok(()) => Ok(cat),
+            // Only on error: build again, checking after each entry, to find its line.
+            Err(e) => match self.build(identity, true) {
+                Err(located) => Err(located),
+                Ok(_) => Err(match &self.source {
+                    Some(s) => CatalogError::Invalid(format!("{}: {e}", s.path.display())),
+                    None => e,
+                }),
+            },
+        }
+    }
+
+    /// Builds the catalog; with `locate`, checks it after each folder, group, batch and tag
+    /// entry is added, so the first error is the one that entry caused, named with its line.
+    fn build(&self, identity: Option<&Identity>, locate: bool) -> Result<Catalog, CatalogError> {
         let mut cat = Catalog::default();
-        for f in &self.folder {
-            let mut folder = Folder {
+        let check = |cat: &Catalog, span: std::ops::Range<usize>| {
+            if locate {
+                cat.validate().map_err(|e| self.at(span, e))
+            } else {
+                Ok(())
+            }
+        };
+        for sf in &self.folder {
+            let f = sf.get_ref();
+            cat.folders.push(Folder {
                 name: f.name.clone(),
                 aid: f.aid.clone(),
                 token: f.token.clone(),
-                cors: Cors::parse(f.cors.as_deref().unwrap_or("none"))?,
+                cors: Cors::parse(f.cors.as_deref().unwrap_or("none"))
+                    .map_err(|e| self.at(sf.span(), e))?,
                 active: f.active,
                 fields: f.fields.clone(),
                 groups: Vec::new(),
-            };
-            for g in &f.group {
-                let mut group = Group {
+            });
+            let fi = cat.folders.len() - 1;
+            check(&cat, sf.span())?;
+            for sg in &f.group {
+                let g = sg.get_ref();
+                cat.folders[fi].groups.push(Group {
                     name: g.name.clone(),
                     kind: g.kind,
                     active: g.active,
@@ -328,51 +413,29 @@ impl ConfigFile {
                     rule_groups: rule_groups(&g.rule_group),
                     data: ext_data(&g.data),
                     batches: Vec::new(),
-                };
-                for b in &g.batch {
-                    let mut sources: Vec<PathBuf> = b.dir.iter().cloned().collect();
-                    sources.extend(b.files.iter().cloned());
-                    if sources.is_empty() {
-                        return Err(CatalogError::Invalid(format!(
-                            "group {:?}: a batch needs `dir` or `files`",
-                            g.name
-                        )));
-                    }
-                    let read = read_batch_sources(&sources, identity)?;
-                    let name = b.name.clone().unwrap_or_else(|| batch_name(&sources));
-                    let lrp = match b.mode {
-                        None => read.lrp,
-                        Some(SdmMode::Lrp) => true,
-                        Some(SdmMode::Aes) if read.lrp => {
-                            return Err(CatalogError::Invalid(format!(
-                                "batch {name:?}: mode = \"aes\" but its journal records LRP tags; remove `mode` or set it to \"lrp\""
-                            )))
-                        }
-                        Some(SdmMode::Aes) => false,
-                    };
-                    group.batches.push(Batch {
-                        name,
-                        lrp,
-                        active: b.active,
-                        template: b
-                            .template
-                            .clone()
-                            .or(read.template)
-                            .unwrap_or_else(|| crate::sun::DEFAULT_TEMPLATE.to_string()),
-                        tags: read.tags,
-                    });
+                });
+                let gi = cat.folders[fi].groups.len() - 1;
+                check(&cat, sg.span())?;
+                for sb in &g.batch {
+                    let batch = self.batch(sb, &g.name, identity)?;
+                    cat.folders[fi].groups[gi].batches.push(batch);
+                    check(&cat, sb.span())?;
                 }
                 for o in &g.tag {
-                    let t = group
+                    let t = cat.folders[fi].groups[gi]
                         .batches
                         .iter_mut()
                         .flat_map(|b| b.tags.iter_mut())
-                        .find(|t| t.xuid == o.xuid)
+                        .find(|t| &t.xuid == o.xuid.get_ref())
                         .ok_or_else(|| {
-                            CatalogError::Invalid(format!(
-                                "group {:?}: override for tag {} which is in none of its batches",
-                                g.name, o.xuid
-                            ))
+                            self.at(
+                                o.xuid.span(),
+                                format!(
+                                    "group {:?}: override for tag {} which is in none of its batches",
+                                    g.name,
+                                    o.xuid.get_ref()
+                                ),
+                            )
                         })?;
                     if o.default_response.is_some() {
                         t.default_response = text(&o.default_response);
@@ -383,12 +446,72 @@ impl ConfigFile {
                     if o.active.is_some() {
                         t.active = o.active;
                     }
+                    check(&cat, o.xuid.span())?;
                 }
-                folder.groups.push(group);
             }
-            cat.folders.push(folder);
         }
         Ok(cat)
+    }
+
+    /// Reads one `[[folder.group.batch]]`; errors name its line.
+    fn batch(
+        &self,
+        sb: &Spanned<BatchConfig>,
+        group: &str,
+        identity: Option<&Identity>,
+    ) -> Result<Batch, CatalogError> {
+        let b = sb.get_ref();
+        let spanned: Vec<&Spanned<PathBuf>> = b.dir.iter().chain(&b.files).collect();
+        if spanned.is_empty() {
+            return Err(self.at(
+                sb.span(),
+                format!(
+                    "a batch of group {group:?} needs `dir` (a `tag424 batch` output directory) or `files` (Associate Data CSV files)"
+                ),
+            ));
+        }
+        // A source that is not there: named with its own line.
+        for s in &spanned {
+            if !s.get_ref().exists() {
+                let key = if b.dir.as_ref().is_some_and(|d| std::ptr::eq(d, *s)) {
+                    "dir"
+                } else {
+                    "files"
+                };
+                return Err(self.at(
+                    s.span(),
+                    format!(
+                        "{key}: {} does not exist (paths are relative to the config file's folder)",
+                        s.get_ref().display()
+                    ),
+                ));
+            }
+        }
+        let sources: Vec<PathBuf> = spanned.iter().map(|s| s.get_ref().clone()).collect();
+        let read =
+            read_batch_sources(&sources, identity).map_err(|e| self.at(spanned[0].span(), e))?;
+        let name = b.name.clone().unwrap_or_else(|| batch_name(&sources));
+        let lrp = match b.mode {
+            None => read.lrp,
+            Some(SdmMode::Lrp) => true,
+            Some(SdmMode::Aes) if read.lrp => {
+                return Err(self.at(sb.span(), format!(
+                    "batch {name:?}: mode = \"aes\" but its journal records LRP tags; remove `mode` or set it to \"lrp\""
+                )))
+            }
+            Some(SdmMode::Aes) => false,
+        };
+        Ok(Batch {
+            name,
+            lrp,
+            active: b.active,
+            template: b
+                .template
+                .clone()
+                .or(read.template)
+                .unwrap_or_else(|| crate::sun::DEFAULT_TEMPLATE.to_string()),
+            tags: read.tags,
+        })
     }
 }
 
@@ -582,5 +705,143 @@ mod line_tests {
             e.contains("line 8") && e.contains("unknown rule kind"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod batch_line_tests {
+    use super::*;
+
+    const HEAD: &str = "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n";
+
+    fn load_err(body: &str) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.toml");
+        std::fs::write(&p, format!("{HEAD}{body}")).unwrap();
+        let e = match ConfigFile::load(&p) {
+            Ok(cfg) => cfg.catalog(None).unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(&p.display().to_string()), "{e}");
+        e
+    }
+
+    #[test]
+    fn a_missing_batch_dir_names_the_file_and_line() {
+        let e = load_err("[[folder.group.batch]]\nname = \"b\"\ndir = \"batch9\"\n");
+        assert!(
+            e.contains("line 8") && e.contains("batch9") && e.contains("does not exist"),
+            "{e}"
+        );
+        let e = load_err("[[folder.group.batch]]\nfiles = [\"k.csv\",\n \"gone.csv\"]\n");
+        assert!(e.contains("line 7") && e.contains("k.csv"), "{e}");
+    }
+
+    #[test]
+    fn a_batch_without_dir_or_files_names_the_file_and_line() {
+        let e = load_err("\n[[folder.group.batch]]\nname = \"b\"\n");
+        assert!(
+            (e.contains("line 7") || e.contains("line 8")) && e.contains("needs `dir`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_batch_names_the_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("notabatch")).unwrap();
+        let p = d.path().join("v.toml");
+        std::fs::write(
+            &p,
+            format!("{HEAD}[[folder.group.batch]]\ndir = \"notabatch\"\n"),
+        )
+        .unwrap();
+        let e = ConfigFile::load(&p)
+            .unwrap()
+            .catalog(None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("v.toml line 7") && e.contains("no keys.csv"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_rule_broken_by_an_entry_names_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["a.csv", "b.csv"] {
+            std::fs::write(
+                d.path().join(f),
+                "XUID,KEY\nq8w3sbcz,00112233445566778899AABBCCDDEEFF\n",
+            )
+            .unwrap();
+        }
+        let p = d.path().join("v.toml");
+        for (body, line, what) in [
+            // The second batch repeats a tag code of the first: its line.
+            (
+                "[[folder.group.batch]]\nfiles = [\"a.csv\"]\n\n[[folder.group.batch]]\nfiles = [\"b.csv\"]\n",
+                "line 9",
+                "more than one batch",
+            ),
+            // A second group of the same name.
+            ("[[folder.group]]\nname = \"g\"\n", "line 6", "group name"),
+            // A second folder with the same account id.
+            (
+                "[[folder]]\nname = \"b\"\naid = \"a\"\n",
+                "line 6",
+                "account id",
+            ),
+            // A token that is not alphanumeric, on the folder's line.
+            (
+                "[[folder]]\nname = \"b\"\naid = \"b\"\ntoken = \"no-dashes\"\n",
+                "line 6",
+                "API token",
+            ),
+            // A CORS origin that is not one.
+            (
+                "[[folder]]\nname = \"b\"\naid = \"b\"\ncors = \"ftp://x y\"\n",
+                "line 6",
+                "",
+            ),
+        ] {
+            std::fs::write(&p, format!("{HEAD}{body}")).unwrap();
+            let e = ConfigFile::load(&p)
+                .unwrap()
+                .catalog(None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("v.toml {line}")) && e.contains(what),
+                "{body}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_listen_address_or_cors_names_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.toml");
+        for (body, what) in [
+            ("db = \"x.db\"\nlisten = \"localhost\"\n", "listen"),
+            ("db = \"x.db\"\ncors = \"ftp://x y\"\n", "cors"),
+        ] {
+            std::fs::write(&p, body).unwrap();
+            let e = ConfigFile::load(&p).unwrap_err().to_string();
+            assert!(e.contains("v.toml line 2") && e.contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn syntax_and_shape_errors_name_the_file_and_line() {
+        for (body, line) in [
+            ("colour = \"red\"\n", "line 6"),
+            ("[[folder.group.batch]]\ndir = batch1\n", "line 7"),
+            ("[[folder]]\nname = \"b\"\n", "line 6"),
+        ] {
+            let e = load_err(body);
+            assert!(e.contains(line), "{body}: {e}");
+        }
     }
 }

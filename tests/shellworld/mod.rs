@@ -1,0 +1,100 @@
+//! A temporary folder to run documented commands in as an operator would: its own HOME and
+//! XDG_CONFIG_HOME, a cleared environment, the `tag424` under test first on PATH, and shell
+//! scripts bounded in time (`tests/doc_examples.rs`, `tests/help_examples.rs`).
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A temporary folder with its own HOME, and the environment a block runs with.
+pub struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".home")).unwrap();
+        World { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command with the cleared environment: PATH has the binary under test first.
+    pub fn command(&self, program: &str) -> Command {
+        let bin = Path::new(env!("CARGO_BIN_EXE_tag424")).parent().unwrap();
+        let mut c = Command::new(program);
+        c.current_dir(self.path())
+            .env_clear()
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                    bin.display()
+                ),
+            )
+            .env("HOME", self.path().join(".home"))
+            .env("XDG_CONFIG_HOME", self.path().join(".home/.config"))
+            .env("LANG", "C.UTF-8");
+        c
+    }
+
+    /// `tag424 --no-profile ARGS`, which must succeed (making a block's data).
+    pub fn tag424(&self, args: &[&str]) -> String {
+        let out = self
+            .command(env!("CARGO_BIN_EXE_tag424"))
+            .arg("--no-profile")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tag424 {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a shell block with bash, killed after `limit`; (success, stdout + stderr).
+    pub fn sh(&self, script: &str, limit: Duration) -> (bool, String) {
+        let full = format!(
+            "set -euo pipefail\ntrap 'for j in $(jobs -p); do kill $j 2>/dev/null || true; done' EXIT\ntrap 'exit 143' TERM\n{script}"
+        );
+        let out_path = self.path().join(".block.out");
+        let out = std::fs::File::create(&out_path).unwrap();
+        let mut child = self
+            .command("bash")
+            .arg("-c")
+            .arg(full)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if start.elapsed() > limit {
+                // SIGTERM first, so the block's trap stops what it started in the background.
+                let _ = Command::new("kill").arg(child.id().to_string()).status();
+                std::thread::sleep(Duration::from_millis(500));
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+        match status {
+            Some(s) => (s.success(), text),
+            None => (false, format!("{text}\n(killed after {limit:?})")),
+        }
+    }
+}
