@@ -152,6 +152,16 @@ fn assert_refused(b: &Batch, what: &str) {
     let c = b.check();
     assert_eq!(c.status.code(), Some(3), "{what}: {}", text(&c));
     assert!(text(&c).contains("LOST records"), "{what}: {}", text(&c));
+    let j = tag424(&[
+        "journal",
+        "check",
+        "--json",
+        "--out",
+        b.out.to_str().unwrap(),
+    ]);
+    assert_eq!(j.status.code(), Some(3), "{what}: {}", text(&j));
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert!(!v["lost"].as_array().unwrap().is_empty(), "{what}: {v}");
     // `export` would rewrite keys.csv from the journal: refused too.
     let e = tag424(&["export", "--out", b.out.to_str().unwrap()]);
     assert_eq!(e.status.code(), Some(3), "{what}: {}", text(&e));

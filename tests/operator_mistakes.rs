@@ -637,9 +637,11 @@ fn out_naming_a_file_or_a_folder_of_other_files_is_refused_untouched() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not a tag424 batch folder"), "{err}");
     assert_eq!(before, snapshot(&docs));
-    // An empty folder is fine, and a new one is made owner-only.
+    // An empty folder is fine (a file manager's .DS_Store too), and a new one is made
+    // owner-only.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join(".DS_Store"), "").unwrap();
     let (code, _, err) = batch(&empty);
     assert_eq!(code, 0, "{err}");
     let new = tmp.path().join("new");

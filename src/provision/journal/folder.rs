@@ -26,8 +26,15 @@ const BATCH_FILES: [&str; 6] = [
 ];
 
 /// What a folder without a journal may hold and still be started as a batch: the lock file
-/// (of a run that stopped before its journal was made) and the default simulated tags.
-const MAY_PRECEDE: [&str; 2] = [LOCK_FILE, "simulated-tags"];
+/// (of a run that stopped before its journal was made), the default simulated tags, and what
+/// a file manager leaves in a folder it showed.
+const MAY_PRECEDE: [&str; 5] = [
+    LOCK_FILE,
+    "simulated-tags",
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+];
 
 /// Refuses `dir` as a batch folder to write: a file, a folder of other files, or a batch folder
 /// whose journal is gone. A missing folder, an empty one and a batch folder pass.

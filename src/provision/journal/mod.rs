@@ -171,13 +171,7 @@ impl Journal {
         j.records = parsed.links.len() as u64;
         j.last_link = parsed.links.last().copied().unwrap_or(GENESIS);
         let head = chain::read_head(dir);
-        let lost = folder::lost_records(&j, &head, &parsed.links)?;
-        if !lost.is_empty() {
-            return Err(JournalError::Lost {
-                dir: dir.to_path_buf(),
-                what: lost,
-            });
-        }
+        j.refuse_lost(&head, &parsed.links)?;
         if let Some((line, len)) = parsed.torn {
             let kept = j.move_aside(&bytes[parsed.good_len..])?;
             let f = j.file.as_ref().ok_or_else(|| read_only_error(&path))?;
@@ -201,6 +195,23 @@ impl Journal {
             Sealing::Start(rs) => j.start_sealed(rs, &bytes[..parsed.good_len])?,
         }
         Ok(j)
+    }
+
+    /// [`JournalError::Lost`] when `journal.head` or the folder's exports know records this
+    /// journal (its records' `links`) does not have.
+    fn refuse_lost(
+        &self,
+        head: &Result<Option<chain::Head>, String>,
+        links: &[Link],
+    ) -> Result<(), JournalError> {
+        let lost = folder::lost_records(self, head, links)?;
+        if lost.is_empty() {
+            return Ok(());
+        }
+        Err(JournalError::Lost {
+            dir: self.dir.clone(),
+            what: lost,
+        })
     }
 
     /// Refuses `dir` as a batch folder to write, changing nothing: a file, a folder of other
@@ -264,13 +275,7 @@ impl Journal {
         }
         // What would be exported from a journal that lost records would overwrite the rows
         // it lost (`tag424 export`), or serve fewer tags: refused as an encoding run is.
-        let lost = folder::lost_records(&j, &chain::read_head(dir), &parsed.links)?;
-        if !lost.is_empty() {
-            return Err(JournalError::Lost {
-                dir: dir.to_path_buf(),
-                what: lost,
-            });
-        }
+        j.refuse_lost(&chain::read_head(dir), &parsed.links)?;
         Ok(j)
     }
 
@@ -290,7 +295,7 @@ impl Journal {
         let parsed = parse(&bytes);
         let mut j = Journal::empty(dir, None, None);
         let encrypted_to = sealed_recipients(&parsed.records).map(<[String]>::to_vec);
-        for r in parsed.records.iter().cloned() {
+        for r in parsed.records {
             j.apply(r);
         }
         let lost = if lost.is_empty() {
