@@ -285,3 +285,82 @@ fn serve_refuses_a_config_with_an_unknown_subtag_naming_its_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 7") && err.contains("{scont}"), "{err}");
 }
+
+/// Page views need no token, so only a tap (a genuine SUN message with a new counter) counts
+/// as a scan there: views without one, refreshes and lookups by CUID/UID cannot push a tag's
+/// scan count past a rule, before or after a restart (issue 18.5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_views_without_a_tap_do_not_count_or_reveal_the_tag_code() {
+    for be in backends() {
+        page_views_on(&be).await;
+    }
+}
+
+async fn page_views_on(be: &Backend) {
+    let c = client();
+    let mut tag = keyed("t1");
+    tag.cuid = Some("C-1".into());
+    tag.uid = Some([4, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]);
+    let mut cat = one_group(
+        "acme",
+        GroupKind::Authentication,
+        "Fail {xuid} {scount}",
+        vec![rg(&["auth_pass", "scan_count < 5"], "Pass {scount}")],
+        vec![tag],
+    );
+    cat.folders[0].token = Some("Secret123".into());
+    let s = be.start_default(&cat);
+    let api = |q: String| format!("x=t1&{q}&r=Secret123");
+    let code_cell = "<td>t1</td>";
+    // Views without a tap: no SUN, an altered one, lookups by CUID and UID.
+    for q in [
+        "x=t1".to_string(),
+        altered(&format!("x=t1&{}", ne(9))),
+        "c=C-1&a=acme".into(),
+        format!("c=C-1&a=acme&{}", altered(&ne(9))),
+        "u=04AABBCC112233&a=acme".into(),
+    ] {
+        for _ in 0..3 {
+            let p = page(&c, &s.base, &q).await;
+            assert!(p.text.contains("data-authentic=\"false\""), "{q}");
+            if !q.starts_with("x=") {
+                // The API refuses these without the token and names no tag code; the page
+                // does not reveal it either (nor the result, which may hold {xuid}).
+                assert!(!p.text.contains("t1"), "{}: {q}: {}", be.name(), p.text);
+            }
+        }
+    }
+    assert_eq!(
+        t(&c, &s.base, "c=C-1&a=acme").await,
+        r#"{"xuid":"","cuid":"C-1","error":"token_refused"}"#
+    );
+    // A tap on the page counts (scan 1), its refreshes do not.
+    let tap = format!("x=t1&{}", ne(1));
+    let p = page(&c, &s.base, &tap).await;
+    assert!(p.text.contains("data-authentic=\"true\""), "{}", p.text);
+    assert!(p.text.contains(code_cell) && p.text.contains("Pass 1"));
+    for _ in 0..5 {
+        let p = page(&c, &s.base, &tap).await;
+        assert!(p.text.contains("already-checked"), "{}", p.text);
+    }
+    // A tap by CUID shows the tag: the SUN message is genuine.
+    let p = page(&c, &s.base, &format!("c=C-1&a=acme&{}", ne(2))).await;
+    assert!(
+        p.text.contains(code_cell) && p.text.contains("Pass 2"),
+        "{}",
+        p.text
+    );
+    assert_eq!(t(&c, &s.base, &api(ne(3))).await, resp("t1", "Pass 3"));
+    // After a restart the scan count comes from the log: still 3.
+    let s = s.restart().await;
+    for _ in 0..3 {
+        page(&c, &s.base, "x=t1").await;
+    }
+    assert_eq!(
+        t(&c, &s.base, &api(ne(4))).await,
+        resp("t1", "Pass 4"),
+        "{}",
+        be.name()
+    );
+    s.stop().await;
+}

@@ -174,6 +174,10 @@ pub struct Answer {
     pub genuine: u64,
     /// Extended data: extra string keys of the answer.
     pub data: Vec<(String, String)>,
+    /// The `/auth` page shows nothing of the tag (code, result, counts): the tag's folder has
+    /// a token and the query named the tag by CUID, UID or template without a genuine SUN
+    /// message, so the API would not reveal it either (the log still names the tag).
+    pub withheld: bool,
 }
 
 impl Answer {
@@ -190,6 +194,7 @@ impl Answer {
             scans: 0,
             genuine: 0,
             data: Vec::new(),
+            withheld: false,
         }
     }
 
@@ -200,6 +205,16 @@ impl Answer {
             Outcome::Error(e) => e,
         }
     }
+}
+
+/// Whether an answer about a known tag (a response, not an error code) counts as a scan of the
+/// tag: its scan count (`{scount}`, `scan_count`) and the page's figures. Every API answer
+/// counts, as the platform counts every answer of its API; a landing-page view counts only when
+/// it passed (a tap: a genuine SUN message with a new counter), so page views without one
+/// (no token needed) cannot move a rule's input. The scan log is counted by the same rule
+/// ([`store::COUNTS_AS_SCAN`]).
+pub fn counts_as_scan(endpoint: Endpoint, passed: bool) -> bool {
+    passed || endpoint == Endpoint::Api
 }
 
 /// One request, as the HTTP layer hands it over.

@@ -127,13 +127,17 @@ pub fn render(a: &Answer) -> String {
             escape(v)
         ))
     };
-    if !a.xuid.is_empty() {
+    // A withheld answer shows the verdict only (see `Answer::withheld`).
+    if !a.xuid.is_empty() && !a.withheld {
         row("Tag code", &a.xuid);
     }
     if let Some(c) = a.ctr {
         row("Counter", &c.to_string());
     }
-    if a.scans > 0 {
+    if a.withheld {
+        return page(verdict, &why, &rows);
+    }
+    if a.scans > 0 || a.genuine > 0 {
         row("Genuine scans of this tag", &a.genuine.to_string());
         let rejected = a.scans.saturating_sub(a.genuine);
         if rejected > 0 {
