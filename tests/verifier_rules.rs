@@ -364,3 +364,56 @@ async fn page_views_on(be: &Backend) {
     );
     s.stop().await;
 }
+
+/// Every imported text field has a bound and refuses control characters, by the one text rule
+/// (as RESPONSE had): a 3 MB TAGNAME, an ESC in a TAGNAME, CUID, RESPONSE or name is refused
+/// naming the file and line, without quoting the value (issue 18.6).
+#[test]
+fn imported_text_fields_are_bounded_and_refuse_control_characters() {
+    use tag424::verifier::config::FlagFolder;
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("assoc.csv");
+    let import = |body: &str| {
+        std::fs::write(&f, format!("XUID,TAGNAME,CUID,RESPONSE\n{body}\n")).unwrap();
+        FlagFolder {
+            aid: "local".into(),
+            token: None,
+            cors: Default::default(),
+            kind: GroupKind::Standard,
+            default_response: None,
+            pass_response: "Pass".into(),
+        }
+        .catalog(&[f.display().to_string()], None)
+    };
+    let huge = "N".repeat(3 << 20);
+    for (body, field) in [
+        (format!("t1,{huge},,"), "TAGNAME"),
+        ("t1,Bad\u{1b}]0;title\u{7},,".to_string(), "TAGNAME"),
+        ("t1,,C\u{1b}[31m,".to_string(), "CUID"),
+        (format!("t1,,{},", "c".repeat(129)), "CUID"),
+        ("t1,,,Hi\u{1b}[2J".to_string(), "RESPONSE"),
+    ] {
+        let e = import(&body).expect_err(field).to_string();
+        assert!(e.contains("assoc.csv line 2") && e.contains(field), "{e}");
+        assert!(e.len() < 400 && !e.contains('\u{1b}'), "{field}: {e:.400}");
+    }
+    // At the limit (in characters, not bytes) it is taken and answered by {tagname}.
+    let name = "é".repeat(128);
+    let cat = import(&format!("t1,{name},C-1,{{tagname}}")).unwrap();
+    cat.validate().unwrap();
+    // The same rule for the configuration's names, checked with every catalog.
+    let mut bad = one_group(
+        "acme",
+        GroupKind::Standard,
+        "Found",
+        vec![],
+        vec![Tag::new("t1")],
+    );
+    bad.folders[0].groups[0].name = "g\u{1b}[31m".into();
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("group name") && e.contains("control"), "{e}");
+    bad.folders[0].groups[0].name = "g".into();
+    bad.folders[0].groups[0].batches[0].tags[0].tagname = Some(huge);
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("TAGNAME of tag t1") && e.len() < 400, "{e:.400}");
+}

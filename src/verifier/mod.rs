@@ -12,6 +12,7 @@
 //! - [`mgmt`]: the management API (PATCH a tag code's Default Response, status, CUID).
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite, PostgreSQL), and the
 //!   group-commit [`store::Writer`].
+//! - [`text`]: the one rule for free text (bounded, no control characters).
 //! - [`api`], [`page`], [`server`], [`limits`]: axum routes, the HTML page, TLS, timeouts,
 //!   connection cap and shutdown, rate limits.
 //!
@@ -36,6 +37,7 @@ pub mod server;
 pub mod store;
 pub mod subtags;
 pub mod sunscan;
+pub mod text;
 pub mod timefmt;
 
 use std::sync::atomic::{AtomicU64, Ordering};
