@@ -417,3 +417,36 @@ fn imported_text_fields_are_bounded_and_refuse_control_characters() {
     let e = bad.validate().unwrap_err().to_string();
     assert!(e.contains("TAGNAME of tag t1") && e.len() < 400, "{e:.400}");
 }
+
+/// A template that names its tag by the plain UID mirror does not learn the tag code without
+/// the folder's token, on the API (`token_refused` with `"xuid": ""`) or the page (issue 18.5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uid_template_learns_no_tag_code_without_the_token() {
+    let c = client();
+    let mut tag = keyed("t1");
+    tag.uid = Some([4, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]);
+    let mut cat = one_group(
+        "acme",
+        GroupKind::Authentication,
+        "Fail {xuid}",
+        vec![],
+        vec![tag],
+    );
+    cat.folders[0].token = Some("Secret123".into());
+    cat.folders[0].groups[0].batches[0].template =
+        "https://e.com/auth?uid={uid}&ctr={ctr}&cmac={mac}".into();
+    let s = start_default(&cat);
+    let q = "uid=04AABBCC112233&ctr=000001&cmac=0011223344556677";
+    assert_eq!(
+        t(&c, &s.base, q).await,
+        r#"{"xuid":"","error":"token_refused"}"#
+    );
+    assert_eq!(
+        t(&c, &s.base, &format!("{q}&r=Secret123")).await,
+        resp("t1", "Fail t1")
+    );
+    let p = page(&c, &s.base, q).await;
+    assert!(p.text.contains("not-authentic"), "{}", p.text);
+    assert!(!p.text.contains("t1"), "{}", p.text);
+    s.stop().await;
+}
