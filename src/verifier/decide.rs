@@ -255,7 +255,9 @@ impl Verifier {
         a.scans = scount;
         let genuine = tag.genuine.load(Ordering::Relaxed) + 1;
         let (pass_text, pass_data) = render(true, scount, Some(ctr));
-        let (fail_text, fail_data) = render(false, scount, *last);
+        // Refused by the store: counted on the API, not on the page.
+        let fail_scount = if count_failed { scount } else { scount - 1 };
+        let (fail_text, fail_data) = render(false, fail_scount, *last);
         let claim = ScanWrite {
             time_ms: now_ms(),
             endpoint: req.endpoint.as_str(),
@@ -284,9 +286,7 @@ impl Verifier {
             }
             Ok(false) => {
                 // The store holds a newer counter than memory (it logged the scan as refused).
-                if !count_failed {
-                    a.scans = scount - 1;
-                }
+                a.scans = fail_scount;
                 a.genuine = genuine - 1;
                 a.outcome = Outcome::Response(fail_text);
                 a.data = fail_data;
