@@ -327,6 +327,10 @@ async fn page_views_on(be: &Backend) {
                 // The API refuses these without the token and names no tag code; the page
                 // does not reveal it either (nor the result, which may hold {xuid}).
                 assert!(!p.text.contains("t1"), "{}: {q}: {}", be.name(), p.text);
+            } else {
+                // The query named the code; the result (subtags) stays behind the token.
+                assert!(p.text.contains(code_cell), "{q}: {}", p.text);
+                assert!(!p.text.contains("Fail"), "{q}: {}", p.text);
             }
         }
     }

@@ -16,8 +16,8 @@ use super::subtags::{Context, Response};
 use super::sunscan::{self, SunCheck};
 use super::timefmt::now_ms;
 use super::{
-    counts_as_scan, errors, logged_query, Answer, Endpoint, Outcome, Reason, Request, Verifier,
-    LOGGED_QUERY,
+    counts_as_scan, errors, logged_query, Answer, Endpoint, Outcome, PageShows, Reason, Request,
+    Verifier, LOGGED_QUERY,
 };
 use crate::crypto::ct_eq;
 
@@ -105,10 +105,13 @@ impl Verifier {
         let group = &reg.groups[tag.group];
         let batch = &reg.batches[tag.batch];
         let named_by_code = matches!(q.lookup, Some(Lookup::Xuid(_)));
-        // The page needs no token but shows no more than the API answers without one: for a
-        // folder with a token, the tag's code, result and counts only to a query that named
-        // the code itself or carries a genuine SUN message (read from the tag).
-        let withheld = req.endpoint == Endpoint::Auth && folder.token.is_some() && !named_by_code;
+        // The page needs no token but shows no more than the API answers without one (until
+        // the SUN message proves the link was read from the tag, below).
+        let page_shows = match (folder.token.is_some(), named_by_code) {
+            (false, _) => PageShows::Everything,
+            (true, true) => PageShows::TagCode,
+            (true, false) => PageShows::Verdict,
+        };
         // The token protects the API; the /auth page is the tag's own URL and needs none.
         if let (Endpoint::Api, Some(want)) = (req.endpoint, &folder.token) {
             if !token_ok(want, q.token.as_deref(), &req.header_tokens) {
@@ -141,12 +144,12 @@ impl Verifier {
         };
         if let Some(code) = status_error {
             let mut a = Answer::error(&tag.xuid, code, Some(tag.folder));
-            a.withheld = withheld;
+            a.page_shows = page_shows;
             return (with_echo(a, echo), false);
         }
         let mut a = Answer::error(&tag.xuid, "", Some(tag.folder));
         a.echo = echo;
-        a.withheld = withheld;
+        a.page_shows = page_shows;
         a.ctr = q.sun.map(|s| s.ctr);
         a.reason = Reason::Standard;
         // The SUN message (authentication groups only; standard tags ignore n and e).
@@ -160,7 +163,7 @@ impl Verifier {
                 SunCheck::BadMac => a.reason = Reason::BadMac,
                 SunCheck::Genuine(c, tt) => {
                     a.ctr = Some(c);
-                    a.withheld = false;
+                    a.page_shows = PageShows::Everything;
                     genuine_ctr = Some(c);
                     tamper = tt;
                 }

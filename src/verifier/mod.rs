@@ -176,10 +176,22 @@ pub struct Answer {
     pub genuine: u64,
     /// Extended data: extra string keys of the answer.
     pub data: Vec<(String, String)>,
-    /// The `/auth` page shows nothing of the tag (code, result, counts): the tag's folder has
-    /// a token and the query named the tag by CUID, UID or template without a genuine SUN
-    /// message, so the API would not reveal it either (the log still names the tag).
-    pub withheld: bool,
+    /// What the `/auth` page may show of the tag (the log names it regardless).
+    pub page_shows: PageShows,
+}
+
+/// What the `/auth` page shows of a known tag. The page needs no token, so for a folder with a
+/// token it shows no more than the API answers without one, unless the SUN message is genuine
+/// (the link was read from the tag itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageShows {
+    /// Tag code, result and counts: the folder has no token, or the SUN message is genuine.
+    Everything,
+    /// The tag code only (the query named it with `x=`), not the result (which may hold
+    /// `{cuid}`, `{uid}`, `{tagname}`) nor the counts.
+    TagCode,
+    /// Nothing of the tag: a CUID, UID or template lookup (the API names no tag code then).
+    Verdict,
 }
 
 impl Answer {
@@ -196,7 +208,7 @@ impl Answer {
             scans: 0,
             genuine: 0,
             data: Vec::new(),
-            withheld: false,
+            page_shows: PageShows::Everything,
         }
     }
 
