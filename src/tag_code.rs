@@ -11,9 +11,13 @@ use std::path::Path;
 /// Longest tag code.
 pub const MAX_LEN: usize = 64;
 
+/// The rule in words.
+pub const RULE: &str =
+    "1 to 64 letters and digits, with '-' and '_' allowed after the first character";
+
 /// Why a tag code was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("tag code {0:?} must be 1 to {MAX_LEN} letters and digits, with '-' and '_' allowed after the first character")]
+#[error("tag code {0:?} must be {RULE}")]
 pub struct BadTagCode(pub String);
 
 /// True when `code` follows the rule.
@@ -226,9 +230,12 @@ impl CodeList {
                         None => {
                         bad(
                             *line,
+                            // The line itself is not shown: the file may be someone's
+                            // secret given by mistake.
                             format!(
-                                "the first line {:?} has no XUID column: the platform's download starts with XUID (give --no-header for a plain list of codes)",
-                                first.join(",")
+                                "the first line has no XUID column: expected a header naming XUID (and its other columns), as the platform's download starts; give --no-header for a plain list of codes ({} field{} found, not shown)",
+                                first.len(),
+                                if first.len() == 1 { "" } else { "s" }
                             ),
                         )
                         }
@@ -254,7 +261,13 @@ impl CodeList {
                 .get(column)
                 .ok_or_else(|| bad(*line, "the row has no XUID column".into()))?
                 .clone();
-            check(&code).map_err(|e| bad(*line, e.to_string()))?;
+            // Not quoted: a line that is no tag code may be anything (a key, a password).
+            if !is_valid(&code) {
+                return Err(bad(
+                    *line,
+                    format!("expected a tag code in the XUID column: {RULE}"),
+                ));
+            }
             // Codes that differ only in case are one code (see docs/operator-guide.md).
             if let Some((first, other)) =
                 seen.insert(code.to_ascii_lowercase(), (*line, code.clone()))

@@ -318,3 +318,183 @@ fn a_trace_replays_as_a_fixture_with_keys_redacted() {
     );
     assert_eq!(text.matches("redacted").count(), 5);
 }
+
+/// `verify --key-file keys.csv` picks the row by the URL's tag code, names the row, says an
+/// offline check cannot see replays (text and `replay_checked` in --json), and says so when
+/// the URL has no tag code or the file no row for it (issue 19.14).
+#[test]
+fn verify_picks_the_keys_csv_row_by_tag_code_and_says_it_cannot_see_replays() {
+    use tag424::crypto::sdm::sdm_mac;
+    use tag424::crypto::AesKey;
+    let d = tempfile::tempdir().unwrap();
+    let keys = d.path().join("keys.csv");
+    let key = [0x5Au8; 16];
+    std::fs::write(
+        &keys,
+        format!(
+            "XUID,KEY\nother1,{}\nq8w3sbcz,{}\n",
+            "11".repeat(16),
+            hex::encode_upper(key)
+        ),
+    )
+    .unwrap();
+    let keys = keys.to_str().unwrap();
+    let mac = hex::encode_upper(sdm_mac(&AesKey::new(key), None, Some(42), b""));
+    let url = format!("https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e={mac}");
+    let (code, out, err) = tag424(&["verify", "--key-file", keys, &url]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("GENUINE") && out.contains("line 3"), "{out}");
+    assert!(out.contains("replayed"), "{out}");
+    let (code, out, _) = tag424(&["verify", "--key-file", keys, &url, "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["replay_checked"], false, "{out}");
+    assert_eq!(v["genuine"], true);
+    // Another tag's code: its row's key does not verify this MAC.
+    let other = url.replace("x=q8w3sbcz", "x=other1");
+    assert_eq!(tag424(&["verify", "--key-file", keys, &other]).0, 1);
+    // No row; no tag code in the URL.
+    let (code, _, err) = tag424(&[
+        "verify",
+        "--key-file",
+        keys,
+        &url.replace("q8w3sbcz", "nosuch"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no row for tag code nosuch"), "{err}");
+    let (code, _, err) = tag424(&[
+        "verify",
+        "--key-file",
+        keys,
+        "--url",
+        "https://yourdomain.com/auth?n={ctr}&e={mac}",
+        &format!("https://yourdomain.com/auth?n=00002A&e={mac}"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no tag code"), "{err}");
+    // A single key file still works, with the same replay note.
+    let one = d.path().join("one.key");
+    std::fs::write(&one, hex::encode_upper(key)).unwrap();
+    let (code, out, _) = tag424(&["verify", "--key-file", one.to_str().unwrap(), &url]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("replayed") && !out.contains("keys.csv row"),
+        "{out}"
+    );
+}
+
+/// A file that is not a code list is refused naming its file, line and what was expected,
+/// never quoting its content: it may be someone's secret given by mistake (issue 18.8).
+#[test]
+fn an_import_error_names_file_and_line_but_never_the_content() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = "SuperSecretPassw0rd";
+    let f = d.path().join("secret.csv");
+    for (text, line) in [
+        (format!("{secret}\nabc\n"), "line 1"),
+        (format!("XUID,KEY\n{secret}!,00\n"), "line 2"),
+        (format!("XUID,{secret}!\nabc,1\n"), "line 1"),
+    ] {
+        std::fs::write(&f, &text).unwrap();
+        let db = d.path().join("v.db");
+        let (code, out, err) = tag424(&[
+            "serve",
+            "--no-profile",
+            "--batch",
+            f.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("secret.csv") && err.contains(line), "{err}");
+        assert!(err.contains("expected"), "{err}");
+        assert!(!err.contains(secret) && !out.contains(secret), "{err}");
+    }
+    // The batch's code list too.
+    std::fs::write(&f, format!("{secret}\n")).unwrap();
+    let (code, _, err) = tag424(&[
+        "batch",
+        "--no-profile",
+        "--reader",
+        &format!("sim:{}", d.path().join("tags").display()),
+        "--xuids",
+        f.to_str().unwrap(),
+        "--out",
+        d.path().join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 1") && !err.contains(secret), "{err}");
+}
+
+/// `tag424 scans` escapes control characters in every field (an ESC must not recolour the
+/// terminal or set its title) and keeps its columns aligned for long, non-ASCII and empty
+/// fields (issues 18.6, 19.15).
+#[test]
+fn scans_escapes_control_characters_and_keeps_columns_aligned() {
+    use tag424::verifier::store::{ScanWrite, SqliteStore, Store};
+    use unicode_width::UnicodeWidthStr;
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("v.db");
+    let mut s = SqliteStore::open(&db).unwrap();
+    let row = |xuid: &str, result: &str, reason: &'static str, remote: &str| ScanWrite {
+        time_ms: 1_700_000_000_000,
+        endpoint: "api",
+        query: String::new(),
+        xuid: xuid.into(),
+        ctr: Some(7),
+        result: result.into(),
+        reason,
+        remote: remote.into(),
+        claim: None,
+    };
+    s.commit(&[
+        row("q8w3sbcz", "Pass", "pass", "127.0.0.1"),
+        row(
+            "",
+            "\u{1b}]0;pwned\u{7}\u{1b}[31mRed",
+            "bad_mac",
+            "10.0.0.1",
+        ),
+        row("t1", &"Long result ".repeat(20), "replay", "::1"),
+        row("日本", "日本語の結果 ✓ é", "no_sun", ""),
+        row("x", "", "standard", "\u{9b}31m"),
+    ])
+    .unwrap();
+    drop(s);
+    let (code, out, err) = tag424(&["scans", "--no-profile", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for c in ['\u{1b}', '\u{7}', '\u{9b}'] {
+        assert!(!out.contains(c), "{c:?} printed raw: {out:?}");
+    }
+    assert!(out.contains("\\u{1b}]0;pwned\\u{7}"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    // Each REASON cell starts in the header's REASON column, whatever came before it.
+    let col = |l: &str, word: &str| l.find(word).map(|b| l[..b].width());
+    let at = col(lines[0], "REASON").unwrap();
+    for (l, reason) in lines[1..6]
+        .iter()
+        .zip(["pass", "bad_mac", "replay", "no_sun", "standard"])
+    {
+        assert_eq!(
+            col(l, &format!(" {reason} ")).map(|w| w + 1),
+            Some(at),
+            "{out}"
+        );
+    }
+    let (code, out, _) = tag424(&[
+        "scans",
+        "--no-profile",
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{9b}'),
+        "{out:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["scans"][4]["remote"], "\u{9b}31m");
+}

@@ -285,3 +285,172 @@ fn serve_refuses_a_config_with_an_unknown_subtag_naming_its_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 7") && err.contains("{scont}"), "{err}");
 }
+
+/// Page views need no token, so only a tap (a genuine SUN message with a new counter) counts
+/// as a scan there: views without one, refreshes and lookups by CUID/UID cannot push a tag's
+/// scan count past a rule, before or after a restart (issue 18.5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_views_without_a_tap_do_not_count_or_reveal_the_tag_code() {
+    for be in backends() {
+        page_views_on(&be).await;
+    }
+}
+
+async fn page_views_on(be: &Backend) {
+    let c = client();
+    let mut tag = keyed("t1");
+    tag.cuid = Some("C-1".into());
+    tag.uid = Some([4, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]);
+    let mut cat = one_group(
+        "acme",
+        GroupKind::Authentication,
+        "Fail {xuid} {scount}",
+        vec![rg(&["auth_pass", "scan_count < 5"], "Pass {scount}")],
+        vec![tag],
+    );
+    cat.folders[0].token = Some("Secret123".into());
+    let s = be.start_default(&cat);
+    let api = |q: String| format!("x=t1&{q}&r=Secret123");
+    let code_cell = "<td>t1</td>";
+    // Views without a tap: no SUN, an altered one, lookups by CUID and UID.
+    for q in [
+        "x=t1".to_string(),
+        altered(&format!("x=t1&{}", ne(9))),
+        "c=C-1&a=acme".into(),
+        format!("c=C-1&a=acme&{}", altered(&ne(9))),
+        "u=04AABBCC112233&a=acme".into(),
+    ] {
+        for _ in 0..3 {
+            let p = page(&c, &s.base, &q).await;
+            assert!(p.text.contains("data-authentic=\"false\""), "{q}");
+            if !q.starts_with("x=") {
+                // The API refuses these without the token and names no tag code; the page
+                // does not reveal it either (nor the result, which may hold {xuid}).
+                assert!(!p.text.contains("t1"), "{}: {q}: {}", be.name(), p.text);
+            } else {
+                // The query named the code; the result (subtags) stays behind the token.
+                assert!(p.text.contains(code_cell), "{q}: {}", p.text);
+                assert!(!p.text.contains("Fail"), "{q}: {}", p.text);
+            }
+        }
+    }
+    assert_eq!(
+        t(&c, &s.base, "c=C-1&a=acme").await,
+        r#"{"xuid":"","cuid":"C-1","error":"token_refused"}"#
+    );
+    // A tap on the page counts (scan 1), its refreshes do not.
+    let tap = format!("x=t1&{}", ne(1));
+    let p = page(&c, &s.base, &tap).await;
+    assert!(p.text.contains("data-authentic=\"true\""), "{}", p.text);
+    assert!(p.text.contains(code_cell) && p.text.contains("Pass 1"));
+    for _ in 0..5 {
+        let p = page(&c, &s.base, &tap).await;
+        assert!(p.text.contains("already-checked"), "{}", p.text);
+    }
+    // A tap by CUID shows the tag: the SUN message is genuine.
+    let p = page(&c, &s.base, &format!("c=C-1&a=acme&{}", ne(2))).await;
+    assert!(
+        p.text.contains(code_cell) && p.text.contains("Pass 2"),
+        "{}",
+        p.text
+    );
+    assert_eq!(t(&c, &s.base, &api(ne(3))).await, resp("t1", "Pass 3"));
+    // After a restart the scan count comes from the log: still 3.
+    let s = s.restart().await;
+    for _ in 0..3 {
+        page(&c, &s.base, "x=t1").await;
+    }
+    assert_eq!(
+        t(&c, &s.base, &api(ne(4))).await,
+        resp("t1", "Pass 4"),
+        "{}",
+        be.name()
+    );
+    s.stop().await;
+}
+
+/// Every imported text field has a bound and refuses control characters, by the one text rule
+/// (as RESPONSE had): a 3 MB TAGNAME, an ESC in a TAGNAME, CUID, RESPONSE or name is refused
+/// naming the file and line, without quoting the value (issue 18.6).
+#[test]
+fn imported_text_fields_are_bounded_and_refuse_control_characters() {
+    use tag424::verifier::config::FlagFolder;
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("assoc.csv");
+    let import = |body: &str| {
+        std::fs::write(&f, format!("XUID,TAGNAME,CUID,RESPONSE\n{body}\n")).unwrap();
+        FlagFolder {
+            aid: "local".into(),
+            token: None,
+            cors: Default::default(),
+            kind: GroupKind::Standard,
+            default_response: None,
+            pass_response: "Pass".into(),
+        }
+        .catalog(&[f.display().to_string()], None)
+    };
+    let huge = "N".repeat(3 << 20);
+    for (body, field) in [
+        (format!("t1,{huge},,"), "TAGNAME"),
+        ("t1,Bad\u{1b}]0;title\u{7},,".to_string(), "TAGNAME"),
+        ("t1,,C\u{1b}[31m,".to_string(), "CUID"),
+        (format!("t1,,{},", "c".repeat(129)), "CUID"),
+        ("t1,,,Hi\u{1b}[2J".to_string(), "RESPONSE"),
+    ] {
+        let e = import(&body).expect_err(field).to_string();
+        assert!(e.contains("assoc.csv line 2") && e.contains(field), "{e}");
+        assert!(e.len() < 400 && !e.contains('\u{1b}'), "{field}: {e:.400}");
+    }
+    // At the limit (in characters, not bytes) it is taken and answered by {tagname}.
+    let name = "é".repeat(128);
+    let cat = import(&format!("t1,{name},C-1,{{tagname}}")).unwrap();
+    cat.validate().unwrap();
+    // The same rule for the configuration's names, checked with every catalog.
+    let mut bad = one_group(
+        "acme",
+        GroupKind::Standard,
+        "Found",
+        vec![],
+        vec![Tag::new("t1")],
+    );
+    bad.folders[0].groups[0].name = "g\u{1b}[31m".into();
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("group name") && e.contains("control"), "{e}");
+    bad.folders[0].groups[0].name = "g".into();
+    bad.folders[0].groups[0].batches[0].tags[0].tagname = Some(huge);
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("TAGNAME of tag t1") && e.len() < 400, "{e:.400}");
+}
+
+/// A template that names its tag by the plain UID mirror does not learn the tag code without
+/// the folder's token, on the API (`token_refused` with `"xuid": ""`) or the page (issue 18.5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uid_template_learns_no_tag_code_without_the_token() {
+    let c = client();
+    let mut tag = keyed("t1");
+    tag.uid = Some([4, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]);
+    let mut cat = one_group(
+        "acme",
+        GroupKind::Authentication,
+        "Fail {xuid}",
+        vec![],
+        vec![tag],
+    );
+    cat.folders[0].token = Some("Secret123".into());
+    cat.folders[0].groups[0].batches[0].template =
+        "https://e.com/auth?uid={uid}&ctr={ctr}&cmac={mac}".into();
+    let s = start_default(&cat);
+    let q = "uid=04AABBCC112233&ctr=000001&cmac=0011223344556677";
+    assert_eq!(
+        t(&c, &s.base, q).await,
+        r#"{"xuid":"","error":"token_refused"}"#
+    );
+    assert_eq!(
+        t(&c, &s.base, &format!("{q}&r=Secret123")).await,
+        resp("t1", "Fail t1")
+    );
+    let p = page(&c, &s.base, q).await;
+    assert!(p.text.contains("not-authentic"), "{}", p.text);
+    assert!(!p.text.contains("t1"), "{}", p.text);
+    s.stop().await;
+}

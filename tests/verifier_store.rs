@@ -253,3 +253,81 @@ fn a_database_from_a_newer_tag424_is_refused() {
         );
     }
 }
+
+/// Landing-page views that did not pass are logged but count toward no scan count, and a flood
+/// of them (or of any uncounted row) is pruned before a counted row (issue 18.5).
+#[test]
+fn page_views_without_a_pass_neither_count_nor_push_counted_rows_out() {
+    let d = tempfile::tempdir().unwrap();
+    for db in backends::fresh_all(d.path()) {
+        page_views_on(&db);
+    }
+}
+
+fn page_views_on(db: &Db) {
+    let mut s = db.store();
+    s.import(&catalog("B")).unwrap();
+    let row = |endpoint: &'static str, reason: &'static str, xuid: &str| ScanWrite {
+        claim: None,
+        endpoint,
+        reason,
+        xuid: xuid.into(),
+        result: "Fail".into(),
+        ..claim("b", 1)
+    };
+    // Two counted API failures and one page tap (a pass) of "b".
+    let mut page_pass = claim("b", 3);
+    page_pass.endpoint = "auth";
+    s.commit(&[
+        row("api", "bad_mac", "b"),
+        row("api", "no_sun", "b"),
+        page_pass,
+    ])
+    .unwrap();
+    // A flood of page views without a pass, and of rejected requests.
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        flood.push(row("auth", ["no_sun", "bad_mac", "replay"][i % 3], "b"));
+        flood.push(row("api", "error", ""));
+    }
+    s.commit(&flood).unwrap();
+    let counts = s.load().unwrap().scan_counts["b"];
+    assert_eq!(
+        counts,
+        ScanCounts {
+            answered: 3,
+            genuine: 1
+        },
+        "{}",
+        db.name
+    );
+    let keep = Retention {
+        max_rows: Some(3),
+        max_age_ms: None,
+    };
+    let counted = |s: &mut Box<dyn tag424::verifier::store::Store>| {
+        s.scans(None)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.xuid == "b" && (r.passed || r.endpoint == "api"))
+            .map(|r| r.reason)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(s.prune(&keep, 0).unwrap(), 77, "{}", db.name);
+    assert_eq!(s.scans(None).unwrap().len(), 6, "{}", db.name);
+    assert_eq!(
+        counted(&mut s),
+        ["bad_mac", "no_sun", "pass"],
+        "{}",
+        db.name
+    );
+    assert_eq!(s.load().unwrap().scan_counts["b"].answered, 3);
+    // A counted failure goes only beyond the newest counted rows; the pass stays.
+    let tight = Retention {
+        max_rows: Some(2),
+        max_age_ms: None,
+    };
+    assert_eq!(s.prune(&tight, 0).unwrap(), 2, "{}", db.name);
+    assert_eq!(counted(&mut s), ["no_sun", "pass"], "{}", db.name);
+    assert_eq!(s.scans(None).unwrap().len(), 4, "{}", db.name);
+}

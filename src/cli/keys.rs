@@ -34,7 +34,44 @@ pub struct KeySource {
     pub removed_key: Option<String>,
 }
 
+/// Largest keys.csv `--key-file` reads (about 300,000 tags).
+const MAX_KEYS_CSV: u64 = 16 << 20;
+
+/// Where a key came from, for the report.
+pub enum KeyFrom {
+    /// A key file, `TAG424_KEY` or the prompt.
+    Single,
+    /// The row of a batch's keys.csv: its tag code and line.
+    KeysCsv {
+        /// The tag code the row was picked by.
+        xuid: String,
+        /// Its line in the file.
+        line: usize,
+    },
+}
+
 impl KeySource {
+    /// The key for the tag whose code `xuid` gives: `--key-file` may be a single key or a
+    /// batch's keys.csv (`XUID,KEY` rows), whose row is picked by the tag code; `xuid`
+    /// is asked only then, and its error (no tag code in the URL) returned as is.
+    pub fn resolve_for(
+        &self,
+        xuid: impl FnOnce() -> Result<String, CliError>,
+    ) -> Result<Option<(AesKey, KeyFrom)>, CliError> {
+        if self.removed_key.is_some() {
+            return Err(removed("--key", "--key-file", "TAG424_KEY"));
+        }
+        if let Some(path) = &self.key_file {
+            let text = read_file_upto(path, "SDM file read key", MAX_KEYS_CSV)?;
+            if text.contains(',') {
+                let code = xuid()?;
+                let (key, line) = key_of(&text, &code, path)?;
+                return Ok(Some((key, KeyFrom::KeysCsv { xuid: code, line })));
+            }
+        }
+        Ok(self.resolve()?.map(|k| (k, KeyFrom::Single)))
+    }
+
     /// The key; a terminal is asked when neither the file nor the environment has it.
     pub fn resolve(&self) -> Result<Option<AesKey>, CliError> {
         if self.removed_key.is_some() {
@@ -82,8 +119,71 @@ impl MetaKeySource {
     }
 }
 
+/// The key of `code`'s row in keys.csv `text` (header with XUID and KEY, one row per tag),
+/// and its line. Cells are read in place (no copies of other rows' keys); errors name the
+/// file and line, never a cell.
+fn key_of(text: &str, code: &str, path: &Path) -> Result<(AesKey, usize), CliError> {
+    let file = path.display();
+    let cells = |l: &str| -> Vec<String> {
+        l.split(',')
+            .map(|c| c.trim().trim_matches('"').to_ascii_uppercase())
+            .collect()
+    };
+    let mut lines = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, head)) = lines.next() else {
+        return Err(CliError::input(format!("{file} is empty")));
+    };
+    let head = cells(head);
+    let col = |name: &str| head.iter().position(|h| h == name);
+    let (Some(xc), Some(kc)) = (col("XUID"), col("KEY")) else {
+        return Err(CliError {
+            code: 2,
+            message: format!(
+                "{file} line 1: expected a keys.csv header with XUID and KEY columns (a batch's keys.csv), or a file holding one key (32 hex digits)"
+            ),
+            help: Some("pass the batch's keys.csv, or the tag's own key in a file of its own".into()),
+        });
+    };
+    let mut found = None;
+    for (i, l) in lines {
+        let row: Vec<&str> = l.split(',').map(|c| c.trim().trim_matches('"')).collect();
+        if row.get(xc) != Some(&code) {
+            continue;
+        }
+        if found.is_some() {
+            return Err(CliError::input(format!(
+                "{file} line {}: tag code {code} has a second row",
+                i + 1
+            )));
+        }
+        let key = row
+            .get(kc)
+            .ok_or_else(|| CliError::input(format!("{file} line {}: no KEY cell", i + 1)))?
+            .parse::<AesKey>()
+            .map_err(|e| CliError::input(format!("{file} line {}: KEY: {e}", i + 1)))?;
+        found = Some((key, i + 1));
+    }
+    found.ok_or_else(|| CliError {
+        code: 2,
+        message: format!("{file} has no row for tag code {code}"),
+        help: Some(
+            "pass the keys.csv of the batch this tag was encoded in (tag424 export writes it)"
+                .into(),
+        ),
+    })
+}
+
 /// Reads a key file into a buffer sized up front (wiped on drop).
 fn read_file(path: &Path, what: &str) -> Result<Zeroizing<String>, CliError> {
+    read_file_upto(path, what, 4096)
+}
+
+/// [`read_file`] with another size limit (a batch's keys.csv).
+fn read_file_upto(path: &Path, what: &str, max: u64) -> Result<Zeroizing<String>, CliError> {
     use std::io::Read;
     let err = |e: std::io::Error| {
         CliError::input(format!(
@@ -93,14 +193,19 @@ fn read_file(path: &Path, what: &str) -> Result<Zeroizing<String>, CliError> {
     };
     let f = std::fs::File::open(path).map_err(err)?;
     let len = f.metadata().map_err(err)?.len();
-    if len > 4096 {
+    if len > max {
         return Err(CliError::input(format!(
-            "the {what} file {} is {len} bytes: a key file holds 32 hex digits",
-            path.display()
+            "the {what} file {} is {len} bytes: a key file holds 32 hex digits{}",
+            path.display(),
+            if max > 4096 {
+                ", a keys.csv one row per tag"
+            } else {
+                ""
+            }
         )));
     }
     let mut text = Zeroizing::new(String::with_capacity(len as usize + 1));
-    f.take(4096).read_to_string(&mut text).map_err(err)?;
+    f.take(max).read_to_string(&mut text).map_err(err)?;
     Ok(text)
 }
 

@@ -15,6 +15,7 @@ mod serve;
 mod sim;
 mod sim_attach;
 mod station;
+mod table;
 mod tag;
 mod verify;
 
@@ -291,16 +292,60 @@ pub fn healed_line(j: &tag424::provision::Journal) -> Option<String> {
     })
 }
 
-/// Prints a line to stdout; a closed pipe is not an error.
-pub fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+/// The one escaping of text the CLI prints: every control character (C0, DEL and C1: escape,
+/// bell, carriage return, newline…) as its Rust escape (`\u{1b}`, `\n`), so that data from
+/// files, tags, the network or the database can neither drive the terminal (colours, title,
+/// cursor) nor forge a line. Every print goes through it (`say`, `say_err`, the error report);
+/// `tag424 scans` applies it to each field before aligning the columns.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
-/// Prints one JSON document on one line.
+/// `text` made safe for a terminal by [`printable`], line by line (its own line breaks kept).
+fn terminal_lines(text: &str) -> String {
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Prints a line to stdout (control characters escaped, see [`printable`]); a closed pipe is
+/// not an error.
+pub fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", terminal_lines(line));
+}
+
+/// Prints a line to stderr, escaped as [`say`] does.
+pub fn say_err(line: &str) {
+    let mut out = std::io::stderr().lock();
+    let _ = writeln!(out, "{}", terminal_lines(line));
+}
+
+/// Prints one JSON document on one line. JSON escapes C0 controls itself; DEL and C1 (which
+/// some terminals obey) are written as `\u007f`-style escapes, still the same JSON.
 pub fn print_json<T: serde::Serialize>(value: &T) {
     if let Ok(s) = serde_json::to_string(value) {
-        say(&s);
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if c.is_control() {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        say(&out);
     }
 }
 
@@ -348,9 +393,9 @@ pub fn main() -> ExitCode {
 }
 
 fn report(e: CliError) -> ExitCode {
-    eprintln!("error: {}", e.message);
+    say_err(&format!("error: {}", e.message));
     if let Some(h) = e.help {
-        eprintln!("help: {h}");
+        say_err(&format!("help: {h}"));
     }
     ExitCode::from(e.code)
 }

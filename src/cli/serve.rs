@@ -370,21 +370,32 @@ pub fn scans(a: ScansArgs) -> Result<u8, CliError> {
         print_json(&serde_json::json!({"format": FORMAT_VERSION, "scans": rows}));
         return Ok(0);
     }
-    say(&format!(
-        "{:<24} {:<4} {:<16} {:>8} {:<10} {:<20} {}",
-        "TIME (UTC)", "VIA", "XUID", "COUNTER", "RESULT", "REASON", "FROM"
-    ));
-    for r in &rows {
-        say(&format!(
-            "{:<24} {:<4} {:<16} {:>8} {:<10} {:<20} {}",
-            utc(r.time_ms),
-            r.endpoint,
-            if r.xuid.is_empty() { "-" } else { &r.xuid },
-            r.ctr.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-            r.result,
-            r.reason,
-            r.remote
-        ));
+    use super::table::{render, Align::*};
+    let header = [
+        ("TIME (UTC)", Left),
+        ("VIA", Left),
+        ("XUID", Left),
+        ("COUNTER", Right),
+        ("RESULT", Left),
+        ("REASON", Left),
+        ("FROM", Left),
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                utc(r.time_ms),
+                r.endpoint.clone(),
+                r.xuid.clone(),
+                r.ctr.map(|c| c.to_string()).unwrap_or_default(),
+                r.result.clone(),
+                r.reason.clone(),
+                r.remote.clone(),
+            ]
+        })
+        .collect();
+    for line in render(&header, &cells) {
+        say(&line);
     }
     let passes = rows.iter().filter(|r| r.passed).count();
     say(&format!("{} scans, {} passed", rows.len(), passes));

@@ -63,6 +63,8 @@ impl StationView {
             .iter()
             .zip(&numbers)
             .map(|(n, number)| {
+                // Reader names come from the PC/SC service: escaped like every printed field.
+                let n = super::printable(n);
                 let b = multi.add(ProgressBar::new_spinner());
                 b.set_style(reader_style.clone());
                 b.set_prefix(if names.len() > 1 {
@@ -183,7 +185,12 @@ impl StationView {
                     ("✖ FAILED", "")
                 };
                 self.counts();
-                self.line(format!("{}Failed: {error}{hint}", self.who(reader)));
+                self.line(format!(
+                    "{}Failed: {}{hint}",
+                    self.who(reader),
+                    super::printable(&error.to_string())
+                ));
+                let error = super::printable(&error.to_string()).into_owned();
                 bar.set_message(format!("{}  {error}", style(word).red().bold()));
                 if self.beep {
                     let mut err = std::io::stderr().lock();

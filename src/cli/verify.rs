@@ -4,13 +4,17 @@ use serde::Serialize;
 use tag424::crypto::sdm::SdmMode;
 use tag424::sun::{self, SunKeys, Template};
 
-use super::keys::{KeySource, MetaKeySource};
+use super::keys::{KeyFrom, KeySource, MetaKeySource};
 use super::{print_json, say, CliError, FORMAT_VERSION};
 
 /// Check a scanned SUN URL with the tag's keys, offline.
 ///
 /// The key comes from --key-file FILE, TAG424_KEY, or a prompt without echo: never from the
-/// command line.
+/// command line. --key-file also takes a batch's keys.csv (XUID,KEY rows): the row is picked
+/// by the URL's tag code ({xuid}, x=).
+///
+/// Offline, a replayed (copied) URL verifies as well as a fresh tap: only a verifier that
+/// stores counters (tag424 serve) refuses replays.
 ///
 /// Exit status: 0 genuine, 1 not genuine, 2 bad input (the URL does not fit the template,
 /// a key is malformed, …).
@@ -21,6 +25,7 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   tag424 verify --key-file key.txt 'https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e=3F…'
+  tag424 verify --key-file batch1/keys.csv 'https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e=3F…'    # the row of tag code q8w3sbcz
   tag424 verify --key-file key.txt \"$(tag424 sim tap --dir tags q8w3sbcz)\"    # a simulated tag's tap
   tag424 verify --key-file key.txt --meta-key-file meta.txt --url 'https://example.com/a?p={picc}&c={mac}' 'https://example.com/a?p=…&c=…'
   tag424 verify --mode lrp --url 'https://example.com/a?uid={uid}&ctr={ctr}&cmac={mac}' --json 'https://example.com/a?uid=…'")]
@@ -51,13 +56,32 @@ struct Report<'a> {
     format: u32,
     #[serde(flatten)]
     verdict: &'a sun::Verified,
+    /// Always false: offline, a replayed URL cannot be told from a fresh tap.
+    replay_checked: bool,
 }
+
+/// The one line the human output says about replays.
+const NO_REPLAY_CHECK: &str = "  note     checked offline: a replayed (copied) URL verifies here too; only tag424 serve, which stores counters, refuses replays";
 
 pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
     let template =
         Template::parse(&args.template).map_err(|e| CliError::input(format!("--url: {e}")))?;
     args.meta_key.refuse_removed()?;
-    let file_read = args.key.resolve()?.ok_or_else(|| CliError {
+    let parse =
+        || sun::parse_url(&template, args.url.trim()).map_err(|e| CliError::input(e.to_string()));
+    // Parsed here only for a keys.csv (its row is picked by the tag code): a key error
+    // comes before a URL error otherwise.
+    let code = || {
+        parse()?
+            .xuid
+            .filter(|x| !x.is_empty())
+            .ok_or_else(|| CliError {
+                code: 2,
+                message: "the URL has no tag code ({xuid}, e.g. x=…), so the keys.csv row cannot be picked".into(),
+                help: Some("give the tag's own key: put its KEY cell in a file and pass that with --key-file".into()),
+            })
+    };
+    let (file_read, from) = args.key.resolve_for(code)?.ok_or_else(|| CliError {
         code: 2,
         message: "no key: the SDM file read key (the KEY column of keys.csv) is needed".into(),
         help: Some(
@@ -69,13 +93,13 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
         file_read,
         meta_read: args.meta_key.resolve(needs_meta)?,
     };
-    let scan =
-        sun::parse_url(&template, args.url.trim()).map_err(|e| CliError::input(e.to_string()))?;
+    let scan = parse()?;
     let v = sun::verify_as(&scan, &keys, args.mode).map_err(|e| CliError::input(e.to_string()))?;
     if args.json {
         print_json(&Report {
             format: FORMAT_VERSION,
             verdict: &v,
+            replay_checked: false,
         });
     } else {
         if v.genuine {
@@ -102,6 +126,12 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
             say(&format!("  tamper   {} ({})", t.word(), t.as_string()));
         }
         say(&format!("  mode     {}", v.mode));
+        if let KeyFrom::KeysCsv { xuid, line } = &from {
+            say(&format!(
+                "  key      the keys.csv row of {xuid} (line {line})"
+            ));
+        }
+        say(NO_REPLAY_CHECK);
     }
     Ok(if v.genuine { 0 } else { 1 })
 }

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::query::{valid_aid, valid_cuid, valid_token};
+use super::query::{valid_aid, valid_token};
 use super::rules::RuleSet;
 use super::subtags::Response;
+use super::text;
 use crate::crypto::AesKey;
 use crate::sun::template::Part;
 use crate::sun::Template;
@@ -321,8 +322,9 @@ impl Catalog {
         let mut batch_names = HashSet::new();
         let mut xuids = HashSet::new();
         for f in &self.folders {
-            if f.name.is_empty() || !folder_names.insert(&f.name) {
-                return bad(format!("folder name {:?} is empty or repeated", f.name));
+            text::check("a folder name", &f.name, text::MAX_NAME).map_err(CatalogError::Invalid)?;
+            if !folder_names.insert(&f.name) {
+                return bad(format!("folder name {:?} is repeated", f.name));
             }
             if !valid_aid(&f.aid) || !aids.insert(&f.aid) {
                 return bad(format!(
@@ -350,9 +352,11 @@ impl Catalog {
             let mut cuids = HashSet::new();
             let mut uids = HashSet::new();
             for g in &f.groups {
-                if g.name.is_empty() || !group_names.insert(&g.name) {
+                text::check("a group name", &g.name, text::MAX_NAME)
+                    .map_err(|e| CatalogError::Invalid(format!("folder {:?}: {e}", f.name)))?;
+                if !group_names.insert(&g.name) {
                     return bad(format!(
-                        "folder {:?}: group name {:?} is empty or repeated",
+                        "folder {:?}: group name {:?} is repeated",
                         f.name, g.name
                     ));
                 }
@@ -376,8 +380,13 @@ impl Catalog {
                 }
                 check_data(f, &g.data).map_err(in_group)?;
                 for b in &g.batches {
-                    if b.name.is_empty() || !batch_names.insert(&b.name) {
-                        return bad(format!("batch name {:?} is empty or repeated", b.name));
+                    text::check("a batch name", &b.name, text::MAX_NAME).map_err(|e| {
+                        CatalogError::Invalid(format!(
+                            "{e} (a batch is named after its files unless `name = \"…\"` is set in the config)"
+                        ))
+                    })?;
+                    if !batch_names.insert(&b.name) {
+                        return bad(format!("batch name {:?} is repeated", b.name));
                     }
                     if g.kind == GroupKind::Authentication {
                         check_template(b).map_err(|w| {
@@ -395,12 +404,22 @@ impl Catalog {
                             return bad(format!("tag code {} is in more than one batch", t.xuid));
                         }
                         if let Some(c) = &t.cuid {
-                            if !valid_cuid(c) || !cuids.insert(c) {
+                            text::check(&format!("CUID of tag {}", t.xuid), c, text::MAX_CUID)
+                                .map_err(CatalogError::Invalid)?;
+                            if !cuids.insert(c) {
                                 return bad(format!(
-                                    "custom id {c:?} (tag {}) is invalid or repeated in folder {:?}",
+                                    "custom id {c:?} (tag {}) is repeated in folder {:?}",
                                     t.xuid, f.name
                                 ));
                             }
+                        }
+                        if let Some(n) = &t.tagname {
+                            text::check(
+                                &format!("TAGNAME of tag {}", t.xuid),
+                                n,
+                                text::MAX_TAGNAME,
+                            )
+                            .map_err(CatalogError::Invalid)?;
                         }
                         if let Some(u) = &t.uid {
                             if !uids.insert(*u) {

@@ -16,7 +16,8 @@ use super::subtags::{Context, Response};
 use super::sunscan::{self, SunCheck};
 use super::timefmt::now_ms;
 use super::{
-    errors, logged_query, Answer, Endpoint, Outcome, Reason, Request, Verifier, LOGGED_QUERY,
+    counts_as_scan, errors, logged_query, Answer, Endpoint, Outcome, PageShows, Reason, Request,
+    Verifier, LOGGED_QUERY,
 };
 use crate::crypto::ct_eq;
 
@@ -103,15 +104,20 @@ impl Verifier {
         let folder = &reg.folders[tag.folder];
         let group = &reg.groups[tag.group];
         let batch = &reg.batches[tag.batch];
+        let named_by_code = matches!(q.lookup, Some(Lookup::Xuid(_)));
+        // The page needs no token but shows no more than the API answers without one (until
+        // the SUN message proves the link was read from the tag, below).
+        let page_shows = match (folder.token.is_some(), named_by_code) {
+            (false, _) => PageShows::Everything,
+            (true, true) => PageShows::TagCode,
+            (true, false) => PageShows::Verdict,
+        };
         // The token protects the API; the /auth page is the tag's own URL and needs none.
         if let (Endpoint::Api, Some(want)) = (req.endpoint, &folder.token) {
             if !token_ok(want, q.token.as_deref(), &req.header_tokens) {
-                // A c/u lookup does not learn the tag code without the token.
-                let x = if echo.is_none() {
-                    tag.xuid.as_str()
-                } else {
-                    ""
-                };
+                // Only a query that named the tag code learns it back without the token (a
+                // c/u lookup or a template's UID or PICC data does not).
+                let x = if named_by_code { tag.xuid.as_str() } else { "" };
                 let a = Answer::error(x, errors::TOKEN_REFUSED, Some(tag.folder));
                 return (with_echo(a, echo), false);
             }
@@ -137,11 +143,13 @@ impl Verifier {
             None
         };
         if let Some(code) = status_error {
-            let a = Answer::error(&tag.xuid, code, Some(tag.folder));
+            let mut a = Answer::error(&tag.xuid, code, Some(tag.folder));
+            a.page_shows = page_shows;
             return (with_echo(a, echo), false);
         }
         let mut a = Answer::error(&tag.xuid, "", Some(tag.folder));
         a.echo = echo;
+        a.page_shows = page_shows;
         a.ctr = q.sun.map(|s| s.ctr);
         a.reason = Reason::Standard;
         // The SUN message (authentication groups only; standard tags ignore n and e).
@@ -155,6 +163,7 @@ impl Verifier {
                 SunCheck::BadMac => a.reason = Reason::BadMac,
                 SunCheck::Genuine(c, tt) => {
                     a.ctr = Some(c);
+                    a.page_shows = PageShows::Everything;
                     genuine_ctr = Some(c);
                     tamper = tt;
                 }
@@ -197,8 +206,19 @@ impl Verifier {
                 .collect();
             (text, data)
         };
+        // A request that cannot pass is a scan on the API (the platform counts every answer),
+        // never on the page (see `counts_as_scan`): the scan count it answers with is the
+        // tag's count so far, unchanged.
+        let count_failed = counts_as_scan(req.endpoint, false);
+        let failed_scount = |tag: &TagEntry| {
+            if count_failed {
+                tag.answered.fetch_add(1, Ordering::Relaxed) + 1
+            } else {
+                tag.answered.load(Ordering::Relaxed)
+            }
+        };
         let Some(ctr) = genuine_ctr else {
-            let scount = tag.answered.fetch_add(1, Ordering::Relaxed) + 1;
+            let scount = failed_scount(&tag);
             let last = *tag.last_ctr.lock().await;
             a.last_ctr = last;
             let genuine = tag.genuine.load(Ordering::Relaxed);
@@ -212,8 +232,6 @@ impl Verifier {
         // One request per tag from here until its counter is on disk.
         let mut last = tag.last_ctr.lock().await;
         a.last_ctr = *last;
-        let scount = tag.answered.fetch_add(1, Ordering::Relaxed) + 1;
-        a.scans = scount;
         if let Some(l) = *last {
             if ctr <= l {
                 a.reason = if ctr == l {
@@ -221,6 +239,8 @@ impl Verifier {
                 } else {
                     Reason::OldCounter
                 };
+                let scount = failed_scount(&tag);
+                a.scans = scount;
                 a.genuine = tag.genuine.load(Ordering::Relaxed);
                 let (text, data) = render(false, scount, Some(l));
                 a.outcome = Outcome::Response(text);
@@ -228,9 +248,19 @@ impl Verifier {
                 return (a, false);
             }
         }
+        // A Pass candidate counts as a scan on both endpoints; on the page only once its
+        // counter is stored (a refused claim is not a tap).
+        let scount = if count_failed {
+            tag.answered.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            tag.answered.load(Ordering::Relaxed) + 1
+        };
+        a.scans = scount;
         let genuine = tag.genuine.load(Ordering::Relaxed) + 1;
         let (pass_text, pass_data) = render(true, scount, Some(ctr));
-        let (fail_text, fail_data) = render(false, scount, *last);
+        // Refused by the store: counted on the API, not on the page.
+        let fail_scount = if count_failed { scount } else { scount - 1 };
+        let (fail_text, fail_data) = render(false, fail_scount, *last);
         let claim = ScanWrite {
             time_ms: now_ms(),
             endpoint: req.endpoint.as_str(),
@@ -248,6 +278,9 @@ impl Verifier {
         match self.writer.claim(claim).await {
             Ok(true) => {
                 *last = Some(ctr);
+                if !count_failed {
+                    tag.answered.fetch_add(1, Ordering::Relaxed);
+                }
                 a.genuine = tag.genuine.fetch_add(1, Ordering::Relaxed) + 1;
                 a.outcome = Outcome::Response(pass_text);
                 a.data = pass_data;
@@ -256,6 +289,7 @@ impl Verifier {
             }
             Ok(false) => {
                 // The store holds a newer counter than memory (it logged the scan as refused).
+                a.scans = fail_scount;
                 a.genuine = genuine - 1;
                 a.outcome = Outcome::Response(fail_text);
                 a.data = fail_data;

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::catalog::{CatalogError, Tag};
-use super::query::{parse_uid, valid_cuid};
+use super::query::parse_uid;
+use super::text;
 use crate::crypto::AesKey;
 use crate::provision::journal::{Journal, JournalError, JOURNAL_FILE, KEYS_CSV, KEYS_CSV_AGE};
 use crate::provision::sealed::Identity;
@@ -87,12 +88,18 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             ));
         }
         if h != "XUID" && !COLUMNS.contains(&h.as_str()) {
+            // Named only when it looks like a column name: the file may be anything.
+            let looks_like_a_name = h.len() <= 32
+                && h.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b' ');
+            let which = if looks_like_a_name {
+                format!("unknown column {h:?}")
+            } else {
+                "an unknown column (not shown)".to_string()
+            };
             return Err(csv_err(
                 1,
-                format!(
-                    "unknown column {h:?}: use XUID and any of {}",
-                    COLUMNS.join(", ")
-                ),
+                format!("{which}: expected XUID and any of {}", COLUMNS.join(", ")),
             ));
         }
     }
@@ -121,16 +128,15 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
         }
         if let Some(u) = cell(rec, "UID") {
             let uid = parse_uid(&u.to_ascii_uppercase())
-                .ok_or_else(|| csv_err(line, format!("UID {u:?} must be 14 hex digits")))?;
+                .ok_or_else(|| csv_err(line, "UID: expected 14 hex digits".into()))?;
             t.uid = Some(uid);
         }
         if let Some(c) = cell(rec, "CUID") {
-            if !valid_cuid(&c) {
-                return Err(csv_err(line, format!("CUID {c:?} is not valid")));
-            }
+            text::check("CUID", &c, text::MAX_CUID).map_err(|e| csv_err(line, e))?;
             t.cuid = Some(c);
         }
         if let Some(name) = cell(rec, "TAGNAME") {
+            text::check("TAGNAME", &name, text::MAX_TAGNAME).map_err(|e| csv_err(line, e))?;
             t.tagname = Some(name);
         }
         if let Some(r) = cell(rec, "RESPONSE") {
@@ -139,10 +145,10 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             t.default_response = Some(r);
         }
         if let Some(s) = cell(rec, "STATUS") {
-            t.active =
-                Some(parse_status(&s).ok_or_else(|| {
-                    csv_err(line, format!("STATUS {s:?}: use Active or Inactive"))
-                })?);
+            t.active = Some(
+                parse_status(&s)
+                    .ok_or_else(|| csv_err(line, "STATUS: expected Active or Inactive".into()))?,
+            );
         }
         n += 1;
     }

@@ -12,6 +12,7 @@
 //! - [`mgmt`]: the management API (PATCH a tag code's Default Response, status, CUID).
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite, PostgreSQL), and the
 //!   group-commit [`store::Writer`].
+//! - [`text`]: the one rule for free text (bounded, no control characters).
 //! - [`api`], [`page`], [`server`], [`limits`]: axum routes, the HTML page, TLS, timeouts,
 //!   connection cap and shutdown, rate limits.
 //!
@@ -36,6 +37,7 @@ pub mod server;
 pub mod store;
 pub mod subtags;
 pub mod sunscan;
+pub mod text;
 pub mod timefmt;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -174,6 +176,22 @@ pub struct Answer {
     pub genuine: u64,
     /// Extended data: extra string keys of the answer.
     pub data: Vec<(String, String)>,
+    /// What the `/auth` page may show of the tag (the log names it regardless).
+    pub page_shows: PageShows,
+}
+
+/// What the `/auth` page shows of a known tag. The page needs no token, so for a folder with a
+/// token it shows no more than the API answers without one, unless the SUN message is genuine
+/// (the link was read from the tag itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageShows {
+    /// Tag code, result and counts: the folder has no token, or the SUN message is genuine.
+    Everything,
+    /// The tag code only (the query named it with `x=`), not the result (which may hold
+    /// `{cuid}`, `{uid}`, `{tagname}`) nor the counts.
+    TagCode,
+    /// Nothing of the tag: a CUID, UID or template lookup (the API names no tag code then).
+    Verdict,
 }
 
 impl Answer {
@@ -190,6 +208,7 @@ impl Answer {
             scans: 0,
             genuine: 0,
             data: Vec::new(),
+            page_shows: PageShows::Everything,
         }
     }
 
@@ -200,6 +219,16 @@ impl Answer {
             Outcome::Error(e) => e,
         }
     }
+}
+
+/// Whether an answer about a known tag (a response, not an error code) counts as a scan of the
+/// tag: its scan count (`{scount}`, `scan_count`) and the page's figures. Every API answer
+/// counts, as the platform counts every answer of its API; a landing-page view counts only when
+/// it passed (a tap: a genuine SUN message with a new counter), so page views without one
+/// (no token needed) cannot move a rule's input. The scan log is counted by the same rule
+/// ([`store::COUNTS_AS_SCAN`]).
+pub fn counts_as_scan(endpoint: Endpoint, passed: bool) -> bool {
+    passed || endpoint == Endpoint::Api
 }
 
 /// One request, as the HTTP layer hands it over.

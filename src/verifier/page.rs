@@ -1,7 +1,7 @@
 //! The `/auth` landing page: what a phone shows after tapping a tag. One self-contained HTML
 //! document (inline CSS, no scripts, no external assets), sized for a phone.
 
-use super::{errors, Answer, Outcome, Reason};
+use super::{errors, Answer, Outcome, PageShows, Reason};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -127,13 +127,17 @@ pub fn render(a: &Answer) -> String {
             escape(v)
         ))
     };
-    if !a.xuid.is_empty() {
+    // What the page may show of the tag: see `PageShows`.
+    if !a.xuid.is_empty() && a.page_shows != PageShows::Verdict {
         row("Tag code", &a.xuid);
     }
     if let Some(c) = a.ctr {
         row("Counter", &c.to_string());
     }
-    if a.scans > 0 {
+    if a.page_shows != PageShows::Everything {
+        return page(verdict, &why, &rows);
+    }
+    if a.scans > 0 || a.genuine > 0 {
         row("Genuine scans of this tag", &a.genuine.to_string());
         let rejected = a.scans.saturating_sub(a.genuine);
         if rejected > 0 {

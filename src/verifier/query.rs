@@ -9,7 +9,7 @@ pub const MAX_QUERY_LEN: usize = 4096;
 /// Longest tag code (XUID) accepted.
 pub const MAX_XUID_LEN: usize = 64;
 /// Longest custom id (CUID) accepted.
-pub const MAX_CUID_LEN: usize = 128;
+pub const MAX_CUID_LEN: usize = super::text::MAX_CUID;
 /// Longest account id (AID) accepted.
 pub const MAX_AID_LEN: usize = 64;
 /// API tokens are alphanumeric, up to 32 characters.
@@ -177,9 +177,9 @@ pub fn valid_aid(a: &str) -> bool {
     valid_xuid(a) && a.len() <= MAX_AID_LEN
 }
 
-/// A custom id: up to 128 characters, no control characters.
+/// A custom id: up to 128 characters, no control characters (the one text rule).
 pub fn valid_cuid(c: &str) -> bool {
-    !c.is_empty() && c.len() <= MAX_CUID_LEN && !c.chars().any(char::is_control)
+    super::text::is_valid(c, MAX_CUID_LEN)
 }
 
 /// A token as it may be configured: alphanumeric, 1 to 32 characters.

@@ -82,16 +82,15 @@ pub struct Response {
     segs: Vec<Seg>,
 }
 
-/// Longest response text.
-pub const MAX_RESPONSE_LEN: usize = 256;
+/// Longest response text, in characters.
+pub const MAX_RESPONSE_LEN: usize = super::text::MAX_RESPONSE;
 
 impl Response {
     /// Compiles `text`; the error names the offending subtag.
     pub fn parse(text: &str) -> Result<Response, String> {
-        if text.len() > MAX_RESPONSE_LEN || text.chars().any(char::is_control) {
-            return Err(format!(
-                "response {text:?}: up to {MAX_RESPONSE_LEN} characters, no control characters"
-            ));
+        // Empty is a valid response here (an empty Default Response answers "").
+        if !text.is_empty() {
+            super::text::check("the response", text, MAX_RESPONSE_LEN)?;
         }
         let mut segs = Vec::new();
         let mut rest = text;

@@ -43,6 +43,20 @@ impl Srv {
         }
     }
 
+    /// Stops the server and starts a new one on the same database without importing: what
+    /// it serves (counters, scan counts) comes from the store alone.
+    pub async fn restart(mut self) -> Srv {
+        if let Some(r) = self.running.take() {
+            r.stop(Duration::from_secs(5)).await.unwrap();
+        }
+        let v = Verifier::open_with(self.store.store(), None, Settings::default()).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let running = server::spawn_with(Arc::new(v), l, None, Limits::default()).unwrap();
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+        self
+    }
+
     /// The SQLite file (for tests of [`start`] about the file itself).
     pub fn db(&self) -> std::path::PathBuf {
         std::path::PathBuf::from(&self.store.arg)

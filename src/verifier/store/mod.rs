@@ -179,6 +179,12 @@ pub struct ChangeRecord {
     pub remote: String,
 }
 
+/// The scan-log rows that count as a tag's scans (SQL, both stores), the rule of
+/// [`crate::verifier::counts_as_scan`]: answers about a known tag (not an error code) on the
+/// API, and passes on the `/auth` page.
+pub const COUNTS_AS_SCAN: &str =
+    "(xuid <> '' AND reason <> 'error' AND (passed OR endpoint <> 'auth'))";
+
 /// How long the scan log keeps rows that did not pass (passes are always kept: they are
 /// bounded by real taps, and the genuine-scan counts come from them).
 ///
@@ -187,7 +193,9 @@ pub struct ChangeRecord {
 /// [`DEFAULT_RETENTION_ROWS`] rows keep theirs. [`Retention::KEEP_ALL`] keeps everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Keep at most this many of the newest rows (non-passing rows beyond are deleted).
+    /// Keep at most this many of the newest rows: a non-passing row is deleted beyond them;
+    /// one that counts toward a scan count ([`COUNTS_AS_SCAN`]) only beyond the newest this
+    /// many counted rows, so a flood of uncounted requests never prunes a counted row.
     pub max_rows: Option<u64>,
     /// Delete non-passing rows older than this.
     pub max_age_ms: Option<u64>,

@@ -8,7 +8,7 @@ use tokio_postgres::IsolationLevel;
 use super::{pg, pool_err, Applied, Msg, CATALOG_LOCK, CHANNEL};
 use crate::verifier::catalog::Catalog;
 use crate::verifier::store::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, TagRow};
-use crate::verifier::store::{Loaded, ScanCounts, TagPatch};
+use crate::verifier::store::{Loaded, ScanCounts, TagPatch, COUNTS_AS_SCAN};
 
 /// Everything stored, read in one snapshot, with the catalog version it belongs to.
 pub(super) async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loaded, i64), Msg> {
@@ -114,8 +114,10 @@ pub(super) async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loa
     }
     for r in tx
         .query(
-            "SELECT xuid, count(*), count(*) FILTER (WHERE passed) FROM scans
-             WHERE xuid <> '' AND reason <> 'error' GROUP BY xuid",
+            &format!(
+                "SELECT xuid, count(*), count(*) FILTER (WHERE passed) FROM scans
+                 WHERE {COUNTS_AS_SCAN} GROUP BY xuid"
+            ),
             &[],
         )
         .await

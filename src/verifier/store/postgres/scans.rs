@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use deadpool_postgres::Pool;
 
 use super::{pg, pool_err, Msg, PgStats};
-use crate::verifier::store::{ChangeRecord, Retention, ScanRecord, ScanWrite};
+use crate::verifier::store::{ChangeRecord, Retention, ScanRecord, ScanWrite, COUNTS_AS_SCAN};
 
 /// The group of scans as one statement: the counter upsert (only ever raising, `RETURNING`
 /// the rows it changed) and the scan log, which records for each claim whether it won.
@@ -222,14 +222,36 @@ pub(super) async fn prune(pool: &Pool, retention: &Retention, now_ms: u64) -> Re
             .map_err(pg)?;
     }
     if let Some(rows) = retention.max_rows {
+        // Uncounted rows go beyond the newest `rows` rows (as before); a counted row only
+        // beyond the newest `rows` counted ones, so uncounted rows never push it out.
+        let rows = rows.min(i64::MAX as u64) as i64;
         n += c
             .execute(
-                "DELETE FROM scans WHERE NOT passed
-                 AND id <= (SELECT max(id) FROM scans) - $1",
-                &[&(rows as i64)],
+                &format!(
+                    "DELETE FROM scans WHERE NOT passed AND NOT {COUNTS_AS_SCAN}
+                     AND id <= (SELECT max(id) FROM scans) - $1"
+                ),
+                &[&rows],
             )
             .await
             .map_err(pg)?;
+        n += c
+            .execute(
+                &format!(
+                    "DELETE FROM scans WHERE NOT passed AND {COUNTS_AS_SCAN}
+                     AND id < (SELECT id FROM scans WHERE {COUNTS_AS_SCAN}
+                               ORDER BY id DESC LIMIT 1 OFFSET $1)"
+                ),
+                &[&rows.saturating_sub(1)],
+            )
+            .await
+            .map_err(pg)?;
+        if rows == 0 {
+            n += c
+                .execute("DELETE FROM scans WHERE NOT passed", &[])
+                .await
+                .map_err(pg)?;
+        }
     }
     Ok(n)
 }

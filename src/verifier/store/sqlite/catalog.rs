@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, TagRow};
-use super::super::{Loaded, ScanCounts, StoreError, TagPatch};
+use super::super::{Loaded, ScanCounts, StoreError, TagPatch, COUNTS_AS_SCAN};
 use super::{sql_err, RAISE_COUNTER};
 use crate::crypto::AesKey;
 use crate::verifier::catalog::Catalog;
@@ -120,10 +120,9 @@ pub(super) fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreE
             out.counters.insert(x, c as u32);
         }
         let mut st = conn
-            .prepare(
-                "SELECT xuid, count(*), sum(passed) FROM scans
-                 WHERE xuid != '' AND reason != 'error' GROUP BY xuid",
-            )
+            .prepare(&format!(
+                "SELECT xuid, count(*), sum(passed) FROM scans WHERE {COUNTS_AS_SCAN} GROUP BY xuid"
+            ))
             .map_err(&e)?;
         let rows = st
             .query_map([], |r| {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection};
 
-use super::super::{ChangeRecord, Retention, ScanRecord, ScanWrite, StoreError};
+use super::super::{ChangeRecord, Retention, ScanRecord, ScanWrite, StoreError, COUNTS_AS_SCAN};
 use super::{sql_err, RAISE_COUNTER};
 
 pub(super) fn commit(
@@ -129,13 +129,33 @@ pub(super) fn prune(
             .map_err(&e)?;
     }
     if let Some(rows) = retention.max_rows {
+        // Uncounted rows go beyond the newest `rows` rows (as before); a counted row only
+        // beyond the newest `rows` counted ones, so uncounted rows never push it out.
+        let rows = rows.min(i64::MAX as u64) as i64;
         n += conn
             .execute(
-                "DELETE FROM scans WHERE passed = 0
-                     AND id <= (SELECT max(id) FROM scans) - ?1",
-                [rows as i64],
+                &format!(
+                    "DELETE FROM scans WHERE passed = 0 AND NOT {COUNTS_AS_SCAN}
+                     AND id <= (SELECT max(id) FROM scans) - ?1"
+                ),
+                [rows],
             )
             .map_err(&e)?;
+        n += conn
+            .execute(
+                &format!(
+                    "DELETE FROM scans WHERE passed = 0 AND {COUNTS_AS_SCAN}
+                     AND id < (SELECT id FROM scans WHERE {COUNTS_AS_SCAN}
+                               ORDER BY id DESC LIMIT 1 OFFSET ?1)"
+                ),
+                [rows.saturating_sub(1)],
+            )
+            .map_err(&e)?;
+        if rows == 0 {
+            n += conn
+                .execute("DELETE FROM scans WHERE passed = 0", [])
+                .map_err(&e)?;
+        }
     }
     Ok(n as u64)
 }
