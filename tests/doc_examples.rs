@@ -179,6 +179,8 @@ fn verifier_md_config_examples_load_with_the_config_loader() {
         std::fs::write(w.path().join("labels.csv"), "XUID,CUID\nlabel001,Shelf-A\n").unwrap();
         let p = w.path().join("verifier.toml");
         std::fs::write(&p, &text).unwrap();
+        // It holds a token: owner-only, as the doc says.
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let at = format!("docs/verifier.md line {line}");
         let cfg = ConfigFile::load(&p).unwrap_or_else(|e| panic!("{at}: {e}"));
         let cat = cfg.catalog(None).unwrap_or_else(|e| panic!("{at}: {e}"));

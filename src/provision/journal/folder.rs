@@ -56,6 +56,10 @@ pub(super) fn refuse_foreign(dir: &Path) -> Result<(), JournalError> {
             .file_name()
             .to_string_lossy()
             .into_owned();
+        if name == JOURNAL_FILE {
+            // Another run made it since the check above: a batch folder (the lock decides).
+            return Ok(());
+        }
         if BATCH_FILES.contains(&name.as_str()) || name.starts_with("journal.torn-") {
             batch.push(name);
         } else if !MAY_PRECEDE.contains(&name.as_str()) {
