@@ -521,3 +521,42 @@ fn the_scan_log_keeps_rejected_rows_90_days_by_default() {
         .collect();
     assert_eq!(rows, vec!["x=recent".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_management_body_that_never_arrives_is_answered_within_the_header_timeout() {
+    let limits = Limits {
+        header_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let settings = Settings {
+        management_token: Some("Mgmt123".into()),
+        ..Settings::default()
+    };
+    let s = start(&catalog(), settings, limits);
+    let addr = addr_of(&s.base);
+    // The head promises 100 bytes of body; 10 come, then nothing.
+    let req = b"PATCH /v1/x/t1 HTTP/1.1\r\nHost: x\r\nX-API-Key: Mgmt123\r\n\
+Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nix_dr=Slow"
+        .to_vec();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(&req).unwrap();
+        // Bounded: an answer (or the close) within 5 s, or the test fails.
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+        buf
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    // Nothing changed.
+    let c = client();
+    assert_eq!(
+        t(&c, &s.base, "x=t1").await,
+        r#"{"xuid":"t1","response":"Fail"}"#
+    );
+    s.stop().await;
+}

@@ -91,6 +91,8 @@ pub struct App {
     pub verifier: Arc<Verifier>,
     /// Per-client rate limits (`None`: no limit).
     pub rate: Option<RateLimits>,
+    /// Time allowed for a request's body (the management API's), as for its head.
+    pub body_timeout: std::time::Duration,
 }
 
 pub(super) type AppState = State<Arc<App>>;
@@ -105,6 +107,7 @@ pub fn router_with(v: Arc<Verifier>, limits: &Limits) -> Router {
     let app = Arc::new(App {
         verifier: v,
         rate: RateLimits::new(limits),
+        body_timeout: limits.header_timeout,
     });
     Router::new()
         .route(
