@@ -1,6 +1,6 @@
 //! `tag424 serve` (the local verifier) and `tag424 scans` (its scan log).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -295,7 +295,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         Verifier::open_with(store, import.then_some(&catalog), settings).map_err(input)?;
     let verifier = Arc::new(verifier);
     let listener =
-        TcpListener::bind(listen).map_err(|e| input(format!("cannot listen on {listen}: {e}")))?;
+        server::bind(listen).map_err(|e| input(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(input)?;
     if matches!(tls, Tls::Plain) && !is_loopback(&addr) {
         eprintln!(

@@ -107,6 +107,27 @@ pub fn rustls_config(tls: &Tls) -> Result<Option<TlsSetup>, ServerError> {
     }))
 }
 
+/// The listen backlog of [`bind`]: connections the kernel completes before the server accepts
+/// them. The default of Rust's `TcpListener::bind` (128) overflows when one client opens and
+/// drops connections in a loop, and the SYNs of everyone else are dropped (each costs its
+/// client a one-second retransmission); Linux caps it at `net.core.somaxconn` (4096).
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as
+/// `TcpListener::bind` sets it on Unix).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    #[cfg(unix)]
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(LISTEN_BACKLOG)?;
+    Ok(s.into())
+}
+
 /// A server running on the current tokio runtime.
 pub struct Running {
     /// The address it listens on.
