@@ -294,9 +294,9 @@ async fn api_other(State(app): AppState, method: Method, uri: axum::http::Uri) -
     api_error(&app.verifier, "", code)
 }
 
-/// Preflight (HTTP 200, body `{"xuid":""}`): the origin is allowed when the tag the query names is in a folder that allows
-/// it; for a query naming no tag, when one folder (or the server-wide setting) names exactly
-/// that origin, or the server-wide setting is `*`.
+/// Preflight (HTTP 200, body `{"xuid":""}`): the origin is allowed when the tag the query
+/// names is in a folder that allows it; for a query naming no tag, when one folder (or the
+/// server-wide setting) names exactly that origin, or the server-wide setting is `*`.
 async fn preflight(
     State(app): AppState,
     headers: HeaderMap,
