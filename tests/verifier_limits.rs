@@ -315,6 +315,42 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
     for i in 0..5 {
         assert_healthz_answers(addr, &format!("connections held, probe {i}")).await;
     }
+    // While it holds its share, the address reconnects as fast as it can (as wrk does when
+    // its connections are closed): each is refused at accept; others still get in.
+    let storm_stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let storm: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, refused) = (storm_stop.clone(), refused.clone());
+            std::thread::spawn(move || {
+                for _ in 0..1_000_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Ok(mut c) = TcpStream::connect(addr) {
+                        let _ = c.write_all(b"GET /v1/t?x=t1 HTTP/1.1\r\nHost: x\r\n\r\n");
+                        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let mut b = [0u8; 64];
+                        if matches!(c.read(&mut b), Ok(0) | Err(_)) {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_healthz_answers(addr, &format!("reconnect storm, probe {i}")).await;
+    }
+    storm_stop.store(true, Ordering::Relaxed);
+    for t in storm {
+        t.join().unwrap();
+    }
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "no connection was refused"
+    );
     drop(held);
     stop.store(true, Ordering::Relaxed);
     for t in load {
@@ -363,8 +399,9 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
     let end_kb = vm_hwm_kb(pid);
     println!(
         "server VmHWM: {start_kb} kB at start, {after_connections_kb} kB after 4,200 connections \
-         from one address, {end_kb} kB after 5,000 distinct 400 kB tokens ({} refused 431); \
-         {} load requests served",
+         from one address and a reconnect storm ({} refused), {end_kb} kB after 5,000 distinct \
+         400 kB tokens ({} refused 431); {} load requests served",
+        refused.load(Ordering::Relaxed),
         refused_431.load(Ordering::Relaxed),
         served.load(Ordering::Relaxed)
     );
