@@ -501,6 +501,9 @@ fn serve_help_states_the_limits_and_the_retention_default() {
     for needle in [
         "Default 90d,1000000",
         "--connections-per-address",
+        "Default 64",
+        "HTTP/1.1 only",
+        "16 KiB",
         "--management-token-file",
         "--token-file",
     ] {

@@ -35,7 +35,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8424";
 ///
 ///   curl "http://127.0.0.1:8424/v1/t?$(tag424 sim tap --dir tags <XUID> | cut -d? -f2)"
 ///
-/// See docs/verifier.md for the API, its error codes and the config file.
+/// HTTP/1.1 only; a request's head (request line and headers) is at most 16 KiB (431
+/// beyond), a token at most 32 characters.
+///
+/// See docs/verifier.md for the API, its error codes, the limits and the config file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port). Default 127.0.0.1:8424.
@@ -100,8 +103,9 @@ pub struct ServeArgs {
     /// rate limit off. Over it, /v1/t answers {"error":"rate_limited"} (HTTP 200).
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<u32>,
-    /// Connections one client address (an IPv6 /64) may hold open at once (of 4,096 in all);
-    /// 0 = no per-address cap (behind a reverse proxy, where every client has its address).
+    /// Connections one client address (an IPv6 /64) may hold open at once, of 4,096 in all.
+    /// Default 64; 0 = no per-address cap (behind a reverse proxy, where every client has the
+    /// proxy's address).
     #[arg(long, value_name = "N")]
     pub connections_per_address: Option<usize>,
     /// Scan log retention for rows that did not pass (passes are always kept): Nd (days), N
