@@ -203,6 +203,21 @@ async fn a_request_head_over_the_bound_is_refused_before_any_route() {
         text.ends_with(r#"{"xuid":"","error":"malformed_parameter"}"#),
         "{text}"
     );
+    // A request line over the head bound: refused by the HTTP layer like a long header (431,
+    // empty body; the documented exception to "HTTP 200 with JSON").
+    let over = format!(
+        "GET /v1/t?x=t1&pad={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "p".repeat(MAX_HEAD_BYTES + 1000)
+    )
+    .into_bytes();
+    let answer = tokio::task::spawn_blocking(move || exchange(addr, &over))
+        .await
+        .unwrap();
+    let line = status_line(&answer);
+    assert!(
+        answer.is_empty() || line.starts_with("HTTP/1.1 431"),
+        "an over-long request line: {line}"
+    );
     s.stop().await;
 }
 
