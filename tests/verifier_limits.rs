@@ -203,6 +203,21 @@ async fn a_request_head_over_the_bound_is_refused_before_any_route() {
         text.ends_with(r#"{"xuid":"","error":"malformed_parameter"}"#),
         "{text}"
     );
+    // A request line over the head bound: refused by the HTTP layer like a long header (431,
+    // empty body; the documented exception to "HTTP 200 with JSON").
+    let over = format!(
+        "GET /v1/t?x=t1&pad={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "p".repeat(MAX_HEAD_BYTES + 1000)
+    )
+    .into_bytes();
+    let answer = tokio::task::spawn_blocking(move || exchange(addr, &over))
+        .await
+        .unwrap();
+    let line = status_line(&answer);
+    assert!(
+        answer.is_empty() || line.starts_with("HTTP/1.1 431"),
+        "an over-long request line: {line}"
+    );
     s.stop().await;
 }
 
@@ -315,6 +330,42 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
     for i in 0..5 {
         assert_healthz_answers(addr, &format!("connections held, probe {i}")).await;
     }
+    // While it holds its share, the address reconnects as fast as it can (as wrk does when
+    // its connections are closed): each is refused at accept; others still get in.
+    let storm_stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let storm: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, refused) = (storm_stop.clone(), refused.clone());
+            std::thread::spawn(move || {
+                for _ in 0..1_000_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Ok(mut c) = TcpStream::connect(addr) {
+                        let _ = c.write_all(b"GET /v1/t?x=t1 HTTP/1.1\r\nHost: x\r\n\r\n");
+                        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let mut b = [0u8; 64];
+                        if matches!(c.read(&mut b), Ok(0) | Err(_)) {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_healthz_answers(addr, &format!("reconnect storm, probe {i}")).await;
+    }
+    storm_stop.store(true, Ordering::Relaxed);
+    for t in storm {
+        t.join().unwrap();
+    }
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "no connection was refused"
+    );
     drop(held);
     stop.store(true, Ordering::Relaxed);
     for t in load {
@@ -363,8 +414,9 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
     let end_kb = vm_hwm_kb(pid);
     println!(
         "server VmHWM: {start_kb} kB at start, {after_connections_kb} kB after 4,200 connections \
-         from one address, {end_kb} kB after 5,000 distinct 400 kB tokens ({} refused 431); \
-         {} load requests served",
+         from one address and a reconnect storm ({} refused), {end_kb} kB after 5,000 distinct \
+         400 kB tokens ({} refused 431); {} load requests served",
+        refused.load(Ordering::Relaxed),
         refused_431.load(Ordering::Relaxed),
         served.load(Ordering::Relaxed)
     );
@@ -464,6 +516,9 @@ fn serve_help_states_the_limits_and_the_retention_default() {
     for needle in [
         "Default 90d,1000000",
         "--connections-per-address",
+        "Default 64",
+        "HTTP/1.1 only",
+        "16 KiB",
         "--management-token-file",
         "--token-file",
     ] {
@@ -520,4 +575,43 @@ fn the_scan_log_keeps_rejected_rows_90_days_by_default() {
         .map(|r| r.query)
         .collect();
     assert_eq!(rows, vec!["x=recent".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_management_body_that_never_arrives_is_answered_within_the_header_timeout() {
+    let limits = Limits {
+        header_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let settings = Settings {
+        management_token: Some("Mgmt123".into()),
+        ..Settings::default()
+    };
+    let s = start(&catalog(), settings, limits);
+    let addr = addr_of(&s.base);
+    // The head promises 100 bytes of body; 10 come, then nothing.
+    let req = b"PATCH /v1/x/t1 HTTP/1.1\r\nHost: x\r\nX-API-Key: Mgmt123\r\n\
+Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nix_dr=Slow"
+        .to_vec();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(&req).unwrap();
+        // Bounded: an answer (or the close) within 5 s, or the test fails.
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+        buf
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    // Nothing changed.
+    let c = client();
+    assert_eq!(
+        t(&c, &s.base, "x=t1").await,
+        r#"{"xuid":"t1","response":"Fail"}"#
+    );
+    s.stop().await;
 }

@@ -50,7 +50,8 @@ impl TokenSource<'_> {
                 read_token_file(path, self.file_flag)?,
                 path.display().to_string(),
             ),
-            None => match std::env::var_os(self.env) {
+            // An empty variable counts as unset (as libpq reads an empty PGPASSWORD).
+            None => match std::env::var_os(self.env).filter(|v| !v.is_empty()) {
                 None => return Ok(None),
                 Some(v) => {
                     let v = v.into_string().map_err(|_| {

@@ -1,6 +1,6 @@
 //! `tag424 serve` (the local verifier) and `tag424 scans` (its scan log).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8424";
 /// Counters are single-use and forward-only; a Pass is on disk before it is answered. The
 /// database keeps tags, keys, counters and the scan log across restarts (`tag424 scans`).
 ///
-/// See docs/verifier.md for the API, its error codes and the config file.
+/// HTTP/1.1 only; a request's head (request line and headers) is at most 16 KiB (431
+/// beyond), a token at most 32 characters.
+///
+/// See docs/verifier.md for the API, its error codes, the limits and the config file.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples (simulated tags: encode five, serve them, scan one):
@@ -99,8 +102,9 @@ pub struct ServeArgs {
     /// rate limit off. Over it, /v1/t answers {"error":"rate_limited"} (HTTP 200).
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<u32>,
-    /// Connections one client address (an IPv6 /64) may hold open at once (of 4,096 in all);
-    /// 0 = no per-address cap (behind a reverse proxy, where every client has its address).
+    /// Connections one client address (an IPv6 /64) may hold open at once, of 4,096 in all.
+    /// Default 64; 0 = no per-address cap (behind a reverse proxy, where every client has the
+    /// proxy's address).
     #[arg(long, value_name = "N")]
     pub connections_per_address: Option<usize>,
     /// Scan log retention for rows that did not pass (passes are always kept): Nd (days), N
@@ -294,7 +298,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         Verifier::open_with(store, import.then_some(&catalog), settings).map_err(input)?;
     let verifier = Arc::new(verifier);
     let listener =
-        TcpListener::bind(listen).map_err(|e| input(format!("cannot listen on {listen}: {e}")))?;
+        server::bind(listen).map_err(|e| input(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(input)?;
     if matches!(tls, Tls::Plain) && !is_loopback(&addr) {
         eprintln!(

@@ -91,6 +91,8 @@ pub struct App {
     pub verifier: Arc<Verifier>,
     /// Per-client rate limits (`None`: no limit).
     pub rate: Option<RateLimits>,
+    /// Time allowed for a request's body (the management API's), as for its head.
+    pub body_timeout: std::time::Duration,
 }
 
 pub(super) type AppState = State<Arc<App>>;
@@ -105,6 +107,7 @@ pub fn router_with(v: Arc<Verifier>, limits: &Limits) -> Router {
     let app = Arc::new(App {
         verifier: v,
         rate: RateLimits::new(limits),
+        body_timeout: limits.header_timeout,
     });
     Router::new()
         .route(
@@ -291,9 +294,9 @@ async fn api_other(State(app): AppState, method: Method, uri: axum::http::Uri) -
     api_error(&app.verifier, "", code)
 }
 
-/// Preflight (HTTP 200, body `{"xuid":""}`): the origin is allowed when the tag the query names is in a folder that allows
-/// it; for a query naming no tag, when one folder (or the server-wide setting) names exactly
-/// that origin, or the server-wide setting is `*`.
+/// Preflight (HTTP 200, body `{"xuid":""}`): the origin is allowed when the tag the query
+/// names is in a folder that allows it; for a query naming no tag, when one folder (or the
+/// server-wide setting) names exactly that origin, or the server-wide setting is `*`.
 async fn preflight(
     State(app): AppState,
     headers: HeaderMap,

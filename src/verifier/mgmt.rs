@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 
@@ -25,6 +25,9 @@ use super::timefmt::now_ms;
 use super::Verifier;
 use crate::crypto::ct_eq;
 use std::sync::Arc;
+
+/// Most bytes of a management request's body (its fields are a few short strings).
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// How the tag is named.
 pub enum Target<'a> {
@@ -317,7 +320,7 @@ async fn mgmt(
     method: Method,
     remote: SocketAddr,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response<Body> {
     if let Some(Err(info)) = rate_check(app, remote, "", &headers) {
         app.verifier.count_rate_limited();
@@ -334,6 +337,24 @@ async fn mgmt(
             .insert(header::ALLOW, HeaderValue::from_static("PATCH"));
         return r;
     }
+    // The body within the header timeout and MAX_BODY bytes: a client sending it slowly (or
+    // not at all) does not hold the connection and this task.
+    let body = match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, MAX_BODY))
+        .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            let body = serde_json::json!({"error": "bad_request", "message": format!("the body is over {MAX_BODY} bytes, or broken off")});
+            return mgmt_response(StatusCode::PAYLOAD_TOO_LARGE, body, &headers);
+        }
+        Err(_) => {
+            let body = serde_json::json!({"error": "request_timeout", "message": "the body did not arrive within the header timeout"});
+            let mut r = mgmt_response(StatusCode::REQUEST_TIMEOUT, body, &headers);
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    };
     let (status, body) = app
         .verifier
         .patch(target, &headers, &body, &remote.ip().to_string())
@@ -347,7 +368,7 @@ pub(super) async fn mgmt_x(
     Path(xuid): Path<String>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response<Body> {
     mgmt(&app, Target::Xuid(&xuid), method, remote, headers, body).await
 }
@@ -358,7 +379,7 @@ pub(super) async fn mgmt_a(
     Path(aid): Path<String>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response<Body> {
     mgmt(&app, Target::Aid(&aid), method, remote, headers, body).await
 }

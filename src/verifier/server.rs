@@ -107,13 +107,34 @@ pub fn rustls_config(tls: &Tls) -> Result<Option<TlsSetup>, ServerError> {
     }))
 }
 
+/// The listen backlog of [`bind`]: connections the kernel completes before the server accepts
+/// them. The default of Rust's `TcpListener::bind` (128) overflows when one client opens and
+/// drops connections in a loop, and the SYNs of everyone else are dropped (each costs its
+/// client a one-second retransmission); Linux caps it at `net.core.somaxconn` (4096).
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as
+/// `TcpListener::bind` sets it on Unix).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    #[cfg(unix)]
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(LISTEN_BACKLOG)?;
+    Ok(s.into())
+}
+
 /// A server running on the current tokio runtime.
 pub struct Running {
     /// The address it listens on.
     pub addr: SocketAddr,
     /// The verifier it serves.
     pub verifier: Arc<Verifier>,
-    handle: Handle<SocketAddr>,
+    handle: Handle<Peer>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -128,18 +149,68 @@ pub fn spawn(
     spawn_with(verifier, listener, tls, Limits::default())
 }
 
-/// An acceptor that holds a connection slot for each connection's life, refusing (closing)
-/// connections beyond the cap, in all or from one client address.
-#[derive(Clone)]
-struct Capped<A> {
-    inner: A,
+/// The client address of a connection, as the server hands it to the routes (`ConnectInfo`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl axum_server::Address for Peer {
+    type Stream = Slotted<tokio::net::TcpStream>;
+    type Listener = CappedListener;
+}
+
+impl axum::extract::connect_info::Connected<Peer> for SocketAddr {
+    fn connect_info(peer: Peer) -> SocketAddr {
+        peer.0
+    }
+}
+
+/// A listener that hands on only the connections within the caps (in all, and per client
+/// address) and closes the others in its accept loop, before anything is spawned or built for
+/// them: refusing costs an `accept` and a `close`. Each accepted connection holds its slot
+/// for its life.
+pub struct CappedListener {
+    inner: tokio::net::TcpListener,
     count: Arc<ConnCount>,
     max: usize,
     per_address: usize,
 }
 
+impl axum_server::AddrListener<Slotted<tokio::net::TcpStream>, Peer> for CappedListener {
+    async fn bind_to(_addr: Peer) -> std::io::Result<Self> {
+        Err(std::io::Error::other(
+            "a CappedListener is made from a bound listener",
+        ))
+    }
+
+    async fn accept_stream(&self) -> std::io::Result<(Slotted<tokio::net::TcpStream>, Peer)> {
+        loop {
+            let (stream, addr) = self.inner.accept().await?;
+            match self
+                .count
+                .enter(Some(addr.ip()), self.max, self.per_address)
+            {
+                Ok(slot) => {
+                    return Ok((
+                        Slotted {
+                            inner: stream,
+                            _slot: slot,
+                        },
+                        Peer(addr),
+                    ))
+                }
+                // Over a cap: closed now (dropped), and the next connection accepted.
+                Err(ConnRefused::Total | ConnRefused::PerAddress) => drop(stream),
+            }
+        }
+    }
+
+    fn get_local_addr(&self) -> std::io::Result<Peer> {
+        self.inner.local_addr().map(Peer)
+    }
+}
+
 /// A stream that frees its connection slot when dropped.
-struct Slotted<S> {
+pub struct Slotted<S> {
     inner: S,
     _slot: super::limits::ConnGuard,
 }
@@ -176,44 +247,6 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Slotted<S> {
     }
 }
 
-impl<A, S> axum_server::accept::Accept<tokio::net::TcpStream, S> for Capped<A>
-where
-    A: axum_server::accept::Accept<Slotted<tokio::net::TcpStream>, S> + Clone + Send + 'static,
-    A::Future: Send,
-    S: Send + 'static,
-{
-    type Stream = A::Stream;
-    type Service = A::Service;
-    type Future = std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = std::io::Result<(Self::Stream, Self::Service)>> + Send,
-        >,
-    >;
-
-    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
-        let ip = stream.peer_addr().ok().map(|a| a.ip());
-        let slot = self.count.enter(ip, self.max, self.per_address);
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            let slot = slot.map_err(|why| {
-                std::io::Error::other(match why {
-                    ConnRefused::Total => "connection cap reached",
-                    ConnRefused::PerAddress => "connection cap of this client address reached",
-                })
-            })?;
-            inner
-                .accept(
-                    Slotted {
-                        inner: stream,
-                        _slot: slot,
-                    },
-                    service,
-                )
-                .await
-        })
-    }
-}
-
 /// [`spawn`] with explicit limits.
 pub fn spawn_with(
     verifier: Arc<Verifier>,
@@ -222,10 +255,16 @@ pub fn spawn_with(
     limits: Limits,
 ) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
-    let handle: Handle<SocketAddr> = Handle::new();
+    let handle: Handle<Peer> = Handle::new();
     let app = api::router_with(verifier.clone(), &limits)
         .into_make_service_with_connect_info::<SocketAddr>();
-    let count = Arc::new(ConnCount::default());
+    listener.set_nonblocking(true)?;
+    let listener = CappedListener {
+        inner: tokio::net::TcpListener::from_std(listener)?,
+        count: Arc::new(ConnCount::default()),
+        max: limits.max_connections,
+        per_address: limits.per_address,
+    };
     // HTTP/1.1 only: the platform's clients (a phone opening a tag's URL, an integrator's
     // server asking /v1/t) speak it, and one protocol has one set of limits. An h2c preface
     // is refused by hyper's HTTP/1 parser; TLS offers only `http/1.1` in ALPN.
@@ -234,45 +273,29 @@ pub fn spawn_with(
     // A request's head is read into a buffer of at most `max_head_bytes`; a longer head is
     // answered 431 by hyper and the connection closed, before any route runs.
     let head = limits.max_head_bytes.max(8192);
-    macro_rules! configure {
-        ($b:expr) => {{
-            let b = $b;
-            b.http1()
+    let server = axum_server::Server::<Peer>::from_listener(listener)
+        .handle(handle.clone())
+        .first_request_timeout(limits.header_timeout)
+        .http1_only();
+    macro_rules! serve {
+        ($server:expr) => {{
+            let mut server = $server;
+            server
+                .http_builder()
+                .http1()
                 .header_read_timeout(limits.header_timeout.min(limits.idle_timeout))
                 .max_buf_size(head)
                 .keep_alive(true);
+            tokio::spawn(async move { server.serve(app).await })
         }};
     }
     let task = match tls {
-        None => {
-            let mut server = axum_server::from_tcp(listener)?
-                .handle(handle.clone())
-                .first_request_timeout(limits.header_timeout)
-                .http1_only()
-                .map(|a| Capped {
-                    inner: a,
-                    count: count.clone(),
-                    max: limits.max_connections,
-                    per_address: limits.per_address,
-                });
-            configure!(server.http_builder());
-            tokio::spawn(async move { server.serve(app).await })
-        }
-        Some(cfg) => {
-            let mut server =
-                axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(cfg))?
-                    .handle(handle.clone())
-                    .first_request_timeout(limits.header_timeout)
-                    .http1_only()
-                    .map(|a| Capped {
-                        inner: a,
-                        count: count.clone(),
-                        max: limits.max_connections,
-                        per_address: limits.per_address,
-                    });
-            configure!(server.http_builder());
-            tokio::spawn(async move { server.serve(app).await })
-        }
+        None => serve!(server),
+        Some(cfg) => serve!(
+            server.acceptor(axum_server::tls_rustls::RustlsAcceptor::new(
+                RustlsConfig::from_config(cfg)
+            ))
+        ),
     };
     Ok(Running {
         addr,
