@@ -265,3 +265,30 @@ async fn every_answer_is_http_200_json_and_head_consumes_nothing_on(be: &Backend
     assert_eq!(o.header("access-control-allow-origin"), None);
     s.stop().await;
 }
+
+/// Extended data keys come after `response` in the order the folder's `fields` declares them,
+/// whichever level (group or tag code) sets each value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_data_keys_in_the_order_fields_declares() {
+    for be in backends() {
+        let c = client();
+        let mut tag = Tag::new("q8w3sbcz");
+        tag.data = vec![("alpha".into(), "tag's {xuid}".into())];
+        let mut cat = one_group("youraid", GroupKind::Standard, "Found", vec![], vec![tag]);
+        cat.folders[0].fields = vec!["zeta".into(), "alpha".into(), "scancount".into()];
+        // As a config file's table gives them: sorted by name.
+        cat.folders[0].groups[0].data = vec![
+            ("alpha".into(), "A".into()),
+            ("scancount".into(), "{scount}".into()),
+            ("zeta".into(), "Z".into()),
+        ];
+        let s = be.start_default(&cat);
+        assert_eq!(
+            t(&c, &s.base, "x=q8w3sbcz").await,
+            r#"{"xuid":"q8w3sbcz","response":"Found","zeta":"Z","alpha":"tag's q8w3sbcz","scancount":"1"}"#,
+            "{}",
+            be.name()
+        );
+        s.stop().await;
+    }
+}

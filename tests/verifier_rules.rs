@@ -76,6 +76,12 @@ async fn rule_sets_table_on(be: &Backend) {
             vec![(1, "Unknown")],
         ),
         (
+            "a Rule Group with an empty response is not active (the platform)",
+            vec![(&["scan_count < 100"], ""), (&["auth_pass"], "Pass")],
+            "Fail",
+            vec![(1, "Pass"), (0, "Fail")],
+        ),
+        (
             "every subtag",
             vec![(&["auth_pass"], "{xuid}|{cuid}|{uid}|{scount}|{ccount}|{folder}|{batch}|{taggroup}|{tagname}|{TAGCODEDR}")],
             "Fail",
@@ -284,4 +290,45 @@ fn serve_refuses_a_config_with_an_unknown_subtag_naming_its_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 7") && err.contains("{scont}"), "{err}");
+}
+
+/// The platform's "You must have a Rule Set and set a Default Response": an empty Default
+/// Response is refused; more extended data fields than the platform allows (5) are refused;
+/// an inactive Rule Group (empty response) is named for the operator.
+#[test]
+fn empty_default_responses_and_too_many_fields_are_refused() {
+    use tag424::verifier::catalog::MAX_FIELDS;
+    let cat = |default: &str| {
+        one_group(
+            "acme",
+            GroupKind::Authentication,
+            default,
+            vec![rg(&["auth_pass"], "Pass"), rg(&["scan_count > 1"], " ")],
+            vec![keyed("t1")],
+        )
+    };
+    for empty in ["", "  "] {
+        let e = cat(empty).validate().unwrap_err().to_string();
+        assert!(e.contains("Default Response is empty"), "{e}");
+    }
+    let ok = cat("Fail");
+    ok.validate().unwrap();
+    let notes = ok.inactive_rule_groups();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("Rule Group 2") && notes[0].contains("not active"),
+        "{notes:?}"
+    );
+    let mut own = cat("Fail");
+    own.folders[0].groups[0].batches[0].tags[0].default_response = Some(String::new());
+    let e = own.validate().unwrap_err().to_string();
+    assert!(e.contains("tag t1") && e.contains("empty"), "{e}");
+    let mut fields = cat("Fail");
+    fields.folders[0].fields = (0..MAX_FIELDS).map(|i| format!("f{i}")).collect();
+    fields.validate().unwrap();
+    fields.folders[0].fields.push("one_more".into());
+    let e = fields.validate().unwrap_err().to_string();
+    assert!(e.contains("up to 5"), "{e}");
+    fields.folders[0].fields = vec!["a".into(), "a".into()];
+    assert!(fields.validate().unwrap_err().to_string().contains("twice"));
 }
