@@ -525,6 +525,7 @@ async fn https_on(db: &Db, _: &Path) {
     let v = Verifier::open(db.store(), Some(&catalog()), Cors::None).unwrap();
     let tls = server::rustls_config(&Tls::SelfSigned {
         names: vec!["localhost".into()],
+        keep: None,
     })
     .unwrap()
     .unwrap();

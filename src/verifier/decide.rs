@@ -45,7 +45,8 @@ impl Verifier {
                 // A well-formed tag code is kept; a known one brings its folder's CORS.
                 let x = query::xuid_of(req.query).unwrap_or_default();
                 let folder = reg.tag(&x).map(|t| t.folder);
-                return (Answer::error(&x, e.code(), folder), false);
+                let a = Answer::error(&x, e.code(), folder);
+                return (with_echo(a, query::echo_of(req.query)), false);
             }
         };
         let pairs = query::pairs(req.query);
@@ -96,7 +97,8 @@ impl Verifier {
                     } else {
                         errors::MISSING_PARAMETER
                     };
-                    return (Answer::error("", code, None), false);
+                    let a = Answer::error("", code, None);
+                    return (with_echo(a, query::echo_of(req.query)), false);
                 }
             },
         };

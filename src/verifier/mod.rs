@@ -37,6 +37,7 @@ pub mod store;
 pub mod subtags;
 pub mod sunscan;
 pub mod timefmt;
+pub mod tlscert;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -106,6 +106,37 @@ pub fn xuid_of(raw: &str) -> Option<String> {
     found.filter(|x| valid_xuid(x))
 }
 
+/// The lookup id a query names when it has no tag code: a single well-formed `c` as
+/// `("cuid", c)`, else a single well-formed `u` as `("uid", u)`. Echoed on every answer to a
+/// `c` or `u` lookup, the answers to a refused query included (as the platform echoes `cuid`
+/// on its errors).
+pub fn echo_of(raw: &str) -> Option<(&'static str, String)> {
+    if raw.len() > MAX_QUERY_LEN {
+        return None;
+    }
+    let one = |key: &str| -> Option<String> {
+        let mut found = None;
+        for (k, v) in pairs(raw) {
+            if k == key {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(percent_decode(v)?);
+            }
+        }
+        found.filter(|v| !v.is_empty())
+    };
+    if pairs(raw).iter().any(|(k, v)| *k == "x" && !v.is_empty()) {
+        return None;
+    }
+    if pairs(raw).iter().any(|(k, _)| *k == "c") {
+        return one("c").filter(|c| valid_cuid(c)).map(|c| ("cuid", c));
+    }
+    one("u")
+        .filter(|u| parse_uid(u).is_some())
+        .map(|u| ("uid", u))
+}
+
 /// Percent-decodes one query component (`+` is a space); `None` on a bad escape or non-UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
