@@ -672,3 +672,119 @@ fn plain_http_on_a_non_loopback_address_warns_and_tls_does_not() {
         assert_eq!(listening.contains("https://"), !warns, "{listening}");
     }
 }
+
+/// `tag424 serve ARGS` until its "listening on" line: the child and every line printed.
+fn serve_lines(args: &[&str]) -> (std::process::Child, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .args(["--no-profile", "serve"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for l in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let l = l.unwrap();
+        let done = l.contains("listening on");
+        lines.push(l);
+        if done {
+            return (child, lines);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("tag424 serve {args:?} printed no listening line: {lines:?}");
+}
+
+/// `--tls-self-signed`: the certificate is kept owner-only beside the database and served
+/// again at the next start (a phone that accepted it does not warn again); its subject names
+/// tag424 and the host; on 0.0.0.0 the start line gives the URL a phone opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_certificate_is_kept_beside_the_database_and_reused() {
+    init_tls();
+    use rustls::pki_types::pem::PemObject;
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("v.db");
+    let kept = d.path().join("v.db.tls.pem");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let mut first_pem = None;
+    for (round, says) in [(0, "made now and kept in"), (1, "reused from")] {
+        let (mut child, lines) = serve_lines(&args);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(says) && l.contains(kept.to_str().unwrap())),
+            "round {round}: {lines:?}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "round {round}");
+        }
+        let text = std::fs::read_to_string(&kept).unwrap();
+        let first = first_pem.get_or_insert_with(|| text.clone());
+        assert_eq!(*first, text, "round {round}: the kept file is unchanged");
+        // The served certificate is the kept one: a client trusting only it connects.
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(text.as_bytes()).unwrap();
+        assert!(
+            der.windows(22).any(|w| w == b"tag424 serve localhost"),
+            "subject names tag424 and the host"
+        );
+        let port = lines
+            .last()
+            .unwrap()
+            .split("https://127.0.0.1:")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap();
+        let c = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(text.as_bytes()).unwrap()])
+            .resolve("localhost", ([127, 0, 0, 1], port).into())
+            .build()
+            .unwrap();
+        let r = c
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "round {round}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // On an unspecified address: the URL a phone opens (or why there is none).
+    let all = [
+        "--listen",
+        "0.0.0.0:0",
+        "--tls-self-signed",
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let (mut child, lines) = serve_lines(&all);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let phone = lines
+        .iter()
+        .find(|l| {
+            l.contains("from a phone on this network open https://") || l.contains("no LAN address")
+        })
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(!phone.contains("0.0.0.0"), "{phone}");
+    // The names changed (the machine's addresses): made again, and said so.
+    if phone.contains("https://") {
+        assert!(
+            lines.iter().any(|l| l.contains("phones warn once more")),
+            "{lines:?}"
+        );
+    }
+}

@@ -373,6 +373,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2"), "{e}");
+        // A batch directory's tags are its keys: associate.csv may name no other.
+        let dir = d.path().join("b1");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("keys.csv"),
+            "XUID,KEY\nabc,00112233445566778899AABBCCDDEEFF\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("associate.csv"),
+            "XUID,UID\nabc,04AABBCC112233\nzzz,04AABBCC112234\n",
+        )
+        .unwrap();
+        let e = read_batch_sources(std::slice::from_ref(&dir), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("associate.csv line 3") && e.contains("zzz"),
+            "{e}"
+        );
+        std::fs::write(dir.join("associate.csv"), "XUID,UID\nabc,04AABBCC112233\n").unwrap();
+        assert_eq!(
+            read_batch_sources(std::slice::from_ref(&dir), None)
+                .unwrap()
+                .tags
+                .len(),
+            1
+        );
         std::fs::write(&k, "XUID,RESPONSE\nabc,Hi {nope}\n").unwrap();
         let e = read_batch_sources(std::slice::from_ref(&k), None)
             .unwrap_err()
