@@ -341,10 +341,17 @@ impl Start {
     /// while it serves, then it is stopped.
     fn started(self, what: &str, check: impl FnOnce(&str)) -> Vec<String> {
         match self {
-            Start::Listening(mut c, lines, base) => {
+            Start::Listening(c, lines, base) => {
+                // Killed when dropped, also when `check` fails.
+                struct Killed(std::process::Child);
+                impl Drop for Killed {
+                    fn drop(&mut self) {
+                        let _ = self.0.kill();
+                        let _ = self.0.wait();
+                    }
+                }
+                let _c = Killed(c);
                 check(&base);
-                c.kill().unwrap();
-                c.wait().unwrap();
                 lines
             }
             Start::Exited(code, out, err) => panic!("{what}: exited {code}: {out} {err}"),

@@ -673,8 +673,18 @@ fn plain_http_on_a_non_loopback_address_warns_and_tls_does_not() {
     }
 }
 
+/// A server process, killed when dropped (also when an assertion fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `tag424 serve ARGS` until its "listening on" line: the child and every line printed.
-fn serve_lines(args: &[&str]) -> (std::process::Child, Vec<String>) {
+fn serve_lines(args: &[&str]) -> (Killed, Vec<String>) {
     let mut child = Command::new(BIN)
         .args(["--no-profile", "serve"])
         .args(args)
@@ -688,7 +698,7 @@ fn serve_lines(args: &[&str]) -> (std::process::Child, Vec<String>) {
         let done = l.contains("listening on");
         lines.push(l);
         if done {
-            return (child, lines);
+            return (Killed(child), lines);
         }
     }
     let _ = child.kill();
@@ -715,7 +725,7 @@ async fn a_self_signed_certificate_is_kept_beside_the_database_and_reused() {
     ];
     let mut first_pem = None;
     for (round, says) in [(0, "made now and kept in"), (1, "reused from")] {
-        let (mut child, lines) = serve_lines(&args);
+        let (child, lines) = serve_lines(&args);
         assert!(
             lines
                 .iter()
@@ -759,8 +769,7 @@ async fn a_self_signed_certificate_is_kept_beside_the_database_and_reused() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "round {round}");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(child);
     }
     // On an unspecified address: the URL a phone opens (or why there is none).
     let all = [
@@ -770,9 +779,8 @@ async fn a_self_signed_certificate_is_kept_beside_the_database_and_reused() {
         "--db",
         db.to_str().unwrap(),
     ];
-    let (mut child, lines) = serve_lines(&all);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (child, lines) = serve_lines(&all);
+    drop(child);
     let phone = lines
         .iter()
         .find(|l| {

@@ -87,8 +87,9 @@ pub struct ServeArgs {
     /// HTTPS: PEM private key (with --tls-cert).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// HTTPS with a certificate made now for the listen address and localhost (phone tests on
-    /// a LAN; the phone warns about it once).
+    /// HTTPS with a self-signed certificate for the listen address and localhost (phone tests
+    /// on a LAN), kept owner-only beside the database (FILE.tls.pem) and reused at every start,
+    /// so a phone warns about it once.
     #[arg(long, conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
     /// Token of the management API (PATCH /v1/x/XUID, /v1/a/AID); without it the management

@@ -33,7 +33,8 @@ pub struct ConfigFile {
     pub tls_cert: Option<PathBuf>,
     /// HTTPS: PEM private key (with `tls_cert`).
     pub tls_key: Option<PathBuf>,
-    /// HTTPS with a certificate made at start for the listen address and localhost.
+    /// HTTPS with a self-signed certificate for the listen address and localhost, kept beside
+    /// the database and reused.
     pub tls_self_signed: Option<bool>,
     /// Token of the management API (`PATCH /v1/x/…`, `/v1/a/…`); unset = API off.
     pub management_token: Option<String>,

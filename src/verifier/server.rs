@@ -1,5 +1,6 @@
-//! Serving: plain HTTP or HTTPS (rustls, from PEM files or a self-signed certificate made at
-//! start with rcgen), graceful shutdown, and a handle for tests and the benchmark.
+//! Serving: plain HTTP or HTTPS (rustls, from PEM files or a self-signed certificate made with
+//! rcgen and kept, see [`super::tlscert`]), graceful shutdown, and a handle for tests and the
+//! benchmark.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
