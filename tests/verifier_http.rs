@@ -249,10 +249,14 @@ async fn lookups_and_every_error_on(db: &Db, _: &Path) {
         ),
         ("", r#"{"xuid":"","error":"missing_parameter"}"#),
         ("x=", r#"{"xuid":"","error":"missing_parameter"}"#),
-        ("c=Shelf-A", r#"{"xuid":"","error":"missing_parameter"}"#),
+        // The lookup id is echoed on every answer to a c or u lookup.
+        (
+            "c=Shelf-A",
+            r#"{"xuid":"","cuid":"Shelf-A","error":"missing_parameter"}"#,
+        ),
         (
             "u=04010203040506",
-            r#"{"xuid":"","error":"missing_parameter"}"#,
+            r#"{"xuid":"","uid":"04010203040506","error":"missing_parameter"}"#,
         ),
         ("x=auth1&n=000001", r#"{"xuid":"auth1","response":"Fail"}"#),
         (

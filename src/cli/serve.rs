@@ -392,9 +392,9 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
             None => "made now, not kept (the database is PostgreSQL: use --tls-cert/--tls-key for a lasting one)".into(),
         };
         say(&format!(
-            "tag424 serve: self-signed certificate \"{}\" for {}, {how}",
-            tag424::verifier::tlscert::common_name(names),
-            names.join(", ")
+            "tag424 serve: self-signed certificate for {} (subject \"{}\"), {how}",
+            names.join(", "),
+            tag424::verifier::tlscert::common_name(names)
         ));
     }
     if addr.ip().is_unspecified() {

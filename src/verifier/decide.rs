@@ -92,13 +92,17 @@ impl Verifier {
                 Some(t) => (t, None),
                 None => {
                     // A template's parameters that name no tag, or no lookup at all.
-                    let code = if sunscan::has_template_parameters(reg, &pairs) {
-                        errors::XUID_NOT_FOUND
+                    // A c or u without a is echoed, unless the parameters are a template's.
+                    let (code, echo) = if sunscan::has_template_parameters(reg, &pairs) {
+                        (errors::XUID_NOT_FOUND, None)
                     } else {
-                        errors::MISSING_PARAMETER
+                        (
+                            errors::MISSING_PARAMETER,
+                            query::echo_without_aid(req.query),
+                        )
                     };
                     let a = Answer::error("", code, None);
-                    return (with_echo(a, query::echo_of(req.query)), false);
+                    return (with_echo(a, echo), false);
                 }
             },
         };

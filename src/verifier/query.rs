@@ -106,11 +106,21 @@ pub fn xuid_of(raw: &str) -> Option<String> {
     found.filter(|x| valid_xuid(x))
 }
 
-/// The lookup id a query names when it has no tag code: a single well-formed `c` as
-/// `("cuid", c)`, else a single well-formed `u` as `("uid", u)`. Echoed on every answer to a
-/// `c` or `u` lookup, the answers to a refused query included (as the platform echoes `cuid`
-/// on its errors).
+/// The lookup id of a `c`/`u` lookup (a query with `a` and no tag code): a single
+/// well-formed `c` as `("cuid", c)`, else a single well-formed `u` as `("uid", u)`. Echoed on
+/// every answer to a `c` or `u` lookup, the answers to a refused query included (as the
+/// platform echoes `cuid` on its errors). Without `a`, `c` may be a template's own parameter
+/// (e.g. `?p={picc}&c={mac}`): see [`echo_without_aid`].
 pub fn echo_of(raw: &str) -> Option<(&'static str, String)> {
+    if !pairs(raw).iter().any(|(k, v)| *k == "a" && !v.is_empty()) {
+        return None;
+    }
+    echo_without_aid(raw)
+}
+
+/// [`echo_of`] also for a query without `a` (a `c` or `u` lookup missing its account id,
+/// answered `missing_parameter` when no template names a tag).
+pub fn echo_without_aid(raw: &str) -> Option<(&'static str, String)> {
     if raw.len() > MAX_QUERY_LEN {
         return None;
     }
