@@ -112,6 +112,10 @@ async fn patch_changes_the_next_answer_and_reverts_on(be: &Backend) {
     assert!(r.text.contains("{nope}"), "{}", r.text);
     let r = call(&c, "PATCH", &url, &tok, form("ix_status=Sleeping")).await;
     assert_eq!(r.status, 400);
+    // A Default Response of spaces would be an empty one: refused, naming the revert.
+    let r = call(&c, "PATCH", &url, &tok, form("ix_dr=%20%20")).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("revert"), "{}", r.text);
     let r = call(
         &c,
         "PATCH",

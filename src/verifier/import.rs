@@ -174,6 +174,13 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             t.tagname = Some(name);
         }
         if let Some(r) = cell(rec, "RESPONSE") {
+            if r.trim().is_empty() {
+                return Err(csv_err(
+                    line,
+                    "RESPONSE is only spaces: leave the cell empty to keep the tag group's rules"
+                        .into(),
+                ));
+            }
             super::subtags::Response::parse(&r)
                 .map_err(|e| csv_err(line, format!("RESPONSE: {e}")))?;
             t.default_response = Some(r);

@@ -295,6 +295,11 @@ impl Verifier {
             };
             match k.as_str() {
                 "ix_dr" if v.is_empty() => patch.default_response = Some(None),
+                "ix_dr" if v.trim().is_empty() => {
+                    return Err(bad(
+                        "ix_dr: only spaces; a Default Response needs text (send ix_dr= empty to revert to the tag group's rules)".into(),
+                    ))
+                }
                 "ix_dr" => {
                     subtags::Response::parse(v).map_err(|e| bad(format!("ix_dr: {e}")))?;
                     patch.default_response = Some(Some(v.to_string()));
