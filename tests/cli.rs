@@ -498,3 +498,275 @@ fn scans_escapes_control_characters_and_keeps_columns_aligned() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["scans"][4]["remote"], "\u{9b}31m");
 }
+
+// ---- tag424 serve: start-up refusals and what a re-import keeps -------------------------
+
+/// How a bounded `tag424 serve` start ended.
+enum Start {
+    /// It exited (code, stdout, stderr).
+    Exited(i32, String, String),
+    /// It printed its "listening on" line: the process (still running), the lines printed so
+    /// far, and its base URL.
+    Listening(std::process::Child, Vec<String>, String),
+}
+
+impl Start {
+    /// The refusal's stderr, asserting exit code 2.
+    fn refused(self, what: &str) -> String {
+        match self {
+            Start::Exited(code, _, err) => {
+                assert_eq!(code, 2, "{what}: {err}");
+                err
+            }
+            Start::Listening(mut c, lines, _) => {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("{what}: serve started instead of refusing: {lines:?}")
+            }
+        }
+    }
+
+    /// The lines up to "listening on" and the base URL, asserting it started; `check` runs
+    /// while it serves, then it is stopped.
+    fn started(self, what: &str, check: impl FnOnce(&str)) -> Vec<String> {
+        match self {
+            Start::Listening(c, lines, base) => {
+                // Killed when dropped, also when `check` fails.
+                struct Killed(std::process::Child);
+                impl Drop for Killed {
+                    fn drop(&mut self) {
+                        let _ = self.0.kill();
+                        let _ = self.0.wait();
+                    }
+                }
+                let _c = Killed(c);
+                check(&base);
+                lines
+            }
+            Start::Exited(code, out, err) => panic!("{what}: exited {code}: {out} {err}"),
+        }
+    }
+}
+
+/// `tag424 --no-profile serve --listen 127.0.0.1:0 ARGS`, waited for at most 30 s.
+fn serve(args: &[&str]) -> Start {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tag424"))
+        .args(["--no-profile", "serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("TAG424_API_TOKEN")
+        .env_remove("TAG424_DB_URL")
+        .env_remove("TAG424_MANAGEMENT_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    for _ in 0..300 {
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(l) => {
+                let base = l
+                    .split("listening on ")
+                    .nth(1)
+                    .map(|r| r.split_whitespace().next().unwrap().to_string());
+                lines.push(l);
+                if let Some(base) = base {
+                    return Start::Listening(child, lines, base);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().unwrap();
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+                return Start::Exited(status.code().unwrap_or(-1), lines.join("\n"), err);
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("tag424 serve {args:?} neither started nor exited within 30 s: {lines:?}");
+}
+
+/// The JSON body of `GET {base}/v1/t?{query}` (plain HTTP/1.1 over a socket).
+fn get_v1t(base: &str, query: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET /v1/t?{query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    r.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+}
+
+/// One key file and one CUID file (a row naming a tag the keys do not have at line 3).
+fn csv_batch(d: &std::path::Path) -> (String, String) {
+    let keys = d.join("keys.csv");
+    std::fs::write(&keys, format!("XUID,KEY\nq8w3sbcz,{}\n", "5A".repeat(16))).unwrap();
+    let cuids = d.join("cuids.csv");
+    std::fs::write(&cuids, "XUID,CUID\nq8w3sbcz,Bottle-1\nnosuch1,Bottle-2\n").unwrap();
+    (
+        keys.to_str().unwrap().to_string(),
+        cuids.to_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn serve_refuses_folder_flags_without_batch_and_a_reimport_keeps_the_token() {
+    let d = tempfile::tempdir().unwrap();
+    let (keys, _) = csv_batch(d.path());
+    let db = d.path().join("v.db");
+    let db = db.to_str().unwrap();
+    let tok = d.path().join("token");
+    std::fs::write(&tok, "Secret1\n").unwrap();
+    std::fs::set_permissions(&tok, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let tok = tok.to_str().unwrap();
+    // Without --batch, a flag of the --batch folder would be ignored: refused, naming it.
+    for flags in [
+        &["--token-file", tok][..],
+        &["--no-token"],
+        &["--aid", "acme"],
+        &["--kind", "standard"],
+        &["--default-response", "Nope"],
+        &["--pass-response", "Yes"],
+    ] {
+        let mut args = vec!["--db", db];
+        args.extend_from_slice(flags);
+        let err = serve(&args).refused(flags[0]);
+        assert!(
+            err.contains(flags[0]) && err.contains("add --batch"),
+            "{flags:?}: {err}"
+        );
+    }
+    // Imported with a token: answers need it.
+    serve(&["--db", db, "--batch", &keys, "--token-file", tok]).started("import", |base| {
+        assert_eq!(
+            get_v1t(base, "x=q8w3sbcz"),
+            r#"{"xuid":"q8w3sbcz","error":"token_refused"}"#
+        );
+    });
+    // Imported again without --token: the token is kept, and the start line says so.
+    let lines = serve(&["--db", db, "--batch", &keys]).started("re-import", |base| {
+        assert_eq!(
+            get_v1t(base, "x=q8w3sbcz"),
+            r#"{"xuid":"q8w3sbcz","error":"token_refused"}"#
+        );
+        assert_eq!(
+            get_v1t(base, "x=q8w3sbcz&r=Secret1"),
+            r#"{"xuid":"q8w3sbcz","response":"Fail"}"#
+        );
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("keeps from the database: its API token (--no-token removes it)")),
+        "{lines:?}"
+    );
+    // --cors without --batch would not change the stored folder: refused.
+    let err = serve(&["--db", db, "--cors", "*"]).refused("--cors");
+    assert!(err.contains("--batch"), "{err}");
+    // --no-token removes it.
+    let lines =
+        serve(&["--db", db, "--batch", &keys, "--no-token"]).started("--no-token", |base| {
+            assert_eq!(
+                get_v1t(base, "x=q8w3sbcz"),
+                r#"{"xuid":"q8w3sbcz","response":"Fail"}"#
+            );
+        });
+    assert!(!lines.iter().any(|l| l.contains("keeps")), "{lines:?}");
+}
+
+#[test]
+fn serve_refuses_a_cors_origin_a_browser_never_sends() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("v.db");
+    let db = db.to_str().unwrap();
+    for (origin, why) in [
+        ("https://shop.example.com/", "no trailing slash"),
+        ("https://shop.example.com/shop", "path"),
+        ("https://shop.example.com?a=1", "query"),
+        ("https://shop.example.com:99999", "invalid port"),
+        ("https://shop.example.com:0", "invalid port"),
+        ("https://shop.example.com:", "invalid port"),
+        ("https://shop.example.com:443", "default port"),
+        ("https://Shop.Example.com", "lower case"),
+        ("HTTPS://shop.example.com", "lower case"),
+        ("https://user@shop.example.com", "user info"),
+        ("shop.example.com", "https://"),
+        ("https://shop_example.com", "not a host name"),
+    ] {
+        let err = serve(&["--db", db, "--cors", origin]).refused(origin);
+        assert!(
+            err.contains(why) && err.contains("scheme://host[:port]"),
+            "{origin}: {err}"
+        );
+    }
+    // The same rule for a folder of the config file.
+    let cfg = d.path().join("v.toml");
+    std::fs::write(
+        &cfg,
+        "[[folder]]\nname = \"acme\"\naid = \"acme\"\ncors = \"https://shop.example.com/\"\n",
+    )
+    .unwrap();
+    let err = serve(&["--db", db, "--config", cfg.to_str().unwrap()]).refused("config");
+    assert!(err.contains("no trailing slash"), "{err}");
+    for origin in [
+        "https://shop.example.com",
+        "https://shop.example.com:8443",
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080",
+        "https://xn--bcher-kva.example",
+        "*",
+        "none",
+    ] {
+        serve(&["--db", db, "--cors", origin]).started(origin, |_| {});
+    }
+}
+
+#[test]
+fn serve_refuses_associate_data_for_a_tag_outside_its_batch() {
+    let d = tempfile::tempdir().unwrap();
+    let (keys, cuids) = csv_batch(d.path());
+    let db = d.path().join("v.db");
+    let db = db.to_str().unwrap();
+    let both = format!("{keys},{cuids}");
+    let err = serve(&["--db", db, "--batch", &both]).refused("cuids.csv");
+    assert!(
+        err.contains("cuids.csv line 3")
+            && err.contains("nosuch1")
+            && err.contains("within that Batch"),
+        "{err}"
+    );
+    // Nothing was imported: the database serves no tag.
+    let lines = serve(&["--db", db]).started("empty", |base| {
+        assert_eq!(
+            get_v1t(base, "x=nosuch1"),
+            r#"{"xuid":"nosuch1","error":"xuid_not_found"}"#
+        );
+    });
+    assert!(lines[0].contains(" 0 tags"), "{lines:?}");
+    // A batch of plain tag codes (no keys) is its own list: a standard batch serves it.
+    serve(&["--db", db, "--batch", &cuids, "--kind", "standard"]).started("standard", |base| {
+        assert_eq!(
+            get_v1t(base, "x=nosuch1"),
+            r#"{"xuid":"nosuch1","response":"Found"}"#
+        );
+    });
+}

@@ -267,3 +267,80 @@ async fn every_answer_is_http_200_json_and_head_consumes_nothing_on(be: &Backend
     assert_eq!(o.header("access-control-allow-origin"), None);
     s.stop().await;
 }
+
+/// Extended data keys come after `response` in the order the folder's `fields` declares them,
+/// whichever level (group or tag code) sets each value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_data_keys_in_the_order_fields_declares() {
+    for be in backends() {
+        let c = client();
+        let mut tag = Tag::new("q8w3sbcz");
+        tag.data = vec![("alpha".into(), "tag's {xuid}".into())];
+        let mut cat = one_group("youraid", GroupKind::Standard, "Found", vec![], vec![tag]);
+        cat.folders[0].fields = vec!["zeta".into(), "alpha".into(), "scancount".into()];
+        // As a config file's table gives them: sorted by name.
+        cat.folders[0].groups[0].data = vec![
+            ("alpha".into(), "A".into()),
+            ("scancount".into(), "{scount}".into()),
+            ("zeta".into(), "Z".into()),
+        ];
+        let s = be.start_default(&cat);
+        assert_eq!(
+            t(&c, &s.base, "x=q8w3sbcz").await,
+            r#"{"xuid":"q8w3sbcz","response":"Found","zeta":"Z","alpha":"tag's q8w3sbcz","scancount":"1"}"#,
+            "{}",
+            be.name()
+        );
+        s.stop().await;
+    }
+}
+
+/// The lookup id is echoed on every answer to a `c` or `u` lookup (the platform's examples
+/// echo `"cuid"` with `"xuid": ""` on errors): refused queries and the rate limit included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lookup_id_is_echoed_on_every_answer_to_a_c_or_u_lookup() {
+    let c = client();
+    let mut tag = cuid_tag(Tag::new("q8w3sbcz"));
+    tag.uid = Some([4, 0xAA, 0xBB, 0xCC, 0x11, 0x22, 0x33]);
+    let cat = one_group("youraid", GroupKind::Standard, "Found", vec![], vec![tag]);
+    let s = start_default(&cat);
+    for (q, want) in [
+        (
+            "c=yourcuid",
+            r#"{"xuid":"","cuid":"yourcuid","error":"missing_parameter"}"#,
+        ),
+        (
+            "a=youraid&c=yourcuid&r=1&r=2",
+            r#"{"xuid":"","cuid":"yourcuid","error":"malformed_parameter"}"#,
+        ),
+        (
+            "a=you%ZZraid&u=04AABBCC112233",
+            r#"{"xuid":"","uid":"04AABBCC112233","error":"malformed_parameter"}"#,
+        ),
+        (
+            "a=youraid&u=04AABBCC112233",
+            r#"{"xuid":"q8w3sbcz","uid":"04AABBCC112233","response":"Found"}"#,
+        ),
+        (
+            "x=q8w3sbcz&c=yourcuid&n=1&n=2",
+            r#"{"xuid":"q8w3sbcz","error":"malformed_parameter"}"#,
+        ),
+    ] {
+        assert_eq!(t(&c, &s.base, q).await, want, "{q}");
+    }
+    s.stop().await;
+    let s = start(
+        &cat,
+        tag424::verifier::Settings::default(),
+        tag424::verifier::limits::Limits::with_rate(1),
+    );
+    let mut last = String::new();
+    for _ in 0..6 {
+        last = t(&c, &s.base, "a=youraid&c=yourcuid").await;
+    }
+    assert_eq!(
+        last,
+        r#"{"xuid":"","cuid":"yourcuid","error":"rate_limited"}"#
+    );
+    s.stop().await;
+}

@@ -249,10 +249,14 @@ async fn lookups_and_every_error_on(db: &Db, _: &Path) {
         ),
         ("", r#"{"xuid":"","error":"missing_parameter"}"#),
         ("x=", r#"{"xuid":"","error":"missing_parameter"}"#),
-        ("c=Shelf-A", r#"{"xuid":"","error":"missing_parameter"}"#),
+        // The lookup id is echoed on every answer to a c or u lookup.
+        (
+            "c=Shelf-A",
+            r#"{"xuid":"","cuid":"Shelf-A","error":"missing_parameter"}"#,
+        ),
         (
             "u=04010203040506",
-            r#"{"xuid":"","error":"missing_parameter"}"#,
+            r#"{"xuid":"","uid":"04010203040506","error":"missing_parameter"}"#,
         ),
         ("x=auth1&n=000001", r#"{"xuid":"auth1","response":"Fail"}"#),
         (
@@ -533,6 +537,7 @@ async fn https_on(db: &Db, _: &Path) {
     let v = Verifier::open(db.store(), Some(&catalog()), Cors::None).unwrap();
     let tls = server::rustls_config(&Tls::SelfSigned {
         names: vec!["localhost".into()],
+        keep: None,
     })
     .unwrap()
     .unwrap();
@@ -677,5 +682,129 @@ fn plain_http_on_a_non_loopback_address_warns_and_tls_does_not() {
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
         assert_eq!(err.contains("warning: serving plain HTTP"), warns, "{err}");
         assert_eq!(listening.contains("https://"), !warns, "{listening}");
+    }
+}
+
+/// A server process, killed when dropped (also when an assertion fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `tag424 serve ARGS` until its "listening on" line: the child and every line printed.
+fn serve_lines(args: &[&str]) -> (Killed, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .args(["--no-profile", "serve"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for l in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let l = l.unwrap();
+        let done = l.contains("listening on");
+        lines.push(l);
+        if done {
+            return (Killed(child), lines);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("tag424 serve {args:?} printed no listening line: {lines:?}");
+}
+
+/// `--tls-self-signed`: the certificate is kept owner-only beside the database and served
+/// again at the next start (a phone that accepted it does not warn again); its subject names
+/// tag424 and the host; on 0.0.0.0 the start line gives the URL a phone opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_certificate_is_kept_beside_the_database_and_reused() {
+    init_tls();
+    use rustls::pki_types::pem::PemObject;
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("v.db");
+    let kept = d.path().join("v.db.tls.pem");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let mut first_pem = None;
+    for (round, says) in [(0, "made now and kept in"), (1, "reused from")] {
+        let (child, lines) = serve_lines(&args);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(says) && l.contains(kept.to_str().unwrap())),
+            "round {round}: {lines:?}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "round {round}");
+        }
+        let text = std::fs::read_to_string(&kept).unwrap();
+        let first = first_pem.get_or_insert_with(|| text.clone());
+        assert_eq!(*first, text, "round {round}: the kept file is unchanged");
+        // The served certificate is the kept one: a client trusting only it connects.
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(text.as_bytes()).unwrap();
+        assert!(
+            der.windows(22).any(|w| w == b"tag424 serve localhost"),
+            "subject names tag424 and the host"
+        );
+        let port = lines
+            .last()
+            .unwrap()
+            .split("https://127.0.0.1:")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap();
+        let c = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(text.as_bytes()).unwrap()])
+            .resolve("localhost", ([127, 0, 0, 1], port).into())
+            .build()
+            .unwrap();
+        let r = c
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "round {round}");
+        drop(child);
+    }
+    // On an unspecified address: the URL a phone opens (or why there is none).
+    let all = [
+        "--listen",
+        "0.0.0.0:0",
+        "--tls-self-signed",
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let (child, lines) = serve_lines(&all);
+    drop(child);
+    let phone = lines
+        .iter()
+        .find(|l| {
+            l.contains("from a phone on this network open https://") || l.contains("no LAN address")
+        })
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(!phone.contains("0.0.0.0"), "{phone}");
+    // The names changed (the machine's addresses): made again, and said so.
+    if phone.contains("https://") {
+        assert!(
+            lines.iter().any(|l| l.contains("phones warn once more")),
+            "{lines:?}"
+        );
     }
 }

@@ -112,6 +112,10 @@ async fn patch_changes_the_next_answer_and_reverts_on(be: &Backend) {
     assert!(r.text.contains("{nope}"), "{}", r.text);
     let r = call(&c, "PATCH", &url, &tok, form("ix_status=Sleeping")).await;
     assert_eq!(r.status, 400);
+    // A Default Response of spaces would be an empty one: refused, naming the revert.
+    let r = call(&c, "PATCH", &url, &tok, form("ix_dr=%20%20")).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("revert"), "{}", r.text);
     let r = call(
         &c,
         "PATCH",
@@ -225,4 +229,117 @@ async fn off_without_a_token_and_rate_limited_with_429_on(be: &Backend) {
         assert!(r.header(h).is_some(), "{h}");
     }
     s.stop().await;
+}
+
+/// Every management answer names the tag first (`xuid`), then the lookup id it was found by
+/// (`cuid` for `ix_c`, `uid` for `ix_u`), then its fields in the platform's order; each error
+/// code has its own message (an unknown account is not "no such tag code").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_in_the_platform_order_and_each_error_its_own_message() {
+    for be in backends() {
+        let c = client();
+        let s = be.start(&catalog(), settings(), Limits::default());
+        let form = |b: &str| Some(("application/x-www-form-urlencoded", b.to_string()));
+        let tok = ("X-API-Key", MGMT);
+        let r = call(
+            &c,
+            "PATCH",
+            &format!("{}/v1/x/q8w3sbcz", s.base),
+            &[tok],
+            form("ix_dr=Recalled"),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.text.as_str()),
+            (
+                200,
+                r#"{"xuid":"q8w3sbcz","cuid":"Bottle-1","status":"Active","response":"Recalled"}"#
+            ),
+            "{}",
+            be.name()
+        );
+        let r = call(
+            &c,
+            "PATCH",
+            &format!("{}/v1/a/acme", s.base),
+            &[tok, ("ix_u", "04AABBCC112233")],
+            form("ix_status=Inactive"),
+        )
+        .await;
+        assert_eq!(
+            r.text,
+            r#"{"xuid":"q8w3sbcz","cuid":"Bottle-1","uid":"04AABBCC112233","status":"Inactive","response":"Recalled"}"#
+        );
+        // The errors: each its code, its message, and the lookup id echoed.
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+        let cases: [Case; 5] = [
+            (
+                "/v1/x/nosuch",
+                &[],
+                404,
+                r#"{"xuid":"nosuch","error":"xuid_not_found","#,
+            ),
+            (
+                "/v1/a/nosuch",
+                &[("ix_c", "Bottle-1")],
+                404,
+                r#"{"xuid":"","cuid":"Bottle-1","error":"aid_not_found","#,
+            ),
+            (
+                "/v1/a/acme",
+                &[("ix_c", "bottle-1")],
+                404,
+                r#"{"xuid":"","cuid":"bottle-1","error":"cuid_not_found","#,
+            ),
+            (
+                "/v1/a/acme",
+                &[("ix_u", "04AABBCC112234")],
+                404,
+                r#"{"xuid":"","uid":"04AABBCC112234","error":"uid_not_found","#,
+            ),
+            (
+                "/v1/a/acme",
+                &[("ix_c", "Bottle-1")],
+                400,
+                r#"{"xuid":"q8w3sbcz","cuid":"Bottle-1","error":"bad_request","#,
+            ),
+        ];
+        let mut messages = Vec::new();
+        for (path, extra, status, head) in cases {
+            let mut h = vec![tok];
+            h.extend_from_slice(extra);
+            let body = if status == 400 {
+                "ix_colour=red"
+            } else {
+                "ix_dr=x"
+            };
+            let r = call(&c, "PATCH", &format!("{}{path}", s.base), &h, form(body)).await;
+            assert_eq!(r.status, status, "{path}: {}", r.text);
+            assert!(r.text.starts_with(head), "{path}: {}", r.text);
+            let m = r.json()["message"].as_str().unwrap().to_string();
+            assert!(!m.contains("no such tag code"), "{path}: {m}");
+            messages.push(m);
+        }
+        assert!(messages[1].contains("account id nosuch"), "{}", messages[1]);
+        messages.sort();
+        messages.dedup();
+        assert_eq!(messages.len(), 5, "{messages:?}");
+        // Refused before the lookup: the tag code is not revealed, the lookup id is echoed.
+        let r = call(
+            &c,
+            "PATCH",
+            &format!("{}/v1/a/acme", s.base),
+            &[("X-API-Key", "Wrong12"), ("ix_c", "Bottle-1")],
+            form("ix_dr=x"),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+        assert!(
+            r.text
+                .starts_with(r#"{"xuid":"","cuid":"Bottle-1","error":"token_refused","message":"#),
+            "{}",
+            r.text
+        );
+        s.stop().await;
+    }
 }

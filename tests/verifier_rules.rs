@@ -76,6 +76,12 @@ async fn rule_sets_table_on(be: &Backend) {
             vec![(1, "Unknown")],
         ),
         (
+            "a Rule Group with an empty response is not active (the platform)",
+            vec![(&["scan_count < 100"], ""), (&["auth_pass"], "Pass")],
+            "Fail",
+            vec![(1, "Pass"), (0, "Fail")],
+        ),
+        (
             "every subtag",
             vec![(&["auth_pass"], "{xuid}|{cuid}|{uid}|{scount}|{ccount}|{folder}|{batch}|{taggroup}|{tagname}|{TAGCODEDR}")],
             "Fail",
@@ -380,12 +386,8 @@ fn imported_text_fields_are_bounded_and_refuse_control_characters() {
     let import = |body: &str| {
         std::fs::write(&f, format!("XUID,TAGNAME,CUID,RESPONSE\n{body}\n")).unwrap();
         FlagFolder {
-            aid: "local".into(),
-            token: None,
-            cors: Default::default(),
-            kind: GroupKind::Standard,
-            default_response: None,
-            pass_response: "Pass".into(),
+            kind: Some(GroupKind::Standard),
+            ..FlagFolder::default()
         }
         .catalog(&[f.display().to_string()], None)
     };
@@ -453,4 +455,45 @@ async fn a_uid_template_learns_no_tag_code_without_the_token() {
     assert!(p.text.contains("not-authentic"), "{}", p.text);
     assert!(!p.text.contains("t1"), "{}", p.text);
     s.stop().await;
+}
+
+/// The platform's "You must have a Rule Set and set a Default Response": an empty Default
+/// Response is refused; more extended data fields than the platform allows (5) are refused;
+/// an inactive Rule Group (empty response) is named for the operator.
+#[test]
+fn empty_default_responses_and_too_many_fields_are_refused() {
+    use tag424::verifier::catalog::MAX_FIELDS;
+    let cat = |default: &str| {
+        one_group(
+            "acme",
+            GroupKind::Authentication,
+            default,
+            vec![rg(&["auth_pass"], "Pass"), rg(&["scan_count > 1"], " ")],
+            vec![keyed("t1")],
+        )
+    };
+    for empty in ["", "  "] {
+        let e = cat(empty).validate().unwrap_err().to_string();
+        assert!(e.contains("Default Response is empty"), "{e}");
+    }
+    let ok = cat("Fail");
+    ok.validate().unwrap();
+    let notes = ok.inactive_rule_groups();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("Rule Group 2") && notes[0].contains("not active"),
+        "{notes:?}"
+    );
+    let mut own = cat("Fail");
+    own.folders[0].groups[0].batches[0].tags[0].default_response = Some(String::new());
+    let e = own.validate().unwrap_err().to_string();
+    assert!(e.contains("tag t1") && e.contains("empty"), "{e}");
+    let mut fields = cat("Fail");
+    fields.folders[0].fields = (0..MAX_FIELDS).map(|i| format!("f{i}")).collect();
+    fields.validate().unwrap();
+    fields.folders[0].fields.push("one_more".into());
+    let e = fields.validate().unwrap_err().to_string();
+    assert!(e.contains("up to 5"), "{e}");
+    fields.folders[0].fields = vec!["a".into(), "a".into()];
+    assert!(fields.validate().unwrap_err().to_string().contains("twice"));
 }

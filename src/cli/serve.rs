@@ -1,15 +1,16 @@
 //! `tag424 serve` (the local verifier) and `tag424 scans` (its scan log).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tag424::verifier::catalog::{Catalog, Cors, GroupKind};
-use tag424::verifier::config::{ConfigFile, FlagFolder};
+use tag424::verifier::config::{ConfigFile, FlagFolder, FLAG_FOLDER};
 use tag424::verifier::limits::{Limits, DEFAULT_CONNECTIONS_PER_ADDRESS, DEFAULT_RATE_LIMIT};
 use tag424::verifier::server::{self, Tls};
 use tag424::verifier::store::{self, Retention, Store};
+use tag424::verifier::tlscert::Made;
 use tag424::verifier::{Settings, Verifier};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
@@ -57,37 +58,45 @@ pub struct ServeArgs {
     /// Configuration file (TOML): folders, tag groups, batches, settings.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Account id of the --batch folder (for c=…&a=… and u=…&a=… lookups).
-    #[arg(long, default_value = "local")]
-    pub aid: String,
+    /// Account id of the --batch folder (for c=…&a=… and u=…&a=… lookups). Default local;
+    /// importing again without it keeps the folder's stored one.
+    #[arg(long, value_name = "AID")]
+    pub aid: Option<String>,
     /// API token of the --batch folder (alphanumeric, up to 32; clients send it as r=… or an
     /// X-API-Key header), read from FILE (owner-only: chmod 600). Also TAG424_API_TOKEN; never
-    /// on the command line.
+    /// on the command line. Importing again without it keeps the folder's stored token
+    /// (--no-token removes it).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Refused: a token on the command line is visible in the process list.
     #[arg(long, value_name = "TOKEN", hide = true)]
     pub token: Option<String>,
-    /// CORS: none (default), * or one origin (the --batch folder and answers of no folder).
+    /// Remove the --batch folder's API token (kept from the database otherwise).
+    #[arg(long, conflicts_with_all = ["token", "token_file"])]
+    pub no_token: bool,
+    /// CORS: none, * or one origin as browsers send it (https://host[:port], no trailing
+    /// slash): answers of no folder, and the --batch folder (whose stored setting is kept when
+    /// this is not given). Default none.
     #[arg(long, value_name = "none|*|ORIGIN")]
     pub cors: Option<String>,
-    /// Kind of the --batch tag group.
-    #[arg(long, value_enum, default_value = "authentication")]
-    pub kind: KindArg,
+    /// Kind of the --batch tag group. Default authentication (or the stored one).
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
     /// Default response of the --batch group (Fail for authentication, Found for standard).
     #[arg(long, value_name = "TEXT")]
     pub default_response: Option<String>,
-    /// Pass response of the --batch group.
-    #[arg(long, value_name = "TEXT", default_value = "Pass")]
-    pub pass_response: String,
+    /// Pass response of the --batch group. Default Pass.
+    #[arg(long, value_name = "TEXT")]
+    pub pass_response: Option<String>,
     /// HTTPS: PEM certificate chain (with --tls-key).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// HTTPS: PEM private key (with --tls-cert).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// HTTPS with a certificate made now for the listen address and localhost (phone tests on
-    /// a LAN; the phone warns about it once).
+    /// HTTPS with a self-signed certificate for the listen address and localhost (phone tests
+    /// on a LAN), kept owner-only beside the database (FILE.tls.pem) and reused at every start,
+    /// so a phone warns about it once.
     #[arg(long, conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
     /// Token of the management API (PATCH /v1/x/XUID, /v1/a/AID), read from FILE (owner-only:
@@ -143,8 +152,9 @@ fn retention(s: &str) -> Result<Retention, CliError> {
     Ok(r)
 }
 
-/// The machine's addresses (for a certificate when listening on an unspecified address).
-fn machine_addresses() -> Result<Vec<String>, CliError> {
+/// The machine's addresses other than loopback (for a certificate when listening on an
+/// unspecified address, and the URL a phone opens).
+fn machine_addresses() -> Result<Vec<IpAddr>, CliError> {
     let ifs = if_addrs::get_if_addrs().map_err(|e| {
         input(format!(
             "--tls-self-signed on an unspecified address: cannot list this machine's addresses ({e}); listen on the LAN address instead (--listen 192.168.1.20:8424)"
@@ -154,8 +164,49 @@ fn machine_addresses() -> Result<Vec<String>, CliError> {
         .into_iter()
         .map(|i| i.ip())
         .filter(|ip| !ip.is_loopback())
-        .map(|ip| ip.to_string())
         .collect())
+}
+
+/// The URLs a phone on the network opens when the verifier listens on an unspecified address
+/// (`0.0.0.0`: this machine's IPv4 addresses; `::`: all), link-local ones left out.
+fn lan_urls(scheme: &str, addr: &SocketAddr) -> Vec<String> {
+    let ips = if_addrs::get_if_addrs()
+        .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    ips.into_iter()
+        .filter(|ip| !ip.is_loopback())
+        .filter(|ip| match ip {
+            IpAddr::V4(v4) => !v4.is_link_local(),
+            IpAddr::V6(v6) => addr.is_ipv6() && (v6.segments()[0] & 0xffc0) != 0xfe80,
+        })
+        .map(|ip| format!("{scheme}://{}/", SocketAddr::new(ip, addr.port())))
+        .collect()
+}
+
+/// The flags of the --batch folder that were given (for the refusal without --batch).
+fn folder_flags_given(a: &ServeArgs) -> Vec<&'static str> {
+    [
+        (a.aid.is_some(), "--aid"),
+        (
+            a.token_file.is_some() || std::env::var_os("TAG424_API_TOKEN").is_some_and(|v| !v.is_empty()),
+            "--token-file (or TAG424_API_TOKEN)",
+        ),
+        (a.no_token, "--no-token"),
+        (a.kind.is_some(), "--kind"),
+        (a.default_response.is_some(), "--default-response"),
+        (a.pass_response.is_some(), "--pass-response"),
+    ]
+    .into_iter()
+    .filter_map(|(given, name)| given.then_some(name))
+    .collect()
+}
+
+/// The catalog the database holds before this start's import (what a re-import keeps).
+fn stored_catalog(
+    mut store: Box<dyn Store>,
+) -> (Box<dyn Store>, Result<Catalog, store::StoreError>) {
+    let stored = store.load().map(|l| l.catalog);
+    (store, stored)
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -210,10 +261,6 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
             .unwrap_or_else(|| DEFAULT_DB.to_string());
     let cors_text = a.cors.clone().or(cfg.cors.clone());
     let cors = Cors::parse(cors_text.as_deref().unwrap_or("none")).map_err(input)?;
-
-    // The catalog: the config file's folders, plus a "default" folder for --batch.
-    let keys = a.identity.access()?;
-    let mut catalog: Catalog = cfg.catalog(keys.identity.as_ref()).map_err(input)?;
     // Refused on the command line even without --batch: the process list already shows it.
     let batch_token = super::secret::TokenSource {
         flag: "--token",
@@ -221,24 +268,65 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         env: "TAG424_API_TOKEN",
     }
     .resolve(a.token.as_deref(), a.token_file.as_deref())?;
+    let folder_flags = folder_flags_given(&a);
+    if a.batch.is_empty() {
+        if let Some(flag) = folder_flags.first() {
+            return Err(input(format!(
+                "{flag} sets the folder of --batch (folder \"{FLAG_FOLDER}\"), and no --batch is given: \
+                 add --batch DIR (importing a batch again keeps its counters and scan log), or set it on \
+                 a [[folder]] of --config"
+            )));
+        }
+    }
+    let store = store::open(&db).map_err(input)?;
+    let (store, stored) = stored_catalog(store);
+
+    // The catalog: the config file's folders, plus a "default" folder for --batch.
+    let keys = a.identity.access()?;
+    let mut catalog: Catalog = cfg.catalog(keys.identity.as_ref()).map_err(input)?;
+    let mut kept = Vec::new();
     if !a.batch.is_empty() {
-        let flags = FlagFolder {
+        let mut flags = FlagFolder {
             aid: a.aid.clone(),
-            token: batch_token,
-            cors: cors.clone(),
-            kind: match a.kind {
+            token: match (batch_token, a.no_token) {
+                (Some(t), _) => Some(Some(t)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            },
+            cors: cors_text.is_some().then(|| cors.clone()),
+            kind: a.kind.map(|k| match k {
                 KindArg::Authentication => GroupKind::Authentication,
                 KindArg::Standard => GroupKind::Standard,
-            },
+            }),
             default_response: a.default_response.clone(),
             pass_response: a.pass_response.clone(),
         };
+        match &stored {
+            Ok(stored) => kept = flags.keep_stored(stored),
+            Err(e) => eprintln!(
+                "warning: the database's catalog could not be read ({e}); folder \"{FLAG_FOLDER}\" \
+                 takes only the settings given on the command line"
+            ),
+        }
         catalog.folders.extend(
             flags
                 .catalog(&a.batch, keys.identity.as_ref())
                 .map_err(input)?
                 .folders,
         );
+    } else if let (Some(c), Ok(stored)) = (&a.cors, &stored) {
+        // Without --batch, --cors sets answers of no folder; a stored "default" folder keeps
+        // its own setting: refuse rather than let the operator believe it changed.
+        if let Some(f) = stored.folders.iter().find(|f| f.name == FLAG_FOLDER) {
+            if f.cors != cors {
+                return Err(input(format!(
+                    "--cors {c}: folder \"{FLAG_FOLDER}\" in the database answers with CORS {}, and \
+                     --cors changes it only with --batch: add --batch DIR (importing again keeps counters \
+                     and the scan log)",
+                    f.cors
+                )));
+            }
+        }
     }
     let import = !catalog.folders.is_empty();
     if import {
@@ -253,11 +341,14 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     } else if a.tls_self_signed || cfg.tls_self_signed.unwrap_or(false) {
         let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         if listen.ip().is_unspecified() {
-            names.extend(machine_addresses()?);
+            names.extend(machine_addresses()?.iter().map(IpAddr::to_string));
         } else if !is_loopback(&listen) {
             names.push(listen.ip().to_string());
         }
-        Tls::SelfSigned { names }
+        // Kept beside a SQLite database and reused, so a phone warns once.
+        let keep = (!store::is_postgres_url(&db))
+            .then(|| tag424::verifier::tlscert::kept_path(std::path::Path::new(&db)));
+        Tls::SelfSigned { names, keep }
     } else {
         Tls::Plain
     };
@@ -288,7 +379,6 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         Some(r) => retention(&r)?,
         None => Retention::DEFAULT,
     };
-    let store = store::open(&db).map_err(input)?;
     let settings = Settings {
         cors,
         management_token,
@@ -319,11 +409,49 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         folders,
         db
     ));
-    if let Tls::SelfSigned { names } = &tls {
+    if !kept.is_empty() {
         say(&format!(
-            "tag424 serve: self-signed certificate for {} (made now; not saved)",
-            names.join(", ")
+            "tag424 serve: folder \"{FLAG_FOLDER}\" keeps from the database: {}",
+            kept.join("; ")
         ));
+    }
+    for note in catalog.inactive_rule_groups() {
+        say(&format!(
+            "tag424 serve: note: {note} (the platform: a Rule Group is not active until its data is complete)"
+        ));
+    }
+    if let Tls::SelfSigned { names, .. } = &tls {
+        let kept = tls_config.as_ref().and_then(|t| t.kept.as_ref());
+        let how = match kept {
+            Some((p, Made::New)) => format!(
+                "made now and kept in {} (owner-only): a phone warns about it once",
+                p.display()
+            ),
+            Some((p, Made::Reused)) => format!(
+                "reused from {}: a phone that accepted it does not warn again",
+                p.display()
+            ),
+            Some((p, Made::Replaced)) => format!(
+                "made now and kept in {}: the one kept there was for other addresses, so phones warn once more",
+                p.display()
+            ),
+            None => "made now, not kept (the database is PostgreSQL: use --tls-cert/--tls-key for a lasting one)".into(),
+        };
+        say(&format!(
+            "tag424 serve: self-signed certificate for {} (subject \"{}\"), {how}",
+            names.join(", "),
+            tag424::verifier::tlscert::common_name(names)
+        ));
+    }
+    if addr.ip().is_unspecified() {
+        let urls = lan_urls(scheme, &addr);
+        match urls.first() {
+            Some(first) => say(&format!(
+                "tag424 serve: from a phone on this network open {} (tags: --url \"{first}auth?x={{xuid}}&n={{ctr}}&e={{mac}}\")",
+                urls.join(" or ")
+            )),
+            None => say("tag424 serve: this machine has no LAN address a phone could open (only loopback)"),
+        }
     }
     say(&format!(
         "tag424 serve: listening on {scheme}://{addr} (GET /v1/t, /auth, /healthz; Ctrl-C stops); rate limit {}",

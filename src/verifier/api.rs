@@ -219,12 +219,18 @@ fn known_token(v: &Verifier, t: &str) -> bool {
     known
 }
 
-/// An error answer of the verification API (HTTP 200).
-fn api_error(v: &Verifier, xuid: &str, code: &str) -> Response<Body> {
+/// An error answer of the verification API (HTTP 200), echoing the query's lookup id.
+fn api_error(v: &Verifier, xuid: &str, code: &str, query: &str) -> Response<Body> {
+    let echo = query::echo_of(query);
+    let id = |k: &str| {
+        echo.as_ref()
+            .filter(|(n, _)| *n == k)
+            .map(|(_, v)| v.as_str())
+    };
     let a = ApiBody {
         xuid,
-        cuid: None,
-        uid: None,
+        cuid: id("cuid"),
+        uid: id("uid"),
         response: None,
         error: Some(code),
         data: &[],
@@ -247,7 +253,7 @@ async fn api(
     if let Some(Err(info)) = &rate {
         v.count_rate_limited();
         let x = query::xuid_of(raw).unwrap_or_default();
-        let mut r = api_error(v, &x, errors::RATE_LIMITED);
+        let mut r = api_error(v, &x, errors::RATE_LIMITED, raw);
         rate_headers(&mut r, info);
         return r;
     }
@@ -291,7 +297,7 @@ async fn api_other(State(app): AppState, method: Method, uri: axum::http::Uri) -
     } else {
         errors::NOT_FOUND
     };
-    api_error(&app.verifier, "", code)
+    api_error(&app.verifier, "", code, "")
 }
 
 /// Preflight (HTTP 200, body `{"xuid":""}`): the origin is allowed when the tag the query

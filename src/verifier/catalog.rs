@@ -33,20 +33,19 @@ pub enum Cors {
 }
 
 impl Cors {
-    /// Reads `none` (or empty), `*` or one `http(s)://` origin of up to [`MAX_ORIGIN_LEN`] characters.
+    /// Reads `none` (or empty), `*` or one origin exactly as a browser sends it in its
+    /// `Origin` header: `http(s)://host[:port]`, up to [`MAX_ORIGIN_LEN`] characters
+    /// ([`check_origin`]).
     pub fn parse(s: &str) -> Result<Cors, CatalogError> {
         match s.trim() {
             "" | "none" => Ok(Cors::None),
             "*" => Ok(Cors::Any),
-            o if o.len() <= MAX_ORIGIN_LEN
-                && (o.starts_with("https://") || o.starts_with("http://"))
-                && o.bytes().all(|c| c.is_ascii_graphic()) =>
-            {
-                Ok(Cors::Origin(o.to_string()))
-            }
-            o => Err(CatalogError::Invalid(format!(
-                "CORS setting {o:?}: use none, * or one origin (http(s)://host[:port], up to {MAX_ORIGIN_LEN} characters)"
-            ))),
+            o => match check_origin(o) {
+                Ok(()) => Ok(Cors::Origin(o.to_string())),
+                Err(why) => Err(CatalogError::Invalid(format!(
+                    "CORS origin {o:?}: {why}. An origin is scheme://host[:port] exactly, as a browser sends it (e.g. https://shop.example.com); or use none or *"
+                ))),
+            },
         }
     }
 
@@ -64,6 +63,106 @@ impl fmt::Display for Cors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.header().unwrap_or("none"))
     }
+}
+
+/// Why `o` is not an origin a browser sends (`Origin: scheme://host[:port]`, RFC 6454): a
+/// trailing slash or a path, a query, user info, an upper-case letter, an invalid or default
+/// port would never equal the header, so the folder's CORS setting would never apply.
+pub fn check_origin(o: &str) -> Result<(), String> {
+    if o.len() > MAX_ORIGIN_LEN {
+        return Err(format!("longer than {MAX_ORIGIN_LEN} characters"));
+    }
+    let lower = o.to_ascii_lowercase();
+    let (scheme, rest) = if lower.starts_with("https://") {
+        ("https", &o[8..])
+    } else if lower.starts_with("http://") {
+        ("http", &o[7..])
+    } else {
+        return Err("it must start with https:// or http://".into());
+    };
+    if !o.starts_with(scheme) {
+        return Err(format!(
+            "browsers send the scheme in lower case ({scheme}://)"
+        ));
+    }
+    if let Some(i) = rest.find(['/', '?', '#']) {
+        return Err(if &rest[i..] == "/" {
+            format!(
+                "no trailing slash: browsers send {scheme}://{} without it",
+                &rest[..i]
+            )
+        } else {
+            format!(
+                "{:?} is a path, query or fragment; an Origin carries none (use {scheme}://{})",
+                &rest[i..],
+                &rest[..i]
+            )
+        });
+    }
+    if rest.contains('@') {
+        return Err("user info (user@) is not part of an origin".into());
+    }
+    if rest.bytes().any(|c| !c.is_ascii_graphic()) {
+        return Err("spaces and non-ASCII characters are not allowed (use the punycode xn-- form of a domain)".into());
+    }
+    // host, then an optional :port (an IPv6 host is in brackets).
+    let (host, port) = if let Some(h) = rest.strip_prefix('[') {
+        let Some((ip, after)) = h.split_once(']') else {
+            return Err("an IPv6 host needs its closing ]".into());
+        };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() || ip.bytes().any(|c| c.is_ascii_uppercase()) {
+            return Err(format!("[{ip}] is not an IPv6 address in lower case"));
+        }
+        match after {
+            "" => (ip, None),
+            p => match p.strip_prefix(':') {
+                Some(p) => (ip, Some(p)),
+                None => return Err(format!("{after:?} after the IPv6 host")),
+            },
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if !host.contains(':') {
+        if host.is_empty() {
+            return Err("no host".into());
+        }
+        if host.bytes().any(|c| c.is_ascii_uppercase()) {
+            return Err(format!(
+                "browsers send the host in lower case ({})",
+                host.to_ascii_lowercase()
+            ));
+        }
+        let ok_label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if !host.split('.').all(ok_label) {
+            return Err(format!(
+                "{host:?} is not a host name (letters, digits and -, in labels separated by dots)"
+            ));
+        }
+    }
+    if let Some(p) = port {
+        let n: u16 = match p.parse() {
+            Ok(n) if n > 0 && !p.starts_with('0') && p.bytes().all(|c| c.is_ascii_digit()) => n,
+            _ => return Err(format!("invalid port {p:?} (1 to 65535)")),
+        };
+        if (scheme, n) == ("https", 443) || (scheme, n) == ("http", 80) {
+            return Err(format!(
+                "browsers leave the default port out: use {scheme}://{}",
+                &rest[..rest.len() - p.len() - 1]
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Standard tags answer their default response; authentication tags answer the pass response
@@ -114,6 +213,19 @@ pub struct RuleGroup {
     /// The response answered when they do (may hold subtags).
     pub response: String,
 }
+
+impl RuleGroup {
+    /// Whether the group takes part in its Rule Set: a group with an empty response is not
+    /// active, as on the platform ("Until you have added all the data and settings required,
+    /// the Rule Group will not be active").
+    pub fn is_active(&self) -> bool {
+        !self.response.trim().is_empty()
+    }
+}
+
+/// Most extended data fields of a folder. The platform's pages say "up to five" and, for
+/// Flex plans, "Up to 2"; this verifier takes the larger (docs/verifier.md, Differences).
+pub const MAX_FIELDS: usize = 5;
 
 /// Most Rule Groups in a Rule Set (the platform's limit).
 pub const MAX_RULE_GROUPS: usize = 3;
@@ -314,6 +426,37 @@ impl Catalog {
         )
     }
 
+    /// The Rule Groups that are not active because their response is empty
+    /// ([`RuleGroup::is_active`]), one line each, for the operator.
+    pub fn inactive_rule_groups(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut note = |whose: String, groups: &[RuleGroup]| {
+            for (i, rg) in groups.iter().enumerate() {
+                if !rg.is_active() {
+                    out.push(format!(
+                        "{whose}: Rule Group {} ({}) has an empty response: not active",
+                        i + 1,
+                        rg.rules.join(", ")
+                    ));
+                }
+            }
+        };
+        for f in &self.folders {
+            for g in &f.groups {
+                note(
+                    format!("folder {:?}, group {:?}", f.name, g.name),
+                    &g.rule_groups,
+                );
+                for t in g.batches.iter().flat_map(|b| &b.tags) {
+                    if let Some(own) = &t.rule_groups {
+                        note(format!("tag {}", t.xuid), own);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Checks every rule of the model: unique names, ids and codes, valid settings.
     pub fn validate(&self) -> Result<(), CatalogError> {
         let bad = |s: String| Err(CatalogError::Invalid(s));
@@ -340,7 +483,25 @@ impl Catalog {
                     ));
                 }
             }
-            for field in &f.fields {
+            if let Cors::Origin(o) = &f.cors {
+                check_origin(o).map_err(|why| {
+                    CatalogError::Invalid(format!("folder {:?}: CORS origin {o:?}: {why}", f.name))
+                })?;
+            }
+            if f.fields.len() > MAX_FIELDS {
+                return bad(format!(
+                    "folder {:?}: {} extended data fields; the platform allows up to {MAX_FIELDS}",
+                    f.name,
+                    f.fields.len()
+                ));
+            }
+            for (i, field) in f.fields.iter().enumerate() {
+                if f.fields[..i].contains(field) {
+                    return bad(format!(
+                        "folder {:?}: extended data field {field:?} is declared twice",
+                        f.name
+                    ));
+                }
                 if !valid_field(field) {
                     return bad(format!(
                         "folder {:?}: extended data field {field:?}: lowercase letters, digits and _, up to 32, not xuid/cuid/uid/response/error",
@@ -366,6 +527,11 @@ impl Catalog {
                         f.name, g.name
                     ))
                 };
+                if g.default_response.trim().is_empty() {
+                    return Err(in_group(
+                        "the Default Response is empty; the platform requires one (\"You must have a Rule Set and set a Default Response\"): set default_response".into(),
+                    ));
+                }
                 let set = RuleSet::effective(
                     g.kind,
                     &g.rule_groups,
@@ -433,6 +599,14 @@ impl Catalog {
                         }
                         let in_tag =
                             |what: String| CatalogError::Invalid(format!("tag {}: {what}", t.xuid));
+                        if t.default_response
+                            .as_deref()
+                            .is_some_and(|d| d.trim().is_empty())
+                        {
+                            return Err(in_tag(
+                                "its Default Response is empty: remove default_response to use the group's rules".into(),
+                            ));
+                        }
                         if t.has_own_rules() {
                             RuleSet::effective(
                                 g.kind,

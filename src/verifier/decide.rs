@@ -46,7 +46,8 @@ impl Verifier {
                 // A well-formed tag code is kept; a known one brings its folder's CORS.
                 let x = query::xuid_of(req.query).unwrap_or_default();
                 let folder = reg.tag(&x).map(|t| t.folder);
-                return (Answer::error(&x, e.code(), folder), false);
+                let a = Answer::error(&x, e.code(), folder);
+                return (with_echo(a, query::echo_of(req.query)), false);
             }
         };
         let pairs = query::pairs(req.query);
@@ -92,12 +93,17 @@ impl Verifier {
                 Some(t) => (t, None),
                 None => {
                     // A template's parameters that name no tag, or no lookup at all.
-                    let code = if sunscan::has_template_parameters(reg, &pairs) {
-                        errors::XUID_NOT_FOUND
+                    // A c or u without a is echoed, unless the parameters are a template's.
+                    let (code, echo) = if sunscan::has_template_parameters(reg, &pairs) {
+                        (errors::XUID_NOT_FOUND, None)
                     } else {
-                        errors::MISSING_PARAMETER
+                        (
+                            errors::MISSING_PARAMETER,
+                            query::echo_without_aid(req.query),
+                        )
                     };
-                    return (Answer::error("", code, None), false);
+                    let a = Answer::error("", code, None);
+                    return (with_echo(a, echo), false);
                 }
             },
         };

@@ -7,7 +7,7 @@
 //! verifier does not know, or one of the platform's Flex Alpha columns it does not implement
 //! (`ASSIGNED`, `NFT…`), is an error naming it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::catalog::{CatalogError, Tag};
@@ -30,11 +30,18 @@ const UNSUPPORTED: [&str; 6] = [
     "NFTMETA",
 ];
 
-/// Tags merged by XUID, in first-seen order.
+/// Tags merged by XUID, in first-seen order, with where each tag comes from.
 #[derive(Default)]
 struct TagMerge {
     order: Vec<String>,
     tags: HashMap<String, Tag>,
+    /// The tag codes of the batch's key sources (its journal, a keys file: a CSV with a KEY
+    /// column), when it has any: they are the batch.
+    members: HashSet<String>,
+    /// The key sources read, for messages.
+    key_sources: Vec<String>,
+    /// Rows of Associate Data without a KEY column: file, line, tag code.
+    associated: Vec<(PathBuf, usize, String)>,
 }
 
 impl TagMerge {
@@ -47,11 +54,33 @@ impl TagMerge {
             .or_insert_with(|| Tag::new(xuid))
     }
 
-    fn into_tags(mut self) -> Vec<Tag> {
-        self.order
+    /// The batch's tags. With a key source, the batch is its tags: an Associate Data row
+    /// naming another tag code is refused with its file and line (the platform: "only
+    /// associate Core Data to an XUID that is within that Batch"), never made a keyless tag.
+    fn into_tags(mut self) -> Result<Vec<Tag>, CatalogError> {
+        if !self.key_sources.is_empty() {
+            if let Some((path, line, xuid)) = self
+                .associated
+                .iter()
+                .find(|(_, _, x)| !self.members.contains(x))
+            {
+                return Err(CatalogError::Csv {
+                    path: path.clone(),
+                    line: *line,
+                    what: format!(
+                        "tag code {xuid} is in no batch: Associate Data only adds data to tags of its batch, \
+                         whose tags are those of {} (the platform: \"only associate Core Data to an XUID \
+                         that is within that Batch\"); remove the row, or import the tag's key with its batch",
+                        self.key_sources.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(self
+            .order
             .iter()
             .filter_map(|x| self.tags.remove(x))
-            .collect()
+            .collect())
     }
 }
 
@@ -118,9 +147,20 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             .filter(|v| !v.is_empty())
             .cloned()
     };
+    let keys_file = list.column("KEY").is_some();
+    if keys_file {
+        merge.key_sources.push(path.display().to_string());
+    }
     let mut n = 0;
     for row in &list.rows {
         let (line, xuid, rec) = (row.line, row.code.as_str(), row.fields.as_slice());
+        if keys_file {
+            merge.members.insert(xuid.to_string());
+        } else {
+            merge
+                .associated
+                .push((path.to_path_buf(), line, xuid.to_string()));
+        }
         let t = merge.entry(xuid);
         if let Some(k) = cell(rec, "KEY") {
             let key: AesKey = k.parse().map_err(|e| csv_err(line, format!("KEY: {e}")))?;
@@ -140,6 +180,13 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             t.tagname = Some(name);
         }
         if let Some(r) = cell(rec, "RESPONSE") {
+            if r.trim().is_empty() {
+                return Err(csv_err(
+                    line,
+                    "RESPONSE is only spaces: leave the cell empty to keep the tag group's rules"
+                        .into(),
+                ));
+            }
             super::subtags::Response::parse(&r)
                 .map_err(|e| csv_err(line, format!("RESPONSE: {e}")))?;
             t.default_response = Some(r);
@@ -198,7 +245,11 @@ fn read_journal(
         )));
     }
     let (mut any_lrp, mut any_aes) = (false, false);
+    merge
+        .key_sources
+        .push(dir.join(JOURNAL_FILE).display().to_string());
     for t in journal.tags().filter(|t| t.verified && !t.reset) {
+        merge.members.insert(t.xuid.clone());
         let keys = t
             .keys()
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", dir.display())))?;
@@ -274,7 +325,7 @@ pub fn read_batch_sources(
         }
     }
     Ok(BatchRead {
-        tags: merge.into_tags(),
+        tags: merge.into_tags()?,
         template,
         lrp,
     })
@@ -335,6 +386,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2"), "{e}");
+        // A batch directory's tags are its keys: associate.csv may name no other.
+        let dir = d.path().join("b1");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("keys.csv"),
+            "XUID,KEY\nabc,00112233445566778899AABBCCDDEEFF\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("associate.csv"),
+            "XUID,UID\nabc,04AABBCC112233\nzzz,04AABBCC112234\n",
+        )
+        .unwrap();
+        let e = read_batch_sources(std::slice::from_ref(&dir), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("associate.csv line 3") && e.contains("zzz"),
+            "{e}"
+        );
+        std::fs::write(dir.join("associate.csv"), "XUID,UID\nabc,04AABBCC112233\n").unwrap();
+        assert_eq!(
+            read_batch_sources(std::slice::from_ref(&dir), None)
+                .unwrap()
+                .tags
+                .len(),
+            1
+        );
         std::fs::write(&k, "XUID,RESPONSE\nabc,Hi {nope}\n").unwrap();
         let e = read_batch_sources(std::slice::from_ref(&k), None)
             .unwrap_err()

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, S
 
 use super::api::{json_response, rate_check, rate_headers, App, AppState};
 use super::errors;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::import::parse_status;
 use super::query::{self, parse_uid, valid_cuid};
@@ -37,15 +37,96 @@ pub enum Target<'a> {
     Aid(&'a str),
 }
 
-/// A management answer: status and JSON body.
-pub type MgmtAnswer = (StatusCode, Value);
+/// A management answer's JSON body: its keys in order (`xuid` first, then the lookup id
+/// `cuid` or `uid`, then the fields in the platform's order), serialized in that order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MgmtBody(pub Vec<(&'static str, Value)>);
 
-fn err(status: StatusCode, code: &str, message: impl Into<String>) -> MgmtAnswer {
-    (status, json!({"error": code, "message": message.into()}))
+impl MgmtBody {
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+impl serde::Serialize for MgmtBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// A management answer: status and JSON body.
+pub type MgmtAnswer = (StatusCode, MgmtBody);
+
+/// A refused management request: status, error code and its own message.
+#[derive(Debug)]
+pub struct MgmtError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> MgmtError {
+    MgmtError {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+/// Who a request names before its lookup: the tag code of `/v1/x/{xuid}` (when it is one)
+/// and the lookup id of `/v1/a/{aid}` (`ix_c` as `cuid`, `ix_u` as `uid`), echoed on every
+/// answer as `/v1/t` echoes them.
+struct Named {
+    xuid: String,
+    echo: Option<(&'static str, String)>,
+}
+
+impl Named {
+    fn of(target: &Target<'_>, headers: &HeaderMap) -> Named {
+        match *target {
+            Target::Xuid(x) => Named {
+                xuid: if query::valid_xuid(x) {
+                    x.to_string()
+                } else {
+                    String::new()
+                },
+                echo: None,
+            },
+            Target::Aid(_) => Named {
+                xuid: String::new(),
+                echo: match (header(headers, "ix_c"), header(headers, "ix_u")) {
+                    (Some(c), _) if valid_cuid(c) => Some(("cuid", c.to_string())),
+                    (None, Some(u)) if parse_uid(u).is_some() => Some(("uid", u.to_string())),
+                    _ => None,
+                },
+            },
+        }
+    }
+
+    fn head(&self) -> Vec<(&'static str, Value)> {
+        let mut v = vec![("xuid", Value::String(self.xuid.clone()))];
+        if let Some((k, id)) = &self.echo {
+            v.push((k, Value::String(id.clone())));
+        }
+        v
+    }
+
+    fn error(&self, e: MgmtError) -> MgmtAnswer {
+        let mut v = self.head();
+        v.push(("error", Value::String(e.code.to_string())));
+        v.push(("message", Value::String(e.message)));
+        (e.status, MgmtBody(v))
+    }
 }
 
 /// The body's fields, from a form or a JSON object of strings.
-fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, MgmtAnswer> {
+fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, MgmtError> {
     let ctype = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -82,7 +163,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Verifier {
-    fn mgmt_token_ok(&self, headers: &HeaderMap) -> Result<(), MgmtAnswer> {
+    fn mgmt_token_ok(&self, headers: &HeaderMap) -> Result<(), MgmtError> {
         let Some(want) = &self.settings.management_token else {
             return Err(err(
                 StatusCode::FORBIDDEN,
@@ -110,14 +191,40 @@ impl Verifier {
         reg: &Registry,
         target: &Target<'_>,
         headers: &HeaderMap,
-    ) -> Result<Arc<TagEntry>, MgmtAnswer> {
-        let nf = |code: &str| err(StatusCode::NOT_FOUND, code, "no such tag code");
+    ) -> Result<Arc<TagEntry>, MgmtError> {
+        let nf = |code, message: String| err(StatusCode::NOT_FOUND, code, message);
         match *target {
-            Target::Xuid(x) => reg.tag(x).cloned().ok_or_else(|| nf("xuid_not_found")),
+            Target::Xuid(x) => reg.tag(x).cloned().ok_or_else(|| {
+                nf(
+                    errors::XUID_NOT_FOUND,
+                    if query::valid_xuid(x) {
+                        format!("no tag has the tag code {x}")
+                    } else {
+                        "no tag has this tag code (letters, digits, - and _, up to 64)".into()
+                    },
+                )
+            }),
             Target::Aid(aid) => {
-                let fi = *reg.by_aid.get(aid).ok_or_else(|| nf("aid_not_found"))?;
+                let fi = *reg.by_aid.get(aid).ok_or_else(|| {
+                    nf(
+                        errors::AID_NOT_FOUND,
+                        if query::valid_aid(aid) {
+                            format!("no folder has the account id {aid}")
+                        } else {
+                            "no folder has this account id (letters, digits, - and _, up to 64)"
+                                .into()
+                        },
+                    )
+                })?;
                 if let Some(c) = header(headers, "ix_c") {
-                    return reg.by_cuid(fi, c).ok_or_else(|| nf("cuid_not_found"));
+                    return reg.by_cuid(fi, c).ok_or_else(|| {
+                        nf(
+                            errors::CUID_NOT_FOUND,
+                            format!(
+                                "account {aid} has no tag with this CUID (ix_c; CUIDs are case-sensitive)"
+                            ),
+                        )
+                    });
                 }
                 if let Some(u) = header(headers, "ix_u") {
                     let uid = parse_uid(u).ok_or_else(|| {
@@ -127,11 +234,12 @@ impl Verifier {
                             "ix_u: 14 uppercase hex digits",
                         )
                     })?;
-                    return reg
-                        .by_uid
-                        .get(&(fi, uid))
-                        .cloned()
-                        .ok_or_else(|| nf("uid_not_found"));
+                    return reg.by_uid.get(&(fi, uid)).cloned().ok_or_else(|| {
+                        nf(
+                            errors::UID_NOT_FOUND,
+                            format!("account {aid} has no tag with the UID {u}"),
+                        )
+                    });
                 }
                 Err(err(
                     StatusCode::BAD_REQUEST,
@@ -150,22 +258,31 @@ impl Verifier {
         body: &[u8],
         remote: &str,
     ) -> MgmtAnswer {
-        match self.patch_inner(target, headers, body, remote).await {
-            Ok(a) | Err(a) => a,
+        let mut named = Named::of(&target, headers);
+        match self
+            .patch_inner(target, headers, body, remote, &mut named)
+            .await
+        {
+            Ok(tag) => (StatusCode::OK, named.tag_body(&tag)),
+            Err(e) => named.error(e),
         }
     }
 
+    /// The change; returns the tag changed (its state after the change).
     async fn patch_inner(
         &self,
         target: Target<'_>,
         headers: &HeaderMap,
         body: &[u8],
         remote: &str,
-    ) -> Result<MgmtAnswer, MgmtAnswer> {
+        named: &mut Named,
+    ) -> Result<Arc<TagEntry>, MgmtError> {
         self.mgmt_token_ok(headers)?;
         let registry = self.registry();
         let reg = &*registry;
         let tag = self.mgmt_tag(reg, &target, headers)?;
+        // Found (and the token given): the answers name the tag.
+        named.xuid = tag.xuid.clone();
         let tag = &*tag;
         let f = fields(headers, body)?;
         let bad = |m: String| err(StatusCode::BAD_REQUEST, "bad_request", m);
@@ -181,6 +298,11 @@ impl Verifier {
             };
             match k.as_str() {
                 "ix_dr" if v.is_empty() => patch.default_response = Some(None),
+                "ix_dr" if v.trim().is_empty() => {
+                    return Err(bad(
+                        "ix_dr: only spaces; a Default Response needs text (send ix_dr= empty to revert to the tag group's rules)".into(),
+                    ))
+                }
                 "ix_dr" => {
                     subtags::Response::parse(v).map_err(|e| bad(format!("ix_dr: {e}")))?;
                     patch.default_response = Some(Some(v.to_string()));
@@ -231,14 +353,14 @@ impl Verifier {
         // store::postgres::Applied).
         let registry = self.registry();
         let reg = &*registry;
-        let Some(tag) = reg.tag(&patch.xuid).cloned() else {
+        let Some(arc) = reg.tag(&patch.xuid).cloned() else {
             return Err(err(
                 StatusCode::CONFLICT,
                 "conflict",
                 format!("tag code {} was removed meanwhile", patch.xuid),
             ));
         };
-        let tag = &*tag;
+        let tag = &*arc;
         if let Some(dr) = &patch.default_response {
             reg.set_default_response(tag, dr.as_deref()).map_err(bad)?;
         }
@@ -257,29 +379,42 @@ impl Verifier {
                 s.cuid = Some(c.clone());
             }
         }
-        Ok((StatusCode::OK, self.tag_json(tag)))
+        Ok(arc)
     }
+}
 
-    fn tag_json(&self, tag: &TagEntry) -> Value {
+impl Named {
+    /// The 200 answer: the tag after the change, `xuid` first, then `cuid` (the tag's), the
+    /// lookup's `uid` when it was looked up by UID, `status` and `response` (the Tag Code's
+    /// own Default Response, `null` without one).
+    fn tag_body(&self, tag: &TagEntry) -> MgmtBody {
         let s = tag.state.read().expect("tag state");
-        json!({
-            "xuid": tag.xuid,
-            "cuid": s.cuid,
-            "status": if s.active { "Active" } else { "Inactive" },
-            "response": s.default_response.as_ref().map(|d| d.0.clone()),
-        })
+        let mut v = vec![
+            ("xuid", Value::String(tag.xuid.clone())),
+            ("cuid", s.cuid.clone().map_or(Value::Null, Value::String)),
+        ];
+        if let Some(("uid", u)) = &self.echo {
+            v.push(("uid", Value::String(u.clone())));
+        }
+        v.push((
+            "status",
+            Value::String(if s.active { "Active" } else { "Inactive" }.into()),
+        ));
+        v.push((
+            "response",
+            s.default_response
+                .as_ref()
+                .map_or(Value::Null, |d| Value::String(d.0.clone())),
+        ));
+        MgmtBody(v)
     }
 }
 
 // ---- HTTP ----------------------------------------------------------------------------
 
 /// A management API answer with its headers.
-fn mgmt_response(
-    status: StatusCode,
-    body: serde_json::Value,
-    headers: &HeaderMap,
-) -> Response<Body> {
-    let mut r = json_response(body.to_string().into_bytes(), None);
+fn mgmt_response(status: StatusCode, body: MgmtBody, headers: &HeaderMap) -> Response<Body> {
+    let mut r = json_response(serde_json::to_vec(&body).unwrap_or_default(), None);
     *r.status_mut() = status;
     let id = headers
         .get("x-correlation-id")
@@ -322,17 +457,25 @@ async fn mgmt(
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
+    let named = Named::of(&target, &headers);
     if let Some(Err(info)) = rate_check(app, remote, "", &headers) {
         app.verifier.count_rate_limited();
-        let body =
-            serde_json::json!({"error": errors::RATE_LIMITED, "message": "too many requests"});
-        let mut r = mgmt_response(StatusCode::TOO_MANY_REQUESTS, body, &headers);
+        let (status, body) = named.error(err(
+            StatusCode::TOO_MANY_REQUESTS,
+            errors::RATE_LIMITED,
+            "too many requests: wait until X-Rate-Limit-Reset",
+        ));
+        let mut r = mgmt_response(status, body, &headers);
         rate_headers(&mut r, &info);
         return r;
     }
     if method != Method::PATCH {
-        let body = serde_json::json!({"error": errors::METHOD_NOT_ALLOWED, "message": "the management API takes PATCH"});
-        let mut r = mgmt_response(StatusCode::METHOD_NOT_ALLOWED, body, &headers);
+        let (status, body) = named.error(err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            errors::METHOD_NOT_ALLOWED,
+            "the management API takes PATCH",
+        ));
+        let mut r = mgmt_response(status, body, &headers);
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("PATCH"));
         return r;
@@ -344,12 +487,20 @@ async fn mgmt(
     {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => {
-            let body = serde_json::json!({"error": "bad_request", "message": format!("the body is over {MAX_BODY} bytes, or broken off")});
-            return mgmt_response(StatusCode::PAYLOAD_TOO_LARGE, body, &headers);
+            let (status, body) = named.error(err(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "bad_request",
+                format!("the body is over {MAX_BODY} bytes, or broken off"),
+            ));
+            return mgmt_response(status, body, &headers);
         }
         Err(_) => {
-            let body = serde_json::json!({"error": "request_timeout", "message": "the body did not arrive within the header timeout"});
-            let mut r = mgmt_response(StatusCode::REQUEST_TIMEOUT, body, &headers);
+            let (status, body) = named.error(err(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the body did not arrive within the header timeout",
+            ));
+            let mut r = mgmt_response(status, body, &headers);
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return r;

@@ -39,6 +39,7 @@ pub mod subtags;
 pub mod sunscan;
 pub mod text;
 pub mod timefmt;
+pub mod tlscert;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

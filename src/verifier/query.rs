@@ -106,6 +106,47 @@ pub fn xuid_of(raw: &str) -> Option<String> {
     found.filter(|x| valid_xuid(x))
 }
 
+/// The lookup id of a `c`/`u` lookup (a query with `a` and no tag code): a single
+/// well-formed `c` as `("cuid", c)`, else a single well-formed `u` as `("uid", u)`. Echoed on
+/// every answer to a `c` or `u` lookup, the answers to a refused query included (as the
+/// platform echoes `cuid` on its errors). Without `a`, `c` may be a template's own parameter
+/// (e.g. `?p={picc}&c={mac}`): see [`echo_without_aid`].
+pub fn echo_of(raw: &str) -> Option<(&'static str, String)> {
+    if !pairs(raw).iter().any(|(k, v)| *k == "a" && !v.is_empty()) {
+        return None;
+    }
+    echo_without_aid(raw)
+}
+
+/// [`echo_of`] also for a query without `a` (a `c` or `u` lookup missing its account id,
+/// answered `missing_parameter` when no template names a tag).
+pub fn echo_without_aid(raw: &str) -> Option<(&'static str, String)> {
+    if raw.len() > MAX_QUERY_LEN {
+        return None;
+    }
+    let one = |key: &str| -> Option<String> {
+        let mut found = None;
+        for (k, v) in pairs(raw) {
+            if k == key {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(percent_decode(v)?);
+            }
+        }
+        found.filter(|v| !v.is_empty())
+    };
+    if pairs(raw).iter().any(|(k, v)| *k == "x" && !v.is_empty()) {
+        return None;
+    }
+    if pairs(raw).iter().any(|(k, _)| *k == "c") {
+        return one("c").filter(|c| valid_cuid(c)).map(|c| ("cuid", c));
+    }
+    one("u")
+        .filter(|u| parse_uid(u).is_some())
+        .map(|u| ("uid", u))
+}
+
 /// Percent-decodes one query component (`+` is a space); `None` on a bad escape or non-UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();

@@ -168,6 +168,25 @@ fn compile_data(d: &[(String, String)]) -> Result<Vec<(String, Response)>, Strin
         .collect()
 }
 
+/// Extended data values in the order the folder's `fields` declares them: the tag's value of
+/// a field, else the group's (a field with neither is left out).
+fn in_field_order(
+    fields: &[String],
+    group: &[(String, String)],
+    tag: &[(String, String)],
+) -> Vec<(String, String)> {
+    let value =
+        |d: &[(String, String)], f: &str| d.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone());
+    fields
+        .iter()
+        .filter_map(|f| {
+            value(tag, f)
+                .or_else(|| value(group, f))
+                .map(|v| (f.clone(), v))
+        })
+        .collect()
+}
+
 impl Registry {
     /// Builds the registry (checks the catalog first).
     pub fn build(loaded: &Loaded) -> Result<Registry, CatalogError> {
@@ -209,7 +228,7 @@ impl Registry {
                     kind: g.kind,
                     active: g.active,
                     rules,
-                    data: compile_data(&g.data).map_err(inv)?,
+                    data: compile_data(&in_field_order(&f.fields, &g.data, &[])).map_err(inv)?,
                 });
                 r.group_defaults.push(g.default_response.clone());
                 for b in &g.batches {
@@ -242,11 +261,7 @@ impl Registry {
                     });
                     let mut anon = Vec::new();
                     for t in &b.tags {
-                        let mut data = g.data.clone();
-                        for (k, v) in &t.data {
-                            data.retain(|(dk, _)| dk != k);
-                            data.push((k.clone(), v.clone()));
-                        }
+                        let data = in_field_order(&f.fields, &g.data, &t.data);
                         let e = Arc::new(TagEntry {
                             xuid: t.xuid.clone(),
                             folder: fi,

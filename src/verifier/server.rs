@@ -1,5 +1,6 @@
-//! Serving: plain HTTP or HTTPS (rustls, from PEM files or a self-signed certificate made at
-//! start with rcgen), graceful shutdown, and a handle for tests and the benchmark.
+//! Serving: plain HTTP or HTTPS (rustls, from PEM files or a self-signed certificate made with
+//! rcgen and kept, see [`super::tlscert`]), graceful shutdown, and a handle for tests and the
+//! benchmark.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::time::Duration;
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::limits::{ConnCount, ConnRefused, Limits};
 use super::{api, Verifier};
@@ -26,10 +27,13 @@ pub enum Tls {
         /// The private key file.
         key: PathBuf,
     },
-    /// A certificate made at start for these names (IP addresses or host names).
+    /// A self-signed certificate for these names (IP addresses or host names), made at start,
+    /// or kept in the file `keep` and reused ([`super::tlscert`]).
     SelfSigned {
         /// Subject alternative names of the certificate.
         names: Vec<String>,
+        /// Where it is kept (owner-only; beside the database), if anywhere.
+        keep: Option<PathBuf>,
     },
 }
 
@@ -60,13 +64,16 @@ fn pem_err(path: &Path) -> impl Fn(rustls::pki_types::pem::Error) -> ServerError
 pub struct TlsSetup {
     /// The rustls server configuration.
     pub config: Arc<rustls::ServerConfig>,
-    /// The PEM of the certificate made at start (self-signed only).
+    /// The PEM of the self-signed certificate (self-signed only).
     pub self_signed_pem: Option<String>,
+    /// Where the self-signed certificate is kept and whether it was made now.
+    pub kept: Option<(PathBuf, super::tlscert::Made)>,
 }
 
 /// The rustls configuration for `tls` (`None` for plain HTTP). Also returns the PEM of a
 /// self-signed certificate, for the operator to install on a phone if wanted.
 pub fn rustls_config(tls: &Tls) -> Result<Option<TlsSetup>, ServerError> {
+    let mut kept = None;
     let (certs, key, pem) = match tls {
         Tls::Plain => return Ok(None),
         Tls::Files { cert, key } => {
@@ -83,13 +90,21 @@ pub fn rustls_config(tls: &Tls) -> Result<Option<TlsSetup>, ServerError> {
             let k = PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?;
             (certs, k, None)
         }
-        Tls::SelfSigned { names } => {
-            let ck = rcgen::generate_simple_self_signed(names.clone())
-                .map_err(|e| ServerError::Tls(e.to_string()))?;
-            let pem = ck.cert.pem();
-            let key =
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
-            (vec![ck.cert.der().clone()], key, Some(pem))
+        Tls::SelfSigned { names, keep } => {
+            let s = match keep {
+                Some(path) => {
+                    let (s, made) = super::tlscert::kept(path, names)?;
+                    kept = Some((path.clone(), made));
+                    s
+                }
+                None => super::tlscert::make(names)?,
+            };
+            let inner = |what: String| ServerError::Tls(format!("self-signed certificate: {what}"));
+            let key = PrivateKeyDer::from_pem_slice(s.key_pem.as_bytes())
+                .map_err(|e| inner(e.to_string()))?;
+            let cert = CertificateDer::from_pem_slice(s.cert_pem.as_bytes())
+                .map_err(|e| inner(e.to_string()))?;
+            (vec![cert], key, Some(s.cert_pem))
         }
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -104,6 +119,7 @@ pub fn rustls_config(tls: &Tls) -> Result<Option<TlsSetup>, ServerError> {
     Ok(Some(TlsSetup {
         config: Arc::new(cfg),
         self_signed_pem: pem,
+        kept,
     }))
 }
 

@@ -252,14 +252,7 @@ pub fn altered(query: &str) -> String {
 /// The catalog `tag424 serve --batch OUT` builds: folder "default" (account `local`, no token),
 /// one authentication group answering `Pass` / `Fail`.
 pub fn batch_catalog(out: &std::path::Path) -> Catalog {
-    tag424::verifier::config::FlagFolder {
-        aid: "local".into(),
-        token: None,
-        cors: Default::default(),
-        kind: GroupKind::Authentication,
-        default_response: None,
-        pass_response: "Pass".into(),
-    }
-    .catalog(&[out.display().to_string()], None)
-    .unwrap()
+    tag424::verifier::config::FlagFolder::default()
+        .catalog(&[out.display().to_string()], None)
+        .unwrap()
 }
