@@ -868,6 +868,9 @@ mod batch_line_tests {
             ),
         ] {
             std::fs::write(&p, format!("{HEAD}{body}")).unwrap();
+            // A file holding a token must be owner-only.
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
             let e = ConfigFile::load(&p)
                 .unwrap()
                 .catalog(None)
