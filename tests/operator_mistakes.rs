@@ -326,7 +326,7 @@ fn keys_are_never_taken_on_the_command_line() {
     assert!(!tmp.path().join("o").exists());
     // A key file works.
     let key = tmp.path().join("k");
-    std::fs::write(&key, "00000000000000000000000000000000\n").unwrap();
+    tag424::private_fs::write_atomic(&key, b"00000000000000000000000000000000\n").unwrap();
     let (code, out, err) = tag424(&["verify", url, "--key-file", key.to_str().unwrap()]);
     assert_eq!(code, 1, "not genuine, but the key was read: {out}{err}");
     assert!(out.contains("NOT GENUINE"), "{out}");

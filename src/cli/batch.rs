@@ -400,12 +400,22 @@ impl TraceArgs {
         let Some(path) = &self.trace else {
             return Ok(None);
         };
-        // 0600 from creation: with --trace-keys it holds ChangeKey commands.
-        let f = tag424::private_fs::options()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| CliError::input(format!("--trace {}: {e}", path.display())))?;
+        // 0600 from creation; with --trace-keys it holds ChangeKey commands, so an existing
+        // file must also be the user's own and closed to others.
+        let f = if self.trace_keys {
+            tag424::private_fs::open_append(path).map_err(|e| match e {
+                tag424::private_fs::PrivateError::NotPrivate(e) => {
+                    super::not_private("--trace with --trace-keys", e)
+                }
+                e => CliError::input(format!("--trace {e}")),
+            })?
+        } else {
+            tag424::private_fs::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| CliError::input(format!("--trace {}: {e}", path.display())))?
+        };
         let t = tag424::card::trace::Trace::new(Box::new(f), self.trace_keys);
         t.comment(&format!(
             "tag424 {} trace; reader: {reader}",

@@ -209,6 +209,16 @@ impl CliError {
     }
 }
 
+/// A file or folder refused by the owner-only rule (`tag424::private_fs::check`): exit 2,
+/// the fix under it. `what` says where the path came from (`--key-file`, `--db`, …).
+pub fn not_private(what: &str, e: tag424::private_fs::NotPrivate) -> CliError {
+    CliError {
+        code: 2,
+        help: Some(e.help()),
+        message: format!("{what}: {e}"),
+    }
+}
+
 /// Opens a batch folder's journal for writing (the folder's one writer), errors mapped to
 /// exit codes: in use or a key option missing 2, damaged 3.
 pub fn open_journal(
@@ -223,6 +233,7 @@ pub fn journal_error(e: tag424::provision::journal::JournalError) -> CliError {
     use tag424::provision::journal::JournalError;
     let code = match e {
         JournalError::Locked(_)
+        | JournalError::NotPrivate(_)
         | JournalError::NotABatch(_)
         | JournalError::IdentityNeeded { .. }
         | JournalError::KeysSealed { .. }

@@ -245,7 +245,10 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         Some(r) => retention(&r)?,
         None => Retention::default(),
     };
-    let store = store::open(&db).map_err(input)?;
+    let store = store::open(&db).map_err(|e| match e {
+        store::StoreError::NotPrivate(e) => super::not_private("--db", e),
+        e => input(e),
+    })?;
     let settings = Settings {
         cors,
         management_token,

@@ -24,6 +24,10 @@ pub enum LockError {
         /// Who holds it ("process 123 since …"), from the lock file.
         holder: String,
     },
+    /// The folder or its lock file belongs to another user, is open to others, or the lock
+    /// file is a symbolic link.
+    #[error("cannot use the output directory: {0}")]
+    NotPrivate(#[from] private_fs::NotPrivate),
     /// The folder or its lock file could not be used.
     #[error("cannot use the output directory {path}: {source}")]
     Io {
@@ -67,22 +71,35 @@ fn describe_holder(text: &str) -> Option<String> {
     Some(format!("process {pid} since {when}"))
 }
 
-/// Takes the folder's lock, creating the folder (0700) if `create`; a held lock is an
-/// immediate error naming its holder (no waiting).
+impl From<private_fs::PrivateError> for LockError {
+    fn from(e: private_fs::PrivateError) -> LockError {
+        match e {
+            private_fs::PrivateError::NotPrivate(e) => LockError::NotPrivate(e),
+            private_fs::PrivateError::Io { path, source } => LockError::Io { path, source },
+        }
+    }
+}
+
+/// Takes the folder's lock, creating the folder (0700) if missing; a held lock is an
+/// immediate error naming its holder (no waiting). An existing folder, and the lock file,
+/// must be the user's own and closed to others ([`private_fs::check`]): the folder is where
+/// the batch's keys go.
 pub fn lock_folder(dir: &Path) -> Result<FolderLock, LockError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| LockError::Io { path, source }
     };
     private_fs::create_dir(dir).map_err(io(dir))?;
+    private_fs::check_path(dir)?;
     let path = dir.join(LOCK_FILE);
-    let mut file = private_fs::options()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io(&path))?;
+    let mut file = private_fs::open_checked(
+        private_fs::options()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false),
+        &path,
+    )?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {

@@ -28,7 +28,10 @@ pub enum JournalError {
         /// What is wrong with it.
         what: String,
     },
-    /// Another process writes this folder.
+    /// The journal file belongs to another user, is open to others, or is a symbolic link.
+    #[error("cannot use the journal: {0}")]
+    NotPrivate(#[from] crate::private_fs::NotPrivate),
+    /// Another process writes this folder (or the folder is not private: see [`LockError`]).
     #[error(transparent)]
     Locked(#[from] LockError),
     /// The folder has no journal.
@@ -90,6 +93,8 @@ impl JournalError {
                 "nothing was changed; `tag424 journal check --out {}` lists every tag and the damage. Restore the journal from a backup or repair that line by hand",
                 path.parent().unwrap_or(Path::new(".")).display()
             ),
+            JournalError::NotPrivate(e) | JournalError::Locked(LockError::NotPrivate(e)) => e.help(),
+            JournalError::Locked(LockError::Io { .. }) => "fix the folder's permissions or free space, then re-run the same command".into(),
             JournalError::Locked(_) => "wait for that run to finish (or stop it with Ctrl-C); one process writes a batch folder at a time".into(),
             JournalError::NotABatch(_) => "check the --out path".into(),
             JournalError::Export(_) => "the journal holds a tag code that breaks the tag-code rule: `tag424 journal check` shows it".into(),
@@ -99,6 +104,17 @@ impl JournalError {
             JournalError::IdentityNeeded { .. } | JournalError::KeysSealed { .. } => "add --identity FILE (the age identity file, AGE-SECRET-KEY-1…, of one of those recipients); a new batch folder needs none".into(),
             JournalError::ClearFolder { .. } => "start the encrypted batch in a new --out folder, or leave out --encrypt-to to continue this one in clear".into(),
             JournalError::OtherRecipients { .. } => "leave out --encrypt-to (the folder remembers its recipients) or use a new --out folder".into(),
+        }
+    }
+}
+
+impl From<crate::private_fs::PrivateError> for JournalError {
+    fn from(e: crate::private_fs::PrivateError) -> JournalError {
+        match e {
+            crate::private_fs::PrivateError::NotPrivate(e) => JournalError::NotPrivate(e),
+            crate::private_fs::PrivateError::Io { path, source } => {
+                JournalError::Io { path, source }
+            }
         }
     }
 }

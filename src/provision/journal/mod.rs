@@ -128,7 +128,7 @@ impl Journal {
         let lock = lock_folder(dir)?;
         let path = dir.join(JOURNAL_FILE);
         let existed = path.exists();
-        let file = crate::private_fs::open_append(&path).map_err(io(&path))?;
+        let file = crate::private_fs::open_append(&path)?;
         if !existed {
             file.sync_all().map_err(io(&path))?;
             sync_dir(dir).map_err(io(dir))?;
@@ -390,7 +390,7 @@ impl Journal {
         file.push(b'\n');
         crate::private_fs::write_atomic(&self.path, &file).map_err(io(&self.path))?;
         // The renamed file replaced the one opened before: append to the new one.
-        self.file = Some(crate::private_fs::open_append(&self.path).map_err(io(&self.path))?);
+        self.file = Some(crate::private_fs::open_append(&self.path)?);
         self.apply(r);
         self.sealed_to = Some(rs);
         Ok(())
