@@ -204,12 +204,16 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     };
     let total = args.count.unwrap_or(xuids.len() - used) as u64;
     let opening = if journal.created {
-        format!("New batch in {}: {} codes", args.out.display(), xuids.len())
+        format!(
+            "New batch in {}: {}",
+            args.out.display(),
+            super::count(xuids.len(), "code", "codes")
+        )
     } else {
         format!(
-            "Resuming {}: {used} of {} codes used, {} left",
+            "Resuming {}: {used} of {} used, {} left",
             args.out.display(),
-            xuids.len(),
+            super::count(xuids.len(), "code", "codes"),
             xuids.len() - used
         )
     };
@@ -294,7 +298,10 @@ fn check_layout(template: &Template, xuids: &[String]) -> Result<(), CliError> {
 /// The end of a batch in words.
 fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
     let mut l = Vec::new();
-    let mut done = format!("Done: {} tags encoded and verified", s.encoded);
+    let mut done = format!(
+        "Done: {} encoded and verified",
+        super::count(s.encoded, "tag", "tags")
+    );
     if s.recovered > 0 {
         done.push_str(&format!(
             " ({} of them finished after an interruption)",
@@ -305,27 +312,29 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
     if s.skipped > 0 {
         l.push(format!(
             "  {} skipped: already encoded in this folder; nothing written, no code used.",
-            s.skipped
+            super::count(s.skipped, "tag", "tags")
         ));
     }
     if s.torn > 0 {
         l.push(format!(
-            "  {} left the reader mid-encoding: present them again (same command) to finish them.",
-            s.torn
+            "  {} left the reader mid-encoding: present {} again (same command) to finish {}.",
+            super::count(s.torn, "tag", "tags"),
+            if s.torn == 1 { "it" } else { "them" },
+            if s.torn == 1 { "it" } else { "them" }
         ));
     }
     if s.failed > 0 {
         l.push(format!(
             "  {} refused or failed: see the messages above; nothing of theirs is lost.",
-            s.failed
+            super::count(s.failed, "tag", "tags")
         ));
     }
     l.push(format!(
-        "  Codes: {} used, {} left. {} has {} rows: {}",
+        "  Codes: {} used, {} left. {} has {}: {}",
         s.codes_used,
         s.codes_left,
         s.keys_file,
-        s.exported,
+        super::count(s.exported, "row", "rows"),
         out.join(s.keys_file).display()
     ));
     if s.simulated {

@@ -20,6 +20,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use tag424::plural::count;
+
 /// Version of every `--json` document this tool prints.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -113,7 +115,11 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
         }));
         return Ok(code);
     }
-    say(&format!("{} tags in {}", c.tags.len(), out.display()));
+    say(&format!(
+        "{} in {}",
+        count(c.tags.len(), "tag", "tags"),
+        out.display()
+    ));
     if let Some(rs) = &c.encrypted_to {
         say(&format!(
             "Keys encrypted at rest to {} (keys.csv.age; --identity opens them)",
@@ -124,7 +130,7 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
         say(&format!("  {}  {:<16} {}", t.uid, t.xuid, t.state()));
     }
     if let Some((line, bytes)) = c.torn {
-        say(&format!("Torn last write: line {line}, {bytes} bytes (never acted on; the next encoding run moves it to journal.torn-TIME)"));
+        say(&format!("Torn last write: line {line}, {} (never acted on; the next encoding run moves it to journal.torn-TIME)", count(bytes, "byte", "bytes")));
     }
     for (line, what) in &c.damaged {
         say(&format!("DAMAGED line {line}: {what}"));
@@ -257,14 +263,15 @@ pub fn healed_line(j: &tag424::provision::Journal) -> Option<String> {
     let t = j.torn_tail.as_ref()?;
     Some(match &t.kept_in {
         Some(p) => format!(
-            "note: the journal's last write (line {}, {} bytes) was cut short by a crash or a full disk; it was never acted on. Its bytes are kept in {} and the journal continues from its last complete record.",
+            "note: the journal's last write (line {}, {}) was cut short by a crash or a full disk; it was never acted on. Its bytes are kept in {} and the journal continues from its last complete record.",
             t.line,
-            t.bytes,
+            count(t.bytes, "byte", "bytes"),
             p.display()
         ),
         None => format!(
-            "note: the journal's last write (line {}, {} bytes) was cut short; the next encoding run moves it aside.",
-            t.line, t.bytes
+            "note: the journal's last write (line {}, {}) was cut short; the next encoding run moves it aside.",
+            t.line,
+            count(t.bytes, "byte", "bytes")
         ),
     })
 }
@@ -284,13 +291,17 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
 
 pub fn main() -> ExitCode {
     use clap::CommandFactory;
-    let (args, profile) = match profile::apply(std::env::args_os().collect(), &Cli::command()) {
-        Ok(x) => x,
-        Err(e) => return report(e),
-    };
+    let (args, applied, profile) =
+        match profile::apply(std::env::args_os().collect(), &Cli::command()) {
+            Ok(x) => x,
+            Err(e) => return report(e),
+        };
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
+            if let Some(e) = clap_error_from_profile(&applied, &e) {
+                return report(e);
+            }
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
@@ -321,8 +332,23 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) => report(e),
+        Err(e) => report(profile::attribute(&applied, e)),
     }
+}
+
+/// A clap error about a value the profile set (`rate-limit = "abc"`), as an error naming the
+/// profile file and key; `None` for any other clap error (clap prints it).
+fn clap_error_from_profile(applied: &[profile::Applied], e: &clap::Error) -> Option<CliError> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    applied.iter().find(|a| a.long == long)?;
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let e = CliError::input(first.trim_start_matches("error: "));
+    Some(profile::attribute(applied, e))
 }
 
 fn report(e: CliError) -> ExitCode {

@@ -274,9 +274,9 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     let registry = verifier.registry();
     let folders = registry.folders.len();
     say(&format!(
-        "tag424 serve: {} tags in {} folder(s) from {}",
-        registry.tag_count(),
-        folders,
+        "tag424 serve: {} in {} from {}",
+        super::count(registry.tag_count(), "tag", "tags"),
+        super::count(folders, "folder", "folders"),
         db
     ));
     if let Tls::SelfSigned { names } = &tls {
@@ -345,6 +345,9 @@ pub fn scans(a: ScansArgs) -> Result<u8, CliError> {
         ));
     }
     let passes = rows.iter().filter(|r| r.passed).count();
-    say(&format!("{} scans, {} passed", rows.len(), passes));
+    say(&format!(
+        "{}, {passes} passed",
+        super::count(rows.len(), "scan", "scans")
+    ));
     Ok(0)
 }

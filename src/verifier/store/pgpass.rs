@@ -23,13 +23,22 @@ pub fn lookup(host: &str, port: u16, db: &str, user: &str) -> (Option<String>, O
     let Ok(meta) = std::fs::metadata(&file) else {
         return (None, None);
     };
-    // libpq's rule, the mode half of the one owner-only rule.
-    if let Err(e) = crate::private_fs::check_mode(&file, &meta) {
-        return (
-            None,
-            Some(format!("password file ignored: {e}; {}", e.help())),
-        );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return (
+                None,
+                Some(format!(
+                    "password file {} is readable by others and was ignored: chmod 0600 {}",
+                    file.display(),
+                    file.display()
+                )),
+            );
+        }
     }
+    #[cfg(not(unix))]
+    let _ = meta;
     match std::fs::read_to_string(&file) {
         Ok(text) => (find(&text, host, port, db, user), None),
         Err(e) => (None, Some(format!("password file {}: {e}", file.display()))),
