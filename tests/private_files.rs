@@ -79,16 +79,35 @@ fn run(bin: &Path, as_nobody: bool, args: &[&str]) -> (i32, String) {
     ] {
         c.env_remove(v);
     }
-    let out = c
+    // Bounded: a command that should refuse at once but runs (a server) is stopped after
+    // 30 s and counts as exit -1.
+    let mut child = c
         .arg("--no-profile")
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (code, reader.join().unwrap())
 }
 
 fn me(args: &[&str]) -> (i32, String) {
@@ -442,11 +461,26 @@ fn an_unprivileged_user_refuses_a_key_file_root_left_readable() {
     let key = place.path().join("key.txt");
     std::fs::write(&key, ZERO).unwrap();
     chmod(&key, 0o644);
-    let url = "https://example.com/auth?x=q8w3sbcz&n=000001&e=0000000000000000";
+    let url = "https://ntag.nxp.com/424?e=EF963FF7828658A599F3041510671E88&c=94EED9EE65337086";
+    let args = [
+        "verify",
+        url,
+        "--url",
+        "https://ntag.nxp.com/424?e={picc}&c={mac}",
+        "--key-file",
+        s(&key),
+        "--meta-key-file",
+        s(&key),
+    ];
     assert_refused(
-        run(&bin, true, &["verify", url, "--key-file", s(&key)]),
+        run(&bin, true, &args),
         &key,
         "belongs to uid 0, not to you (uid 65534)",
         "use a file of your own",
     );
+    // The same key in nobody's own owner-only file: read, and the URL is genuine.
+    chmod(&key, 0o600);
+    give_away(&key);
+    let (code, err) = run(&bin, true, &args);
+    assert_eq!(code, 0, "{err}");
 }
