@@ -408,4 +408,31 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
         assert_eq!(names.len(), 2);
     }
+
+    #[test]
+    fn the_rule_refuses_group_or_other_bits_and_names_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("key.txt");
+        write_atomic(&f, b"x").unwrap();
+        assert!(check_path(&f).unwrap());
+        assert!(!check_path(&tmp.path().join("none")).unwrap());
+        for mode in [0o640, 0o604, 0o620, 0o601] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = match check_path(&f) {
+                Err(PrivateError::NotPrivate(e)) => e,
+                other => panic!("{mode:o}: {other:?}"),
+            };
+            assert!(e.to_string().contains(&format!("mode 0{mode:o}")), "{e}");
+            assert_eq!(e.help(), format!("`chmod 600 {}` (or use another file); a key that others could read may have been copied: consider it known", f.display()));
+        }
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+        let e = check_path(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("mode 0750"), "{e}");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A secret file larger than allowed is refused before it is read.
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomic(&f, &[b'0'; 100]).unwrap();
+        assert!(read_secret(&f, 99).is_err());
+        assert_eq!(read_secret(&f, 100).unwrap().len(), 100);
+    }
 }
