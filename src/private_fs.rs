@@ -201,6 +201,11 @@ impl NotPrivate {
                     format!("`chmod 600 {p}` (or use another file); a key that others could read may have been copied: consider it known")
                 }
             }
+            // A sticky folder (/tmp) is shared on purpose: never advise changing it.
+            NotPrivate::OthersCanWrite { mode, .. } if mode & 0o1000 != 0 => {
+                "it is a shared folder (like /tmp): keep the file in a folder of your own instead"
+                    .into()
+            }
             NotPrivate::OthersCanWrite { path, .. } => format!(
                 "`chmod go-w {}`, or keep the file in a folder of your own",
                 path.display()
@@ -266,7 +271,8 @@ pub fn check_mode(path: &Path, meta: &std::fs::Metadata) -> Result<(), NotPrivat
 /// and neither its group nor other users can write into it, so nobody else can plant or swap
 /// a file there (SQLite opens its `-wal` and `-shm` files by name, beside the database).
 pub fn check_parent(path: &Path) -> Result<(), PrivateError> {
-    let dir = parent(path);
+    // Named in full in messages ("." says little).
+    let dir = &std::fs::canonicalize(parent(path)).unwrap_or_else(|_| parent(path).to_path_buf());
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
