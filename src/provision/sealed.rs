@@ -246,7 +246,8 @@ mod tests {
         let (r, i) = pair();
         let write = |name: &str, text: &str| {
             let p = dir.path().join(name);
-            std::fs::write(&p, text).unwrap();
+            // Owner-only, as an identity file must be.
+            crate::private_fs::write_atomic(&p, text.as_bytes()).unwrap();
             p
         };
         let id_file = write("id.txt", &format!("{i}\n"));
@@ -285,7 +286,8 @@ mod tests {
         assert!(!sealed.contains("00112233"));
         for (name, text) in [("i1", &i1), ("i2", &i2)] {
             let p = dir.path().join(name);
-            std::fs::write(&p, format!("# created: now\n{text}\n")).unwrap();
+            crate::private_fs::write_atomic(&p, format!("# created: now\n{text}\n").as_bytes())
+                .unwrap();
             let id = Identity::load(&p).unwrap();
             assert_eq!(
                 &id.open_base64(&sealed).unwrap()[..],
@@ -293,7 +295,7 @@ mod tests {
             );
         }
         let p = dir.path().join("other");
-        std::fs::write(&p, &other).unwrap();
+        crate::private_fs::write_atomic(&p, other.as_bytes()).unwrap();
         let e = Identity::load(&p)
             .unwrap()
             .open_base64(&sealed)
