@@ -9,8 +9,9 @@
 //! The one rule for files and folders that hold keys and already exist ([`check`]): they
 //! belong to the user running tag424 and no other user has any access to them (no group or
 //! other permission bits). Another user's file, or one others can open, is refused with
-//! [`NotPrivate`], which names the path, what is wrong and the fix; nothing is ever chmod'ed
-//! or chown'ed behind the operator's back.
+//! [`NotPrivate`], which names the path, what is wrong and the fix. The one thing made
+//! private instead of refused is the user's own folder that others can only read
+//! ([`make_private_dir`]), and the caller says so.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -336,6 +337,27 @@ pub fn check_path(path: &Path) -> Result<bool, PrivateError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(PrivateError::io(path)(e)),
+    }
+}
+
+/// Makes sure an existing folder that keys go into passes [`check`]: another user's folder is
+/// refused, and so is one that group or others can write into (they may have put files of
+/// theirs in it); the user's own folder that others can only read or enter (`mkdir`'s 0755)
+/// is made owner-only (0700), and its mode before is returned so that the caller can say so.
+pub fn make_private_dir(dir: &Path) -> Result<Option<u32>, PrivateError> {
+    let meta = std::fs::metadata(dir).map_err(PrivateError::io(dir))?;
+    match check(dir, &meta) {
+        Ok(()) => Ok(None),
+        Err(NotPrivate::OpenToOthers { mode, .. }) if mode & 0o022 == 0 => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let tight = std::fs::Permissions::from_mode((mode & !0o077) | 0o700);
+                std::fs::set_permissions(dir, tight).map_err(PrivateError::io(dir))?;
+            }
+            Ok(Some(mode))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

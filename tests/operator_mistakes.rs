@@ -367,7 +367,7 @@ fn a_batch_ends_when_its_codes_are_used_up() {
     assert_eq!(code, 0);
     assert!(
         stdout.starts_with(&format!(
-            "Resuming {}: 1 of 1 codes used, 0 left",
+            "Resuming {}: 1 of 1 code used, 0 left",
             out.display()
         )),
         "{stdout}"

@@ -183,14 +183,15 @@ fn a_batch_folder_of_another_user_or_open_to_others_is_refused() {
         "nothing written"
     );
 
-    // The user's own folder that others can list and read (mkdir under umask 022).
+    // The user's own folder that group members can write into: they may have put files of
+    // theirs in it.
     let open = tmp.path().join("open");
     std::fs::create_dir(&open).unwrap();
-    chmod(&open, 0o755);
+    chmod(&open, 0o775);
     assert_refused(
         batch(&open, &[]),
         &open,
-        "open to other users (mode 0755)",
+        "open to other users (mode 0775)",
         &format!("chmod 700 {}", open.display()),
     );
     assert_eq!(
@@ -201,6 +202,23 @@ fn a_batch_folder_of_another_user_or_open_to_others_is_refused() {
     // Fixed as the message says, the same command runs.
     chmod(&open, 0o700);
     assert_eq!(batch(&open, &[]).0, 0);
+
+    // The user's own folder that others can only list and read (mkdir under umask 022): made
+    // owner-only before any key goes in, and said so.
+    let mkdir = tmp.path().join("mkdir");
+    std::fs::create_dir(&mkdir).unwrap();
+    chmod(&mkdir, 0o755);
+    let (code, err) = batch(&mkdir, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} was open to other users (mode 0755); tag424 made it owner-only (chmod 700)",
+            mkdir.display()
+        )),
+        "{err}"
+    );
+    let mode = std::fs::metadata(&mkdir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
 }
 
 #[test]

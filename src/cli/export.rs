@@ -52,7 +52,10 @@ pub fn export(a: ExportArgs) -> Result<u8, CliError> {
         ));
     }
     // One writer at a time: a run in progress would write newer exports than this one.
-    let _lock = lock_folder(&a.out).map_err(|e| journal_error(e.into()))?;
+    let lock = lock_folder(&a.out).map_err(|e| journal_error(e.into()))?;
+    if let Some(mode) = lock.tightened_from() {
+        eprintln!("{}", super::tightened_note(&a.out, mode));
+    }
     let journal = Journal::read_only_with(&a.out, keys.identity.as_ref()).map_err(journal_error)?;
     if journal.sealed_to().is_some() && keys.identity.is_none() {
         return Err(CliError {

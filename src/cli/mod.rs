@@ -231,7 +231,20 @@ pub fn open_journal(
     dir: &std::path::Path,
     keys: &tag424::provision::journal::KeyAccess,
 ) -> Result<tag424::provision::Journal, CliError> {
-    tag424::provision::Journal::open_with(dir, keys).map_err(journal_error)
+    let j = tag424::provision::Journal::open_with(dir, keys).map_err(journal_error)?;
+    if let Some(mode) = j.tightened_from() {
+        eprintln!("{}", tightened_note(dir, mode));
+    }
+    Ok(j)
+}
+
+/// The note for a batch folder that was the user's own and readable by others, made
+/// owner-only before any key went into it.
+pub fn tightened_note(dir: &std::path::Path, mode: u32) -> String {
+    format!(
+        "note: {} was open to other users (mode {mode:04o}); tag424 made it owner-only (chmod 700) before writing keys into it",
+        dir.display()
+    )
 }
 
 /// A journal error for the operator: in use → 2, anything else → 3, with the fix.

@@ -44,12 +44,19 @@ pub enum LockError {
 pub struct FolderLock {
     _file: File,
     path: PathBuf,
+    tightened_from: Option<u32>,
 }
 
 impl FolderLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The folder's mode before this lock made it owner-only (it was the user's own and
+    /// others could read it, see [`private_fs::make_private_dir`]), if it did.
+    pub fn tightened_from(&self) -> Option<u32> {
+        self.tightened_from
     }
 }
 
@@ -83,14 +90,15 @@ impl From<private_fs::PrivateError> for LockError {
 /// Takes the folder's lock, creating the folder (0700) if missing; a held lock is an
 /// immediate error naming its holder (no waiting). An existing folder, and the lock file,
 /// must be the user's own and closed to others ([`private_fs::check`]): the folder is where
-/// the batch's keys go.
+/// the batch's keys go. The user's own folder that others can only read is made owner-only
+/// ([`FolderLock::tightened_from`] says so); one others can write into is refused.
 pub fn lock_folder(dir: &Path) -> Result<FolderLock, LockError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| LockError::Io { path, source }
     };
     private_fs::create_dir(dir).map_err(io(dir))?;
-    private_fs::check_path(dir)?;
+    let tightened_from = private_fs::make_private_dir(dir)?;
     let path = dir.join(LOCK_FILE);
     let mut file = private_fs::open_checked(
         private_fs::options()
@@ -132,7 +140,11 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, LockError> {
         .and_then(|_| file.write_all(text.as_bytes()))
         .and_then(|_| file.sync_data())
         .map_err(io(&path))?;
-    Ok(FolderLock { _file: file, path })
+    Ok(FolderLock {
+        _file: file,
+        path,
+        tightened_from,
+    })
 }
 
 #[cfg(test)]

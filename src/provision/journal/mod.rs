@@ -396,6 +396,12 @@ impl Journal {
         Ok(())
     }
 
+    /// The folder's mode before this open made it owner-only, if it did (see
+    /// [`FolderLock::tightened_from`]).
+    pub fn tightened_from(&self) -> Option<u32> {
+        self._lock.as_ref().and_then(FolderLock::tightened_from)
+    }
+
     /// The batch folder.
     pub fn dir(&self) -> &Path {
         &self.dir
