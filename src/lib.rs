@@ -15,6 +15,7 @@
 pub mod card;
 pub mod crypto;
 pub(crate) mod hex_serde;
+pub mod plural;
 pub mod private_fs;
 pub mod provision;
 pub mod sim;

@@ -21,7 +21,8 @@ const ZERO: &str = "00000000000000000000000000000000";
 fn zero_key_file() -> (tempfile::TempDir, String) {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("zero.key");
-    std::fs::write(&p, ZERO).unwrap();
+    // Owner-only, as tag424 asks of every key file.
+    tag424::private_fs::write_atomic(&p, ZERO.as_bytes()).unwrap();
     let s = p.to_str().unwrap().to_string();
     (d, s)
 }
@@ -93,7 +94,7 @@ fn verify_bad_input_exits_2_with_a_message() {
     assert_eq!(code, 2);
     assert!(err.contains("does not match the template"), "{err}");
     let short = d.path().join("short.key");
-    std::fs::write(&short, "00").unwrap();
+    tag424::private_fs::write_atomic(&short, b"00").unwrap();
     let (code, _, err) = tag424(&[
         "verify",
         "https://x/",
@@ -180,7 +181,7 @@ fn batch_resumes_and_never_reuses_a_code() {
         .nth(1)
         .unwrap();
     let key_file = tmp.path().join("key.txt");
-    std::fs::write(&key_file, key).unwrap();
+    tag424::private_fs::write_atomic(&key_file, key.as_bytes()).unwrap();
     let (code, out, err) = tag424(&[
         "verify",
         url.trim(),

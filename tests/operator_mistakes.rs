@@ -326,7 +326,7 @@ fn keys_are_never_taken_on_the_command_line() {
     assert!(!tmp.path().join("o").exists());
     // A key file works.
     let key = tmp.path().join("k");
-    std::fs::write(&key, "00000000000000000000000000000000\n").unwrap();
+    tag424::private_fs::write_atomic(&key, b"00000000000000000000000000000000\n").unwrap();
     let (code, out, err) = tag424(&["verify", url, "--key-file", key.to_str().unwrap()]);
     assert_eq!(code, 1, "not genuine, but the key was read: {out}{err}");
     assert!(out.contains("NOT GENUINE"), "{out}");
@@ -367,7 +367,7 @@ fn a_batch_ends_when_its_codes_are_used_up() {
     assert_eq!(code, 0);
     assert!(
         stdout.starts_with(&format!(
-            "Resuming {}: 1 of 1 codes used, 0 left",
+            "Resuming {}: 1 of 1 code used, 0 left",
             out.display()
         )),
         "{stdout}"

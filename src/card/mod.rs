@@ -65,7 +65,7 @@ impl fmt::Display for CommMode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
     /// The answer is shorter than the two status bytes (its length).
-    #[error("response has {0} bytes; it needs at least the two status bytes")]
+    #[error("response has {}; it needs at least the two status bytes", crate::plural::count(*.0, "byte", "bytes"))]
     NoStatus(usize),
     /// The data has a fixed length and this is not it.
     #[error("expected {expected} data bytes, got {got}")]

@@ -232,12 +232,16 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     };
     let total = args.count.unwrap_or(xuids.len() - used) as u64;
     let opening = if journal.created {
-        format!("New batch in {}: {} codes", args.out.display(), xuids.len())
+        format!(
+            "New batch in {}: {}",
+            args.out.display(),
+            super::count(xuids.len(), "code", "codes")
+        )
     } else {
         format!(
-            "Resuming {}: {used} of {} codes used, {} left",
+            "Resuming {}: {used} of {} used, {} left",
             args.out.display(),
-            xuids.len(),
+            super::count(xuids.len(), "code", "codes"),
             xuids.len() - used
         )
     };
@@ -332,7 +336,10 @@ fn check_layout(template: &Template, xuids: &[String]) -> Result<(), CliError> {
 /// The end of a batch in words.
 fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
     let mut l = Vec::new();
-    let mut done = format!("Done: {} tags encoded and verified", s.encoded);
+    let mut done = format!(
+        "Done: {} encoded and verified",
+        super::count(s.encoded, "tag", "tags")
+    );
     if s.recovered > 0 {
         done.push_str(&format!(
             " ({} of them finished after an interruption)",
@@ -343,27 +350,30 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
     if s.skipped > 0 {
         l.push(format!(
             "  {} skipped: already encoded in this folder; nothing written, no code used.",
-            s.skipped
+            super::count(s.skipped, "tag", "tags")
         ));
     }
     if s.unfinished > 0 {
         l.push(format!(
-            "  {} unfinished (left a reader mid-encoding): present them again (same command) to finish them; `tag424 journal check` lists them.",
-            s.unfinished
+            "  {} unfinished (left a reader mid-encoding): present {} again (same command) to finish {}; `tag424 journal check` lists {}.",
+            super::count(s.unfinished, "tag", "tags"),
+            if s.unfinished == 1 { "it" } else { "them" },
+            if s.unfinished == 1 { "it" } else { "them" },
+            if s.unfinished == 1 { "it" } else { "them" }
         ));
     }
     if s.failed > 0 {
         l.push(format!(
             "  {} refused or failed: see the messages above; nothing of theirs is lost.",
-            s.failed
+            super::count(s.failed, "tag", "tags")
         ));
     }
     l.push(format!(
-        "  Codes: {} used, {} left. {} has {} rows: {}",
+        "  Codes: {} used, {} left. {} has {}: {}",
         s.codes_used,
         s.codes_left,
         s.keys_file,
-        s.exported,
+        super::count(s.exported, "row", "rows"),
         out.join(s.keys_file).display()
     ));
     if s.simulated {
@@ -438,12 +448,22 @@ impl TraceArgs {
         let Some(path) = &self.trace else {
             return Ok(None);
         };
-        // 0600 from creation: with --trace-keys it holds ChangeKey commands.
-        let f = tag424::private_fs::options()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| CliError::input(format!("--trace {}: {e}", path.display())))?;
+        // 0600 from creation; with --trace-keys it holds ChangeKey commands, so an existing
+        // file must also be the user's own and closed to others.
+        let f = if self.trace_keys {
+            tag424::private_fs::open_append(path).map_err(|e| match e {
+                tag424::private_fs::PrivateError::NotPrivate(e) => {
+                    super::not_private("--trace with --trace-keys", e)
+                }
+                e => CliError::input(format!("--trace {e}")),
+            })?
+        } else {
+            tag424::private_fs::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| CliError::input(format!("--trace {}: {e}", path.display())))?
+        };
         let t = tag424::card::trace::Trace::new(Box::new(f), self.trace_keys);
         t.comment(&format!(
             "tag424 {} trace; reader: {reader}",

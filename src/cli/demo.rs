@@ -14,6 +14,11 @@ use super::{say, CliError};
 
 /// Run the whole story on simulated tags: encode a batch with generated tag codes, export
 /// keys.csv, tap every tag and verify its SUN URL, and show a replayed tap being rejected.
+///
+/// The demo works in a temporary folder that is removed when it ends: the paths it shows
+/// (batch/keys.csv, …) are inside that folder and are gone afterwards. `--keep DIR` works in
+/// DIR instead and keeps everything (the batch folder with its journal and keys.csv, the
+/// simulated tags).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   tag424 demo                            # five simulated tags in a temporary folder
@@ -22,7 +27,8 @@ pub struct DemoArgs {
     /// How many simulated tags (1 to 1000).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub tags: u16,
-    /// Keep the working directory (default: a temporary one, removed at the end).
+    /// Work in DIR and keep its files (the batch folder, keys.csv, the simulated tags).
+    /// Without it the demo's folder is temporary and removed when the demo ends.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
 }
@@ -43,10 +49,26 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
         .unwrap_or_else(|| tmp.path().to_path_buf());
     let out = work.join("batch");
     let tags_dir = work.join("tags");
+    // A temporary folder's paths are not shown (they are gone when the operator looks):
+    // paths inside it are shown relative to it.
+    let shown = |p: &std::path::Path| match &args.keep {
+        Some(_) => p.display().to_string(),
+        None => p.strip_prefix(&work).unwrap_or(p).display().to_string(),
+    };
+    if args.keep.is_some() {
+        say(&format!("Working in {} (kept)", work.display()));
+    } else {
+        say("Working in a temporary folder, removed when the demo ends (--keep DIR keeps the files)");
+    }
+    let n = usize::from(args.tags);
     say(&format!(
-        "1. {} blank simulated NTAG 424 DNA tags, {} tag codes from the platform (generated here)",
-        usize::from(args.tags),
-        usize::from(args.tags)
+        "1. {}, {} from the platform (generated here)",
+        super::count(
+            n,
+            "blank simulated NTAG 424 DNA tag",
+            "blank simulated NTAG 424 DNA tags"
+        ),
+        super::count(n, "tag code", "tag codes")
     ));
     let xuids = generate_xuids(usize::from(args.tags));
     let template = Template::default();
@@ -77,8 +99,9 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
                 },
             elapsed,
         } => say(&format!(
-            "   Verified {uid} → {xuid} in {:.3} s ({exchanges} APDUs)",
-            elapsed.as_secs_f64()
+            "   Verified {uid} → {xuid} in {:.3} s ({})",
+            elapsed.as_secs_f64(),
+            super::count(*exchanges, "APDU", "APDUs")
         )),
         BatchEvent::Failed { error } => say(&format!("   Failed: {error}")),
         _ => {}
@@ -86,8 +109,9 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
     .map_err(fail)?;
     let secs = started.elapsed().as_secs_f64();
     say(&format!(
-        "   {} tags in {secs:.2} s, {} APDUs in all",
-        summary.encoded, summary.exchanges
+        "   {} in {secs:.2} s, {} in all",
+        super::count(summary.encoded, "tag", "tags"),
+        super::count(summary.exchanges as usize, "APDU", "APDUs")
     ));
     let keys_csv = out.join("keys.csv");
     let mut keys: HashMap<String, AesKey> = HashMap::new();
@@ -96,7 +120,11 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
         let row = row.map_err(fail)?;
         keys.insert(row[0].to_string(), row[1].parse().map_err(fail)?);
     }
-    say(&format!("3. {} has {} rows (XUID,KEY) for the platform's Keys upload; associate.csv maps XUID → UID", keys_csv.display(), keys.len()));
+    say(&format!(
+        "3. {} has {} (XUID,KEY) for the platform's Keys upload; associate.csv maps XUID → UID",
+        shown(&keys_csv),
+        super::count(keys.len(), "row", "rows")
+    ));
     say("4. A phone taps each tag; the SUN URL is verified with the tag's key from keys.csv:");
     let mut last_ctr: HashMap<String, u32> = HashMap::new();
     let mut first_url = None;
@@ -131,6 +159,8 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
     }
     if args.keep.is_some() {
         say(&format!("Files kept in {}", work.display()));
+    } else {
+        say("The temporary folder and its files are removed now; run `tag424 demo --keep DIR` to keep them.");
     }
     say(if all_ok { "Demo OK." } else { "Demo FAILED." });
     Ok(if all_ok { 0 } else { 1 })

@@ -50,7 +50,10 @@ pub fn export(a: ExportArgs) -> Result<u8, CliError> {
         ));
     }
     // One writer at a time: a run in progress would write newer exports than this one.
-    let _lock = lock_folder(&a.out).map_err(|e| journal_error(e.into()))?;
+    let lock = lock_folder(&a.out).map_err(|e| journal_error(e.into()))?;
+    if let Some(mode) = lock.tightened_from() {
+        eprintln!("{}", super::tightened_note(&a.out, mode));
+    }
     let journal = Journal::read_only_with(&a.out, keys.identity.as_ref()).map_err(journal_error)?;
     if journal.sealed_to().is_some() && keys.identity.is_none() {
         return Err(CliError {
@@ -66,13 +69,16 @@ pub fn export(a: ExportArgs) -> Result<u8, CliError> {
         Some(p) if !stdout => p.clone(),
         _ => a.out.join(KEYS_CSV),
     };
+    // Everything that can fail comes before the keys leave: associate.csv is written first,
+    // and "Wrote …" is said only once every file is written.
     let n = if stdout {
         let text = journal.keys_csv().map_err(journal_error)?;
+        let n = journal.export_associate().map_err(journal_error)?;
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| CliError::input(format!("standard output: {e}")))?;
-        journal.export_associate().map_err(journal_error)?
+        n
     } else {
         journal.export_plain_to(&keys_csv).map_err(journal_error)?
     };
@@ -106,8 +112,5 @@ pub fn export(a: ExportArgs) -> Result<u8, CliError> {
 }
 
 fn tags(n: usize) -> String {
-    match n {
-        1 => "1 tag".into(),
-        n => format!("{n} tags"),
-    }
+    super::count(n, "tag", "tags")
 }

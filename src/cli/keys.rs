@@ -177,36 +177,29 @@ fn key_of(text: &str, code: &str, path: &Path) -> Result<(AesKey, usize), CliErr
     })
 }
 
-/// Reads a key file into a buffer sized up front (wiped on drop).
+/// Reads a key file (wiped on drop): it must be the user's own and closed to others
+/// (`tag424::private_fs::check`), as ssh and libpq ask of their secrets.
 fn read_file(path: &Path, what: &str) -> Result<Zeroizing<String>, CliError> {
     read_file_upto(path, what, 4096)
 }
 
 /// [`read_file`] with another size limit (a batch's keys.csv).
 fn read_file_upto(path: &Path, what: &str, max: u64) -> Result<Zeroizing<String>, CliError> {
-    use std::io::Read;
-    let err = |e: std::io::Error| {
+    use tag424::private_fs::{read_secret, PrivateError};
+    let bytes = read_secret(path, max).map_err(|e| match e {
+        PrivateError::NotPrivate(e) => super::not_private(&format!("the {what} file"), e),
+        PrivateError::Io { path, source } => CliError::input(format!(
+            "cannot read the {what} file {}: {source}",
+            path.display()
+        )),
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
         CliError::input(format!(
-            "cannot read the {what} file {}: {e}",
+            "the {what} file {} is not text: a key file holds 32 hex digits",
             path.display()
         ))
-    };
-    let f = std::fs::File::open(path).map_err(err)?;
-    let len = f.metadata().map_err(err)?.len();
-    if len > max {
-        return Err(CliError::input(format!(
-            "the {what} file {} is {len} bytes: a key file holds 32 hex digits{}",
-            path.display(),
-            if max > 4096 {
-                ", a keys.csv one row per tag"
-            } else {
-                ""
-            }
-        )));
-    }
-    let mut text = Zeroizing::new(String::with_capacity(len as usize + 1));
-    f.take(max).read_to_string(&mut text).map_err(err)?;
-    Ok(text)
+    })?;
+    Ok(Zeroizing::new(text.to_string()))
 }
 
 fn read_key(
@@ -298,10 +291,15 @@ impl AtRest {
     pub fn access(&self) -> Result<tag424::provision::journal::KeyAccess, CliError> {
         use tag424::provision::sealed::{Identity, Recipients};
         let sealed = |e: tag424::provision::sealed::SealError| {
-            CliError {
+            match e {
+            tag424::provision::sealed::SealError::NotPrivate(e) => {
+                super::not_private("--identity", e)
+            }
+            e => CliError {
             code: 2,
             message: e.to_string(),
             help: Some("make a key pair with `age-keygen -o key.txt`; its recipient (age1…) goes to --encrypt-to, the file itself to --identity, kept off this machine".into()),
+            },
         }
         };
         Ok(tag424::provision::journal::KeyAccess {

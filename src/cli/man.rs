@@ -28,8 +28,8 @@ pub fn run(args: ManArgs, cmd: clap::Command) -> Result<u8, CliError> {
     let mut written = Vec::new();
     write_pages(cmd, &args.out, &mut written).map_err(fail)?;
     say(&format!(
-        "Wrote {} man pages to {}",
-        written.len(),
+        "Wrote {} to {}",
+        super::count(written.len(), "man page", "man pages"),
         args.out.display()
     ));
     Ok(0)

@@ -24,6 +24,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use tag424::plural::count;
+
 /// Version of every `--json` document this tool prints.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -134,7 +136,11 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
         }));
         return Ok(code);
     }
-    say(&format!("{} tags in {}", c.tags.len(), out.display()));
+    say(&format!(
+        "{} in {}",
+        count(c.tags.len(), "tag", "tags"),
+        out.display()
+    ));
     if let Some(rs) = &c.encrypted_to {
         say(&format!(
             "Keys encrypted at rest to {} (keys.csv.age; --identity opens them)",
@@ -145,7 +151,7 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
         say(&format!("  {}  {:<16} {}", t.uid, t.xuid, t.state()));
     }
     if let Some((line, bytes)) = c.torn {
-        say(&format!("Torn last write: line {line}, {bytes} bytes (never acted on; the next encoding run moves it to journal.torn-TIME)"));
+        say(&format!("Torn last write: line {line}, {} (never acted on; the next encoding run moves it to journal.torn-TIME)", count(bytes, "byte", "bytes")));
     }
     for (line, what) in &c.damaged {
         say(&format!("DAMAGED line {line}: {what}"));
@@ -241,13 +247,36 @@ impl CliError {
     }
 }
 
+/// A file or folder refused by the owner-only rule (`tag424::private_fs::check`): exit 2,
+/// the fix under it. `what` says where the path came from (`--key-file`, `--db`, …).
+pub fn not_private(what: &str, e: tag424::private_fs::NotPrivate) -> CliError {
+    CliError {
+        code: 2,
+        help: Some(e.help()),
+        message: format!("{what}: {e}"),
+    }
+}
+
 /// Opens a batch folder's journal for writing (the folder's one writer), errors mapped to
 /// exit codes: in use or a key option missing 2, damaged 3.
 pub fn open_journal(
     dir: &std::path::Path,
     keys: &tag424::provision::journal::KeyAccess,
 ) -> Result<tag424::provision::Journal, CliError> {
-    tag424::provision::Journal::open_with(dir, keys).map_err(journal_error)
+    let j = tag424::provision::Journal::open_with(dir, keys).map_err(journal_error)?;
+    if let Some(mode) = j.tightened_from() {
+        eprintln!("{}", tightened_note(dir, mode));
+    }
+    Ok(j)
+}
+
+/// The note for a batch folder that was the user's own and readable by others, made
+/// owner-only before any key went into it.
+pub fn tightened_note(dir: &std::path::Path, mode: u32) -> String {
+    format!(
+        "note: {} was open to other users (mode {mode:04o}); tag424 made it owner-only (chmod 700) before writing keys into it",
+        dir.display()
+    )
 }
 
 /// A journal error for the operator: in use → 2, anything else → 3, with the fix.
@@ -255,6 +284,7 @@ pub fn journal_error(e: tag424::provision::journal::JournalError) -> CliError {
     use tag424::provision::journal::JournalError;
     let code = match e {
         JournalError::Locked(_)
+        | JournalError::NotPrivate(_)
         | JournalError::NotABatch(_)
         | JournalError::NotAFolder(_)
         | JournalError::Foreign { .. }
@@ -280,14 +310,15 @@ pub fn healed_line(j: &tag424::provision::Journal) -> Option<String> {
     let t = j.torn_tail.as_ref()?;
     Some(match &t.kept_in {
         Some(p) => format!(
-            "note: the journal's last write (line {}, {} bytes) was cut short by a crash or a full disk; it was never acted on. Its bytes are kept in {} and the journal continues from its last complete record.",
+            "note: the journal's last write (line {}, {}) was cut short by a crash or a full disk; it was never acted on. Its bytes are kept in {} and the journal continues from its last complete record.",
             t.line,
-            t.bytes,
+            count(t.bytes, "byte", "bytes"),
             p.display()
         ),
         None => format!(
-            "note: the journal's last write (line {}, {} bytes) was cut short; the next encoding run moves it aside.",
-            t.line, t.bytes
+            "note: the journal's last write (line {}, {}) was cut short; the next encoding run moves it aside.",
+            t.line,
+            count(t.bytes, "byte", "bytes")
         ),
     })
 }
@@ -351,13 +382,17 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
 
 pub fn main() -> ExitCode {
     use clap::CommandFactory;
-    let (args, profile) = match profile::apply(std::env::args_os().collect(), &Cli::command()) {
-        Ok(x) => x,
-        Err(e) => return report(e),
-    };
+    let (args, applied, profile) =
+        match profile::apply(std::env::args_os().collect(), &Cli::command()) {
+            Ok(x) => x,
+            Err(e) => return report(e),
+        };
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
+            if let Some(e) = clap_error_from_profile(&applied, &e) {
+                return report(e);
+            }
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
@@ -388,8 +423,23 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) => report(e),
+        Err(e) => report(profile::attribute(&applied, e)),
     }
+}
+
+/// A clap error about a value the profile set (`rate-limit = "abc"`), as an error naming the
+/// profile file and key; `None` for any other clap error (clap prints it).
+fn clap_error_from_profile(applied: &[profile::Applied], e: &clap::Error) -> Option<CliError> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    applied.iter().find(|a| a.long == long)?;
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let e = CliError::input(first.trim_start_matches("error: "));
+    Some(profile::attribute(applied, e))
 }
 
 fn report(e: CliError) -> ExitCode {

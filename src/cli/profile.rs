@@ -57,6 +57,8 @@ struct Setting {
     values: Vec<String>,
     /// `true` for a flag (no value); `values` is then empty.
     flag: bool,
+    /// Where it is set, for messages: "tag424.toml: [batch] `url` = \"…\"".
+    origin: String,
 }
 
 fn profile_error(message: String, help: &str) -> CliError {
@@ -192,13 +194,21 @@ impl Profile {
                 continue;
             }
             if let Some(arg) = find_arg(command, key) {
-                add(self.setting(command.get_name(), arg, key, value)?);
+                let mut s = self.setting(command.get_name(), arg, key, value)?;
+                s.origin = format!("{}: `{key}` = {value}", self.path.display());
+                add(s);
             }
         }
         if let Some(toml::Value::Table(own)) = self.table.get(command.get_name()) {
             for (key, value) in own {
                 let arg = find_arg(command, key).ok_or_else(|| self.unknown(command, key))?;
-                add(self.setting(command.get_name(), arg, key, value)?);
+                let mut s = self.setting(command.get_name(), arg, key, value)?;
+                s.origin = format!(
+                    "{}: [{}] `{key}` = {value}",
+                    self.path.display(),
+                    command.get_name()
+                );
+                add(s);
             }
         }
         Ok(out)
@@ -302,6 +312,7 @@ impl Profile {
                     long,
                     values: Vec::new(),
                     flag: *b,
+                    origin: String::new(),
                 }),
                 _ => Err(bad("is a switch: write true or false")),
             };
@@ -328,6 +339,7 @@ impl Profile {
             long,
             values,
             flag: false,
+            origin: String::new(),
         })
     }
 }
@@ -421,16 +433,55 @@ fn command_index(args: &[OsString]) -> Option<usize> {
     None
 }
 
+/// An option the profile added to the command line, and where the profile sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The long option, without dashes.
+    pub long: String,
+    /// "tag424.toml: `reader` = \"0\"" (or "… [batch] `url` = …").
+    pub origin: String,
+}
+
+/// The command line with the profile's settings added, what was added, and the profile used.
+pub type WithProfile = (Vec<OsString>, Vec<Applied>, Option<Profile>);
+
 /// The command line with the profile's settings for its command added (the ones the user did
-/// not give and the environment does not set), and the profile used.
-pub fn apply(
-    args: Vec<OsString>,
-    root: &clap::Command,
-) -> Result<(Vec<OsString>, Option<Profile>), CliError> {
+/// not give and the environment does not set), what was added, and the profile used.
+pub fn apply(args: Vec<OsString>, root: &clap::Command) -> Result<WithProfile, CliError> {
     match Profile::find(&args)? {
-        Some(p) => Ok((p.apply_to(args, root)?, Some(p))),
-        None => Ok((args, None)),
+        Some(p) => {
+            let (args, applied) = p.apply_to(args, root)?;
+            Ok((args, applied, Some(p)))
+        }
+        None => Ok((args, Vec::new(), None)),
     }
+}
+
+/// An error about an option the profile set names the profile file and key, and says that
+/// the fix goes there: "tag424.toml: `reader` = \"x\": --reader x: …". An error mentions its
+/// option as `--LONG` (the convention of every message of the CLI, and of clap's).
+pub fn attribute(applied: &[Applied], mut e: CliError) -> CliError {
+    let mentions = |long: &str| {
+        let flag = format!("--{long}");
+        e.message.match_indices(&flag).any(|(at, _)| {
+            !e.message[at + flag.len()..]
+                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+        })
+    };
+    let Some(a) = applied.iter().find(|a| mentions(&a.long)) else {
+        return e;
+    };
+    e.message = format!("{}: {}", a.origin, e.message);
+    let file = a.origin.split(": ").next().unwrap_or_default();
+    let fix = format!(
+        "the value comes from {file}: fix it there, or give --{} on the command line (it wins), or run with --no-profile",
+        a.long
+    );
+    e.help = Some(match e.help {
+        Some(h) => format!("{h}\n      {fix}"),
+        None => fix,
+    });
+    e
 }
 
 impl Profile {
@@ -439,14 +490,14 @@ impl Profile {
         &self,
         args: Vec<OsString>,
         root: &clap::Command,
-    ) -> Result<Vec<OsString>, CliError> {
+    ) -> Result<(Vec<OsString>, Vec<Applied>), CliError> {
         self.check(root)?;
         let Some(at) = command_index(&args) else {
-            return Ok(args);
+            return Ok((args, Vec::new()));
         };
         let name = args[at].to_string_lossy().into_owned();
         let Some(cmd) = settable_commands(root).find(|c| c.get_name() == name) else {
-            return Ok(args);
+            return Ok((args, Vec::new()));
         };
         let user = &args[at + 1..];
         let user_args: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| given(user, a)).collect();
@@ -462,6 +513,7 @@ impl Profile {
             })
         };
         let mut out = args[..=at].to_vec();
+        let mut applied = Vec::new();
         for s in self.settings_for(cmd)? {
             let Some(arg) = find_arg(cmd, &s.long) else {
                 continue;
@@ -469,6 +521,10 @@ impl Profile {
             if given(user, arg) || env_set(arg) || conflicts(arg) {
                 continue;
             }
+            applied.push(Applied {
+                long: s.long.clone(),
+                origin: s.origin.clone(),
+            });
             if s.flag {
                 out.push(format!("--{}", s.long).into());
             }
@@ -479,7 +535,7 @@ impl Profile {
             );
         }
         out.extend_from_slice(user);
-        Ok(out)
+        Ok((out, applied))
     }
 }
 
@@ -666,7 +722,7 @@ mod tests {
 
     fn with(p: &Profile, args: &[&str]) -> Result<Vec<String>, CliError> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        Ok(strs(&p.apply_to(args, &root())?))
+        Ok(strs(&p.apply_to(args, &root())?.0))
     }
 
     #[test]

@@ -146,9 +146,14 @@ pub fn pcsc_error(e: PcscError) -> CliError {
         PcscError::ReaderGone(_) => Some("plug the reader back in and re-run the same command: nothing is lost".to_string()),
         _ => None,
     };
+    // The option that chose the reader is named (and, set by a profile, the profile's key).
+    let message = match &e {
+        PcscError::NoSuchReader { .. } | PcscError::Ambiguous { .. } => format!("--reader: {e}"),
+        _ => e.to_string(),
+    };
     CliError {
         code: 4,
-        message: e.to_string(),
+        message,
         help,
     }
 }

@@ -278,7 +278,10 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
             )));
         }
     }
-    let store = store::open(&db).map_err(input)?;
+    let store = store::open(&db).map_err(|e| match e {
+        store::StoreError::NotPrivate(e) => super::not_private("--db", e),
+        e => input(e),
+    })?;
     let (store, stored) = stored_catalog(store);
 
     // The catalog: the config file's folders, plus a "default" folder for --batch.
@@ -404,9 +407,9 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
     let registry = verifier.registry();
     let folders = registry.folders.len();
     say(&format!(
-        "tag424 serve: {} tags in {} folder(s) from {}",
-        registry.tag_count(),
-        folders,
+        "tag424 serve: {} in {} from {}",
+        super::count(registry.tag_count(), "tag", "tags"),
+        super::count(folders, "folder", "folders"),
         db
     ));
     if !kept.is_empty() {
@@ -530,6 +533,9 @@ pub fn scans(a: ScansArgs) -> Result<u8, CliError> {
         say(&line);
     }
     let passes = rows.iter().filter(|r| r.passed).count();
-    say(&format!("{} scans, {} passed", rows.len(), passes));
+    say(&format!(
+        "{}, {passes} passed",
+        super::count(rows.len(), "scan", "scans")
+    ));
     Ok(0)
 }

@@ -126,9 +126,9 @@ pub fn run(a: AttachArgs) -> Result<u8, CliError> {
         }
         AttachEvent::Removed(r) if progress => {
             say(&format!(
-                "{}: removed after {} APDUs: {}{}",
+                "{}: removed after {}: {}{}",
                 hex::encode_upper(r.uid),
-                r.apdus,
+                super::count(r.apdus, "APDU", "APDUs"),
                 removed_text(r.removed_by),
                 if r.changed { ", state saved" } else { "" }
             ));
@@ -179,8 +179,8 @@ pub fn run(a: AttachArgs) -> Result<u8, CliError> {
         }));
     } else {
         say(&format!(
-            "{} presentation(s); ended: {end}",
-            summary.tags.len()
+            "{}; ended: {end}",
+            super::count(summary.tags.len(), "presentation", "presentations")
         ));
     }
     Ok(0)

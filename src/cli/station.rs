@@ -162,7 +162,11 @@ impl StationView {
                     };
                     let text = format!("{how} {uid} → {xuid} in {:.2} s", elapsed.as_secs_f64());
                     if self.verbose || self.plain {
-                        self.line(format!("{}{text} ({exchanges} APDUs)", self.who(reader)));
+                        self.line(format!(
+                            "{}{text} ({})",
+                            self.who(reader),
+                            super::count(*exchanges, "APDU", "APDUs")
+                        ));
                     }
                     bar.set_message(format!(
                         "{}  {xuid}  ({uid})",

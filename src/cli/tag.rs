@@ -8,7 +8,7 @@ use serde::Serialize;
 use tag424::card::file_settings::FileSettings;
 use tag424::card::Card;
 use tag424::crypto::originality::Originality;
-use tag424::provision::reset::reset_tag;
+use tag424::provision::reset::{reset_tag, ResetOutcome};
 use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
 use tag424::sim::dir::{DirTransport, SimDir};
 use tag424::sun::{Template, DEFAULT_TEMPLATE};
@@ -190,7 +190,10 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
                 xuid,
                 exchanges,
                 ..
-            } => say(&format!("Verified {uid} → {xuid} ({exchanges} APDUs)")),
+            } => say(&format!(
+                "Verified {uid} → {xuid} ({})",
+                super::count(*exchanges, "APDU", "APDUs")
+            )),
             Outcome::AlreadyDone { uid, xuid } => {
                 say(&format!("{uid} is already encoded as {xuid}"))
             }
@@ -386,7 +389,22 @@ pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
         eprintln!("{h}");
     }
     let mut card = a.tag.card(&a.out.join("simulated-tags"), true)?;
-    let uid = reset_tag(&mut card, &mut journal, a.tag.trust(), a.reuse_code).map_err(card_err)?;
+    let uid = match reset_tag(&mut card, &mut journal, a.tag.trust(), a.reuse_code)
+        .map_err(card_err)?
+    {
+        ResetOutcome::Reset { uid } => uid,
+        ResetOutcome::AlreadyFactory { uid, in_batch } => {
+            say(&if in_batch {
+                format!("{uid} is already in factory state (it was reset before): nothing to do, nothing changed")
+            } else {
+                format!(
+                    "{uid} is already in factory state and was never encoded in {}: nothing to do, nothing changed",
+                    a.out.display()
+                )
+            });
+            return Ok(0);
+        }
+    };
     journal.export().map_err(super::journal_error)?;
     let code = if a.reuse_code {
         "its code is free for the next tag"

@@ -36,7 +36,7 @@ pub fn aes_decrypt_block(key: &AesKey, block: &[u8; 16]) -> [u8; 16] {
 
 /// Data that must be a whole number of AES blocks was not.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0} bytes is not a whole number of 16-byte AES blocks")]
+#[error("{} is not a whole number of 16-byte AES blocks", crate::plural::count(*.0, "byte", "bytes"))]
 pub struct NotBlockAligned(pub usize);
 
 /// AES-128-CBC encryption without padding (`data.len()` must be a multiple of 16).

@@ -84,13 +84,13 @@ pub struct SdmSessionKeys {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdmError {
     /// PICCData of the given length in bytes, which neither mode defines.
-    #[error("PICCData must be 16 bytes (32 hex digits, AES) or 24 bytes (48 hex digits, LRP), got {0} bytes")]
+    #[error("PICCData must be 16 bytes (32 hex digits, AES) or 24 bytes (48 hex digits, LRP), got {}", crate::plural::count(*.0, "byte", "bytes"))]
     PiccDataLength(usize),
     /// The decrypted PICCDataTag is not one the chip writes: the key is most likely wrong.
     #[error("PICCData decrypted to an unknown tag byte {0:#04x}: wrong SDM meta read key?")]
     PiccDataTag(u8),
     /// Encrypted file data of the given length in bytes.
-    #[error("encrypted file data must be a non-empty multiple of 16 bytes, got {0} bytes")]
+    #[error("encrypted file data must be a non-empty multiple of 16 bytes, got {}", crate::plural::count(*.0, "byte", "bytes"))]
     EncDataLength(usize),
     /// SDMENCFileData without both the UID and the read counter to derive its key from.
     #[error("encrypted file data needs both the UID and the read counter")]

@@ -29,7 +29,7 @@ pub const CODES_FILE: &str = "codes.csv";
 #[derive(Debug, thiserror::Error)]
 pub enum CodesError {
     /// The folder was started with another code list and adding was not asked for.
-    #[error("{dir} was started with another code list ({missing} of its {started} codes are not in this one, {new} codes here are new)")]
+    #[error("{dir} was started with another code list ({missing} of its {} not in this one, {} new)", crate::plural::count(*.started, "code is", "codes are"), crate::plural::count(*.new, "code here is", "codes here are"))]
     Differs {
         /// The batch folder.
         dir: String,

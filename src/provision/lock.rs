@@ -24,6 +24,10 @@ pub enum LockError {
         /// Who holds it ("process 123 since …"), from the lock file.
         holder: String,
     },
+    /// The folder or its lock file belongs to another user, is open to others, or the lock
+    /// file is a symbolic link.
+    #[error("cannot use the output directory: {0}")]
+    NotPrivate(#[from] private_fs::NotPrivate),
     /// The folder or its lock file could not be used.
     #[error("cannot use the output directory {path}: {source}")]
     Io {
@@ -40,12 +44,19 @@ pub enum LockError {
 pub struct FolderLock {
     _file: File,
     path: PathBuf,
+    tightened_from: Option<u32>,
 }
 
 impl FolderLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The folder's mode before this lock made it owner-only (it was the user's own and
+    /// others could read it, see [`private_fs::make_private_dir`]), if it did.
+    pub fn tightened_from(&self) -> Option<u32> {
+        self.tightened_from
     }
 }
 
@@ -67,22 +78,36 @@ fn describe_holder(text: &str) -> Option<String> {
     Some(format!("process {pid} since {when}"))
 }
 
-/// Takes the folder's lock, creating the folder (0700) if `create`; a held lock is an
-/// immediate error naming its holder (no waiting).
+impl From<private_fs::PrivateError> for LockError {
+    fn from(e: private_fs::PrivateError) -> LockError {
+        match e {
+            private_fs::PrivateError::NotPrivate(e) => LockError::NotPrivate(e),
+            private_fs::PrivateError::Io { path, source } => LockError::Io { path, source },
+        }
+    }
+}
+
+/// Takes the folder's lock, creating the folder (0700) if missing; a held lock is an
+/// immediate error naming its holder (no waiting). An existing folder, and the lock file,
+/// must be the user's own and closed to others ([`private_fs::check`]): the folder is where
+/// the batch's keys go. The user's own folder that others can only read is made owner-only
+/// ([`FolderLock::tightened_from`] says so); one others can write into is refused.
 pub fn lock_folder(dir: &Path) -> Result<FolderLock, LockError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| LockError::Io { path, source }
     };
     private_fs::create_dir(dir).map_err(io(dir))?;
+    let tightened_from = private_fs::make_private_dir(dir)?;
     let path = dir.join(LOCK_FILE);
-    let mut file = private_fs::options()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io(&path))?;
+    let mut file = private_fs::open_checked(
+        private_fs::options()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false),
+        &path,
+    )?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -115,7 +140,11 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, LockError> {
         .and_then(|_| file.write_all(text.as_bytes()))
         .and_then(|_| file.sync_data())
         .map_err(io(&path))?;
-    Ok(FolderLock { _file: file, path })
+    Ok(FolderLock {
+        _file: file,
+        path,
+        tightened_from,
+    })
 }
 
 #[cfg(test)]

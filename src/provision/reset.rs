@@ -35,21 +35,82 @@ pub fn factory_ndef_settings() -> FileSettings {
     }
 }
 
-/// Resets the tag on `card`; returns its UID. Its keys.csv row goes (the tag no longer has
-/// those keys); its tag code stays used unless `free_code`, so a code printed on the tag is
-/// never given to a second tag by accident.
+/// What a reset did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResetOutcome {
+    /// The tag was returned to factory keys and settings (a `reset` record was journaled).
+    Reset {
+        /// The tag's UID.
+        uid: String,
+    },
+    /// The tag already was in factory state ([`is_factory`]): nothing was sent that changes
+    /// it and nothing was journaled.
+    AlreadyFactory {
+        /// The tag's UID.
+        uid: String,
+        /// The batch's journal knows the tag (it was reset before); else it never was in
+        /// this batch.
+        in_batch: bool,
+    },
+}
+
+/// Whether the tag is in the state a reset leaves: its NDEF file has the factory settings,
+/// keys 1–4 have the factory key version (00h) and key 0 is the factory key (an
+/// authentication with it succeeds, in AES or, on a tag switched to LRP, in LRP). Changes
+/// nothing on the tag.
+pub fn is_factory<T: Transport>(card: &mut Card<T>) -> Result<bool, ProvisionError> {
+    if card.get_file_settings(2)? != factory_ndef_settings() {
+        return Ok(false);
+    }
+    for k in KeyNo::APP {
+        if card.get_key_version(k.get())? != 0x00 {
+            return Ok(false);
+        }
+    }
+    let refused =
+        |e: &crate::card::CardError| e.status() == Some(crate::card::Sw::AuthenticationError);
+    match card.authenticate_first(SdmMode::Aes, 0, &AesKey::FACTORY) {
+        Ok(_) => Ok(true),
+        // 919D: a tag in LRP mode.
+        Err(e) if e.status() == Some(crate::card::Sw::PermissionDenied) => {
+            match card.authenticate_first(SdmMode::Lrp, 0, &AesKey::FACTORY) {
+                Ok(_) => Ok(true),
+                Err(e) if refused(&e) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) if refused(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Resets the tag on `card`. Its keys.csv row goes (the tag no longer has those keys); its tag
+/// code stays used unless `free_code`, so a code printed on the tag is never given to a second
+/// tag by accident. A tag that already is in factory state (reset before, or never in this
+/// batch) is left as it is and said so ([`ResetOutcome::AlreadyFactory`]).
 pub fn reset_tag<T: Transport>(
     card: &mut Card<T>,
     journal: &mut Journal,
     trust_simulator: bool,
     free_code: bool,
-) -> Result<String, ProvisionError> {
+) -> Result<ResetOutcome, ProvisionError> {
     let id = identify(card, trust_simulator)?;
     let uid = hex::encode_upper(id.uid);
-    let entry = journal
-        .tag(&uid)
-        .cloned()
-        .ok_or_else(|| ProvisionError::Foreign { uid: uid.clone() })?;
+    let Some(entry) = journal.tag(&uid).cloned() else {
+        if is_factory(card)? {
+            return Ok(ResetOutcome::AlreadyFactory {
+                uid,
+                in_batch: false,
+            });
+        }
+        return Err(ProvisionError::Foreign { uid });
+    };
+    if entry.reset && is_factory(card)? {
+        return Ok(ResetOutcome::AlreadyFactory {
+            uid,
+            in_batch: true,
+        });
+    }
     let keys = entry.keys()?;
     let master = if entry.reset {
         AesKey::FACTORY
@@ -83,5 +144,5 @@ pub fn reset_tag<T: Transport>(
         time: now(),
         free_code,
     })?;
-    Ok(uid)
+    Ok(ResetOutcome::Reset { uid })
 }

@@ -34,6 +34,9 @@ pub enum SealError {
         /// Why.
         why: String,
     },
+    /// The identity file belongs to another user or others can read it.
+    #[error("the identity file: {0}")]
+    NotPrivate(#[from] crate::private_fs::NotPrivate),
     /// The identity file parses but holds no identity.
     #[error("the identity file {0} holds no age identity (AGE-SECRET-KEY-1…)")]
     NoIdentity(PathBuf),
@@ -176,7 +179,12 @@ impl Identity {
             path: path.to_path_buf(),
             why,
         };
-        let text = Zeroizing::new(std::fs::read(path).map_err(|e| err(e.to_string()))?);
+        // The identity opens every key of a batch: it must be the user's own and closed to
+        // others, as every key file is.
+        let text = crate::private_fs::read_secret(path, 1 << 20).map_err(|e| match e {
+            crate::private_fs::PrivateError::NotPrivate(e) => SealError::NotPrivate(e),
+            crate::private_fs::PrivateError::Io { source, .. } => err(source.to_string()),
+        })?;
         let file = age::IdentityFile::from_buffer(&text[..]).map_err(|e| {
             err(not_an_identity(&text)
                 .map(str::to_string)
@@ -238,7 +246,8 @@ mod tests {
         let (r, i) = pair();
         let write = |name: &str, text: &str| {
             let p = dir.path().join(name);
-            std::fs::write(&p, text).unwrap();
+            // Owner-only, as an identity file must be.
+            crate::private_fs::write_atomic(&p, text.as_bytes()).unwrap();
             p
         };
         let id_file = write("id.txt", &format!("{i}\n"));
@@ -277,7 +286,8 @@ mod tests {
         assert!(!sealed.contains("00112233"));
         for (name, text) in [("i1", &i1), ("i2", &i2)] {
             let p = dir.path().join(name);
-            std::fs::write(&p, format!("# created: now\n{text}\n")).unwrap();
+            crate::private_fs::write_atomic(&p, format!("# created: now\n{text}\n").as_bytes())
+                .unwrap();
             let id = Identity::load(&p).unwrap();
             assert_eq!(
                 &id.open_base64(&sealed).unwrap()[..],
@@ -285,7 +295,7 @@ mod tests {
             );
         }
         let p = dir.path().join("other");
-        std::fs::write(&p, &other).unwrap();
+        crate::private_fs::write_atomic(&p, other.as_bytes()).unwrap();
         let e = Identity::load(&p)
             .unwrap()
             .open_base64(&sealed)

@@ -28,7 +28,10 @@ pub enum JournalError {
         /// What is wrong with it.
         what: String,
     },
-    /// Another process writes this folder.
+    /// The journal file belongs to another user, is open to others, or is a symbolic link.
+    #[error("cannot use the journal: {0}")]
+    NotPrivate(#[from] crate::private_fs::NotPrivate),
+    /// Another process writes this folder (or the folder is not private: see [`LockError`]).
     #[error(transparent)]
     Locked(#[from] LockError),
     /// The journal lost records that the folder's other files know of (see
@@ -110,8 +113,9 @@ impl JournalError {
                 "nothing was changed; `tag424 journal check --out {}` lists every tag and the damage. Restore the journal from a backup or repair that line by hand",
                 path.parent().unwrap_or(Path::new(".")).display()
             ),
-            JournalError::Locked(LockError::InUse { .. }) => "wait for that run to finish (or stop it with Ctrl-C); one process writes a batch folder at a time".into(),
-            JournalError::Locked(LockError::Io { .. }) => "check the --out path: it must be a folder you can write (a new name is created owner-only)".into(),
+            JournalError::NotPrivate(e) | JournalError::Locked(LockError::NotPrivate(e)) => e.help(),
+            JournalError::Locked(LockError::Io { .. }) => "check the --out path: it must be a folder you can write (a new name is created owner-only); fix its permissions or free space, then re-run the same command".into(),
+            JournalError::Locked(_) => "wait for that run to finish (or stop it with Ctrl-C); one process writes a batch folder at a time".into(),
             JournalError::Lost { dir, .. } => format!(
                 "nothing was changed. Put back the newest backup of {JOURNAL_FILE} (the one {} matches) and re-run the same command. Without one, keep this folder as it is and follow \"A journal that lost records\" in docs/operator-guide.md: keys.csv (keys.csv.age) still holds the key of every tag it lists, associate.csv their UIDs, codes.csv and summary.json tell which codes were used; the batch goes on in a new --out folder without those codes. `tag424 journal check --out {}` lists what the journal still holds",
                 super::chain::HEAD_FILE,
@@ -127,6 +131,17 @@ impl JournalError {
             JournalError::IdentityNeeded { .. } | JournalError::KeysSealed { .. } => "add --identity FILE (the age identity file, AGE-SECRET-KEY-1…, of one of those recipients); a new batch folder needs none".into(),
             JournalError::ClearFolder { .. } => "start the encrypted batch in a new --out folder, or leave out --encrypt-to to continue this one in clear".into(),
             JournalError::OtherRecipients { .. } => "leave out --encrypt-to (the folder remembers its recipients) or use a new --out folder".into(),
+        }
+    }
+}
+
+impl From<crate::private_fs::PrivateError> for JournalError {
+    fn from(e: crate::private_fs::PrivateError) -> JournalError {
+        match e {
+            crate::private_fs::PrivateError::NotPrivate(e) => JournalError::NotPrivate(e),
+            crate::private_fs::PrivateError::Io { path, source } => {
+                JournalError::Io { path, source }
+            }
         }
     }
 }

@@ -88,10 +88,12 @@ impl Journal {
     }
 
     /// [`Journal::export_plain`] with the plain keys written to `keys` (owner-only, atomically)
-    /// instead of the folder's `keys.csv`; `associate.csv` is written in the folder.
+    /// instead of the folder's `keys.csv`; `associate.csv` is written in the folder first, so
+    /// an export that fails leaves no new plain keys file behind.
     pub fn export_plain_to(&self, keys: &std::path::Path) -> Result<usize, JournalError> {
         let text = self.keys_csv()?;
+        let n = self.export_associate()?;
         write_atomic(keys, text.as_bytes()).map_err(io(keys))?;
-        self.export_associate()
+        Ok(n)
     }
 }

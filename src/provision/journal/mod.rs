@@ -146,7 +146,7 @@ impl Journal {
         folder::refuse_foreign(dir)?;
         let path = dir.join(JOURNAL_FILE);
         let existed = path.exists();
-        let file = crate::private_fs::open_append(&path).map_err(io(&path))?;
+        let file = crate::private_fs::open_append(&path)?;
         if !existed {
             file.sync_all().map_err(io(&path))?;
             sync_dir(dir).map_err(io(dir))?;
@@ -486,13 +486,19 @@ impl Journal {
             .map_err(|e| io(&self.path)(e.into()))?;
         crate::private_fs::write_atomic(&self.path, &file).map_err(io(&self.path))?;
         // The renamed file replaced the one opened before: append to the new one.
-        self.file = Some(crate::private_fs::open_append(&self.path).map_err(io(&self.path))?);
+        self.file = Some(crate::private_fs::open_append(&self.path)?);
         self.records += 1;
         self.last_link = link;
         self.apply(r);
         self.write_head()?;
         self.sealed_to = Some(rs);
         Ok(())
+    }
+
+    /// The folder's mode before this open made it owner-only, if it did (see
+    /// [`FolderLock::tightened_from`]).
+    pub fn tightened_from(&self) -> Option<u32> {
+        self._lock.as_ref().and_then(FolderLock::tightened_from)
     }
 
     /// The batch folder.

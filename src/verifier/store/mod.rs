@@ -47,6 +47,10 @@ pub enum StoreError {
         /// What failed.
         what: String,
     },
+    /// The database file, one of its side files or its folder could be read or swapped by
+    /// another user.
+    #[error("database: {0}")]
+    NotPrivate(#[from] crate::private_fs::NotPrivate),
     /// The database holds something this version cannot read.
     #[error("database {path}: {what}")]
     Corrupt {

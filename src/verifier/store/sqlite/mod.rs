@@ -29,6 +29,30 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     }
 }
 
+/// The files SQLite keeps beside the database.
+pub const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// [`crate::private_fs::check`] on the database and its side files, and
+/// [`crate::private_fs::check_parent`] on its folder.
+fn check_files(path: &Path) -> Result<(), StoreError> {
+    use crate::private_fs::{check_parent, check_path, PrivateError};
+    let err = |e: PrivateError| match e {
+        PrivateError::NotPrivate(e) => StoreError::NotPrivate(e),
+        PrivateError::Io { path, source } => StoreError::Corrupt {
+            path,
+            what: source.to_string(),
+        },
+    };
+    check_parent(path).map_err(err)?;
+    check_path(path).map_err(err)?;
+    for s in SIDE_FILES {
+        let mut side = path.as_os_str().to_owned();
+        side.push(s);
+        check_path(Path::new(&side)).map_err(err)?;
+    }
+    Ok(())
+}
+
 /// The embedded store.
 pub struct SqliteStore {
     conn: Connection,
@@ -38,8 +62,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating owner-only if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        // The database holds tag keys: created 0600 before SQLite writes a byte to it (SQLite
-        // gives its -wal and -shm files the database's mode).
+        // The database holds tag keys: its folder lets no other user plant a file, an
+        // existing database and its side files are ours and closed to others, and a new one
+        // is created 0600 before SQLite writes a byte to it (SQLite gives its -wal and -shm
+        // files the database's mode).
+        check_files(path)?;
         if !path.exists() {
             if let Err(source) = crate::private_fs::create_new(path) {
                 if source.kind() != std::io::ErrorKind::AlreadyExists {
