@@ -89,14 +89,6 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     buf
 }
 
-fn status_line(answer: &[u8]) -> String {
-    String::from_utf8_lossy(answer)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_gets_its_share_of_connections_and_another_still_gets_in() {
     let limits = Limits {

@@ -16,7 +16,7 @@
 //! line is always whole in that buffer, at its start, or after the rest of earlier answers a
 //! pipelining client has not yet read (written first, as they are). No answer of the routes
 //! holds these status lines: the routes never answer 431 or 414, JSON bodies cannot hold a raw
-//! CR LF, and pages escape what they show.
+//! CR LF, and the `/auth` page shows no client text (only the catalog's texts and numbers).
 
 use std::future::Future;
 use std::io;
