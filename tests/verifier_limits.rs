@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tag424::verifier::catalog::GroupKind;
+use tag424::verifier::catalog::{Cors, GroupKind};
 use tag424::verifier::limits::{Limits, MAX_HEAD_BYTES};
 use tag424::verifier::Settings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -89,14 +89,6 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     buf
 }
 
-fn status_line(answer: &[u8]) -> String {
-    String::from_utf8_lossy(answer)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_gets_its_share_of_connections_and_another_still_gets_in() {
     let limits = Limits {
@@ -157,68 +149,180 @@ async fn h2c_is_refused_http1_only() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_head_over_the_bound_is_refused_before_any_route() {
-    let s = start(&catalog(), Settings::default(), Limits::with_rate(1000));
-    let addr = addr_of(&s.base);
-    let get = |extra: String| {
-        format!("GET /v1/t?x=t1 HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n")
-            .into_bytes()
+/// Sends `request` on a fresh connection and reads the answer until the server closes the
+/// connection (or 2 s pass): the answer, and how it ended (`"closed"`: EOF, or a reset after
+/// the answer when the server closed with part of the request unread).
+fn exchange_to_close(addr: SocketAddr, request: &[u8]) -> (Vec<u8>, &'static str) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let how = match s.read_to_end(&mut buf) {
+        Ok(_) => "closed",
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "closed",
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            "still open after 2 s"
+        }
+        Err(_) => "error",
     };
-    // A 400 kB token header: refused by the HTTP layer (431), nothing stored.
-    let big = get(format!("X-API-Key: {}\r\n", "A".repeat(400_000)));
-    let answer = tokio::task::spawn_blocking(move || exchange(addr, &big))
-        .await
-        .unwrap();
-    let line = status_line(&answer);
-    assert!(
-        answer.is_empty() || line.starts_with("HTTP/1.1 431"),
-        "a 400 kB header: {line}"
-    );
-    // Headers within the bound are served (HTTP 200, JSON).
-    let fits = get(format!(
-        "X-Filler: {}\r\n",
-        "b".repeat(MAX_HEAD_BYTES - 1024)
+    (buf, how)
+}
+
+/// The answer without its `date` line (the one header that differs between two answers).
+fn undated(answer: &[u8]) -> String {
+    String::from_utf8_lossy(answer)
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("date: "))
+        .collect()
+}
+
+/// The verification API's answer to a malformed query naming no tag, as the route makes it
+/// (HTTP 200, JSON, the server's CORS headers), on a connection the client closes.
+const MALFORMED: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+cache-control: no-store\r\nvary: Origin\r\naccess-control-allow-origin: https://shop.example.com\r\n\
+content-length: 41\r\nconnection: close\r\n\r\n{\"xuid\":\"\",\"error\":\"malformed_parameter\"}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_the_bound_is_answered_200_malformed_parameter_and_closed() {
+    let settings = Settings {
+        cors: Cors::Origin("https://shop.example.com".into()),
+        ..Settings::default()
+    };
+    let s = start(&catalog(), settings, Limits::default());
+    let addr = addr_of(&s.base);
+    let ask =
+        move |req: Vec<u8>| tokio::task::spawn_blocking(move || exchange_to_close(addr, &req));
+    let get = |target: &str, extra: String| {
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").into_bytes()
+    };
+    // A query over 4,096 bytes but within the head bound: the route answers
+    // malformed_parameter (HTTP 200, JSON).
+    let long_query = format!("/v1/t?x=t1&pad={}", "p".repeat(8000));
+    let (answer, how) = ask(get(&long_query, String::new())).await.unwrap();
+    assert_eq!(undated(&answer), MALFORMED, "{how}");
+    // Heads over the bound, which hyper refuses before any route runs: the same answer, byte
+    // for byte (but its date), and the connection closed. A 20 KiB query, a 400 kB token
+    // header, and a 20 KiB query on a path of no route.
+    for (what, req) in [
+        (
+            "a 20 KiB query",
+            get(&format!("/v1/t?x={}", "a".repeat(20 * 1024)), String::new()),
+        ),
+        (
+            "a 400 kB header",
+            get(
+                "/v1/t?x=t1",
+                format!("X-API-Key: {}\r\n", "A".repeat(400_000)),
+            ),
+        ),
+        (
+            "a 20 KiB path",
+            get(&format!("/{}", "a".repeat(20 * 1024)), String::new()),
+        ),
+    ] {
+        let (answer, how) = ask(req).await.unwrap();
+        assert_eq!(undated(&answer), MALFORMED, "{what}");
+        assert_eq!(how, "closed", "{what}");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.contains("\r\ndate: "), "{what}: {text}");
+    }
+    // A client that pipelines: the answer before the over-long head is sent as it is, then
+    // the JSON answer, and the connection closed.
+    let mut req = b"GET /v1/t HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    req.extend(get(
+        &format!("/v1/t?x={}", "a".repeat(20 * 1024)),
+        String::new(),
     ));
-    let answer = tokio::task::spawn_blocking(move || exchange(addr, &fits))
-        .await
-        .unwrap();
-    assert!(
-        status_line(&answer).starts_with("HTTP/1.1 200"),
-        "{}",
-        status_line(&answer)
+    let (answer, how) = ask(req).await.unwrap();
+    let text = undated(&answer);
+    let first = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+vary: Origin\r\naccess-control-allow-origin: https://shop.example.com\r\ncontent-length: 39\r\n\r\n\
+{\"xuid\":\"\",\"error\":\"missing_parameter\"}";
+    assert_eq!(text, format!("{first}{MALFORMED}"));
+    assert_eq!(how, "closed");
+    // Headers within the bound are served (HTTP 200, JSON).
+    let fits = get(
+        "/v1/t?x=t1",
+        format!("X-Filler: {}\r\n", "b".repeat(MAX_HEAD_BYTES - 1024)),
     );
-    // A query over 4,096 bytes but within the head bound: HTTP 200 malformed_parameter.
-    let long_query = format!(
-        "GET /v1/t?x=t1&pad={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        "p".repeat(8000)
-    )
-    .into_bytes();
-    let answer = tokio::task::spawn_blocking(move || exchange(addr, &long_query))
-        .await
-        .unwrap();
+    let (answer, _) = ask(fits).await.unwrap();
     let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(
-        text.ends_with(r#"{"xuid":"","error":"malformed_parameter"}"#),
+        text.ends_with(r#"{"xuid":"t1","response":"Fail"}"#),
         "{text}"
     );
-    // A request line over the head bound: refused by the HTTP layer like a long header (431,
-    // empty body; the documented exception to "HTTP 200 with JSON").
-    let over = format!(
-        "GET /v1/t?x=t1&pad={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        "p".repeat(MAX_HEAD_BYTES + 1000)
-    )
-    .into_bytes();
-    let answer = tokio::task::spawn_blocking(move || exchange(addr, &over))
-        .await
-        .unwrap();
-    let line = status_line(&answer);
-    assert!(
-        answer.is_empty() || line.starts_with("HTTP/1.1 431"),
-        "an over-long request line: {line}"
-    );
     s.stop().await;
+}
+
+/// Over HTTPS too: the JSON answer is written inside TLS, and the connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_request_head_over_the_bound_is_answered_200_malformed_parameter() {
+    use rustls::pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = tag424::verifier::server::rustls_config(&tag424::verifier::server::Tls::SelfSigned {
+        names: vec!["localhost".into()],
+        keep: None,
+    })
+    .unwrap()
+    .unwrap();
+    let pem = tls.self_signed_pem.clone().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let store = backends::fresh_sqlite(d.path());
+    let settings = Settings {
+        cors: Cors::Origin("https://shop.example.com".into()),
+        ..Settings::default()
+    };
+    let v =
+        tag424::verifier::Verifier::open_with(store.store(), Some(&catalog()), settings).unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let srv =
+        tag424::verifier::server::spawn_with(Arc::new(v), l, Some(tls.config), Limits::default())
+            .unwrap();
+    let addr = srv.addr;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let ask = move |req: Vec<u8>| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn =
+                rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
+            let tcp = TcpStream::connect(addr).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            let _ = s.write_all(&req);
+            let _ = s.flush();
+            let mut buf = Vec::new();
+            // A clean close (close_notify) is Ok; a reset after the answer is an error.
+            let end = s.read_to_end(&mut buf).map(|_| ()).map_err(|e| e.kind());
+            (buf, end)
+        })
+    };
+    let over = format!(
+        "GET /v1/t?x={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let (answer, end) = ask(over.into_bytes()).await.unwrap();
+    assert_eq!(undated(&answer), MALFORMED, "{end:?}");
+    assert!(
+        matches!(end, Ok(()) | Err(std::io::ErrorKind::ConnectionReset)),
+        "{end:?}"
+    );
+    srv.stop(Duration::from_secs(5)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,19 +484,22 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
     // 5,000 requests, each with its own 400 kB token, from 8 clients.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let done = Arc::new(AtomicUsize::new(0));
-    let refused_431 = Arc::new(AtomicUsize::new(0));
+    let answered_json = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..8)
         .map(|w| {
-            let (done, refused_431) = (done.clone(), refused_431.clone());
+            let (done, answered_json) = (done.clone(), answered_json.clone());
             std::thread::spawn(move || {
                 let pad = "A".repeat(400_000 - 8);
                 for i in 0..625 {
                     let req = format!(
                         "GET /v1/t?x=t1 HTTP/1.1\r\nHost: x\r\nX-API-Key: {w:02}{i:06}{pad}\r\nConnection: close\r\n\r\n"
                     );
-                    let answer = exchange(addr, req.as_bytes());
-                    if status_line(&answer).starts_with("HTTP/1.1 431") {
-                        refused_431.fetch_add(1, Ordering::Relaxed);
+                    let (answer, _) = exchange_to_close(addr, req.as_bytes());
+                    let text = String::from_utf8_lossy(&answer);
+                    if text.starts_with("HTTP/1.1 200 OK\r\n")
+                        && text.ends_with(r#"{"xuid":"","error":"malformed_parameter"}"#)
+                    {
+                        answered_json.fetch_add(1, Ordering::Relaxed);
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -415,16 +522,16 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
     println!(
         "server VmHWM: {start_kb} kB at start, {after_connections_kb} kB after 4,200 connections \
          from one address and a reconnect storm ({} refused), {end_kb} kB after 5,000 distinct \
-         400 kB tokens ({} refused 431); {} load requests served",
+         400 kB tokens ({} answered HTTP 200 malformed_parameter); {} load requests served",
         refused.load(Ordering::Relaxed),
-        refused_431.load(Ordering::Relaxed),
+        answered_json.load(Ordering::Relaxed),
         served.load(Ordering::Relaxed)
     );
     assert!(
         end_kb < MEMORY_BOUND_KB,
         "the server's peak RSS is {end_kb} kB (bound {MEMORY_BOUND_KB} kB)"
     );
-    assert!(refused_431.load(Ordering::Relaxed) > 0);
+    assert!(answered_json.load(Ordering::Relaxed) > 0);
 }
 
 /// `tag424 serve ARGS` with the token variables set as given (and no others): exit status and

@@ -28,8 +28,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8424";
 /// Counters are single-use and forward-only; a Pass is on disk before it is answered. The
 /// database keeps tags, keys, counters and the scan log across restarts (`tag424 scans`).
 ///
-/// HTTP/1.1 only; a request's head (request line and headers) is at most 16 KiB (431
-/// beyond), a token at most 32 characters.
+/// HTTP/1.1 only; a request's head (request line and headers) is at most 16 KiB (beyond it:
+/// HTTP 200 malformed_parameter, connection closed), a token at most 32 characters.
 ///
 /// See docs/verifier.md for the API, its error codes, the limits and the config file.
 #[derive(Debug, clap::Args)]

@@ -241,6 +241,25 @@ fn api_error(v: &Verifier, xuid: &str, code: &str, query: &str) -> Response<Body
     )
 }
 
+/// The headers and body of the error answer naming no tag (an error with an empty query, as
+/// [`api_error`] makes it), for an answer made outside the routes: a request head over the
+/// bound ([`super::headrefusal`]).
+pub(super) fn unrouted_error(v: &Verifier, code: &str) -> (HeaderMap, Vec<u8>) {
+    let a = ApiBody {
+        xuid: "",
+        cuid: None,
+        uid: None,
+        response: None,
+        error: Some(code),
+        data: &[],
+    };
+    let body = serde_json::to_vec(&a).unwrap_or_default();
+    let headers = json_response(Vec::new(), cors_value(v, None))
+        .headers()
+        .clone();
+    (headers, body)
+}
+
 async fn api(
     State(app): AppState,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,

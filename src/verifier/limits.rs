@@ -23,7 +23,8 @@ pub const DEFAULT_RATE_LIMIT: u32 = 100;
 pub const DEFAULT_CONNECTIONS_PER_ADDRESS: usize = 64;
 
 /// Most bytes of a request's head (request line and headers together) the server reads;
-/// beyond it the HTTP layer answers 431 and closes the connection before any route runs.
+/// beyond it the HTTP layer refuses the request before any route runs, answered HTTP 200
+/// `malformed_parameter` and the connection closed (`headrefusal`).
 /// 16 KiB: four times the longest query `/v1/t` accepts ([`super::query::MAX_QUERY_LEN`]),
 /// and far above what a phone's browser sends.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;

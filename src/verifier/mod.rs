@@ -26,6 +26,7 @@ pub mod api;
 pub mod catalog;
 pub mod config;
 mod decide;
+mod headrefusal;
 pub mod import;
 pub mod limits;
 pub mod mgmt;

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::headrefusal::{Answer, RefuseAsJson};
 use super::limits::{ConnCount, ConnRefused, Limits};
 use super::{api, Verifier};
 
@@ -286,9 +288,11 @@ pub fn spawn_with(
     // is refused by hyper's HTTP/1 parser; TLS offers only `http/1.1` in ALPN.
     // hyper's timers: a header must arrive within the header timeout (also between the
     // requests of a keep-alive connection, which is how idle connections are closed).
-    // A request's head is read into a buffer of at most `max_head_bytes`; a longer head is
-    // answered 431 by hyper and the connection closed, before any route runs.
+    // A request's head is read into a buffer of at most `max_head_bytes`; hyper refuses a
+    // longer head (431) before any route runs and closes the connection: the connection's
+    // stream (outside TLS) writes the JSON answer of a malformed query instead (`headrefusal`).
     let head = limits.max_head_bytes.max(8192);
+    let refusal = Arc::new(Answer::malformed(&verifier));
     let server = axum_server::Server::<Peer>::from_listener(listener)
         .handle(handle.clone())
         .first_request_timeout(limits.header_timeout)
@@ -306,12 +310,11 @@ pub fn spawn_with(
         }};
     }
     let task = match tls {
-        None => serve!(server),
-        Some(cfg) => serve!(
-            server.acceptor(axum_server::tls_rustls::RustlsAcceptor::new(
-                RustlsConfig::from_config(cfg)
-            ))
-        ),
+        None => serve!(server.acceptor(RefuseAsJson::new(DefaultAcceptor, refusal))),
+        Some(cfg) => serve!(server.acceptor(RefuseAsJson::new(
+            RustlsAcceptor::new(RustlsConfig::from_config(cfg)),
+            refusal
+        ))),
     };
     Ok(Running {
         addr,
