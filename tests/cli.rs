@@ -1,18 +1,9 @@
 //! The real `tag424` binary, run as an operator would.
 
-use std::process::Command;
+mod run;
 
 fn tag424(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tag424"))
-        .args(args)
-        .env_remove("TAG424_KEY")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run::output(run::tag424().args(args))
 }
 
 const ZERO: &str = "00000000000000000000000000000000";
@@ -278,7 +269,7 @@ fn encode_info_reset_and_encode_again() {
 #[test]
 fn pcsc_without_service_is_a_clear_error() {
     // Point the PC/SC client at a socket where no service listens (pcsc-lite reads this).
-    let out = Command::new(env!("CARGO_BIN_EXE_tag424"))
+    let out = run::tag424()
         .arg("readers")
         .env("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm")
         .output()
@@ -553,12 +544,9 @@ impl Start {
 fn serve(args: &[&str]) -> Start {
     use std::io::BufRead;
     use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tag424"))
-        .args(["--no-profile", "serve", "--listen", "127.0.0.1:0"])
+    let mut child = run::tag424()
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
-        .env_remove("TAG424_API_TOKEN")
-        .env_remove("TAG424_DB_URL")
-        .env_remove("TAG424_MANAGEMENT_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

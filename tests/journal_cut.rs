@@ -8,21 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tag424");
+mod run;
 
 fn tag424(args: &[&str]) -> Output {
-    let mut c = Command::new(BIN);
-    for v in [
-        "TAG424_READER",
-        "TAG424_KEY",
-        "TAG424_META_KEY",
-        "TAG424_MASTER_KEY",
-        "TAG424_PROFILE",
-    ] {
-        c.env_remove(v);
-    }
-    c.args(args)
-        .arg("--no-profile")
+    run::tag424()
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .unwrap()

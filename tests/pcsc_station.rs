@@ -4,6 +4,7 @@
 //! message when it is not running, but a failure under CI=true (CI always runs it).
 
 mod batchhelp;
+mod run;
 
 use tag424::sim::dir::SimDir;
 

@@ -4,6 +4,7 @@
 
 mod batchhelp;
 mod common;
+mod run;
 
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
