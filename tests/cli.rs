@@ -321,13 +321,15 @@ fn verify_picks_the_keys_csv_row_by_tag_code_and_says_it_cannot_see_replays() {
     let d = tempfile::tempdir().unwrap();
     let keys = d.path().join("keys.csv");
     let key = [0x5Au8; 16];
-    std::fs::write(
+    // Owner-only, as tag424 asks of every file that holds keys.
+    tag424::private_fs::write_atomic(
         &keys,
         format!(
             "XUID,KEY\nother1,{}\nq8w3sbcz,{}\n",
             "11".repeat(16),
             hex::encode_upper(key)
-        ),
+        )
+        .as_bytes(),
     )
     .unwrap();
     let keys = keys.to_str().unwrap();
@@ -366,9 +368,9 @@ fn verify_picks_the_keys_csv_row_by_tag_code_and_says_it_cannot_see_replays() {
     assert!(err.contains("no tag code"), "{err}");
     // A single key file still works, with the same replay note.
     let one = d.path().join("one.key");
-    std::fs::write(&one, hex::encode_upper(key)).unwrap();
-    let (code, out, _) = tag424(&["verify", "--key-file", one.to_str().unwrap(), &url]);
-    assert_eq!(code, 0);
+    tag424::private_fs::write_atomic(&one, hex::encode_upper(key).as_bytes()).unwrap();
+    let (code, out, err) = tag424(&["verify", "--key-file", one.to_str().unwrap(), &url]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("replayed") && !out.contains("keys.csv row"),
         "{out}"
