@@ -699,7 +699,7 @@ impl Drop for Killed {
 /// `tag424 serve ARGS` until its "listening on" line: the child and every line printed.
 fn serve_lines(args: &[&str]) -> (Killed, Vec<String>) {
     let mut child = run::tag424()
-        .args(["--no-profile", "serve"])
+        .arg("serve")
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
