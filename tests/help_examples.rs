@@ -151,7 +151,7 @@ fn world(batch: bool, encrypted: bool) -> World {
             .lines()
             .find_map(|l| l.strip_prefix("q8w3sbcz,"))
             .unwrap();
-        std::fs::write(w.path().join("key.txt"), key).unwrap();
+        tag424::private_fs::write_atomic(&w.path().join("key.txt"), key.as_bytes()).unwrap();
     }
     if encrypted {
         let (ok, out) = w.sh(
