@@ -1,7 +1,10 @@
 //! Only the binary prints (src/cli, src/main.rs): the library reports through `tracing` or
 //! returns typed errors. A scan of the sources, so a `println!` added to the library fails here.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+mod run;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -65,5 +68,30 @@ fn no_print_macro_in_the_library() {
         bad.is_empty(),
         "only the binary (src/cli, src/main.rs) prints; report through tracing or return an error:\n{}",
         bad.join("\n")
+    );
+}
+
+/// The library's warnings still reach the operator, in the same words, through the binary's
+/// tracing writer (src/cli/log.rs): a PostgreSQL password file others can read.
+#[test]
+fn a_library_warning_reaches_the_operator_in_the_same_words() {
+    let sb = run::Sandbox::new();
+    let pass = sb.path().join("pgpass");
+    std::fs::write(&pass, "*:*:*:*:secret\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Port 1: nothing listens, the connection is refused after the password lookup.
+    let (code, out, err) = run::output(
+        sb.tag424()
+            .args(["scans", "--db", "postgres://nobody@127.0.0.1:1/none"])
+            .env("PGPASSFILE", &pass),
+    );
+    assert_ne!(code, 0, "{out}");
+    let p = pass.display();
+    assert!(
+        err.lines().any(|l| l
+            == format!(
+                "warning: password file {p} is readable by others and was ignored: chmod 0600 {p}"
+            )),
+        "{err}"
     );
 }
