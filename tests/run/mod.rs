@@ -118,16 +118,27 @@ impl Sandbox {
     }
 }
 
-/// The sandbox shared by the tests of one test binary (under Cargo's `target/tmp`; kept for
-/// the process's life).
+/// The sandbox shared by the tests of one test process: `target/tmp/run-PID-…` (Cargo's
+/// `CARGO_TARGET_TMPDIR`), kept for the process's life; the next test process removes those
+/// of processes that have ended.
 pub fn shared() -> &'static Sandbox {
     static S: OnceLock<Sandbox> = OnceLock::new();
     S.get_or_init(|| {
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
         std::fs::create_dir_all(tmp).unwrap();
+        for e in std::fs::read_dir(tmp).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("run-").and_then(|r| r.split('-').next());
+            if let Some(pid) = pid.filter(|p| p.parse::<u32>().is_ok()) {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let prefix = format!("run-{}-", std::process::id());
         Sandbox::in_dir(
             tempfile::Builder::new()
-                .prefix("run-")
+                .prefix(&prefix)
                 .tempdir_in(tmp)
                 .unwrap(),
         )
