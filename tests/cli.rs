@@ -1,18 +1,9 @@
 //! The real `tag424` binary, run as an operator would.
 
-use std::process::Command;
+mod run;
 
 fn tag424(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tag424"))
-        .args(args)
-        .env_remove("TAG424_KEY")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run::output(run::tag424().args(args))
 }
 
 const ZERO: &str = "00000000000000000000000000000000";
@@ -278,7 +269,7 @@ fn encode_info_reset_and_encode_again() {
 #[test]
 fn pcsc_without_service_is_a_clear_error() {
     // Point the PC/SC client at a socket where no service listens (pcsc-lite reads this).
-    let out = Command::new(env!("CARGO_BIN_EXE_tag424"))
+    let out = run::tag424()
         .arg("readers")
         .env("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm")
         .output()
@@ -330,19 +321,17 @@ fn verify_picks_the_keys_csv_row_by_tag_code_and_says_it_cannot_see_replays() {
     let d = tempfile::tempdir().unwrap();
     let keys = d.path().join("keys.csv");
     let key = [0x5Au8; 16];
-    std::fs::write(
+    // Owner-only, as tag424 asks of every file that holds keys.
+    tag424::private_fs::write_atomic(
         &keys,
         format!(
             "XUID,KEY\nother1,{}\nq8w3sbcz,{}\n",
             "11".repeat(16),
             hex::encode_upper(key)
-        ),
+        )
+        .as_bytes(),
     )
     .unwrap();
-    let private = |p: &std::path::Path| {
-        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap()
-    };
-    private(&keys);
     let keys = keys.to_str().unwrap();
     let mac = hex::encode_upper(sdm_mac(&AesKey::new(key), None, Some(42), b""));
     let url = format!("https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e={mac}");
@@ -379,10 +368,9 @@ fn verify_picks_the_keys_csv_row_by_tag_code_and_says_it_cannot_see_replays() {
     assert!(err.contains("no tag code"), "{err}");
     // A single key file still works, with the same replay note.
     let one = d.path().join("one.key");
-    std::fs::write(&one, hex::encode_upper(key)).unwrap();
-    private(&one);
-    let (code, out, _) = tag424(&["verify", "--key-file", one.to_str().unwrap(), &url]);
-    assert_eq!(code, 0);
+    tag424::private_fs::write_atomic(&one, hex::encode_upper(key).as_bytes()).unwrap();
+    let (code, out, err) = tag424(&["verify", "--key-file", one.to_str().unwrap(), &url]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("replayed") && !out.contains("keys.csv row"),
         "{out}"
@@ -558,12 +546,9 @@ impl Start {
 fn serve(args: &[&str]) -> Start {
     use std::io::BufRead;
     use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tag424"))
-        .args(["--no-profile", "serve", "--listen", "127.0.0.1:0"])
+    let mut child = run::tag424()
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
-        .env_remove("TAG424_API_TOKEN")
-        .env_remove("TAG424_DB_URL")
-        .env_remove("TAG424_MANAGEMENT_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

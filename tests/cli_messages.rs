@@ -3,27 +3,19 @@
 //! "Wrote", counts are singular for one, and the demo shows no path that it deletes.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tag424");
+mod run;
 
-/// Runs tag424 in `dir` with no profile variable and no key variables; `profile`: let it read
-/// `dir/tag424.toml` (else `--no-profile`).
+/// Runs tag424 hermetically (tests/run) in `dir`; `profile`: let it read `dir/tag424.toml`
+/// (else `--no-profile`).
 fn run(dir: &Path, profile: bool, args: &[&str]) -> (i32, String, String) {
-    let mut c = Command::new(BIN);
-    for v in [
-        "TAG424_READER",
-        "TAG424_KEY",
-        "TAG424_META_KEY",
-        "TAG424_MASTER_KEY",
-        "TAG424_PROFILE",
-        "TAG424_DB_URL",
-    ] {
-        c.env_remove(v);
-    }
-    if !profile {
-        c.arg("--no-profile");
-    }
+    let sb = run::shared();
+    let mut c = if profile {
+        sb.tag424_with_profiles()
+    } else {
+        sb.tag424()
+    };
     let out = c
         .args(args)
         .current_dir(dir)

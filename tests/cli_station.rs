@@ -1,14 +1,14 @@
 //! The station features of the `tag424` binary: man pages, profiles, simulated reader latency.
 
 use std::path::Path;
-use std::process::Command;
 
+mod run;
+
+/// `tag424 ARGS` in `dir`, hermetic (tests/run) but reading profiles: `dir/tag424.toml` and
+/// named ones in `dir/config/tag424/profiles`.
 fn tag424_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tag424"));
+    let mut c = run::shared().tag424_with_profiles();
     c.args(args).current_dir(dir);
-    for v in ["TAG424_KEY", "TAG424_READER", "TAG424_PROFILE"] {
-        c.env_remove(v);
-    }
     // The user's config folder is a temporary one: profiles are found there only when asked.
     c.env("XDG_CONFIG_HOME", dir.join("config"))
         .env("HOME", dir);

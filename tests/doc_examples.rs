@@ -13,6 +13,7 @@
 //! readers: it runs where pcscd and vsmartcard-vpcd are installed (skipped otherwise, a
 //! failure under CI=true).
 
+mod run;
 mod shellworld;
 
 use std::path::{Path, PathBuf};
@@ -208,11 +209,7 @@ fn operator_guide_profile_examples_load_as_profiles() {
             &["profile", "show"][..],
             &["profile", "show", "--command", "batch", "--json"],
         ] {
-            let out = w
-                .command(env!("CARGO_BIN_EXE_tag424"))
-                .args(args)
-                .output()
-                .unwrap();
+            let out = w.command(run::BIN).args(args).output().unwrap();
             assert!(
                 out.status.success(),
                 "docs/operator-guide.md line {line}: tag424 {args:?}: {}{}",
@@ -269,7 +266,7 @@ fn the_completion_paths_agree() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let w = World::new();
     let help = w
-        .command(env!("CARGO_BIN_EXE_tag424"))
+        .command(run::BIN)
         .args(["--no-profile", "completions", "--help"])
         .output()
         .unwrap();

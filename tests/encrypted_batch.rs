@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod run;
+
 use tag424::card::Card;
 use tag424::provision::journal::{JournalError, KeyAccess};
 use tag424::provision::sealed::{Identity, Recipients};
@@ -67,13 +69,7 @@ fn age_decrypt(identity: &Path, file: &Path) -> Vec<u8> {
 }
 
 fn tag424(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tag424"))
-        .args(args)
-        .env_remove("TAG424_READER")
-        .env_remove("TAG424_PROFILE")
-        .arg("--no-profile")
-        .output()
-        .unwrap()
+    run::tag424().args(args).output().unwrap()
 }
 
 fn text(o: &Output) -> String {

@@ -7,6 +7,7 @@
 //! into. An example that cannot run here is listed with its reason (`not_run`); every example,
 //! run or not, is also parsed by the real command tree in `src/cli/help_tests.rs`.
 
+mod run;
 mod shellworld;
 
 use std::time::Duration;
@@ -16,7 +17,7 @@ use shellworld::World;
 fn help(path: &[String]) -> String {
     let w = World::new();
     let out = w
-        .command(env!("CARGO_BIN_EXE_tag424"))
+        .command(run::BIN)
         .arg("--no-profile")
         .args(path)
         .arg("--help")
@@ -150,7 +151,7 @@ fn world(batch: bool, encrypted: bool) -> World {
             .lines()
             .find_map(|l| l.strip_prefix("q8w3sbcz,"))
             .unwrap();
-        std::fs::write(w.path().join("key.txt"), key).unwrap();
+        tag424::private_fs::write_atomic(&w.path().join("key.txt"), key.as_bytes()).unwrap();
     }
     if encrypted {
         let (ok, out) = w.sh(

@@ -8,21 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tag424");
+mod run;
 
 fn tag424(args: &[&str]) -> Output {
-    let mut c = Command::new(BIN);
-    for v in [
-        "TAG424_READER",
-        "TAG424_KEY",
-        "TAG424_META_KEY",
-        "TAG424_MASTER_KEY",
-        "TAG424_PROFILE",
-    ] {
-        c.env_remove(v);
-    }
-    c.args(args)
-        .arg("--no-profile")
+    run::tag424()
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -187,8 +177,8 @@ fn a_journal_cut_at_every_record_boundary_is_refused() {
     // Deleted outright.
     std::fs::remove_file(b.journal()).unwrap();
     assert_refused(&b, "no journal");
-    // Put back, the batch goes on as before: nothing was lost.
-    std::fs::write(b.journal(), &full).unwrap();
+    // Put back (owner-only, as tag424 keeps it), the batch goes on as before: nothing was lost.
+    tag424::private_fs::write_atomic(&b.journal(), &full).unwrap();
     let r = b.run(None);
     assert!(r.status.success(), "{}", text(&r));
     assert!(text(&r).contains("20 of 20 codes used"), "{}", text(&r));

@@ -2,12 +2,14 @@
 //! no tag code is used twice.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use tag424::crypto::AesKey;
 use tag424::provision::journal::{PlannedKeys, Record};
 use tag424::sim::dir::SimDir;
+
+mod run;
 
 #[test]
 fn killed_batches_resume_without_losing_a_key() {
@@ -36,7 +38,7 @@ fn killed_batches_resume_without_losing_a_key() {
         x ^= x >> 7;
         x ^= x << 17;
         let delay = 15 + x % 285;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tag424"))
+        let mut child = run::tag424()
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -46,7 +48,7 @@ fn killed_batches_resume_without_losing_a_key() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }
-    let status = Command::new(env!("CARGO_BIN_EXE_tag424"))
+    let status = run::tag424()
         .args(args)
         .stdout(Stdio::null())
         .status()

@@ -6,18 +6,12 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tag424");
+mod run;
+
+use run::BIN;
 
 fn cmd() -> Command {
-    let mut c = Command::new(BIN);
-    for v in [
-        "TAG424_READER",
-        "TAG424_KEY",
-        "TAG424_META_KEY",
-        "TAG424_MASTER_KEY",
-    ] {
-        c.env_remove(v);
-    }
+    let mut c = run::tag424();
     c.stdin(Stdio::null());
     c
 }
@@ -544,13 +538,13 @@ fn a_full_disk_stops_the_run_and_leaves_a_whole_journal() {
         "--no-profile",
     ];
     // 2 KiB: the simulated tags' files (under 2 KiB each) fit, the journal does not.
-    let out_limited = Command::new("bash")
+    let out_limited = run::shared()
+        .command("bash")
         .arg("-c")
         .arg(r#"trap '' XFSZ; ulimit -f 2; exec "$@""#)
         .arg("bash")
         .arg(BIN)
         .args(batch)
-        .env_remove("TAG424_READER")
         .stdin(Stdio::null())
         .output()
         .unwrap();

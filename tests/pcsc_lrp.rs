@@ -3,6 +3,7 @@
 //! (TAG424_VPCD_PORT); skipped with a message without it, and failing under CI=true.
 
 mod batchhelp;
+mod run;
 
 use tag424::provision::Journal;
 use tag424::sim::dir::SimDir;

@@ -4,6 +4,7 @@
 //! message when it is not running, but a failure under CI=true (CI always runs it).
 
 mod batchhelp;
+mod run;
 
 use tag424::sim::dir::SimDir;
 
@@ -196,7 +197,7 @@ fn readers_go_by_their_number_and_a_moved_tag_is_counted_once_done() {
         attach(port + 10, &dir_b, 3, &[]),
     ];
     let mut batch = bin()
-        .args(["--no-profile", "batch", "--reader"])
+        .args(["batch", "--reader"])
         .arg(b.to_string())
         .arg("--reader")
         .arg(a.to_string())

@@ -13,7 +13,9 @@ use std::os::unix::fs::{chown, symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tag424");
+mod run;
+
+use run::BIN;
 const NOBODY: u32 = 65534;
 /// A key file's contents (the all-zero key).
 const ZERO: &str = "00000000000000000000000000000000\n";
@@ -56,7 +58,8 @@ fn give_away(p: &Path) {
 /// (the binary then runs from `bin`).
 fn run(bin: &Path, as_nobody: bool, args: &[&str]) -> (i32, String) {
     let mut c = if as_nobody {
-        let mut c = Command::new("setpriv");
+        // The sandbox's environment, but a home and working folder `nobody` may enter.
+        let mut c = run::shared().command("setpriv");
         c.args([
             "--reuid=65534",
             "--regid=65534",
@@ -64,21 +67,13 @@ fn run(bin: &Path, as_nobody: bool, args: &[&str]) -> (i32, String) {
             "--inh-caps=-all",
         ])
         .arg(bin)
-        .env("HOME", "/nonexistent");
+        .current_dir("/")
+        .env("HOME", "/nonexistent")
+        .env("XDG_CONFIG_HOME", "/nonexistent/.config");
         c
     } else {
-        Command::new(bin)
+        run::shared().command(bin)
     };
-    for v in [
-        "TAG424_READER",
-        "TAG424_KEY",
-        "TAG424_META_KEY",
-        "TAG424_MASTER_KEY",
-        "TAG424_PROFILE",
-        "TAG424_DB_URL",
-    ] {
-        c.env_remove(v);
-    }
     // Bounded: a command that should refuse at once but runs (a server) is stopped after
     // 30 s and counts as exit -1.
     let mut child = c

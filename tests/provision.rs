@@ -1,6 +1,7 @@
 //! Encoding on the simulator: whole batches, every tear-off point, and bad input.
 
 mod batchhelp;
+mod run;
 
 use tag424::card::Card;
 use tag424::crypto::AesKey;

@@ -3,6 +3,7 @@
 //! included, and every tag finishes with the journal's keys.
 
 mod batchhelp;
+mod run;
 
 use std::process::Command;
 
@@ -161,17 +162,12 @@ fn the_cli_batch_with_lrp_irreversible_verifies_with_tag424_verify() {
 }
 
 fn bin(args: &[&str]) -> (i32, String, String) {
-    run_bin(
-        Command::new(env!("CARGO_BIN_EXE_tag424"))
-            .args(args)
-            .env_remove("TAG424_KEY")
-            .env_remove("TAG424_META_KEY"),
-    )
+    run_bin(run::tag424().args(args))
 }
 
 /// `tag424 ARGS` with the SDM keys in the environment (never on the command line).
 fn bin_keys(args: &[&str], key: &str, meta: Option<&str>) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tag424"));
+    let mut cmd = run::tag424();
     cmd.args(args).env("TAG424_KEY", key);
     if let Some(m) = meta {
         cmd.env("TAG424_META_KEY", m);

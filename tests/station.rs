@@ -2,6 +2,7 @@
 //! journal, one code list; a tag pulled from one reader mid-sequence is finished on another.
 
 mod batchhelp;
+mod run;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

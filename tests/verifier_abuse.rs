@@ -2,6 +2,7 @@
 //! timeout; garbage requests are logged compactly; the rate limit answers `rate_limited`
 //! (HTTP 200) with its headers; exactly one token per request; CORS per folder.
 
+mod run;
 mod vhelp;
 
 use std::io::{Read, Write};
@@ -280,7 +281,7 @@ async fn one_token_per_request_and_cors_per_folder_on(be: &Backend) {
 fn self_signed_on_an_unspecified_address_names_the_machines_addresses() {
     use std::io::BufRead;
     let d = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tag424"))
+    let mut child = run::tag424()
         .args([
             "serve",
             "--listen",

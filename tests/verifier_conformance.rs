@@ -3,6 +3,7 @@
 //! values). Each case first checks that its request and answer are in the copied page, so the
 //! table cannot drift from the documentation.
 
+mod run;
 mod vhelp;
 
 use tag424::verifier::catalog::{GroupKind, Tag};

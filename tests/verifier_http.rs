@@ -17,8 +17,9 @@ use tag424::verifier::server::{self, Running, Tls};
 use tag424::verifier::store;
 use tag424::verifier::Verifier;
 
+mod run;
 mod vhelp;
-use vhelp::backends::{self, column, encode_batch, run, serve, tap, Db, BIN};
+use vhelp::backends::{self, column, encode_batch, run, serve, tap, Db};
 use vhelp::{altered, call};
 
 const KEY: [u8; 16] = [0x5A; 16];
@@ -657,7 +658,7 @@ fn plain_http_on_a_non_loopback_address_warns_and_tls_does_not() {
     let d = tempfile::tempdir().unwrap();
     let db = d.path().join("v.db");
     for (extra, warns) in [(&[][..], true), (&["--tls-self-signed"][..], false)] {
-        let mut child = Command::new(BIN)
+        let mut child = run::tag424()
             .args([
                 "serve",
                 "--listen",
@@ -697,8 +698,8 @@ impl Drop for Killed {
 
 /// `tag424 serve ARGS` until its "listening on" line: the child and every line printed.
 fn serve_lines(args: &[&str]) -> (Killed, Vec<String>) {
-    let mut child = Command::new(BIN)
-        .args(["--no-profile", "serve"])
+    let mut child = run::tag424()
+        .arg("serve")
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -4,6 +4,7 @@
 //! Needs TAG424_TEST_PG (skipped locally without it; a failure under CI=true).
 
 mod backends;
+mod run;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

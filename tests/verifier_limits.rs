@@ -5,6 +5,7 @@
 //! "Another address" is a client socket bound to 127.0.0.2 (loopback on Linux, like
 //! 127.0.0.1) before it connects: the server sees it as a different client address.
 
+mod run;
 mod vhelp;
 
 use std::io::{Read, Write};
@@ -539,12 +540,10 @@ async fn one_address_at_the_cap_and_5000_big_tokens_leave_memory_bounded() {
 fn serve_outcome(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     use std::io::BufRead;
     let d = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(backends::BIN);
-    cmd.args(["--no-profile", "serve", "--listen", "127.0.0.1:0", "--db"])
+    let mut cmd = run::tag424();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(d.path().join("v.db"))
         .args(args)
-        .env_remove("TAG424_MANAGEMENT_TOKEN")
-        .env_remove("TAG424_API_TOKEN")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -614,10 +613,7 @@ fn serve_takes_tokens_from_owner_only_files_or_the_environment_never_the_command
 
 #[test]
 fn serve_help_states_the_limits_and_the_retention_default() {
-    let out = std::process::Command::new(backends::BIN)
-        .args(["--no-profile", "serve", "--help"])
-        .output()
-        .unwrap();
+    let out = run::tag424().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
     let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
     for needle in [

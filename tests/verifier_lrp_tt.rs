@@ -3,6 +3,7 @@
 //! `/auth`; a TagTamper tag's `{tt}` status feeds the tamper rule (`Pass` while closed,
 //! `Tampered` after `tag424 sim tamper`). Both on SQLite and, with `TAG424_TEST_PG`, PostgreSQL.
 
+mod run;
 mod vhelp;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! or by AID with ix_c / ix_u), the next /v1/t answer shows it, an empty ix_dr reverts, the
 //! change survives a restart and is logged; tokens, correlation id, 429.
 
+mod run;
 mod vhelp;
 
 use tag424::verifier::catalog::GroupKind;

@@ -2,6 +2,7 @@
 //! authentication, a tag's own rules, revert (management API) and `{tagcodedr}` layering, our
 //! chip-count and date rules, subtags replaced, statuses.
 
+mod run;
 mod vhelp;
 
 use tag424::verifier::catalog::{GroupKind, Tag};
@@ -280,7 +281,7 @@ fn serve_refuses_a_config_with_an_unknown_subtag_naming_its_line() {
         "[[folder]]\nname = \"a\"\naid = \"a\"\n\n[[folder.group]]\nname = \"g\"\ndefault_response = \"Fail {scont}\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tag424"))
+    let out = run::tag424()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg)
         .args(["--db"])

@@ -3,6 +3,7 @@
 //! changes and retention behave the same.
 
 mod backends;
+mod run;
 
 use backends::Db;
 use tag424::crypto::AesKey;

@@ -4,6 +4,7 @@
 //! checks taps with the one SUN implementation, through `/v1/t` and `/auth`; a replay fails;
 //! the read-back URL (the encoding's own read) never passes.
 
+mod run;
 mod vhelp;
 
 use vhelp::*;

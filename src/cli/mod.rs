@@ -7,6 +7,7 @@ mod export;
 #[cfg(test)]
 mod help_tests;
 mod keys;
+mod log;
 mod man;
 mod profile;
 mod reader;
@@ -382,6 +383,7 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
 
 pub fn main() -> ExitCode {
     use clap::CommandFactory;
+    log::install();
     let (args, applied, profile) =
         match profile::apply(std::env::args_os().collect(), &Cli::command()) {
             Ok(x) => x,

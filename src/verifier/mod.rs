@@ -342,7 +342,7 @@ impl Verifier {
                         *g = Arc::new(r);
                     }
                 }
-                Err(e) => eprintln!(
+                Err(e) => tracing::warn!(
                     "tag424 serve: another instance's catalog change does not hold together, kept the current one: {e}"
                 ),
             }

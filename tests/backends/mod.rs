@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use tag424::verifier::store::{self, Store};
 
@@ -137,16 +137,9 @@ pub fn fresh_all(dir: &Path) -> Vec<Db> {
 
 // ---- The real binary ----------------------------------------------------------------
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_tag424");
-
+/// `tag424 ARGS`, hermetic (tests/run), which must succeed; its stdout.
 pub fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "tag424 {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::run::ok(args)
 }
 
 /// `tag424 batch` of `count` tags on the simulator in `tags`, written to `out`; `extra` flags
@@ -187,7 +180,7 @@ pub fn column(out: &Path, file: &str, col: usize) -> String {
 
 /// Starts `tag424 serve` on a free loopback port; returns the child and its base URL.
 pub fn serve(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
+    let mut child = crate::run::tag424()
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
         .args(args)

@@ -18,9 +18,9 @@ use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
 use tag424::sim::dir::{SimDir, SimReader};
 use tag424::sim::{ChipState, Fault, FaultKind, SimChip, SimTransport};
 
-/// The `tag424` binary.
+/// The `tag424` binary, hermetic (tests/run: `--no-profile`, cleared environment).
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tag424"))
+    crate::run::tag424()
 }
 
 /// The vpcd port of `.ci/with-pcscd` (TAG424_VPCD_PORT), or `None` with a skip message; a

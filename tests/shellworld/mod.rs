@@ -1,6 +1,6 @@
-//! A temporary folder to run documented commands in as an operator would: its own HOME and
-//! XDG_CONFIG_HOME, a cleared environment, the `tag424` under test first on PATH, and shell
-//! scripts bounded in time (`tests/doc_examples.rs`, `tests/help_examples.rs`).
+//! A temporary folder to run documented commands in as an operator would (a `tests/run`
+//! sandbox: its own HOME and XDG_CONFIG_HOME, a cleared environment, the `tag424` under test
+//! first on PATH), and shell scripts bounded in time (`tests/doc_examples.rs`, `tests/help_examples.rs`).
 
 #![allow(dead_code)]
 
@@ -8,49 +8,31 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A temporary folder with its own HOME, and the environment a block runs with.
+/// A temporary folder with its own HOME, and the environment a block runs with: the
+/// hermetic sandbox of `tests/run`.
 pub struct World {
-    dir: tempfile::TempDir,
+    sandbox: crate::run::Sandbox,
 }
 
 impl World {
     pub fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join(".home")).unwrap();
-        World { dir }
+        World {
+            sandbox: crate::run::Sandbox::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.sandbox.path()
     }
 
     /// A command with the cleared environment: PATH has the binary under test first.
     pub fn command(&self, program: &str) -> Command {
-        let bin = Path::new(env!("CARGO_BIN_EXE_tag424")).parent().unwrap();
-        let mut c = Command::new(program);
-        c.current_dir(self.path())
-            .env_clear()
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-                    bin.display()
-                ),
-            )
-            .env("HOME", self.path().join(".home"))
-            .env("XDG_CONFIG_HOME", self.path().join(".home/.config"))
-            .env("LANG", "C.UTF-8");
-        c
+        self.sandbox.command(program)
     }
 
     /// `tag424 --no-profile ARGS`, which must succeed (making a block's data).
     pub fn tag424(&self, args: &[&str]) -> String {
-        let out = self
-            .command(env!("CARGO_BIN_EXE_tag424"))
-            .arg("--no-profile")
-            .args(args)
-            .output()
-            .unwrap();
+        let out = self.sandbox.tag424().args(args).output().unwrap();
         assert!(
             out.status.success(),
             "tag424 {args:?}: {}{}",

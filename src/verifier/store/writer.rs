@@ -50,7 +50,7 @@ fn flush<S: Store>(store: &mut S, batch: &mut Vec<(ScanWrite, Reply)>, stats: &W
     let writes: Vec<ScanWrite> = batch.iter().map(|(w, _)| w.clone()).collect();
     let result = store.commit(&writes);
     if let Err(err) = &result {
-        eprintln!("tag424 serve: store commit failed: {err}");
+        tracing::error!("tag424 serve: store commit failed: {err}");
     }
     stats.commits.fetch_add(1, Ordering::Relaxed);
     stats
@@ -74,7 +74,7 @@ fn prune<S: Store>(store: &mut S, retention: &Retention, stats: &WriterStats) {
         Ok(n) => {
             stats.pruned.fetch_add(n, Ordering::Relaxed);
         }
-        Err(err) => eprintln!("tag424 serve: applying the scan log retention failed: {err}"),
+        Err(err) => tracing::error!("tag424 serve: applying the scan log retention failed: {err}"),
     }
 }
 

@@ -275,7 +275,7 @@ impl PgStore {
         let (password, warning) =
             super::pgpass::lookup(&host, port, config.get_dbname().unwrap_or(""), &user);
         if let Some(w) = warning {
-            eprintln!("warning: {w}");
+            tracing::warn!("warning: {w}");
         }
         if let Some(p) = password {
             config.password(p);

@@ -26,7 +26,7 @@ pub(super) async fn watch_loop(
             Ok(c) => c,
             Err(e) => {
                 if !warned {
-                    eprintln!("tag424 serve: {target}: cannot listen for other instances' changes ({}); retrying every second", pg(e));
+                    tracing::warn!("tag424 serve: {target}: cannot listen for other instances' changes ({}); retrying every second", pg(e));
                     warned = true;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -54,7 +54,9 @@ pub(super) async fn watch_loop(
             .is_ok()
         {
             if warned {
-                eprintln!("tag424 serve: {target}: listening for other instances' changes again");
+                tracing::info!(
+                    "tag424 serve: {target}: listening for other instances' changes again"
+                );
                 warned = false;
             }
             // Compare at once (changes made while not listening), then on each notification
@@ -70,7 +72,9 @@ pub(super) async fn watch_loop(
                 if v != version.get() {
                     match load(&pool).await {
                         Ok((loaded, lv)) => version.reload(lv, || on_change(loaded)).await,
-                        Err(e) => eprintln!("tag424 serve: {target}: reloading the catalog: {e}"),
+                        Err(e) => {
+                            tracing::warn!("tag424 serve: {target}: reloading the catalog: {e}")
+                        }
                     }
                 }
                 tokio::select! {
