@@ -362,6 +362,13 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
             if s.unfinished == 1 { "it" } else { "them" }
         ));
     }
+    if s.retries > 0 {
+        l.push(format!(
+            "  {} on {} (a tag left the field or the reader lost an answer): each resumed from the journal and the tag's state.",
+            super::count(s.retries, "retry", "retries"),
+            super::count(s.retried_tags, "tag", "tags")
+        ));
+    }
     if s.failed > 0 {
         l.push(format!(
             "  {} refused or failed: see the messages above; nothing of theirs is lost.",
@@ -404,6 +411,10 @@ fn run_json(
         )),
         BatchEvent::Failed { error } => print_json(&with_reader(
             serde_json::json!({"format": FORMAT_VERSION, "event": "failed", "error": error.to_string(), "tear_off": error.is_tear_off()}),
+            i,
+        )),
+        BatchEvent::Retry { retry, error } => print_json(&with_reader(
+            serde_json::json!({"format": FORMAT_VERSION, "event": "retry", "retry": retry, "error": error.to_string(), "tear_off": error.is_tear_off()}),
             i,
         )),
         _ => {}
