@@ -37,7 +37,8 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 pub struct BatchArgs {
     /// The reader (required; also TAG424_READER): a PC/SC reader's name, number (from 0) or unique part
     /// of its name (see `tag424 readers`), or `sim:DIR` for simulated tags kept in DIR
-    /// (`sim` alone: OUT/simulated-tags; `sim:DIR?latency=15ms` answers like a real reader).
+    /// (`sim` alone: OUT/simulated-tags; `sim:DIR?latency=15ms` answers like a real reader,
+    /// `sim:DIR?drop=0.1` loses answers and `?remove=0.05` drops tags: see docs/simulator.md).
     /// Repeat for several readers; `all` for every PC/SC reader plugged in.
     #[arg(long, env = "TAG424_READER", value_name = "READER")]
     pub reader: Vec<String>,
