@@ -12,6 +12,15 @@ use tag424::sun::Template;
 /// A batch of `n` codes over a simulated reader with `query`; returns the summary, the
 /// number of retry events and the number of failed events.
 fn flaky_batch(tmp: &std::path::Path, query: &str, n: usize) -> (Summary, usize, usize) {
+    flaky_batch_in(tmp, query, n, Template::default())
+}
+
+fn flaky_batch_in(
+    tmp: &std::path::Path,
+    query: &str,
+    n: usize,
+    template: Template,
+) -> (Summary, usize, usize) {
     let sim = SimDir::open(&tmp.join("tags")).unwrap();
     let out = tmp.join("out");
     let mut journal = Journal::open(&out).unwrap();
@@ -21,7 +30,7 @@ fn flaky_batch(tmp: &std::path::Path, query: &str, n: usize) -> (Summary, usize,
         .with_options(SimReaderOptions::parse(query).unwrap());
     let o = BatchOptions {
         encode: EncodeOptions {
-            template: Template::default(),
+            template,
             trust_simulator: true,
             master: None,
         },
@@ -110,4 +119,15 @@ fn a_clean_reader_retries_nothing() {
         (5, 0, 0, 0)
     );
     assert_eq!(s.exchanges, 75, "15 APDU exchanges per tag");
+}
+
+#[test]
+fn an_lrp_batch_over_a_flaky_reader_finishes_every_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let template = Template::default().with_mode(tag424::crypto::sdm::SdmMode::Lrp);
+    let (s, retries, failed) =
+        flaky_batch_in(tmp.path(), "drop=0.08&remove=0.03&seed=11", 20, template);
+    assert_eq!((s.encoded, s.unfinished, s.failed, failed), (20, 0, 0, 0));
+    assert_eq!(s.retries, retries);
+    assert!(s.retries > 0);
 }
