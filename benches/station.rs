@@ -29,7 +29,10 @@ fn main() {
                 let dir = SimDir::open(&tmp.path().join(format!("reader{i}"))).expect("dir");
                 SimReader::new(dir, true)
                     .expect("reader")
-                    .with_options(SimReaderOptions { latency: LATENCY })
+                    .with_options(SimReaderOptions {
+                        latency: LATENCY,
+                        ..SimReaderOptions::default()
+                    })
             })
             .collect();
         let opts = BatchOptions {

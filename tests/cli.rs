@@ -761,3 +761,61 @@ fn serve_refuses_associate_data_for_a_tag_outside_its_batch() {
         );
     });
 }
+
+#[test]
+fn a_flaky_reader_reports_its_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let tags = format!(
+        "sim:{}?drop=0.1&remove=0.02&seed=5",
+        tmp.path().join("tags").display()
+    );
+    let o = out.to_str().unwrap();
+    let (code, stdout, err) = tag424(&[
+        "batch",
+        "--reader",
+        &tags,
+        "--generate-xuids",
+        "6",
+        "--out",
+        o,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let retries = events.iter().filter(|e| e["event"] == "retry").count();
+    assert!(retries > 0, "{stdout}");
+    assert!(events
+        .iter()
+        .filter(|e| e["event"] == "retry")
+        .all(|e| e["retry"].as_u64().unwrap() >= 1 && e["error"].is_string()));
+    let summary = &events.last().unwrap()["summary"];
+    assert_eq!(summary["encoded"], 6, "{stdout}");
+    assert_eq!(summary["retries"], retries, "{stdout}");
+    assert!(summary["retried_tags"].as_u64().unwrap() >= 1);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(written["summary"]["retries"], retries);
+    // In words: the retries and the tags they were on.
+    let more = format!("sim:{}?drop=0.2&seed=1", tmp.path().join("more").display());
+    let out2 = tmp.path().join("out2");
+    let (code, words, err) = tag424(&[
+        "batch",
+        "--reader",
+        &more,
+        "--generate-xuids",
+        "3",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{words}{err}");
+    let all = format!("{words}{err}");
+    assert!(all.contains("Retry 1 of at most 30 after:"), "{all}");
+    assert!(
+        all.contains("resumed from the journal and the tag's state"),
+        "{all}"
+    );
+}

@@ -74,6 +74,7 @@ fn three_readers_share_one_journal_and_finish_a_pulled_tag() {
     let pulled: Pulled = Arc::new(Mutex::new(None));
     let options = SimReaderOptions {
         latency: Duration::from_millis(2),
+        ..SimReaderOptions::default()
     };
     let mut readers: Vec<Reader> = (0..3)
         .map(|i| {

@@ -37,7 +37,8 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 pub struct BatchArgs {
     /// The reader (required; also TAG424_READER): a PC/SC reader's name, number (from 0) or unique part
     /// of its name (see `tag424 readers`), or `sim:DIR` for simulated tags kept in DIR
-    /// (`sim` alone: OUT/simulated-tags; `sim:DIR?latency=15ms` answers like a real reader).
+    /// (`sim` alone: OUT/simulated-tags; `sim:DIR?latency=15ms` answers like a real reader,
+    /// `sim:DIR?drop=0.1` loses answers and `?remove=0.05` drops tags: see docs/simulator.md).
     /// Repeat for several readers; `all` for every PC/SC reader plugged in.
     #[arg(long, env = "TAG424_READER", value_name = "READER")]
     pub reader: Vec<String>,
@@ -362,6 +363,13 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
             if s.unfinished == 1 { "it" } else { "them" }
         ));
     }
+    if s.retries > 0 {
+        l.push(format!(
+            "  {} on {} (a tag left the field or the reader lost an answer): each resumed from the journal and the tag's state.",
+            super::count(s.retries, "retry", "retries"),
+            super::count(s.retried_tags, "tag", "tags")
+        ));
+    }
     if s.failed > 0 {
         l.push(format!(
             "  {} refused or failed: see the messages above; nothing of theirs is lost.",
@@ -404,6 +412,10 @@ fn run_json(
         )),
         BatchEvent::Failed { error } => print_json(&with_reader(
             serde_json::json!({"format": FORMAT_VERSION, "event": "failed", "error": error.to_string(), "tear_off": error.is_tear_off()}),
+            i,
+        )),
+        BatchEvent::Retry { retry, error } => print_json(&with_reader(
+            serde_json::json!({"format": FORMAT_VERSION, "event": "retry", "retry": retry, "error": error.to_string(), "tear_off": error.is_tear_off()}),
             i,
         )),
         _ => {}

@@ -39,7 +39,7 @@ impl ReaderSpec {
         let options = SimReaderOptions::parse(query.unwrap_or("")).map_err(|e| CliError {
             code: 2,
             message: format!("--reader {s}: {e}"),
-            help: Some("a simulated reader is `sim:DIR`, optionally `sim:DIR?latency=15ms`".into()),
+            help: Some("a simulated reader is `sim:DIR`, optionally with options such as `sim:DIR?latency=15ms` or `sim:DIR?drop=0.1&remove=0.05&seed=7` (docs/simulator.md)".into()),
         })?;
         Ok(ReaderSpec::Sim { dir, options })
     }
@@ -331,6 +331,7 @@ mod tests {
             dir: dir.map(PathBuf::from),
             options: SimReaderOptions {
                 latency: Duration::from_millis(ms),
+                ..SimReaderOptions::default()
             },
         };
         assert_eq!(ReaderSpec::parse("sim").unwrap(), sim(None, 0));
@@ -352,7 +353,27 @@ mod tests {
             ReaderSpec::parse("Reader?x").unwrap(),
             ReaderSpec::Pcsc("Reader?x".into())
         );
-        for bad in ["sim:tags?latency=fast", "sim?speed=1", "sim:t?latency=1h"] {
+        let flaky = ReaderSpec::parse("sim:tags?drop=0.1&remove=0.05&seed=7").unwrap();
+        let ReaderSpec::Sim { options, .. } = flaky else {
+            panic!("{flaky:?}")
+        };
+        assert_eq!(
+            (
+                options.flaky.drop_ppm,
+                options.flaky.remove_ppm,
+                options.seed
+            ),
+            (100_000, 50_000, Some(7))
+        );
+        for bad in [
+            "sim:tags?latency=fast",
+            "sim?speed=1",
+            "sim:t?latency=1h",
+            "sim:t?drop=0.9",
+            "sim:t?drop=-0.1",
+            "sim:t?remove=often",
+            "sim:t?seed=x",
+        ] {
             let e = ReaderSpec::parse(bad).unwrap_err();
             assert_eq!(e.code, 2, "{bad}");
             assert!(e.message.contains("--reader"), "{}", e.message);

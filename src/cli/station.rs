@@ -184,6 +184,8 @@ impl StationView {
             BatchEvent::Failed { error } => {
                 let (word, hint) = if error.is_tear_off() {
                     ("✖ PULLED TOO EARLY", " — present it again to finish it")
+                } else if error.is_interrupted() {
+                    ("✖ ANSWER LOST", " — present it again to finish it")
                 } else {
                     self.failed.fetch_add(1, Ordering::Relaxed);
                     ("✖ FAILED", "")
@@ -201,6 +203,17 @@ impl StationView {
                     let _ = err.write_all(b"\x07");
                     let _ = err.flush();
                 }
+            }
+            BatchEvent::Retry { retry, error } => {
+                if self.verbose || self.plain {
+                    self.line(format!(
+                        "{}Retry {retry} of at most {} after: {}",
+                        self.who(reader),
+                        tag424::provision::station::RETRIES,
+                        super::printable(&error.to_string())
+                    ));
+                }
+                bar.set_message(format!("{}", style(format!("↻ RETRY {retry}")).yellow()));
             }
             BatchEvent::Unfinished(n) => {
                 self.unfinished.store(n, Ordering::Relaxed);

@@ -125,6 +125,14 @@ pub enum BatchEvent<'a> {
         /// Why.
         error: &'a ProvisionError,
     },
+    /// An exchange was cut (the tag left the field, or its answer was lost) and the reader
+    /// has the tag again: the batch resumes it from the journal and the chip's state.
+    Retry {
+        /// 1 for the first resume of this presentation of the tag.
+        retry: usize,
+        /// The cut exchange.
+        error: &'a ProvisionError,
+    },
     /// The tag can be taken off the reader.
     RemoveTag,
     /// After each tag's result: how many tags the journal holds unfinished now (a tag pulled
@@ -171,6 +179,11 @@ pub struct Summary {
     pub codes_left: usize,
     /// APDU exchanges with all tags.
     pub exchanges: usize,
+    /// Times a tag was resumed on its reader after a cut exchange (the tag left the field,
+    /// or the reader lost its answer) in this run.
+    pub retries: usize,
+    /// Tag presentations that needed at least one of those resumes.
+    pub retried_tags: usize,
     /// A rehearsal: the batch accepts simulated chips ([`BatchOptions::simulated`]).
     pub simulated: bool,
     /// Why the batch ended before its work was done, if it did.
@@ -201,6 +214,10 @@ pub struct RunLog {
     failed_unknown: usize,
     /// APDU exchanges with all tags.
     pub exchanges: usize,
+    /// Resumes after a cut exchange.
+    retries: usize,
+    /// Tag presentations with at least one resume.
+    retried_tags: usize,
     /// Why the batch ended before its work was done, if it did.
     pub stopped: Option<Stop>,
 }
@@ -219,6 +236,12 @@ impl RunLog {
         }
     }
 
+    /// Records that a tag presentation was resumed `retries` times after cut exchanges.
+    pub fn retried(&mut self, retries: usize) {
+        self.retries += retries;
+        self.retried_tags += usize::from(retries > 0);
+    }
+
     /// Records what happened to a tag presented in this run.
     pub fn tag(&mut self, result: &Result<Outcome, ProvisionError>) {
         match result {
@@ -234,7 +257,7 @@ impl RunLog {
                 self.skipped.insert(uid.clone());
             }
             // Not a failure: the tag is in the journal (present it again) or untouched.
-            Err(e) if e.is_tear_off() => {}
+            Err(e) if e.is_interrupted() => {}
             // A fresh tag after the last code was taken: left untouched, the run ends.
             Err(ProvisionError::NoXuidLeft { .. }) => {}
             Err(e) => match e.uid() {
@@ -284,6 +307,8 @@ impl RunLog {
             codes_used,
             codes_left: xuids.len() - codes_used,
             exchanges: self.exchanges,
+            retries: self.retries,
+            retried_tags: self.retried_tags,
             simulated: simulated || self.started_simulated,
             stopped: self.stopped.clone(),
         }

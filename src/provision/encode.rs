@@ -155,6 +155,12 @@ impl ProvisionError {
         matches!(self, ProvisionError::Card(e) if e.is_tear_off())
     }
 
+    /// True when an exchange was cut (the tag left the field or its answer was lost): the
+    /// journal and the chip say where the tag is; the batch resumes it.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, ProvisionError::Card(e) if e.is_interrupted())
+    }
+
     /// The UID (14 hex digits) of the tag the error is about, when the tag was identified.
     pub fn uid(&self) -> Option<&str> {
         match self {

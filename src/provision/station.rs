@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::card::Card;
-use crate::transport::TagSource;
+use crate::transport::{TagSource, Transport};
 
 use super::batch::{unfinished, write_results, BatchEvent, BatchOptions, RunLog, Stop, Summary};
 use super::encode::{encode_tag, Outcome, ProvisionError};
@@ -174,6 +174,51 @@ pub fn run_readers<S: TagSource + Send>(
     write_results(journal, xuids, opts, &run)
 }
 
+/// How many times one presentation of a tag is resumed after a cut exchange before it is
+/// left unfinished (until it is presented again). Each resume starts with the tag's identity
+/// and state (about 10 to 20 exchanges), so a reader that loses one answer in ten needs a few
+/// on most tags and now and then twenty; a tag that never gets through costs at most this
+/// many resumes.
+pub const RETRIES: usize = 30;
+
+/// One attempt at the tag on `card`: encodes it, or resumes it from the journal; a code taken
+/// for it and not journaled is free again after.
+fn attempt<T: Transport>(
+    st: &Station<'_, '_>,
+    reader: usize,
+    card: &mut Card<T>,
+    journal: &mut &Mutex<&mut Journal>,
+) -> Result<Outcome, ProvisionError> {
+    let mut mine: Option<String> = None;
+    let mut next_xuid = |j: &Journal| {
+        let mut claimed = st.claimed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = st.opts.count {
+            if st.encoded.load(Ordering::SeqCst) + claimed.len() >= c {
+                return None;
+            }
+        }
+        let x = st
+            .xuids
+            .iter()
+            .find(|x| !j.xuid_used(x) && !claimed.contains(*x))?
+            .clone();
+        claimed.insert(x.clone());
+        mine = Some(x.clone());
+        Some(x)
+    };
+    let result = encode_tag(card, journal, &st.opts.encode, &mut next_xuid, &mut |s| {
+        st.emit(reader, BatchEvent::Step(s))
+    });
+    if let Some(x) = mine.take() {
+        // Journaled by now (the code is used) or never planned (the code is free again).
+        st.claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&x);
+    }
+    result
+}
+
 /// One reader's loop.
 fn work<S: TagSource>(
     st: &Station<'_, '_>,
@@ -227,40 +272,38 @@ fn work<S: TagSource>(
             ));
             card = card.with_observer(t.observer());
         }
-        let mut mine: Option<String> = None;
-        let mut next_xuid = |j: &Journal| {
-            let mut claimed = st.claimed.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = st.opts.count {
-                if st.encoded.load(Ordering::SeqCst) + claimed.len() >= c {
-                    return None;
+        // A cut exchange (the tag left, or its answer was lost) is retried on the same tag:
+        // the reader reconnects (which resets the tag's session) and `encode_tag` starts
+        // again from the journal and the chip's state, as for a tag presented again.
+        let mut retries = 0;
+        let result = loop {
+            let result = attempt(st, reader, &mut card, &mut journal);
+            match &result {
+                Err(e)
+                    if e.is_interrupted()
+                        && retries < RETRIES
+                        && !st.stopping()
+                        && card.transport().reconnect() =>
+                {
+                    retries += 1;
+                    if let Some(t) = &trace {
+                        t.comment(&format!("retry {retries} after: {e}"));
+                    }
+                    st.emit(
+                        reader,
+                        BatchEvent::Retry {
+                            retry: retries,
+                            error: e,
+                        },
+                    );
                 }
+                _ => break result,
             }
-            let x = st
-                .xuids
-                .iter()
-                .find(|x| !j.xuid_used(x) && !claimed.contains(*x))?
-                .clone();
-            claimed.insert(x.clone());
-            mine = Some(x.clone());
-            Some(x)
         };
-        let result = encode_tag(
-            &mut card,
-            &mut journal,
-            &st.opts.encode,
-            &mut next_xuid,
-            &mut |s| st.emit(reader, BatchEvent::Step(s)),
-        );
-        if let Some(x) = mine.take() {
-            // Journaled by now (the code is used) or never planned (the code is free again).
-            st.claimed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&x);
-        }
         {
             let mut r = st.run();
             r.exchanges += card.exchanges();
+            r.retried(retries);
             r.tag(&result);
         }
         match result {

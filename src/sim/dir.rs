@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{ChipState, SimChip, SimTransport};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{ChipState, Flaky, SimChip, SimTransport};
 use crate::transport::{Transport, TransportError};
 
 /// Why the tag directory could not be used.
@@ -149,6 +152,12 @@ impl DirTransport {
         self
     }
 
+    /// Draws a flaky reader's faults for every exchange (see [`SimTransport::with_flaky`]).
+    pub fn with_flaky(mut self, flaky: Flaky, seed: u64) -> Self {
+        self.inner = self.inner.with_flaky(flaky, seed);
+        self
+    }
+
     /// The tag's current non-volatile state.
     pub fn state(&self) -> &ChipState {
         &self.inner.chip.state
@@ -169,14 +178,40 @@ impl Transport for DirTransport {
         }
         r
     }
+    fn reconnect(&mut self) -> bool {
+        self.inner.reconnect()
+    }
 }
 
 /// A simulated reader's options, written after its directory as a query:
-/// `sim:DIR?latency=15ms` (several joined with `&`).
+/// `sim:DIR?latency=15ms` (several joined with `&`: `sim:DIR?drop=0.1&seed=7`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SimReaderOptions {
     /// Added to every exchange, as the air time and reader overhead of a real reader.
     pub latency: Duration,
+    /// A flaky reader: answers lost (`drop=P`), the tag leaving the field and coming back
+    /// (`remove=P`), P the fraction of exchanges.
+    pub flaky: Flaky,
+    /// Seeds the faults (`seed=N`): the same seed gives the same faults at the same
+    /// exchanges. Without it, every run draws its own.
+    pub seed: Option<u64>,
+}
+
+/// The most a flaky reader loses: past it a tag is rarely finished at all.
+const MAX_FAULT: f64 = 0.5;
+
+/// Parses a fraction of exchanges (`0.1`) into parts per million.
+fn fraction(v: &str) -> Result<u32, String> {
+    let p: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not a fraction; write one such as 0.1"))?;
+    if !(0.0..=MAX_FAULT).contains(&p) {
+        return Err(format!(
+            "{v} is not a fraction from 0 to {MAX_FAULT} (of the exchanges); write one such as 0.1"
+        ));
+    }
+    Ok((p * 1_000_000.0).round() as u32)
 }
 
 /// A simulated reader option that could not be used.
@@ -190,7 +225,8 @@ pub struct SimOptionError {
 }
 
 impl SimReaderOptions {
-    /// Parses `latency=15ms&…` (durations as `15ms`, `1s`, `500us`).
+    /// Parses `latency=15ms&drop=0.1&remove=0.05&seed=7` (durations as `15ms`, `1s`, `500us`;
+    /// `drop` and `remove` fractions of the exchanges from 0 to 0.5; `seed` a number).
     pub fn parse(query: &str) -> Result<Self, SimOptionError> {
         let mut o = SimReaderOptions::default();
         for part in query.split('&').filter(|p| !p.is_empty()) {
@@ -206,9 +242,16 @@ impl SimReaderOptions {
                         return Err(bad("more than 10 s per exchange is not a reader".into()));
                     }
                 }
+                Some(("drop", v)) => o.flaky.drop_ppm = fraction(v).map_err(bad)?,
+                Some(("remove", v)) => o.flaky.remove_ppm = fraction(v).map_err(bad)?,
+                Some(("seed", v)) => {
+                    o.seed = Some(v.trim().parse().map_err(|_| {
+                        bad(format!("{v:?} is not a seed; write a whole number such as 7"))
+                    })?)
+                }
                 _ => {
                     return Err(bad(
-                        "the only option is latency=DURATION (e.g. latency=15ms)".into(),
+                        "the options are latency=DURATION, drop=P, remove=P and seed=N (e.g. latency=15ms&drop=0.1&seed=7)".into(),
                     ))
                 }
             }
@@ -226,6 +269,8 @@ pub struct SimReader {
     queue: Vec<ChipState>,
     fresh: bool,
     options: SimReaderOptions,
+    /// Seeds each presented tag's faults (a flaky reader).
+    rng: Box<StdRng>,
 }
 
 impl SimReader {
@@ -238,6 +283,7 @@ impl SimReader {
             queue,
             fresh,
             options: SimReaderOptions::default(),
+            rng: Box::new(StdRng::from_entropy()),
         })
     }
 
@@ -246,9 +292,12 @@ impl SimReader {
         &self.dir
     }
 
-    /// Applies the reader's options (latency) to every tag it presents.
+    /// Applies the reader's options (latency, faults) to every tag it presents.
     pub fn with_options(mut self, options: SimReaderOptions) -> Self {
         self.options = options;
+        if let Some(seed) = options.seed {
+            self.rng = Box::new(StdRng::seed_from_u64(seed));
+        }
         self
     }
 
@@ -266,8 +315,11 @@ impl SimReader {
             None if self.fresh => self.dir.new_tag()?,
             None => return Ok(None),
         };
+        let seed = self.rng.gen();
         Ok(Some(
-            DirTransport::new(self.dir.clone(), state).with_latency(self.options.latency),
+            DirTransport::new(self.dir.clone(), state)
+                .with_latency(self.options.latency)
+                .with_flaky(self.options.flaky, seed),
         ))
     }
 }

@@ -9,4 +9,4 @@ pub mod vpcd;
 
 pub use chip::SimChip;
 pub use state::{ChipState, TagTamper};
-pub use transport::{Fault, FaultKind, SimTransport};
+pub use transport::{Fault, FaultKind, Flaky, SimTransport};

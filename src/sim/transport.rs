@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use super::SimChip;
 use crate::transport::{Transport, TransportError};
 
@@ -24,6 +27,26 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
+/// A flaky reader's random faults, drawn for every exchange: probabilities in parts per
+/// million (so the options compare exactly).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flaky {
+    /// The chip applies the command and its answer is lost
+    /// ([`TransportError::ResponseLost`]); the tag stays in the field.
+    pub drop_ppm: u32,
+    /// The tag leaves the field at the command, torn before or after the chip applies it
+    /// (one or the other with even odds; [`TransportError::CardRemoved`]), until
+    /// [`SimTransport::reinsert`].
+    pub remove_ppm: u32,
+}
+
+impl Flaky {
+    /// No faults.
+    pub fn is_none(&self) -> bool {
+        self.drop_ppm == 0 && self.remove_ppm == 0
+    }
+}
+
 /// A simulated chip in the field of a simulated reader.
 #[derive(Debug)]
 pub struct SimTransport {
@@ -33,6 +56,8 @@ pub struct SimTransport {
     exchanges: usize,
     present: bool,
     latency: Duration,
+    flaky: Flaky,
+    rng: Option<StdRng>,
 }
 
 impl SimTransport {
@@ -44,7 +69,17 @@ impl SimTransport {
             exchanges: 0,
             present: true,
             latency: Duration::ZERO,
+            flaky: Flaky::default(),
+            rng: None,
         }
+    }
+
+    /// Draws random faults for every exchange ([`Flaky`]) from a generator seeded with
+    /// `seed`: the same seed and commands give the same faults.
+    pub fn with_flaky(mut self, flaky: Flaky, seed: u64) -> Self {
+        self.flaky = flaky;
+        self.rng = (!flaky.is_none()).then(|| StdRng::seed_from_u64(seed));
+        self
     }
 
     /// Makes every exchange take at least `latency` (the thread sleeps before the chip
@@ -89,17 +124,42 @@ impl Transport for SimTransport {
         }
         let index = self.exchanges;
         self.exchanges += 1;
-        match self.fault {
-            Some(f) if f.at == index => {
-                if f.kind == FaultKind::AfterApply {
+        if let Some(f) = self.fault.filter(|f| f.at == index) {
+            if f.kind == FaultKind::AfterApply {
+                self.chip.process(command);
+            }
+            self.chip.power_cycle();
+            self.present = false;
+            return Err(TransportError::CardRemoved);
+        }
+        if let Some(rng) = self.rng.as_mut() {
+            if rng.gen_range(0..1_000_000) < self.flaky.remove_ppm {
+                if rng.gen_bool(0.5) {
                     self.chip.process(command);
                 }
                 self.chip.power_cycle();
                 self.present = false;
-                Err(TransportError::CardRemoved)
+                return Err(TransportError::CardRemoved);
             }
-            _ => Ok(self.chip.process(command)),
+            let answer = self.chip.process(command);
+            if rng.gen_range(0..1_000_000) < self.flaky.drop_ppm {
+                return Err(TransportError::ResponseLost);
+            }
+            return Ok(answer);
         }
+        Ok(self.chip.process(command))
+    }
+
+    /// A flaky reader's tag comes back at once ([`SimTransport::with_flaky`]): a lost answer
+    /// leaves it in the field, and a tag that left slips back onto the reader. Either way it
+    /// is reset (power cycle), as a reader reconnecting to a tag resets it. A tag torn off
+    /// by an armed [`Fault`] (the operator pulled it) stays out.
+    fn reconnect(&mut self) -> bool {
+        if self.rng.is_none() {
+            return false;
+        }
+        self.reinsert();
+        true
     }
 }
 

@@ -17,6 +17,10 @@ pub enum TransportError {
     /// No card is present.
     #[error("no tag on the reader")]
     NoCard,
+    /// The command reached the tag but its answer was lost on the way back (a flaky reader or
+    /// link): the tag is still in the field and the command may have been applied.
+    #[error("the reader lost the tag's answer (the command may have been applied)")]
+    ResponseLost,
     /// The reader went away.
     #[error("the reader is no longer available: {0}")]
     ReaderGone(String),
@@ -85,16 +89,31 @@ pub fn reader_number<S: TagSource + ?Sized>(source: &S, place: usize) -> usize {
 pub trait Transport {
     /// Sends one command APDU and returns the response APDU (data followed by SW1 SW2).
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError>;
+
+    /// Called after an exchange failed with the tag lost ([`TransportError::CardRemoved`],
+    /// [`TransportError::NoCard`]) or its answer lost ([`TransportError::ResponseLost`]):
+    /// resets the tag (its session ends) and reconnects to it if it is in the field again,
+    /// so the batch resumes it without the operator. False: not back (the default: the tag
+    /// is left unfinished until it is presented again).
+    fn reconnect(&mut self) -> bool {
+        false
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for &mut T {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         (**self).transmit(command)
     }
+    fn reconnect(&mut self) -> bool {
+        (**self).reconnect()
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         (**self).transmit(command)
+    }
+    fn reconnect(&mut self) -> bool {
+        (**self).reconnect()
     }
 }

@@ -24,7 +24,7 @@ fn part1<T: Transport>(
     apdu: &[u8],
     key: &AesKey,
 ) -> Result<[u8; 16], CardError> {
-    let (data, sw) = card.transceive(name, apdu, false)?;
+    let (data, sw) = card.auth_part1(name, apdu)?;
     if sw != Sw::AdditionalFrame {
         return Err(CardError::Status { command: name, sw });
     }

@@ -44,7 +44,7 @@ fn part1<T: Transport>(
     name: &'static str,
     apdu: &[u8],
 ) -> Result<Zeroizing<[u8; 16]>, CardError> {
-    let (data, sw) = card.transceive(name, apdu, false)?;
+    let (data, sw) = card.auth_part1(name, apdu)?;
     if sw != Sw::AdditionalFrame {
         return Err(CardError::Status { command: name, sw });
     }
