@@ -232,3 +232,29 @@ fn the_demo_shows_no_path_it_deletes_and_keep_keeps_them() {
     assert!(out.contains("kept/batch/keys.csv has 1 row"), "{out}");
     assert!(keep.join("batch/keys.csv").is_file());
 }
+
+/// `--no-profile` means no profile, also with `TAG424_PROFILE` exported (the operator never
+/// typed `--profile`: clap used to call the two a conflict).
+#[test]
+fn no_profile_wins_over_the_profile_variable() {
+    let sb = run::Sandbox::new();
+    let out = sb
+        .tag424_with_profiles()
+        .env("TAG424_PROFILE", "nonexistent")
+        .args(["--no-profile", "url-check", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without --no-profile the variable names a profile that does not exist: refused.
+    let out = sb
+        .tag424_with_profiles()
+        .env("TAG424_PROFILE", "nonexistent")
+        .args(["url-check", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

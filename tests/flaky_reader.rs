@@ -3,6 +3,7 @@
 //! retries are counted.
 
 mod batchhelp;
+mod run;
 
 use tag424::provision::batch::{generate_xuids, run_batch, BatchEvent, BatchOptions, Summary};
 use tag424::provision::{EncodeOptions, Journal};

@@ -42,10 +42,11 @@ pub const FORMAT_VERSION: u32 = 1;
 )]
 struct Cli {
     /// Use the profile CONFIG/tag424/profiles/NAME.toml (`tag424 profile path` shows CONFIG)
-    /// instead of ./tag424.toml. Options on the command line win over it.
-    #[arg(long, global = true, value_name = "NAME", env = "TAG424_PROFILE")]
+    /// instead of ./tag424.toml (also TAG424_PROFILE=NAME). Options on the command line win
+    /// over it.
+    #[arg(long, global = true, value_name = "NAME")]
     profile: Option<String>,
-    /// Use no profile, not even ./tag424.toml.
+    /// Use no profile, not even ./tag424.toml; wins over TAG424_PROFILE.
     #[arg(long, global = true, conflicts_with = "profile")]
     no_profile: bool,
     #[command(subcommand)]
