@@ -10,6 +10,7 @@ use batchhelp::bin;
 fn doctor(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     bin()
         .current_dir(dir)
+        .env_remove("TAG424_READER")
         .args(["--no-profile", "doctor"])
         .args(args)
         .output()
@@ -106,4 +107,30 @@ fn doctor_names_the_fix_for_bad_input() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["readers"][0]["tag_present"], false);
     assert_eq!(v["readers"][0]["timing"], serde_json::Value::Null);
+}
+
+/// The exchange counts doctor's tags per minute use are what a fresh tag costs.
+#[test]
+fn tags_per_minute_use_the_exchanges_a_fresh_tag_takes() {
+    use tag424::crypto::sdm::SdmMode;
+    use tag424::diagnose::{AES_FRESH_EXCHANGES, LRP_FRESH_EXCHANGES};
+    use tag424::provision::EncodeOptions;
+    use tag424::sun::Template;
+    for (template, per_tag) in [
+        (Template::default(), AES_FRESH_EXCHANGES),
+        (
+            Template::default().with_mode(SdmMode::Lrp),
+            LRP_FRESH_EXCHANGES,
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = EncodeOptions {
+            template,
+            trust_simulator: true,
+            master: None,
+        };
+        let (_, _, summary) =
+            batchhelp::sim_batch(&tmp.path().join("tags"), &tmp.path().join("out"), 2, opts);
+        assert_eq!(summary.exchanges, 2 * per_tag as usize);
+    }
 }

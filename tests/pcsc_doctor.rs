@@ -41,6 +41,7 @@ fn doctor_names_the_virtual_reader_and_times_its_tag() {
 
     let out = bin()
         .current_dir(tmp.path())
+        .env_remove("TAG424_READER")
         .args([
             "--no-profile",
             "doctor",
@@ -80,6 +81,7 @@ fn doctor_names_the_virtual_reader_and_times_its_tag() {
     // tag is timed.
     let out = bin()
         .current_dir(tmp.path())
+        .env_remove("TAG424_READER")
         .args(["--no-profile", "doctor", "--exchanges", "3"])
         .output()
         .unwrap();

@@ -22,18 +22,18 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 ///
 /// Reads only: no authentication, nothing is written to a tag or a file. With a tag on the
 /// reader, it is asked GetVersion and timed with ISO SELECTs of the NDEF application (which
-/// change nothing). Without --reader, every PC/SC reader is checked. Exit status 4 when the
+/// change nothing). Without --reader (or TAG424_READER), every PC/SC reader is checked. Exit status 4 when the
 /// PC/SC service is not running or the reader is not found.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  tag424 doctor                                     # every PC/SC reader
+  tag424 doctor                                     # every PC/SC reader (or the one TAG424_READER names)
   tag424 doctor --reader PICC --json
   tag424 doctor --reader 'sim:tags?latency=15ms'    # simulated tags with a real reader's delay")]
 pub struct DoctorArgs {
     /// The reader to check: a PC/SC reader's name, number (from 0) or unique part of its name,
     /// `all` (every PC/SC reader, the default), or `sim:DIR` (the first simulated tag in DIR;
     /// `sim:DIR?latency=15ms` adds a delay to every exchange).
-    #[arg(long, value_name = "READER")]
+    #[arg(long, env = "TAG424_READER", value_name = "READER")]
     pub reader: Option<String>,
     /// How many exchanges to time (1 to 1000).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SAMPLES as u16,
@@ -254,7 +254,9 @@ fn print_report(r: &ReaderReport) {
         if let Some(s) = &r.attributes.serial {
             line("serial", s);
         }
-        line("protocol", r.protocol.unwrap_or("not given"));
+        if r.tag_present {
+            line("protocol", r.protocol.unwrap_or("not given"));
+        }
         if let Some(atr) = &r.atr {
             line("ATR", &atr_text(atr));
         }
@@ -314,7 +316,7 @@ fn print_report(r: &ReaderReport) {
     if r.quirks.is_empty() {
         line("known quirks", "none listed in docs/readers.md");
     } else {
-        line("known quirks", "");
+        say("  known quirks");
         for q in &r.quirks {
             say(&format!("    - {} (source: {})", q.quirk, q.source));
         }
