@@ -53,7 +53,7 @@ fn doctor_measures_the_simulated_readers_latency() {
     let t = &r["timing"];
     assert_eq!(t["samples"], 20);
     let median = t["median_ms"].as_f64().unwrap();
-    // 20 ms a exchange, within 25% (a sleep is never shorter; a loaded machine may be slower).
+    // 20 ms an exchange, within 25% (a sleep is never shorter; a loaded machine may be slower).
     assert!((15.0..=40.0).contains(&median), "median {median} ms");
     let (min, max) = (t["min_ms"].as_f64().unwrap(), t["max_ms"].as_f64().unwrap());
     let (p10, p90) = (t["p10_ms"].as_f64().unwrap(), t["p90_ms"].as_f64().unwrap());
@@ -64,7 +64,7 @@ fn doctor_measures_the_simulated_readers_latency() {
     let lrp = rates["lrp"].as_f64().unwrap();
     assert!((aes - 60_000.0 / (15.0 * median)).abs() < 0.01, "{aes}");
     assert!((lrp - 60_000.0 / (18.0 * median)).abs() < 0.01, "{lrp}");
-    // 20 ms a exchange: about 200 AES tags a minute (150 to 267 with the bounds above).
+    // 20 ms an exchange: about 200 AES tags a minute (150 to 267 with the bounds above).
     assert!((100.0..=267.0).contains(&aes), "{aes}");
 
     let out = doctor(
