@@ -6,6 +6,7 @@
 //! - [`card`]: APDUs, status words, the EV2 session and one file per chip command.
 //! - [`sun`]: URL templates and the verification of scanned SUN URLs.
 //! - [`tag_code`]: the one rule for tag codes and the one reader of code lists.
+//! - [`diagnose`]: what `tag424 doctor` measures and decodes (exchange time, ATR, quirks).
 //! - [`private_fs`]: owner-only, durable, symlink-safe files and folders.
 //! - `cli`: the `tag424` command line (in the binary).
 
@@ -14,6 +15,7 @@
 
 pub mod card;
 pub mod crypto;
+pub mod diagnose;
 pub(crate) mod hex_serde;
 pub mod plural;
 pub mod private_fs;

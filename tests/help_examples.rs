@@ -102,6 +102,8 @@ fn not_run(line: &str) -> Option<&'static str> {
         Some("needs a PC/SC reader (docs/readers.md runs batch on a virtual one)")
     } else if words.get(1) == Some(&"readers") {
         Some("needs pcscd (docs/readers.md runs it next to a private pcscd)")
+    } else if words.get(1) == Some(&"doctor") && !line.contains("--reader") {
+        Some("checks every PC/SC reader: needs pcscd (tests/pcsc_doctor.rs runs it)")
     } else if words.get(1) == Some(&"serve") || line.contains("127.0.0.1:8424") {
         Some("runs a server until stopped (docs/verifier.md's first example runs it)")
     } else if words.get(2) == Some(&"attach") {

@@ -3,6 +3,7 @@
 
 mod batch;
 mod demo;
+mod doctor;
 mod export;
 #[cfg(test)]
 mod help_tests;
@@ -62,6 +63,8 @@ enum Command {
     Encode(tag::EncodeArgs),
     /// List PC/SC readers and whether a tag is on each.
     Readers(reader::ReadersArgs),
+    /// Check readers before the first tag: what each is, its tag, its time per exchange.
+    Doctor(doctor::DoctorArgs),
     /// Show what the tag on the reader is (version, UID, signature, settings, key versions).
     Info(tag::InfoArgs),
     Reset(tag::ResetArgs),
@@ -406,6 +409,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Batch(a) => batch::run(a),
         Command::Readers(a) => reader::readers(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Encode(a) => tag::encode(a),
         Command::Info(a) => tag::info(a),
         Command::Reset(a) => tag::reset(a),

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use super::{Transport, TransportError};
 
+mod probe;
+pub use probe::{ReaderAttributes, TagStatus};
+
 /// Why a PC/SC reader could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PcscError {
