@@ -6,6 +6,7 @@ mod demo;
 mod export;
 #[cfg(test)]
 mod help_tests;
+mod identify;
 mod keys;
 mod man;
 mod profile;
@@ -68,6 +69,7 @@ enum Command {
     #[command(subcommand)]
     Journal(JournalCommand),
     Verify(verify::VerifyArgs),
+    Identify(identify::IdentifyArgs),
     Serve(serve::ServeArgs),
     Scans(serve::ScansArgs),
     /// Show how a URL template is laid out in the NDEF file (offsets and SDM settings).
@@ -400,6 +402,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Verify(a) => verify::run(a),
+        Command::Identify(a) => identify::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Batch(a) => batch::run(a),
         Command::Readers(a) => reader::readers(a),

@@ -188,7 +188,8 @@ fn folder_flags_given(a: &ServeArgs) -> Vec<&'static str> {
     [
         (a.aid.is_some(), "--aid"),
         (
-            a.token_file.is_some() || std::env::var_os("TAG424_API_TOKEN").is_some_and(|v| !v.is_empty()),
+            a.token_file.is_some()
+                || std::env::var_os("TAG424_API_TOKEN").is_some_and(|v| !v.is_empty()),
             "--token-file (or TAG424_API_TOKEN)",
         ),
         (a.no_token, "--no-token"),

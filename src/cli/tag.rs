@@ -8,6 +8,7 @@ use serde::Serialize;
 use tag424::card::file_settings::FileSettings;
 use tag424::card::Card;
 use tag424::crypto::originality::Originality;
+use tag424::provision::identify::{find_uid, key_state, KeyState};
 use tag424::provision::reset::{reset_tag, ResetOutcome};
 use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
 use tag424::sim::dir::{DirTransport, SimDir};
@@ -212,9 +213,9 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
 pub struct InfoArgs {
     #[command(flatten)]
     pub tag: TagArgs,
-    /// An output directory whose journal may know the tag.
+    /// A batch folder whose journal may know the tag (repeat for several; only read).
     #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    pub out: Vec<PathBuf>,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -234,6 +235,8 @@ struct Info {
     key_versions: Vec<u8>,
     state: &'static str,
     xuid: Option<String>,
+    /// What the tag's keys are now: factory, journaled (batch, tag code) or unknown.
+    keys: KeyState,
     /// The UID the reader reports (`FF CA 00 00 00`), where the reader supports it.
     reader_uid: Option<String>,
 }
@@ -241,18 +244,19 @@ struct Info {
 pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     let default_dir = a
         .out
-        .clone()
+        .first()
+        .cloned()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("simulated-tags");
-    // Read-only: the batch folder is neither created nor written (no lock, no healing).
-    let journal = match &a.out {
-        Some(d) if d.exists() => match Journal::read_only(d) {
-            Ok(j) => Some(j),
-            Err(tag424::provision::journal::JournalError::NotABatch(_)) => None,
+    // Read-only: the batch folders are neither created nor written (no lock, no healing).
+    let mut journals = Vec::new();
+    for d in a.out.iter().filter(|d| d.exists()) {
+        match Journal::read_only(d) {
+            Ok(j) => journals.push((d.clone(), j)),
+            Err(tag424::provision::journal::JournalError::NotABatch(_)) => {}
             Err(e) => return Err(super::journal_error(e)),
-        },
-        _ => None,
-    };
+        }
+    }
     let mut card = a.tag.card(&default_dir, true)?;
     // Readers answer this pseudo-APDU themselves; the chip (or simulator) refuses it. Optional.
     let reader_uid =
@@ -281,9 +285,11 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     } else {
         "encoded"
     };
-    let xuid = journal
-        .as_ref()
-        .and_then(|j| j.tag(&uid).filter(|t| !t.reset).map(|t| t.xuid.clone()));
+    // What the keys are now, from the key versions (readable without authentication) and
+    // the journals: nothing here authenticates, so no key is tried.
+    let known = find_uid(&journals, &uid);
+    let keys = key_state(&key_versions, known);
+    let xuid = known.filter(|(_, t)| !t.reset).map(|(_, t)| t.xuid.clone());
     let (year, week) = v.production();
     let info = Info {
         format: FORMAT_VERSION,
@@ -298,6 +304,7 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         key_versions,
         state,
         xuid,
+        keys,
         reader_uid,
     };
     if a.json {
@@ -335,6 +342,10 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     if let Some(x) = &info.xuid {
         say(&format!("  tag code      {x}"));
     }
+    say(&format!(
+        "  keys          {}",
+        key_words(&info.keys, a.out.is_empty())
+    ));
     if let Some(r) = &info.reader_uid {
         let note = if *r == info.uid {
             ""
@@ -344,6 +355,24 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         say(&format!("  reader UID    {r}{note}"));
     }
     Ok(0)
+}
+
+/// The `keys` line of `tag424 info`.
+fn key_words(k: &KeyState, no_out: bool) -> String {
+    match k {
+        KeyState::Factory => "factory (every key version 00)".into(),
+        KeyState::Journaled {
+            batch,
+            xuid,
+            partly: false,
+        } => format!("journaled (batch {}, tag {xuid})", batch.display()),
+        KeyState::Journaled { batch, xuid, .. } => format!(
+            "journaled, partly (batch {}, tag {xuid}): keys of version 00 are still the factory ones (an interrupted encoding; `encode` or `batch` with that folder finishes it)",
+            batch.display()
+        ),
+        KeyState::Unknown if no_out => "unknown: changed (key versions not 00) and no --out folder given; give the batch folder it was encoded with".into(),
+        KeyState::Unknown => "unknown: changed (key versions not 00) and no --out folder's journal knows this UID; no key is tried".into(),
+    }
 }
 
 /// Return an encoded test tag to factory state, with the keys recorded in DIR.

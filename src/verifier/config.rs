@@ -258,8 +258,8 @@ impl ConfigFile {
         let mut cfg: ConfigFile = toml::from_str(&text)
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
         // Tokens are secrets: a file holding one is owner-only, as a token file must be.
-        let holds_token =
-            cfg.management_token.is_some() || cfg.folder.iter().any(|f| f.get_ref().token.is_some());
+        let holds_token = cfg.management_token.is_some()
+            || cfg.folder.iter().any(|f| f.get_ref().token.is_some());
         if holds_token {
             let meta = std::fs::metadata(path).map_err(|source| CatalogError::Io {
                 path: path.to_path_buf(),

@@ -482,30 +482,29 @@ async fn mgmt(
     }
     // The body within the header timeout and MAX_BODY bytes: a client sending it slowly (or
     // not at all) does not hold the connection and this task.
-    let body = match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, MAX_BODY))
-        .await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            let (status, body) = named.error(err(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "bad_request",
-                format!("the body is over {MAX_BODY} bytes, or broken off"),
-            ));
-            return mgmt_response(status, body, &headers);
-        }
-        Err(_) => {
-            let (status, body) = named.error(err(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                "the body did not arrive within the header timeout",
-            ));
-            let mut r = mgmt_response(status, body, &headers);
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
-        }
-    };
+    let body =
+        match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                let (status, body) = named.error(err(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "bad_request",
+                    format!("the body is over {MAX_BODY} bytes, or broken off"),
+                ));
+                return mgmt_response(status, body, &headers);
+            }
+            Err(_) => {
+                let (status, body) = named.error(err(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the body did not arrive within the header timeout",
+                ));
+                let mut r = mgmt_response(status, body, &headers);
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
+        };
     let (status, body) = app
         .verifier
         .patch(target, &headers, &body, &remote.ip().to_string())
