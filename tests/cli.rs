@@ -1018,3 +1018,48 @@ fn info_says_which_journal_holds_the_keys_without_authenticating() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["keys"]["state"], "factory", "{v}");
 }
+
+#[test]
+fn a_refused_tag_gets_one_authentication_per_run_and_the_delay_is_explained() {
+    let d = tempfile::tempdir().unwrap();
+    let tags = sim_batch(d.path(), "b", "tags", 1, &[]);
+    let uid = &tags[0].1;
+    let reader = format!("sim:{}", d.path().join("tags").display());
+    // The tag belongs to batch b; encoding it under other folders is refused after one
+    // authentication each, until the simulated chip imposes its delay (91AD).
+    let mut delayed = None;
+    for i in 0..5 {
+        let out = d.path().join(format!("other{i}"));
+        let trace = d.path().join(format!("trace{i}"));
+        let (code, _, err) = tag424(&[
+            "--no-profile",
+            "encode",
+            "--reader",
+            &reader,
+            "--uid",
+            uid,
+            "--xuid",
+            &format!("code{i}"),
+            "--out",
+            out.to_str().unwrap(),
+            "--trace",
+            trace.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{err}");
+        let t = std::fs::read_to_string(&trace).unwrap();
+        let auths = t.lines().filter(|l| l.starts_with("> 90 71")).count();
+        assert_eq!(auths, 1, "run {i}: {t}");
+        assert!(err.contains("help: "), "{err}");
+        if err.contains("answered 91AD") {
+            assert!(
+                err.contains("counts failed authentications")
+                    && err.contains("present the tag again"),
+                "{err}"
+            );
+            delayed = Some(i);
+            break;
+        }
+        assert!(err.contains("tries no other"), "{err}");
+    }
+    assert!(delayed.is_some(), "the simulated chip never answered 91AD");
+}

@@ -105,6 +105,15 @@ impl TagArgs {
     }
 }
 
+/// A provisioning error: exit 1, with the chip's delay or a refused key explained.
+fn provision_err(e: tag424::provision::ProvisionError) -> CliError {
+    CliError {
+        code: 1,
+        help: e.help().map(str::to_string),
+        message: e.to_string(),
+    }
+}
+
 fn card_err(e: impl std::fmt::Display) -> CliError {
     CliError {
         code: 1,
@@ -180,7 +189,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
         &mut |j: &Journal| (!j.xuid_used(&xuid)).then(|| xuid.clone()),
         &mut |_| {},
     )
-    .map_err(card_err)?;
+    .map_err(provision_err)?;
     journal.export().map_err(super::journal_error)?;
     if a.json {
         print_json(&serde_json::json!({"format": FORMAT_VERSION, "result": outcome}));
@@ -419,7 +428,7 @@ pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
     }
     let mut card = a.tag.card(&a.out.join("simulated-tags"), true)?;
     let uid = match reset_tag(&mut card, &mut journal, a.tag.trust(), a.reuse_code)
-        .map_err(card_err)?
+        .map_err(provision_err)?
     {
         ResetOutcome::Reset { uid } => uid,
         ResetOutcome::AlreadyFactory { uid, in_batch } => {

@@ -149,7 +149,32 @@ pub enum ProvisionError {
     Journal(#[from] JournalError),
 }
 
+/// What the chip's 91AD AUTHENTICATION_DELAY means and what to do (NT4H2421Gx §10.3, AN12196
+/// §7.4; docs/chip-facts.md §5).
+pub const AUTH_DELAY_HELP: &str = "the tag answered 91AD (AUTHENTICATION_DELAY): the chip counts failed authentications in its non-volatile memory (TotFailCtr: +1 per failure, lowered by each success; at its limit, 1000 by default, the key is blocked for good) and after failed attempts refuses new ones until a delay has passed (NXP does not publish the delay; it is reported to survive a re-tap). Nothing was changed. Wait a few seconds and present the tag again; tag424 never tries another key to get past it. `tag424 info --reader … --out DIR…` says without authenticating which journal holds its keys";
+
+/// What follows a refused authentication (91AE): one key was tried (the factory key, or the
+/// one the folder's journal holds for the tag), and no other.
+pub const AUTH_ERROR_HELP: &str = "tag424 tried one key, the factory key or the one this folder's journal holds for the tag, and tries no other after a refusal (each failure counts on the chip and can start its delay, 91AD). `tag424 info --reader … --out DIR…` says without authenticating which journal holds this tag's keys";
+
 impl ProvisionError {
+    /// The fix for the operator, where there is one beyond the message: the chip's
+    /// authentication delay (91AD) and refused authentications.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            ProvisionError::Card(e) if e.status() == Some(Sw::AuthenticationDelay) => {
+                Some(AUTH_DELAY_HELP)
+            }
+            ProvisionError::Card(e) if e.status() == Some(Sw::AuthenticationError) => {
+                Some(AUTH_ERROR_HELP)
+            }
+            ProvisionError::Foreign { .. } | ProvisionError::Unrecoverable { .. } => {
+                Some(AUTH_ERROR_HELP)
+            }
+            _ => None,
+        }
+    }
+
     /// True when the tag left the field: present it again to finish it.
     pub fn is_tear_off(&self) -> bool {
         matches!(self, ProvisionError::Card(e) if e.is_tear_off())
