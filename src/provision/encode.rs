@@ -151,7 +151,7 @@ pub enum ProvisionError {
 
 /// What the chip's 91AD AUTHENTICATION_DELAY means and what to do (NT4H2421Gx §10.3, AN12196
 /// §7.4; docs/chip-facts.md §5).
-pub const AUTH_DELAY_HELP: &str = "the tag answered 91AD (AUTHENTICATION_DELAY): the chip counts failed authentications in its non-volatile memory (TotFailCtr: +1 per failure, lowered by each success; at its limit, 1000 by default, the key is blocked for good) and after failed attempts refuses new ones until a delay has passed (NXP does not publish the delay; it is reported to survive a re-tap). Nothing was changed. Wait a few seconds and present the tag again; tag424 never tries another key to get past it. `tag424 info --reader … --out DIR…` says without authenticating which journal holds its keys";
+pub const AUTH_DELAY_HELP: &str = "the tag answered 91AD (AUTHENTICATION_DELAY): the chip counts failed authentications in its non-volatile memory (TotFailCtr: +1 per failure, lowered by each success; at its limit the key is blocked for good) and after failed attempts refuses new ones until a delay has passed (NXP does not publish the delay; it is reported to survive a re-tap). Nothing was changed. Wait a few seconds and present the tag again; tag424 never tries another key to get past it. `tag424 info --reader … --out DIR…` says without authenticating which journal holds its keys";
 
 /// What follows a refused authentication (91AE): one key was tried (the factory key, or the
 /// one the folder's journal holds for the tag), and no other.
