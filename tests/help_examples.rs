@@ -151,6 +151,12 @@ fn world(batch: bool, encrypted: bool) -> World {
             .find_map(|l| l.strip_prefix("q8w3sbcz,"))
             .unwrap();
         std::fs::write(w.path().join("key.txt"), key).unwrap();
+        // A key file is refused unless owner-only (as an operator's `chmod 600`).
+        std::fs::set_permissions(
+            w.path().join("key.txt"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
     }
     if encrypted {
         let (ok, out) = w.sh(

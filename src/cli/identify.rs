@@ -103,7 +103,7 @@ pub fn run(a: IdentifyArgs) -> Result<u8, CliError> {
         }
         None => None,
     };
-    let found = identify::identify(&a.url, &batches, Vec::new(), counters.as_ref()).map_err(|e| {
+    let found = identify::identify(&a.url, &batches, counters.as_ref()).map_err(|e| {
         let help = match &e {
             IdentifyError::NoTemplate(_) => {
                 "give the template the tags were encoded with: --url TEMPLATE (see `tag424 url-check`)"

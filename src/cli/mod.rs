@@ -61,7 +61,8 @@ enum Command {
     Encode(tag::EncodeArgs),
     /// List PC/SC readers and whether a tag is on each.
     Readers(reader::ReadersArgs),
-    /// Show what the tag on the reader is (version, UID, signature, settings, key versions).
+    /// Show what the tag on the reader is (version, UID, signature, settings, key versions) and
+    /// whose keys it has (factory, a journal's, unknown), without authenticating.
     Info(tag::InfoArgs),
     Reset(tag::ResetArgs),
     Export(export::ExportArgs),

@@ -212,12 +212,17 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// Show what a tag is: version, UID, originality, file settings, key versions.
+/// Show what a tag is: version, UID, originality, file settings, key versions, and whose keys
+/// it has.
 ///
-/// Reads only: nothing on the tag or in DIR changes.
+/// Reads only: nothing on the tag or in DIR changes, and nothing authenticates (no key is
+/// tried). The keys line says `factory` (every key version 00), `journaled (batch DIR, tag
+/// CODE)` (an --out folder's journal holds them) or `unknown` (changed, and no --out journal
+/// knows the UID). Key versions are readable without authentication; they are not proof.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   tag424 info --reader sim:tags --out batch1      # a simulated tag, with its tag code from batch1
+  tag424 info --reader sim:tags --out batch1 --out batch3 --trace info.trace   # which of two batches; every APDU recorded
   tag424 info --reader PICC --json")]
 pub struct InfoArgs {
     #[command(flatten)]
@@ -259,10 +264,16 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         .join("simulated-tags");
     // Read-only: the batch folders are neither created nor written (no lock, no healing).
     let mut journals = Vec::new();
-    for d in a.out.iter().filter(|d| d.exists()) {
+    for d in &a.out {
         match Journal::read_only(d) {
             Ok(j) => journals.push((d.clone(), j)),
-            Err(tag424::provision::journal::JournalError::NotABatch(_)) => {}
+            // Said, never silently left out of "which journal knows it".
+            Err(tag424::provision::journal::JournalError::NotABatch(_)) => {
+                eprintln!(
+                    "note: {} is not a batch folder (no journal): not searched for the tag",
+                    d.display()
+                )
+            }
             Err(e) => return Err(super::journal_error(e)),
         }
     }

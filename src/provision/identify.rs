@@ -114,7 +114,6 @@ pub enum IdentifyError {
 pub fn identify(
     url: &str,
     batches: &[Batch],
-    skipped: Vec<Skipped>,
     last_seen: Option<&HashMap<String, u32>>,
 ) -> Result<Identified, IdentifyError> {
     let url = url.trim();
@@ -130,7 +129,7 @@ pub fn identify(
         replay_checked: last_seen.is_some(),
         mode: None,
         state: None,
-        skipped,
+        skipped: Vec::new(),
     };
     let mut misfits = Vec::new();
     let mut looked_up = false;
