@@ -339,6 +339,8 @@ fn verify_picks_the_keys_csv_row_by_tag_code_and_says_it_cannot_see_replays() {
         ),
     )
     .unwrap();
+    // Key files are refused unless owner-only.
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let keys = keys.to_str().unwrap();
     let mac = hex::encode_upper(sdm_mac(&AesKey::new(key), None, Some(42), b""));
     let url = format!("https://yourdomain.com/auth?x=q8w3sbcz&n=00002A&e={mac}");
@@ -376,6 +378,7 @@ fn verify_picks_the_keys_csv_row_by_tag_code_and_says_it_cannot_see_replays() {
     // A single key file still works, with the same replay note.
     let one = d.path().join("one.key");
     std::fs::write(&one, hex::encode_upper(key)).unwrap();
+    std::fs::set_permissions(&one, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let (code, out, _) = tag424(&["verify", "--key-file", one.to_str().unwrap(), &url]);
     assert_eq!(code, 0);
     assert!(
