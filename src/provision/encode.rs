@@ -107,8 +107,9 @@ pub enum ProvisionError {
         /// The tag's UID (14 hex digits).
         uid: String,
     },
-    /// Neither the journaled key 0 nor the factory key authenticates.
-    #[error("tag {uid}: neither its planned key 0 nor the factory key authenticates; it was changed outside this tool")]
+    /// Key 0 is neither the journaled key nor the factory key (its key version, read without
+    /// authentication, or the one refused authentication says so).
+    #[error("tag {uid}: key 0 is neither its journaled key nor the factory key (its key version or a refused authentication says so); it was changed outside this tool")]
     Unrecoverable {
         /// The tag's UID (14 hex digits).
         uid: String,
@@ -378,8 +379,8 @@ pub enum Key0 {
     Factory,
 }
 
-/// The one "journaled key 0, then the factory key" step of finishing and resetting a tag:
-/// at most two authentications, then `then` runs in the session that opened (its
+/// The one "journaled key 0 or the factory key" step of finishing and resetting a tag: key
+/// 0's version (GetKeyVersion, no authentication) picks the one key tried, then `then` runs in the session that opened (its
 /// [`Session::mode`] says AES or LRP). Neither key opening it means the tag was changed
 /// outside this tool.
 ///
@@ -408,10 +409,20 @@ pub fn with_key0<T: Transport, R>(
         }
     }
     if !planned.is_factory() {
-        match card.authenticate_first(mode, 0, planned) {
-            Ok(s) => return then(s, Key0::Planned),
-            Err(e) if auth_failed(&e) => {}
-            Err(e) => return Err(e.into()),
+        // Key 0's version, readable without authentication, says which of the two keys the
+        // journal points to it holds: only that one is tried, so finishing or resetting an
+        // interrupted tag costs no failed authentication (each one counts on the chip and
+        // can start its delay, 91AD). A version neither key has: changed outside this tool.
+        match card.get_key_version(KeyNo::MASTER.get())? {
+            KEY_VERSION => {
+                return match card.authenticate_first(mode, 0, planned) {
+                    Ok(s) => then(s, Key0::Planned),
+                    Err(e) if auth_failed(&e) => Err(unrecoverable()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            0x00 => {}
+            _ => return Err(unrecoverable()),
         }
     }
     match card.authenticate_first(mode, 0, &AesKey::FACTORY) {
