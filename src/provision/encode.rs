@@ -432,8 +432,8 @@ pub fn with_key0<T: Transport, R>(
     }
 }
 
-/// Finishes an interrupted tag, AES or LRP: [`with_key0`] finds the active key 0 (planned
-/// first, then factory), then the steps that did not happen are done, in the order of a
+/// Finishes an interrupted tag, AES or LRP: [`with_key0`] finds the active key 0 (its
+/// version says planned or factory), then the steps that did not happen are done, in the order of a
 /// fresh tag (the LRP switch, if not made yet, before the SDM settings and the keys).
 fn finish<T: Transport, J: JournalAccess>(
     card: &mut Card<T>,
