@@ -189,6 +189,12 @@ fn a_journal_cut_at_every_record_boundary_is_refused() {
     assert_refused(&b, "no journal");
     // Put back, the batch goes on as before: nothing was lost.
     std::fs::write(b.journal(), &full).unwrap();
+    // Put back as an operator's restore would: owner-only (the key file rule refuses others).
+    std::fs::set_permissions(
+        b.journal(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let r = b.run(None);
     assert!(r.status.success(), "{}", text(&r));
     assert!(text(&r).contains("20 of 20 codes used"), "{}", text(&r));
