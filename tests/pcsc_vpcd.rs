@@ -238,7 +238,7 @@ fn the_last_code_ends_the_batch_with_the_tag_still_on_the_reader() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("1 tags encoded"), "{stdout}");
+    assert!(stdout.contains("1 tag encoded"), "{stdout}");
     assert!(
         still_there,
         "the batch ended while the tag was still on the reader"
