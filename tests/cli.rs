@@ -819,3 +819,264 @@ fn a_flaky_reader_reports_its_retries() {
         "{all}"
     );
 }
+
+// ---- tag424 identify and info: which batch a tap or a tag belongs to -------------------
+
+/// A simulated batch of `n` generated codes in `dir/out`, tags in `dir/sim`, with `extra`
+/// options; returns (code, UID) per tag from associate.csv.
+fn sim_batch(
+    dir: &std::path::Path,
+    out: &str,
+    sim: &str,
+    n: usize,
+    extra: &[&str],
+) -> Vec<(String, String)> {
+    let o = dir.join(out);
+    let reader = format!("sim:{}", dir.join(sim).display());
+    let n = n.to_string();
+    let mut args = vec!["batch", "--reader", &reader, "--generate-xuids", &n];
+    args.extend_from_slice(&["--out", o.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    let (code, _, err) = tag424(&args);
+    assert_eq!(code, 0, "{err}");
+    std::fs::read_to_string(o.join("associate.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (x, u) = l.split_once(',').unwrap();
+            (x.to_string(), u.to_string())
+        })
+        .collect()
+}
+
+fn sim_tap(dir: &std::path::Path, sim: &str, xuid: &str) -> String {
+    let s = dir.join(sim);
+    let (code, out, err) = tag424(&["sim", "tap", "--dir", s.to_str().unwrap(), xuid]);
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_string()
+}
+
+fn identify(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut a = vec!["identify", "--json"];
+    a.extend_from_slice(args);
+    let (code, out, err) = tag424(&a);
+    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
+    (code, v["identified"].clone(), err)
+}
+
+#[test]
+fn identify_names_the_batch_and_tag_of_a_tap_and_tells_genuine_forged_unknown() {
+    let d = tempfile::tempdir().unwrap();
+    let b1 = d.path().join("b1");
+    let b2 = d.path().join("b2");
+    let (b1, b2) = (b1.to_str().unwrap(), b2.to_str().unwrap());
+    sim_batch(d.path(), "b1", "tags1", 3, &[]);
+    let tags2 = sim_batch(d.path(), "b2", "tags2", 3, &[]);
+    let (xuid, uid) = &tags2[1];
+    let url = sim_tap(d.path(), "tags2", xuid);
+    // Genuine, in the second folder given.
+    let (code, v, err) = identify(&["--out", b1, "--out", b2, &url]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["verdict"], "genuine");
+    assert_eq!(v["batch"], b2);
+    assert_eq!(v["xuid"], xuid.as_str());
+    assert_eq!(v["uid"], uid.as_str());
+    assert_eq!(v["replay_checked"], false);
+    // The text says the batch, the tag and that keys are the journal's.
+    let (code, out, _) = tag424(&["identify", "--out", b1, "--out", b2, &url]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("GENUINE"), "{out}");
+    assert!(
+        out.contains(&format!("batch    {b2}")) && out.contains(xuid.as_str()),
+        "{out}"
+    );
+    assert!(out.contains("checked offline"), "{out}");
+    // Forged: one MAC digit changed.
+    let i = url.rfind("e=").unwrap() + 2;
+    let mut forged = url.clone();
+    let c = if &url[i..i + 1] == "0" { "1" } else { "0" };
+    forged.replace_range(i..i + 1, c);
+    let (code, v, _) = identify(&["--out", b1, "--out", b2, &forged]);
+    assert_eq!(code, 1);
+    assert_eq!(v["verdict"], "forged");
+    assert_eq!(v["batch"], b2);
+    // Unknown: the tap of a batch that is not given.
+    let (code, v, _) = identify(&["--out", b1, &url]);
+    assert_eq!(code, 1);
+    assert_eq!(v["verdict"], "unknown");
+    assert_eq!(v["batch"], serde_json::Value::Null);
+    // Bad input: a URL of another template, a folder that is no batch.
+    let (code, _, err) = identify(&["--out", b1, "https://elsewhere.example/x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--url TEMPLATE"), "{err}");
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, _, err) = identify(&["--out", empty.to_str().unwrap(), &url]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a batch folder"), "{err}");
+}
+
+#[test]
+fn identify_finds_a_tap_by_its_encrypted_picc_data_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let template = "https://example.com/a?p={picc}&c={mac}";
+    sim_batch(d.path(), "plain", "tags1", 2, &[]);
+    let tags = sim_batch(d.path(), "picc", "tags2", 3, &["--url", template]);
+    let (xuid, uid) = &tags[2];
+    let url = sim_tap(d.path(), "tags2", uid); // by UID: its code is not in this template
+    assert!(
+        !url.contains(xuid.as_str()) && !url.contains(uid.as_str()),
+        "{url}"
+    );
+    let plain = d.path().join("plain");
+    let picc = d.path().join("picc");
+    let (code, v, err) = identify(&[
+        "--out",
+        plain.to_str().unwrap(),
+        "--out",
+        picc.to_str().unwrap(),
+        &url,
+    ]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["verdict"], "genuine");
+    assert_eq!(v["xuid"], xuid.as_str());
+    assert_eq!(v["uid"], uid.as_str());
+}
+
+#[test]
+fn identify_says_replayed_after_a_reset_and_against_the_verifiers_counters() {
+    let d = tempfile::tempdir().unwrap();
+    let tags = sim_batch(d.path(), "b", "tags", 2, &[]);
+    let b = d.path().join("b");
+    let b = b.to_str().unwrap();
+    let (xuid, uid) = &tags[0];
+    let first = sim_tap(d.path(), "tags", xuid);
+    let second = sim_tap(d.path(), "tags", xuid);
+    // The verifier sees the first tap.
+    let db = d.path().join("v.db");
+    let db = db.to_str().unwrap();
+    let query = first.split_once('?').unwrap().1.to_string();
+    serve(&["--db", db, "--batch", b, "--no-token"]).started("serve", |base| {
+        let answer = get_v1t(base, &query);
+        assert!(
+            answer.contains("Pass") || answer.contains("pass"),
+            "{answer}"
+        );
+    });
+    let (code, v, err) = identify(&["--out", b, "--db", db, &first]);
+    assert_eq!(code, 1, "{v} {err}");
+    assert_eq!(v["verdict"], "replayed");
+    assert_eq!(v["replay_checked"], true);
+    let (code, v, _) = identify(&["--out", b, "--db", db, &second]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["verdict"], "genuine");
+    assert_eq!(v["replay_checked"], true);
+    // Offline, after the tag was reset: its old taps are from before the reset.
+    let reader = format!("sim:{}", d.path().join("tags").display());
+    let (code, _, err) = tag424(&["reset", "--reader", &reader, "--uid", uid, "--out", b]);
+    assert_eq!(code, 0, "{err}");
+    let (code, v, _) = identify(&["--out", b, &second]);
+    assert_eq!(code, 1);
+    assert_eq!(v["verdict"], "replayed");
+    assert_eq!(v["replay_checked"], false);
+}
+
+#[test]
+fn info_says_which_journal_holds_the_keys_without_authenticating() {
+    let d = tempfile::tempdir().unwrap();
+    let tags = sim_batch(d.path(), "b", "tags", 2, &[]);
+    let (xuid, uid) = &tags[1];
+    let b = d.path().join("b");
+    let other = d.path().join("other");
+    sim_batch(d.path(), "other", "tags-other", 1, &[]);
+    let reader = format!("sim:{}", d.path().join("tags").display());
+    let trace = d.path().join("trace.txt");
+    let (code, out, err) = tag424(&[
+        "info",
+        "--reader",
+        &reader,
+        "--uid",
+        uid,
+        "--out",
+        other.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "keys          journaled (batch {}, tag {xuid})",
+            b.display()
+        )),
+        "{out}"
+    );
+    // No authentication: no AuthenticateEV2First (71), NonFirst (77) or Part 2 (AF after them).
+    let t = std::fs::read_to_string(&trace).unwrap();
+    let sent: Vec<&str> = t.lines().filter(|l| l.starts_with("> ")).collect();
+    assert!(sent.len() >= 10, "{t}");
+    for l in &sent {
+        assert!(
+            !l.starts_with("> 90 71") && !l.starts_with("> 90 77"),
+            "authenticated: {l}\n{t}"
+        );
+    }
+    // No journal given: the changed keys are unknown; a factory tag says factory.
+    let (code, out, _) = tag424(&["info", "--reader", &reader, "--uid", uid]);
+    assert_eq!(code, 0);
+    assert!(out.contains("keys          unknown"), "{out}");
+    let fresh = d.path().join("fresh");
+    let (code, _, err) = tag424(&["sim", "new", "--dir", fresh.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let reader = format!("sim:{}", fresh.display());
+    let (code, out, err) = tag424(&["info", "--reader", &reader, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["keys"]["state"], "factory", "{v}");
+}
+
+#[test]
+fn a_refused_tag_gets_one_authentication_per_run_and_the_delay_is_explained() {
+    let d = tempfile::tempdir().unwrap();
+    let tags = sim_batch(d.path(), "b", "tags", 1, &[]);
+    let uid = &tags[0].1;
+    let reader = format!("sim:{}", d.path().join("tags").display());
+    // The tag belongs to batch b; encoding it under other folders is refused after one
+    // authentication each, until the simulated chip imposes its delay (91AD).
+    let mut delayed = None;
+    for i in 0..5 {
+        let out = d.path().join(format!("other{i}"));
+        let trace = d.path().join(format!("trace{i}"));
+        let (code, _, err) = tag424(&[
+            "encode",
+            "--reader",
+            &reader,
+            "--uid",
+            uid,
+            "--xuid",
+            &format!("code{i}"),
+            "--out",
+            out.to_str().unwrap(),
+            "--trace",
+            trace.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{err}");
+        let t = std::fs::read_to_string(&trace).unwrap();
+        let auths = t.lines().filter(|l| l.starts_with("> 90 71")).count();
+        assert_eq!(auths, 1, "run {i}: {t}");
+        assert!(err.contains("help: "), "{err}");
+        if err.contains("answered 91AD") {
+            assert!(
+                err.contains("counts failed authentications")
+                    && err.contains("present the tag again"),
+                "{err}"
+            );
+            delayed = Some(i);
+            break;
+        }
+        assert!(err.contains("tries no other"), "{err}");
+    }
+    assert!(delayed.is_some(), "the simulated chip never answered 91AD");
+}

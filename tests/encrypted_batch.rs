@@ -467,3 +467,115 @@ fn sealed_files_open_with_the_age_tool_and_back() {
         plain
     );
 }
+
+#[test]
+fn identify_opens_an_encrypted_batch_with_its_identity_only() {
+    if !age_tool() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (identity, recipient) = keygen(d.path(), "line1.identity");
+    let b = d.path().join("b");
+    let tags = d.path().join("tags");
+    let plain = d.path().join("plain");
+    let b = b.to_str().unwrap();
+    let reader = format!("sim:{}", tags.display());
+    let o = tag424(&[
+        "batch",
+        "--reader",
+        &reader,
+        "--generate-xuids",
+        "2",
+        "--out",
+        b,
+        "--encrypt-to",
+        &recipient,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // A second, unencrypted batch with a {picc} template.
+    let picc_tags = d.path().join("picc-tags");
+    let o = tag424(&[
+        "batch",
+        "--reader",
+        &format!("sim:{}", picc_tags.display()),
+        "--generate-xuids",
+        "1",
+        "--out",
+        plain.to_str().unwrap(),
+        "--url",
+        "https://example.com/a?p={picc}&c={mac}",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let assoc = std::fs::read_to_string(d.path().join("b/associate.csv")).unwrap();
+    let xuid = assoc
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let o = tag424(&["sim", "tap", "--dir", tags.to_str().unwrap(), &xuid]);
+    assert!(o.status.success(), "{}", text(&o));
+    let url = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    // Without the identity: bad input that names the fix.
+    let o = tag424(&["identify", "--out", b, &url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--identity"), "{}", text(&o));
+    // With it: genuine, in batch b.
+    let o = tag424(&[
+        "identify",
+        "--out",
+        b,
+        "--identity",
+        identity.to_str().unwrap(),
+        "--json",
+        &url,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["identified"]["xuid"], xuid.as_str());
+    assert_eq!(v["identified"]["verdict"], "genuine");
+    // A {picc} tap of another batch, searched without the identity: the encrypted batch is
+    // skipped and said so, the tap found in its own batch.
+    let o = tag424(&["sim", "tap", "--dir", picc_tags.to_str().unwrap(), &{
+        let a = std::fs::read_to_string(plain.join("associate.csv")).unwrap();
+        a.lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    }]);
+    let picc_url = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let o = tag424(&[
+        "identify",
+        "--url",
+        "https://example.com/a?p={picc}&c={mac}",
+        "--out",
+        b,
+        "--json",
+        &picc_url,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["identified"]["verdict"], "unknown");
+    assert!(
+        v["identified"]["skipped"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("--identity"),
+        "{v}"
+    );
+    let o = tag424(&[
+        "identify",
+        "--out",
+        b,
+        "--out",
+        plain.to_str().unwrap(),
+        "--json",
+        &picc_url,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

@@ -91,7 +91,7 @@ fn every_tear_off_point_is_recovered() {
             let uid = [0x04, 0x10, 0x20, 0x30, 0x40, 0x50, at as u8];
             let t = batchhelp::torn_encode(&mut journal, &opts(), &mut next, uid, (at, kind), 15);
             let (mut card, entry) =
-                batchhelp::finish_torn(t, &mut journal, &opts(), &mut next, (at, kind), 2);
+                batchhelp::finish_torn(t, &mut journal, &opts(), &mut next, (at, kind), 1);
             let chip = &card.transport().chip;
             for k in 0..5u8 {
                 assert_eq!(

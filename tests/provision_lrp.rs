@@ -93,7 +93,7 @@ fn every_tear_off_point_of_the_lrp_flow_is_recovered() {
                 assert!(!t.chip.state.lrp, "{kind:?} at {at}: not switched yet");
             }
             let (mut card, entry) =
-                batchhelp::finish_torn(t, &mut journal, &opts(), &mut next, (at, kind), 3);
+                batchhelp::finish_torn(t, &mut journal, &opts(), &mut next, (at, kind), 2);
             let chip = &card.transport().chip;
             assert!(chip.state.lrp, "{kind:?} at {at}: the tag ends in LRP mode");
             for k in tag424::provision::keys::KeyNo::ALL {

@@ -411,7 +411,7 @@ fn run_json(
             i,
         )),
         BatchEvent::Failed { error } => print_json(&with_reader(
-            serde_json::json!({"format": FORMAT_VERSION, "event": "failed", "error": error.to_string(), "tear_off": error.is_tear_off()}),
+            serde_json::json!({"format": FORMAT_VERSION, "event": "failed", "error": error.to_string(), "help": error.help(), "tear_off": error.is_tear_off()}),
             i,
         )),
         BatchEvent::Retry { retry, error } => print_json(&with_reader(

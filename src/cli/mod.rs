@@ -7,6 +7,7 @@ mod doctor;
 mod export;
 #[cfg(test)]
 mod help_tests;
+mod identify;
 mod keys;
 mod log;
 mod man;
@@ -65,7 +66,8 @@ enum Command {
     Readers(reader::ReadersArgs),
     /// Check readers before the first tag: what each is, its tag, its time per exchange.
     Doctor(doctor::DoctorArgs),
-    /// Show what the tag on the reader is (version, UID, signature, settings, key versions).
+    /// Show what the tag on the reader is (version, UID, signature, settings, key versions) and
+    /// whose keys it has (factory, a journal's, unknown), without authenticating.
     Info(tag::InfoArgs),
     Reset(tag::ResetArgs),
     Export(export::ExportArgs),
@@ -73,6 +75,7 @@ enum Command {
     #[command(subcommand)]
     Journal(JournalCommand),
     Verify(verify::VerifyArgs),
+    Identify(identify::IdentifyArgs),
     Serve(serve::ServeArgs),
     Scans(serve::ScansArgs),
     /// Show how a URL template is laid out in the NDEF file (offsets and SDM settings).
@@ -406,6 +409,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Verify(a) => verify::run(a),
+        Command::Identify(a) => identify::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Batch(a) => batch::run(a),
         Command::Readers(a) => reader::readers(a),

@@ -196,6 +196,9 @@ impl StationView {
                     self.who(reader),
                     super::printable(&error.to_string())
                 ));
+                if let Some(help) = error.help() {
+                    self.line(format!("{}  help: {help}", self.who(reader)));
+                }
                 let error = super::printable(&error.to_string()).into_owned();
                 bar.set_message(format!("{}  {error}", style(word).red().bold()));
                 if self.beep {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tag424::card::file_settings::FileSettings;
 use tag424::card::Card;
 use tag424::crypto::originality::Originality;
+use tag424::provision::identify::{find_uid, key_state, KeyState};
 use tag424::provision::reset::{reset_tag, ResetOutcome};
 use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
 use tag424::sim::dir::{DirTransport, SimDir};
@@ -104,6 +105,15 @@ impl TagArgs {
     }
 }
 
+/// A provisioning error: exit 1, with the chip's delay or a refused key explained.
+fn provision_err(e: tag424::provision::ProvisionError) -> CliError {
+    CliError {
+        code: 1,
+        help: e.help().map(str::to_string),
+        message: e.to_string(),
+    }
+}
+
 fn card_err(e: impl std::fmt::Display) -> CliError {
     CliError {
         code: 1,
@@ -179,7 +189,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
         &mut |j: &Journal| (!j.xuid_used(&xuid)).then(|| xuid.clone()),
         &mut |_| {},
     )
-    .map_err(card_err)?;
+    .map_err(provision_err)?;
     journal.export().map_err(super::journal_error)?;
     if a.json {
         print_json(&serde_json::json!({"format": FORMAT_VERSION, "result": outcome}));
@@ -202,19 +212,24 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// Show what a tag is: version, UID, originality, file settings, key versions.
+/// Show what a tag is: version, UID, originality, file settings, key versions, and whose keys
+/// it has.
 ///
-/// Reads only: nothing on the tag or in DIR changes.
+/// Reads only: nothing on the tag or in DIR changes, and nothing authenticates (no key is
+/// tried). The keys line says `factory` (every key version 00), `journaled (batch DIR, tag
+/// CODE)` (an --out folder's journal holds them) or `unknown` (changed, and no --out journal
+/// knows the UID). Key versions are readable without authentication; they are not proof.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   tag424 info --reader sim:tags --out batch1      # a simulated tag, with its tag code from batch1
+  tag424 info --reader sim:tags --out batch1 --out batch3 --trace info.trace   # which of two batches; every APDU recorded
   tag424 info --reader PICC --json")]
 pub struct InfoArgs {
     #[command(flatten)]
     pub tag: TagArgs,
-    /// An output directory whose journal may know the tag.
+    /// A batch folder whose journal may know the tag (repeat for several; only read).
     #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    pub out: Vec<PathBuf>,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -234,6 +249,8 @@ struct Info {
     key_versions: Vec<u8>,
     state: &'static str,
     xuid: Option<String>,
+    /// What the tag's keys are now: factory, journaled (batch, tag code) or unknown.
+    keys: KeyState,
     /// The UID the reader reports (`FF CA 00 00 00`), where the reader supports it.
     reader_uid: Option<String>,
 }
@@ -241,18 +258,25 @@ struct Info {
 pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     let default_dir = a
         .out
-        .clone()
+        .first()
+        .cloned()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("simulated-tags");
-    // Read-only: the batch folder is neither created nor written (no lock, no healing).
-    let journal = match &a.out {
-        Some(d) if d.exists() => match Journal::read_only(d) {
-            Ok(j) => Some(j),
-            Err(tag424::provision::journal::JournalError::NotABatch(_)) => None,
+    // Read-only: the batch folders are neither created nor written (no lock, no healing).
+    let mut journals = Vec::new();
+    for d in &a.out {
+        match Journal::read_only(d) {
+            Ok(j) => journals.push((d.clone(), j)),
+            // Said, never silently left out of "which journal knows it".
+            Err(tag424::provision::journal::JournalError::NotABatch(_)) => {
+                eprintln!(
+                    "note: {} is not a batch folder (no journal): not searched for the tag",
+                    d.display()
+                )
+            }
             Err(e) => return Err(super::journal_error(e)),
-        },
-        _ => None,
-    };
+        }
+    }
     let mut card = a.tag.card(&default_dir, true)?;
     // Readers answer this pseudo-APDU themselves; the chip (or simulator) refuses it. Optional.
     let reader_uid =
@@ -281,9 +305,11 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     } else {
         "encoded"
     };
-    let xuid = journal
-        .as_ref()
-        .and_then(|j| j.tag(&uid).filter(|t| !t.reset).map(|t| t.xuid.clone()));
+    // What the keys are now, from the key versions (readable without authentication) and
+    // the journals: nothing here authenticates, so no key is tried.
+    let known = find_uid(&journals, &uid);
+    let keys = key_state(&key_versions, known);
+    let xuid = known.filter(|(_, t)| !t.reset).map(|(_, t)| t.xuid.clone());
     let (year, week) = v.production();
     let info = Info {
         format: FORMAT_VERSION,
@@ -298,6 +324,7 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         key_versions,
         state,
         xuid,
+        keys,
         reader_uid,
     };
     if a.json {
@@ -335,6 +362,10 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     if let Some(x) = &info.xuid {
         say(&format!("  tag code      {x}"));
     }
+    say(&format!(
+        "  keys          {}",
+        key_words(&info.keys, a.out.is_empty())
+    ));
     if let Some(r) = &info.reader_uid {
         let note = if *r == info.uid {
             ""
@@ -344,6 +375,24 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         say(&format!("  reader UID    {r}{note}"));
     }
     Ok(0)
+}
+
+/// The `keys` line of `tag424 info`.
+fn key_words(k: &KeyState, no_out: bool) -> String {
+    match k {
+        KeyState::Factory => "factory (every key version 00)".into(),
+        KeyState::Journaled {
+            batch,
+            xuid,
+            partly: false,
+        } => format!("journaled (batch {}, tag {xuid})", batch.display()),
+        KeyState::Journaled { batch, xuid, .. } => format!(
+            "journaled, partly (batch {}, tag {xuid}): keys of version 00 are still the factory ones (an interrupted encoding; `encode` or `batch` with that folder finishes it)",
+            batch.display()
+        ),
+        KeyState::Unknown if no_out => "unknown: changed (key versions not 00) and no --out folder given; give the batch folder it was encoded with".into(),
+        KeyState::Unknown => "unknown: changed (key versions not 00) and no --out folder's journal knows this UID; no key is tried".into(),
+    }
 }
 
 /// Return an encoded test tag to factory state, with the keys recorded in DIR.
@@ -390,7 +439,7 @@ pub fn reset(a: ResetArgs) -> Result<u8, CliError> {
     }
     let mut card = a.tag.card(&a.out.join("simulated-tags"), true)?;
     let uid = match reset_tag(&mut card, &mut journal, a.tag.trust(), a.reuse_code)
-        .map_err(card_err)?
+        .map_err(provision_err)?
     {
         ResetOutcome::Reset { uid } => uid,
         ResetOutcome::AlreadyFactory { uid, in_batch } => {

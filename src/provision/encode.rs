@@ -107,8 +107,9 @@ pub enum ProvisionError {
         /// The tag's UID (14 hex digits).
         uid: String,
     },
-    /// Neither the journaled key 0 nor the factory key authenticates.
-    #[error("tag {uid}: neither its planned key 0 nor the factory key authenticates; it was changed outside this tool")]
+    /// Key 0 is neither the journaled key nor the factory key (its key version, read without
+    /// authentication, or the one refused authentication says so).
+    #[error("tag {uid}: key 0 is neither its journaled key nor the factory key (its key version or a refused authentication says so); it was changed outside this tool")]
     Unrecoverable {
         /// The tag's UID (14 hex digits).
         uid: String,
@@ -149,7 +150,32 @@ pub enum ProvisionError {
     Journal(#[from] JournalError),
 }
 
+/// What the chip's 91AD AUTHENTICATION_DELAY means and what to do (NT4H2421Gx §10.3, AN12196
+/// §7.4; docs/chip-facts.md §5).
+pub const AUTH_DELAY_HELP: &str = "the tag answered 91AD (AUTHENTICATION_DELAY): the chip counts failed authentications in its non-volatile memory (TotFailCtr: +1 per failure, lowered by each success; at its limit the key is blocked for good) and after failed attempts refuses new ones until a delay has passed (NXP does not publish the delay; it is reported to survive a re-tap). Nothing was changed. Wait a few seconds and present the tag again; tag424 never tries another key to get past it. `tag424 info --reader … --out DIR…` says without authenticating which journal holds its keys";
+
+/// What follows a refused authentication (91AE): one key was tried (the factory key, or the
+/// one the folder's journal holds for the tag), and no other.
+pub const AUTH_ERROR_HELP: &str = "tag424 tried one key, the factory key or the one this folder's journal holds for the tag, and tries no other after a refusal (each failure counts on the chip and can start its delay, 91AD). `tag424 info --reader … --out DIR…` says without authenticating which journal holds this tag's keys";
+
 impl ProvisionError {
+    /// The fix for the operator, where there is one beyond the message: the chip's
+    /// authentication delay (91AD) and refused authentications.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            ProvisionError::Card(e) if e.status() == Some(Sw::AuthenticationDelay) => {
+                Some(AUTH_DELAY_HELP)
+            }
+            ProvisionError::Card(e) if e.status() == Some(Sw::AuthenticationError) => {
+                Some(AUTH_ERROR_HELP)
+            }
+            ProvisionError::Foreign { .. } | ProvisionError::Unrecoverable { .. } => {
+                Some(AUTH_ERROR_HELP)
+            }
+            _ => None,
+        }
+    }
+
     /// True when the tag left the field: present it again to finish it.
     pub fn is_tear_off(&self) -> bool {
         matches!(self, ProvisionError::Card(e) if e.is_tear_off())
@@ -359,8 +385,8 @@ pub enum Key0 {
     Factory,
 }
 
-/// The one "journaled key 0, then the factory key" step of finishing and resetting a tag:
-/// at most two authentications, then `then` runs in the session that opened (its
+/// The one "journaled key 0 or the factory key" step of finishing and resetting a tag: key
+/// 0's version (GetKeyVersion, no authentication) picks the one key tried, then `then` runs in the session that opened (its
 /// [`Session::mode`] says AES or LRP). Neither key opening it means the tag was changed
 /// outside this tool.
 ///
@@ -389,10 +415,20 @@ pub fn with_key0<T: Transport, R>(
         }
     }
     if !planned.is_factory() {
-        match card.authenticate_first(mode, 0, planned) {
-            Ok(s) => return then(s, Key0::Planned),
-            Err(e) if auth_failed(&e) => {}
-            Err(e) => return Err(e.into()),
+        // Key 0's version, readable without authentication, says which of the two keys the
+        // journal points to it holds: only that one is tried, so finishing or resetting an
+        // interrupted tag costs no failed authentication (each one counts on the chip and
+        // can start its delay, 91AD). A version neither key has: changed outside this tool.
+        match card.get_key_version(KeyNo::MASTER.get())? {
+            KEY_VERSION => {
+                return match card.authenticate_first(mode, 0, planned) {
+                    Ok(s) => then(s, Key0::Planned),
+                    Err(e) if auth_failed(&e) => Err(unrecoverable()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            0x00 => {}
+            _ => return Err(unrecoverable()),
         }
     }
     match card.authenticate_first(mode, 0, &AesKey::FACTORY) {
@@ -402,8 +438,8 @@ pub fn with_key0<T: Transport, R>(
     }
 }
 
-/// Finishes an interrupted tag, AES or LRP: [`with_key0`] finds the active key 0 (planned
-/// first, then factory), then the steps that did not happen are done, in the order of a
+/// Finishes an interrupted tag, AES or LRP: [`with_key0`] finds the active key 0 (its
+/// version says planned or factory), then the steps that did not happen are done, in the order of a
 /// fresh tag (the LRP switch, if not made yet, before the SDM settings and the keys).
 fn finish<T: Transport, J: JournalAccess>(
     card: &mut Card<T>,

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod encode;
+pub mod identify;
 pub mod journal;
 pub mod keys;
 pub mod layout;

@@ -278,7 +278,9 @@ fn read_journal(
     Ok(any_lrp)
 }
 
-fn read_summary_template(dir: &Path) -> Result<Option<String>, CatalogError> {
+/// The URL template a batch folder's `summary.json` records (`None`: no summary.json or no template
+/// in it); an unreadable summary is an error.
+pub fn read_summary_template(dir: &Path) -> Result<Option<String>, CatalogError> {
     let path = dir.join("summary.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
