@@ -201,9 +201,6 @@ impl CardError {
     }
 }
 
-/// Times part 1 of an authentication is sent again after `91AD` ([`Card::auth_part1`]).
-const AUTH_DELAY_RETRIES: usize = 5;
-
 /// Randomness for RndA (the host's authentication challenge). Tests inject fixed values.
 pub trait RandomSource: Send {
     /// Fills `buf` with random bytes.
@@ -348,25 +345,15 @@ impl<T: Transport> Card<T> {
         self.rng.fill(buf);
     }
 
-    /// Part 1 of an authentication, sent again while the chip answers `91AD` (authentication
-    /// delay after failed attempts: "keep trying until the full delay has passed", NT4H2421Gx
-    /// §9.1.10; the delay's length is not published, docs/chip-facts.md §5): at once, then
-    /// after 50, 100, 200 and 400 ms. A resumed tag (its planned key 0 tried first) can run
-    /// into the delay; nothing else is sent in between, so no failed attempt is added.
+    /// Part 1 of an authentication, sent once. A `91AD` (the chip's delay after failed
+    /// attempts, NT4H2421Gx §9.1.10) is not waited out here: the tool stops trying and says
+    /// why (`ProvisionError::help`), so a key the journal does not point to is never tried
+    /// again and again into the chip's failed-attempt counter.
     pub(crate) fn auth_part1(
         &mut self,
         name: &'static str,
         apdu: &[u8],
     ) -> Result<(Vec<u8>, Sw), CardError> {
-        let mut wait = std::time::Duration::ZERO;
-        for _ in 0..AUTH_DELAY_RETRIES {
-            let (data, sw) = self.transceive(name, apdu, false)?;
-            if sw != Sw::AuthenticationDelay {
-                return Ok((data, sw));
-            }
-            std::thread::sleep(wait);
-            wait = (wait * 2).max(std::time::Duration::from_millis(50));
-        }
         self.transceive(name, apdu, false)
     }
 

@@ -48,8 +48,14 @@ struct Cli {
     /// over it.
     #[arg(long, global = true, value_name = "NAME")]
     profile: Option<String>,
-    /// Use no profile, not even ./tag424.toml; wins over TAG424_PROFILE.
-    #[arg(long, global = true, conflicts_with = "profile")]
+    /// Use no profile, not even ./tag424.toml; wins over TAG424_PROFILE (may be given twice,
+    /// e.g. by a wrapper script and by hand).
+    #[arg(
+        long,
+        global = true,
+        conflicts_with = "profile",
+        overrides_with = "no_profile"
+    )]
     no_profile: bool,
     #[command(subcommand)]
     command: Command,

@@ -123,33 +123,9 @@ pub struct ServeArgs {
     pub log_retention: Option<String>,
 }
 
-/// Parses `--log-retention`: `Nd`, `N`, `Nd,N` (either order) or `all`. A value given
-/// replaces the whole default (`30d` alone means no row cap).
+/// Parses `--log-retention` (the one parser: [`Retention::parse`]).
 fn retention(s: &str) -> Result<Retention, CliError> {
-    let bad = || {
-        input(format!(
-            "--log-retention {s:?}: Nd (days), N (rows), both (90d,1000000) or all (keep every row)"
-        ))
-    };
-    if s.trim() == "all" {
-        return Ok(Retention::KEEP_ALL);
-    }
-    let mut r = Retention::KEEP_ALL;
-    for part in s.split(',').map(str::trim) {
-        if let Some(d) = part.strip_suffix('d') {
-            let days: u64 = d.parse().map_err(|_| bad())?;
-            if r.max_age_ms.is_some() {
-                return Err(bad());
-            }
-            r.max_age_ms = Some(days.checked_mul(86_400_000).ok_or_else(bad)?);
-        } else {
-            if r.max_rows.is_some() {
-                return Err(bad());
-            }
-            r.max_rows = Some(part.parse().map_err(|_| bad())?);
-        }
-    }
-    Ok(r)
+    Retention::parse(s).map_err(|e| input(format!("--log-retention {e}")))
 }
 
 /// The machine's addresses other than loopback (for a certificate when listening on an
@@ -379,9 +355,10 @@ pub fn serve(a: ServeArgs) -> Result<u8, CliError> {
         .rate_limit
         .or(cfg.rate_limit)
         .unwrap_or(DEFAULT_RATE_LIMIT);
-    let retention = match a.log_retention.clone().or(cfg.log_retention.clone()) {
-        Some(r) => retention(&r)?,
-        None => Retention::DEFAULT,
+    let retention = match (&a.log_retention, cfg.log_retention) {
+        (Some(r), _) => retention(r)?,
+        (None, Some(r)) => r,
+        (None, None) => Retention::DEFAULT,
     };
     let settings = Settings {
         cors,

@@ -42,8 +42,10 @@ pub struct ConfigFile {
     pub rate_limit: Option<u32>,
     /// Connections one client address may hold open at once (0 = no per-address cap).
     pub connections_per_address: Option<usize>,
-    /// Scan log retention (rows that did not pass): `Nd` days, `N` rows, `Nd,N`, or `all`.
-    pub log_retention: Option<String>,
+    /// Scan log retention (rows that did not pass): `Nd` days, `N` rows, `Nd,N`, or `all`;
+    /// checked when the file is read, so an error names its line.
+    #[serde(default, deserialize_with = "retention")]
+    pub log_retention: Option<crate::verifier::store::Retention>,
     /// The folders (`[[folder]]`): accounts with their tag groups.
     #[serde(default)]
     pub folder: Vec<Spanned<FolderConfig>>,
@@ -51,6 +53,16 @@ pub struct ConfigFile {
     /// cannot be read) name the file and line. `None` for a configuration made in code.
     #[serde(skip)]
     source: Option<Source>,
+}
+
+/// `log_retention` read through [`Retention::parse`](crate::verifier::store::Retention::parse).
+fn retention<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::verifier::store::Retention>, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::verifier::store::Retention::parse(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// Where a configuration was read from.
@@ -907,5 +919,29 @@ mod batch_line_tests {
             let e = load_err(body);
             assert!(e.contains(line), "{body}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod retention_line_tests {
+    use super::*;
+
+    /// A bad `log_retention` in the file is an error naming the file and line (issue 19.16).
+    #[test]
+    fn a_bad_log_retention_names_the_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.toml");
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:0\"\nlog_retention = \"90 days\"\n",
+        )
+        .unwrap();
+        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("v.toml") && e.contains("line 2"), "{e}");
+        assert!(e.contains("expected Nd (days)"), "{e}");
+        std::fs::write(&p, "log_retention = \"30d,1000\"\n").unwrap();
+        let r = ConfigFile::load(&p).unwrap().log_retention.unwrap();
+        assert_eq!(r.max_rows, Some(1000));
+        assert_eq!(r.max_age_ms, Some(30 * 86_400_000));
     }
 }

@@ -211,6 +211,36 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 pub const DEFAULT_RETENTION_ROWS: u64 = 1_000_000;
 
 impl Retention {
+    /// Parses a retention setting (`--log-retention`, `log_retention` in the config): `Nd`
+    /// (days), `N` (rows), both as `Nd,N` (either order), or `all` (keep every row). A value
+    /// replaces the whole default (`30d` alone has no row cap). The error says what is expected.
+    pub fn parse(s: &str) -> Result<Retention, String> {
+        let bad = || {
+            format!(
+                "{s:?}: expected Nd (days), N (rows), both (90d,1000000) or all (keep every row)"
+            )
+        };
+        if s.trim() == "all" {
+            return Ok(Retention::KEEP_ALL);
+        }
+        let mut r = Retention::KEEP_ALL;
+        for part in s.split(',').map(str::trim) {
+            if let Some(d) = part.strip_suffix('d') {
+                let days: u64 = d.parse().map_err(|_| bad())?;
+                if r.max_age_ms.is_some() {
+                    return Err(bad());
+                }
+                r.max_age_ms = Some(days.checked_mul(86_400_000).ok_or_else(bad)?);
+            } else {
+                if r.max_rows.is_some() {
+                    return Err(bad());
+                }
+                r.max_rows = Some(part.parse().map_err(|_| bad())?);
+            }
+        }
+        Ok(r)
+    }
+
     /// Non-passing rows: 90 days, and none beyond the newest 1,000,000 rows.
     pub const DEFAULT: Retention = Retention {
         max_rows: Some(DEFAULT_RETENTION_ROWS),
