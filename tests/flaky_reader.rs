@@ -147,10 +147,9 @@ fn an_authentication_delay_is_not_retried() {
     state.failed_auths = DELAY_THRESHOLD;
     let mut card = Card::new(SimTransport::new(SimChip::new(state)));
     card.select_ndef_application().unwrap();
-    let err = card
-        .authenticate_ev2_first(0, &AesKey::FACTORY)
-        .err()
-        .expect("91AD ends the authentication");
+    let Err(err) = card.authenticate_ev2_first(0, &AesKey::FACTORY) else {
+        panic!("91AD ends the authentication");
+    };
     assert!(
         matches!(
             &err,
