@@ -124,6 +124,14 @@ fn temp_name(path: &Path) -> PathBuf {
 /// Writes a file atomically and durably: a unique temp file (0600, `O_EXCL | O_NOFOLLOW`),
 /// fsync, rename over `path`, fsync the directory. Readers see the old or the new file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace_atomic(path, bytes)?;
+    sync_dir(parent(path))
+}
+
+/// [`write_atomic`] without the directory's fsync: readers see the old or the new file, whole
+/// (its data is fsync'd before the rename), and after a power cut the old one may come back.
+/// For files that may lag behind, never run ahead (the journal's head).
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = temp_name(path);
     let written = (|| {
         let mut f = create_new(&tmp)?;
@@ -134,8 +142,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    written?;
-    sync_dir(parent(path))
+    written
 }
 
 /// A file or folder that keys would be read from or written into, refused by [`check`].

@@ -11,8 +11,8 @@
 //! its `seq`. The chain is a fingerprint of the journal up to each record, not a secret: it
 //! detects loss and replacement, not a forger who can write the folder.
 //!
-//! `journal.head` (owner-only, replaced atomically and fsync'd after each append, which is
-//! fsync'd first) holds the record count and the last link. On opening, the journal must
+//! `journal.head` (owner-only, replaced atomically after each append, which is fsync'd
+//! first; the head's data is fsync'd, its rename may lag) holds the record count and the last link. On opening, the journal must
 //! reach the head: a head ahead of the journal, or a journal whose record at the head's count
 //! has another link, lost records or was replaced. A journal one record past its head is a
 //! crash between the two writes (never a loss: the journal only grows).
@@ -175,7 +175,9 @@ pub(super) fn read_head(dir: &Path) -> Result<Option<Head>, String> {
 pub(super) fn write_head(dir: &Path, head: &Head) -> std::io::Result<()> {
     let mut b = serde_json::to_vec(head).map_err(std::io::Error::other)?;
     b.push(b'\n');
-    crate::private_fs::write_atomic(&dir.join(HEAD_FILE), &b)
+    // The journal's record is fsync'd before; the head may lag behind it after a power cut
+    // (a journal past its head is accepted), so the folder's fsync is not needed here.
+    crate::private_fs::replace_atomic(&dir.join(HEAD_FILE), &b)
 }
 
 /// What the head says of a journal with these `links` (one per record): `None` when the
