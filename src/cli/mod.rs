@@ -342,19 +342,35 @@ pub fn healed_line(j: &tag424::provision::Journal) -> Option<String> {
 /// files, tags, the network or the database can neither drive the terminal (colours, title,
 /// cursor) nor forge a line. Every print goes through it (`say`, `say_err`, the error report);
 /// `tag424 scans` applies it to each field before aligning the columns.
+///
+/// Bidirectional text controls (U+202E RIGHT-TO-LEFT OVERRIDE can make a terminal show a line
+/// in another order than it is) are escaped too; imported text may hold the marks (an Arabic
+/// or Hebrew TAGNAME), so only what is printed escapes them.
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(escaped) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         if c.is_control() {
             out.extend(c.escape_debug());
+        } else if escaped(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether [`printable`] escapes `c`: control characters (C0, DEL, C1) and the bidirectional
+/// controls (U+200E, U+200F, U+061C, U+202A–U+202E, U+2066–U+2069).
+fn escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// `text` made safe for a terminal by [`printable`], line by line (its own line breaks kept).
@@ -465,4 +481,20 @@ fn report(e: CliError) -> ExitCode {
         say_err(&format!("help: {h}"));
     }
     ExitCode::from(e.code)
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    /// Control characters as their Rust escapes; bidirectional controls as `\u{…}`; other
+    /// text, right-to-left letters included, unchanged.
+    #[test]
+    fn controls_and_bidi_overrides_are_escaped() {
+        assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
+        assert_eq!(printable("x\u{202e}gnp.exe"), "x\\u{202e}gnp.exe");
+        assert_eq!(printable("\u{2066}t\u{2069}"), "\\u{2066}t\\u{2069}");
+        assert_eq!(printable("שלום ab"), "שלום ab");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
+    }
 }
