@@ -3,7 +3,6 @@
 //! the process list. A token file must be owner-only, the rule libpq applies to its password
 //! file ([`tag424::private_fs::others_can_access`]).
 
-use std::io::Read;
 use std::path::Path;
 
 use tag424::verifier::query::{valid_token, MAX_TOKEN_LEN};
@@ -75,20 +74,16 @@ impl TokenSource<'_> {
 
 /// Reads a token file: owner-only, at most 4 KiB, surrounding whitespace ignored.
 fn read_token_file(path: &Path, flag: &str) -> Result<String, CliError> {
-    let err = |e: std::io::Error| {
-        CliError::input(format!("{flag} {}: cannot read it: {e}", path.display()))
-    };
-    let f = std::fs::File::open(path).map_err(err)?;
-    // The permissions of the file opened (not of a name that may change meanwhile).
-    let meta = f.metadata().map_err(err)?;
-    if tag424::private_fs::others_can_access(&meta) {
-        return Err(CliError::input(format!(
-            "{flag} {}: the file is readable by others; make it owner-only: chmod 600 {}",
-            path.display(),
+    use tag424::private_fs::{read_secret, PrivateError};
+    // The one rule for secret files given as input (yours, owner-only), as key files have it.
+    let bytes = read_secret(path, 4096).map_err(|e| match e {
+        PrivateError::NotPrivate(e) => super::not_private(flag, e),
+        PrivateError::Io { path, source } => CliError::input(format!(
+            "{flag} {}: cannot read it: {source}",
             path.display()
-        )));
-    }
-    let mut text = String::new();
-    f.take(4096).read_to_string(&mut text).map_err(err)?;
+        )),
+    })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| CliError::input(format!("{flag} {}: not text", path.display())))?;
     Ok(text.trim().to_string())
 }

@@ -85,22 +85,16 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ServerError + '_ {
 
 /// Refuses a kept file that other users can read or write (its key may be known).
 fn check_private(path: &Path, file: &std::fs::File) -> Result<(), ServerError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let m = file.metadata().map_err(io(path))?;
-        if m.mode() & 0o077 != 0 {
-            return Err(ServerError::Pem {
-                path: path.to_path_buf(),
-                what: "holds the certificate's private key and is not owner-only: \
-                       delete it (a new certificate is made, phones warn once more) or \
-                       chmod 600 it if nobody else could have read it"
-                    .into(),
-            });
-        }
-    }
-    let _ = (path, file);
-    Ok(())
+    // The one owner-only rule (yours, no group or other bits), on the file opened.
+    let m = file.metadata().map_err(io(path))?;
+    private_fs::check(path, &m).map_err(|e| ServerError::Pem {
+        path: path.to_path_buf(),
+        what: format!(
+            "holds the certificate's private key and is not owner-only ({e}); delete it (a new certificate is made, \
+             phones warn once more), or {}",
+            e.help()
+        ),
+    })
 }
 
 /// The names a kept file was made for.
