@@ -7,9 +7,9 @@ use std::sync::Arc;
 use tag424::provision::batch::{
     folder_codes, generate_xuids, read_xuids, BatchEvent, BatchOptions, Stop, Summary,
 };
+use tag424::provision::code_list::Header;
 use tag424::provision::station::run_readers;
 use tag424::provision::{EncodeOptions, Journal};
-use tag424::tag_code::Header;
 
 use super::reader::{AnyReader, ReaderSpec};
 use super::station::StationView;

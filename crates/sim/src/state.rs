@@ -1,0 +1,277 @@
+//! The persistent state of a simulated NTAG 424 DNA: what survives leaving the field.
+//! Serialized to one JSON file per tag (simulated tags are test devices: keys are in the file).
+
+use serde::{Deserialize, Serialize};
+
+use crate::card::file_settings::{Access, AccessRights, FileSettings};
+use crate::card::CommMode;
+use crate::crypto::AesKey;
+
+/// Default content of the Capability Container file (NT4H2421Gx §8.2, delivery state).
+pub const CC_DEFAULT: &str = "001720010000FF0406E104010000000506E10500808283000000000000000000";
+
+/// One standard data file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimFile {
+    /// File number (01 CC, 02 NDEF, 03 proprietary).
+    pub file_no: u8,
+    /// ISO file identifier (`E103`..`E105`).
+    pub fid: u16,
+    /// The file's content; its length is the file size.
+    #[serde(with = "hex_vec")]
+    pub data: Vec<u8>,
+    /// GetFileSettings layout of the current settings (the chip's own encoding).
+    #[serde(with = "hex_vec")]
+    pub settings: Vec<u8>,
+    /// SDMReadCtr (24 bits), counted up on each read that mirrors SDM data.
+    pub sdm_read_ctr: u32,
+}
+
+impl SimFile {
+    /// The stored settings read with the host's `FileSettings` (for tests and tools that
+    /// inspect a tag; the chip itself reads them with its own `chip::settings`).
+    pub fn settings(&self) -> FileSettings {
+        // Checked on load and written only from accepted settings, so it parses.
+        FileSettings::parse(&self.settings).unwrap_or(FileSettings {
+            file_type: 0,
+            comm_mode: CommMode::Plain,
+            access: AccessRights {
+                read: Access::Never,
+                write: Access::Never,
+                read_write: Access::Never,
+                change: Access::Never,
+            },
+            size: self.data.len() as u32,
+            sdm: None,
+        })
+    }
+
+    /// Stores settings given in the host's type (factory state, test set-up).
+    pub fn set_settings(&mut self, fs: &FileSettings) {
+        let change = fs.encode_change();
+        let mut v = vec![0x00, change[0], change[1], change[2]];
+        v.extend_from_slice(&crate::card::u24_le(self.data.len() as u32));
+        v.extend_from_slice(&change[3..]);
+        self.settings = v;
+    }
+}
+
+/// Everything the chip keeps in non-volatile memory.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChipState {
+    /// The 7-byte UID.
+    #[serde(with = "hex_arr7")]
+    pub uid: [u8; 7],
+    /// Application keys 0 to 4.
+    #[serde(with = "crate::hex_serde::keys5")]
+    pub keys: [AesKey; 5],
+    /// Key versions, as ChangeKey set them and GetKeyVersion reports them.
+    pub key_versions: [u8; 5],
+    /// The three standard files (01, 02, 03).
+    pub files: Vec<SimFile>,
+    /// Consecutive failed authentications (the delay counter; survives power loss).
+    pub failed_auths: u32,
+    /// Random ID enabled (SetConfiguration option 00): GetVersion answers zeros for the UID.
+    pub random_id: bool,
+    /// GetVersion hardware frame (7 bytes).
+    #[serde(with = "hex_vec")]
+    pub version_hw: Vec<u8>,
+    /// GetVersion software frame (7 bytes).
+    #[serde(with = "hex_vec")]
+    pub version_sw: Vec<u8>,
+    /// The last GetVersion frame without the UID: BatchNo/FabKey, CWProd, YearProd (7 bytes).
+    #[serde(with = "hex_vec")]
+    pub batch: Vec<u8>,
+    /// Read_Sig answer: signed with the simulator key unless overridden (fixtures).
+    #[serde(with = "hex_vec")]
+    pub signature: Vec<u8>,
+    /// LRP mode (SetConfiguration option 05; permanent).
+    #[serde(default)]
+    pub lrp: bool,
+    /// An NTAG 424 DNA TagTamper (NT4H2421Tx): its tamper loop and status.
+    #[serde(default)]
+    pub tag_tamper: Option<TagTamper>,
+}
+
+/// The TagTamper part of an NT4H2421Tx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagTamper {
+    /// SetConfiguration option 07 enabled it (permanent; measured from the next activation).
+    pub enabled: bool,
+    /// TTStatusKey: 00..04 that key, 0E free, 0F never.
+    pub status_key: u8,
+    /// The physical loop is open (the wire was cut: `tag424 sim tamper`).
+    pub loop_open: bool,
+    /// TTPermStatus latched to open at a measurement with the loop open.
+    pub opened: bool,
+}
+
+impl std::fmt::Debug for ChipState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChipState")
+            .field("uid", &hex::encode_upper(self.uid))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChipState {
+    /// A tag as it leaves the factory, with the given UID.
+    pub fn factory(uid: [u8; 7]) -> Self {
+        let mk = |file_no: u8, fid: u16, data: Vec<u8>, mode: CommMode, ar: [u8; 2]| {
+            let mut f = SimFile {
+                file_no,
+                fid,
+                data,
+                settings: vec![],
+                sdm_read_ctr: 0,
+            };
+            let fs = FileSettings {
+                file_type: 0,
+                comm_mode: mode,
+                access: AccessRights::from_bytes(ar).unwrap_or(AccessRights {
+                    read: Access::Free,
+                    write: Access::Free,
+                    read_write: Access::Free,
+                    change: Access::Key(0),
+                }),
+                size: f.data.len() as u32,
+                sdm: None,
+            };
+            f.set_settings(&fs);
+            f
+        };
+        let cc = hex::decode(CC_DEFAULT).unwrap_or_else(|_| vec![0; 32]);
+        ChipState {
+            uid,
+            keys: std::array::from_fn(|_| AesKey::FACTORY),
+            key_versions: [0; 5],
+            files: vec![
+                mk(1, 0xE103, cc, CommMode::Plain, [0x00, 0xE0]),
+                mk(2, 0xE104, vec![0; 256], CommMode::Plain, [0xE0, 0xEE]),
+                mk(3, 0xE105, vec![0; 128], CommMode::Full, [0x30, 0x23]),
+            ],
+            failed_auths: 0,
+            random_id: false,
+            version_hw: vec![0x04, 0x04, 0x02, 0x30, 0x00, 0x11, 0x05],
+            version_sw: vec![0x04, 0x04, 0x02, 0x01, 0x02, 0x11, 0x05],
+            batch: vec![0xCD, 0x65, 0x93, 0x5D, 0x40, 0x21, 0x24],
+            signature: crate::originality::simulator_sign(&uid).to_vec(),
+            lrp: false,
+            tag_tamper: None,
+        }
+    }
+
+    /// A factory NTAG 424 DNA TagTamper (HWSubType 08h), TagTamper not yet enabled, loop closed.
+    pub fn factory_tag_tamper(uid: [u8; 7]) -> Self {
+        let mut s = ChipState::factory(uid);
+        s.version_hw[2] = 0x08;
+        s.tag_tamper = Some(TagTamper {
+            enabled: false,
+            status_key: 0x0E,
+            loop_open: false,
+            opened: false,
+        });
+        s
+    }
+
+    /// Checks a state read from disk, so that a damaged or hand-edited tag file is an error
+    /// when it is loaded, never a panic of the chip later.
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, v, len) in [
+            ("version_hw", &self.version_hw, 7),
+            ("version_sw", &self.version_sw, 7),
+            ("batch", &self.batch, 7),
+        ] {
+            if v.len() != len {
+                return Err(format!("{what} is {} bytes, {len} expected", v.len()));
+            }
+        }
+        if self.signature.len() != 56 {
+            return Err(format!(
+                "signature is {} bytes, 56 expected",
+                self.signature.len()
+            ));
+        }
+        let variant = crate::chip::settings::Variant {
+            tag_tamper: self.tag_tamper.is_some(),
+            lrp: self.lrp,
+        };
+        for (no, fid, size) in [
+            (1u8, 0xE103u16, 32usize),
+            (2, 0xE104, 256),
+            (3, 0xE105, 128),
+        ] {
+            let f = self
+                .file(no)
+                .ok_or_else(|| format!("file {no:02X} is missing"))?;
+            if f.fid != fid || f.data.len() != size {
+                return Err(format!(
+                    "file {no:02X} must be FID {fid:04X} of {size} bytes (is {:04X}, {} bytes)",
+                    f.fid,
+                    f.data.len()
+                ));
+            }
+            crate::chip::settings::decode_stored(&f.settings, f.data.len(), variant)
+                .map_err(|e| format!("file {no:02X}: {e}"))?;
+            if f.sdm_read_ctr > 0xFF_FFFF {
+                return Err(format!("file {no:02X}: the SDM read counter is 24 bits"));
+            }
+        }
+        if self.files.len() != 3 {
+            return Err(format!("{} files, 3 expected", self.files.len()));
+        }
+        if let Some(t) = &self.tag_tamper {
+            if !(t.status_key <= 4 || t.status_key >= 0x0E) || self.version_hw[2] != 0x08 {
+                return Err("TagTamper state does not fit the chip".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// A factory tag with a random UID (`04` + 6 random bytes, as NXP UIDs start).
+    pub fn random_factory() -> Self {
+        let mut uid = [0u8; 7];
+        uid[0] = 0x04;
+        uid[1..].copy_from_slice(&crate::crypto::random_bytes::<6>());
+        ChipState::factory(uid)
+    }
+
+    /// The file with this number.
+    pub fn file(&self, file_no: u8) -> Option<&SimFile> {
+        self.files.iter().find(|f| f.file_no == file_no)
+    }
+
+    /// The file with this number, to change.
+    pub fn file_mut(&mut self, file_no: u8) -> Option<&mut SimFile> {
+        self.files.iter_mut().find(|f| f.file_no == file_no)
+    }
+
+    /// True while all five keys are the factory keys.
+    pub fn has_factory_keys(&self) -> bool {
+        self.keys.iter().all(AesKey::is_factory)
+    }
+}
+
+mod hex_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode_upper(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+mod hex_arr7 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8; 7], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode_upper(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 7], D::Error> {
+        let s = String::deserialize(d)?;
+        let v = hex::decode(s).map_err(serde::de::Error::custom)?;
+        v.try_into()
+            .map_err(|_| serde::de::Error::custom("a UID is 7 bytes"))
+    }
+}

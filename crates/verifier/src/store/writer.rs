@@ -1,0 +1,199 @@
+//! The group-commit writer: one thread owns the store and batches concurrent scans.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Retention, ScanWrite, Store, StoreError, TagPatch};
+/// Most writes committed in one transaction.
+pub const MAX_GROUP: usize = 4096;
+/// The retention setting is applied after this many commits (and at start).
+pub const PRUNE_EVERY: u64 = 512;
+
+enum Job {
+    /// A scan; Pass candidates carry a reply.
+    Scan(ScanWrite, Option<oneshot::Sender<Result<bool, ()>>>),
+    /// A management API change, applied in order with the scans around it.
+    Patch(TagPatch, oneshot::Sender<Result<(), StoreError>>),
+    /// Commit what is queued and stop.
+    Stop,
+}
+
+/// The group-commit writer: one thread owns the store; scans queue on a bounded channel, and
+/// every transaction takes everything queued (up to [`MAX_GROUP`]) while the previous one was
+/// syncing. Pass candidates wait for their commit; other scans are logged without waiting.
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<WriterStats>,
+}
+
+/// Transactions committed and writes in them (for the benchmark's report).
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Scan writes committed.
+    pub writes: AtomicU64,
+    /// Scan rows deleted by the retention setting.
+    pub pruned: AtomicU64,
+}
+
+type Reply = Option<oneshot::Sender<Result<bool, ()>>>;
+
+fn flush<S: Store>(store: &mut S, batch: &mut Vec<(ScanWrite, Reply)>, stats: &WriterStats) {
+    if batch.is_empty() {
+        return;
+    }
+    let writes: Vec<ScanWrite> = batch.iter().map(|(w, _)| w.clone()).collect();
+    let result = store.commit(&writes);
+    if let Err(err) = &result {
+        tracing::error!("tag424 serve: store commit failed: {err}");
+    }
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats
+        .writes
+        .fetch_add(writes.len() as u64, Ordering::Relaxed);
+    for (i, (_, reply)) in batch.drain(..).enumerate() {
+        if let Some(r) = reply {
+            let _ = r.send(match &result {
+                Ok(acc) => Ok(acc[i]),
+                Err(_) => Err(()),
+            });
+        }
+    }
+}
+
+fn prune<S: Store>(store: &mut S, retention: &Retention, stats: &WriterStats) {
+    if retention.max_rows.is_none() && retention.max_age_ms.is_none() {
+        return;
+    }
+    match store.prune(retention, crate::timefmt::now_ms()) {
+        Ok(n) => {
+            stats.pruned.fetch_add(n, Ordering::Relaxed);
+        }
+        Err(err) => tracing::error!("tag424 serve: applying the scan log retention failed: {err}"),
+    }
+}
+
+fn writer_loop<S: Store>(
+    mut store: S,
+    mut rx: mpsc::Receiver<Job>,
+    stats: Arc<WriterStats>,
+    retention: Retention,
+) {
+    prune(&mut store, &retention, &stats);
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    let mut batch: Vec<(ScanWrite, Reply)> = Vec::with_capacity(MAX_GROUP);
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        jobs.push(first);
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        if jobs.iter().any(|j| matches!(j, Job::Stop)) {
+            // Commit what is queued (including what arrives until the channel is closed).
+            stopping = true;
+            rx.close();
+            while let Ok(j) = rx.try_recv() {
+                jobs.push(j);
+            }
+        }
+        for j in jobs.drain(..) {
+            match j {
+                Job::Scan(w, reply) => batch.push((w, reply)),
+                Job::Patch(p, reply) => {
+                    flush(&mut store, &mut batch, &stats);
+                    let _ = reply.send(store.update_tag(&p));
+                }
+                Job::Stop => {}
+            }
+        }
+        flush(&mut store, &mut batch, &stats);
+        if stats
+            .commits
+            .load(Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
+            prune(&mut store, &retention, &stats);
+        }
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread on `store` with the default retention
+    /// ([`Retention::DEFAULT`]).
+    pub fn start<S: Store>(store: S) -> Writer {
+        Writer::start_with(store, Retention::DEFAULT)
+    }
+
+    /// Starts the writer thread on `store`, pruning the scan log to `retention`.
+    pub fn start_with<S: Store>(store: S, retention: Retention) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>(65536);
+        let stats = Arc::new(WriterStats::default());
+        let st = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("tag424-store".into())
+            .spawn(move || writer_loop(store, rx, st, retention))
+            .expect("spawn the store writer thread");
+        Writer {
+            tx,
+            thread: std::sync::Mutex::new(Some(thread)),
+            stats,
+        }
+    }
+
+    /// Logs a scan that is not a Pass candidate (durable with the next group).
+    pub async fn log(&self, write: ScanWrite) {
+        let _ = self.tx.send(Job::Scan(write, None)).await;
+    }
+
+    /// Commits a Pass candidate; `Ok(true)` once its counter is on disk, `Ok(false)` if the
+    /// store refused the counter (not newer than the stored one).
+    pub async fn claim(&self, write: ScanWrite) -> Result<bool, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Scan(write, Some(reply)))
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        match rx.await {
+            Ok(Ok(accepted)) => Ok(accepted),
+            _ => Err(StoreError::Stopped),
+        }
+    }
+
+    /// Applies a management API change durably (after the scans queued before it).
+    pub async fn update(&self, patch: TagPatch) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Patch(patch, reply))
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        rx.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Commits what is queued, stops the thread and waits for it. Later scans get
+    /// [`StoreError::Stopped`]. Blocking: call it outside the async runtime's workers.
+    pub fn close(&self) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Job::Stop) {
+            let _ = self.tx.blocking_send(Job::Stop);
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = handle {
+            let _ = t.join();
+        }
+    }
+}
