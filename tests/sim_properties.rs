@@ -1,4 +1,4 @@
-//! Properties of the simulated chip (`src/sim/`), checked with random inputs.
+//! Properties of the simulated chip (the `tag424-sim` crate, `crates/sim/`), checked with random inputs.
 //!
 //! - the chip never panics and always answers a status word of the right family;
 //! - without the keys, no sequence of commands changes a key, a key version, opens a

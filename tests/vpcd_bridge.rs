@@ -1,4 +1,4 @@
-//! The vpcd bridge (`src/sim/vpcd/`) against a fake vpcd: a TcpListener in the test speaks
+//! The vpcd bridge (`crates/sim/src/vpcd/`) against a fake vpcd: a TcpListener in the test speaks
 //! vpcd's side of the protocol (as vpcd 0.8 does: length and body in two writes), so these
 //! tests need no pcscd.
 

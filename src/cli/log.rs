@@ -1,5 +1,5 @@
 //! Where the library's messages go: the library reports through `tracing` (it never prints);
-//! the binary writes each event of the library's own targets (`tag424::…`) to stderr as one
+//! the binary writes each event of the workspace's own targets (`tag424_verifier::…`, …) to stderr as one
 //! line holding just the message, in the same words the operator always saw (no level, time
 //! or target added). Events of the dependencies (sqlx, hyper, …) are not shown.
 
@@ -21,8 +21,10 @@ struct Stderr {
     next: AtomicU64,
 }
 
+/// The workspace's own crates: `tag424` and every `tag424_…` layer (their module paths).
 fn ours(meta: &Metadata<'_>) -> bool {
-    meta.target() == "tag424" || meta.target().starts_with("tag424::")
+    let krate = meta.target().split("::").next().unwrap_or_default();
+    krate == "tag424" || krate.starts_with("tag424_")
 }
 
 #[derive(Default)]
@@ -80,7 +82,9 @@ mod tests {
             next: AtomicU64::new(1),
         };
         tracing::subscriber::with_default(s, || {
-            assert!(tracing::enabled!(target: "tag424::verifier", tracing::Level::WARN));
+            assert!(tracing::enabled!(target: "tag424_verifier::store", tracing::Level::WARN));
+            assert!(tracing::enabled!(target: "tag424::cli", tracing::Level::WARN));
+            assert!(!tracing::enabled!(target: "tag424x", tracing::Level::WARN));
             assert!(!tracing::enabled!(target: "sqlx::query", tracing::Level::WARN));
         });
     }
