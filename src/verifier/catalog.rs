@@ -22,6 +22,7 @@ pub const MAX_ORIGIN_LEN: usize = 100;
 
 /// The `Access-Control-Allow-Origin` setting of a folder.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Cors {
     /// No header (the default).
     #[default]
@@ -327,6 +328,7 @@ pub struct Catalog {
 
 /// Why a catalog could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CatalogError {
     /// A file could not be read.
     #[error("{path}: {source}")]

@@ -52,6 +52,7 @@ use timefmt::now_ms;
 
 /// Where a request came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// `GET /v1/t`
     Api,
@@ -71,6 +72,7 @@ impl Endpoint {
 
 /// Why an answer is what it is (logged with each scan, explained on the /auth page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reason {
     /// SDMMAC verified, counter new, counter on disk.
     Pass,
@@ -145,6 +147,7 @@ pub mod errors {
 
 /// A response text or an error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The response text to send.
     Response(String),
@@ -186,6 +189,7 @@ pub struct Answer {
 /// token it shows no more than the API answers without one, unless the SUN message is genuine
 /// (the link was read from the tag itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PageShows {
     /// Tag code, result and counts: the folder has no token, or the SUN message is genuine.
     Everything,
@@ -272,6 +276,7 @@ pub struct Verifier {
 
 /// Why a verifier could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifierError {
     /// The store failed.
     #[error(transparent)]

@@ -21,6 +21,7 @@ use super::timefmt::parse_utc;
 /// when the SUN message verifies with a new counter, else the default response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum GroupKind {
     /// Answers its default response; no SUN check.
     Standard,
@@ -80,6 +81,7 @@ pub const MAX_RULE_GROUPS: usize = 3;
 
 /// A comparison of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Cmp {
     /// `<`
     Lt,
@@ -124,6 +126,7 @@ impl Cmp {
 /// is open now or was ever opened). `None` (unknown: no `{tt}` in the template, no genuine
 /// SUN message, or TagTamper not enabled on the tag) makes every tamper rule false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Tamper {
     /// The loop is open now or was opened at some time.
     Open,
@@ -133,6 +136,7 @@ pub enum Tamper {
 
 /// One rule of a Rule Group (the table above).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rule {
     /// `auth_pass`: the SUN message verified with a new counter.
     AuthPass,
