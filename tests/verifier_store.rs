@@ -124,6 +124,74 @@ fn broken_import_on(db: &Db) {
     assert_eq!(s.load().unwrap().catalog, catalog("B"));
 }
 
+/// The import merge is one rule on both stores: Associate Data (key, UID, meta key, TAGNAME,
+/// CUID, status) a later import leaves out stays as stored, the configuration's values
+/// replace, the creation time stays; a CUID is unique in its folder only.
+#[test]
+fn an_import_merges_associate_data_only_when_given() {
+    let d = tempfile::tempdir().unwrap();
+    for db in backends::fresh_all(d.path()) {
+        merge_on(&db);
+    }
+}
+
+fn merge_on(db: &Db) {
+    let mut s = db.store();
+    let mut c = catalog("B");
+    {
+        let t = &mut c.folders[0].groups[0].batches[0].tags[0];
+        t.uid = Some([4, 1, 2, 3, 4, 5, 6]);
+        t.meta_key = Some(AesKey::new([2; 16]));
+        t.tagname = Some("first".into());
+        t.pass_response = Some("Yes".into());
+    }
+    let mut f2 = c.folders[0].clone();
+    f2.name = "f2".into();
+    f2.aid = "f02".into();
+    f2.groups[0].batches[0].name = "b2".into();
+    f2.groups[0].batches[0].tags = vec![Tag {
+        cuid: Some("X".into()),
+        ..Tag::new("z")
+    }];
+    c.folders.push(f2);
+    s.import(&c).unwrap();
+    let created = s.load().unwrap().created["a"];
+    let mut again = c.clone();
+    {
+        let t = &mut again.folders[0].groups[0].batches[0].tags[0];
+        (t.key, t.uid, t.meta_key) = (None, None, None);
+        (t.tagname, t.cuid, t.active, t.pass_response) = (None, None, None, None);
+    }
+    s.import(&again).unwrap();
+    let l = s.load().unwrap();
+    let t = &l.catalog.folders[0].groups[0].batches[0].tags[0];
+    assert_eq!(t.key, Some(AesKey::new([1; 16])), "{}", db.name);
+    assert_eq!(t.uid, Some([4, 1, 2, 3, 4, 5, 6]), "{}", db.name);
+    assert_eq!(t.meta_key, Some(AesKey::new([2; 16])), "{}", db.name);
+    assert_eq!(t.tagname.as_deref(), Some("first"), "{}", db.name);
+    assert_eq!(t.cuid.as_deref(), Some("A"), "{}", db.name);
+    assert_eq!(t.active, Some(true), "{}", db.name);
+    assert_eq!(
+        t.pass_response, None,
+        "{}: the config's value replaces",
+        db.name
+    );
+    assert_eq!(l.created["a"], created, "{}", db.name);
+    // Folder f2's CUID "X" is free in folder f; "B" (tag b, same folder) is not.
+    let to = |cuid: &str| TagPatch {
+        xuid: "a".into(),
+        cuid: Some(cuid.into()),
+        ..TagPatch::default()
+    };
+    s.update_tag(&to("X")).unwrap();
+    assert!(matches!(
+        s.update_tag(&to("B")),
+        Err(StoreError::Invalid(_))
+    ));
+    let t = s.load().unwrap().catalog.folders[0].groups[0].batches[0].tags[0].clone();
+    assert_eq!(t.cuid.as_deref(), Some("X"), "{}", db.name);
+}
+
 #[test]
 fn read_back_counters_patches_and_retention() {
     let d = tempfile::tempdir().unwrap();

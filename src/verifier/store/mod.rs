@@ -239,6 +239,11 @@ pub struct Retention {
     pub max_age_ms: Option<u64>,
 }
 
+/// A retention setting that is not one ([`Retention::parse`]); says what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?}: expected Nd (days), N (rows), both (90d,1000000) or all (keep every row)")]
+pub struct BadRetention(pub String);
+
 /// Days a row that did not pass is kept by default.
 pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 /// Rows beyond the newest this many lose their non-passing rows by default.
@@ -248,12 +253,8 @@ impl Retention {
     /// Parses a retention setting (`--log-retention`, `log_retention` in the config): `Nd`
     /// (days), `N` (rows), both as `Nd,N` (either order), or `all` (keep every row). A value
     /// replaces the whole default (`30d` alone has no row cap). The error says what is expected.
-    pub fn parse(s: &str) -> Result<Retention, String> {
-        let bad = || {
-            format!(
-                "{s:?}: expected Nd (days), N (rows), both (90d,1000000) or all (keep every row)"
-            )
-        };
+    pub fn parse(s: &str) -> Result<Retention, BadRetention> {
+        let bad = || BadRetention(s.to_string());
         if s.trim() == "all" {
             return Ok(Retention::KEEP_ALL);
         }
