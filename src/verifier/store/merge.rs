@@ -51,8 +51,8 @@ async fn rows<T: CatalogTx, R: Row>(
 ) -> Result<Vec<R>, StoreError> {
     let mut out = Vec::new();
     for v in tx.select(table, filter).await? {
-        let v = zeroize::Zeroizing::new(v);
-        out.push(table.read(v.to_vec()).map_err(|e| tx.corrupt(e))?);
+        let mut v = zeroize::Zeroizing::new(v);
+        out.push(table.read(&mut v).map_err(|e| tx.corrupt(e))?);
     }
     Ok(out)
 }

@@ -2,9 +2,12 @@
 //! the last accepted counter of each tag, and the scan log.
 //!
 //! [`SqliteStore`] (in `sqlite`) is the embedded implementation (bundled SQLite, WAL, `synchronous=FULL`,
-//! schema migrations by `user_version`); [`PgStore`] (in `postgres`) the server-grade one that
-//! several verifier instances share (migrations in `schema_migrations`, changes announced with
-//! LISTEN/NOTIFY). Both read their tables into the shared row types of `rows`. The verifier
+//! schema version in `user_version`); [`PgStore`] (in `postgres`) the server-grade one that
+//! several verifier instances share (applied migrations in `schema_migrations`, changes
+//! announced with LISTEN/NOTIFY). What they share is written once: the list of migrations and
+//! the catalog tables' columns (`schema`), loading the catalog, the import merge and the
+//! management change rules (`merge`), the row types and the assembling of a [`Catalog`]
+//! (`rows`); a backend only runs its dialect's SQL for them. The verifier
 //! calls the store from one writer thread ([`Writer`]), which batches concurrent scans into one
 //! transaction (group commit): a Pass is answered only after the transaction holding its
 //! counter is committed and synced.

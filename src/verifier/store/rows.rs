@@ -159,14 +159,16 @@ impl<R: Row> Table<R> {
         self.columns.iter().map(|c| (c.get)(r)).collect()
     }
 
-    /// The row of `values` (the row id first, then the columns in order).
-    pub fn read(&self, values: Vec<Value>) -> Result<R, String> {
+    /// The row of `values` (the row id first, then the columns in order), taken out of
+    /// them: moved, not copied, so key text exists once (the caller wipes what is left).
+    pub fn read(&self, values: &mut [Value]) -> Result<R, String> {
         let mut r = R::default();
-        let mut it = values.into_iter();
-        let id = it.next().unwrap_or_default().int()?;
+        let (id, cols) = values.split_first_mut().ok_or("empty row")?;
+        let id = std::mem::take(id).int()?;
         *r.id_mut() = id;
-        for (c, v) in self.columns.iter().zip(it) {
-            (c.set)(&mut r, v).map_err(|e| format!("{} row {id}: {}: {e}", self.name, c.name))?;
+        for (c, v) in self.columns.iter().zip(cols) {
+            (c.set)(&mut r, std::mem::take(v))
+                .map_err(|e| format!("{} row {id}: {}: {e}", self.name, c.name))?;
         }
         Ok(r)
     }
