@@ -124,6 +124,74 @@ fn broken_import_on(db: &Db) {
     assert_eq!(s.load().unwrap().catalog, catalog("B"));
 }
 
+/// The import merge is one rule on both stores: Associate Data (key, UID, meta key, TAGNAME,
+/// CUID, status) a later import leaves out stays as stored, the configuration's values
+/// replace, the creation time stays; a CUID is unique in its folder only.
+#[test]
+fn an_import_merges_associate_data_only_when_given() {
+    let d = tempfile::tempdir().unwrap();
+    for db in backends::fresh_all(d.path()) {
+        merge_on(&db);
+    }
+}
+
+fn merge_on(db: &Db) {
+    let mut s = db.store();
+    let mut c = catalog("B");
+    {
+        let t = &mut c.folders[0].groups[0].batches[0].tags[0];
+        t.uid = Some([4, 1, 2, 3, 4, 5, 6]);
+        t.meta_key = Some(AesKey::new([2; 16]));
+        t.tagname = Some("first".into());
+        t.pass_response = Some("Yes".into());
+    }
+    let mut f2 = c.folders[0].clone();
+    f2.name = "f2".into();
+    f2.aid = "f02".into();
+    f2.groups[0].batches[0].name = "b2".into();
+    f2.groups[0].batches[0].tags = vec![Tag {
+        cuid: Some("X".into()),
+        ..Tag::new("z")
+    }];
+    c.folders.push(f2);
+    s.import(&c).unwrap();
+    let created = s.load().unwrap().created["a"];
+    let mut again = c.clone();
+    {
+        let t = &mut again.folders[0].groups[0].batches[0].tags[0];
+        (t.key, t.uid, t.meta_key) = (None, None, None);
+        (t.tagname, t.cuid, t.active, t.pass_response) = (None, None, None, None);
+    }
+    s.import(&again).unwrap();
+    let l = s.load().unwrap();
+    let t = &l.catalog.folders[0].groups[0].batches[0].tags[0];
+    assert_eq!(t.key, Some(AesKey::new([1; 16])), "{}", db.name);
+    assert_eq!(t.uid, Some([4, 1, 2, 3, 4, 5, 6]), "{}", db.name);
+    assert_eq!(t.meta_key, Some(AesKey::new([2; 16])), "{}", db.name);
+    assert_eq!(t.tagname.as_deref(), Some("first"), "{}", db.name);
+    assert_eq!(t.cuid.as_deref(), Some("A"), "{}", db.name);
+    assert_eq!(t.active, Some(true), "{}", db.name);
+    assert_eq!(
+        t.pass_response, None,
+        "{}: the config's value replaces",
+        db.name
+    );
+    assert_eq!(l.created["a"], created, "{}", db.name);
+    // Folder f2's CUID "X" is free in folder f; "B" (tag b, same folder) is not.
+    let to = |cuid: &str| TagPatch {
+        xuid: "a".into(),
+        cuid: Some(cuid.into()),
+        ..TagPatch::default()
+    };
+    s.update_tag(&to("X")).unwrap();
+    assert!(matches!(
+        s.update_tag(&to("B")),
+        Err(StoreError::Invalid(_))
+    ));
+    let t = s.load().unwrap().catalog.folders[0].groups[0].batches[0].tags[0].clone();
+    assert_eq!(t.cuid.as_deref(), Some("X"), "{}", db.name);
+}
+
 #[test]
 fn read_back_counters_patches_and_retention() {
     let d = tempfile::tempdir().unwrap();
@@ -250,6 +318,85 @@ fn a_database_from_a_newer_tag424_is_refused() {
         assert!(
             e.contains("schema version 99") && e.contains("upgrade tag424"),
             "{}: {e}",
+            db.name
+        );
+    }
+}
+
+/// One list of migrations serves both stores: a fresh database of each backend reaches the
+/// same schema version (the list's last), and a database an older tag424 left at version 1
+/// migrates to it keeping its rows, the later columns taking their defaults.
+#[test]
+fn both_stores_follow_one_list_of_migrations() {
+    use tag424::verifier::store::{MIGRATIONS, SCHEMA_VERSION};
+    assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len());
+    const { assert!(SCHEMA_VERSION >= 3) };
+    let d = tempfile::tempdir().unwrap();
+    for db in backends::fresh_all(d.path()) {
+        assert_eq!(
+            db.store().schema_version().unwrap(),
+            SCHEMA_VERSION,
+            "{}",
+            db.name
+        );
+    }
+    let key = "01".repeat(16);
+    let rows = format!(
+        "INSERT INTO folders(name, aid, token, cors) VALUES ('f', 'f01', NULL, '*');
+         INSERT INTO groups(folder_id, name, kind, default_response, pass_response)
+           VALUES (1, 'g', 'authentication', 'Fail', 'Pass');
+         INSERT INTO batches(group_id, name, active) VALUES (1, 'b', true);
+         INSERT INTO tags(xuid, batch_id, key, cuid) VALUES ('a', 1, '{key}', 'A');
+         INSERT INTO counters(xuid, ctr, time_ms) VALUES ('a', 7, 1);"
+    );
+    for db in backends::fresh_all(d.path()) {
+        let v1 = &MIGRATIONS[0];
+        assert_eq!(v1.version, 1);
+        if db.is_postgres() {
+            let (url, rows) = (db.arg.clone(), rows.clone());
+            backends::on_own_runtime(move || async move {
+                let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                c.batch_execute(v1.postgres).await.unwrap();
+                c.batch_execute(
+                    "CREATE TABLE schema_migrations(version integer PRIMARY KEY,
+                       applied_at timestamptz NOT NULL DEFAULT now());
+                     INSERT INTO schema_migrations(version) VALUES (1);",
+                )
+                .await
+                .unwrap();
+                c.batch_execute(&rows).await.unwrap();
+            });
+        } else {
+            let c = rusqlite::Connection::open(&db.arg).unwrap();
+            c.execute_batch(v1.sqlite).unwrap();
+            c.execute_batch(&rows).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            drop(c);
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&db.arg, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let mut s = db.store();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION, "{}", db.name);
+        let loaded = s.load().unwrap();
+        let f = &loaded.catalog.folders[0];
+        assert!(f.active && f.fields.is_empty(), "{}", db.name);
+        let b = &f.groups[0].batches[0];
+        assert_eq!(b.template, tag424::sun::DEFAULT_TEMPLATE, "{}", db.name);
+        assert!(!b.lrp, "{}", db.name);
+        let t = &b.tags[0];
+        assert_eq!(t.key, Some(AesKey::new([1; 16])), "{}", db.name);
+        assert_eq!(t.cuid.as_deref(), Some("A"), "{}", db.name);
+        assert_eq!(t.active, Some(true), "{}", db.name);
+        assert_eq!(loaded.counters.get("a"), Some(&7), "{}", db.name);
+        // And the migrated database takes imports as a fresh one does.
+        s.import(&catalog("B")).unwrap();
+        assert_eq!(
+            s.load().unwrap().catalog.counts(),
+            (1, 1, 1, 2),
+            "{}",
             db.name
         );
     }

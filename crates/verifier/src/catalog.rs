@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 use super::query::{valid_aid, valid_token};
+// Rules are the lower layer: the catalog names their types, never the other way round.
 use super::rules::RuleSet;
+pub use super::rules::{GroupKind, RuleGroup, MAX_RULE_GROUPS};
 use super::subtags::Response;
 use super::text;
 use crate::crypto::AesKey;
@@ -22,6 +22,7 @@ pub const MAX_ORIGIN_LEN: usize = 100;
 
 /// The `Access-Control-Allow-Origin` setting of a folder.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Cors {
     /// No header (the default).
     #[default]
@@ -165,70 +166,9 @@ pub fn check_origin(o: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Standard tags answer their default response; authentication tags answer the pass response
-/// when the SUN message verifies with a new counter, else the default response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupKind {
-    /// Answers its default response; no SUN check.
-    Standard,
-    /// Checks the SUN message: the pass response when it verifies with a new counter.
-    #[default]
-    Authentication,
-}
-
-impl GroupKind {
-    /// `standard` or `authentication`, as in configs and the store.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupKind::Standard => "standard",
-            GroupKind::Authentication => "authentication",
-        }
-    }
-
-    /// Reads [`GroupKind::as_str`]'s names back.
-    pub fn parse(s: &str) -> Option<GroupKind> {
-        match s {
-            "standard" => Some(GroupKind::Standard),
-            "authentication" => Some(GroupKind::Authentication),
-            _ => None,
-        }
-    }
-
-    /// The default response of a group of this kind when none is configured.
-    pub fn default_response(self) -> &'static str {
-        match self {
-            GroupKind::Standard => "Found",
-            GroupKind::Authentication => "Fail",
-        }
-    }
-}
-
-/// One Rule Group: rules (texts as in the config, e.g. `scan_count < 10`, see
-/// [`super::rules`]) that must all hold, and the response answered when they do.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct RuleGroup {
-    /// Rule texts (e.g. `scan_count < 10`); all must hold.
-    pub rules: Vec<String>,
-    /// The response answered when they do (may hold subtags).
-    pub response: String,
-}
-
-impl RuleGroup {
-    /// Whether the group takes part in its Rule Set: a group with an empty response is not
-    /// active, as on the platform ("Until you have added all the data and settings required,
-    /// the Rule Group will not be active").
-    pub fn is_active(&self) -> bool {
-        !self.response.trim().is_empty()
-    }
-}
-
 /// Most extended data fields of a folder. The platform's pages say "up to five" and, for
 /// Flex plans, "Up to 2"; this verifier takes the larger (docs/verifier.md, Differences).
 pub const MAX_FIELDS: usize = 5;
-
-/// Most Rule Groups in a Rule Set (the platform's limit).
-pub const MAX_RULE_GROUPS: usize = 3;
 
 /// Extended data: `(field, value)` pairs added to the API answer as string keys; the value
 /// may hold subtags.
@@ -388,6 +328,7 @@ pub struct Catalog {
 
 /// Why a catalog could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CatalogError {
     /// A file could not be read.
     #[error("{path}: {source}")]

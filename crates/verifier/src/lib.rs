@@ -60,6 +60,7 @@ use timefmt::now_ms;
 
 /// Where a request came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// `GET /v1/t`
     Api,
@@ -79,6 +80,7 @@ impl Endpoint {
 
 /// Why an answer is what it is (logged with each scan, explained on the /auth page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reason {
     /// SDMMAC verified, counter new, counter on disk.
     Pass,
@@ -153,6 +155,7 @@ pub mod errors {
 
 /// A response text or an error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The response text to send.
     Response(String),
@@ -194,6 +197,7 @@ pub struct Answer {
 /// token it shows no more than the API answers without one, unless the SUN message is genuine
 /// (the link was read from the tag itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PageShows {
     /// Tag code, result and counts: the folder has no token, or the SUN message is genuine.
     Everything,
@@ -280,6 +284,7 @@ pub struct Verifier {
 
 /// Why a verifier could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifierError {
     /// The store failed.
     #[error(transparent)]

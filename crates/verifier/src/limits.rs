@@ -255,6 +255,7 @@ pub struct ConnGuard {
 
 /// Why a connection was refused at accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnRefused {
     /// The server holds its most connections.
     Total,

@@ -21,6 +21,7 @@ pub fn escape(s: &str) -> String {
 
 /// The page's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Genuine, and this scan is new.
     Authentic,

@@ -6,12 +6,11 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
-use super::catalog::{Catalog, CatalogError, Cors, GroupKind, RuleGroup};
+use super::catalog::{Catalog, CatalogError, Cors, GroupKind, Tag};
 use super::rules::RuleSet;
 use super::store::Loaded;
 use super::subtags::Response;
 use crate::crypto::sdm::SdmMode;
-use crate::crypto::AesKey;
 use crate::sun::template::Part;
 use crate::sun::{Template, DEFAULT_TEMPLATE};
 
@@ -75,30 +74,22 @@ pub struct TagState {
     pub own: Option<Arc<RuleSet>>,
 }
 
-/// A tag as served.
+/// A tag as served: the catalog's [`Tag`] (reached through `Deref`: `entry.key`,
+/// `entry.uid`, …) with its place in the registry, its compiled data and its run-time state.
+/// What the management API changes (CUID, status, the Tag Code's Default Response) is in
+/// `state` only: the embedded tag has those fields taken out (`None`).
 pub struct TagEntry {
-    /// The tag code.
-    pub xuid: String,
+    /// The tag as the catalog has it (its `cuid`, `active`, `default_response` and `read_ctr`
+    /// are `None`: see `state` and `last_ctr`).
+    pub tag: Tag,
     /// Index of its folder in [`Registry::folders`].
     pub folder: usize,
     /// Index of its group in [`Registry::groups`].
     pub group: usize,
     /// Index of its batch in [`Registry::batches`].
     pub batch: usize,
-    /// The SDM file read key (SDMMAC and `{enc}`); `None`: not loaded.
-    pub key: Option<AesKey>,
-    /// The SDM meta read key (decrypts `{picc}`).
-    pub meta_key: Option<AesKey>,
-    /// The tag's UID, when known.
-    pub uid: Option<[u8; 7]>,
-    /// TAGNAME (Associate Data).
-    pub tagname: Option<String>,
     /// When the tag was first imported (ms since the Unix epoch), for `{dtcreated}`.
     pub created_ms: u64,
-    /// Own Rule Groups and pass shorthand from the config (the Rule Set is rebuilt from these
-    /// when the Default Response changes).
-    own_groups: Option<Vec<RuleGroup>>,
-    own_pass: Option<String>,
     /// Extended data: the group's values with the tag's overrides, compiled.
     pub data: Vec<(String, Response)>,
     /// What the management API changes.
@@ -111,6 +102,13 @@ pub struct TagEntry {
     pub genuine: AtomicU64,
 }
 
+impl std::ops::Deref for TagEntry {
+    type Target = Tag;
+    fn deref(&self) -> &Tag {
+        &self.tag
+    }
+}
+
 impl TagEntry {
     /// The tag's own Rule Set given its Default Response (`None` when it has no own rules).
     pub fn own_rules(
@@ -119,13 +117,13 @@ impl TagEntry {
         group_default: &str,
         dr: Option<&str>,
     ) -> Result<Option<RuleSet>, String> {
-        if dr.is_none() && self.own_groups.is_none() && self.own_pass.is_none() {
+        if dr.is_none() && self.tag.rule_groups.is_none() && self.tag.pass_response.is_none() {
             return Ok(None);
         }
         RuleSet::effective(
             kind,
-            self.own_groups.as_deref().unwrap_or(&[]),
-            self.own_pass.as_deref(),
+            self.tag.rule_groups.as_deref().unwrap_or(&[]),
+            self.tag.pass_response.as_deref(),
             dr.unwrap_or(group_default),
         )
         .map(Some)
@@ -263,17 +261,17 @@ impl Registry {
                     for t in &b.tags {
                         let data = in_field_order(&f.fields, &g.data, &t.data);
                         let e = Arc::new(TagEntry {
-                            xuid: t.xuid.clone(),
+                            tag: Tag {
+                                cuid: None,
+                                active: None,
+                                default_response: None,
+                                read_ctr: None,
+                                ..t.clone()
+                            },
                             folder: fi,
                             group: gi,
                             batch: bi,
-                            key: t.key.clone(),
-                            meta_key: t.meta_key.clone(),
-                            uid: t.uid,
-                            tagname: t.tagname.clone(),
                             created_ms: loaded.created.get(&t.xuid).copied().unwrap_or(0),
-                            own_groups: t.rule_groups.clone(),
-                            own_pass: t.pass_response.clone(),
                             data: compile_data(&data).map_err(inv)?,
                             state: RwLock::new(TagState {
                                 cuid: t.cuid.clone(),

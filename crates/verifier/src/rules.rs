@@ -12,12 +12,76 @@
 //! | `chip_count < N` (`>`, `=`, `!=`) | the verified chip counter compares (false without a verified scan) | ours |
 //! | `date >= T` (`>`, `<`, `<=`; T = `YYYY-MM-DD[THH:MM[:SS]Z]`, UTC) | the time of the scan compares; two give a window | ours |
 
-use super::catalog::{GroupKind, RuleGroup, MAX_RULE_GROUPS};
+use serde::{Deserialize, Serialize};
+
 use super::subtags::{Response, Subtag};
 use super::timefmt::parse_utc;
 
+/// Standard tags answer their default response; authentication tags answer the pass response
+/// when the SUN message verifies with a new counter, else the default response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum GroupKind {
+    /// Answers its default response; no SUN check.
+    Standard,
+    /// Checks the SUN message: the pass response when it verifies with a new counter.
+    #[default]
+    Authentication,
+}
+
+impl GroupKind {
+    /// `standard` or `authentication`, as in configs and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupKind::Standard => "standard",
+            GroupKind::Authentication => "authentication",
+        }
+    }
+
+    /// Reads [`GroupKind::as_str`]'s names back.
+    pub fn parse(s: &str) -> Option<GroupKind> {
+        match s {
+            "standard" => Some(GroupKind::Standard),
+            "authentication" => Some(GroupKind::Authentication),
+            _ => None,
+        }
+    }
+
+    /// The default response of a group of this kind when none is configured.
+    pub fn default_response(self) -> &'static str {
+        match self {
+            GroupKind::Standard => "Found",
+            GroupKind::Authentication => "Fail",
+        }
+    }
+}
+
+/// One Rule Group: rules (texts as in the config, e.g. `scan_count < 10`, see
+/// the table above) that must all hold, and the response answered when they do.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RuleGroup {
+    /// Rule texts (e.g. `scan_count < 10`); all must hold.
+    pub rules: Vec<String>,
+    /// The response answered when they do (may hold subtags).
+    pub response: String,
+}
+
+impl RuleGroup {
+    /// Whether the group takes part in its Rule Set: a group with an empty response is not
+    /// active, as on the platform ("Until you have added all the data and settings required,
+    /// the Rule Group will not be active").
+    pub fn is_active(&self) -> bool {
+        !self.response.trim().is_empty()
+    }
+}
+
+/// Most Rule Groups in a Rule Set (the platform's limit).
+pub const MAX_RULE_GROUPS: usize = 3;
+
 /// A comparison of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Cmp {
     /// `<`
     Lt,
@@ -62,6 +126,7 @@ impl Cmp {
 /// is open now or was ever opened). `None` (unknown: no `{tt}` in the template, no genuine
 /// SUN message, or TagTamper not enabled on the tag) makes every tamper rule false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Tamper {
     /// The loop is open now or was opened at some time.
     Open,
@@ -71,6 +136,7 @@ pub enum Tamper {
 
 /// One rule of a Rule Group (the table above).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rule {
     /// `auth_pass`: the SUN message verified with a new counter.
     AuthPass,

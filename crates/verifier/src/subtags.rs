@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 /// The subtags the verifier replaces (platform.md §2: those available to the API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Subtag {
     /// `{xuid}`: the tag code.
     Xuid,

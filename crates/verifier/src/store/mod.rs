@@ -2,20 +2,26 @@
 //! the last accepted counter of each tag, and the scan log.
 //!
 //! [`SqliteStore`] (in `sqlite`) is the embedded implementation (bundled SQLite, WAL, `synchronous=FULL`,
-//! schema migrations by `user_version`); [`PgStore`] (in `postgres`) the server-grade one that
-//! several verifier instances share (migrations in `schema_migrations`, changes announced with
-//! LISTEN/NOTIFY). Both read their tables into the shared row types of `rows`. The verifier
+//! schema version in `user_version`); [`PgStore`] (in `postgres`) the server-grade one that
+//! several verifier instances share (applied migrations in `schema_migrations`, changes
+//! announced with LISTEN/NOTIFY). What they share is written once: the list of migrations and
+//! the catalog tables' columns (`schema`), loading the catalog, the import merge and the
+//! management change rules (`merge`), the row types and the assembling of a [`Catalog`]
+//! (`rows`); a backend only runs its dialect's SQL for them. The verifier
 //! calls the store from one writer thread ([`Writer`]), which batches concurrent scans into one
 //! transaction (group commit): a Pass is answered only after the transaction holding its
 //! counter is committed and synced.
 
+mod merge;
 mod pgpass;
 mod postgres;
 mod rows;
+mod schema;
 mod sqlite;
 mod writer;
 
 pub use postgres::{is_postgres_url, PgStats, PgStore, WATCH_POLL};
+pub use schema::{Migration, MIGRATIONS, SCHEMA_VERSION};
 pub use sqlite::SqliteStore;
 pub use writer::{Writer, WriterStats, MAX_GROUP, PRUNE_EVERY};
 
@@ -29,6 +35,7 @@ use super::catalog::Catalog;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// SQLite failed.
     #[error("database {path}: {source}")]
@@ -39,12 +46,31 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    /// PostgreSQL failed.
-    #[error("database {target}: {what}")]
+    /// A PostgreSQL call failed.
+    #[error("database {target}: {}", postgres::describe(source))]
     Postgres {
         /// The database (`postgres://user@host:port/db`, never a password).
         target: String,
-        /// What failed.
+        /// The PostgreSQL client's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// No PostgreSQL connection could be had (pool timeout, connecting).
+    #[error("database {target}: {source}")]
+    PostgresPool {
+        /// The database (`postgres://user@host:port/db`, never a password).
+        target: String,
+        /// The pool's error.
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    /// The PostgreSQL server or database cannot be used as it is (durability off, no
+    /// verifier tables, the store closed).
+    #[error("database {target}: {what}")]
+    PostgresRefused {
+        /// The database (`postgres://user@host:port/db`, never a password).
+        target: String,
+        /// What is wrong, and the fix.
         what: String,
     },
     /// The database file, one of its side files or its folder could be read or swapped by
@@ -52,12 +78,23 @@ pub enum StoreError {
     #[error("database: {0}")]
     NotPrivate(#[from] crate::private_fs::NotPrivate),
     /// The database holds something this version cannot read.
-    #[error("database {path}: {what}")]
+    #[error("database {db}: {what}")]
     Corrupt {
-        /// The database file.
-        path: PathBuf,
+        /// The database (its file, or `postgres://user@host:port/db`).
+        db: String,
         /// What is wrong.
         what: String,
+    },
+    /// The database was migrated by a newer tag424: its tables may mean what this one does
+    /// not know.
+    #[error("database {db}: schema version {version} is newer than this tag424 knows ({known}); upgrade tag424")]
+    SchemaTooNew {
+        /// The database (its file, or `postgres://user@host:port/db`).
+        db: String,
+        /// The database's schema version.
+        version: u32,
+        /// The newest this tag424 knows ([`SCHEMA_VERSION`]).
+        known: u32,
     },
     /// A request the store refuses (unknown tag, CUID taken, invalid merged catalog, …).
     #[error("{0}")]
@@ -205,6 +242,11 @@ pub struct Retention {
     pub max_age_ms: Option<u64>,
 }
 
+/// A retention setting that is not one ([`Retention::parse`]); says what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?}: expected Nd (days), N (rows), both (90d,1000000) or all (keep every row)")]
+pub struct BadRetention(pub String);
+
 /// Days a row that did not pass is kept by default.
 pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 /// Rows beyond the newest this many lose their non-passing rows by default.
@@ -214,12 +256,8 @@ impl Retention {
     /// Parses a retention setting (`--log-retention`, `log_retention` in the config): `Nd`
     /// (days), `N` (rows), both as `Nd,N` (either order), or `all` (keep every row). A value
     /// replaces the whole default (`30d` alone has no row cap). The error says what is expected.
-    pub fn parse(s: &str) -> Result<Retention, String> {
-        let bad = || {
-            format!(
-                "{s:?}: expected Nd (days), N (rows), both (90d,1000000) or all (keep every row)"
-            )
-        };
+    pub fn parse(s: &str) -> Result<Retention, BadRetention> {
+        let bad = || BadRetention(s.to_string());
         if s.trim() == "all" {
             return Ok(Retention::KEEP_ALL);
         }
@@ -260,22 +298,15 @@ impl Default for Retention {
     }
 }
 
-/// Why a database at schema `version` is refused by a tag424 that knows `known` migrations:
-/// it was migrated by a newer tag424, and its tables may mean what this one does not know.
-fn schema_too_new(version: usize, known: usize) -> Option<String> {
-    (version > known).then(|| {
-        format!(
-            "schema version {version} is newer than this tag424 knows ({known}); upgrade tag424"
-        )
-    })
-}
-
 /// The verifier's persistence. Called from one thread at a time.
 ///
-/// Schema (both backends): `folders` (+ `active`, `fields` JSON), `groups` (+ `active`,
-/// `rule_groups` JSON of [`crate::catalog::RuleGroup`], `data` JSON pairs),
-/// `batches` (+ `template`, `lrp`), `tags` (+ `meta_key`, `tagname`, `active`, `rule_groups` JSON or
-/// NULL, `data` JSON pairs, `created_ms`), `counters`, `scans`, `changes`.
+/// Schema (both backends, one list of migrations: [`MIGRATIONS`]): `folders` (+ `active`,
+/// `fields` JSON), `groups` (+ `active`, `rule_groups` JSON of
+/// [`crate::catalog::RuleGroup`], `data` JSON pairs), `batches` (+ `template`, `lrp`),
+/// `tags` (+ `meta_key`, `tagname`, `active`, `rule_groups` JSON or NULL, `data` JSON pairs,
+/// `created_ms`), `counters`, `scans`, `changes`. The import merge, the management change
+/// rules and the loading of the catalog are written once above the backends (`merge`), the
+/// columns and migrations once in `schema`; a backend only runs SQL.
 pub trait Store: Send + 'static {
     /// Merges `catalog` into the stored one (folders, groups and batches by name, tags by
     /// XUID); counters and the scan log are kept. For tags, the Associate Data values
@@ -300,6 +331,8 @@ pub trait Store: Send + 'static {
     fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError>;
     /// Deletes non-passing scan rows beyond `retention`; returns how many.
     fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError>;
+    /// The schema version of the database (the number of [`MIGRATIONS`] applied to it).
+    fn schema_version(&mut self) -> Result<u32, StoreError>;
     /// Calls `on_change` with the whole stored state whenever another process (another
     /// verifier instance on the same database) changed the catalog. Stores that only one
     /// process uses (SQLite) never call it.
@@ -359,6 +392,9 @@ impl Store for Box<dyn Store> {
     }
     fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
         (**self).prune(retention, now_ms)
+    }
+    fn schema_version(&mut self) -> Result<u32, StoreError> {
+        (**self).schema_version()
     }
     fn watch(&mut self, on_change: ChangeHook) -> Result<(), StoreError> {
         (**self).watch(on_change)

@@ -1,67 +1,245 @@
-//! The catalog as every backend stores it: one row type per table, text columns as stored,
-//! and the one place where rows become a [`Catalog`] (parsing keys, UIDs, CORS and kinds,
-//! linking tags to batches to groups to folders). Each backend only reads its tables into
-//! [`CatalogRows`].
+//! The catalog as every backend stores it: one row type per table, each holding the catalog's
+//! own type (a stored tag *is* a [`Tag`], with its row id, batch and creation time), column
+//! values as both backends exchange them ([`Value`]), the description of a table's columns
+//! ([`Table`], listed once in `schema`), and the one place where rows become a [`Catalog`]
+//! (linking tags to batches to groups to folders). Backends only move [`Value`]s.
 
 use std::collections::HashMap;
 
-use crate::catalog::{Batch, Catalog, Cors, Folder, Group, GroupKind, Tag};
-use crate::crypto::AesKey;
+use crate::catalog::{Batch, Catalog, Folder, Group, Tag};
 
-pub struct FolderRow {
-    pub id: i64,
-    pub name: String,
-    pub aid: String,
-    pub token: Option<String>,
-    pub cors: String,
-    pub active: bool,
-    /// JSON list of field names.
-    pub fields: String,
+/// A column value as both backends read and write it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Value {
+    /// SQL NULL.
+    #[default]
+    Null,
+    /// An integer (`INTEGER`, `bigint`).
+    Int(i64),
+    /// A boolean (`INTEGER` 0/1 in SQLite, `boolean` in PostgreSQL).
+    Bool(bool),
+    /// Text.
+    Text(String),
 }
 
+/// Key text is wiped when a row of values is dropped through `Zeroizing`.
+impl zeroize::Zeroize for Value {
+    fn zeroize(&mut self) {
+        if let Value::Text(s) = self {
+            s.zeroize();
+        }
+        *self = Value::Null;
+    }
+}
+
+impl Value {
+    /// `Text`, or `Null` for `None`.
+    pub fn text_or_null(s: Option<&str>) -> Value {
+        s.map_or(Value::Null, |s| Value::Text(s.to_string()))
+    }
+
+    /// The text, or `None` for `Null`.
+    pub fn opt_text(self) -> Result<Option<String>, String> {
+        match self {
+            Value::Null => Ok(None),
+            Value::Text(s) => Ok(Some(s)),
+            v => Err(format!("expected text, found {v:?}")),
+        }
+    }
+
+    /// The text (`Null` refused).
+    pub fn text(self) -> Result<String, String> {
+        self.opt_text()?.ok_or_else(|| "missing".to_string())
+    }
+
+    /// The text, borrowed (`None` for `Null` or another kind).
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The boolean (SQLite's 0/1 integers read as booleans).
+    pub fn bool(self) -> Result<bool, String> {
+        match self {
+            Value::Bool(b) => Ok(b),
+            Value::Int(i) => Ok(i != 0),
+            v => Err(format!("expected a boolean, found {v:?}")),
+        }
+    }
+
+    /// The boolean, borrowed (`None` for `Null` or another kind).
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            Value::Bool(b) => Some(b),
+            Value::Int(i) => Some(i != 0),
+            _ => None,
+        }
+    }
+
+    /// The integer.
+    pub fn int(self) -> Result<i64, String> {
+        match self {
+            Value::Int(i) => Ok(i),
+            v => Err(format!("expected an integer, found {v:?}")),
+        }
+    }
+
+    /// The integer, borrowed (`None` for `Null` or another kind).
+    pub fn as_int(&self) -> Option<i64> {
+        match *self {
+            Value::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+/// A column's SQL type, as each dialect spells it (see the migrations in `schema`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `TEXT` / `text`.
+    Text,
+    /// `INTEGER` / `boolean`.
+    Bool,
+    /// `INTEGER` / `bigint`.
+    Int,
+}
+
+/// How an import merges a column into a row already stored (the import merge, written once:
+/// see `merge::import`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// The imported value replaces the stored one (the configuration's values).
+    Replace,
+    /// The imported value replaces the stored one only when given (not `Null`): Associate
+    /// Data, which a later import may leave out.
+    WhenGiven,
+    /// The stored value stays (the creation time).
+    Kept,
+}
+
+/// One column of a catalog table: its name and type, how an import merges it, and how it
+/// maps to the row type `R`.
+pub struct Column<R> {
+    /// The column's name.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: Kind,
+    /// How an import merges it.
+    pub merge: Merge,
+    /// The value of a new row when the import gives none (`Null`: none).
+    pub new: Value,
+    /// The row's value.
+    pub get: fn(&R) -> Value,
+    /// Sets the row's field from a stored value; `Err` says what is wrong with it.
+    pub set: fn(&mut R, Value) -> Result<(), String>,
+}
+
+/// A row type with an id (the table's `id`, or SQLite's `rowid` for tags).
+pub trait Row: Default {
+    /// The row id.
+    fn id_mut(&mut self) -> &mut i64;
+}
+
+/// A catalog table: its name, the columns of its conflict key (an import updates the row
+/// with the same key), and its columns in order (the row id aside).
+pub struct Table<R: 'static> {
+    /// The table's name.
+    pub name: &'static str,
+    /// The unique key an upsert conflicts on (`name`, `folder_id, name`, `xuid`).
+    pub key: &'static str,
+    /// The columns, the row id aside.
+    pub columns: &'static [Column<R>],
+}
+
+impl<R: Row> Table<R> {
+    /// The row's values, in column order.
+    pub fn values(&self, r: &R) -> Vec<Value> {
+        self.columns.iter().map(|c| (c.get)(r)).collect()
+    }
+
+    /// The row of `values` (the row id first, then the columns in order), taken out of
+    /// them: moved, not copied, so key text exists once (the caller wipes what is left).
+    pub fn read(&self, values: &mut [Value]) -> Result<R, String> {
+        let mut r = R::default();
+        let (id, cols) = values.split_first_mut().ok_or("empty row")?;
+        let id = std::mem::take(id).int()?;
+        *r.id_mut() = id;
+        for (c, v) in self.columns.iter().zip(cols) {
+            (c.set)(&mut r, std::mem::take(v))
+                .map_err(|e| format!("{} row {id}: {}: {e}", self.name, c.name))?;
+        }
+        Ok(r)
+    }
+
+    /// The row an import stores: each column of `incoming` merged with the stored row's
+    /// (`stored`, in column order) by the column's [`Merge`].
+    pub fn merge(&self, incoming: Vec<Value>, stored: Option<&[Value]>) -> Vec<Value> {
+        self.columns
+            .iter()
+            .zip(incoming)
+            .enumerate()
+            .map(|(i, (c, v))| {
+                let old = stored.and_then(|s| s.get(i));
+                let v = match (c.merge, old) {
+                    (Merge::Kept, Some(old)) => old.clone(),
+                    (Merge::WhenGiven, Some(old)) if v == Value::Null => old.clone(),
+                    _ => v,
+                };
+                if v == Value::Null && old.is_none() {
+                    c.new.clone()
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+}
+
+/// A stored folder.
+#[derive(Debug, Default)]
+pub struct FolderRow {
+    pub id: i64,
+    pub folder: Folder,
+}
+
+/// A stored tag group.
+#[derive(Debug, Default)]
 pub struct GroupRow {
     pub id: i64,
     pub folder_id: i64,
-    pub name: String,
-    pub kind: String,
-    pub default_response: String,
-    pub pass_response: String,
-    pub active: bool,
-    /// JSON of the rule groups.
-    pub rule_groups: String,
-    /// JSON of the extended data.
-    pub data: String,
+    pub group: Group,
 }
 
+/// A stored batch.
+#[derive(Debug, Default)]
 pub struct BatchRow {
     pub id: i64,
     pub group_id: i64,
-    pub name: String,
-    pub active: bool,
-    pub template: String,
-    pub lrp: bool,
+    pub batch: Batch,
 }
 
+/// A stored tag: the catalog's [`Tag`] (its `read_ctr` lives in `counters`), its batch and
+/// when it was first imported.
+#[derive(Debug, Default)]
 pub struct TagRow {
+    pub id: i64,
     pub batch_id: i64,
-    pub xuid: String,
-    /// 32 hex digits.
-    pub key: Option<String>,
-    /// 14 uppercase hex digits.
-    pub uid: Option<String>,
-    pub cuid: Option<String>,
-    pub default_response: Option<String>,
-    pub pass_response: Option<String>,
-    /// 32 hex digits.
-    pub meta_key: Option<String>,
-    pub tagname: Option<String>,
-    pub active: bool,
-    /// JSON of the tag's own rule groups.
-    pub rule_groups: Option<String>,
-    /// JSON of the extended data.
-    pub data: String,
     pub created_ms: i64,
+    pub tag: Tag,
 }
+
+macro_rules! row_id {
+    ($($t:ty),*) => {$(
+        impl Row for $t {
+            fn id_mut(&mut self) -> &mut i64 {
+                &mut self.id
+            }
+        }
+    )*};
+}
+row_id!(FolderRow, GroupRow, BatchRow, TagRow);
 
 /// The catalog tables, each in its stored order (by id; tags in insertion order).
 #[derive(Default)]
@@ -80,109 +258,33 @@ impl CatalogRows {
         let mut folders: Vec<Folder> = Vec::with_capacity(self.folders.len());
         let mut folder_index = HashMap::new();
         for f in self.folders {
-            let cors = Cors::parse(&f.cors).map_err(|x| format!("folder {}: {x}", f.name))?;
             folder_index.insert(f.id, folders.len());
-            let fields = serde_json::from_str(&f.fields)
-                .map_err(|x| format!("folder {}: fields: {x}", f.name))?;
-            folders.push(Folder {
-                name: f.name,
-                aid: f.aid,
-                token: f.token,
-                cors,
-                active: f.active,
-                fields,
-                groups: Vec::new(),
-            });
+            folders.push(f.folder);
         }
         let mut groups: Vec<(usize, Group)> = Vec::with_capacity(self.groups.len());
         let mut group_index = HashMap::new();
         for g in self.groups {
-            let kind = GroupKind::parse(&g.kind)
-                .ok_or_else(|| format!("group {}: unknown kind {}", g.name, g.kind))?;
             let fi = *folder_index
                 .get(&g.folder_id)
-                .ok_or_else(|| format!("group {}: no folder {}", g.name, g.folder_id))?;
-            let rule_groups = serde_json::from_str(&g.rule_groups)
-                .map_err(|x| format!("group {}: rule_groups: {x}", g.name))?;
-            let data = serde_json::from_str(&g.data)
-                .map_err(|x| format!("group {}: data: {x}", g.name))?;
+                .ok_or_else(|| format!("group {}: no folder {}", g.group.name, g.folder_id))?;
             group_index.insert(g.id, groups.len());
-            groups.push((
-                fi,
-                Group {
-                    name: g.name,
-                    kind,
-                    active: g.active,
-                    default_response: g.default_response,
-                    pass_response: g.pass_response,
-                    rule_groups,
-                    data,
-                    batches: Vec::new(),
-                },
-            ));
+            groups.push((fi, g.group));
         }
         let mut batches: Vec<(usize, Batch)> = Vec::with_capacity(self.batches.len());
         let mut batch_index = HashMap::new();
         for b in self.batches {
             let gi = *group_index
                 .get(&b.group_id)
-                .ok_or_else(|| format!("batch {}: no group {}", b.name, b.group_id))?;
+                .ok_or_else(|| format!("batch {}: no group {}", b.batch.name, b.group_id))?;
             batch_index.insert(b.id, batches.len());
-            batches.push((
-                gi,
-                Batch {
-                    name: b.name,
-                    active: b.active,
-                    template: b.template,
-                    lrp: b.lrp,
-                    tags: Vec::new(),
-                },
-            ));
+            batches.push((gi, b.batch));
         }
         for t in self.tags {
-            let xuid = t.xuid;
-            let parse_key = |k: Option<String>| match k {
-                Some(k) => k
-                    .parse::<AesKey>()
-                    .map(Some)
-                    .map_err(|_| format!("tag {xuid}: bad key")),
-                None => Ok(None),
-            };
-            let key = parse_key(t.key)?;
-            let meta_key = parse_key(t.meta_key)?;
-            let rule_groups = match t.rule_groups {
-                Some(j) => Some(
-                    serde_json::from_str(&j)
-                        .map_err(|x| format!("tag {xuid}: rule_groups: {x}"))?,
-                ),
-                None => None,
-            };
-            let data =
-                serde_json::from_str(&t.data).map_err(|x| format!("tag {xuid}: data: {x}"))?;
-            let uid = match t.uid {
-                Some(u) => Some(
-                    crate::query::parse_uid(&u).ok_or_else(|| format!("tag {xuid}: bad UID"))?,
-                ),
-                None => None,
-            };
             let bi = *batch_index
                 .get(&t.batch_id)
-                .ok_or_else(|| format!("tag {xuid}: no batch {}", t.batch_id))?;
-            created.insert(xuid.clone(), t.created_ms.max(0) as u64);
-            batches[bi].1.tags.push(Tag {
-                xuid,
-                key,
-                meta_key,
-                uid,
-                cuid: t.cuid,
-                tagname: t.tagname,
-                active: Some(t.active),
-                read_ctr: None,
-                default_response: t.default_response,
-                pass_response: t.pass_response,
-                rule_groups,
-                data,
-            });
+                .ok_or_else(|| format!("tag {}: no batch {}", t.tag.xuid, t.batch_id))?;
+            created.insert(t.tag.xuid.clone(), t.created_ms.max(0) as u64);
+            batches[bi].1.tags.push(t.tag);
         }
         for (gi, b) in batches {
             groups[gi].1.batches.push(b);

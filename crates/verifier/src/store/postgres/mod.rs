@@ -20,8 +20,10 @@
 //! lost with a connection), then hands a freshly loaded state to the verifier.
 //!
 //! Here: connecting (URL, password, durability check), the runtime and the [`Store`]
-//! methods. `schema`: migrations. `catalog`: load, import, management changes. `scans`: the
-//! group commit, the scan and change logs, retention. `watch`: the change listener.
+//! methods. `schema`: how PostgreSQL records the applied migrations (listed once, for both
+//! stores, in `store::schema`). `catalog`: the SQL under the shared catalog logic
+//! (`store::merge`: load, import merge, management changes). `scans`: the group commit, the
+//! scan and change logs, retention. `watch`: the change listener.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,9 +140,41 @@ pub struct PgStore {
     stats: Arc<PgStats>,
 }
 
-type Msg = String;
+/// Why a PostgreSQL call failed, before the store names the database
+/// ([`PgStore::fail`] turns it into a [`StoreError`], keeping the driver's error as its source).
+#[derive(Debug)]
+pub(super) enum Fail {
+    /// The client's error.
+    Db(tokio_postgres::Error),
+    /// No connection from the pool.
+    Pool(deadpool_postgres::PoolError),
+    /// The server or database cannot be used as it is (the message names the fix).
+    Refused(String),
+    /// A store error already named (from the shared catalog logic).
+    Store(StoreError),
+}
 
-fn pg(e: tokio_postgres::Error) -> Msg {
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Fail {
+        Fail::Store(e)
+    }
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Db(e) => f.write_str(&describe(e)),
+            Fail::Pool(e) => write!(f, "{e}"),
+            Fail::Refused(what) => f.write_str(what),
+            Fail::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+type Msg = Fail;
+
+/// The text of a client error: the server's message and detail when it answered one.
+pub(super) fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => match db.detail() {
             Some(d) => format!("{} ({d})", db.message()),
@@ -150,10 +184,14 @@ fn pg(e: tokio_postgres::Error) -> Msg {
     }
 }
 
+fn pg(e: tokio_postgres::Error) -> Msg {
+    Fail::Db(e)
+}
+
 fn pool_err(e: deadpool_postgres::PoolError) -> Msg {
     match e {
-        deadpool_postgres::PoolError::Backend(e) => pg(e),
-        e => e.to_string(),
+        deadpool_postgres::PoolError::Backend(e) => Fail::Db(e),
+        e => Fail::Pool(e),
     }
 }
 
@@ -194,23 +232,23 @@ impl PgStore {
                 .map_err(pg)?
                 .get(0);
             if sc == "off" {
-                return Err(
+                return Err(Fail::Refused(
                     "synchronous_commit is off, so a Pass could be answered and then \
                             lost in a server crash: set it on for this database (ALTER DATABASE \
                             … SET synchronous_commit = on) or the server (postgresql.conf)"
                         .to_string(),
-                );
+                ));
             }
-            schema::migrate(&pool).await
+            schema::migrate(&pool, &target).await
         })
-        .map_err(|what| StoreError::Postgres { target, what })?;
+        .map_err(s.fail())?;
         Ok(s)
     }
 
     /// Connects to an existing verifier database without changing it (for `tag424 scans`).
     pub fn connect_existing(url: &str) -> Result<PgStore, StoreError> {
         let s = PgStore::open(url)?;
-        let (pool, target) = (s.pool.clone(), s.target.clone());
+        let pool = s.pool.clone();
         s.run(async move {
             let c = pool.get().await.map_err(pool_err)?;
             let v: Option<i32> = c
@@ -222,10 +260,10 @@ impl PgStore {
                 .map(|_| 1);
             match v {
                 Some(_) => Ok(()),
-                None => Err("no tag424 verifier tables here (tag424 serve --db creates them)".into()),
+                None => Err(Fail::Refused("no tag424 verifier tables here (tag424 serve --db creates them)".into())),
             }
         })
-        .map_err(|what| StoreError::Postgres { target, what })?;
+        .map_err(s.fail())?;
         Ok(s)
     }
 
@@ -326,20 +364,32 @@ impl PgStore {
         f: impl std::future::Future<Output = Result<T, Msg>> + Send + 'static,
     ) -> Result<T, Msg> {
         let Some(rt) = &self.rt else {
-            return Err("the store is closed".into());
+            return Err(Fail::Refused("the store is closed".into()));
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         rt.spawn(async move {
             let _ = tx.send(f.await);
         });
         rx.recv()
-            .unwrap_or_else(|_| Err("the database task stopped".into()))
+            .unwrap_or_else(|_| Err(Fail::Refused("the database task stopped".into())))
     }
 
+    /// The store error of a failed call, naming this database.
     fn fail(&self) -> impl Fn(Msg) -> StoreError + '_ {
-        move |what| StoreError::Postgres {
-            target: self.target.clone(),
-            what,
+        move |f| match f {
+            Fail::Db(source) => StoreError::Postgres {
+                target: self.target.clone(),
+                source,
+            },
+            Fail::Pool(source) => StoreError::PostgresPool {
+                target: self.target.clone(),
+                source,
+            },
+            Fail::Refused(what) => StoreError::PostgresRefused {
+                target: self.target.clone(),
+                what,
+            },
+            Fail::Store(e) => e,
         }
     }
 }
@@ -355,22 +405,18 @@ impl Drop for PgStore {
 
 impl Store for PgStore {
     fn import(&mut self, catalog: &Catalog) -> Result<(), StoreError> {
-        let pool = self.pool.clone();
+        let (pool, target) = (self.pool.clone(), self.target.clone());
         let catalog = catalog.clone();
         let version = self.version.clone();
         let now = crate::timefmt::now_ms() as i64;
-        let r = self.run(async move { catalog::import(&pool, &catalog, &version, now).await });
-        match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(invalid)) => Err(StoreError::Invalid(invalid)),
-            Err(what) => Err(self.fail()(what)),
-        }
+        self.run(async move { catalog::import(&pool, &target, catalog, &version, now).await })
+            .map_err(self.fail())
     }
 
     fn load(&mut self) -> Result<Loaded, StoreError> {
-        let pool = self.pool.clone();
+        let (pool, target) = (self.pool.clone(), self.target.clone());
         let (loaded, v) = self
-            .run(async move { catalog::load(&pool).await })
+            .run(async move { catalog::load(&pool, &target).await })
             .map_err(self.fail())?;
         self.version.loaded(v);
         Ok(loaded)
@@ -393,15 +439,11 @@ impl Store for PgStore {
     }
 
     fn update_tag(&mut self, p: &TagPatch) -> Result<(), StoreError> {
-        let pool = self.pool.clone();
+        let (pool, target) = (self.pool.clone(), self.target.clone());
         let p = p.clone();
         let version = self.version.clone();
-        let r = self.run(async move { catalog::update_tag(&pool, &p, &version).await });
-        match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(invalid)) => Err(StoreError::Invalid(invalid)),
-            Err(what) => Err(self.fail()(what)),
-        }
+        self.run(async move { catalog::update_tag(&pool, &target, &p, &version).await })
+            .map_err(self.fail())
     }
 
     fn changes(&mut self) -> Result<Vec<ChangeRecord>, StoreError> {
@@ -415,6 +457,20 @@ impl Store for PgStore {
         let retention = *retention;
         self.run(async move { scans::prune(&pool, &retention, now_ms).await })
             .map_err(self.fail())
+    }
+
+    fn schema_version(&mut self) -> Result<u32, StoreError> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let v: i32 = c
+                .query_one(schema::VERSION_SQL, &[])
+                .await
+                .map_err(pg)?
+                .get(0);
+            Ok(v.max(0) as u32)
+        })
+        .map_err(self.fail())
     }
 
     fn watch(&mut self, on_change: ChangeHook) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::catalog::load;
-use super::{pg, Applied, CHANNEL, WATCH_POLL};
+use super::{Applied, CHANNEL, WATCH_POLL};
 use crate::store::ChangeHook;
 
 /// Listens for catalog changes of other instances and hands each new state to `on_change`.
@@ -26,7 +26,7 @@ pub(super) async fn watch_loop(
             Ok(c) => c,
             Err(e) => {
                 if !warned {
-                    tracing::warn!("tag424 serve: {target}: cannot listen for other instances' changes ({}); retrying every second", pg(e));
+                    tracing::warn!("tag424 serve: {target}: cannot listen for other instances' changes ({}); retrying every second", super::describe(&e));
                     warned = true;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -70,7 +70,7 @@ pub(super) async fn watch_loop(
                     Err(_) => break,
                 };
                 if v != version.get() {
-                    match load(&pool).await {
+                    match load(&pool, &target).await {
                         Ok((loaded, lv)) => version.reload(lv, || on_change(loaded)).await,
                         Err(e) => {
                             tracing::warn!("tag424 serve: {target}: reloading the catalog: {e}")

@@ -1,126 +1,165 @@
-//! The catalog in SQLite: loading it, importing batches into it, and the management API's
-//! changes to a tag code (logged in `changes`).
+//! The catalog in SQLite: the rows of [`super::super::merge`]'s catalog logic (load, import,
+//! management changes), in SQLite's SQL (`?N` parameters, `rowid`, `sum(passed)`).
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params, params_from_iter, Connection, ToSql};
 
-use super::super::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, TagRow};
-use super::super::{Loaded, ScanCounts, StoreError, TagPatch, COUNTS_AS_SCAN};
-use super::{sql_err, RAISE_COUNTER};
+use super::super::merge::{self, CatalogTx};
+use super::super::rows::{Kind, Row, Table, Value};
+use super::super::{ChangeRecord, Loaded, ScanCounts, StoreError, TagPatch, COUNTS_AS_SCAN};
+use super::{ready, sql_err, RAISE_COUNTER};
 use crate::catalog::Catalog;
-use crate::crypto::AesKey;
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Integer(*i),
+            Value::Bool(b) => ValueRef::Integer(i64::from(*b)),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+        }))
+    }
 }
 
-/// Everything stored, read through `conn` (a connection or an open transaction).
-pub(super) fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
-    let e = sql_err(path);
-    let corrupt = |what: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        what,
-    };
-    let mut rows = CatalogRows::default();
-    let mut st = conn
-        .prepare("SELECT id, name, aid, token, cors, active, fields FROM folders ORDER BY id")
-        .map_err(&e)?;
-    rows.folders = st
-        .query_map([], |r| {
-            Ok(FolderRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                aid: r.get(2)?,
-                token: r.get(3)?,
-                cors: r.get(4)?,
-                active: r.get(5)?,
-                fields: r.get(6)?,
-            })
-        })
-        .and_then(Iterator::collect)
-        .map_err(&e)?;
-    let mut st = conn
-        .prepare(
-            "SELECT id, folder_id, name, kind, default_response, pass_response, active,
-                    rule_groups, data FROM groups ORDER BY id",
+/// One catalog transaction on a SQLite connection (or open transaction).
+struct SqliteTx<'a> {
+    conn: &'a Connection,
+    path: &'a Path,
+}
+
+impl SqliteTx<'_> {
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        sql_err(self.path)
+    }
+
+    /// `INSERT … ON CONFLICT(key) DO UPDATE SET every column` (then `RETURNING rowid`).
+    fn upsert_sql<R: Row>(t: &Table<R>, returning: bool) -> String {
+        let names: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
+        let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let set: Vec<String> = names.iter().map(|n| format!("{n}=excluded.{n}")).collect();
+        format!(
+            "INSERT INTO {}({}) VALUES({}) ON CONFLICT({}) DO UPDATE SET {}{}",
+            t.name,
+            names.join(","),
+            params.join(","),
+            t.key,
+            set.join(","),
+            if returning { " RETURNING rowid" } else { "" }
         )
-        .map_err(&e)?;
-    rows.groups = st
-        .query_map([], |r| {
-            Ok(GroupRow {
-                id: r.get(0)?,
-                folder_id: r.get(1)?,
-                name: r.get(2)?,
-                kind: r.get(3)?,
-                default_response: r.get(4)?,
-                pass_response: r.get(5)?,
-                active: r.get(6)?,
-                rule_groups: r.get(7)?,
-                data: r.get(8)?,
-            })
-        })
-        .and_then(Iterator::collect)
-        .map_err(&e)?;
-    let mut st = conn
-        .prepare("SELECT id, group_id, name, active, template, lrp FROM batches ORDER BY id")
-        .map_err(&e)?;
-    rows.batches = st
-        .query_map([], |r| {
-            Ok(BatchRow {
-                id: r.get(0)?,
-                group_id: r.get(1)?,
-                name: r.get(2)?,
-                active: r.get(3)?,
-                template: r.get(4)?,
-                lrp: r.get(5)?,
-            })
-        })
-        .and_then(Iterator::collect)
-        .map_err(&e)?;
-    let mut st = conn
-        .prepare(
-            "SELECT xuid, batch_id, key, uid, cuid, default_response, pass_response, meta_key,
-                    tagname, active, rule_groups, data, created_ms FROM tags ORDER BY rowid",
-        )
-        .map_err(&e)?;
-    rows.tags = st
-        .query_map([], |r| {
-            Ok(TagRow {
-                xuid: r.get(0)?,
-                batch_id: r.get(1)?,
-                key: r.get(2)?,
-                uid: r.get(3)?,
-                cuid: r.get(4)?,
-                default_response: r.get(5)?,
-                pass_response: r.get(6)?,
-                meta_key: r.get(7)?,
-                tagname: r.get(8)?,
-                active: r.get(9)?,
-                rule_groups: r.get(10)?,
-                data: r.get(11)?,
-                created_ms: r.get(12)?,
-            })
-        })
-        .and_then(Iterator::collect)
-        .map_err(&e)?;
-    let (catalog, created) = rows.assemble().map_err(corrupt)?;
-    let mut out = Loaded {
-        catalog,
-        created,
-        ..Loaded::default()
-    };
-    {
-        let mut st = conn.prepare("SELECT xuid, ctr FROM counters").map_err(&e)?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+    }
+}
+
+impl CatalogTx for SqliteTx<'_> {
+    async fn select<R: Row>(
+        &mut self,
+        t: &Table<R>,
+        filter: Option<(&str, &Value)>,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let names: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
+        let filter_sql = match filter {
+            // "id" is the row id in SQLite (an alias of `id` where the table has one).
+            Some(("id", _)) => " WHERE rowid = ?1".to_string(),
+            Some((col, _)) => format!(" WHERE {col} = ?1"),
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT rowid, {} FROM {}{filter_sql} ORDER BY rowid",
+            names.join(", "),
+            t.name
+        );
+        let e = self.err();
+        let mut st = self.conn.prepare_cached(&sql).map_err(&e)?;
+        let args: Vec<&Value> = filter.map(|(_, v)| v).into_iter().collect();
+        let mut rows = st.query(params_from_iter(args)).map_err(&e)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(&e)? {
+            let mut v = Vec::with_capacity(names.len() + 1);
+            v.push(Value::Int(r.get(0).map_err(&e)?));
+            for (i, c) in t.columns.iter().enumerate() {
+                v.push(match r.get_ref(i + 1).map_err(&e)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) if c.kind == Kind::Bool => Value::Bool(n != 0),
+                    ValueRef::Integer(n) => Value::Int(n),
+                    ValueRef::Text(s) => Value::Text(String::from_utf8_lossy(s).into_owned()),
+                    other => {
+                        return Err(StoreError::Corrupt {
+                            db: self.path.display().to_string(),
+                            what: format!(
+                                "{}.{}: unexpected {:?}",
+                                t.name,
+                                c.name,
+                                other.data_type()
+                            ),
+                        })
+                    }
+                });
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    async fn upsert<R: Row>(&mut self, t: &Table<R>, row: &[Value]) -> Result<i64, StoreError> {
+        let e = self.err();
+        let mut st = self
+            .conn
+            .prepare_cached(&Self::upsert_sql(t, true))
+            .map_err(&e)?;
+        st.query_row(params_from_iter(row), |r| r.get(0))
+            .map_err(&e)
+    }
+
+    async fn upsert_all<R: Row>(
+        &mut self,
+        t: &Table<R>,
+        rows: &[Vec<Value>],
+    ) -> Result<(), StoreError> {
+        let e = self.err();
+        let mut st = self
+            .conn
+            .prepare_cached(&Self::upsert_sql(t, false))
             .map_err(&e)?;
         for row in rows {
-            let (x, c) = row.map_err(&e)?;
-            out.counters.insert(x, c as u32);
+            st.execute(params_from_iter(row)).map_err(&e)?;
         }
-        let mut st = conn
-            .prepare(&format!(
+        Ok(())
+    }
+
+    async fn raise_counters(
+        &mut self,
+        counters: &[(&str, u32)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let e = self.err();
+        let mut st = self.conn.prepare_cached(RAISE_COUNTER).map_err(&e)?;
+        for (x, c) in counters {
+            st.execute(params![x, c, now]).map_err(&e)?;
+        }
+        Ok(())
+    }
+
+    async fn counters(&mut self) -> Result<HashMap<String, u32>, StoreError> {
+        let e = self.err();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT xuid, ctr FROM counters")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u32))
+            })
+            .map_err(&e)?;
+        rows.collect::<Result<_, _>>().map_err(&e)
+    }
+
+    async fn scan_counts(&mut self) -> Result<HashMap<String, ScanCounts>, StoreError> {
+        let e = self.err();
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
                 "SELECT xuid, count(*), sum(passed) FROM scans WHERE {COUNTS_AS_SCAN} GROUP BY xuid"
             ))
             .map_err(&e)?;
@@ -128,23 +167,49 @@ pub(super) fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreE
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
+                    ScanCounts {
+                        answered: r.get::<_, i64>(1)? as u64,
+                        genuine: r.get::<_, i64>(2)? as u64,
+                    },
                 ))
             })
             .map_err(&e)?;
-        for row in rows {
-            let (x, n, g) = row.map_err(&e)?;
-            out.scan_counts.insert(
-                x,
-                ScanCounts {
-                    answered: n as u64,
-                    genuine: g as u64,
-                },
-            );
+        rows.collect::<Result<_, _>>().map_err(&e)
+    }
+
+    async fn log_changes(&mut self, changes: &[ChangeRecord]) -> Result<(), StoreError> {
+        let e = self.err();
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO changes(time_ms, xuid, field, old, new, remote) VALUES(?1,?2,?3,?4,?5,?6)",
+            )
+            .map_err(&e)?;
+        for c in changes {
+            st.execute(params![
+                c.time_ms as i64,
+                c.xuid,
+                c.field,
+                c.old,
+                c.new,
+                c.remote
+            ])
+            .map_err(&e)?;
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, what: String) -> StoreError {
+        StoreError::Corrupt {
+            db: self.path.display().to_string(),
+            what,
         }
     }
-    Ok(out)
+}
+
+/// Everything stored, read through `conn` (a connection or an open transaction).
+pub(super) fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreError> {
+    ready(merge::load(&mut SqliteTx { conn, path }))
 }
 
 pub(super) fn import(
@@ -154,103 +219,12 @@ pub(super) fn import(
 ) -> Result<(), StoreError> {
     let e = sql_err(path);
     let tx = conn.transaction().map_err(&e)?;
-    for f in &catalog.folders {
-        // One upsert per row, as the PostgreSQL store has them: a name already stored is
-        // updated in place (its id, and so its tags and counters, kept).
-        let fid: i64 = tx
-            .query_row(
-                "INSERT INTO folders(name, aid, token, cors, active, fields) VALUES(?1,?2,?3,?4,?5,?6)
-                 ON CONFLICT(name) DO UPDATE SET aid=excluded.aid, token=excluded.token,
-                   cors=excluded.cors, active=excluded.active, fields=excluded.fields
-                 RETURNING id",
-                params![f.name, f.aid, f.token, f.cors.to_string(), f.active, to_json(&f.fields)],
-                |r| r.get(0),
-            )
-            .map_err(&e)?;
-        for g in &f.groups {
-            let gid: i64 = tx
-                .query_row(
-                    "INSERT INTO groups(folder_id, name, kind, default_response, pass_response,
-                       active, rule_groups, data) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)
-                     ON CONFLICT(folder_id, name) DO UPDATE SET kind=excluded.kind,
-                       default_response=excluded.default_response,
-                       pass_response=excluded.pass_response, active=excluded.active,
-                       rule_groups=excluded.rule_groups, data=excluded.data
-                     RETURNING id",
-                    params![
-                        fid,
-                        g.name,
-                        g.kind.as_str(),
-                        g.default_response,
-                        g.pass_response,
-                        g.active,
-                        to_json(&g.rule_groups),
-                        to_json(&g.data)
-                    ],
-                    |r| r.get(0),
-                )
-                .map_err(&e)?;
-            for b in &g.batches {
-                let bid: i64 = tx
-                    .query_row(
-                        "INSERT INTO batches(group_id, name, active, template, lrp) VALUES(?1,?2,?3,?4,?5)
-                         ON CONFLICT(name) DO UPDATE SET group_id=excluded.group_id,
-                           active=excluded.active, template=excluded.template, lrp=excluded.lrp
-                         RETURNING id",
-                        params![gid, b.name, b.active, b.template, b.lrp],
-                        |r| r.get(0),
-                    )
-                    .map_err(&e)?;
-                let mut st = tx
-                    .prepare_cached(
-                        "INSERT INTO tags(xuid, batch_id, key, uid, cuid, default_response, pass_response,
-                           meta_key, tagname, active, rule_groups, data, created_ms)
-                         VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,coalesce(?10,1),?11,?12,?13)
-                         ON CONFLICT(xuid) DO UPDATE SET batch_id=excluded.batch_id,
-                           key=coalesce(?3, tags.key), uid=coalesce(?4, tags.uid),
-                           cuid=coalesce(?5, tags.cuid),
-                           default_response=coalesce(?6, tags.default_response),
-                           pass_response=excluded.pass_response,
-                           meta_key=coalesce(?8, tags.meta_key),
-                           tagname=coalesce(?9, tags.tagname),
-                           active=coalesce(?10, tags.active),
-                           rule_groups=excluded.rule_groups, data=excluded.data",
-                    )
-                    .map_err(&e)?;
-                let mut raise = tx.prepare_cached(RAISE_COUNTER).map_err(&e)?;
-                let now = crate::timefmt::now_ms() as i64;
-                for t in &b.tags {
-                    let key = t.key.as_ref().map(AesKey::to_hex);
-                    let key = key.as_deref();
-                    st.execute(params![
-                        t.xuid,
-                        bid,
-                        key,
-                        t.uid.map(hex::encode_upper),
-                        t.cuid,
-                        t.default_response,
-                        t.pass_response,
-                        t.meta_key.as_ref().map(|k| k.to_hex().to_string()),
-                        t.tagname,
-                        t.active,
-                        t.rule_groups.as_ref().map(to_json),
-                        to_json(&t.data),
-                        now
-                    ])
-                    .map_err(&e)?;
-                    if let Some(c) = t.read_ctr {
-                        raise.execute(params![t.xuid, c, now]).map_err(&e)?;
-                    }
-                }
-            }
-        }
-    }
-    // The merged catalog must hold together (e.g. a CUID now used twice in a folder):
-    // otherwise nothing is imported.
-    let merged = load_from(&tx, path)?;
-    merged.catalog.validate().map_err(|err| {
-        StoreError::Invalid(format!("importing would make the catalog invalid: {err}"))
-    })?;
+    let now = crate::timefmt::now_ms() as i64;
+    ready(merge::import(
+        &mut SqliteTx { conn: &tx, path },
+        catalog.clone(),
+        now,
+    ))?;
     tx.commit().map_err(&e)
 }
 
@@ -263,70 +237,6 @@ pub(super) fn update_tag(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(&e)?;
-    let row = tx
-        .query_row(
-            "SELECT t.default_response, t.active, t.cuid, g.folder_id FROM tags t
-             JOIN batches b ON b.id = t.batch_id JOIN groups g ON g.id = b.group_id
-             WHERE t.xuid = ?1",
-            [&p.xuid],
-            |r| {
-                Ok((
-                    r.get::<_, Option<String>>(0)?,
-                    r.get::<_, bool>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(&e)?;
-    let Some((old_dr, old_active, old_cuid, fid)) = row else {
-        return Err(StoreError::Invalid(format!("no tag code {}", p.xuid)));
-    };
-    let status = |a: bool| if a { "Active" } else { "Inactive" }.to_string();
-    let mut log: Vec<(&str, Option<String>, Option<String>)> = Vec::new();
-    if let Some(dr) = &p.default_response {
-        tx.execute(
-            "UPDATE tags SET default_response=?2 WHERE xuid=?1",
-            params![p.xuid, dr],
-        )
-        .map_err(&e)?;
-        log.push(("default_response", old_dr, dr.clone()));
-    }
-    if let Some(a) = p.active {
-        tx.execute(
-            "UPDATE tags SET active=?2 WHERE xuid=?1",
-            params![p.xuid, a],
-        )
-        .map_err(&e)?;
-        log.push(("status", Some(status(old_active)), Some(status(a))));
-    }
-    if let Some(c) = &p.cuid {
-        let taken: Option<String> = tx
-            .query_row(
-                "SELECT t.xuid FROM tags t JOIN batches b ON b.id = t.batch_id
-                 JOIN groups g ON g.id = b.group_id
-                 WHERE g.folder_id = ?1 AND t.cuid = ?2 AND t.xuid != ?3",
-                params![fid, c, p.xuid],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(&e)?;
-        if let Some(other) = taken {
-            return Err(StoreError::Invalid(format!(
-                "CUID {c:?} is already tag {other}'s in this folder"
-            )));
-        }
-        tx.execute("UPDATE tags SET cuid=?2 WHERE xuid=?1", params![p.xuid, c])
-            .map_err(&e)?;
-        log.push(("cuid", old_cuid, Some(c.clone())));
-    }
-    for (field, old, new) in log {
-        tx.execute(
-            "INSERT INTO changes(time_ms, xuid, field, old, new, remote) VALUES(?1,?2,?3,?4,?5,?6)",
-            params![p.time_ms as i64, p.xuid, field, old, new, p.remote],
-        )
-        .map_err(&e)?;
-    }
+    ready(merge::update_tag(&mut SqliteTx { conn: &tx, path }, p))?;
     tx.commit().map_err(&e)
 }

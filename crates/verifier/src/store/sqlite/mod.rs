@@ -1,8 +1,10 @@
 //! The embedded store: bundled SQLite, WAL, `synchronous=FULL`, migrations by `user_version`.
 //!
 //! Here: opening (owner-only from creation, WAL, durability) and the [`Store`] methods.
-//! `schema`: migrations. `catalog`: load, import, management changes. `scans`: the group
-//! commit, the scan and change logs, retention. (The PostgreSQL store has the same parts.)
+//! `schema`: how SQLite keeps the schema version (the migrations are listed once, for both
+//! stores, in `store::schema`). `catalog`: the SQL under the shared catalog logic
+//! (`store::merge`: load, import merge, management changes). `scans`: the group commit, the
+//! scan and change logs, retention. (The PostgreSQL store has the same parts.)
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,20 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     }
 }
 
+/// The result of one of the store's shared catalog routines (`merge`, `schema`), which are
+/// written once as `async` for both backends: over SQLite they never wait, so one poll runs
+/// them to the end.
+fn ready<T>(f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    let f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.poll(&mut cx) {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Err(StoreError::Invalid(
+            "internal: a SQLite store call waited (it never should)".into(),
+        )),
+    }
+}
+
 /// The files SQLite keeps beside the database.
 pub const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
@@ -39,7 +55,7 @@ fn check_files(path: &Path) -> Result<(), StoreError> {
     let err = |e: PrivateError| match e {
         PrivateError::NotPrivate(e) => StoreError::NotPrivate(e),
         PrivateError::Io { path, source } => StoreError::Corrupt {
-            path,
+            db: path.display().to_string(),
             what: source.to_string(),
         },
     };
@@ -71,7 +87,7 @@ impl SqliteStore {
             if let Err(source) = crate::private_fs::create_new(path) {
                 if source.kind() != std::io::ErrorKind::AlreadyExists {
                     return Err(StoreError::Corrupt {
-                        path: path.to_path_buf(),
+                        db: path.display().to_string(),
                         what: format!("cannot create it owner-only: {source}"),
                     });
                 }
@@ -108,7 +124,7 @@ impl SqliteStore {
             .map_err(&e)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Corrupt {
-                path: self.path.clone(),
+                db: self.path.display().to_string(),
                 what: format!("cannot switch to WAL (journal_mode is {mode})"),
             });
         }
@@ -149,6 +165,10 @@ impl Store for SqliteStore {
 
     fn prune(&mut self, retention: &Retention, now_ms: u64) -> Result<u64, StoreError> {
         scans::prune(&self.conn, &self.path, retention, now_ms)
+    }
+
+    fn schema_version(&mut self) -> Result<u32, StoreError> {
+        schema::version(&self.conn, &self.path)
     }
 }
 

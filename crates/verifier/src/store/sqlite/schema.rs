@@ -1,103 +1,48 @@
-//! SQLite's schema migrations, counted by `PRAGMA user_version`.
+//! SQLite's part of the migrations: the schema version is `PRAGMA user_version`, and each
+//! migration runs in its own transaction. The list is [`super::super::MIGRATIONS`].
 
 use std::path::Path;
 
 use rusqlite::Connection;
 
+use super::super::schema::{self, Migration, Migrator};
 use super::super::StoreError;
-use super::sql_err;
+use super::{ready, sql_err};
 
-/// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
-const MIGRATIONS: &[&str] = &[
-    // 1: catalog, counters, scan log.
-    "CREATE TABLE folders(
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        aid TEXT NOT NULL UNIQUE,
-        token TEXT,
-        cors TEXT NOT NULL);
-     CREATE TABLE groups(
-        id INTEGER PRIMARY KEY,
-        folder_id INTEGER NOT NULL REFERENCES folders(id),
-        name TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        default_response TEXT NOT NULL,
-        pass_response TEXT NOT NULL,
-        UNIQUE(folder_id, name));
-     CREATE TABLE batches(
-        id INTEGER PRIMARY KEY,
-        group_id INTEGER NOT NULL REFERENCES groups(id),
-        name TEXT NOT NULL UNIQUE,
-        active INTEGER NOT NULL);
-     CREATE TABLE tags(
-        xuid TEXT PRIMARY KEY,
-        batch_id INTEGER NOT NULL REFERENCES batches(id),
-        key TEXT,
-        uid TEXT,
-        cuid TEXT,
-        default_response TEXT,
-        pass_response TEXT);
-     CREATE TABLE counters(
-        xuid TEXT PRIMARY KEY,
-        ctr INTEGER NOT NULL,
-        time_ms INTEGER NOT NULL);
-     CREATE TABLE scans(
-        id INTEGER PRIMARY KEY,
-        time_ms INTEGER NOT NULL,
-        endpoint TEXT NOT NULL,
-        query TEXT NOT NULL,
-        xuid TEXT NOT NULL,
-        ctr INTEGER,
-        result TEXT NOT NULL,
-        passed INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        remote TEXT NOT NULL);",
-    // 2: statuses, rules, extended data, templates, meta keys, change log (issue 10).
-    "ALTER TABLE folders ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
-     ALTER TABLE folders ADD COLUMN fields TEXT NOT NULL DEFAULT '[]';
-     ALTER TABLE groups ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
-     ALTER TABLE groups ADD COLUMN rule_groups TEXT NOT NULL DEFAULT '[]';
-     ALTER TABLE groups ADD COLUMN data TEXT NOT NULL DEFAULT '[]';
-     ALTER TABLE batches ADD COLUMN template TEXT NOT NULL
-        DEFAULT 'https://yourdomain.com/auth?x={xuid}&n={ctr}&e={mac}';
-     ALTER TABLE tags ADD COLUMN meta_key TEXT;
-     ALTER TABLE tags ADD COLUMN tagname TEXT;
-     ALTER TABLE tags ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
-     ALTER TABLE tags ADD COLUMN rule_groups TEXT;
-     ALTER TABLE tags ADD COLUMN data TEXT NOT NULL DEFAULT '[]';
-     ALTER TABLE tags ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
-     CREATE TABLE changes(
-        id INTEGER PRIMARY KEY,
-        time_ms INTEGER NOT NULL,
-        xuid TEXT NOT NULL,
-        field TEXT NOT NULL,
-        old TEXT,
-        new TEXT,
-        remote TEXT NOT NULL);
-     CREATE INDEX scans_time ON scans(time_ms);",
-    // 3: the batch's SUN mode (issue 12: LRP batches).
-    "ALTER TABLE batches ADD COLUMN lrp INTEGER NOT NULL DEFAULT 0;",
-];
+struct SqliteMigrator<'a> {
+    conn: &'a mut Connection,
+    path: &'a Path,
+}
 
-/// Applies the migrations this database has not had yet, each in its own transaction; a
-/// database newer than this build is refused.
-pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let e = sql_err(path);
-    let version: usize = conn
-        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-        .map_err(&e)? as usize;
-    if let Some(what) = super::super::schema_too_new(version, MIGRATIONS.len()) {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            what,
-        });
+impl Migrator for SqliteMigrator<'_> {
+    async fn version(&mut self) -> Result<u32, StoreError> {
+        version(self.conn, self.path)
     }
-    for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction().map_err(&e)?;
-        tx.execute_batch(m).map_err(&e)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
+
+    async fn apply(&mut self, m: &Migration) -> Result<(), StoreError> {
+        let e = sql_err(self.path);
+        let tx = self.conn.transaction().map_err(&e)?;
+        tx.execute_batch(m.sqlite).map_err(&e)?;
+        tx.pragma_update(None, "user_version", i64::from(m.version))
             .map_err(&e)?;
-        tx.commit().map_err(&e)?;
+        tx.commit().map_err(&e)
     }
-    Ok(())
+
+    fn db(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// The schema version of the database.
+pub(super) fn version(conn: &Connection, path: &Path) -> Result<u32, StoreError> {
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql_err(path))?;
+    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// Applies the migrations this database has not had yet; a database newer than this build
+/// is refused.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    ready(schema::migrate(&mut SqliteMigrator { conn, path })).map(|_| ())
 }
