@@ -177,6 +177,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
     }
     let mut card = a.tag.card(&a.out.join("simulated-tags"), false)?;
     let opts = EncodeOptions {
+        lifecycle: Default::default(),
         template,
         trust_simulator: a.tag.trust(),
         master,

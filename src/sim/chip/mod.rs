@@ -137,6 +137,10 @@ pub struct SimChip {
     delay_served: bool,
     /// TagTamper measures in this activation (enabled before it began).
     tt_active: bool,
+    /// Random ID was on when this activation began (anticollision gave a random ID).
+    rid_active: bool,
+    /// This activation's random ID, drawn when first asked for.
+    rid: Option<[u8; 4]>,
     /// APDUs processed since creation.
     pub apdus: u64,
 }
@@ -167,6 +171,8 @@ impl SimChip {
             sdm_cursor: None,
             delay_served: false,
             tt_active: false,
+            rid_active: false,
+            rid: None,
             apdus: 0,
         };
         chip.activate();
@@ -175,6 +181,7 @@ impl SimChip {
 
     /// Entering the field: TagTamper (when enabled) measures the loop.
     fn activate(&mut self) {
+        self.rid_active = self.state.random_id;
         self.tt_active = self.state.tag_tamper.as_ref().is_some_and(|t| t.enabled);
         if self.tt_active {
             self.measure_tt();
@@ -219,7 +226,31 @@ impl SimChip {
         self.pending = Pending::None;
         self.sdm_cursor = None;
         self.delay_served = false;
+        self.rid = None;
         self.activate();
+    }
+
+    /// The identifier the chip gives in ISO/IEC 14443-3 anticollision in this activation,
+    /// which a PC/SC reader reports for its `FF CA 00 00 00` (GetData UID) pseudo-APDU: the
+    /// 7-byte UID, or with Random ID on a random 4-byte ID (RID) whose first byte is `08h`
+    /// (ISO/IEC 14443-3 §6.5.4: UID0 `08h` marks a random number; NXP AN10927 and NXP's
+    /// answer for EV2-generation chips, docs/chip-facts.md §9), new in every activation.
+    /// Random ID switched on in this activation shows from the next one (anticollision is
+    /// over by then).
+    pub fn anticollision_id(&mut self) -> Vec<u8> {
+        if !self.rid_active {
+            return self.state.uid.to_vec();
+        }
+        let rid = match self.rid {
+            Some(r) => r,
+            None => {
+                let mut r = self.random::<4>();
+                r[0] = 0x08;
+                self.rid = Some(r);
+                r
+            }
+        };
+        rid.to_vec()
     }
 
     /// True while an authenticated session is open.
@@ -248,6 +279,12 @@ impl SimChip {
     /// Processes one command APDU and returns the response APDU.
     pub fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
         self.apdus += 1;
+        if apdu == [0xFF, 0xCA, 0x00, 0x00, 0x00] {
+            // The reader's GetData pseudo-APDU (PC/SC part 3 §3.2.2.1.3): the simulator is
+            // also the reader, and answers with what anticollision gave, without the chip
+            // seeing a command (an SDM read sequence goes on).
+            return with_sw(self.anticollision_id(), sw::ISO_OK);
+        }
         let cursor = self.sdm_cursor.take();
         let result = match apdu.first() {
             None => Err(sw::ISO_LENGTH),
