@@ -517,6 +517,7 @@ impl ConfigFile {
         Ok(Batch {
             name,
             lrp,
+            read_ctr_limit: read.read_ctr_limit,
             active: b.active,
             template: b
                 .template
@@ -633,6 +634,7 @@ impl FlagFolder {
                     .template
                     .unwrap_or_else(|| crate::sun::DEFAULT_TEMPLATE.to_string()),
                 lrp: read.lrp,
+                read_ctr_limit: read.read_ctr_limit,
                 tags: read.tags,
             });
         }

@@ -40,6 +40,7 @@ pub struct BatchRow {
     pub active: bool,
     pub template: String,
     pub lrp: bool,
+    pub read_ctr_limit: Option<u32>,
 }
 
 pub struct TagRow {
@@ -135,6 +136,7 @@ impl CatalogRows {
                     active: b.active,
                     template: b.template,
                     lrp: b.lrp,
+                    read_ctr_limit: b.read_ctr_limit,
                     tags: Vec::new(),
                 },
             ));

@@ -59,7 +59,7 @@ pub(super) async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loa
     }
     for r in tx
         .query(
-            "SELECT id, group_id, name, active, template, lrp FROM batches ORDER BY id",
+            "SELECT id, group_id, name, active, template, lrp, read_ctr_limit FROM batches ORDER BY id",
             &[],
         )
         .await
@@ -72,6 +72,7 @@ pub(super) async fn load_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(Loa
             active: r.get(3),
             template: r.get(4),
             lrp: r.get(5),
+            read_ctr_limit: r.get::<_, Option<i32>>(6).map(|n| n as u32),
         });
     }
     for r in tx
@@ -308,13 +309,20 @@ pub(super) async fn import(
             for b in &g.batches {
                 let bid: i64 = tx
                     .query_one(
-                        "INSERT INTO batches(group_id, name, active, template, lrp)
-                         VALUES ($1, $2, $3, $4, $5)
+                        "INSERT INTO batches(group_id, name, active, template, lrp, read_ctr_limit)
+                         VALUES ($1, $2, $3, $4, $5, $6)
                          ON CONFLICT (name) DO UPDATE SET group_id = excluded.group_id,
                            active = excluded.active, template = excluded.template,
-                           lrp = excluded.lrp
+                           lrp = excluded.lrp, read_ctr_limit = excluded.read_ctr_limit
                          RETURNING id",
-                        &[&gid, &b.name, &b.active, &b.template, &b.lrp],
+                        &[
+                            &gid,
+                            &b.name,
+                            &b.active,
+                            &b.template,
+                            &b.lrp,
+                            &b.read_ctr_limit.map(|n| n as i32),
+                        ],
                     )
                     .await
                     .map_err(pg)?

@@ -79,6 +79,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX scans_time ON scans(time_ms);",
     // 3: the batch's SUN mode (issue 12: LRP batches).
     "ALTER TABLE batches ADD COLUMN lrp boolean NOT NULL DEFAULT false;",
+    // 4: the batch's SDMReadCtrLimit (issue 21: `batch --read-counter-limit`).
+    "ALTER TABLE batches ADD COLUMN read_ctr_limit integer;",
 ];
 
 pub(super) async fn migrate(pool: &Pool) -> Result<(), Msg> {

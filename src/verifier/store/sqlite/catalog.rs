@@ -63,7 +63,7 @@ pub(super) fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreE
         .and_then(Iterator::collect)
         .map_err(&e)?;
     let mut st = conn
-        .prepare("SELECT id, group_id, name, active, template, lrp FROM batches ORDER BY id")
+        .prepare("SELECT id, group_id, name, active, template, lrp, read_ctr_limit FROM batches ORDER BY id")
         .map_err(&e)?;
     rows.batches = st
         .query_map([], |r| {
@@ -74,6 +74,7 @@ pub(super) fn load_from(conn: &Connection, path: &Path) -> Result<Loaded, StoreE
                 active: r.get(3)?,
                 template: r.get(4)?,
                 lrp: r.get(5)?,
+                read_ctr_limit: r.get(6)?,
             })
         })
         .and_then(Iterator::collect)
@@ -193,11 +194,13 @@ pub(super) fn import(
             for b in &g.batches {
                 let bid: i64 = tx
                     .query_row(
-                        "INSERT INTO batches(group_id, name, active, template, lrp) VALUES(?1,?2,?3,?4,?5)
+                        "INSERT INTO batches(group_id, name, active, template, lrp, read_ctr_limit)
+                         VALUES(?1,?2,?3,?4,?5,?6)
                          ON CONFLICT(name) DO UPDATE SET group_id=excluded.group_id,
-                           active=excluded.active, template=excluded.template, lrp=excluded.lrp
+                           active=excluded.active, template=excluded.template, lrp=excluded.lrp,
+                           read_ctr_limit=excluded.read_ctr_limit
                          RETURNING id",
-                        params![gid, b.name, b.active, b.template, b.lrp],
+                        params![gid, b.name, b.active, b.template, b.lrp, b.read_ctr_limit],
                         |r| r.get(0),
                     )
                     .map_err(&e)?;

@@ -77,6 +77,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX scans_time ON scans(time_ms);",
     // 3: the batch's SUN mode (issue 12: LRP batches).
     "ALTER TABLE batches ADD COLUMN lrp INTEGER NOT NULL DEFAULT 0;",
+    // 4: the batch's SDMReadCtrLimit (issue 21: `batch --read-counter-limit`).
+    "ALTER TABLE batches ADD COLUMN read_ctr_limit INTEGER;",
 ];
 
 /// Applies the migrations this database has not had yet, each in its own transaction; a
