@@ -402,3 +402,42 @@ impl SimChip {
         Ok(with_sw(first, sw::MORE))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GET_UID: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];
+
+    /// The reader's GetData UID (PC/SC part 3): the UID, and with Random ID on (from the next
+    /// activation) a random 4-byte ID with UID0 = 08h (ISO/IEC 14443-3), the same within an
+    /// activation and new in the next; GetVersion's UID is then zero (NT4H2421Gx Table 58).
+    #[test]
+    fn random_id_shows_from_the_next_activation() {
+        let uid = [0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66];
+        let mut chip = SimChip::new(ChipState::factory(uid));
+        assert_eq!(chip.process(&GET_UID), [&uid[..], &[0x90, 0x00]].concat());
+        chip.state.random_id = true;
+        // This activation's anticollision is over: still the UID.
+        assert_eq!(chip.process(&GET_UID)[..7], uid);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..8 {
+            chip.power_cycle();
+            let a = chip.process(&GET_UID);
+            assert_eq!(a.len(), 4 + 2);
+            assert_eq!((a[0], &a[4..]), (0x08, &[0x90, 0x00][..]));
+            assert_eq!(chip.process(&GET_UID), a, "one ID per activation");
+            seen.insert(a);
+        }
+        assert!(seen.len() > 1, "a new ID per activation");
+        // GetVersion frame 3 starts with a zero UID.
+        chip.process(&[
+            0x00, 0xA4, 0x04, 0x0C, 0x07, 0xD2, 0x76, 0x00, 0x00, 0x85, 0x01, 0x01,
+        ]);
+        chip.process(&[0x90, 0x60, 0x00, 0x00, 0x00]);
+        chip.process(&[0x90, 0xAF, 0x00, 0x00, 0x00]);
+        let third = chip.process(&[0x90, 0xAF, 0x00, 0x00, 0x00]);
+        assert_eq!(third[..7], [0u8; 7]);
+        assert_eq!(third[third.len() - 2..], [0x91, 0x00]);
+    }
+}
