@@ -320,3 +320,58 @@ fn a_resumed_batch_keeps_its_lifecycle_options() {
     assert_eq!(code, 2);
     assert!(stderr.contains("from 2 to 16777214"), "{stderr}");
 }
+
+/// On a terminal `--random-uid` asks for the typed confirmation, as `--lrp-irreversible` does
+/// (`script` gives the batch a pseudo-terminal): anything else stops before any tag is
+/// touched; `RANDOM-UID` goes on.
+#[test]
+fn random_uid_needs_the_typed_confirmation_on_a_terminal() {
+    use std::io::Write;
+    let sb = run::Sandbox::new();
+    let tags = sb.path().join("tags");
+    let out = sb.path().join("out");
+    let ok = sb
+        .tag424()
+        .args(["sim", "new", "--count", "1", "--dir"])
+        .arg(&tags)
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let on_a_terminal = |typed: &str| {
+        let cmd = format!(
+            "tag424 --no-profile batch --reader sim:{} --generate-xuids 1 --out {} --random-uid",
+            tags.display(),
+            out.display()
+        );
+        let mut child = sb
+            .command("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{typed}\n").as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let said = on_a_terminal("yes");
+    assert!(said.contains("--random-uid is IRREVERSIBLE"), "{said}");
+    assert!(said.contains("Type RANDOM-UID to continue"), "{said}");
+    assert!(said.contains("not confirmed: no tag was touched"), "{said}");
+    assert!(!out.join("journal.jsonl").exists(), "no batch was started");
+    let listed = sb
+        .tag424()
+        .args(["sim", "list", "--dir"])
+        .arg(&tags)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("factory"));
+    let said = on_a_terminal("RANDOM-UID");
+    assert!(said.contains("Done: 1 tag encoded and verified"), "{said}");
+}
