@@ -343,6 +343,9 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             say(&line);
         }
     }
+    if lifecycle.random_uid && opts.encode.template.has(&tag424::sun::template::Part::Uid) {
+        eprintln!("note: the URL template's {{uid}} puts each tag's real UID in every URL in clear, which Random ID hides from readers; {{picc}} carries it encrypted");
+    }
     let mut readers = Vec::new();
     for (spec, early) in specs.iter().zip(early) {
         readers.push(match early {

@@ -147,6 +147,9 @@ pub enum ProvisionError {
     /// journal's Random ID tags (its SUN message verifies with none of their keys).
     #[error("this tag has Random ID switched on (GetVersion shows no UID) and its key 0 is not the factory key, but its SUN message verifies with none of this folder's Random ID tags: it belongs to another batch (present it there) or was changed outside this tool; no key was tried, nothing was changed")]
     RandomIdUnknown,
+    /// `tag424 reset` of a tag with Random ID on (not supported yet).
+    #[error("this tag has Random ID switched on (GetVersion shows no UID): `tag424 reset` does not find such tags yet (it looks tags up by that UID); nothing was changed. Random ID itself can never be switched off")]
+    RandomIdReset,
     /// The code list is used up.
     #[error("no unused tag code (XUID) is left for tag {uid}")]
     NoXuidLeft {
@@ -224,6 +227,7 @@ impl ProvisionError {
             | ProvisionError::NotNtag424 { .. }
             | ProvisionError::Layout(_)
             | ProvisionError::RandomIdUnknown
+            | ProvisionError::RandomIdReset
             | ProvisionError::Journal(_) => None,
         }
     }
