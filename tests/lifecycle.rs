@@ -375,3 +375,53 @@ fn random_uid_needs_the_typed_confirmation_on_a_terminal() {
     let said = on_a_terminal("RANDOM-UID");
     assert!(said.contains("Done: 1 tag encoded and verified"), "{said}");
 }
+
+/// A Random ID batch of 20 tags over a reader that loses answers and tags
+/// (`drop=0.08&remove=0.03&seed=11`, as tests/flaky_reader.rs): every tag is finished without the operator, each code on one
+/// tag, the chips' keys are the journal's (found again by GetCardUID or the SUN message when
+/// the cut came after the switch), Random ID on every chip and no failed authentication.
+#[test]
+fn a_random_uid_batch_over_a_flaky_reader_finishes_every_tag() {
+    use tag424::provision::batch::{generate_xuids, run_batch, BatchEvent, BatchOptions};
+    use tag424::sim::dir::{SimDir, SimReader, SimReaderOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 20;
+    let sim = SimDir::open(&tmp.path().join("tags")).unwrap();
+    let out = tmp.path().join("out");
+    let mut journal = Journal::open(&out).unwrap();
+    let xuids = generate_xuids(n);
+    let mut reader = SimReader::new(sim.clone(), true)
+        .unwrap()
+        .with_options(SimReaderOptions::parse("drop=0.08&remove=0.03&seed=11").unwrap());
+    let o = BatchOptions {
+        encode: random_uid_opts("https://v.example/a?p={picc}&c={mac}"),
+        count: None,
+        stop: None,
+        trace: None,
+    };
+    let mut retries = 0;
+    let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |e| match e {
+        BatchEvent::Retry { .. } => retries += 1,
+        BatchEvent::Failed { error } => eprintln!("failed: {error}"),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(summary.encoded, n, "{summary:?}");
+    assert!(retries > 0, "the reader was flaky");
+    drop(journal);
+    let journal = batchhelp::verified_once(&out, n);
+    let tags = sim.list().unwrap();
+    assert_eq!(tags.len(), n);
+    for state in &tags {
+        let uid = hex::encode_upper(state.uid);
+        let entry = journal.tag(&uid).expect("the journal knows the real UID");
+        assert!(state.random_id && entry.random_id, "{uid}");
+        assert_eq!(state.failed_auths, 0, "{uid}: no key tried in vain");
+        for k in 0..5u8 {
+            assert_eq!(
+                &state.keys[k as usize],
+                entry.keys().unwrap().get(k).unwrap()
+            );
+        }
+    }
+}

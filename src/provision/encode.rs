@@ -334,20 +334,53 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
     step(Step::Identify);
     let mut id = identify(card, opts.trust_simulator)?;
     if id.random_id {
-        match super::random_uid::reveal(card, journal, opts, &id)? {
-            super::random_uid::Revealed::Factory { uid, originality } => {
-                id.uid = uid;
-                id.originality = originality;
-            }
-            super::random_uid::Revealed::Planned(entry) => {
-                if entry.verified {
-                    return Ok(Outcome::AlreadyDone {
-                        uid: entry.uid,
-                        xuid: entry.xuid,
-                    });
+        // Random ID on: found by what the journal points to, never by trying keys.
+        if super::random_uid::key0_is_factory(card)? {
+            // The factory key: AES, or LRP when the tag was switched (919D to AES); then
+            // GetCardUID (CommMode.Full: the UID comes encrypted, its MACt verified).
+            let s = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+                Ok(s) => s,
+                Err(e) if e.status() == Some(Sw::PermissionDenied) => {
+                    match card.authenticate_lrp_first(0, &AesKey::FACTORY) {
+                        Ok(s) => s,
+                        Err(e) if e.status() == Some(Sw::AuthenticationError) => {
+                            return Err(ProvisionError::RandomIdUnknown)
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-                return finish_changed(card, journal, opts, &entry, start, step);
+                Err(e) if e.status() == Some(Sw::AuthenticationError) => {
+                    return Err(ProvisionError::RandomIdUnknown)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (session, uid) = s.get_card_uid()?;
+            let originality = check_originality(&uid, &id.signature, opts.trust_simulator)?;
+            let hex_uid = hex::encode_upper(uid);
+            let known = journal.with(|j| j.tag(&hex_uid).filter(|t| !t.reset).cloned());
+            match known {
+                // Journaled and unfinished: finished in this same session (no second
+                // authentication, fewer exchanges for a flaky reader to lose).
+                Some(entry) if !entry.verified => {
+                    return finish_revealed(session, journal, opts, &entry, start, step);
+                }
+                _ => {
+                    // ISOSelectFile ends the authentication; the tag goes on as one that
+                    // showed its real UID.
+                    session.end().select_ndef_application()?;
+                    id.uid = uid;
+                    id.originality = originality;
+                }
             }
+        } else {
+            let entry = super::random_uid::find_planned(card, journal, opts)?;
+            if entry.verified {
+                return Ok(Outcome::AlreadyDone {
+                    uid: entry.uid,
+                    xuid: entry.xuid,
+                });
+            }
+            return finish_changed(card, journal, opts, &entry, start, step);
         }
     }
     let uid = hex::encode_upper(id.uid);
@@ -538,59 +571,107 @@ fn finish<T: Transport, J: JournalAccess>(
     };
     let plan = plan_for(opts, xuid)?;
     step(Step::Authenticate);
-    with_key0(
-        card,
-        mode,
-        keys.key(KeyNo::MASTER),
-        uid,
-        |s, key0| match key0 {
-            Key0::Planned => {
-                // Key 0 is changed last, so everything before it happened. Leave the session
-                // (ISOSelectFile resets authentication) so the read-back is mirrored.
-                let card = s.end();
-                card.select_ndef_application()?;
-                Ok(())
-            }
-            Key0::Factory => {
-                // Planned for LRP but still AES: the switch was not sent (it may have been
-                // journaled); send it now, before the settings and the keys.
-                let s = if s.mode() != mode {
-                    super::lrp::switch(s, journal, uid, step)?
-                } else {
-                    s
-                };
-                // Sent again when it may have been sent (harmless: the bit stays set).
-                let s = if opts.lifecycle.random_uid || entry.random_id {
-                    super::random_uid::switch_on(s, journal, uid, entry.random_id, step)?
-                } else {
-                    s
-                };
-                step(Step::WriteNdef);
-                let (mut s, fs) = s.get_file_settings(2)?;
-                if fs.sdm.is_none() {
-                    s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
-                    s = sdm_settings(s, opts, &plan)?;
-                } else if fs != plan.settings {
-                    // Settings of another template: not what this batch planned.
-                    return Err(ProvisionError::OtherBatch { uid: uid.clone() });
-                }
-                step(Step::ChangeKeys);
-                for k in KeyNo::APP {
-                    let version;
-                    (s, version) = s.get_key_version(k.get())?;
-                    if version != KEY_VERSION {
-                        s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
-                    }
-                }
-                s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?;
-                Ok(())
-            }
-        },
-    )?;
+    with_key0(card, mode, keys.key(KeyNo::MASTER), uid, |s, key0| {
+        finish_in(s, key0, journal, opts, entry, &plan, false, step).map(|_| ())
+    })?;
     let done = Done {
         keys,
         uid,
         xuid,
+        plan: &plan,
+        start,
+        recovered: true,
+        logged: entry.keys_changed,
+    };
+    complete(card, journal, opts, done, step)
+}
+
+/// The steps of an interrupted tag that did not happen, in the session key 0 opened, in the
+/// order of a fresh tag (the LRP switch, if not made yet, and Random ID before the SDM settings
+/// and the keys). `random_shown`: the tag answered with a random ID already.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn finish_in<'c, T: Transport, J: JournalAccess>(
+    s: Session<'c, T>,
+    key0: Key0,
+    journal: &mut J,
+    opts: &EncodeOptions,
+    entry: &TagEntry,
+    plan: &NdefLayout,
+    random_shown: bool,
+    step: &mut dyn FnMut(Step),
+) -> Result<&'c mut Card<T>, ProvisionError> {
+    let TagEntry { uid, lrp, .. } = entry;
+    let keys = entry.keys()?;
+    let mode = if *lrp { SdmMode::Lrp } else { SdmMode::Aes };
+    match key0 {
+        Key0::Planned => {
+            // Key 0 is changed last, so everything before it happened. Leave the session
+            // (ISOSelectFile resets authentication) so the read-back is mirrored.
+            let card = s.end();
+            card.select_ndef_application()?;
+            Ok(card)
+        }
+        Key0::Factory => {
+            // Planned for LRP but still AES: the switch was not sent (it may have been
+            // journaled); send it now, before the settings and the keys.
+            let s = if s.mode() != mode {
+                super::lrp::switch(s, journal, uid, step)?
+            } else {
+                s
+            };
+            // Sent (again, harmless: the bit stays set) unless the tag shows it already.
+            let s = if (opts.lifecycle.random_uid || entry.random_id) && !random_shown {
+                super::random_uid::switch_on(s, journal, uid, entry.random_id, step)?
+            } else {
+                s
+            };
+            step(Step::WriteNdef);
+            let (mut s, fs) = s.get_file_settings(2)?;
+            if fs.sdm.is_none() {
+                s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
+                s = sdm_settings(s, opts, plan)?;
+            } else if fs != plan.settings {
+                // Settings of another template: not what this batch planned.
+                return Err(ProvisionError::OtherBatch { uid: uid.clone() });
+            }
+            step(Step::ChangeKeys);
+            for k in KeyNo::APP {
+                let version;
+                (s, version) = s.get_key_version(k.get())?;
+                if version != KEY_VERSION {
+                    s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
+                }
+            }
+            Ok(s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?)
+        }
+    }
+}
+
+/// Finishes a journaled tag with Random ID on whose factory key 0 opened `s` (and GetCardUID
+/// named): the missing steps in that same session, then the read-back.
+pub(super) fn finish_revealed<T: Transport, J: JournalAccess>(
+    s: Session<'_, T>,
+    journal: &mut J,
+    opts: &EncodeOptions,
+    entry: &TagEntry,
+    start: usize,
+    step: &mut dyn FnMut(Step),
+) -> Result<Outcome, ProvisionError> {
+    let mode = if entry.lrp {
+        SdmMode::Lrp
+    } else {
+        SdmMode::Aes
+    };
+    let opts = &EncodeOptions {
+        template: opts.template.clone().with_mode(mode),
+        ..opts.clone()
+    };
+    let plan = plan_for(opts, &entry.xuid)?;
+    let card = finish_in(s, Key0::Factory, journal, opts, entry, &plan, true, step)?;
+    let done = Done {
+        keys: entry.keys()?,
+        uid: &entry.uid,
+        xuid: &entry.xuid,
         plan: &plan,
         start,
         recovered: true,
