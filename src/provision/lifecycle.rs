@@ -18,8 +18,9 @@
 //!
 //! **SDMReadCtrLimit** (NT4H2421Gx §9.3.2, SDMOptions bit 5, 3 bytes LSB first in
 //! ChangeFileSettings, Table 69): once the SDM read counter equals the limit the chip refuses
-//! every further unauthenticated read of the NDEF file (ISOReadBinary 6982; ReadData
-//! 919D). The encoding's own read-back is read 1.
+//! every further unauthenticated read of the NDEF file (ISOReadBinary 6982, Table 89; the
+//! ReadData status is not published: the simulator answers 919D, docs/chip-facts.md §7).
+//! The encoding's own read-back is read 1.
 
 use serde::{Deserialize, Serialize};
 
