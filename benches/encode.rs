@@ -17,6 +17,7 @@ fn encode(n: usize, template: Template, label: &str) {
     let mut journal = Journal::open(tmp.path()).expect("journal");
     let xuids = generate_xuids(n);
     let opts = EncodeOptions {
+        lifecycle: Default::default(),
         template,
         trust_simulator: true,
         master: None,

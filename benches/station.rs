@@ -37,6 +37,7 @@ fn main() {
             .collect();
         let opts = BatchOptions {
             encode: EncodeOptions {
+                lifecycle: Default::default(),
                 template: Template::default(),
                 trust_simulator: true,
                 master: None,

@@ -126,6 +126,7 @@ fn tags_per_minute_use_the_exchanges_a_fresh_tag_takes() {
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let opts = EncodeOptions {
+            lifecycle: Default::default(),
             template,
             trust_simulator: true,
             master: None,

@@ -127,6 +127,7 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
             kind: FaultKind::AfterApply,
         }));
         let opts = EncodeOptions {
+            lifecycle: Default::default(),
             template: Template::default(),
             trust_simulator: true,
             master: None,

@@ -125,6 +125,17 @@ fn setconfiguration() {
     done(card);
 }
 
+/// The one call `batch --random-uid` makes sends AN12196 Table 27's bytes exactly (option
+/// `00`, data `02`, NT4H2421Gx §10.5.1 Table 50) and verifies the answer's MACt.
+#[test]
+fn enable_random_id_is_table_27() {
+    let (_, fx) = fixture!("an12196-t27-setconfiguration.apdu");
+    let mut card = Card::new(Replay::new(&fx));
+    let s = session(&fx, &mut card).enable_random_id().unwrap();
+    drop(s);
+    done(card);
+}
+
 #[test]
 fn getcarduid() {
     let (_, fx) = fixture!("an12196-t28-getcarduid.apdu");

@@ -31,6 +31,7 @@ fn flaky_batch_in(
         .with_options(SimReaderOptions::parse(query).unwrap());
     let o = BatchOptions {
         encode: EncodeOptions {
+            lifecycle: Default::default(),
             template,
             trust_simulator: true,
             master: None,

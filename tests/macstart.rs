@@ -21,6 +21,7 @@ fn encoded(template: &str) -> (Template, SimChip, SunKeys) {
     let t = Template::parse(template).unwrap();
     let mut journal = Journal::open(tmp.path()).unwrap();
     let opts = EncodeOptions {
+        lifecycle: Default::default(),
         template: t.clone(),
         trust_simulator: true,
         master: None,

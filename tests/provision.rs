@@ -13,6 +13,7 @@ use tag424::sun::{self, SunKeys, Template};
 
 fn opts() -> EncodeOptions {
     EncodeOptions {
+        lifecycle: Default::default(),
         template: Template::default(),
         trust_simulator: true,
         master: None,
@@ -153,6 +154,7 @@ fn foreign_and_wrong_chips_are_refused_untouched() {
     // A simulated chip when simulated signatures are not trusted.
     let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::random_factory())));
     let strict = EncodeOptions {
+        lifecycle: Default::default(),
         trust_simulator: false,
         ..opts()
     };
@@ -209,6 +211,7 @@ fn diversified_keys_can_be_rederived_from_the_uid() {
     let mut journal = Journal::open(tmp.path()).unwrap();
     let master: AesKey = "00112233445566778899AABBCCDDEEFF".parse().unwrap();
     let o = EncodeOptions {
+        lifecycle: Default::default(),
         master: Some(master.clone()),
         ..opts()
     };
@@ -392,6 +395,7 @@ fn a_tag_another_batch_left_half_done_is_refused_before_anything_is_written() {
     // Batch B, another folder and template, sees it next.
     let mut b = Journal::open(&tmp.path().join("b")).unwrap();
     let other = EncodeOptions {
+        lifecycle: Default::default(),
         template: Template::parse("https://other.example/t/{xuid}?c={ctr}&m={mac}").unwrap(),
         ..opts()
     };

@@ -25,6 +25,7 @@ const SWITCH: usize = 8;
 
 fn opts() -> EncodeOptions {
     EncodeOptions {
+        lifecycle: Default::default(),
         template: Template::parse(TEMPLATE).unwrap().with_mode(SdmMode::Lrp),
         trust_simulator: true,
         master: None,
@@ -249,6 +250,7 @@ fn tt_templates_need_tag_tamper_tags_and_lrp_tags_need_the_flag() {
     let mut journal = Journal::open(tmp.path()).unwrap();
     let mut next = |_: &Journal| Some("tagx".to_string());
     let tt = EncodeOptions {
+        lifecycle: Default::default(),
         template: Template::parse("https://v.example/?{macstart}n={ctr}&t={tt}&c={mac}").unwrap(),
         trust_simulator: true,
         master: None,
@@ -261,6 +263,7 @@ fn tt_templates_need_tag_tamper_tags_and_lrp_tags_need_the_flag() {
     let mut state = ChipState::factory([5; 7]);
     state.lrp = true;
     let aes = EncodeOptions {
+        lifecycle: Default::default(),
         template: Template::default(),
         trust_simulator: true,
         master: None,
@@ -304,6 +307,7 @@ fn lrp_with_macstart_from_the_start_of_the_url_and_from_the_picc_data() {
         let tmp = tempfile::tempdir().unwrap();
         let mut journal = Journal::open(tmp.path()).unwrap();
         let o = EncodeOptions {
+            lifecycle: Default::default(),
             template: Template::parse(template).unwrap().with_mode(SdmMode::Lrp),
             trust_simulator: true,
             master: None,
@@ -351,6 +355,7 @@ fn an_lrp_batch_refuses_another_batchs_half_done_tag_before_the_switch() {
     // An AES batch A is interrupted after ChangeFileSettings (SDM on, write access by key 3).
     let mut a = Journal::open(&tmp.path().join("a")).unwrap();
     let aes = EncodeOptions {
+        lifecycle: Default::default(),
         template: Template::parse(TEMPLATE).unwrap(),
         ..opts()
     };

@@ -94,6 +94,7 @@ fn three_readers_share_one_journal_and_finish_a_pulled_tag() {
         .collect();
     let opts = BatchOptions {
         encode: EncodeOptions {
+            lifecycle: Default::default(),
             template: Template::default(),
             trust_simulator: true,
             master: None,
@@ -185,6 +186,7 @@ fn a_resumed_simulated_batch_presents_only_the_tags_not_done() {
     let xuids = generate_xuids(5);
     let opts = |count| BatchOptions {
         encode: EncodeOptions {
+            lifecycle: Default::default(),
             template: Template::default(),
             trust_simulator: true,
             master: None,
@@ -272,6 +274,7 @@ fn a_rehearsal_folder_stays_simulated() {
     let xuids = generate_xuids(2);
     let opts = |trust| BatchOptions {
         encode: EncodeOptions {
+            lifecycle: Default::default(),
             template: Template::default(),
             trust_simulator: trust,
             master: None,

@@ -96,6 +96,53 @@ pub struct BatchArgs {
     /// `--mode lrp`). On a terminal you confirm once per batch. Costs 18 APDUs per tag (AES: 15).
     #[arg(long)]
     pub lrp_irreversible: bool,
+    /// IRREVERSIBLE (like --lrp-irreversible; confirmed the same way): switch every tag's Random
+    /// ID on (SetConfiguration, NT4H2421Gx §10.5.1). From then on the tag answers every
+    /// reader and phone with a new random 4-byte ID (08…) instead of its UID, for good, so
+    /// its UID cannot be used to track it; the real UID stays in its SUN message (PICCData)
+    /// and is read only after authentication (GetCardUID). associate.csv, the journal and the
+    /// verifier keep the real UID. A batch keeps the value it was started with.
+    #[arg(long)]
+    pub random_uid: bool,
+    /// Let each tag give at most N SUN reads (SDMReadCtrLimit, NT4H2421Gx §9.3.2): when its
+    /// read counter reaches N the chip refuses further reads of its URL (a phone then reads
+    /// nothing). The encoding's own read-back is read 1, so phones get N-1 taps; 2 to
+    /// 16777214. Set once per tag; re-encoding needs `tag424 reset`. A batch keeps the value
+    /// it was started with; `tag424 serve` says "read limit reached" for a copy of the last read.
+    #[arg(long, value_name = "N")]
+    pub read_counter_limit: Option<u32>,
+}
+
+/// IRREVERSIBLE options of this run that need the operator's typed confirmation (the
+/// `--lrp-irreversible` one is asked by `confirm_lrp`). To be folded into the generic list of
+/// irreversible options.
+fn confirm_irreversible(
+    lifecycle: &tag424::provision::lifecycle::Lifecycle,
+) -> Result<(), CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let list = lifecycle.irreversible();
+    if list.is_empty() || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let mut err = std::io::stderr();
+    for (flag, what) in &list {
+        let _ = writeln!(err, "{flag} is IRREVERSIBLE: {what}.");
+    }
+    let _ = write!(err, "Type RANDOM-UID to continue: ");
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::input(format!("reading the confirmation: {e}")))?;
+    if line.trim() != "RANDOM-UID" {
+        return Err(CliError {
+            code: 2,
+            message: "not confirmed: no tag was touched".into(),
+            help: Some("re-run and type RANDOM-UID, or leave out --random-uid to keep the tags' fixed UIDs".into()),
+        });
+    }
+    Ok(())
 }
 
 /// Asks the operator, on a terminal, to confirm the irreversible switch once for the batch.
@@ -151,9 +198,21 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let specs = super::reader::required_all(&args.reader)?;
     let simulated = specs.iter().all(|s| s.is_sim());
     let master = args.master.resolve()?;
+    let lifecycle = tag424::provision::lifecycle::Lifecycle {
+        random_uid: args.random_uid,
+        read_ctr_limit: args.read_counter_limit,
+    };
+    lifecycle.check().map_err(|e| CliError {
+        code: 2,
+        message: e.to_string(),
+        help: Some(
+            "give --read-counter-limit a number in that range, or leave it out for no limit".into(),
+        ),
+    })?;
     if args.lrp_irreversible {
         confirm_lrp()?;
     }
+    confirm_irreversible(&lifecycle)?;
     let stop = Arc::new(AtomicBool::new(false));
     let sim_dir = args.out.join("simulated-tags");
     // Two specs of one simulated folder (`sim` and `sim:OUT/simulated-tags`, `sim:T` and
@@ -218,6 +277,20 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         e => CliError::input(e.to_string()),
     })?;
     check_layout(&template, &xuids)?;
+    let lifecycle = match lifecycle.settle(&mut journal).map_err(super::journal_error)? {
+        Ok(l) => l,
+        Err(e) => {
+            return Err(CliError {
+                code: 2,
+                message: e.to_string(),
+                help: Some(format!(
+                    "re-run with {} to resume this batch, or give another --out to start a new batch with {}",
+                    journal.lifecycle().flags(),
+                    lifecycle.flags()
+                )),
+            })
+        }
+    };
     let used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
     let opts = BatchOptions {
         encode: EncodeOptions {
@@ -226,6 +299,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             // (`BatchOptions::simulated`), as one with --trust-simulator is.
             trust_simulator: args.trust_simulator || simulated,
             master,
+            lifecycle,
         },
         count: args.count,
         stop: Some(stop.clone()),
@@ -256,6 +330,21 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     }
     if let Some(h) = &healed {
         eprintln!("{h}");
+    }
+    // The lifecycle options, before the first tag.
+    if args.json {
+        print_json(
+            &serde_json::json!({"format": FORMAT_VERSION, "event": "lifecycle",
+            "random_uid": lifecycle.random_uid, "read_ctr_limit": lifecycle.read_ctr_limit,
+            "irreversible": lifecycle.irreversible().iter().map(|(f, _)| *f).collect::<Vec<_>>()}),
+        );
+    } else {
+        for line in lifecycle_lines(&lifecycle) {
+            say(&line);
+        }
+    }
+    if lifecycle.random_uid && opts.encode.template.has(&tag424::sun::template::Part::Uid) {
+        eprintln!("note: the URL template's {{uid}} puts each tag's real UID in every URL in clear, which Random ID hides from readers; {{picc}} carries it encrypted");
     }
     let mut readers = Vec::new();
     for (spec, early) in specs.iter().zip(early) {
@@ -315,6 +404,18 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         }),
         Some(Stop::NoMoreTags) | None => Ok(if summary.failed > 0 { 1 } else { 0 }),
     }
+}
+
+/// The lifecycle options in words (none: no line).
+fn lifecycle_lines(l: &tag424::provision::lifecycle::Lifecycle) -> Vec<String> {
+    let mut v = Vec::new();
+    if l.random_uid {
+        v.push("Random ID: ON, IRREVERSIBLE: each tag will answer readers with a new random ID for good (associate.csv and the verifier keep its real UID).".into());
+    }
+    if let Some(n) = l.read_ctr_limit {
+        v.push(format!("Read limit: {n} SUN reads per tag (the encoding's read-back is read 1: {} taps), then the tag refuses to be read.", n - 1));
+    }
+    v
 }
 
 fn reader_twice(name: &str) -> CliError {

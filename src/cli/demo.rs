@@ -78,6 +78,7 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
     let mut reader = SimReader::new(sim.clone(), true).map_err(fail)?;
     let opts = BatchOptions {
         encode: EncodeOptions {
+            lifecycle: Default::default(),
             template: template.clone(),
             trust_simulator: true,
             master: None,

@@ -22,6 +22,7 @@ fn step_name(s: Step) -> &'static str {
         Step::Identify => "identifying",
         Step::Authenticate => "authenticating",
         Step::SwitchToLrp => "switching to LRP",
+        Step::RandomId => "switching to random ID",
         Step::WriteNdef => "writing URL",
         Step::ChangeKeys => "changing keys",
         Step::Verify => "verifying",

@@ -177,6 +177,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
     }
     let mut card = a.tag.card(&a.out.join("simulated-tags"), false)?;
     let opts = EncodeOptions {
+        lifecycle: Default::default(),
         template,
         trust_simulator: a.tag.trust(),
         master,
@@ -253,6 +254,9 @@ struct Info {
     keys: KeyState,
     /// The UID the reader reports (`FF CA 00 00 00`), where the reader supports it.
     reader_uid: Option<String>,
+    /// Random ID is on: GetVersion's UID is zero (NT4H2421Gx Table 58); the real UID, which
+    /// the originality signature and the journals go by, is read only after authentication.
+    random_id: bool,
 }
 
 pub fn info(a: InfoArgs) -> Result<u8, CliError> {
@@ -326,18 +330,22 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
         xuid,
         keys,
         reader_uid,
+        random_id: v.uid == [0u8; 7],
     };
     if a.json {
         print_json(&info);
         return Ok(0);
     }
-    say(&format!(
-        "{}  UID {}  ({})",
-        info.product, info.uid, info.state
-    ));
+    let uid = if info.random_id {
+        "hidden (Random ID is on)".to_string()
+    } else {
+        info.uid.clone()
+    };
+    say(&format!("{}  UID {}  ({})", info.product, uid, info.state));
     say(&format!(
         "  originality   {}",
         match info.originality {
+            _ if info.random_id => "not checked: Random ID is on (the UID the signature covers is read only after authentication)",
             Originality::GenuineNxp => "genuine NXP signature",
             Originality::Simulated => "simulated chip (tag424 test key)",
             Originality::Invalid => "NOT GENUINE: signature does not verify",
@@ -362,13 +370,19 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     if let Some(x) = &info.xuid {
         say(&format!("  tag code      {x}"));
     }
-    say(&format!(
-        "  keys          {}",
-        key_words(&info.keys, a.out.is_empty())
-    ));
+    if info.random_id {
+        say("  keys          Random ID is on: the UID the journals know is read only after authentication, which `info` never does; `batch` with the tag's folder finds it (by its factory key 0 and GetCardUID, or by its SUN message)");
+    } else {
+        say(&format!(
+            "  keys          {}",
+            key_words(&info.keys, a.out.is_empty())
+        ));
+    }
     if let Some(r) = &info.reader_uid {
         let note = if *r == info.uid {
             ""
+        } else if info.random_id {
+            " (Random ID: a new one each tap)"
         } else {
             " (differs: Random ID is on)"
         };

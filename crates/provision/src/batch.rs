@@ -369,6 +369,15 @@ fn was_simulated(dir: &Path) -> bool {
 /// The summary of a batch folder's last run.
 pub const SUMMARY_FILE: &str = "summary.json";
 
+/// summary.json's `lifecycle`: the options, and the irreversible ones by flag.
+fn lifecycle_json(l: &super::lifecycle::Lifecycle) -> serde_json::Value {
+    serde_json::json!({
+        "random_uid": l.random_uid,
+        "read_ctr_limit": l.read_ctr_limit,
+        "irreversible": l.irreversible().iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+    })
+}
+
 /// keys.csv, associate.csv and summary.json, from the journal: they always agree. Returns
 /// the summary written.
 pub fn write_results(
@@ -386,6 +395,9 @@ pub fn write_results(
         "simulated": summary.simulated,
         // The verifier (`tag424 serve --batch DIR`) checks scans along this template.
         "template": opts.encode.template.to_string(),
+        // The chip's lifecycle options as the journal records them; `irreversible` names
+        // those that cannot be undone on the tags.
+        "lifecycle": lifecycle_json(&journal.lifecycle()),
         "summary": &summary,
     }))
     .unwrap_or_default();

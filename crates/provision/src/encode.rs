@@ -24,6 +24,7 @@ use crate::transport::Transport;
 use super::journal::{now, Journal, JournalAccess, JournalError, PlannedKeys, Record, TagEntry};
 use super::keys::{DeriveError, KeyNo, KeySet, KEY_VERSION};
 use super::layout::{layout, url_from_ndef, LayoutError, NdefLayout};
+use super::lifecycle::Lifecycle;
 
 /// Options of an encoding run.
 #[derive(Debug, Clone)]
@@ -34,6 +35,14 @@ pub struct EncodeOptions {
     pub trust_simulator: bool,
     /// Derive each tag's keys from this master key (AN10922) instead of drawing them at random.
     pub master: Option<AesKey>,
+    /// The chip's lifecycle options (Random ID, IRREVERSIBLE; SDMReadCtrLimit).
+    pub lifecycle: Lifecycle,
+}
+
+/// The NDEF file and SDM settings of tag code `xuid` under `opts` (template and read
+/// counter limit).
+pub(super) fn plan_for(opts: &EncodeOptions, xuid: &str) -> Result<NdefLayout, ProvisionError> {
+    Ok(layout(&opts.template, xuid)?.with_read_ctr_limit(opts.lifecycle.read_ctr_limit))
 }
 
 /// What happened to a tag.
@@ -128,6 +137,19 @@ pub enum ProvisionError {
         /// The tag's UID (14 hex digits).
         uid: String,
     },
+    /// A tag that answers with a random ID and factory keys, in a batch without `--random-uid`.
+    #[error("tag {uid} (its real UID, read after authenticating with the factory key) has Random ID switched on already (permanent): encode it in a batch with --random-uid; nothing was written")]
+    RandomIdNotAsked {
+        /// The tag's real UID (14 hex digits).
+        uid: String,
+    },
+    /// A tag that answers with a random ID, has keys that are not factory, and is none of this
+    /// journal's Random ID tags (its SUN message verifies with none of their keys).
+    #[error("this tag has Random ID switched on (GetVersion shows no UID) and its key 0 is not the factory key, but its SUN message verifies with none of this folder's Random ID tags: it belongs to another batch (present it there) or was changed outside this tool; no key was tried, nothing was changed")]
+    RandomIdUnknown,
+    /// `tag424 reset` of a tag with Random ID on (not supported yet).
+    #[error("this tag has Random ID switched on (GetVersion shows no UID): `tag424 reset` does not find such tags yet (it looks tags up by that UID); nothing was changed. Random ID itself can never be switched off")]
+    RandomIdReset,
     /// The code list is used up.
     #[error("no unused tag code (XUID) is left for tag {uid}")]
     NoXuidLeft {
@@ -197,12 +219,15 @@ impl ProvisionError {
             | ProvisionError::Unrecoverable { uid }
             | ProvisionError::LrpTag { uid }
             | ProvisionError::NotTagTamper { uid }
+            | ProvisionError::RandomIdNotAsked { uid }
             | ProvisionError::NoXuidLeft { uid }
             | ProvisionError::Verification { uid, .. } => Some(uid),
             ProvisionError::Card(_)
             | ProvisionError::Derive(_)
             | ProvisionError::NotNtag424 { .. }
             | ProvisionError::Layout(_)
+            | ProvisionError::RandomIdUnknown
+            | ProvisionError::RandomIdReset
             | ProvisionError::Journal(_) => None,
         }
     }
@@ -217,6 +242,8 @@ pub enum Step {
     Authenticate,
     /// The irreversible switch to LRP (`--lrp-irreversible`).
     SwitchToLrp,
+    /// The irreversible switch to Random ID (`--random-uid`).
+    RandomId,
     /// The NDEF file and its SDM settings.
     WriteNdef,
     /// ChangeKey of keys 1 to 4, then key 0.
@@ -234,6 +261,30 @@ pub struct Identity {
     pub originality: Originality,
     /// An NTAG 424 DNA TagTamper (NT4H2421Tx, HWSubType 08h).
     pub tag_tamper: bool,
+    /// Random ID is on: GetVersion gave a zero UID (NT4H2421Gx Table 58), `uid` is zero and
+    /// `originality` is checked once GetCardUID gave the real UID ([`check_originality`]).
+    pub random_id: bool,
+    /// The originality signature (Read_Sig), over the real UID.
+    pub signature: Vec<u8>,
+}
+
+/// Checks the originality signature against the (real) UID.
+pub fn check_originality(
+    uid: &[u8; 7],
+    sig: &[u8],
+    trust_simulator: bool,
+) -> Result<Originality, ProvisionError> {
+    let originality = classify(uid, sig, trust_simulator);
+    if originality == Originality::Invalid {
+        // Name a simulated chip as such, with the flag that accepts it.
+        let simulated = !trust_simulator && classify(uid, sig, true) == Originality::Simulated;
+        let uid = hex::encode_upper(uid);
+        if simulated {
+            return Err(ProvisionError::Simulated { uid });
+        }
+        return Err(ProvisionError::NotGenuine { uid });
+    }
+    Ok(originality)
 }
 
 /// Select, GetVersion, Read_Sig: is this an NTAG 424 DNA, which one, and is it genuine?
@@ -252,19 +303,20 @@ pub fn identify<T: Transport>(
         });
     }
     let sig = card.read_sig()?;
-    let originality = classify(&v.uid, &sig, trust_simulator);
-    if originality == Originality::Invalid {
-        let uid = hex::encode_upper(v.uid);
-        // Name a simulated chip as such, with the flag that accepts it.
-        if !trust_simulator && classify(&v.uid, &sig, true) == Originality::Simulated {
-            return Err(ProvisionError::Simulated { uid });
-        }
-        return Err(ProvisionError::NotGenuine { uid });
-    }
+    // Random ID on: GetVersion's UID is all zero; the signature is over the real UID, which
+    // only GetCardUID gives (after authentication).
+    let random_id = v.uid == [0u8; 7];
+    let originality = if random_id {
+        Originality::Invalid
+    } else {
+        check_originality(&v.uid, &sig, trust_simulator)?
+    };
     Ok(Identity {
         uid: v.uid,
         originality,
         tag_tamper: v.hardware.subtype == 0x08,
+        random_id,
+        signature: sig.to_vec(),
     })
 }
 
@@ -280,7 +332,57 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
 ) -> Result<Outcome, ProvisionError> {
     let start = card.exchanges();
     step(Step::Identify);
-    let id = identify(card, opts.trust_simulator)?;
+    let mut id = identify(card, opts.trust_simulator)?;
+    if id.random_id {
+        // Random ID on: found by what the journal points to, never by trying keys.
+        if super::random_uid::key0_is_factory(card)? {
+            // The factory key: AES, or LRP when the tag was switched (919D to AES); then
+            // GetCardUID (CommMode.Full: the UID comes encrypted, its MACt verified).
+            let s = match card.authenticate_ev2_first(0, &AesKey::FACTORY) {
+                Ok(s) => s,
+                Err(e) if e.status() == Some(Sw::PermissionDenied) => {
+                    match card.authenticate_lrp_first(0, &AesKey::FACTORY) {
+                        Ok(s) => s,
+                        Err(e) if e.status() == Some(Sw::AuthenticationError) => {
+                            return Err(ProvisionError::RandomIdUnknown)
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) if e.status() == Some(Sw::AuthenticationError) => {
+                    return Err(ProvisionError::RandomIdUnknown)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (session, uid) = s.get_card_uid()?;
+            let originality = check_originality(&uid, &id.signature, opts.trust_simulator)?;
+            let hex_uid = hex::encode_upper(uid);
+            let known = journal.with(|j| j.tag(&hex_uid).filter(|t| !t.reset).cloned());
+            match known {
+                // Journaled and unfinished: finished in this same session (no second
+                // authentication, fewer exchanges for a flaky reader to lose).
+                Some(entry) if !entry.verified => {
+                    return finish_revealed(session, journal, opts, &entry, start, step);
+                }
+                _ => {
+                    // ISOSelectFile ends the authentication; the tag goes on as one that
+                    // showed its real UID.
+                    session.end().select_ndef_application()?;
+                    id.uid = uid;
+                    id.originality = originality;
+                }
+            }
+        } else {
+            let entry = super::random_uid::find_planned(card, journal, opts)?;
+            if entry.verified {
+                return Ok(Outcome::AlreadyDone {
+                    uid: entry.uid,
+                    xuid: entry.xuid,
+                });
+            }
+            return finish_changed(card, journal, opts, &entry, start, step);
+        }
+    }
     let uid = hex::encode_upper(id.uid);
     if let Some(entry) = journal.with(|j| j.tag(&uid).filter(|t| !t.reset).cloned()) {
         if entry.verified {
@@ -294,7 +396,10 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
     let xuid = journal
         .with(|j| next_xuid(j))
         .ok_or_else(|| ProvisionError::NoXuidLeft { uid: uid.clone() })?;
-    let plan = layout(&opts.template, &xuid)?;
+    if id.random_id && !opts.lifecycle.random_uid {
+        return Err(ProvisionError::RandomIdNotAsked { uid });
+    }
+    let plan = plan_for(opts, &xuid)?;
     let keys = match &opts.master {
         Some(m) => KeySet::diversified(m, &id.uid)?,
         None => KeySet::random(),
@@ -349,6 +454,13 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
     // before any key changes: the keys change in the mode the tag keeps.
     let s = if switch {
         super::lrp::switch(s, journal, &uid, step)?
+    } else {
+        s
+    };
+    // IRREVERSIBLE: Random ID, journaled first, in the factory key-0 session and before the
+    // SDM settings and every key change (see lifecycle.rs for why this place).
+    let s = if opts.lifecycle.random_uid {
+        super::random_uid::switch_on(s, journal, &uid, false, step)?
     } else {
         s
     };
@@ -457,55 +569,141 @@ fn finish<T: Transport, J: JournalAccess>(
         template: opts.template.clone().with_mode(mode),
         ..opts.clone()
     };
-    let plan = layout(&opts.template, xuid)?;
+    let plan = plan_for(opts, xuid)?;
     step(Step::Authenticate);
-    with_key0(
-        card,
-        mode,
-        keys.key(KeyNo::MASTER),
-        uid,
-        |s, key0| match key0 {
-            Key0::Planned => {
-                // Key 0 is changed last, so everything before it happened. Leave the session
-                // (ISOSelectFile resets authentication) so the read-back is mirrored.
-                let card = s.end();
-                card.select_ndef_application()?;
-                Ok(())
-            }
-            Key0::Factory => {
-                // Planned for LRP but still AES: the switch was not sent (it may have been
-                // journaled); send it now, before the settings and the keys.
-                let s = if s.mode() != mode {
-                    super::lrp::switch(s, journal, uid, step)?
-                } else {
-                    s
-                };
-                step(Step::WriteNdef);
-                let (mut s, fs) = s.get_file_settings(2)?;
-                if fs.sdm.is_none() {
-                    s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
-                    s = sdm_settings(s, opts, &plan)?;
-                } else if fs != plan.settings {
-                    // Settings of another template: not what this batch planned.
-                    return Err(ProvisionError::OtherBatch { uid: uid.clone() });
-                }
-                step(Step::ChangeKeys);
-                for k in KeyNo::APP {
-                    let version;
-                    (s, version) = s.get_key_version(k.get())?;
-                    if version != KEY_VERSION {
-                        s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
-                    }
-                }
-                s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?;
-                Ok(())
-            }
-        },
-    )?;
+    with_key0(card, mode, keys.key(KeyNo::MASTER), uid, |s, key0| {
+        finish_in(s, key0, journal, opts, entry, &plan, false, step).map(|_| ())
+    })?;
     let done = Done {
         keys,
         uid,
         xuid,
+        plan: &plan,
+        start,
+        recovered: true,
+        logged: entry.keys_changed,
+    };
+    complete(card, journal, opts, done, step)
+}
+
+/// The steps of an interrupted tag that did not happen, in the session key 0 opened, in the
+/// order of a fresh tag (the LRP switch, if not made yet, and Random ID before the SDM settings
+/// and the keys). `random_shown`: the tag answered with a random ID already.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn finish_in<'c, T: Transport, J: JournalAccess>(
+    s: Session<'c, T>,
+    key0: Key0,
+    journal: &mut J,
+    opts: &EncodeOptions,
+    entry: &TagEntry,
+    plan: &NdefLayout,
+    random_shown: bool,
+    step: &mut dyn FnMut(Step),
+) -> Result<&'c mut Card<T>, ProvisionError> {
+    let TagEntry { uid, lrp, .. } = entry;
+    let keys = entry.keys()?;
+    let mode = if *lrp { SdmMode::Lrp } else { SdmMode::Aes };
+    match key0 {
+        Key0::Planned => {
+            // Key 0 is changed last, so everything before it happened. Leave the session
+            // (ISOSelectFile resets authentication) so the read-back is mirrored.
+            let card = s.end();
+            card.select_ndef_application()?;
+            Ok(card)
+        }
+        Key0::Factory => {
+            // Planned for LRP but still AES: the switch was not sent (it may have been
+            // journaled); send it now, before the settings and the keys.
+            let s = if s.mode() != mode {
+                super::lrp::switch(s, journal, uid, step)?
+            } else {
+                s
+            };
+            // Sent (again, harmless: the bit stays set) unless the tag shows it already.
+            let s = if (opts.lifecycle.random_uid || entry.random_id) && !random_shown {
+                super::random_uid::switch_on(s, journal, uid, entry.random_id, step)?
+            } else {
+                s
+            };
+            step(Step::WriteNdef);
+            let (mut s, fs) = s.get_file_settings(2)?;
+            if fs.sdm.is_none() {
+                s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
+                s = sdm_settings(s, opts, plan)?;
+            } else if fs != plan.settings {
+                // Settings of another template: not what this batch planned.
+                return Err(ProvisionError::OtherBatch { uid: uid.clone() });
+            }
+            step(Step::ChangeKeys);
+            for k in KeyNo::APP {
+                let version;
+                (s, version) = s.get_key_version(k.get())?;
+                if version != KEY_VERSION {
+                    s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
+                }
+            }
+            Ok(s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?)
+        }
+    }
+}
+
+/// Finishes a journaled tag with Random ID on whose factory key 0 opened `s` (and GetCardUID
+/// named): the missing steps in that same session, then the read-back.
+pub(super) fn finish_revealed<T: Transport, J: JournalAccess>(
+    s: Session<'_, T>,
+    journal: &mut J,
+    opts: &EncodeOptions,
+    entry: &TagEntry,
+    start: usize,
+    step: &mut dyn FnMut(Step),
+) -> Result<Outcome, ProvisionError> {
+    let mode = if entry.lrp {
+        SdmMode::Lrp
+    } else {
+        SdmMode::Aes
+    };
+    let opts = &EncodeOptions {
+        template: opts.template.clone().with_mode(mode),
+        ..opts.clone()
+    };
+    let plan = plan_for(opts, &entry.xuid)?;
+    let card = finish_in(s, Key0::Factory, journal, opts, entry, &plan, true, step)?;
+    let done = Done {
+        keys: entry.keys()?,
+        uid: &entry.uid,
+        xuid: &entry.xuid,
+        plan: &plan,
+        start,
+        recovered: true,
+        logged: entry.keys_changed,
+    };
+    complete(card, journal, opts, done, step)
+}
+
+/// Finishes a tag whose key 0 is changed (every step before it happened), found without
+/// authenticating: its read-back, journaled.
+pub(super) fn finish_changed<T: Transport, J: JournalAccess>(
+    card: &mut Card<T>,
+    journal: &mut J,
+    opts: &EncodeOptions,
+    entry: &TagEntry,
+    start: usize,
+    step: &mut dyn FnMut(Step),
+) -> Result<Outcome, ProvisionError> {
+    let mode = if entry.lrp {
+        SdmMode::Lrp
+    } else {
+        SdmMode::Aes
+    };
+    let opts = &EncodeOptions {
+        template: opts.template.clone().with_mode(mode),
+        ..opts.clone()
+    };
+    let plan = plan_for(opts, &entry.xuid)?;
+    let done = Done {
+        keys: entry.keys()?,
+        uid: &entry.uid,
+        xuid: &entry.xuid,
         plan: &plan,
         start,
         recovered: true,
@@ -595,7 +793,23 @@ fn read_back<T: Transport>(
     let file = card.read_data(2, 0, plan.file.len())?;
     let url = url_from_ndef(&file)
         .ok_or_else(|| fail("the NDEF file does not hold a URI record".into()))?;
-    let scan = sun::parse_url(&opts.template, &url).map_err(|e| fail(e.to_string()))?;
+    check_url(opts, keys, uid, xuid, &url)
+}
+
+/// Verifies a SUN URL read from the tag with its planned keys, UID and tag code; the
+/// counter it carries.
+pub(super) fn check_url(
+    opts: &EncodeOptions,
+    keys: &KeySet,
+    uid: &str,
+    xuid: &str,
+    url: &str,
+) -> Result<u32, ProvisionError> {
+    let fail = |why: String| ProvisionError::Verification {
+        uid: uid.to_string(),
+        why,
+    };
+    let scan = sun::parse_url(&opts.template, url).map_err(|e| fail(e.to_string()))?;
     let sun_keys = SunKeys {
         file_read: keys.sdm_file_read().clone(),
         meta_read: Some(keys.sdm_meta_read().clone()),

@@ -50,6 +50,18 @@ pub struct NdefLayout {
     pub settings: FileSettings,
 }
 
+impl NdefLayout {
+    /// The same layout with SDMReadCtrLimit set (`batch --read-counter-limit`; NT4H2421Gx
+    /// §9.3.2). Every template mirrors the counter ([`LayoutError::NoCounter`]), which the
+    /// limit needs.
+    pub fn with_read_ctr_limit(mut self, limit: Option<u32>) -> NdefLayout {
+        if let Some(sdm) = self.settings.sdm.as_mut() {
+            sdm.read_ctr_limit = limit;
+        }
+        self
+    }
+}
+
 /// URI identifier codes (NFC Forum URI RTD) for the prefixes we abbreviate.
 const PREFIXES: [(&str, u8); 4] = [
     ("https://www.", 0x02),

@@ -95,6 +95,9 @@ pub fn reset_tag<T: Transport>(
     free_code: bool,
 ) -> Result<ResetOutcome, ProvisionError> {
     let id = identify(card, trust_simulator)?;
+    if id.random_id {
+        return Err(ProvisionError::RandomIdReset);
+    }
     let uid = hex::encode_upper(id.uid);
     let Some(entry) = journal.tag(&uid).cloned() else {
         if is_factory(card)? {

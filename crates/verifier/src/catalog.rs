@@ -233,6 +233,9 @@ pub struct Batch {
     /// The tags are in LRP mode (`batch --lrp-irreversible`, read from the batch journal, or
     /// `mode = "lrp"` in the configuration): the SUN message is checked with LRP.
     pub lrp: bool,
+    /// The tags' SDMReadCtrLimit (`batch --read-counter-limit`, read from the batch journal):
+    /// a copy of a tag's read at the limit is told apart from a forgery (docs/verifier.md).
+    pub read_ctr_limit: Option<u32>,
     /// Its tags.
     pub tags: Vec<Tag>,
 }
@@ -244,6 +247,7 @@ impl Default for Batch {
             active: true,
             template: crate::sun::DEFAULT_TEMPLATE.to_string(),
             lrp: false,
+            read_ctr_limit: None,
             tags: Vec::new(),
         }
     }

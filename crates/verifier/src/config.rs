@@ -514,6 +514,7 @@ impl ConfigFile {
         Ok(Batch {
             name,
             lrp,
+            read_ctr_limit: read.read_ctr_limit,
             active: b.active,
             template: b
                 .template
@@ -630,6 +631,7 @@ impl FlagFolder {
                     .template
                     .unwrap_or_else(|| crate::sun::DEFAULT_TEMPLATE.to_string()),
                 lrp: read.lrp,
+                read_ctr_limit: read.read_ctr_limit,
                 tags: read.tags,
             });
         }

@@ -23,6 +23,10 @@ use crate::crypto::ct_eq;
 
 /// Whether the request's tokens admit it: exactly one token (`r=` and a header count once
 /// when they are equal), compared in constant time.
+/// The extended-data key of `/v1/t` that marks a copy of a tag's read at its read limit
+/// (`"read_limit": "reached"`; a tag's own field of that name wins).
+pub const READ_LIMIT_KEY: &str = "read_limit";
+
 fn token_ok(want: &str, query_token: Option<&str>, headers: &[&str]) -> bool {
     if headers.len() > 1 {
         return false;
@@ -158,6 +162,7 @@ impl Verifier {
         a.page_shows = page_shows;
         a.ctr = q.sun.map(|s| s.ctr);
         a.reason = Reason::Standard;
+        a.read_limit = batch.read_ctr_limit;
         // The SUN message (authentication groups only; standard tags ignore n and e).
         let mut genuine_ctr = None;
         let mut tamper = None;
@@ -240,7 +245,11 @@ impl Verifier {
         a.last_ctr = *last;
         if let Some(l) = *last {
             if ctr <= l {
-                a.reason = if ctr == l {
+                a.reason = if batch.read_ctr_limit == Some(ctr) {
+                    // The tag's last possible read, genuine, seen before: the tag is at its
+                    // limit and makes no newer one (docs/verifier.md, "Read limit").
+                    Reason::ReadLimit
+                } else if ctr == l {
                     Reason::Replay
                 } else {
                     Reason::OldCounter
@@ -248,7 +257,11 @@ impl Verifier {
                 let scount = failed_scount(&tag);
                 a.scans = scount;
                 a.genuine = tag.genuine.load(Ordering::Relaxed);
-                let (text, data) = render(false, scount, Some(l));
+                let (text, mut data) = render(false, scount, Some(l));
+                if a.reason == Reason::ReadLimit && !data.iter().any(|(k, _)| k == READ_LIMIT_KEY) {
+                    // The API's one sign of it, after the platform's fields (extended data).
+                    data.push((READ_LIMIT_KEY.into(), "reached".into()));
+                }
                 a.outcome = Outcome::Response(text);
                 a.data = data;
                 return (a, false);

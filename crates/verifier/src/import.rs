@@ -216,6 +216,8 @@ pub struct BatchRead {
     pub template: Option<String>,
     /// The journal records the served tags as LRP tags (`batch --lrp-irreversible`).
     pub lrp: bool,
+    /// The journal records the batch's SDMReadCtrLimit (`batch --read-counter-limit`).
+    pub read_ctr_limit: Option<u32>,
 }
 
 /// Reads the key journal of a batch directory (the one journal reader,
@@ -226,10 +228,10 @@ fn read_journal(
     dir: &Path,
     identity: Option<&Identity>,
     merge: &mut TagMerge,
-) -> Result<bool, CatalogError> {
+) -> Result<(bool, Option<u32>), CatalogError> {
     let journal = match Journal::read_only_with(dir, identity) {
         Ok(j) => j,
-        Err(JournalError::NotABatch(_)) => return Ok(false),
+        Err(JournalError::NotABatch(_)) => return Ok((false, None)),
         Err(e) => {
             return Err(CatalogError::Invalid(format!(
                 "{}: {e} ({})",
@@ -275,7 +277,7 @@ fn read_journal(
             dir.join(JOURNAL_FILE).display()
         )));
     }
-    Ok(any_lrp)
+    Ok((any_lrp, journal.lifecycle().read_ctr_limit))
 }
 
 /// The URL template a batch folder's `summary.json` records (`None`: no summary.json or no template
@@ -301,6 +303,7 @@ pub fn read_batch_sources(
     let mut merge = TagMerge::default();
     let mut template = None;
     let mut lrp = false;
+    let mut read_ctr_limit = None;
     for src in sources {
         if src.is_dir() {
             if !src.join(KEYS_CSV).exists() && !src.join(KEYS_CSV_AGE).exists() {
@@ -318,7 +321,9 @@ pub fn read_batch_sources(
                     read_csv(&p, &mut merge)?;
                 }
             }
-            lrp |= read_journal(src, identity, &mut merge)?;
+            let (l, limit) = read_journal(src, identity, &mut merge)?;
+            lrp |= l;
+            read_ctr_limit = read_ctr_limit.or(limit);
             if let Some(t) = read_summary_template(src)? {
                 template = Some(t);
             }
@@ -330,6 +335,7 @@ pub fn read_batch_sources(
         tags: merge.into_tags()?,
         template,
         lrp,
+        read_ctr_limit,
     })
 }
 

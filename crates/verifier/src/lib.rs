@@ -98,6 +98,10 @@ pub enum Reason {
     Replay,
     /// A greater counter was accepted before.
     OldCounter,
+    /// The SUN message is genuine and was accepted before, and its counter is the tag's
+    /// read limit (`batch --read-counter-limit`): the tag can give no newer one. Not a
+    /// forgery (that is `bad_mac`); see docs/verifier.md.
+    ReadLimit,
     /// The request was refused with an error code.
     Error,
 }
@@ -114,6 +118,7 @@ impl Reason {
             Reason::BadMac => "bad_mac",
             Reason::Replay => "replay",
             Reason::OldCounter => "old_counter",
+            Reason::ReadLimit => "read_limit",
             Reason::Error => "error",
         }
     }
@@ -191,6 +196,8 @@ pub struct Answer {
     pub data: Vec<(String, String)>,
     /// What the `/auth` page may show of the tag (the log names it regardless).
     pub page_shows: PageShows,
+    /// The tag's read limit (`batch --read-counter-limit`), when its batch has one.
+    pub read_limit: Option<u32>,
 }
 
 /// What the `/auth` page shows of a known tag. The page needs no token, so for a folder with a
@@ -223,6 +230,7 @@ impl Answer {
             genuine: 0,
             data: Vec::new(),
             page_shows: PageShows::Everything,
+            read_limit: None,
         }
     }
 

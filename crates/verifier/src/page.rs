@@ -60,7 +60,11 @@ pub fn explain(a: &Answer) -> (Verdict, String) {
     if a.passed {
         return (
             Verdict::Authentic,
-            "This tag is genuine: its signature matches, and this scan is new.".into(),
+            if a.read_limit.is_some() && a.read_limit == a.ctr {
+                "This tag is genuine: its signature matches, and this scan is new. It was the tag's last read: it has reached its read limit and gives no new links.".into()
+            } else {
+                "This tag is genuine: its signature matches, and this scan is new.".into()
+            },
         );
     }
     let not = |s: &str| (Verdict::NotAuthentic, s.to_string());
@@ -93,6 +97,14 @@ pub fn explain(a: &Answer) -> (Verdict, String) {
             Verdict::AlreadyChecked,
             format!(
                 "This link was checked before (counter {}). Each tap makes a new link that is checked once: tap the tag again.",
+                ctr(a.ctr)
+            ),
+        ),
+        (_, Reason::ReadLimit) => (
+            Verdict::AlreadyChecked,
+            format!(
+                "This tag has reached its read limit ({} reads) and gives no new links, so it cannot be checked again. This link is its last read (counter {}): made by the genuine tag, not forged, and checked before.",
+                ctr(a.read_limit),
                 ctr(a.ctr)
             ),
         ),

@@ -60,6 +60,9 @@ pub struct BatchEntry {
     pub query: Vec<String>,
     /// The template carries the tag code (`{xuid}`).
     pub names_tag: bool,
+    /// The tags' SDMReadCtrLimit (`batch --read-counter-limit`): a copy of the read at the
+    /// limit is [`Reason::ReadLimit`](super::Reason::ReadLimit), not a forgery.
+    pub read_ctr_limit: Option<u32>,
 }
 
 /// What the management API can change about a tag.
@@ -256,6 +259,7 @@ impl Registry {
                         query,
                         template,
                         names_tag,
+                        read_ctr_limit: b.read_ctr_limit,
                     });
                     let mut anon = Vec::new();
                     for t in &b.tags {

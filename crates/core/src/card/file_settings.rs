@@ -482,3 +482,25 @@ impl FileSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `batch --read-counter-limit`: SDMOptions bit 5 and the limit 3 bytes LSB first, last
+    /// (NT4H2421Gx §10.7.1 Table 69, §9.3.2), on AN12196 Table 18's settings.
+    #[test]
+    fn read_ctr_limit_encodes_as_the_datasheet_says() {
+        let t18 = hex::decode("4000E0C1F121200000430000430000").unwrap();
+        let mut fs =
+            FileSettings::parse(&[&[0x00][..], &t18[..3], &[0x00, 0x01, 0x00], &t18[3..]].concat())
+                .unwrap();
+        assert_eq!(fs.encode_change(), t18, "AN12196 Table 18 round trip");
+        fs.sdm.as_mut().unwrap().read_ctr_limit = Some(0x12_3456);
+        assert_eq!(
+            hex::encode_upper(fs.encode_change()),
+            "4000E0E1F121200000430000430000563412"
+        );
+        fs.validate().unwrap();
+    }
+}

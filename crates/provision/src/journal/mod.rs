@@ -67,6 +67,8 @@ pub use record::{Check, PlannedKeys, Record, TagEntry, TornTail};
 pub use sealing::KeyAccess;
 use sealing::{sealed_recipients, Sealing};
 
+use crate::lifecycle::Lifecycle;
+
 /// The open journal of one output directory.
 #[derive(Debug)]
 pub struct Journal {
@@ -93,6 +95,8 @@ pub struct Journal {
     pub created: bool,
     /// A write or flush failed: nothing more is appended (see [`Journal::append`]).
     failed: Option<String>,
+    /// The batch's lifecycle options (its last `lifecycle` record; none: both off).
+    lifecycle: Lifecycle,
 }
 
 /// Reads a journal file: `None` when the folder has none.
@@ -122,6 +126,7 @@ impl Journal {
             torn_tail: None,
             created: false,
             failed: None,
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -380,6 +385,7 @@ impl Journal {
                         reset: false,
                         lrp,
                         lrp_switch: false,
+                        random_id: false,
                         read_ctr: None,
                     },
                 );
@@ -387,6 +393,21 @@ impl Journal {
             Record::LrpSwitch { uid, .. } => {
                 if let Some(t) = self.tags.get_mut(&uid) {
                     t.lrp_switch = true;
+                }
+            }
+            Record::Lifecycle {
+                random_uid,
+                read_ctr_limit,
+                ..
+            } => {
+                self.lifecycle = Lifecycle {
+                    random_uid,
+                    read_ctr_limit,
+                };
+            }
+            Record::RandomId { uid, .. } => {
+                if let Some(t) = self.tags.get_mut(&uid) {
+                    t.random_id = true;
                 }
             }
             Record::KeysChanged { uid, .. } => {
@@ -506,7 +527,12 @@ impl Journal {
         &self.dir
     }
 
-    /// What the journal knows about the tag with this UID.
+    /// The batch's lifecycle options (`--random-uid`, `--read-counter-limit`) as recorded.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+
+    /// The tag with this (real) UID, if the journal knows it.
     pub fn tag(&self, uid: &str) -> Option<&TagEntry> {
         self.tags.get(uid)
     }

@@ -54,6 +54,26 @@ pub enum Record {
         /// Seconds since the Unix epoch.
         time: u64,
     },
+    /// The batch's lifecycle options (`batch --random-uid`, `--read-counter-limit`), written
+    /// before its first tag is planned; a resumed batch must give the same ones.
+    Lifecycle {
+        /// Random ID is switched on for every tag (IRREVERSIBLE on the chip).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        random_uid: bool,
+        /// SDMReadCtrLimit of every tag's NDEF file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_ctr_limit: Option<u32>,
+        /// Seconds since the Unix epoch.
+        time: u64,
+    },
+    /// The irreversible switch to Random ID (SetConfiguration option 00) is about to be sent:
+    /// from then on the tag shows a random ID and is found by GetCardUID (real UID here).
+    RandomId {
+        /// The tag's real UID (14 hex digits).
+        uid: String,
+        /// Seconds since the Unix epoch.
+        time: u64,
+    },
     /// All five keys changed (key 0 last).
     KeysChanged {
         /// The tag's UID (14 hex digits).
@@ -105,6 +125,8 @@ pub struct TagEntry {
     pub lrp: bool,
     /// The switch to LRP was sent (or about to be).
     pub lrp_switch: bool,
+    /// The switch to Random ID was sent (or about to be): the tag may answer with a random ID.
+    pub random_id: bool,
     /// The counter of the verified read-back SUN message.
     pub read_ctr: Option<u32>,
 }
@@ -154,6 +176,8 @@ impl TagEntry {
             "done (verified)"
         } else if self.keys_changed {
             "keys changed, read-back not verified: present it again"
+        } else if self.random_id {
+            "random ID switched on (the tag shows a random ID), interrupted: present it again to finish it"
         } else if self.lrp_switch {
             "switch to LRP sent (the tag may be LRP already), interrupted: present it again to finish it"
         } else {

@@ -137,6 +137,10 @@ pub struct SimChip {
     delay_served: bool,
     /// TagTamper measures in this activation (enabled before it began).
     tt_active: bool,
+    /// Random ID was on when this activation began (anticollision gave a random ID).
+    rid_active: bool,
+    /// This activation's random ID, drawn when first asked for.
+    rid: Option<[u8; 4]>,
     /// APDUs processed since creation.
     pub apdus: u64,
 }
@@ -167,6 +171,8 @@ impl SimChip {
             sdm_cursor: None,
             delay_served: false,
             tt_active: false,
+            rid_active: false,
+            rid: None,
             apdus: 0,
         };
         chip.activate();
@@ -175,6 +181,7 @@ impl SimChip {
 
     /// Entering the field: TagTamper (when enabled) measures the loop.
     fn activate(&mut self) {
+        self.rid_active = self.state.random_id;
         self.tt_active = self.state.tag_tamper.as_ref().is_some_and(|t| t.enabled);
         if self.tt_active {
             self.measure_tt();
@@ -219,7 +226,31 @@ impl SimChip {
         self.pending = Pending::None;
         self.sdm_cursor = None;
         self.delay_served = false;
+        self.rid = None;
         self.activate();
+    }
+
+    /// The identifier the chip gives in ISO/IEC 14443-3 anticollision in this activation,
+    /// which a PC/SC reader reports for its `FF CA 00 00 00` (GetData UID) pseudo-APDU: the
+    /// 7-byte UID, or with Random ID on a random 4-byte ID (RID) whose first byte is `08h`
+    /// (ISO/IEC 14443-3 §6.5.4: UID0 `08h` marks a random number; NXP AN10927 and NXP's
+    /// answer for EV2-generation chips, docs/chip-facts.md §9), new in every activation.
+    /// Random ID switched on in this activation shows from the next one (anticollision is
+    /// over by then).
+    pub fn anticollision_id(&mut self) -> Vec<u8> {
+        if !self.rid_active {
+            return self.state.uid.to_vec();
+        }
+        let rid = match self.rid {
+            Some(r) => r,
+            None => {
+                let mut r = self.random::<4>();
+                r[0] = 0x08;
+                self.rid = Some(r);
+                r
+            }
+        };
+        rid.to_vec()
     }
 
     /// True while an authenticated session is open.
@@ -248,6 +279,12 @@ impl SimChip {
     /// Processes one command APDU and returns the response APDU.
     pub fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
         self.apdus += 1;
+        if apdu == [0xFF, 0xCA, 0x00, 0x00, 0x00] {
+            // The reader's GetData pseudo-APDU (PC/SC part 3 §3.2.2.1.3): the simulator is
+            // also the reader, and answers with what anticollision gave, without the chip
+            // seeing a command (an SDM read sequence goes on).
+            return with_sw(self.anticollision_id(), sw::ISO_OK);
+        }
         let cursor = self.sdm_cursor.take();
         let result = match apdu.first() {
             None => Err(sw::ISO_LENGTH),
@@ -363,5 +400,44 @@ impl SimChip {
         let first = frames.pop_front().unwrap_or_default();
         self.pending = Pending::Frames(frames);
         Ok(with_sw(first, sw::MORE))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GET_UID: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];
+
+    /// The reader's GetData UID (PC/SC part 3): the UID, and with Random ID on (from the next
+    /// activation) a random 4-byte ID with UID0 = 08h (ISO/IEC 14443-3), the same within an
+    /// activation and new in the next; GetVersion's UID is then zero (NT4H2421Gx Table 58).
+    #[test]
+    fn random_id_shows_from_the_next_activation() {
+        let uid = [0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66];
+        let mut chip = SimChip::new(ChipState::factory(uid));
+        assert_eq!(chip.process(&GET_UID), [&uid[..], &[0x90, 0x00]].concat());
+        chip.state.random_id = true;
+        // This activation's anticollision is over: still the UID.
+        assert_eq!(chip.process(&GET_UID)[..7], uid);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..8 {
+            chip.power_cycle();
+            let a = chip.process(&GET_UID);
+            assert_eq!(a.len(), 4 + 2);
+            assert_eq!((a[0], &a[4..]), (0x08, &[0x90, 0x00][..]));
+            assert_eq!(chip.process(&GET_UID), a, "one ID per activation");
+            seen.insert(a);
+        }
+        assert!(seen.len() > 1, "a new ID per activation");
+        // GetVersion frame 3 starts with a zero UID.
+        chip.process(&[
+            0x00, 0xA4, 0x04, 0x0C, 0x07, 0xD2, 0x76, 0x00, 0x00, 0x85, 0x01, 0x01,
+        ]);
+        chip.process(&[0x90, 0x60, 0x00, 0x00, 0x00]);
+        chip.process(&[0x90, 0xAF, 0x00, 0x00, 0x00]);
+        let third = chip.process(&[0x90, 0xAF, 0x00, 0x00, 0x00]);
+        assert_eq!(third[..7], [0u8; 7]);
+        assert_eq!(third[third.len() - 2..], [0x91, 0x00]);
     }
 }

@@ -391,6 +391,22 @@ mod tests {
         assert_eq!(decode_stored(&g, 256, AES).unwrap(), s);
     }
 
+    /// NT4H2421Gx §10.7.1 Table 69 and §9.3.2: SDMOptions bit 5 (20h) announces
+    /// SDMReadCtrLimit, 3 bytes LSB first after SDMMACOffset. AN12196 Table 18's settings with
+    /// the bit set and `563412` appended: a limit of 123456h.
+    #[test]
+    fn sdm_read_ctr_limit_is_three_bytes_lsb_first_after_the_mac_offset() {
+        // 40 00E0 C1→E1 (bit 5 on) F121 200000 430000 430000 || 563412
+        let d = hex::decode("4000E0E1F121200000430000430000563412").unwrap();
+        let s = decode_change(&d, 256, AES).unwrap();
+        assert_eq!(s.sdm.clone().unwrap().ctr_limit, Some(0x12_3456));
+        // Without the three bytes the command is short.
+        assert_eq!(decode_change(&d[..d.len() - 3], 256, AES), Err(LENGTH));
+        let g = encode_get(&s);
+        assert!(g.ends_with(&[0x56, 0x34, 0x12]));
+        assert_eq!(decode_stored(&g, 256, AES).unwrap(), s);
+    }
+
     #[test]
     fn bad_settings_are_refused_with_the_chips_codes() {
         let ok = hex::decode("4000E0C1F121200000430000430000").unwrap();

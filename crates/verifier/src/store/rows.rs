@@ -86,6 +86,14 @@ impl Value {
         }
     }
 
+    /// The integer, or `None` for `Null`.
+    pub fn opt_int(self) -> Result<Option<i64>, String> {
+        match self {
+            Value::Null => Ok(None),
+            v => v.int().map(Some),
+        }
+    }
+
     /// The integer, borrowed (`None` for `Null` or another kind).
     pub fn as_int(&self) -> Option<i64> {
         match *self {

@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use super::rows::{BatchRow, Column, FolderRow, GroupRow, Kind, Merge, Table, TagRow, Value};
 use super::StoreError;
-use crate::crypto::AesKey;
 use crate::catalog::{Cors, GroupKind};
+use crate::crypto::AesKey;
 
 /// One schema migration: its number (1, 2, … in order), what it adds, and its text in each
 /// dialect (same tables and meaning).
@@ -183,6 +183,12 @@ pub const MIGRATIONS: &[Migration] = &[
         what: "the batch's SUN mode (issue 12: LRP batches).",
         sqlite: "ALTER TABLE batches ADD COLUMN lrp INTEGER NOT NULL DEFAULT 0;",
         postgres: "ALTER TABLE batches ADD COLUMN lrp boolean NOT NULL DEFAULT false;",
+    },
+    Migration {
+        version: 4,
+        what: "the batch's SDMReadCtrLimit (issue 21: `batch --read-counter-limit`).",
+        sqlite: "ALTER TABLE batches ADD COLUMN read_ctr_limit INTEGER;",
+        postgres: "ALTER TABLE batches ADD COLUMN read_ctr_limit bigint;",
     },
 ];
 
@@ -457,6 +463,22 @@ pub const BATCHES: Table<BatchRow> = Table {
             |r| Value::Bool(r.batch.lrp),
             |r, v| {
                 r.batch.lrp = v.bool()?;
+                Ok(())
+            }
+        ),
+        col!(
+            "read_ctr_limit",
+            Int,
+            Replace,
+            |r| r
+                .batch
+                .read_ctr_limit
+                .map_or(Value::Null, |n| Value::Int(n.into())),
+            |r, v| {
+                r.batch.read_ctr_limit = match v.opt_int()? {
+                    Some(n) => Some(u32::try_from(n).map_err(|_| format!("read_ctr_limit {n}"))?),
+                    None => None,
+                };
                 Ok(())
             }
         ),

@@ -17,6 +17,11 @@ const NAME: &str = "SetConfiguration";
 
 /// Option `05` data that switches the chip to LRP (PDCap2.5 and .6 left zero).
 pub const ENABLE_LRP_DATA: [u8; 10] = [0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0];
+/// Option `00` (PICCConfig) data that enables Random ID: bit 1 set (NT4H2421Gx §10.5.1,
+/// Table 50; AN12196 §6.2 Table 27 sends exactly `5C 00` with data `02`). IRREVERSIBLE:
+/// from the next activation the chip answers anticollision with a random ID and GetVersion
+/// with a zero UID, for good; only GetCardUID (authenticated) gives the real UID.
+pub const ENABLE_RANDOM_ID_DATA: [u8; 1] = [0x02];
 /// TTStatusKey `0E`: GetTTStatus needs no authentication.
 pub const TT_STATUS_FREE: u8 = 0x0E;
 
@@ -49,6 +54,12 @@ impl<'c, T: Transport> Session<'c, T> {
             &ENABLE_LRP_DATA,
         )?;
         Ok(self.end())
+    }
+
+    /// Enables Random ID for good (option `00`, data `02`). IRREVERSIBLE: callers journal it
+    /// first and ask the operator (`batch --random-uid`).
+    pub fn enable_random_id(self) -> Result<Self, CardError> {
+        self.set_configuration(0x00, &ENABLE_RANDOM_ID_DATA)
     }
 
     /// Enables TagTamper for good (option `07`, NT4H2421Tx only), with GetTTStatus free to

@@ -14,9 +14,7 @@ use super::{pg, pool_err, Applied, Msg, CATALOG_LOCK, CHANNEL};
 use crate::catalog::Catalog;
 use crate::store::merge::{self, CatalogTx};
 use crate::store::rows::{Kind, Row, Table, Value};
-use crate::store::{
-    ChangeRecord, Loaded, ScanCounts, StoreError, TagPatch, COUNTS_AS_SCAN,
-};
+use crate::store::{ChangeRecord, Loaded, ScanCounts, StoreError, TagPatch, COUNTS_AS_SCAN};
 
 type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
 

@@ -1,0 +1,154 @@
+//! The chip's lifecycle options of a batch (`tag424 batch --random-uid`,
+//! `--read-counter-limit N`): one value per batch, recorded in its journal before its first
+//! tag is planned, so a resumed batch keeps them and a different value is refused; and the
+//! finding of a tag that answers with a random ID.
+//!
+//! **Random ID** (SetConfiguration option `00`, data `02`, NT4H2421Gx §10.5.1 Table 50) is
+//! IRREVERSIBLE. Its place in the flow keeps every tag recoverable:
+//! the plan (real UID from GetVersion, keys) is journaled, then a `random_id` record, then
+//! the option is sent in the factory key-0 session, before the SDM settings and every
+//! ChangeKey (key 0 last). So a tag showing a zero UID in GetVersion (Table 58) is either
+//! * key 0 still factory (GetKeyVersion 00, readable without authentication): authenticated
+//!   with the factory key (the one key its version points to), GetCardUID (CommMode.Full,
+//!   response MAC verified) gives the real UID, which the journal knows; or
+//! * key 0 changed (version 01): every step but the read-back happened, and the tag is one
+//!   of the journal's Random ID tags. One unauthenticated read of its SUN message, checked
+//!   offline against each of them, names it (no authentication is tried, so no failed
+//!   attempt counts on the chip).
+//!
+//! **SDMReadCtrLimit** (NT4H2421Gx §9.3.2, SDMOptions bit 5, 3 bytes LSB first in
+//! ChangeFileSettings, Table 69): once the SDM read counter equals the limit the chip refuses
+//! every further unauthenticated read of the NDEF file (ISOReadBinary 6982, Table 89; the
+//! ReadData status is not published: the simulator answers 919D, docs/chip-facts.md §7).
+//! The encoding's own read-back is read 1.
+
+use serde::{Deserialize, Serialize};
+
+/// The lifecycle options of a batch. The default is both off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// IRREVERSIBLE: switch Random ID on (`--random-uid`).
+    pub random_uid: bool,
+    /// SDMReadCtrLimit of the NDEF file (`--read-counter-limit N`).
+    pub read_ctr_limit: Option<u32>,
+}
+
+/// The smallest limit: the encoding's read-back is read 1, so 2 leaves one tap.
+pub const MIN_READ_CTR_LIMIT: u32 = 2;
+/// The largest limit: the counter is 24 bits and `FFFFFF` is the chip's "no limit".
+pub const MAX_READ_CTR_LIMIT: u32 = 0xFF_FFFE;
+
+/// A lifecycle option that does not fit this batch.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LifecycleError {
+    /// A resumed batch given other lifecycle options than it was started with.
+    #[error(
+        "this batch was started with {recorded} (recorded in its journal); this run gives {given}"
+    )]
+    Differs {
+        /// The options the journal records, as flags.
+        recorded: String,
+        /// The options of this run, as flags.
+        given: String,
+    },
+    /// A read counter limit out of range.
+    #[error("--read-counter-limit {0}: must be from {MIN_READ_CTR_LIMIT} to {MAX_READ_CTR_LIMIT} (the encoding's own read-back is read 1; the counter has 24 bits)")]
+    Limit(u32),
+}
+
+impl Lifecycle {
+    /// The options as the command line gives them (`no lifecycle option` when none).
+    pub fn flags(&self) -> String {
+        let mut f = Vec::new();
+        if self.random_uid {
+            f.push("--random-uid".to_string());
+        }
+        if let Some(n) = self.read_ctr_limit {
+            f.push(format!("--read-counter-limit {n}"));
+        }
+        if f.is_empty() {
+            "no lifecycle option".into()
+        } else {
+            f.join(" ")
+        }
+    }
+
+    /// IRREVERSIBLE options, each with what cannot be undone. `--random-uid` is the one;
+    /// the generic list of irreversible options (with `--lrp-irreversible`) takes these.
+    pub fn irreversible(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v = Vec::new();
+        if self.random_uid {
+            v.push((
+                "--random-uid",
+                "every tag answers readers with a new random ID for good; its real UID is read only after authentication (GetCardUID)",
+            ));
+        }
+        v
+    }
+
+    /// Checks the limit's range.
+    pub fn check(&self) -> Result<(), LifecycleError> {
+        match self.read_ctr_limit {
+            Some(n) if !(MIN_READ_CTR_LIMIT..=MAX_READ_CTR_LIMIT).contains(&n) => {
+                Err(LifecycleError::Limit(n))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The options this run uses with `journal`: the given ones when the journal records the
+    /// same, or when no tag is planned yet (then they are recorded first); otherwise refused.
+    pub fn settle(
+        &self,
+        journal: &mut super::Journal,
+    ) -> Result<Result<Lifecycle, LifecycleError>, super::journal::JournalError> {
+        if let Err(e) = self.check() {
+            return Ok(Err(e));
+        }
+        let recorded = journal.lifecycle();
+        if recorded == *self {
+            return Ok(Ok(*self));
+        }
+        if journal.tags().next().is_some() {
+            return Ok(Err(LifecycleError::Differs {
+                recorded: recorded.flags(),
+                given: self.flags(),
+            }));
+        }
+        journal.append(super::journal::Record::Lifecycle {
+            random_uid: self.random_uid,
+            read_ctr_limit: self.read_ctr_limit,
+            time: super::journal::now(),
+        })?;
+        Ok(Ok(*self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_irreversible() {
+        let l = Lifecycle {
+            random_uid: true,
+            read_ctr_limit: Some(100),
+        };
+        assert_eq!(l.flags(), "--random-uid --read-counter-limit 100");
+        assert_eq!(l.irreversible().len(), 1);
+        assert_eq!(Lifecycle::default().flags(), "no lifecycle option");
+        assert!(Lifecycle::default().irreversible().is_empty());
+    }
+
+    #[test]
+    fn limit_range() {
+        let at = |n| Lifecycle {
+            random_uid: false,
+            read_ctr_limit: Some(n),
+        };
+        assert_eq!(at(1).check(), Err(LifecycleError::Limit(1)));
+        assert!(at(2).check().is_ok());
+        assert!(at(0xFF_FFFE).check().is_ok());
+        assert_eq!(at(0xFF_FFFF).check(), Err(LifecycleError::Limit(0xFF_FFFF)));
+    }
+}
