@@ -280,35 +280,101 @@ fn pcsc_without_service_is_a_clear_error() {
     assert!(err.contains("help:"), "{err}");
 }
 
+/// A `--trace` is shareable: none of the batch's keys, no authentication randoms (so no
+/// session key can be derived, whatever key is known), no ChangeKey cryptogram; still every
+/// command's name and header, every length, status word and time. With `--trace-keys` the
+/// same session replays (`replay::check`: every authentication opened, every MAC recomputed,
+/// the new keys learnt from the ChangeKey cryptograms equal the journal's).
 #[test]
-fn a_trace_replays_as_a_fixture_with_keys_redacted() {
+fn a_trace_is_shareable_without_keys_and_replays_with_them() {
+    use tag424::transport::replay::check::check;
+    use tag424::transport::replay::Fixture;
     let tmp = tempfile::tempdir().unwrap();
-    let tags = tmp.path().join("tags");
-    let (_, uid, _) = tag424(&["sim", "new", "--dir", tags.to_str().unwrap()]);
-    let trace = tmp.path().join("trace.apdu");
-    let reader = format!("sim:{}", tags.display());
-    let (code, _, err) = tag424(&[
-        "encode",
-        "--xuid",
-        "trace001",
-        "--reader",
-        &reader,
-        "--uid",
-        uid.trim(),
-        "--out",
-        tmp.path().join("out").to_str().unwrap(),
-        "--trace",
-        trace.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let text = std::fs::read_to_string(&trace).unwrap();
-    let fx = tag424::transport::replay::Fixture::parse(&text).unwrap();
+    let run = |name: &str, keys: bool| {
+        let trace = tmp.path().join(format!("{name}.apdu"));
+        let mut extra = vec!["--trace", trace.to_str().unwrap()];
+        if keys {
+            extra.push("--trace-keys");
+        }
+        sim_batch(tmp.path(), name, &format!("tags-{name}"), 3, &extra);
+        let journal = tag424::provision::Journal::read_only(&tmp.path().join(name)).unwrap();
+        let keys: Vec<String> = journal
+            .tags()
+            .flat_map(|t| {
+                let k = t.keys().unwrap();
+                (0..5u8)
+                    .map(|n| hex::encode_upper(k.get(n).unwrap().as_bytes()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(keys.len(), 15);
+        (std::fs::read_to_string(&trace).unwrap(), keys)
+    };
+    let spaced = |k: &str| {
+        k.as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+
+    let (text, keys) = run("shared", false);
+    let flat: String = text.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    for k in &keys {
+        assert!(
+            !text.contains(&spaced(k)) && !flat.contains(k.as_str()),
+            "key {k} in the trace"
+        );
+    }
+    let mut fx = Fixture::parse(&text).unwrap();
+    assert!(fx.meta("redacted").is_some(), "{text}");
+    for (c, _) in &fx.exchanges {
+        assert!(
+            !(matches!(c[1], 0x71 | 0x77 | 0xC4) || (c[1] == 0xAF && c.len() > 6)),
+            "an authentication or ChangeKey in clear: {}",
+            hex::encode_upper(c)
+        );
+    }
+    // Without the mark it still opens no session: the randoms are not there.
+    fx.meta.retain(|(k, _)| k != "redacted");
+    fx.meta.push(("document".into(), "test".into()));
+    assert_eq!(check(&fx).unwrap().authentications, 0);
+    // Useful to debug a reader: each authentication and ChangeKey is there by name, header,
+    // lengths, status word and time.
     assert_eq!(
-        fx.exchanges.len(),
-        10,
-        "15 exchanges, the 5 ChangeKeys redacted"
+        text.matches("(AuthenticateEV2First; redacted").count(),
+        2 * 3,
+        "{text}"
     );
-    assert_eq!(text.matches("redacted").count(), 5);
+    assert!(
+        text.contains("# > 90 AF 00 00 20 [32 bytes redacted] 00  (AuthenticateEV2First"),
+        "{text}"
+    );
+    assert!(text.contains("# < [32 bytes redacted] 91 00  ("), "{text}");
+    assert_eq!(
+        text.matches("(ChangeKey; redacted: key material)").count(),
+        5 * 3,
+        "{text}"
+    );
+    assert!(
+        text.contains("# > 90 C4 00 00 29 01 [40 bytes redacted] 00"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("< "))
+            .all(|l| l.ends_with(" ms")),
+        "{text}"
+    );
+
+    let (text, _) = run("full", true);
+    assert!(!text.contains("redacted"), "{text}");
+    let mut fx = Fixture::parse(&text).unwrap();
+    fx.meta
+        .push(("document".into(), "simulated tags, test".into()));
+    let done = check(&fx).unwrap();
+    assert_eq!(done.authentications, 3, "{done:?}");
+    assert_eq!(done.keys_learnt, 5 * 3, "{done:?}");
 }
 
 /// `verify --key-file keys.csv` picks the row by the URL's tag code, names the row, says an
@@ -1015,7 +1081,11 @@ fn info_says_which_journal_holds_the_keys_without_authenticating() {
     );
     // No authentication: no AuthenticateEV2First (71), NonFirst (77) or Part 2 (AF after them).
     let t = std::fs::read_to_string(&trace).unwrap();
-    let sent: Vec<&str> = t.lines().filter(|l| l.starts_with("> ")).collect();
+    let sent: Vec<&str> = t
+        .lines()
+        .map(|l| l.trim_start_matches("# "))
+        .filter(|l| l.starts_with("> "))
+        .collect();
     assert!(sent.len() >= 10, "{t}");
     for l in &sent {
         assert!(
@@ -1064,7 +1134,10 @@ fn a_refused_tag_gets_one_authentication_per_run_and_the_delay_is_explained() {
         ]);
         assert_eq!(code, 1, "{err}");
         let t = std::fs::read_to_string(&trace).unwrap();
-        let auths = t.lines().filter(|l| l.starts_with("> 90 71")).count();
+        let auths = t
+            .lines()
+            .filter(|l| l.trim_start_matches("# ").starts_with("> 90 71"))
+            .count();
         assert_eq!(auths, 1, "run {i}: {t}");
         assert!(err.contains("help: "), "{err}");
         if err.contains("answered 91AD") {

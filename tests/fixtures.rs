@@ -176,22 +176,81 @@ fn a_changed_byte_fails_the_replay() {
     assert!(err.to_string().contains("replay mismatch"), "{err}");
 }
 
+/// Every `*.apdu` file of the folder, named, without a list to keep: a contributed fixture is
+/// replayed as soon as it is there (`replay::check`: every authentication opened with a key
+/// the file names or learns, every MAC recomputed); one that does not replay fails with its name.
 #[test]
-fn every_fixture_has_a_test() {
-    let tested = [
-        "an12196-personalize-ndef.apdu",
-        "an12196-keys-and-nonfirst.apdu",
-        "an12196-t7-getfilesettings-mac.apdu",
-        "an12196-t27-setconfiguration.apdu",
-        "an12196-t28-getcarduid.apdu",
-        "an12196-readsig.apdu",
-        "an12196-t9-select-ndef-app.apdu",
-    ];
+fn every_fixture_in_the_folder_replays() {
+    use tag424::transport::replay::check::check;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/hardware-fixtures");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if name.ends_with(".apdu") {
-            assert!(tested.contains(&name.as_str()), "{name} has no replay test");
+    let mut failures = Vec::new();
+    let mut replayed = 0;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".apdu"))
+        .collect();
+    names.sort();
+    for name in &names {
+        let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        match Fixture::parse(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|fx| check(&fx).map_err(|e| e.to_string()))
+        {
+            Ok(done) => {
+                eprintln!("{name}: {done:?}");
+                replayed += 1;
+            }
+            Err(e) => failures.push(format!("hardware-fixtures/{name}: {e}")),
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(replayed >= 7, "{replayed} fixtures");
+}
+
+/// The check catches what it claims to: a changed MAC byte, a key it does not know, a
+/// redacted trace, a fixture without provenance.
+#[test]
+fn the_folder_replay_refuses_a_changed_byte_an_unknown_key_and_a_redacted_trace() {
+    use tag424::transport::replay::check::{check, CheckError};
+    let (_, fx) = fixture!("an12196-personalize-ndef.apdu");
+    assert!(check(&fx).unwrap().macs >= 4);
+    // The last byte before Le of WriteData is its MAC.
+    let mut bad = fx.clone();
+    let c = &mut bad.exchanges[2].0;
+    let n = c.len();
+    c[n - 2] ^= 1;
+    let e = check(&bad).unwrap_err();
+    assert!(matches!(e, CheckError::At { index: 2, .. }), "{e}");
+    let mut bad = fx.clone();
+    let r = &mut bad.exchanges[3].1;
+    r[0] ^= 1;
+    assert!(check(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("response MAC"));
+    // Key 3 of the other fixture is the factory key: with another key 0 only, key 3 still
+    // opens; an authentication with an unknown key is named.
+    let mut bad = fx.clone();
+    bad.exchanges[1].0[6] ^= 1;
+    let e = check(&bad).unwrap_err().to_string();
+    assert!(e.contains("no key the fixture knows for key 0"), "{e}");
+    let mut redacted = fx.clone();
+    redacted.meta.push(("redacted".into(), String::new()));
+    assert_eq!(check(&redacted).unwrap_err(), CheckError::Redacted);
+    let mut anonymous = fx.clone();
+    anonymous.meta.retain(|(k, _)| k != "document");
+    assert_eq!(check(&anonymous).unwrap_err(), CheckError::NoProvenance);
+}
+
+/// A ChangeKey chain is followed: the keys set in the recording open the later sessions.
+#[test]
+fn keys_set_by_change_key_are_learnt() {
+    use tag424::transport::replay::check::check;
+    let (_, fx) = fixture!("an12196-keys-and-nonfirst.apdu");
+    let mut fx = fx;
+    fx.meta.retain(|(k, _)| k != "new_key");
+    let done = check(&fx).unwrap();
+    assert_eq!(done.keys_learnt, 2, "{done:?}");
+    assert_eq!(done.authentications, 2, "{done:?}");
 }

@@ -41,11 +41,14 @@ fn flaky_batch_in(
         trace: None,
     };
     let (mut retries, mut failed) = (0, 0);
+    let (mut tag_left, mut torn_retries) = (0, 0);
     let summary = run_batch(&mut reader, &mut journal, &xuids, &o, &mut |e| match e {
+        BatchEvent::TagLeft => tag_left += 1,
         BatchEvent::Retry { retry, error } => {
             assert!(retry >= 1);
             assert!(error.is_interrupted(), "{error}");
             retries += 1;
+            torn_retries += usize::from(error.is_tear_off());
         }
         BatchEvent::Failed { error } => {
             eprintln!("failed: {error}");
@@ -54,6 +57,8 @@ fn flaky_batch_in(
         _ => {}
     })
     .unwrap();
+    // Every tag that left was announced (put it back) before its retry.
+    assert_eq!(tag_left, torn_retries, "one TagLeft per tag that left");
     drop(journal);
     // Every code on exactly one verified tag.
     let journal = batchhelp::verified_once(&out, n);

@@ -527,13 +527,15 @@ fn run_json(
 /// Recording the APDU exchanges.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TraceArgs {
-    /// Append every APDU exchange to FILE in the hardware-fixtures format (key-bearing
-    /// commands redacted). With several readers, each tag's exchanges are written together
-    /// when it is done.
+    /// Append every APDU exchange to FILE in the hardware-fixtures format, with its name and
+    /// time; shareable: authentication randoms and key-bearing data redacted (see the
+    /// operator guide, "Sharing a trace"). With several readers, each tag's exchanges are
+    /// written together when it is done.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
-    /// With --trace: write key-bearing commands in full (test tags only; not with
-    /// --encrypt-to, whose keys never go to disk in clear).
+    /// With --trace: write everything, authentication randoms and key-bearing commands
+    /// included, so the trace replays as a fixture (test tags only: the file then gives the
+    /// keys; not with --encrypt-to, whose keys never go to disk in clear).
     #[arg(long, requires = "trace")]
     pub trace_keys: bool,
 }

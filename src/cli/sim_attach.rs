@@ -40,6 +40,13 @@ pub struct AttachArgs {
     /// presenting it again here, as an operator takes a pulled tag to the next reader.
     #[arg(long, value_name = "DIR", requires = "tear_after")]
     tear_to: Option<PathBuf>,
+    /// Flaky-hand test: at each APDU, pull the tag with probability P (0 to 0.5), right after
+    /// its answer or before it, and put it back after --gap; at most 3 pulls per tag.
+    #[arg(long, value_name = "P")]
+    pull: Option<f64>,
+    /// The seed of --pull's draws (the same seed and APDUs give the same pulls).
+    #[arg(long, value_name = "N", requires = "pull", default_value_t = 0)]
+    seed: u64,
     /// Present only the directory's existing tags (default: make factory tags when they run out).
     #[arg(long)]
     no_fresh: bool,
@@ -65,6 +72,7 @@ fn removed_text(r: RemovedBy) -> &'static str {
         RemovedBy::Idle => "the host went quiet (--idle)",
         RemovedBy::Stopped => "stopped",
         RemovedBy::ReaderClosed => "the reader closed the connection",
+        RemovedBy::Pulled => "pulled mid-sequence (--pull), presented again",
     }
 }
 
@@ -72,6 +80,18 @@ pub fn run(a: AttachArgs) -> Result<u8, CliError> {
     if !(a.idle.is_finite() && a.idle > 0.0) {
         return Err(CliError::input("--idle: a positive number of seconds"));
     }
+    let pull = match a.pull {
+        None => None,
+        Some(p) if (0.0..=0.5).contains(&p) => Some(tag424::sim::vpcd::Pull {
+            ppm: (p * 1e6).round() as u32,
+            seed: a.seed,
+        }),
+        Some(_) => {
+            return Err(CliError::input(
+                "--pull: a probability from 0 to 0.5 (e.g. --pull 0.05)",
+            ))
+        }
+    };
     let dir = SimDir::open(&a.dir).map_err(|e| CliError::input(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -90,6 +110,7 @@ pub fn run(a: AttachArgs) -> Result<u8, CliError> {
             Some(d) => Some(SimDir::open(d).map_err(|e| CliError::input(e.to_string()))?),
             None => None,
         },
+        pull,
     };
     let opts = VpcdOptions::new(a.vpcd.clone());
     let progress = !a.json;

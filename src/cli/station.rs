@@ -146,6 +146,10 @@ impl StationView {
         let bar = &self.readers[reader];
         match e {
             BatchEvent::WaitingForTag => bar.set_message("PRESENT TAG"),
+            BatchEvent::TagLeft => bar.set_message(format!(
+                "{}",
+                style("TAG LEFT — PUT IT BACK to finish it").red().bold()
+            )),
             BatchEvent::Step(s) => bar.set_message(format!("… {}", step_name(s))),
             BatchEvent::Done { outcome, elapsed } => match outcome {
                 Outcome::Encoded {

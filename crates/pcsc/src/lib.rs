@@ -8,7 +8,7 @@
 #![warn(clippy::unwrap_used)]
 
 use std::ffi::{CStr, CString};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tag424_core::transport::{self as seam, Transport, TransportError};
 
@@ -62,6 +62,25 @@ pub enum PcscError {
 
 /// Tags are connected exclusively, for the whole of a tag's sequence.
 const TAG_SHARE_MODE: pcsc::ShareMode = pcsc::ShareMode::Exclusive;
+
+/// How long a tag that left the field mid-sequence is waited for ([`Transport::reconnect`]):
+/// a tag that slipped off and is put back within this time is resumed as the same
+/// presentation (the batch counts a retry); after it, the tag is left unfinished and is
+/// finished whenever it is presented again.
+pub const TAG_RETURN: Duration = Duration::from_secs(10);
+
+/// The one rule for "no tag to connect to": the reader is empty, or the tag left or stopped
+/// answering between the presence event and the connection (the caller waits for the next
+/// tag instead of failing).
+fn no_tag(e: &pcsc::Error) -> bool {
+    matches!(
+        e,
+        pcsc::Error::NoSmartcard
+            | pcsc::Error::RemovedCard
+            | pcsc::Error::UnresponsiveCard
+            | pcsc::Error::UnpoweredCard
+    )
+}
 
 /// The PC/SC numbering of readers: a reader's number is its position in the service's list,
 /// from 0 (`tag424 readers` shows it, `--reader N` takes it; see
@@ -329,19 +348,9 @@ impl PcscReader {
                 .ctx
                 .connect(&self.name, TAG_SHARE_MODE, pcsc::Protocols::ANY)
             {
-                Ok(card) => {
-                    return Ok(PcscCard {
-                        card: Some(card),
-                        reader: self.name(),
-                    })
-                }
+                Ok(card) => return Ok(self.card(card)),
                 // The tag left again before we connected: wait for the next one.
-                Err(
-                    pcsc::Error::NoSmartcard
-                    | pcsc::Error::RemovedCard
-                    | pcsc::Error::UnresponsiveCard
-                    | pcsc::Error::UnpoweredCard,
-                ) => continue,
+                Err(e) if no_tag(&e) => continue,
                 // Another program holds the tag: give it a moment, then say so.
                 Err(pcsc::Error::SharingViolation) if busy < 20 => {
                     busy += 1;
@@ -397,12 +406,26 @@ impl PcscReader {
     pub fn name_cstr(&self) -> &CStr {
         &self.name
     }
+
+    /// A connected tag of this reader.
+    fn card(&self, card: pcsc::Card) -> PcscCard {
+        PcscCard {
+            card: Some(card),
+            reader: self.name(),
+            ctx: self.ctx.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 /// A connected tag.
 pub struct PcscCard {
     card: Option<pcsc::Card>,
     reader: String,
+    /// The reader's context (shared with its [`Canceller`]: a cancel also ends
+    /// [`Transport::reconnect`]'s wait) and its name, to connect to the tag again.
+    ctx: pcsc::Context,
+    name: CString,
 }
 
 impl std::fmt::Debug for PcscCard {
@@ -418,6 +441,53 @@ impl PcscCard {
     pub fn release(mut self) {
         if let Some(c) = self.card.take() {
             let _ = c.disconnect(pcsc::Disposition::LeaveCard);
+        }
+    }
+}
+
+impl PcscCard {
+    /// Waits up to `within` for a tag on the reader and connects to it exclusively. False when
+    /// none came (or the wait was cancelled, or the reader went away).
+    fn connect_again(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut states = [pcsc::ReaderState::new(
+            self.name.clone(),
+            pcsc::State::UNAWARE,
+        )];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            // The first look (UNAWARE) returns at once; later ones sleep until the reader's
+            // state changes: pcscd sees the tag leave, then come back.
+            if self.ctx.get_status_change(left, &mut states).is_err() {
+                return false; // timeout, cancel (Ctrl-C, batch done), reader gone
+            }
+            let ev = states[0].event_state();
+            if ev.intersects(pcsc::State::UNAVAILABLE | pcsc::State::UNKNOWN | pcsc::State::IGNORE)
+            {
+                return false;
+            }
+            if ev.contains(pcsc::State::PRESENT) && !ev.contains(pcsc::State::MUTE) {
+                match self
+                    .ctx
+                    .connect(&self.name, TAG_SHARE_MODE, pcsc::Protocols::ANY)
+                {
+                    Ok(card) => {
+                        self.card = Some(card);
+                        return true;
+                    }
+                    // pcscd has not noticed yet that the tag left (it polls vpcd every 0.4 s),
+                    // or the tag is on its way: wait for the next change.
+                    Err(e) if no_tag(&e) => {}
+                    Err(pcsc::Error::SharingViolation) => {
+                        std::thread::sleep(Duration::from_millis(100))
+                    }
+                    Err(_) => return false,
+                }
+            }
+            states[0].sync_current_state();
         }
     }
 }
@@ -488,6 +558,27 @@ impl Transport for PcscCard {
                 source: Box::new(e),
             }),
         }
+    }
+
+    /// After a cut exchange: a tag still connected is reset (its session ends, as the chip's
+    /// after a tear); a tag that left is waited for ([`TAG_RETURN`]) and connected again, so
+    /// the batch re-selects, re-authenticates with the journaled keys and resumes at the step
+    /// the chip's state shows. The tag put back is identified again from its UID by the
+    /// batch: another tag put on the reader instead is simply encoded (or resumed) as itself.
+    fn reconnect(&mut self) -> bool {
+        if let Some(mut c) = self.card.take() {
+            if c.reconnect(
+                TAG_SHARE_MODE,
+                pcsc::Protocols::ANY,
+                pcsc::Disposition::ResetCard,
+            )
+            .is_ok()
+            {
+                self.card = Some(c);
+                return true;
+            }
+        }
+        self.connect_again(TAG_RETURN)
     }
 }
 

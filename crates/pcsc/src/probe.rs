@@ -2,7 +2,7 @@
 //! model, firmware and serial number attributes where the driver gives them (best effort), and
 //! the protocol and ATR of a connected tag. Reads only.
 
-use super::{map_err, PcscCard, PcscError, PcscReader, TAG_SHARE_MODE};
+use super::{map_err, no_tag, PcscCard, PcscError, PcscReader, TAG_SHARE_MODE};
 
 /// The reader's own attributes (`SCardGetAttrib`); `None` where the driver does not give one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -92,16 +92,8 @@ impl PcscReader {
             .ctx
             .connect(&self.name, TAG_SHARE_MODE, pcsc::Protocols::ANY)
         {
-            Ok(card) => Ok(Some(PcscCard {
-                card: Some(card),
-                reader: self.name(),
-            })),
-            Err(
-                pcsc::Error::NoSmartcard
-                | pcsc::Error::RemovedCard
-                | pcsc::Error::UnresponsiveCard
-                | pcsc::Error::UnpoweredCard,
-            ) => Ok(None),
+            Ok(card) => Ok(Some(self.card(card))),
+            Err(e) if no_tag(&e) => Ok(None),
             Err(pcsc::Error::SharingViolation) => Err(PcscError::TagInUse(self.name())),
             Err(pcsc::Error::UnknownReader | pcsc::Error::ReaderUnavailable) => {
                 Err(PcscError::ReaderGone(self.name()))

@@ -111,6 +111,9 @@ pub fn generate_xuids(n: usize) -> Vec<String> {
 pub enum BatchEvent<'a> {
     /// Waiting for the operator to present a tag.
     WaitingForTag,
+    /// The tag left the field mid-sequence: the reader waits a moment for it to be put back
+    /// (then [`BatchEvent::Retry`]), else the tag is reported failed (present it again).
+    TagLeft,
     /// The encoder reached a step on the present tag.
     Step(Step),
     /// A tag was finished (encoded, or skipped as already done).

@@ -280,10 +280,13 @@ fn work<S: TagSource>(
             let result = attempt(st, reader, &mut card, &mut journal);
             match &result {
                 Err(e)
-                    if e.is_interrupted()
-                        && retries < RETRIES
-                        && !st.stopping()
-                        && card.transport().reconnect() =>
+                    if e.is_interrupted() && retries < RETRIES && !st.stopping() && {
+                        if e.is_tear_off() {
+                            // A PC/SC reader waits here for the tag to be put back.
+                            st.emit(reader, BatchEvent::TagLeft);
+                        }
+                        card.transport().reconnect()
+                    } =>
                 {
                     retries += 1;
                     if let Some(t) = &trace {

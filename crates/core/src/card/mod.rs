@@ -256,6 +256,8 @@ pub struct Exchange<'a> {
     pub response: &'a [u8],
     /// The command carries key material; print it redacted.
     pub sensitive: bool,
+    /// From the command leaving the host to its answer (the reader's and the tag's time).
+    pub elapsed: std::time::Duration,
 }
 
 impl Exchange<'_> {
@@ -364,6 +366,7 @@ impl<T: Transport> Card<T> {
         apdu: &[u8],
         sensitive: bool,
     ) -> Result<(Vec<u8>, Sw), CardError> {
+        let started = std::time::Instant::now();
         let resp = self
             .transport
             .transmit(apdu)
@@ -371,6 +374,7 @@ impl<T: Transport> Card<T> {
                 command: name,
                 source,
             })?;
+        let elapsed = started.elapsed();
         self.exchanges += 1;
         if let Some(obs) = self.observer.as_mut() {
             obs(&Exchange {
@@ -378,6 +382,7 @@ impl<T: Transport> Card<T> {
                 command: apdu,
                 response: &resp,
                 sensitive,
+                elapsed,
             });
         }
         if resp.len() < 2 {

@@ -16,6 +16,8 @@
 
 use super::{Transport, TransportError};
 
+pub mod check;
+
 /// A parsed fixture.
 #[derive(Debug, Clone, Default)]
 pub struct Fixture {
@@ -49,6 +51,11 @@ impl Fixture {
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
+            // A `>`/`<` line may end in a `# comment` (a trace's time per exchange).
+            let l = match l.split_once('#') {
+                Some((data, _)) if l.starts_with(['>', '<']) => data.trim(),
+                _ => l,
+            };
             let err = |what: &str| FixtureError::Syntax {
                 line,
                 what: what.to_string(),

@@ -2,11 +2,14 @@
 //! through vpcd, removes each when the host is done with it (or tears it off mid-sequence for
 //! recovery tests), and reports what happened to each.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::{connect, serve, Control, Flow, TapEndReason, TapEvent, VpcdError, VpcdOptions};
 use crate::dir::{SimDir, SimDirError};
@@ -26,6 +29,26 @@ pub enum RemovedBy {
     Stopped,
     /// vpcd closed the connection.
     ReaderClosed,
+    /// Pulled at random mid-sequence ([`AttachPolicy::pull`]); presented again after.
+    Pulled,
+}
+
+/// Tags pulled at random points of the host's sequence and put back (a flaky hand at a real
+/// reader): at each APDU, with probability `ppm` parts per million, the tag leaves the field,
+/// with even odds right after its answer or before it (the chip applied the command, the host
+/// never hears back). The tag is presented again after the swap gap with its state as the
+/// pull left it. A tag is pulled at most [`Pull::PER_TAG`] times, so every tag can finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pull {
+    /// Probability of a pull at each APDU, in parts per million.
+    pub ppm: u32,
+    /// Seed of the draws: the same seed and APDUs give the same pulls.
+    pub seed: u64,
+}
+
+impl Pull {
+    /// The most pulls of one tag.
+    pub const PER_TAG: usize = 3;
 }
 
 /// When an operator takes the tag off the reader: the host is done with it (it powered the tag
@@ -82,6 +105,8 @@ pub struct AttachPolicy {
     /// reader's directory (its state moves there), as an operator who takes a pulled tag to
     /// the next reader does. An attach serving that directory presents it next.
     pub tear_to: Option<SimDir>,
+    /// Pull tags at random points of the sequence and put them back ([`Pull`]).
+    pub pull: Option<Pull>,
 }
 
 impl Default for AttachPolicy {
@@ -94,6 +119,7 @@ impl Default for AttachPolicy {
             stop: None,
             swap_gap: Duration::from_millis(900),
             tear_to: None,
+            pull: None,
         }
     }
 }
@@ -198,6 +224,8 @@ pub fn attach_with(
     let mut distinct = 0usize;
     // A tag to present again (torn, or never reached the reader), and whether it was counted.
     let mut again: Option<(ChipState, bool, bool)> = None; // (state, created, counted)
+    let mut rng = policy.pull.map(|p| StdRng::seed_from_u64(p.seed));
+    let mut pulls: HashMap<[u8; 7], usize> = HashMap::new();
     loop {
         if stopped() {
             return Ok(AttachSummary {
@@ -261,6 +289,20 @@ pub fn attach_with(
                 return Ok(Flow::Remove);
             }
             removed_by = removal.decide(&e);
+            if let (TapEvent::Apdu { .. }, None, Some(p), Some(rng)) =
+                (e, removed_by, policy.pull, rng.as_mut())
+            {
+                let n = pulls.entry(uid).or_default();
+                if *n < Pull::PER_TAG && rng.gen_range(0..1_000_000) < p.ppm {
+                    *n += 1;
+                    removed_by = Some(RemovedBy::Pulled);
+                    return Ok(if rng.gen_bool(0.5) {
+                        Flow::RemoveUnanswered
+                    } else {
+                        Flow::Remove
+                    });
+                }
+            }
             Ok(removed_by.map_or(Flow::Continue, |_| Flow::Remove))
         })?;
         let removed_by = match end.reason {
@@ -287,6 +329,11 @@ pub fn attach_with(
         }
         if !counted && end.apdus > 0 {
             distinct += 1;
+        }
+        if removed_by == RemovedBy::Pulled {
+            chip.power_cycle();
+            again = Some((chip.state, created, true));
+            continue;
         }
         if removed_by == RemovedBy::MaxApdus {
             chip.power_cycle();

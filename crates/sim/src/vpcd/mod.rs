@@ -20,8 +20,8 @@ use super::SimChip;
 
 mod attach;
 pub use attach::{
-    attach, attach_with, AttachEnd, AttachEvent, AttachPolicy, AttachSummary, Removal, RemovedBy,
-    TagReport,
+    attach, attach_with, AttachEnd, AttachEvent, AttachPolicy, AttachSummary, Pull, Removal,
+    RemovedBy, TagReport,
 };
 
 /// The ATR an NTAG 424 DNA gives through a PC/SC contactless reader (PC/SC part 3 ATR for an
@@ -147,6 +147,10 @@ pub enum Flow {
     Continue,
     /// Remove the tag now (close the connection).
     Remove,
+    /// At [`TapEvent::Apdu`]: remove the tag before its answer leaves (the chip applied the
+    /// command; the host never gets the answer), as a tag pulled mid-exchange. At any other
+    /// event the same as [`Flow::Remove`].
+    RemoveUnanswered,
 }
 
 /// Why a tap ended.
@@ -375,10 +379,9 @@ fn serve(
                         let changed = chip.state != before;
                         apdus += 1;
                         last_apdu = Some(Instant::now());
-                        if let Err(e) = send(&mut s, &response) {
-                            return closed_or(e, end(TapEndReason::ReaderClosed, apdus, true), io);
-                        }
-                        hook(
+                        // The hook sees the exchange before the answer leaves: it may save the
+                        // chip's state first, or pull the tag so the answer never arrives.
+                        let flow = hook(
                             TapEvent::Apdu {
                                 index: apdus,
                                 command,
@@ -386,12 +389,19 @@ fn serve(
                                 changed,
                             },
                             chip,
-                        )?
+                        )?;
+                        if flow == Flow::RemoveUnanswered {
+                            return Ok(end(TapEndReason::Removed, apdus, true));
+                        }
+                        if let Err(e) = send(&mut s, &response) {
+                            return closed_or(e, end(TapEndReason::ReaderClosed, apdus, true), io);
+                        }
+                        flow
                     }
                 }
             }
         };
-        if flow == Flow::Remove {
+        if flow != Flow::Continue {
             return Ok(end(TapEndReason::Removed, apdus, in_field));
         }
         if last_tick.elapsed() >= TICK {
@@ -402,7 +412,7 @@ fn serve(
                 since_connect: connected.elapsed(),
                 since_last_apdu: last_apdu.map(|t| t.elapsed()),
             };
-            if hook(tick, chip)? == Flow::Remove {
+            if hook(tick, chip)? != Flow::Continue {
                 return Ok(end(TapEndReason::Removed, apdus, in_field));
             }
         }
