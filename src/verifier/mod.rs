@@ -27,6 +27,7 @@ pub mod catalog;
 pub mod config;
 mod decide;
 mod headrefusal;
+mod http;
 pub mod import;
 pub mod limits;
 pub mod mgmt;
@@ -238,8 +239,8 @@ pub fn counts_as_scan(endpoint: Endpoint, passed: bool) -> bool {
 pub struct Request<'a> {
     /// Which endpoint the request came in on.
     pub endpoint: Endpoint,
-    /// The raw (percent-encoded) query string, without `?`.
-    pub query: &'a str,
+    /// The query, split and parsed once.
+    pub scan: &'a query::ScanRequest<'a>,
     /// Tokens from the `X-API-Key` / `Ixkio-R` headers.
     pub header_tokens: Vec<&'a str>,
     /// The client's IP address, as logged.
@@ -392,7 +393,7 @@ impl Verifier {
                 .log(ScanWrite {
                     time_ms: now_ms(),
                     endpoint: req.endpoint.as_str(),
-                    query: logged_query(req.query, max),
+                    query: logged_query(req.scan.raw(), max),
                     xuid: tag.map(|t| t.xuid.clone()).unwrap_or_default(),
                     ctr: answer.ctr,
                     result: answer.text().to_string(),

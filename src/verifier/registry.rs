@@ -50,15 +50,9 @@ pub struct BatchEntry {
     pub name: String,
     /// Batch status (inactive answers `batch_inactive`).
     pub active: bool,
-    /// The batch's template, in the tags' mode (AES or LRP).
+    /// The batch's template, in the tags' mode (AES or LRP): it reads the batch's scans from
+    /// the request's parameters ([`Template::read_params`]).
     pub template: Template,
-    /// The template up to its `?` (scheme, host, path).
-    pub prefix: String,
-    /// The template is the platform's `…?x={xuid}&n={ctr}&e={mac}` (its `n`/`e` are read by the
-    /// query parser).
-    pub platform_query: bool,
-    /// The template's query with `{…}` segments (`p={picc}`), in order.
-    pub query: Vec<String>,
     /// The template carries the tag code (`{xuid}`).
     pub names_tag: bool,
 }
@@ -155,13 +149,6 @@ pub struct Registry {
     pub anonymous: Vec<(usize, Vec<Arc<TagEntry>>)>,
 }
 
-/// The query segments of a template's text.
-fn template_query(raw: &str) -> Vec<String> {
-    raw.split_once('?')
-        .map(|(_, q)| q.split('&').map(str::to_string).collect())
-        .unwrap_or_default()
-}
-
 fn compile_data(d: &[(String, String)]) -> Result<Vec<(String, Response)>, String> {
     d.iter()
         .map(|(k, v)| Response::parse(v).map(|r| (k.clone(), r)))
@@ -239,23 +226,9 @@ impl Registry {
                     let template =
                         template.with_mode(if b.lrp { SdmMode::Lrp } else { SdmMode::Aes });
                     let names_tag = template.has(&Part::Xuid);
-                    let marked = template.to_string();
-                    // The scanned URL does not carry the zero-width {macstart}: the rebuilt one
-                    // (sunscan) leaves it out, and `parse_url` places it along the template.
-                    let raw = marked.replace("{macstart}", "");
-                    let query = template_query(&raw);
                     r.batches.push(BatchEntry {
                         name: b.name.clone(),
                         active: b.active,
-                        prefix: raw
-                            .split_once('?')
-                            .map(|(p, _)| p)
-                            .unwrap_or(&raw)
-                            .to_string(),
-                        // Not with {macstart}: the platform's MAC input is empty.
-                        platform_query: template_query(&marked)
-                            == ["x={xuid}", "n={ctr}", "e={mac}"],
-                        query,
                         template,
                         names_tag,
                     });
