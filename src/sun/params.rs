@@ -300,3 +300,281 @@ impl Template {
         Ok(r.out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::sun::parse_url;
+
+    /// The verifier's reader before issue #20, kept as the oracle: the scanned URL rebuilt as
+    /// text from the template's text (split at `?`, `&` and `=`) and the request's raw
+    /// values, then split along the template by `parse_url`. `None`: no parameter present.
+    fn rebuilt(t: &Template, xuid: &str, pairs: &[(&str, &str)]) -> Option<Result<ScannedUrl, ()>> {
+        let raw = t.as_str().replace("{macstart}", "");
+        let prefix = raw.split_once('?').map_or(raw.as_str(), |(p, _)| p);
+        let query: Vec<&str> = raw
+            .split_once('?')
+            .map(|(_, q)| q.split('&').collect())
+            .unwrap_or_default();
+        let value = |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let mut url = format!("{prefix}?");
+        let (mut found, mut missing) = (0, 0);
+        for (i, seg) in query.iter().enumerate() {
+            if i > 0 {
+                url.push('&');
+            }
+            let Some((name, tpl)) = seg.split_once('=').filter(|(_, v)| v.contains('{')) else {
+                url.push_str(seg);
+                continue;
+            };
+            url.push_str(name);
+            url.push('=');
+            if tpl.contains("{xuid}") {
+                url.push_str(&tpl.replace("{xuid}", xuid));
+                continue;
+            }
+            match value(name) {
+                Some(v) => {
+                    found += 1;
+                    url.push_str(v);
+                }
+                None => missing += 1,
+            }
+        }
+        match (found, missing) {
+            (0, _) => None,
+            (_, 0) => Some(parse_url(t, &url).map_err(|_| ())),
+            _ => Some(Err(())),
+        }
+    }
+
+    fn pick<'a>(rng: &mut StdRng, from: &[&'a str]) -> &'a str {
+        from[rng.gen_range(0..from.len())]
+    }
+
+    fn hex(rng: &mut StdRng, n: usize) -> String {
+        (0..n)
+            .map(|_| pick(rng, &["0", "7", "a", "F", "c", "9"]))
+            .collect()
+    }
+
+    /// A random template text: mirrors in query segments with random names, joiners,
+    /// fixed segments, `{macstart}` and `{xuid}` in several places, now and then a mirror where
+    /// a request cannot carry it (in the path or a name).
+    fn template(rng: &mut StdRng) -> String {
+        let mut items: Vec<&str> = match rng.gen_range(0..5) {
+            0 => vec!["{uid}", "{ctr}"],
+            1 => vec!["{picc}"],
+            2 => vec!["{picc}", "{enc}"],
+            3 => vec!["{uid}", "{ctr}", "{enc}"],
+            _ => vec!["{uid}"],
+        };
+        if rng.gen_bool(0.3) {
+            items.push("{tt}");
+        }
+        items.push("{mac}");
+        let mut s = String::from("https://h.example/");
+        let xuid_at = rng.gen_range(0..4); // 0: none, 1: path, 2: own segment, 3: value prefix
+        if xuid_at == 1 {
+            s.push_str("{xuid}/");
+        }
+        if rng.gen_bool(0.05) {
+            s.push_str(pick(rng, &["{uid}/", "{ctr}/"]));
+        }
+        s.push_str(pick(rng, &["a", "auth", "", "p/q"]));
+        let macstart = rng.gen_range(0..items.len() + 2);
+        if macstart == items.len() + 1 && xuid_at != 1 {
+            s.push_str("{macstart}x/");
+        }
+        s.push('?');
+        let mut segs = 0;
+        if xuid_at == 2 {
+            s.push_str("x={xuid}");
+            segs += 1;
+        }
+        for (i, item) in items.iter().enumerate() {
+            let new_seg = segs == 0 || rng.gen_bool(0.6);
+            if new_seg {
+                if segs > 0 {
+                    s.push('&');
+                    if rng.gen_bool(0.15) {
+                        s.push_str(pick(rng, &["v=1&", "utm=x&", "&", "w&"]));
+                    }
+                }
+                if macstart == i && rng.gen_bool(0.5) {
+                    s.push_str("{macstart}");
+                }
+                if rng.gen_bool(0.03) {
+                    s.push_str("{ctr}");
+                }
+                s.push_str(pick(rng, &["p", "c", "d", "e", "n", "uid", "t", "m", "c"]));
+                s.push('=');
+                if i == 0 && xuid_at == 3 {
+                    s.push_str("{xuid}-");
+                }
+                if rng.gen_bool(0.1) {
+                    s.push_str(pick(rng, &["Q", "0", "z="]));
+                }
+                segs += 1;
+            } else {
+                s.push_str(pick(rng, &["z", "-", "=", ".", "0", "?"]));
+            }
+            if macstart == i && !s.ends_with("{macstart}") {
+                s.push_str("{macstart}");
+            }
+            s.push_str(item);
+        }
+        if rng.gen_bool(0.2) {
+            s.push_str(pick(rng, &["&v=1", "z", "&"]));
+        }
+        s
+    }
+
+    /// What a tag writes for the template (random mirror values, PICC data of either length
+    /// now and then), as the scanned URL's query pairs.
+    fn scanned_query(rng: &mut StdRng, t: &Template, xuid: &str) -> String {
+        let mut url = String::new();
+        for p in t.parts() {
+            match p {
+                Part::Literal(l) => url.push_str(l),
+                Part::Xuid => url.push_str(xuid),
+                Part::Uid => url.push_str(&hex(rng, 14)),
+                Part::Ctr => url.push_str(&hex(rng, 6)),
+                Part::Picc => {
+                    let n = if rng.gen_bool(0.3) { 48 } else { 32 };
+                    url.push_str(&hex(rng, n))
+                }
+                Part::Enc => url.push_str(&hex(rng, 32)),
+                Part::Tt => {
+                    url.push_str(pick(rng, &["C", "O", "I", "x"]));
+                    url.push_str(pick(rng, &["C", "O", "I"]));
+                }
+                Part::MacStart => {}
+                Part::Mac => url.push_str(&hex(rng, 16)),
+            }
+        }
+        url.split_once('?')
+            .map(|(_, q)| q.to_string())
+            .unwrap_or_default()
+    }
+
+    /// What clients send besides: a pair dropped, doubled, reordered, a value cut, lengthened
+    /// or not hex, a foreign pair.
+    fn mutate(rng: &mut StdRng, q: &str) -> String {
+        let mut pairs: Vec<String> = q.split('&').map(str::to_string).collect();
+        for _ in 0..rng.gen_range(0..3) {
+            let i = rng.gen_range(0..pairs.len().max(1));
+            match rng.gen_range(0..7) {
+                0 if !pairs.is_empty() => {
+                    pairs.remove(i);
+                }
+                1 if !pairs.is_empty() => {
+                    let p = pairs[i].clone();
+                    pairs.insert(rng.gen_range(0..=pairs.len()), p + "0");
+                }
+                2 if pairs.len() > 1 => {
+                    let last = pairs.len() - 1;
+                    pairs.swap(0, last)
+                }
+                3 if !pairs.is_empty() => {
+                    pairs[i].pop();
+                }
+                4 if !pairs.is_empty() => pairs[i].push('A'),
+                5 if !pairs.is_empty() => pairs[i].push_str("%20"),
+                _ => pairs.push("utm_source=z".into()),
+            }
+        }
+        pairs.join("&")
+    }
+
+    /// `read_params` reads what the rebuilt URL read: the same parameters absent, the same
+    /// refusals, the same fields and SDMMAC input, over random templates and requests.
+    #[test]
+    fn reads_what_the_rebuilt_url_read() {
+        let mut rng = StdRng::seed_from_u64(20);
+        let (mut valid, mut genuine_shape) = (0, 0);
+        for _ in 0..30_000 {
+            let text = template(&mut rng);
+            let Ok(t) = Template::parse(&text) else {
+                continue;
+            };
+            valid += 1;
+            let xuid = "Q8W3-sbcz";
+            let q = scanned_query(&mut rng, &t, xuid);
+            let q = if rng.gen_bool(0.5) {
+                mutate(&mut rng, &q)
+            } else {
+                q
+            };
+            let pairs: Vec<(&str, &str)> = q
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.split_once('=').unwrap_or((p, "")))
+                .collect();
+            let value = |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+            let new = t.read_params(xuid, value);
+            match (rebuilt(&t, xuid, &pairs), new) {
+                (None, Err(ParamsError::Absent)) => {}
+                (Some(Err(())), Err(e)) => assert_ne!(e, ParamsError::Absent, "{text} {q}"),
+                (Some(Ok(old)), Ok(new)) => {
+                    genuine_shape += 1;
+                    let without_xuid = |s: ScannedUrl| ScannedUrl { xuid: None, ..s };
+                    assert_eq!(without_xuid(old), without_xuid(new), "{text} {q}");
+                }
+                (old, new) => panic!("{text} with {q}: before {old:?}, now {new:?}"),
+            }
+        }
+        // The generator reaches both outcomes often.
+        assert!(
+            valid > 5_000 && genuine_shape > 1_000,
+            "{valid} {genuine_shape}"
+        );
+    }
+
+    #[test]
+    fn layout_of_templates() {
+        let t = Template::parse("https://h/a?x={xuid}&n={ctr}&e={mac}").unwrap();
+        assert!(t.is_platform_query());
+        assert_eq!(t.parameters().collect::<Vec<_>>(), ["n", "e"]);
+        let t = Template::parse("https://h/a?x={xuid}&{macstart}n={ctr}&e={mac}").unwrap();
+        assert!(!t.is_platform_query());
+        let t = Template::parse("https://h/a?v=1&p={picc}&c={mac}").unwrap();
+        assert_eq!(t.parameters().collect::<Vec<_>>(), ["p", "c"]);
+        let none = |_: &str| None;
+        assert_eq!(t.read_params("", none), Err(ParamsError::Absent));
+        let only_p = |n: &str| (n == "p").then_some("00");
+        assert_eq!(
+            t.read_params("", only_p),
+            Err(ParamsError::Missing { name: "c".into() })
+        );
+        // A mirror in the path is not a parameter.
+        let t = Template::parse("https://h/{uid}/a?c={mac}").unwrap();
+        let c = |n: &str| (n == "c").then_some("0123456789abcdef");
+        assert_eq!(
+            t.read_params("", c),
+            Err(ParamsError::Unreadable {
+                placeholder: "{uid}"
+            })
+        );
+        // The SDMMAC input: the template's own text and the values, from {macstart}.
+        let t = Template::parse("https://h/a?x={xuid}&{macstart}n={ctr}&t={tt}&e={mac}").unwrap();
+        let v = |n: &str| match n {
+            "n" => Some("00002A"),
+            "t" => Some("CC"),
+            "e" => Some("0123456789ABCDEF"),
+            _ => None,
+        };
+        let s = t.read_params("Q8W", v).unwrap();
+        assert_eq!(s.mac_input, b"n=00002A&t=CC&e=");
+        assert_eq!(s.read_ctr, Some(42));
+        assert_eq!(s.xuid.as_deref(), Some("Q8W"));
+        let bad_t = |n: &str| if n == "t" { Some("XX") } else { v(n) };
+        assert!(matches!(
+            t.read_params("Q8W", bad_t),
+            Err(ParamsError::Value { name, source: SunError::BadTt { at: 0 } }) if name == "t"
+        ));
+    }
+}
