@@ -14,6 +14,7 @@ pub const MAX_URL_LEN: usize = 2048;
 
 /// Why a URL could not be checked at all (as opposed to "checked and not genuine").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SunError {
     /// The URL is longer than [`MAX_URL_LEN`] (its length).
     #[error("the URL is {0} characters long; at most {MAX_URL_LEN} are accepted")]

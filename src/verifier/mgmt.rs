@@ -362,7 +362,8 @@ impl Verifier {
         };
         let tag = &*arc;
         if let Some(dr) = &patch.default_response {
-            reg.set_default_response(tag, dr.as_deref()).map_err(bad)?;
+            reg.set_default_response(tag, dr.as_deref())
+                .map_err(|e| bad(e.to_string()))?;
         }
         let fi = tag.folder;
         if let Ok(mut s) = tag.state.write() {

@@ -2,7 +2,8 @@
 //! its management API, the landing page a tag's URL opens (`GET /auth`), and single-use,
 //! forward-only counters that survive a crash.
 //!
-//! - [`query`]: the query string (`x`, `c`+`a`, `u`+`a`, `n`+`e`, `r`), never panicking.
+//! - [`query`]: the query string (`x`, `c`+`a`, `u`+`a`, `n`+`e`, `r`), never panicking,
+//!   split and parsed once per request into a [`query::ScanRequest`].
 //! - [`catalog`], [`config`], [`import`]: folders → tag groups → batches → tags, from
 //!   `tag424 batch` output directories (template, journal), Associate Data files or a TOML file.
 //! - [`registry`]: the catalog compiled in memory (Rule Sets, templates, per-tag state).
@@ -14,7 +15,8 @@
 //!   group-commit [`store::Writer`].
 //! - [`text`]: the one rule for free text (bounded, no control characters).
 //! - [`api`], [`page`], [`server`], [`limits`]: axum routes, the HTML page, TLS, timeouts,
-//!   connection cap and shutdown, rate limits.
+//!   connection cap and shutdown, rate limits; `http` (private): what the routes of `api` and
+//!   `mgmt` share (`api` mounts `mgmt`; `mgmt` does not import `api`).
 //!
 //! The counter rule: a scan passes only if its SDMMAC verifies with the tag's key and its
 //! counter is greater than every counter accepted before (the journal's read-back counter

@@ -112,7 +112,7 @@ impl TagEntry {
         kind: GroupKind,
         group_default: &str,
         dr: Option<&str>,
-    ) -> Result<Option<RuleSet>, String> {
+    ) -> Result<Option<RuleSet>, RulesError> {
         if dr.is_none() && self.own_groups.is_none() && self.own_pass.is_none() {
             return Ok(None);
         }
@@ -123,6 +123,7 @@ impl TagEntry {
             dr.unwrap_or(group_default),
         )
         .map(Some)
+        .map_err(RulesError::Invalid)
     }
 }
 
@@ -149,10 +150,31 @@ pub struct Registry {
     pub anonymous: Vec<(usize, Vec<Arc<TagEntry>>)>,
 }
 
-fn compile_data(d: &[(String, String)]) -> Result<Vec<(String, Response)>, String> {
+fn compile_data(d: &[(String, String)]) -> Result<Vec<(String, Response)>, RulesError> {
     d.iter()
-        .map(|(k, v)| Response::parse(v).map(|r| (k.clone(), r)))
+        .map(|(k, v)| {
+            Response::parse(v)
+                .map(|r| (k.clone(), r))
+                .map_err(RulesError::Invalid)
+        })
         .collect()
+}
+
+/// Why a tag's or group's rules, Default Response or extended data could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RulesError {
+    /// A Rule Set, response text or extended data value does not parse (the parser's message,
+    /// which names the fix).
+    #[error("{0}")]
+    Invalid(String),
+    /// A request panicked while changing the tag's state.
+    #[error("tag state poisoned")]
+    Poisoned,
+}
+
+fn invalid(e: RulesError) -> CatalogError {
+    CatalogError::Invalid(e.to_string())
 }
 
 /// Extended data values in the order the folder's `fields` declares them: the tag's value of
@@ -215,7 +237,8 @@ impl Registry {
                     kind: g.kind,
                     active: g.active,
                     rules,
-                    data: compile_data(&in_field_order(&f.fields, &g.data, &[])).map_err(inv)?,
+                    data: compile_data(&in_field_order(&f.fields, &g.data, &[]))
+                        .map_err(invalid)?,
                 });
                 r.group_defaults.push(g.default_response.clone());
                 for b in &g.batches {
@@ -247,7 +270,7 @@ impl Registry {
                             created_ms: loaded.created.get(&t.xuid).copied().unwrap_or(0),
                             own_groups: t.rule_groups.clone(),
                             own_pass: t.pass_response.clone(),
-                            data: compile_data(&data).map_err(inv)?,
+                            data: compile_data(&data).map_err(invalid)?,
                             state: RwLock::new(TagState {
                                 cuid: t.cuid.clone(),
                                 active: t.active.unwrap_or(true),
@@ -265,7 +288,7 @@ impl Registry {
                             ),
                         });
                         r.set_default_response(&e, t.default_response.as_deref())
-                            .map_err(inv)?;
+                            .map_err(invalid)?;
                         if let Some(c) = &t.cuid {
                             by_cuid.insert((fi, c.clone()), e.clone());
                         }
@@ -288,17 +311,17 @@ impl Registry {
     }
 
     /// Sets (or with `None` removes) a tag's Default Response and rebuilds its own rules.
-    pub fn set_default_response(&self, t: &TagEntry, dr: Option<&str>) -> Result<(), String> {
+    pub fn set_default_response(&self, t: &TagEntry, dr: Option<&str>) -> Result<(), RulesError> {
         let g = &self.groups[t.group];
         let own = t.own_rules(g.kind, &self.group_defaults[t.group], dr)?;
         let compiled = match dr {
-            Some(d) => Some(Arc::new((d.to_string(), Response::parse(d)?))),
+            Some(d) => Some(Arc::new((
+                d.to_string(),
+                Response::parse(d).map_err(RulesError::Invalid)?,
+            ))),
             None => None,
         };
-        let mut s = t
-            .state
-            .write()
-            .map_err(|_| "tag state poisoned".to_string())?;
+        let mut s = t.state.write().map_err(|_| RulesError::Poisoned)?;
         s.default_response = compiled;
         s.own = own.map(Arc::new);
         Ok(())

@@ -20,6 +20,7 @@ use crate::sun::{self, ParamsError, ScannedUrl, SunKeys, TtStatus};
 
 /// What the SUN check of one scan found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SunCheck {
     /// The request carries none of the template's SUN parameters.
     Absent,
