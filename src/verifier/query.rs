@@ -414,4 +414,32 @@ mod tests {
         );
         assert_eq!(ScanRequest::parse("x=a<b").xuid(), None);
     }
+
+    /// One split serves the typed query, a template's raw parameters, the echo and the token.
+    #[test]
+    fn one_split_serves_everything() {
+        let s = ScanRequest::parse("p=%41B&c=Bottle%2042&a=acme&r=Tok1&p=x&flag");
+        assert_eq!(s.param("p"), Some("%41B"));
+        assert_eq!(s.param("flag"), Some(""));
+        assert_eq!(s.param("q"), None);
+        assert_eq!(s.token(), Some("Tok1"));
+        assert_eq!(s.echo(), Some(("cuid", "Bottle 42".to_string())));
+        assert!(matches!(
+            s.query().unwrap().lookup,
+            Some(Lookup::Cuid { .. })
+        ));
+        let s = ScanRequest::parse("p=00&c=0123456789abcdef");
+        assert_eq!(s.echo(), None);
+        assert_eq!(
+            s.echo_without_aid(),
+            Some(("cuid", "0123456789abcdef".to_string()))
+        );
+        assert!(s.query().unwrap().lookup_without_aid);
+        let long = format!("x=abc&r=Tok1&{}", "z".repeat(MAX_QUERY_LEN));
+        let s = ScanRequest::parse(&long);
+        assert_eq!(s.query(), Err(QueryError::Malformed));
+        assert_eq!((s.xuid(), s.echo()), (None, None));
+        // The rate limit still sees the token of an over-long query, as before.
+        assert_eq!(s.token(), Some("Tok1"));
+    }
 }
