@@ -11,17 +11,17 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use serde::Serialize;
 
-use super::limits::{Limits, RateInfo, RateLimits};
-use super::{errors, mgmt, page, query, Answer, Endpoint, Outcome, Request, Verifier};
+use super::http::{json_response, rate_check, rate_headers, AppState};
+use super::limits::{Limits, RateLimits};
+use super::query::ScanRequest;
+use super::{errors, mgmt, page, Answer, Endpoint, Outcome, Request, Verifier};
 
-/// Headers that may carry the API token (names are case-insensitive: `X-API-Key` and
-/// `X-Api-Key` are the same header).
-pub const TOKEN_HEADERS: [&str; 2] = ["x-api-key", "ixkio-r"];
+pub use super::http::{App, TOKEN_HEADERS};
 
 /// The JSON body of `/v1/t`, fields in the platform's order; extended data after them.
 pub struct ApiBody<'a> {
@@ -85,18 +85,6 @@ impl<'a> ApiBody<'a> {
     }
 }
 
-/// What the handlers share.
-pub struct App {
-    /// The verifier.
-    pub verifier: Arc<Verifier>,
-    /// Per-client rate limits (`None`: no limit).
-    pub rate: Option<RateLimits>,
-    /// Time allowed for a request's body (the management API's), as for its head.
-    pub body_timeout: std::time::Duration,
-}
-
-pub(super) type AppState = State<Arc<App>>;
-
 /// The routes, with no rate limit.
 pub fn router(v: Arc<Verifier>) -> Router {
     router_with(v, &Limits::default())
@@ -129,7 +117,7 @@ pub fn router_with(v: Arc<Verifier>, limits: &Limits) -> Router {
 
 fn request<'a>(
     endpoint: Endpoint,
-    query: &'a Option<String>,
+    scan: &'a ScanRequest<'a>,
     headers: &'a HeaderMap,
     remote: SocketAddr,
 ) -> Request<'a> {
@@ -140,7 +128,7 @@ fn request<'a>(
         .collect();
     Request {
         endpoint,
-        query: query.as_deref().unwrap_or(""),
+        scan,
         header_tokens,
         remote: remote.ip().to_string(),
     }
@@ -155,73 +143,9 @@ fn cors_value(v: &Verifier, folder: Option<usize>) -> Option<HeaderValue> {
     cors.header().and_then(|h| HeaderValue::from_str(h).ok())
 }
 
-pub(super) fn json_response(body: Vec<u8>, cors: Option<HeaderValue>) -> Response<Body> {
-    let mut r = Response::new(Body::from(body));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(c) = cors {
-        if c != "*" {
-            h.insert(header::VARY, HeaderValue::from_static("Origin"));
-        }
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, c);
-    }
-    r
-}
-
-pub(super) fn rate_headers(r: &mut Response<Body>, info: &RateInfo) {
-    let h = r.headers_mut();
-    let mut put = |k: &'static str, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(HeaderName::from_static(k), v);
-        }
-    };
-    put("x-rate-limit-limit", &info.limit);
-    put("x-rate-limit-remaining", &info.remaining.to_string());
-    put("x-rate-limit-reset", &info.reset);
-}
-
-/// The rate-limit check of a request: its token is `r=` or a token header, counted per token
-/// only when it is a token this server has (a folder's, or the management API's): the
-/// per-token table then never holds more keys than there are tokens, whatever clients send.
-/// A wrong token is refused by the decision; the per-address limit still counts it.
-pub(super) fn rate_check(
-    app: &App,
-    remote: SocketAddr,
-    query: &str,
-    headers: &HeaderMap,
-) -> Option<Result<RateInfo, RateInfo>> {
-    let rl = app.rate.as_ref()?;
-    let token = query::pairs(query)
-        .into_iter()
-        .find(|(k, _)| *k == "r")
-        .map(|(_, v)| v)
-        .or_else(|| {
-            TOKEN_HEADERS
-                .iter()
-                .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
-        })
-        .filter(|t| query::valid_token(t) && known_token(&app.verifier, t));
-    Some(rl.check(remote.ip(), token))
-}
-
-/// Whether `t` is a folder's API token or the management token (compared in constant time).
-fn known_token(v: &Verifier, t: &str) -> bool {
-    let registry = v.registry();
-    let mut known = false;
-    let folder_tokens = registry.folders.iter().filter_map(|f| f.token.as_deref());
-    for want in folder_tokens.chain(v.settings.management_token.as_deref()) {
-        known |= crate::crypto::ct_eq(want.as_bytes(), t.as_bytes());
-    }
-    known
-}
-
 /// An error answer of the verification API (HTTP 200), echoing the query's lookup id.
-fn api_error(v: &Verifier, xuid: &str, code: &str, query: &str) -> Response<Body> {
-    let echo = query::echo_of(query);
+fn api_error(v: &Verifier, xuid: &str, code: &str, scan: &ScanRequest<'_>) -> Response<Body> {
+    let echo = scan.echo();
     let id = |k: &str| {
         echo.as_ref()
             .filter(|(n, _)| *n == k)
@@ -267,16 +191,16 @@ async fn api(
     RawQuery(query): RawQuery,
 ) -> Response<Body> {
     let v = &app.verifier;
-    let raw = query.as_deref().unwrap_or("");
-    let rate = rate_check(&app, remote, raw, &headers);
+    let scan = ScanRequest::parse(query.as_deref().unwrap_or(""));
+    let rate = rate_check(&app, remote, scan.token(), &headers);
     if let Some(Err(info)) = &rate {
         v.count_rate_limited();
-        let x = query::xuid_of(raw).unwrap_or_default();
-        let mut r = api_error(v, &x, errors::RATE_LIMITED, raw);
+        let x = scan.xuid().unwrap_or_default();
+        let mut r = api_error(v, &x, errors::RATE_LIMITED, &scan);
         rate_headers(&mut r, info);
         return r;
     }
-    let req = request(Endpoint::Api, &query, &headers, remote);
+    let req = request(Endpoint::Api, &scan, &headers, remote);
     let a = v.handle(&req).await;
     let body = serde_json::to_vec(&ApiBody::of(&a)).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = json_response(body, cors_value(v, a.folder));
@@ -295,12 +219,12 @@ async fn api_head(
     RawQuery(query): RawQuery,
 ) -> Response<Body> {
     let v = &app.verifier;
-    let raw = query.as_deref().unwrap_or("");
+    let scan = ScanRequest::parse(query.as_deref().unwrap_or(""));
     // Looking a tag up costs as much as a GET's lookup: HEAD counts against the rate limit.
-    let rate = rate_check(&app, remote, raw, &headers);
+    let rate = rate_check(&app, remote, scan.token(), &headers);
     let folder = match &rate {
         Some(Err(_)) => None,
-        _ => v.peek_folder(raw),
+        _ => v.peek_folder(&scan),
     };
     let mut r = json_response(Vec::new(), cors_value(v, folder));
     if let Some(Ok(info) | Err(info)) = &rate {
@@ -316,7 +240,7 @@ async fn api_other(State(app): AppState, method: Method, uri: axum::http::Uri) -
     } else {
         errors::NOT_FOUND
     };
-    api_error(&app.verifier, "", code, "")
+    api_error(&app.verifier, "", code, &ScanRequest::parse(""))
 }
 
 /// Preflight (HTTP 200, body `{"xuid":""}`): the origin is allowed when the tag the query
@@ -333,7 +257,8 @@ async fn preflight(
         .and_then(|o| o.to_str().ok())
         .unwrap_or("");
     let registry = v.registry();
-    let allow: Option<String> = match v.peek_folder(query.as_deref().unwrap_or("")) {
+    let scan = ScanRequest::parse(query.as_deref().unwrap_or(""));
+    let allow: Option<String> = match v.peek_folder(&scan) {
         Some(f) => match registry.folders.get(f).and_then(|f| f.cors.header()) {
             Some("*") => Some("*".into()),
             Some(o) if o == origin => Some(o.into()),
@@ -409,15 +334,15 @@ async fn auth(
     RawQuery(query): RawQuery,
 ) -> Response<Body> {
     let v = &app.verifier;
-    let raw = query.as_deref().unwrap_or("");
-    if let Some(Err(info)) = rate_check(&app, remote, raw, &headers) {
+    let scan = ScanRequest::parse(query.as_deref().unwrap_or(""));
+    if let Some(Err(info)) = rate_check(&app, remote, scan.token(), &headers) {
         v.count_rate_limited();
         let mut r = Response::new(Body::from(page::render_busy()));
         page_headers(&mut r);
         rate_headers(&mut r, &info);
         return r;
     }
-    let req = request(Endpoint::Auth, &query, &headers, remote);
+    let req = request(Endpoint::Auth, &scan, &headers, remote);
     let a = v.handle(&req).await;
     let mut r = Response::new(Body::from(page::render(&a)));
     page_headers(&mut r);

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::catalog::GroupKind;
-use super::query::{self, Lookup};
+use super::query::{Lookup, ScanRequest};
 use super::registry::TagEntry;
 use super::rules::{Facts, RuleSet};
 use super::store::{Claim, ScanWrite};
@@ -44,17 +44,17 @@ impl Verifier {
     pub(super) async fn decide(&self, req: &Request<'_>) -> (Answer, bool) {
         let registry = self.registry();
         let reg = &*registry;
-        let q = match query::parse(req.query) {
+        let scan = req.scan;
+        let q = match scan.query() {
             Ok(q) => q,
             Err(e) => {
                 // A well-formed tag code is kept; a known one brings its folder's CORS.
-                let x = query::xuid_of(req.query).unwrap_or_default();
+                let x = scan.xuid().unwrap_or_default();
                 let folder = reg.tag(&x).map(|t| t.folder);
                 let a = Answer::error(&x, e.code(), folder);
-                return (with_echo(a, query::echo_of(req.query)), false);
+                return (with_echo(a, scan.echo()), false);
             }
         };
-        let pairs = query::pairs(req.query);
         // Lookup.
         let (tag, echo): (Arc<TagEntry>, Option<(&'static str, String)>) = match &q.lookup {
             Some(Lookup::Xuid(x)) => match reg.by_xuid.get(x) {
@@ -93,18 +93,15 @@ impl Verifier {
                     }
                 }
             }
-            None => match sunscan::identify(reg, &pairs) {
+            None => match sunscan::identify(reg, scan) {
                 Some(t) => (t, None),
                 None => {
                     // A template's parameters that name no tag, or no lookup at all.
                     // A c or u without a is echoed, unless the parameters are a template's.
-                    let (code, echo) = if sunscan::has_template_parameters(reg, &pairs) {
+                    let (code, echo) = if sunscan::has_template_parameters(reg, scan) {
                         (errors::XUID_NOT_FOUND, None)
                     } else {
-                        (
-                            errors::MISSING_PARAMETER,
-                            query::echo_without_aid(req.query),
-                        )
+                        (errors::MISSING_PARAMETER, scan.echo_without_aid())
                     };
                     let a = Answer::error("", code, None);
                     return (with_echo(a, echo), false);
@@ -167,7 +164,7 @@ impl Verifier {
         let mut genuine_ctr = None;
         let mut tamper = None;
         if group.kind == GroupKind::Authentication {
-            match sunscan::check(&tag, batch, &pairs, q.sun) {
+            match sunscan::check(&tag, batch, scan) {
                 SunCheck::Absent => a.reason = Reason::NoSun,
                 SunCheck::Malformed => a.reason = Reason::BadSun,
                 SunCheck::NoKey => a.reason = Reason::NoKey,
@@ -283,7 +280,7 @@ impl Verifier {
         let claim = ScanWrite {
             time_ms: now_ms(),
             endpoint: req.endpoint.as_str(),
-            query: logged_query(req.query, LOGGED_QUERY),
+            query: logged_query(scan.raw(), LOGGED_QUERY),
             xuid: tag.xuid.clone(),
             ctr: Some(ctr),
             result: pass_text.clone(),
@@ -333,10 +330,10 @@ fn with_echo(mut a: Answer, echo: Option<(&'static str, String)>) -> Answer {
 impl Verifier {
     /// The folder of the tag a query names, found without consuming anything (for the CORS
     /// preflight and HEAD).
-    pub fn peek_folder(&self, raw: &str) -> Option<usize> {
+    pub fn peek_folder(&self, scan: &ScanRequest<'_>) -> Option<usize> {
         let registry = self.registry();
         let reg = &*registry;
-        let q = query::parse(raw).ok()?;
+        let q = scan.query().ok()?;
         match &q.lookup {
             Some(Lookup::Xuid(x)) => reg.tag(x).map(|t| t.folder),
             Some(Lookup::Cuid { cuid, aid }) => reg
@@ -349,7 +346,7 @@ impl Verifier {
                 .get(aid)
                 .and_then(|f| reg.by_uid.get(&(*f, *uid)))
                 .map(|t| t.folder),
-            None => sunscan::identify(reg, &query::pairs(raw)).map(|t| t.folder),
+            None => sunscan::identify(reg, scan).map(|t| t.folder),
         }
     }
 }

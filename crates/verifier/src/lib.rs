@@ -2,7 +2,8 @@
 //! its management API, the landing page a tag's URL opens (`GET /auth`), and single-use,
 //! forward-only counters that survive a crash.
 //!
-//! - [`query`]: the query string (`x`, `c`+`a`, `u`+`a`, `n`+`e`, `r`), never panicking.
+//! - [`query`]: the query string (`x`, `c`+`a`, `u`+`a`, `n`+`e`, `r`), never panicking,
+//!   split and parsed once per request into a [`query::ScanRequest`].
 //! - [`catalog`], [`config`], [`import`]: folders → tag groups → batches → tags, from
 //!   `tag424 batch` output directories (template, journal), Associate Data files or a TOML file.
 //! - [`registry`]: the catalog compiled in memory (Rule Sets, templates, per-tag state).
@@ -14,7 +15,8 @@
 //!   group-commit [`store::Writer`].
 //! - [`text`]: the one rule for free text (bounded, no control characters).
 //! - [`api`], [`page`], [`server`], [`limits`]: axum routes, the HTML page, TLS, timeouts,
-//!   connection cap and shutdown, rate limits.
+//!   connection cap and shutdown, rate limits; `http` (private): what the routes of `api` and
+//!   `mgmt` share (`api` mounts `mgmt`; `mgmt` does not import `api`).
 //!
 //! The counter rule: a scan passes only if its SDMMAC verifies with the tag's key and its
 //! counter is greater than every counter accepted before (the journal's read-back counter
@@ -35,6 +37,7 @@ pub mod catalog;
 pub mod config;
 mod decide;
 mod headrefusal;
+mod http;
 pub mod import;
 pub mod limits;
 pub mod mgmt;
@@ -258,8 +261,8 @@ pub fn counts_as_scan(endpoint: Endpoint, passed: bool) -> bool {
 pub struct Request<'a> {
     /// Which endpoint the request came in on.
     pub endpoint: Endpoint,
-    /// The raw (percent-encoded) query string, without `?`.
-    pub query: &'a str,
+    /// The query, split and parsed once.
+    pub scan: &'a query::ScanRequest<'a>,
     /// Tokens from the `X-API-Key` / `Ixkio-R` headers.
     pub header_tokens: Vec<&'a str>,
     /// The client's IP address, as logged.
@@ -413,7 +416,7 @@ impl Verifier {
                 .log(ScanWrite {
                     time_ms: now_ms(),
                     endpoint: req.endpoint.as_str(),
-                    query: logged_query(req.query, max),
+                    query: logged_query(req.scan.raw(), max),
                     xuid: tag.map(|t| t.xuid.clone()).unwrap_or_default(),
                     ctr: answer.ctr,
                     result: answer.text().to_string(),

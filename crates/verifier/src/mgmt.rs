@@ -12,8 +12,8 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 
-use super::api::{json_response, rate_check, rate_headers, App, AppState};
 use super::errors;
+use super::http::{json_response, rate_check, rate_headers, App, AppState, TOKEN_HEADERS};
 use serde_json::{Map, Value};
 
 use super::import::parse_status;
@@ -171,7 +171,7 @@ impl Verifier {
                 "the management API is off: start serve with --management-token",
             ));
         };
-        let given: Vec<&str> = super::api::TOKEN_HEADERS
+        let given: Vec<&str> = TOKEN_HEADERS
             .iter()
             .flat_map(|h| headers.get_all(*h).iter())
             .filter_map(|v| v.to_str().ok())
@@ -362,7 +362,8 @@ impl Verifier {
         };
         let tag = &*arc;
         if let Some(dr) = &patch.default_response {
-            reg.set_default_response(tag, dr.as_deref()).map_err(bad)?;
+            reg.set_default_response(tag, dr.as_deref())
+                .map_err(|e| bad(e.to_string()))?;
         }
         let fi = tag.folder;
         if let Ok(mut s) = tag.state.write() {
@@ -458,7 +459,7 @@ async fn mgmt(
     body: Body,
 ) -> Response<Body> {
     let named = Named::of(&target, &headers);
-    if let Some(Err(info)) = rate_check(app, remote, "", &headers) {
+    if let Some(Err(info)) = rate_check(app, remote, None, &headers) {
         app.verifier.count_rate_limited();
         let (status, body) = named.error(err(
             StatusCode::TOO_MANY_REQUESTS,

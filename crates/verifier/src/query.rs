@@ -63,11 +63,14 @@ pub struct Query {
 }
 
 /// Why a query was refused before any lookup (the API's `error` value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum QueryError {
     /// No `x`, no `c` and no `u`; or `c`/`u` without `a`.
+    #[error("missing_parameter: no x, no c or u with a")]
     Missing,
     /// A parameter is repeated, badly percent-encoded, too long, or not of its form.
+    #[error("malformed_parameter: a parameter is repeated, badly percent-encoded, too long or not of its form")]
     Malformed,
 }
 
@@ -81,7 +84,7 @@ impl QueryError {
     }
 }
 
-/// The raw (percent-encoded) `key=value` pairs of a query, in order (for template parameters).
+/// The raw (percent-encoded) `key=value` pairs of a query, in order (also of a form body).
 pub fn pairs(raw: &str) -> Vec<(&str, &str)> {
     raw.split('&')
         .filter(|p| !p.is_empty())
@@ -89,45 +92,53 @@ pub fn pairs(raw: &str) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// The tag code a query names, if it is well-formed (kept in errors about other parameters).
-pub fn xuid_of(raw: &str) -> Option<String> {
-    if raw.len() > MAX_QUERY_LEN {
-        return None;
+/// A request's query, split once: its raw pairs (a batch template's own parameters are read
+/// from these, [`crate::sun::Template::read_params`]), and the typed parameters or why they
+/// are refused. Everything the decision, the rate limit and the log need of the query comes
+/// from here.
+#[derive(Debug, Clone)]
+pub struct ScanRequest<'a> {
+    raw: &'a str,
+    pairs: Vec<(&'a str, &'a str)>,
+    parsed: Result<Query, QueryError>,
+}
+
+impl<'a> ScanRequest<'a> {
+    /// Splits and parses a raw query string (without the leading `?`).
+    pub fn parse(raw: &'a str) -> ScanRequest<'a> {
+        let pairs = pairs(raw);
+        let parsed = if raw.len() > MAX_QUERY_LEN {
+            Err(QueryError::Malformed)
+        } else {
+            parse_pairs(&pairs)
+        };
+        ScanRequest { raw, pairs, parsed }
     }
-    let mut found = None;
-    for (k, v) in pairs(raw) {
-        if k == "x" {
-            if found.is_some() {
-                return None;
-            }
-            found = Some(percent_decode(v)?);
+
+    /// The query as it arrived (percent-encoded, without `?`).
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The typed parameters, or the error the API answers.
+    pub fn query(&self) -> Result<&Query, QueryError> {
+        self.parsed.as_ref().map_err(|e| *e)
+    }
+
+    /// The raw value of the first parameter called `name` (a template's parameter).
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
+    /// The single value of `key`, percent-decoded and not empty; `None` when it is absent,
+    /// repeated or badly encoded, or the query is over [`MAX_QUERY_LEN`].
+    fn one(&self, key: &str) -> Option<String> {
+        if self.raw.len() > MAX_QUERY_LEN {
+            return None;
         }
-    }
-    found.filter(|x| valid_xuid(x))
-}
-
-/// The lookup id of a `c`/`u` lookup (a query with `a` and no tag code): a single
-/// well-formed `c` as `("cuid", c)`, else a single well-formed `u` as `("uid", u)`. Echoed on
-/// every answer to a `c` or `u` lookup, the answers to a refused query included (as the
-/// platform echoes `cuid` on its errors). Without `a`, `c` may be a template's own parameter
-/// (e.g. `?p={picc}&c={mac}`): see [`echo_without_aid`].
-pub fn echo_of(raw: &str) -> Option<(&'static str, String)> {
-    if !pairs(raw).iter().any(|(k, v)| *k == "a" && !v.is_empty()) {
-        return None;
-    }
-    echo_without_aid(raw)
-}
-
-/// [`echo_of`] also for a query without `a` (a `c` or `u` lookup missing its account id,
-/// answered `missing_parameter` when no template names a tag).
-pub fn echo_without_aid(raw: &str) -> Option<(&'static str, String)> {
-    if raw.len() > MAX_QUERY_LEN {
-        return None;
-    }
-    let one = |key: &str| -> Option<String> {
         let mut found = None;
-        for (k, v) in pairs(raw) {
-            if k == key {
+        for (k, v) in &self.pairs {
+            if *k == key {
                 if found.is_some() {
                     return None;
                 }
@@ -135,16 +146,47 @@ pub fn echo_without_aid(raw: &str) -> Option<(&'static str, String)> {
             }
         }
         found.filter(|v| !v.is_empty())
-    };
-    if pairs(raw).iter().any(|(k, v)| *k == "x" && !v.is_empty()) {
-        return None;
     }
-    if pairs(raw).iter().any(|(k, _)| *k == "c") {
-        return one("c").filter(|c| valid_cuid(c)).map(|c| ("cuid", c));
+
+    /// The tag code the query names, if it is well-formed (kept in errors about other
+    /// parameters).
+    pub fn xuid(&self) -> Option<String> {
+        self.one("x").filter(|x| valid_xuid(x))
     }
-    one("u")
-        .filter(|u| parse_uid(u).is_some())
-        .map(|u| ("uid", u))
+
+    /// The lookup id of a `c`/`u` lookup (a query with `a` and no tag code): a single
+    /// well-formed `c` as `("cuid", c)`, else a single well-formed `u` as `("uid", u)`. Echoed
+    /// on every answer to a `c` or `u` lookup, the answers to a refused query included (as the
+    /// platform echoes `cuid` on its errors). Without `a`, `c` may be a template's own
+    /// parameter (e.g. `?p={picc}&c={mac}`): see [`ScanRequest::echo_without_aid`].
+    pub fn echo(&self) -> Option<(&'static str, String)> {
+        if !self.pairs.iter().any(|(k, v)| *k == "a" && !v.is_empty()) {
+            return None;
+        }
+        self.echo_without_aid()
+    }
+
+    /// [`ScanRequest::echo`] also for a query without `a` (a `c` or `u` lookup missing its
+    /// account id, answered `missing_parameter` when no template names a tag).
+    pub fn echo_without_aid(&self) -> Option<(&'static str, String)> {
+        if self.raw.len() > MAX_QUERY_LEN {
+            return None;
+        }
+        if self.pairs.iter().any(|(k, v)| *k == "x" && !v.is_empty()) {
+            return None;
+        }
+        if self.pairs.iter().any(|(k, _)| *k == "c") {
+            return self.one("c").filter(|c| valid_cuid(c)).map(|c| ("cuid", c));
+        }
+        self.one("u")
+            .filter(|u| parse_uid(u).is_some())
+            .map(|u| ("uid", u))
+    }
+
+    /// The raw `r=` token of the query (the first), for the rate limit's per-token count.
+    pub fn token(&self) -> Option<&'a str> {
+        self.param("r")
+    }
 }
 
 /// Percent-decodes one query component (`+` is a space); `None` on a bad escape or non-UTF-8.
@@ -258,15 +300,18 @@ fn parse_mac(e: &str) -> Option<[u8; 8]> {
     Some(out)
 }
 
-/// Parses a raw query string (without the leading `?`).
+/// Parses a raw query string (without the leading `?`): [`ScanRequest::parse`]'s typed
+/// parameters.
+pub fn parse(raw: &str) -> Result<Query, QueryError> {
+    ScanRequest::parse(raw).parsed
+}
+
+/// The typed parameters of a query's pairs.
 ///
 /// Precedence when several lookups are present: `x`, then `c`+`a`, then `u`+`a`.
-pub fn parse(raw: &str) -> Result<Query, QueryError> {
-    if raw.len() > MAX_QUERY_LEN {
-        return Err(QueryError::Malformed);
-    }
+fn parse_pairs(pairs: &[(&str, &str)]) -> Result<Query, QueryError> {
     let mut p = Raw::default();
-    for (k, v) in pairs(raw) {
+    for &(k, v) in pairs {
         let slot = match k {
             "x" => &mut p.x,
             "c" => &mut p.c,
@@ -363,7 +408,38 @@ mod tests {
         assert_eq!(parse("x=a%FF"), Err(QueryError::Malformed));
         assert_eq!(parse("x=a<b"), Err(QueryError::Malformed));
         assert!(parse("x=a&utm_source=z").is_ok());
-        assert_eq!(xuid_of("x=abc&n=zz&n=yy").as_deref(), Some("abc"));
-        assert_eq!(xuid_of("x=a<b"), None);
+        assert_eq!(
+            ScanRequest::parse("x=abc&n=zz&n=yy").xuid().as_deref(),
+            Some("abc")
+        );
+        assert_eq!(ScanRequest::parse("x=a<b").xuid(), None);
+    }
+
+    /// One split serves the typed query, a template's raw parameters, the echo and the token.
+    #[test]
+    fn one_split_serves_everything() {
+        let s = ScanRequest::parse("p=%41B&c=Bottle%2042&a=acme&r=Tok1&p=x&flag");
+        assert_eq!(s.param("p"), Some("%41B"));
+        assert_eq!(s.param("flag"), Some(""));
+        assert_eq!(s.param("q"), None);
+        assert_eq!(s.token(), Some("Tok1"));
+        assert_eq!(s.echo(), Some(("cuid", "Bottle 42".to_string())));
+        assert!(matches!(
+            s.query().unwrap().lookup,
+            Some(Lookup::Cuid { .. })
+        ));
+        let s = ScanRequest::parse("p=00&c=0123456789abcdef");
+        assert_eq!(s.echo(), None);
+        assert_eq!(
+            s.echo_without_aid(),
+            Some(("cuid", "0123456789abcdef".to_string()))
+        );
+        assert!(s.query().unwrap().lookup_without_aid);
+        let long = format!("x=abc&r=Tok1&{}", "z".repeat(MAX_QUERY_LEN));
+        let s = ScanRequest::parse(&long);
+        assert_eq!(s.query(), Err(QueryError::Malformed));
+        assert_eq!((s.xuid(), s.echo()), (None, None));
+        // The rate limit still sees the token of an over-long query, as before.
+        assert_eq!(s.token(), Some("Tok1"));
     }
 }

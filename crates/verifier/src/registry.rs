@@ -49,15 +49,9 @@ pub struct BatchEntry {
     pub name: String,
     /// Batch status (inactive answers `batch_inactive`).
     pub active: bool,
-    /// The batch's template, in the tags' mode (AES or LRP).
+    /// The batch's template, in the tags' mode (AES or LRP): it reads the batch's scans from
+    /// the request's parameters ([`Template::read_params`]).
     pub template: Template,
-    /// The template up to its `?` (scheme, host, path).
-    pub prefix: String,
-    /// The template is the platform's `…?x={xuid}&n={ctr}&e={mac}` (its `n`/`e` are read by the
-    /// query parser).
-    pub platform_query: bool,
-    /// The template's query with `{…}` segments (`p={picc}`), in order.
-    pub query: Vec<String>,
     /// The template carries the tag code (`{xuid}`).
     pub names_tag: bool,
     /// The tags' SDMReadCtrLimit (`batch --read-counter-limit`): a copy of the read at the
@@ -119,7 +113,7 @@ impl TagEntry {
         kind: GroupKind,
         group_default: &str,
         dr: Option<&str>,
-    ) -> Result<Option<RuleSet>, String> {
+    ) -> Result<Option<RuleSet>, RulesError> {
         if dr.is_none() && self.tag.rule_groups.is_none() && self.tag.pass_response.is_none() {
             return Ok(None);
         }
@@ -130,6 +124,7 @@ impl TagEntry {
             dr.unwrap_or(group_default),
         )
         .map(Some)
+        .map_err(RulesError::Invalid)
     }
 }
 
@@ -156,17 +151,31 @@ pub struct Registry {
     pub anonymous: Vec<(usize, Vec<Arc<TagEntry>>)>,
 }
 
-/// The query segments of a template's text.
-fn template_query(raw: &str) -> Vec<String> {
-    raw.split_once('?')
-        .map(|(_, q)| q.split('&').map(str::to_string).collect())
-        .unwrap_or_default()
+fn compile_data(d: &[(String, String)]) -> Result<Vec<(String, Response)>, RulesError> {
+    d.iter()
+        .map(|(k, v)| {
+            Response::parse(v)
+                .map(|r| (k.clone(), r))
+                .map_err(RulesError::Invalid)
+        })
+        .collect()
 }
 
-fn compile_data(d: &[(String, String)]) -> Result<Vec<(String, Response)>, String> {
-    d.iter()
-        .map(|(k, v)| Response::parse(v).map(|r| (k.clone(), r)))
-        .collect()
+/// Why a tag's or group's rules, Default Response or extended data could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RulesError {
+    /// A Rule Set, response text or extended data value does not parse (the parser's message,
+    /// which names the fix).
+    #[error("{0}")]
+    Invalid(String),
+    /// A request panicked while changing the tag's state.
+    #[error("tag state poisoned")]
+    Poisoned,
+}
+
+fn invalid(e: RulesError) -> CatalogError {
+    CatalogError::Invalid(e.to_string())
 }
 
 /// Extended data values in the order the folder's `fields` declares them: the tag's value of
@@ -229,7 +238,8 @@ impl Registry {
                     kind: g.kind,
                     active: g.active,
                     rules,
-                    data: compile_data(&in_field_order(&f.fields, &g.data, &[])).map_err(inv)?,
+                    data: compile_data(&in_field_order(&f.fields, &g.data, &[]))
+                        .map_err(invalid)?,
                 });
                 r.group_defaults.push(g.default_response.clone());
                 for b in &g.batches {
@@ -240,23 +250,9 @@ impl Registry {
                     let template =
                         template.with_mode(if b.lrp { SdmMode::Lrp } else { SdmMode::Aes });
                     let names_tag = template.has(&Part::Xuid);
-                    let marked = template.to_string();
-                    // The scanned URL does not carry the zero-width {macstart}: the rebuilt one
-                    // (sunscan) leaves it out, and `parse_url` places it along the template.
-                    let raw = marked.replace("{macstart}", "");
-                    let query = template_query(&raw);
                     r.batches.push(BatchEntry {
                         name: b.name.clone(),
                         active: b.active,
-                        prefix: raw
-                            .split_once('?')
-                            .map(|(p, _)| p)
-                            .unwrap_or(&raw)
-                            .to_string(),
-                        // Not with {macstart}: the platform's MAC input is empty.
-                        platform_query: template_query(&marked)
-                            == ["x={xuid}", "n={ctr}", "e={mac}"],
-                        query,
                         template,
                         names_tag,
                         read_ctr_limit: b.read_ctr_limit,
@@ -276,7 +272,7 @@ impl Registry {
                             group: gi,
                             batch: bi,
                             created_ms: loaded.created.get(&t.xuid).copied().unwrap_or(0),
-                            data: compile_data(&data).map_err(inv)?,
+                            data: compile_data(&data).map_err(invalid)?,
                             state: RwLock::new(TagState {
                                 cuid: t.cuid.clone(),
                                 active: t.active.unwrap_or(true),
@@ -294,7 +290,7 @@ impl Registry {
                             ),
                         });
                         r.set_default_response(&e, t.default_response.as_deref())
-                            .map_err(inv)?;
+                            .map_err(invalid)?;
                         if let Some(c) = &t.cuid {
                             by_cuid.insert((fi, c.clone()), e.clone());
                         }
@@ -317,17 +313,17 @@ impl Registry {
     }
 
     /// Sets (or with `None` removes) a tag's Default Response and rebuilds its own rules.
-    pub fn set_default_response(&self, t: &TagEntry, dr: Option<&str>) -> Result<(), String> {
+    pub fn set_default_response(&self, t: &TagEntry, dr: Option<&str>) -> Result<(), RulesError> {
         let g = &self.groups[t.group];
         let own = t.own_rules(g.kind, &self.group_defaults[t.group], dr)?;
         let compiled = match dr {
-            Some(d) => Some(Arc::new((d.to_string(), Response::parse(d)?))),
+            Some(d) => Some(Arc::new((
+                d.to_string(),
+                Response::parse(d).map_err(RulesError::Invalid)?,
+            ))),
             None => None,
         };
-        let mut s = t
-            .state
-            .write()
-            .map_err(|_| "tag state poisoned".to_string())?;
+        let mut s = t.state.write().map_err(|_| RulesError::Poisoned)?;
         s.default_response = compiled;
         s.own = own.map(Arc::new);
         Ok(())

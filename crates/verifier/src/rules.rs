@@ -198,7 +198,7 @@ impl Rule {
                     "date" if eq_only => bad("date takes <, <=, > or >="),
                     "date" => match parse_utc(value) {
                         Some(t) => Ok(Rule::Date(cmp, t)),
-                        None => bad("the date must be YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC)"),
+                        None => bad("the date must be a day the calendar has, from 1970 to 9999, as YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC)"),
                     },
                     _ => bad(
                         "unknown rule kind: use auth_pass, scan_count, tamper, chip_count or date",

@@ -1,24 +1,26 @@
 //! A scan's SUN message, read from the request along the tag's batch template and checked
-//! with the one SUN implementation ([`crate::sun::parse_url`] and [`crate::sun::verify()`]).
+//! with the one SUN implementation ([`crate::sun::Template::read_params`] and
+//! [`crate::sun::verify_as`]).
 //!
 //! The request's query carries the template's parameters (the scanned URL's query, or the
-//! platform's `x`, `n`, `e`): the URL is rebuilt from the template with the request's values
-//! and split and verified exactly as `tag424 verify` does. Templates without `{xuid}` name
+//! platform's `x`, `n`, `e`): the batch's template reads them from the typed request
+//! ([`ScanRequest`]), as `tag424 verify` reads the URL. Templates without `{xuid}` name
 //! their tag by the mirrored UID or by the encrypted PICC data (tried with the meta read key
 //! of each tag of such a batch). A batch of LRP tags is checked in LRP mode (its template
 //! carries the mode: nothing in a URL with plain mirrors says LRP).
 
 use std::sync::Arc;
 
-use super::query::Sun;
+use super::query::ScanRequest;
 use super::registry::{BatchEntry, Registry, TagEntry};
 use super::rules::Tamper;
 use crate::crypto::sdm::{self, SdmMode};
 use crate::crypto::sdm_lrp;
-use crate::sun::{self, ScannedUrl, SunKeys, TtStatus};
+use crate::sun::{self, ParamsError, ScannedUrl, SunKeys, TtStatus};
 
 /// What the SUN check of one scan found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SunCheck {
     /// The request carries none of the template's SUN parameters.
     Absent,
@@ -43,75 +45,29 @@ fn tamper_fact(tt: Option<TtStatus>) -> Option<Tamper> {
     }
 }
 
-fn value<'a>(pairs: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
-}
-
-/// The scanned URL rebuilt from the template with the request's values; `None` if the
-/// request carries none of the SUN parameters; `Some(Err(()))` if it carries only some.
-fn rebuild(batch: &BatchEntry, xuid: &str, pairs: &[(&str, &str)]) -> Option<Result<String, ()>> {
-    let mut url = String::with_capacity(batch.prefix.len() + 128);
-    url.push_str(&batch.prefix);
-    url.push('?');
-    let (mut found, mut missing) = (0, 0);
-    for (i, seg) in batch.query.iter().enumerate() {
-        if i > 0 {
-            url.push('&');
-        }
-        let Some((name, tpl)) = seg.split_once('=').filter(|(_, v)| v.contains('{')) else {
-            url.push_str(seg);
-            continue;
-        };
-        url.push_str(name);
-        url.push('=');
-        if tpl.contains("{xuid}") {
-            url.push_str(&tpl.replace("{xuid}", xuid));
-            continue;
-        }
-        match value(pairs, name) {
-            Some(v) => {
-                found += 1;
-                url.push_str(v);
-            }
-            None => missing += 1,
-        }
-    }
-    match (found, missing) {
-        (0, _) => None,
-        (_, 0) => Some(Ok(url)),
-        _ => Some(Err(())),
-    }
-}
-
-/// Checks the SUN message of a scan of `tag` (of `batch`). `sun` is the query parser's `n`/`e`
-/// (used as the split of the platform's own template, which needs no URL rebuilt).
-pub fn check(
-    tag: &TagEntry,
-    batch: &BatchEntry,
-    pairs: &[(&str, &str)],
-    sun: Option<Sun>,
-) -> SunCheck {
-    let scan = if batch.platform_query {
-        match sun {
+/// Checks the SUN message of a scan of `tag` (of `batch`). The platform's own template reads
+/// the query parser's `n`/`e` (percent-decoded, as every parameter the parser knows).
+pub fn check(tag: &TagEntry, batch: &BatchEntry, req: &ScanRequest<'_>) -> SunCheck {
+    let scan = if batch.template.is_platform_query() {
+        match req.query().ok().and_then(|q| q.sun) {
             Some(s) => ScannedUrl {
                 xuid: Some(tag.xuid.clone()),
                 read_ctr: Some(s.ctr),
                 mac: s.mac,
                 ..ScannedUrl::default()
             },
-            None if value(pairs, "n").is_none() && value(pairs, "e").is_none() => {
+            None if req.param("n").is_none() && req.param("e").is_none() => {
                 return SunCheck::Absent
             }
             None => return SunCheck::Malformed,
         }
     } else {
-        let url = match rebuild(batch, &tag.xuid, pairs) {
-            None => return SunCheck::Absent,
-            Some(Err(())) => return SunCheck::Malformed,
-            Some(Ok(u)) => u,
-        };
-        match sun::parse_url(&batch.template, &url) {
+        match batch
+            .template
+            .read_params(&tag.xuid, |name| req.param(name))
+        {
             Ok(s) => s,
+            Err(ParamsError::Absent) => return SunCheck::Absent,
             Err(_) => return SunCheck::Malformed,
         }
     };
@@ -137,13 +93,10 @@ pub fn check(
 
 /// Finds the tag of a scan whose template does not carry the tag code: by the mirrored UID,
 /// or by decrypting the PICC data with each candidate's meta read key.
-pub fn identify(reg: &Registry, pairs: &[(&str, &str)]) -> Option<Arc<TagEntry>> {
+pub fn identify(reg: &Registry, req: &ScanRequest<'_>) -> Option<Arc<TagEntry>> {
     for (bi, tags) in &reg.anonymous {
         let batch = &reg.batches[*bi];
-        let Some(Ok(url)) = rebuild(batch, "", pairs) else {
-            continue;
-        };
-        let Ok(scan) = sun::parse_url(&batch.template, &url) else {
+        let Ok(scan) = batch.template.read_params("", |name| req.param(name)) else {
             continue;
         };
         if let Some(uid) = scan.uid {
@@ -173,12 +126,11 @@ pub fn identify(reg: &Registry, pairs: &[(&str, &str)]) -> Option<Arc<TagEntry>>
 
 /// Whether the query carries a parameter of a template that does not carry the tag code
 /// (so that a failed [`identify`] is an unknown tag, not a missing parameter).
-pub fn has_template_parameters(reg: &Registry, pairs: &[(&str, &str)]) -> bool {
+pub fn has_template_parameters(reg: &Registry, req: &ScanRequest<'_>) -> bool {
     reg.anonymous.iter().any(|(bi, _)| {
-        reg.batches[*bi].query.iter().any(|seg| {
-            seg.split_once('=')
-                .filter(|(_, v)| v.contains('{'))
-                .is_some_and(|(name, _)| value(pairs, name).is_some())
-        })
+        reg.batches[*bi]
+            .template
+            .parameters()
+            .any(|name| req.param(name).is_some())
     })
 }

@@ -1,69 +1,39 @@
 //! UTC timestamps: `YYYY-MM-DDTHH:MM:SS.mmmZ` for the scan log, `{dtcreated}` and the
 //! rate-limit reset header, and parsing of the date-time rule's bounds.
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
+use std::fmt::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The last millisecond RFC 3339 has four year digits for (9999-12-31T23:59:59.999Z).
+const MAX_MS: u64 = 253_402_300_800_000 - 1;
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch (calendar by `humantime`);
+/// a time past the year 9999 is shown as its last millisecond.
 pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    let t = UNIX_EPOCH + Duration::from_millis(ms.min(MAX_MS));
+    let mut s = String::with_capacity(24);
+    // Within MAX_MS the timestamp always formats (humantime refuses only years past 9999).
+    let _ = write!(s, "{}", humantime::format_rfc3339_millis(t));
+    s
 }
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS]Z` (UTC) into milliseconds since the epoch.
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS]Z` (UTC) into milliseconds since the epoch
+/// (calendar by `humantime`: a day the month does not have, or a year before 1970, is `None`).
 pub fn parse_utc(s: &str) -> Option<u64> {
-    let num = |t: &str| -> Option<i64> {
-        (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| t.parse().ok())
-            .flatten()
+    // Each form as the one humantime reads strictly, YYYY-MM-DDTHH:MM:SSZ (which checks
+    // every digit and separator).
+    let full = match s.len() {
+        10 => format!("{s}T00:00:00Z"),
+        17 if s.ends_with('Z') => format!("{}:00Z", s.get(..16)?),
+        20 => s.to_string(),
+        _ => return None,
     };
-    let (date, time) = match s.split_once('T') {
-        Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
-        None => (s, None),
-    };
-    let mut dp = date.split('-');
-    let (y, m, d) = (num(dp.next()?)?, num(dp.next()?)?, num(dp.next()?)?);
-    if dp.next().is_some() || date.len() != 10 || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    // humantime reads a leap second (60) as 59: a bound is an ordinary second.
+    if full.get(17..19) == Some("60") {
         return None;
     }
-    let (mut hh, mut mm, mut ss) = (0, 0, 0);
-    if let Some(t) = time {
-        let mut tp = t.split(':');
-        hh = num(tp.next()?)?;
-        mm = num(tp.next()?)?;
-        ss = tp.next().map(num).unwrap_or(Some(0))?;
-        if tp.next().is_some() || hh > 23 || mm > 59 || ss > 59 {
-            return None;
-        }
-    }
-    let days = days_from_civil(y, m, d);
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs).ok().map(|s| s * 1000)
+    let t = humantime::parse_rfc3339(&full).ok()?;
+    u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -86,7 +56,25 @@ mod tests {
         assert_eq!(parse_utc("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
         assert_eq!(parse_utc("2000-02-29"), Some(951_782_400_000));
         assert_eq!(parse_utc("2000-02-29T00:00Z"), Some(951_782_400_000));
+        assert_eq!(parse_utc("1970-01-01"), Some(0));
+        assert_eq!(parse_utc("9999-12-31T23:59:59Z"), Some(MAX_MS - 999));
+        assert_eq!(utc(MAX_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(utc(u64::MAX), "9999-12-31T23:59:59.999Z");
+        // Every day of 1999..=2001 both ways, against days counted from the epoch.
+        let mut ms = parse_utc("1999-01-01").unwrap();
+        for _ in 0..3 * 366 {
+            let text = utc(ms);
+            assert_eq!(parse_utc(&format!("{}Z", &text[..19])), Some(ms), "{text}");
+            assert_eq!(parse_utc(&text[..10]), Some(ms), "{text}");
+            ms += 86_400_000;
+        }
         for bad in [
+            "2023-02-29",
+            "2023-04-31",
+            "2023-1-011",
+            "1969-12-31",
+            "2000-02-29T23:59:60Z",
+            "2000-02-29T00:00:00.5Z",
             "2000-13-01",
             "2000-02-29T25:00Z",
             "yesterday",

@@ -12,6 +12,7 @@
 
 use std::fmt;
 
+use super::params::Layout;
 use crate::crypto::sdm::SdmMode;
 
 /// The default SUN URL: tag code, counter and CMAC in the clear.
@@ -56,7 +57,8 @@ pub enum Part {
 }
 
 impl Part {
-    fn name(&self) -> &'static str {
+    /// The placeholder as written (`{uid}`), `text` for a literal.
+    pub fn name(&self) -> &'static str {
         match self {
             Part::Literal(_) => "text",
             Part::Xuid => "{xuid}",
@@ -121,6 +123,8 @@ pub struct Template {
     parts: Vec<Part>,
     /// The chip's mode, which sets the width of `{picc}` when the template is rendered.
     mode: SdmMode,
+    /// The URL as a request to it carries it (for [`Template::read_params`]).
+    layout: Layout,
 }
 
 impl fmt::Display for Template {
@@ -201,10 +205,12 @@ impl Template {
         if !lit.is_empty() {
             parts.push(Part::Literal(lit));
         }
+        let layout = Layout::of(&parts);
         let t = Template {
             raw: s.to_string(),
             parts,
             mode: SdmMode::Aes,
+            layout,
         };
         let has = |p: Part| t.parts.contains(&p);
         if !has(Part::Mac) {
@@ -269,6 +275,11 @@ impl Template {
             Part::MacStart => 0,
             Part::Mac => MAC_LEN,
         }
+    }
+
+    /// The URL as a request to it carries it.
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// The parts in order.

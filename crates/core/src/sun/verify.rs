@@ -14,6 +14,7 @@ pub const MAX_URL_LEN: usize = 2048;
 
 /// Why a URL could not be checked at all (as opposed to "checked and not genuine").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SunError {
     /// The URL is longer than [`MAX_URL_LEN`] (its length).
     #[error("the URL is {0} characters long; at most {MAX_URL_LEN} are accepted")]
@@ -166,13 +167,55 @@ pub fn parse_url(template: &Template, url: &str) -> Result<ScannedUrl, SunError>
     if url.len() > MAX_URL_LEN {
         return Err(SunError::TooLong(url.len()));
     }
-    let parts = template.parts();
-    let mut out = ScannedUrl::default();
+    let mut r = Reading::default();
+    read_parts(template.parts(), url, &mut r)?;
+    Ok(r.out)
+}
+
+/// Where the SDMMAC input stands while a template is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum MacInput {
+    /// Before `{macstart}` (or `{enc}` without one).
+    #[default]
+    NotYet,
+    /// From `{macstart}` (or `{enc}`): what is read is MAC input.
+    Recording,
+    /// At `{mac}`: the input is complete.
+    Done,
+}
+
+/// What reading a template has found so far: the fields, and the SDMMAC input, which is the text
+/// read from `{macstart}` (else `{enc}`) up to `{mac}`. The one reader of a template, whether
+/// the text is a whole URL ([`parse_url`]) or a request's parameters
+/// ([`Template::read_params`](super::Template::read_params)).
+#[derive(Debug, Default)]
+pub(crate) struct Reading {
+    pub(crate) out: ScannedUrl,
+    mac: MacInput,
+}
+
+impl Reading {
+    /// `text` was read (from the scan or the template's own text).
+    pub(crate) fn consumed(&mut self, text: &str) {
+        if self.mac == MacInput::Recording {
+            self.out.mac_input.extend_from_slice(text.as_bytes());
+        }
+    }
+
+    /// `{macstart}`, or `{enc}` (the input starts there when no `{macstart}` came before).
+    pub(crate) fn start_mac(&mut self) {
+        if self.mac == MacInput::NotYet {
+            self.mac = MacInput::Recording;
+        }
+    }
+}
+
+/// Reads `input` along `parts`, all of it (characters left over are [`SunError::Trailing`]).
+/// Character positions in errors are positions in `input`.
+pub(crate) fn read_parts(parts: &[Part], input: &str, r: &mut Reading) -> Result<(), SunError> {
     let mut pos = 0usize;
-    let mut enc_start = None;
-    let mut mac_start = None;
     for (i, part) in parts.iter().enumerate() {
-        let rest = url.get(pos..).unwrap_or("");
+        let rest = input.get(pos..).unwrap_or("");
         // The literal after this part ({macstart} has no width, so look past it).
         let next_literal = parts[i + 1..]
             .iter()
@@ -192,7 +235,7 @@ pub fn parse_url(template: &Template, url: &str) -> Result<ScannedUrl, SunError>
             rest.get(..len)
                 .ok_or(SunError::BadMirror { what, at: pos, len })
         };
-        match part {
+        let len = match part {
             Part::Literal(l) => {
                 if !rest.starts_with(l.as_str()) {
                     return Err(SunError::Mismatch {
@@ -200,22 +243,22 @@ pub fn parse_url(template: &Template, url: &str) -> Result<ScannedUrl, SunError>
                         expected: l.clone(),
                     });
                 }
-                pos += l.len();
+                l.len()
             }
             Part::Xuid => {
                 let n = variable_end();
-                out.xuid = Some(rest[..n].to_string());
-                pos += n;
+                r.out.xuid = Some(rest[..n].to_string());
+                n
             }
             Part::Uid => {
-                out.uid = Some(hex_field::<7>(fixed(UID_LEN, "{uid}")?, "{uid}", pos)?);
-                pos += UID_LEN;
+                r.out.uid = Some(hex_field::<7>(fixed(UID_LEN, "{uid}")?, "{uid}", pos)?);
+                UID_LEN
             }
             Part::Ctr => {
                 let s = fixed(CTR_LEN, "{ctr}")?;
                 let b = hex_field::<3>(s, "{ctr}", pos)?;
-                out.read_ctr = Some(u32::from_be_bytes([0, b[0], b[1], b[2]]));
-                pos += CTR_LEN;
+                r.out.read_ctr = Some(u32::from_be_bytes([0, b[0], b[1], b[2]]));
+                CTR_LEN
             }
             Part::Picc => {
                 // 48 hex digits (LRP) when they are there and the template continues after
@@ -235,12 +278,12 @@ pub fn parse_url(template: &Template, url: &str) -> Result<ScannedUrl, SunError>
                         at: pos,
                         len: PICC_LEN,
                     })?;
-                out.picc = Some(hex::decode(s).map_err(|_| SunError::BadMirror {
+                r.out.picc = Some(hex::decode(s).map_err(|_| SunError::BadMirror {
                     what: "{picc}",
                     at: pos,
                     len,
                 })?);
-                pos += len;
+                len
             }
             Part::Tt => {
                 let b = rest.as_bytes();
@@ -248,31 +291,34 @@ pub fn parse_url(template: &Template, url: &str) -> Result<ScannedUrl, SunError>
                     .get(..TT_LEN)
                     .and_then(|t| TtStatus::from_bytes([t[0], t[1]]))
                     .ok_or(SunError::BadTt { at: pos })?;
-                out.tt = Some(tt);
-                pos += TT_LEN;
+                r.out.tt = Some(tt);
+                TT_LEN
             }
-            Part::MacStart => mac_start = Some(pos),
+            Part::MacStart => {
+                r.start_mac();
+                0
+            }
             Part::Enc => {
                 // Fixed width, as written at encoding: a literal after it may itself look like hex.
                 let n = ENC_LEN;
                 let s = rest.get(..n).ok_or(SunError::BadEnc { at: pos })?;
-                out.enc = Some(hex::decode(s).map_err(|_| SunError::BadEnc { at: pos })?);
-                enc_start = Some(pos);
-                pos += n;
+                r.out.enc = Some(hex::decode(s).map_err(|_| SunError::BadEnc { at: pos })?);
+                r.start_mac();
+                n
             }
             Part::Mac => {
-                out.mac = hex_field::<8>(fixed(MAC_LEN, "{mac}")?, "{mac}", pos)?;
-                if let Some(start) = mac_start.or(enc_start) {
-                    out.mac_input = url.as_bytes()[start..pos].to_vec();
-                }
-                pos += MAC_LEN;
+                r.out.mac = hex_field::<8>(fixed(MAC_LEN, "{mac}")?, "{mac}", pos)?;
+                r.mac = MacInput::Done;
+                MAC_LEN
             }
-        }
+        };
+        r.consumed(&rest[..len]);
+        pos += len;
     }
-    if pos < url.len() {
-        return Err(SunError::Trailing(url.len() - pos));
+    if pos < input.len() {
+        return Err(SunError::Trailing(input.len() - pos));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Keys for checking SUN messages.
