@@ -9,6 +9,7 @@ pub mod keys;
 pub mod layout;
 pub mod lock;
 pub mod lrp;
+pub mod report;
 pub mod reset;
 pub mod sealed;
 pub mod station;
