@@ -379,7 +379,7 @@ impl Lrp {
 }
 
 /// The LRP block function under the selected updated key,
-/// `x -> EvalLRP(uk, x, final = true)` (AN12304 §2.2, the primitive CMAC_LRP
+/// `x -> EvalLRP(uk, x, final = true)` (AN12304: the primitive CMAC_LRP
 /// is built on), as a RustCrypto block cipher. EvalLRP has no inverse, so
 /// only [`BlockEncrypt`] is implemented; `&Lrp` is the cipher `cmac::Cmac`
 /// runs on (cipher implements the traits for references).
