@@ -16,17 +16,24 @@ fn run(dir: &Path, profile: bool, args: &[&str]) -> (i32, String, String) {
     } else {
         sb.tag424()
     };
-    let out = c
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run::output(c.args(args).current_dir(dir).stdin(Stdio::null()))
+}
+
+/// A batch of one generated code from `reader` into `dir/o`, which must succeed: its stdout
+/// and stderr.
+fn batch_of_one(dir: &Path, reader: &str) -> (String, String) {
+    let args = [
+        "batch",
+        "--reader",
+        reader,
+        "--generate-xuids",
+        "1",
+        "--out",
+        "o",
+    ];
+    let (code, out, err) = run(dir, false, &args);
+    assert_eq!(code, 0, "{err}");
+    (out, err)
 }
 
 #[test]
@@ -92,20 +99,7 @@ fn journal_lines(out: &Path) -> usize {
 fn a_reset_of_a_tag_already_in_factory_state_says_so_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let (code, _, err) = run(
-        d,
-        false,
-        &[
-            "batch",
-            "--reader",
-            "sim:tags",
-            "--generate-xuids",
-            "1",
-            "--out",
-            "o",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    batch_of_one(d, "sim:tags");
     let reset = |tags: &str| run(d, false, &["reset", "--reader", tags, "--out", "o"]);
     let (code, out, err) = reset("sim:tags");
     assert_eq!(code, 0, "{err}");
@@ -138,20 +132,7 @@ fn a_reset_of_a_tag_already_in_factory_state_says_so_and_changes_nothing() {
 fn a_failed_export_writes_no_keys_and_says_no_wrote() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let (code, _, err) = run(
-        d,
-        false,
-        &[
-            "batch",
-            "--reader",
-            "sim",
-            "--generate-xuids",
-            "1",
-            "--out",
-            "o",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    batch_of_one(d, "sim");
     // associate.csv cannot be written (a folder stands in its place).
     std::fs::remove_file(d.join("o/associate.csv")).unwrap();
     std::fs::create_dir(d.join("o/associate.csv")).unwrap();
@@ -172,20 +153,7 @@ fn a_failed_export_writes_no_keys_and_says_no_wrote() {
 fn one_is_singular_in_every_count() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let (code, out, err) = run(
-        d,
-        false,
-        &[
-            "batch",
-            "--reader",
-            "sim",
-            "--generate-xuids",
-            "1",
-            "--out",
-            "o",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let (out, err) = batch_of_one(d, "sim");
     let (_, check, _) = run(d, false, &["journal", "check", "--out", "o"]);
     let (_, export, export_err) = run(d, false, &["export", "--out", "o"]);
     let (_, demo, _) = run(d, false, &["demo", "--tags", "1"]);
@@ -238,23 +206,16 @@ fn the_demo_shows_no_path_it_deletes_and_keep_keeps_them() {
 #[test]
 fn no_profile_wins_over_the_profile_variable() {
     let sb = run::Sandbox::new();
-    let out = sb
-        .tag424_with_profiles()
-        .env("TAG424_PROFILE", "nonexistent")
-        .args(["--no-profile", "url-check", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let url_check = |no_profile: &[&str]| {
+        run::output(
+            sb.tag424_with_profiles()
+                .env("TAG424_PROFILE", "nonexistent")
+                .args(no_profile)
+                .args(["url-check", "--json"]),
+        )
+    };
+    let (code, _, err) = url_check(&["--no-profile"]);
+    assert_eq!(code, 0, "{err}");
     // Without --no-profile the variable names a profile that does not exist: refused.
-    let out = sb
-        .tag424_with_profiles()
-        .env("TAG424_PROFILE", "nonexistent")
-        .args(["url-check", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(url_check(&[]).0, 2);
 }

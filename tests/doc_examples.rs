@@ -157,16 +157,7 @@ fn verifier_md_config_examples_load_with_the_config_loader() {
         let w = World::new();
         // What the example names: a batch folder holding the tag it overrides, and the
         // Associate Data files of its other batches.
-        std::fs::write(w.path().join("codes.csv"), "XUID\nq8w3sbcz\nm2k9xq4p\n").unwrap();
-        w.tag424(&[
-            "batch",
-            "--reader",
-            "sim:tags",
-            "--xuids",
-            "codes.csv",
-            "--out",
-            "batch1",
-        ]);
+        w.encode_batch1();
         std::fs::write(
             w.path().join("spares-keys.csv"),
             "XUID,KEY\nspare001,00112233445566778899AABBCCDDEEFF\n",
@@ -209,14 +200,11 @@ fn operator_guide_profile_examples_load_as_profiles() {
             &["profile", "show"][..],
             &["profile", "show", "--command", "batch", "--json"],
         ] {
-            let out = w.command(run::BIN).args(args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "docs/operator-guide.md line {line}: tag424 {args:?}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+            let (code, shown, err) = run::output(w.tag424_with_profiles().args(args));
+            assert_eq!(
+                code, 0,
+                "docs/operator-guide.md line {line}: tag424 {args:?}: {shown}{err}"
             );
-            let shown = String::from_utf8_lossy(&out.stdout);
             assert!(
                 shown.contains("tag424.toml"),
                 "the profile was not used: {shown}"
@@ -264,13 +252,7 @@ fn readers_md_virtual_readers_run_as_written() {
 #[test]
 fn the_completion_paths_agree() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let w = World::new();
-    let help = w
-        .command(run::BIN)
-        .args(["--no-profile", "completions", "--help"])
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let help = World::new().tag424(&["completions", "--help"]);
     let mut places = vec![("tag424 completions --help".to_string(), help)];
     for f in ["README.md", "docs/readers.md"] {
         places.push((

@@ -5,7 +5,8 @@
 mod batchhelp;
 mod run;
 
-use tag424::provision::batch::{generate_xuids, run_batch, BatchEvent, BatchOptions, Summary};
+use tag424::provision::batch::{generate_xuids, BatchEvent, BatchOptions, Summary};
+use tag424::provision::station::run_batch;
 use tag424::provision::{EncodeOptions, Journal};
 use tag424::sim::dir::{SimDir, SimReader, SimReaderOptions};
 use tag424::sun::Template;

@@ -16,15 +16,9 @@ use shellworld::World;
 
 fn help(path: &[String]) -> String {
     let w = World::new();
-    let out = w
-        .command(run::BIN)
-        .arg("--no-profile")
-        .args(path)
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tag424 {path:?} --help failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (code, out, _) = run::output(w.tag424_command().args(path).arg("--help"));
+    assert_eq!(code, 0, "tag424 {path:?} --help failed");
+    out
 }
 
 /// The names of a help's `Commands:` section (without `help`).
@@ -138,16 +132,7 @@ fn world(batch: bool, encrypted: bool) -> World {
     )
     .unwrap();
     if batch {
-        std::fs::write(w.path().join("codes.csv"), "XUID\nq8w3sbcz\nm2k9xq4p\n").unwrap();
-        w.tag424(&[
-            "batch",
-            "--reader",
-            "sim:tags",
-            "--xuids",
-            "codes.csv",
-            "--out",
-            "batch1",
-        ]);
+        w.encode_batch1();
         let keys = std::fs::read_to_string(w.path().join("batch1/keys.csv")).unwrap();
         let key = keys
             .lines()

@@ -382,7 +382,8 @@ fn random_uid_needs_the_typed_confirmation_on_a_terminal() {
 /// the cut came after the switch), Random ID on every chip and no failed authentication.
 #[test]
 fn a_random_uid_batch_over_a_flaky_reader_finishes_every_tag() {
-    use tag424::provision::batch::{generate_xuids, run_batch, BatchEvent, BatchOptions};
+    use tag424::provision::batch::{generate_xuids, BatchEvent, BatchOptions};
+    use tag424::provision::station::run_batch;
     use tag424::sim::dir::{SimDir, SimReader, SimReaderOptions};
     let tmp = tempfile::tempdir().unwrap();
     let n = 20;

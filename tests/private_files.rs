@@ -76,33 +76,11 @@ fn run(bin: &Path, as_nobody: bool, args: &[&str]) -> (i32, String) {
     };
     // Bounded: a command that should refuse at once but runs (a server) is stopped after
     // 30 s and counts as exit -1.
-    let mut child = c
-        .arg("--no-profile")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code().unwrap_or(-1);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -1;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    (code, reader.join().unwrap())
+    let (code, _, err) = run::output_within(
+        c.arg("--no-profile").args(args),
+        std::time::Duration::from_secs(30),
+    );
+    (code, err)
 }
 
 fn me(args: &[&str]) -> (i32, String) {
@@ -139,18 +117,55 @@ fn assert_refused((code, err): (i32, String), path: &Path, wrong: &str, fix: &st
     assert!(!err.contains("panicked"), "{err}");
 }
 
-fn batch(out: &Path, extra: &[&str]) -> (i32, String) {
-    let mut args = vec![
-        "batch",
-        "--reader",
-        "sim",
-        "--generate-xuids",
-        "1",
-        "--out",
-        s(out),
-    ];
+/// The refusal of a file another user made (`give_away`): the fix takes it back.
+fn assert_theirs(result: (i32, String), path: &Path) {
+    let fix = format!("sudo chown 0 {}", path.display());
+    assert_refused(result, path, "belongs to uid 65534", &fix);
+}
+
+/// The refusal of the user's own file that others can open (mode `mode`): the fix closes it.
+fn assert_open(result: (i32, String), path: &Path, mode: &str) {
+    let wrong = format!("open to other users (mode {mode})");
+    assert_refused(
+        result,
+        path,
+        &wrong,
+        &format!("chmod 600 {}", path.display()),
+    );
+}
+
+/// `batch` of one generated code on the simulated reader into `out`.
+fn batch_args(out: &Path) -> Vec<&str> {
+    let args = ["batch", "--reader", "sim", "--generate-xuids", "1", "--out"];
+    let mut v = args.to_vec();
+    v.push(s(out));
+    v
+}
+
+fn batch<'a>(out: &'a Path, extra: &[&'a str]) -> (i32, String) {
+    let mut args = batch_args(out);
     args.extend_from_slice(extra);
     me(&args)
+}
+
+/// AN12196 §3.4's example URL, made with the all-zero keys.
+const AN_URL: &str =
+    "https://ntag.nxp.com/424?e=EF963FF7828658A599F3041510671E88&c=94EED9EE65337086";
+
+/// `verify` of [`AN_URL`] with `key` as its key and meta key file.
+fn verify_args(key: &Path) -> [&str; 8] {
+    let template = "https://ntag.nxp.com/424?e={picc}&c={mac}";
+    let key = s(key);
+    [
+        "verify",
+        AN_URL,
+        "--url",
+        template,
+        "--key-file",
+        key,
+        "--meta-key-file",
+        key,
+    ]
 }
 
 #[test]
@@ -229,19 +244,7 @@ fn an_unprivileged_user_refuses_a_folder_root_made_open_to_all() {
     std::fs::create_dir(&shared).unwrap();
     chmod(&shared, 0o777);
     assert_refused(
-        run(
-            &bin,
-            true,
-            &[
-                "batch",
-                "--reader",
-                "sim",
-                "--generate-xuids",
-                "1",
-                "--out",
-                s(&shared),
-            ],
-        ),
+        run(&bin, true, &batch_args(&shared)),
         &shared,
         "belongs to uid 0, not to you (uid 65534)",
         "use a folder of your own",
@@ -253,19 +256,7 @@ fn an_unprivileged_user_refuses_a_folder_root_made_open_to_all() {
     std::fs::create_dir(&mine).unwrap();
     chmod(&mine, 0o700);
     give_away(&mine);
-    let (code, err) = run(
-        &bin,
-        true,
-        &[
-            "batch",
-            "--reader",
-            "sim",
-            "--generate-xuids",
-            "1",
-            "--out",
-            s(&mine),
-        ],
-    );
+    let (code, err) = run(&bin, true, &batch_args(&mine));
     assert_eq!(code, 0, "{err}");
 }
 
@@ -283,20 +274,10 @@ fn a_journal_or_lock_file_of_another_user_open_to_others_or_a_link_is_refused() 
     let before = std::fs::read(&journal).unwrap();
 
     give_away(&journal);
-    assert_refused(
-        batch(&out, &[]),
-        &journal,
-        "belongs to uid 65534",
-        &format!("sudo chown 0 {}", journal.display()),
-    );
+    assert_theirs(batch(&out, &[]), &journal);
     chown(&journal, Some(0), Some(0)).unwrap();
     chmod(&journal, 0o644);
-    assert_refused(
-        batch(&out, &[]),
-        &journal,
-        "open to other users (mode 0644)",
-        &format!("chmod 600 {}", journal.display()),
-    );
+    assert_open(batch(&out, &[]), &journal, "0644");
     assert_eq!(std::fs::read(&journal).unwrap(), before, "nothing appended");
     chmod(&journal, 0o600);
 
@@ -304,7 +285,7 @@ fn a_journal_or_lock_file_of_another_user_open_to_others_or_a_link_is_refused() 
     // of symbolic links").
     let lock = out.join("tag424.lock");
     give_away(&lock);
-    assert_refused(batch(&out, &[]), &lock, "belongs to uid 65534", "chown");
+    assert_theirs(batch(&out, &[]), &lock);
     std::fs::remove_file(&lock).unwrap();
     symlink(tmp.path().join("elsewhere"), &lock).unwrap();
     assert_refused(
@@ -345,21 +326,11 @@ fn a_database_or_side_file_of_another_user_or_open_to_others_is_refused() {
         std::fs::write(&file, b"").unwrap();
         chmod(&file, 0o600);
         give_away(&file);
-        assert_refused(
-            serve(&db),
-            &file,
-            "belongs to uid 65534",
-            &format!("sudo chown 0 {}", file.display()),
-        );
+        assert_theirs(serve(&db), &file);
         // The user's own, open to others.
         chown(&file, Some(0), Some(0)).unwrap();
         chmod(&file, 0o644);
-        assert_refused(
-            serve(&db),
-            &file,
-            "open to other users (mode 0644)",
-            &format!("chmod 600 {}", file.display()),
-        );
+        assert_open(serve(&db), &file, "0644");
         std::fs::remove_file(&file).unwrap();
     }
     assert!(!db.exists(), "no database was made");
@@ -389,36 +360,13 @@ fn key_master_key_identity_and_trace_files_others_can_read_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("key.txt");
     std::fs::write(&key, ZERO).unwrap();
-    // AN12196 §3.4's example, made with the all-zero keys.
-    let url = "https://ntag.nxp.com/424?e=EF963FF7828658A599F3041510671E88&c=94EED9EE65337086";
-    let verify = |key: &Path| {
-        me(&[
-            "verify",
-            url,
-            "--url",
-            "https://ntag.nxp.com/424?e={picc}&c={mac}",
-            "--key-file",
-            s(key),
-            "--meta-key-file",
-            s(key),
-        ])
-    };
+    let verify = |key: &Path| me(&verify_args(key));
 
     chmod(&key, 0o644);
-    assert_refused(
-        verify(&key),
-        &key,
-        "open to other users (mode 0644)",
-        &format!("chmod 600 {}", key.display()),
-    );
+    assert_open(verify(&key), &key, "0644");
     chmod(&key, 0o600);
     give_away(&key);
-    assert_refused(
-        verify(&key),
-        &key,
-        "belongs to uid 65534",
-        &format!("sudo chown 0 {}", key.display()),
-    );
+    assert_theirs(verify(&key), &key);
     chown(&key, Some(0), Some(0)).unwrap();
     // The same file, owner-only and ours: read, and the URL is genuine.
     assert_eq!(verify(&key).0, 0);
@@ -428,11 +376,10 @@ fn key_master_key_identity_and_trace_files_others_can_read_are_refused() {
     std::fs::write(&master, ZERO).unwrap();
     chmod(&master, 0o640);
     let out = tmp.path().join("out");
-    assert_refused(
+    assert_open(
         batch(&out, &["--master-key-file", s(&master)]),
         &master,
-        "open to other users (mode 0640)",
-        &format!("chmod 600 {}", master.display()),
+        "0640",
     );
     assert!(!out.join("journal.jsonl").exists());
 
@@ -445,23 +392,16 @@ fn key_master_key_identity_and_trace_files_others_can_read_are_refused() {
     .unwrap();
     chmod(&identity, 0o600);
     give_away(&identity);
-    assert_refused(
+    assert_theirs(
         me(&["export", "--out", s(&out), "--identity", s(&identity)]),
         &identity,
-        "belongs to uid 65534",
-        "chown",
     );
 
     // A --trace-keys file holds ChangeKey commands: another user's file is not appended to.
     let trace = tmp.path().join("trace.apdu");
     std::fs::write(&trace, b"").unwrap();
     give_away(&trace);
-    assert_refused(
-        batch(&out, &["--trace", s(&trace), "--trace-keys"]),
-        &trace,
-        "belongs to uid 65534",
-        "chown",
-    );
+    assert_theirs(batch(&out, &["--trace", s(&trace), "--trace-keys"]), &trace);
     assert_eq!(std::fs::read(&trace).unwrap(), b"");
 }
 
@@ -474,17 +414,7 @@ fn an_unprivileged_user_refuses_a_key_file_root_left_readable() {
     let key = place.path().join("key.txt");
     std::fs::write(&key, ZERO).unwrap();
     chmod(&key, 0o644);
-    let url = "https://ntag.nxp.com/424?e=EF963FF7828658A599F3041510671E88&c=94EED9EE65337086";
-    let args = [
-        "verify",
-        url,
-        "--url",
-        "https://ntag.nxp.com/424?e={picc}&c={mac}",
-        "--key-file",
-        s(&key),
-        "--meta-key-file",
-        s(&key),
-    ];
+    let args = verify_args(&key);
     assert_refused(
         run(&bin, true, &args),
         &key,

@@ -5,8 +5,9 @@ mod run;
 
 use tag424::card::Card;
 use tag424::crypto::AesKey;
-use tag424::provision::batch::{generate_xuids, parse_xuids, run_batch, BatchOptions};
+use tag424::provision::batch::{generate_xuids, parse_xuids, BatchOptions};
 use tag424::provision::code_list::Header;
+use tag424::provision::station::run_batch;
 use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome, ProvisionError};
 use tag424::sim::{ChipState, Fault, FaultKind, SimChip, SimTransport};
 use tag424::sun::{self, SunKeys, Template};

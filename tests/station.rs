@@ -7,9 +7,9 @@ mod run;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tag424::provision::batch::{generate_xuids, run_batch, BatchEvent, BatchOptions};
+use tag424::provision::batch::{generate_xuids, BatchEvent, BatchOptions};
 use tag424::provision::keys::KeyNo;
-use tag424::provision::station::run_readers;
+use tag424::provision::station::{run_batch, run_readers};
 use tag424::provision::{EncodeOptions, Journal, Outcome};
 use tag424::sim::dir::{DirTransport, SimDir, SimReader, SimReaderOptions};
 use tag424::sim::{Fault, FaultKind, SimChip, SimTransport};

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use tag424::crypto::AesKey;
-use tag424::provision::batch::{generate_xuids, run_batch, BatchEvent, BatchOptions};
+use tag424::provision::batch::{generate_xuids, BatchEvent, BatchOptions};
+use tag424::provision::station::run_batch;
 use tag424::provision::{EncodeOptions, Journal, Outcome};
 use tag424::sim::dir::{SimDir, SimReader};
 use tag424::sun::{self, SunKeys, Template};

@@ -8,11 +8,15 @@
 //! over the top level. The command line wins over the environment, which wins over the
 //! profile, which wins over the built-in default. A profile's options become ordinary
 //! arguments before clap parses them, so validation, conflicts and `--help` stay in one place.
+//! Which options the user gave (and which the environment sets) is clap's own reading of the
+//! command line (`ArgMatches::value_source` of a first, error-tolerant parse), not a scan of
+//! argv.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::ArgAction;
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches};
 
 use super::{print_json, say, CliError, FORMAT_VERSION};
 
@@ -75,48 +79,69 @@ pub fn profiles_dir() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("tag424").join("profiles"))
 }
 
-/// What the command line says about profiles, read before clap parses it.
+/// What the user's own command line and environment set, as clap resolves them: the command
+/// line parsed once before the profile is applied, with errors tolerated (a profile may supply
+/// an option the command requires; the real parse after reports the user's mistakes), and
+/// `--help`, `--version` and `help …` read as plain words (so `--no-profile` after them still
+/// counts, and the profile is chosen and checked as for any other run).
+/// `ArgMatches::value_source` then says what came from the command line or the environment.
+fn user_matches(args: &[OsString], root: &clap::Command) -> ArgMatches {
+    let plain = |id: &'static str, short: char, long: &'static str| {
+        clap::Arg::new(id)
+            .short(short)
+            .long(long)
+            .action(ArgAction::SetTrue)
+            .global(true)
+    };
+    root.clone()
+        .ignore_errors(true)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .disable_help_subcommand(true)
+        .arg(plain("help-flag", 'h', "help"))
+        .arg(plain("version-flag", 'V', "version"))
+        .subcommand(clap::Command::new("help").arg(clap::Arg::new("topic").num_args(0..)))
+        .try_get_matches_from(args)
+        .unwrap_or_default()
+}
+
+/// `id` was given on the command line (not the environment, not a default).
+fn on_command_line(m: &ArgMatches, id: &str) -> bool {
+    m.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+/// `id` is set by its environment variable. An empty variable sets nothing (clap would read
+/// it as an empty value): the profile or the default applies, as the docs say.
+fn from_environment(m: &ArgMatches, id: &str) -> bool {
+    m.value_source(id) == Some(ValueSource::EnvVariable)
+        && m.get_raw(id).is_some_and(|mut v| v.any(|x| !x.is_empty()))
+}
+
+/// What the command line says about profiles: `--profile NAME` (else `TAG424_PROFILE`),
+/// `--no-profile`.
 struct Choice {
     name: Option<String>,
     none: bool,
 }
 
-fn choice(args: &[OsString]) -> Choice {
-    let mut c = Choice {
-        name: None,
-        none: false,
-    };
-    let mut i = 1;
-    while i < args.len() {
-        let a = args[i].to_string_lossy();
-        if a == "--" {
-            break;
-        }
-        if a == "--profile" {
-            c.name = args.get(i + 1).map(|v| v.to_string_lossy().into_owned());
-            i += 2;
-            continue;
-        }
-        if let Some(v) = a.strip_prefix("--profile=") {
-            c.name = Some(v.to_string());
-        }
-        if a == "--no-profile" {
-            c.none = true;
-        }
-        i += 1;
-    }
-    if c.name.is_none() {
-        c.name = std::env::var("TAG424_PROFILE")
+fn choice(user: &ArgMatches) -> Choice {
+    let name = if on_command_line(user, "profile") {
+        user.get_one::<String>("profile").cloned()
+    } else {
+        std::env::var("TAG424_PROFILE")
             .ok()
-            .filter(|v| !v.is_empty());
+            .filter(|v| !v.is_empty())
+    };
+    Choice {
+        name,
+        none: on_command_line(user, "no_profile"),
     }
-    c
 }
 
 impl Profile {
     /// The profile this run uses: `--profile NAME`, else `./tag424.toml`, else none.
-    fn find(args: &[OsString]) -> Result<Option<Profile>, CliError> {
-        let c = choice(args);
+    fn find(user: &ArgMatches) -> Result<Option<Profile>, CliError> {
+        let c = choice(user);
         if c.none {
             return Ok(None);
         }
@@ -395,28 +420,6 @@ fn find_arg<'c>(cmd: &'c clap::Command, key: &str) -> Option<&'c clap::Arg> {
         .find(|a| a.get_long() == Some(key.as_str()))
 }
 
-/// Whether the user's own arguments (after the command) give `arg`.
-fn given(user: &[OsString], arg: &clap::Arg) -> bool {
-    let long = arg.get_long().map(|l| format!("--{l}"));
-    let short = arg.get_short();
-    user.iter()
-        .map(|a| a.to_string_lossy())
-        .take_while(|a| a != "--")
-        .any(|a| {
-            long.as_deref()
-                .is_some_and(|l| a == l || a.starts_with(&format!("{l}=")))
-                || short.is_some_and(|s| {
-                    a.starts_with('-') && !a.starts_with("--") && a[1..].starts_with(s)
-                })
-        })
-}
-
-fn env_set(arg: &clap::Arg) -> bool {
-    arg.get_env()
-        .and_then(std::env::var_os)
-        .is_some_and(|v| !v.is_empty())
-}
-
 /// Index of the command's name in `args` (skipping the top-level options), if any.
 fn command_index(args: &[OsString]) -> Option<usize> {
     let mut i = 1;
@@ -448,9 +451,10 @@ pub type WithProfile = (Vec<OsString>, Vec<Applied>, Option<Profile>);
 /// The command line with the profile's settings for its command added (the ones the user did
 /// not give and the environment does not set), what was added, and the profile used.
 pub fn apply(args: Vec<OsString>, root: &clap::Command) -> Result<WithProfile, CliError> {
-    match Profile::find(&args)? {
+    let user = user_matches(&args, root);
+    match Profile::find(&user)? {
         Some(p) => {
-            let (args, applied) = p.apply_to(args, root)?;
+            let (args, applied) = p.apply_to(args, root, &user)?;
             Ok((args, applied, Some(p)))
         }
         None => Ok((args, Vec::new(), None)),
@@ -486,10 +490,12 @@ pub fn attribute(applied: &[Applied], mut e: CliError) -> CliError {
 
 impl Profile {
     /// Adds this profile's settings for the command in `args` right after its name.
+    /// `user`: the user's own command line, as [`user_matches`] read it.
     fn apply_to(
         &self,
         args: Vec<OsString>,
         root: &clap::Command,
+        user: &ArgMatches,
     ) -> Result<(Vec<OsString>, Vec<Applied>), CliError> {
         self.check(root)?;
         let Some(at) = command_index(&args) else {
@@ -499,8 +505,10 @@ impl Profile {
         let Some(cmd) = settable_commands(root).find(|c| c.get_name() == name) else {
             return Ok((args, Vec::new()));
         };
-        let user = &args[at + 1..];
-        let user_args: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| given(user, a)).collect();
+        let none = ArgMatches::default();
+        let sub = user.subcommand_matches(&name).unwrap_or(&none);
+        let given = |arg: &clap::Arg| on_command_line(sub, arg.get_id().as_str());
+        let user_args: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| given(a)).collect();
         let conflicts = |arg: &clap::Arg| {
             user_args.iter().any(|u| {
                 cmd.get_arg_conflicts_with(arg)
@@ -518,7 +526,7 @@ impl Profile {
             let Some(arg) = find_arg(cmd, &s.long) else {
                 continue;
             };
-            if given(user, arg) || env_set(arg) || conflicts(arg) {
+            if given(arg) || from_environment(sub, arg.get_id().as_str()) || conflicts(arg) {
                 continue;
             }
             applied.push(Applied {
@@ -534,7 +542,7 @@ impl Profile {
                     .map(|v| OsString::from(format!("--{}={v}", s.long))),
             );
         }
-        out.extend_from_slice(user);
+        out.extend_from_slice(&args[at + 1..]);
         Ok((out, applied))
     }
 }
@@ -611,21 +619,35 @@ fn show(a: ShowArgs, profile: Option<Profile>, root: &clap::Command) -> Result<u
             Some(p) => p.settings_for(cmd)?,
             None => Vec::new(),
         };
+        // Which options the environment sets for this command, as clap reads them.
+        let resolved = user_matches(&[root.get_name().into(), name.into()], root);
+        let resolved = resolved
+            .subcommand_matches(name)
+            .cloned()
+            .unwrap_or_default();
         let mut rows = Vec::new();
         for arg in cmd.get_arguments().filter(|x| settable(x)) {
             let long = arg.get_long().unwrap_or_default().to_string();
+            let id = arg.get_id().as_str();
+            let raw = || {
+                resolved.get_raw(id).map(|v| {
+                    v.map(|x| x.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+            };
+            let from_profile = set.iter().find(|s| s.long == long);
             let env = arg
                 .get_env()
                 .map(|e| e.to_string_lossy().into_owned())
-                .filter(|_| env_set(arg));
-            let from_profile = set.iter().find(|s| s.long == long);
+                .filter(|_| from_environment(&resolved, id));
             let (value, source) = if let Some(e) = env {
                 let v = if arg.is_hide_env_values_set() {
-                    "(hidden)".to_string()
+                    Some("(hidden)".to_string())
                 } else {
-                    std::env::var(&e).unwrap_or_default()
+                    raw()
                 };
-                (Some(v), format!("environment {e}"))
+                (v, format!("environment {e}"))
             } else if let Some(s) = from_profile {
                 let v = if s.values.is_empty() {
                     if s.flag { "on" } else { "off" }.to_string()
@@ -684,6 +706,15 @@ mod tests {
 
     fn root() -> clap::Command {
         clap::Command::new("t")
+            .arg(clap::Arg::new("profile").long("profile").global(true))
+            .arg(
+                clap::Arg::new("no_profile")
+                    .long("no-profile")
+                    .action(ArgAction::SetTrue)
+                    .global(true)
+                    .conflicts_with("profile")
+                    .overrides_with("no_profile"),
+            )
             .subcommand(
                 clap::Command::new("batch")
                     .arg(clap::Arg::new("reader").long("reader").env("T_READER_TEST"))
@@ -722,7 +753,8 @@ mod tests {
 
     fn with(p: &Profile, args: &[&str]) -> Result<Vec<String>, CliError> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        Ok(strs(&p.apply_to(args, &root())?.0))
+        let user = user_matches(&args, &root());
+        Ok(strs(&p.apply_to(args, &root(), &user)?.0))
     }
 
     #[test]
@@ -797,6 +829,38 @@ mod tests {
             assert!(e.message.contains(says), "{text}: {}", e.message);
             assert!(e.help.is_some());
         }
+    }
+
+    /// `--profile`/`--no-profile` are read by clap wherever the user puts them (before or
+    /// after the command, `=` or not, after `--help`), and not after `--`.
+    #[test]
+    fn the_profile_choice_is_read_by_clap() {
+        let c = |v: &[&str]| {
+            let args: Vec<OsString> = v.iter().map(OsString::from).collect();
+            choice(&user_matches(&args, &root()))
+        };
+        for none in [
+            &["t", "--no-profile", "batch"][..],
+            &["t", "batch", "--no-profile"],
+            &["t", "--no-profile", "batch", "--no-profile"],
+            &["t", "batch", "--help", "--no-profile"],
+            &["t", "--version", "--no-profile"],
+            &["t", "help", "batch", "--no-profile"],
+            &["t", "--profile", "x", "batch", "--no-profile"],
+        ] {
+            assert!(c(none).none, "{none:?}");
+        }
+        assert!(!c(&["t", "batch"]).none);
+        assert!(!c(&["t", "batch", "--", "--no-profile"]).none);
+        assert_eq!(
+            c(&["t", "--profile", "x", "batch"]).name.as_deref(),
+            Some("x")
+        );
+        assert_eq!(c(&["t", "batch", "--profile=y"]).name.as_deref(), Some("y"));
+        assert_eq!(
+            c(&["t", "--profile", "", "batch"]).name.as_deref(),
+            Some("")
+        );
     }
 
     #[test]

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tag424::card::Card;
-use tag424::provision::batch::{generate_xuids, run_batch, BatchOptions, Summary};
+use tag424::provision::batch::{generate_xuids, BatchOptions, Summary};
 use tag424::provision::journal::TagEntry;
+use tag424::provision::station::run_batch;
 use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
 use tag424::sim::dir::{SimDir, SimReader};
 use tag424::sim::{ChipState, Fault, FaultKind, SimChip, SimTransport};

@@ -160,6 +160,42 @@ pub fn output(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Runs `cmd` for at most `limit` (then kills it: exit -1), stdin empty: (exit code or -1,
+/// stdout, stderr). For commands that should end at once but might not (a server).
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> (i32, String, String) {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = std::time::Instant::now() + limit;
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (code, out.join().unwrap(), err.join().unwrap())
+}
+
 /// `tag424 --no-profile ARGS` in the shared sandbox, which must succeed; its stdout.
 pub fn ok(args: &[&str]) -> String {
     let (code, out, err) = output(tag424().args(args));

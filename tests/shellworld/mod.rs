@@ -30,16 +30,36 @@ impl World {
         self.sandbox.command(program)
     }
 
+    /// `tag424 --no-profile`, to which the caller adds its arguments.
+    pub fn tag424_command(&self) -> Command {
+        self.sandbox.tag424()
+    }
+
+    /// `tag424` reading the folder's `tag424.toml`: only for examples about profiles.
+    pub fn tag424_with_profiles(&self) -> Command {
+        self.sandbox.tag424_with_profiles()
+    }
+
     /// `tag424 --no-profile ARGS`, which must succeed (making a block's data).
     pub fn tag424(&self, args: &[&str]) -> String {
-        let out = self.sandbox.tag424().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "tag424 {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (code, out, err) = crate::run::output(self.sandbox.tag424().args(args));
+        assert_eq!(code, 0, "tag424 {args:?}: {out}{err}");
+        out
+    }
+
+    /// The batch the examples name: the simulated tags `tags` encoded as `batch1` with the
+    /// codes q8w3sbcz and m2k9xq4p (`codes.csv`).
+    pub fn encode_batch1(&self) {
+        std::fs::write(self.path().join("codes.csv"), "XUID\nq8w3sbcz\nm2k9xq4p\n").unwrap();
+        let args = [
+            "--reader",
+            "sim:tags",
+            "--xuids",
+            "codes.csv",
+            "--out",
+            "batch1",
+        ];
+        self.tag424(&[&["batch"][..], &args].concat());
     }
 
     /// Runs a shell block with bash, killed after `limit`; (success, stdout + stderr).

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::code_list::{CodeList, CodeListError, Header};
-use crate::transport::TagSource;
 
 use super::encode::{EncodeOptions, Outcome, ProvisionError, Step};
 use super::journal::{Journal, JournalError, TagEntry};
@@ -338,26 +337,6 @@ impl BatchOptions {
     pub fn simulated(&self) -> bool {
         self.encode.trust_simulator
     }
-}
-
-/// Runs the batch on one reader until `count` tags are encoded, the codes run out or the
-/// reader has no more tags; the run ends right after the last tag is verified (no wait for its
-/// removal). `keys.csv`, `associate.csv` and `summary.json` are rewritten after every verified
-/// tag. The loop is [`super::station::run_readers`] with one reader.
-pub fn run_batch<S: TagSource + Send>(
-    source: &mut S,
-    journal: &mut Journal,
-    xuids: &[String],
-    opts: &BatchOptions,
-    on_event: &mut (dyn FnMut(BatchEvent<'_>) + Send),
-) -> Result<Summary, JournalError> {
-    super::station::run_readers(
-        std::slice::from_mut(source),
-        journal,
-        xuids,
-        opts,
-        &mut |_, e| on_event(e),
-    )
 }
 
 /// The folder's summary.json says the batch accepted simulated chips (missing or unreadable:

@@ -26,6 +26,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod lrp;
 mod random_uid;
+pub mod report;
 pub mod reset;
 pub mod sealed;
 pub mod station;

@@ -19,8 +19,8 @@ use crate::card::{Card, Session, Sw};
 use crate::crypto::AesKey;
 use crate::transport::Transport;
 
-use super::encode::{ProvisionError, Step};
 use super::journal::{now, Record};
+use super::report::{ProvisionError, Step};
 
 /// AuthenticateLRPFirst with key 0; a wrong key is a foreign tag.
 pub(super) fn first_auth<'c, T: Transport>(

@@ -352,3 +352,23 @@ fn work<S: TagSource>(
         }
     }
 }
+
+/// Runs the batch on one reader until `count` tags are encoded, the codes run out or the
+/// reader has no more tags; the run ends right after the last tag is verified (no wait for its
+/// removal). `keys.csv`, `associate.csv` and `summary.json` are rewritten after every verified
+/// tag. The loop is [`run_readers`] with one reader.
+pub fn run_batch<S: TagSource + Send>(
+    source: &mut S,
+    journal: &mut Journal,
+    xuids: &[String],
+    opts: &BatchOptions,
+    on_event: &mut (dyn FnMut(BatchEvent<'_>) + Send),
+) -> Result<Summary, JournalError> {
+    run_readers(
+        std::slice::from_mut(source),
+        journal,
+        xuids,
+        opts,
+        &mut |_, e| on_event(e),
+    )
+}

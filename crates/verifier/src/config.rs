@@ -740,39 +740,62 @@ active = false
     }
 }
 
+/// What the config line tests share: a config file in a fresh folder, and the error of
+/// loading one (or of making its catalog).
+#[cfg(test)]
+mod line_test_support {
+    use super::*;
+
+    /// The lines before a test's own: one folder `a` with one group `g` (lines 1 to 5).
+    pub(super) const HEAD: &str =
+        "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n";
+
+    /// `v.toml` holding `text` in a fresh folder (removed when the folder is dropped).
+    pub(super) fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.toml");
+        std::fs::write(&p, text).unwrap();
+        (d, p)
+    }
+
+    /// The error of loading `text`, which must not load.
+    pub(super) fn load_error(text: &str) -> String {
+        let (_d, p) = config_file(text);
+        ConfigFile::load(&p).unwrap_err().to_string()
+    }
+
+    /// The error of loading `text` or, if it loads, of making its catalog; it names the file.
+    pub(super) fn load_or_catalog_error(text: &str) -> String {
+        let (_d, p) = config_file(text);
+        let e = match ConfigFile::load(&p) {
+            Ok(cfg) => cfg.catalog(None).unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(&p.display().to_string()), "{e}");
+        e
+    }
+}
+
 #[cfg(test)]
 mod line_tests {
-    use super::*;
+    use super::line_test_support::{load_error, HEAD};
 
     #[test]
     fn an_unknown_subtag_or_rule_is_refused_with_its_line() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("v.toml");
         for (bad, word) in [
             ("response = \"Pass {scnt}\"", "{scnt}"),
             ("response = \"Pass {os}\"", "{os}"),
         ] {
-            std::fs::write(
-                &p,
-                format!("[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n[[folder.group.rule_group]]\nrules = [\"auth_pass\"]\n{bad}\n"),
-            )
-            .unwrap();
-            let e = ConfigFile::load(&p).unwrap_err().to_string();
+            let e = load_error(&format!(
+                "{HEAD}[[folder.group.rule_group]]\nrules = [\"auth_pass\"]\n{bad}\n"
+            ));
             assert!(e.contains("line 8") && e.contains(word), "{e}");
         }
-        std::fs::write(
-            &p,
-            "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n[folder.group.data]\ncolour = \"red\"\n",
-        )
-        .unwrap();
-        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        let e = load_error(&format!("{HEAD}[folder.group.data]\ncolour = \"red\"\n"));
         assert!(e.contains("line 7") && e.contains("colour"), "{e}");
-        std::fs::write(
-            &p,
-            "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n[[folder.group.rule_group]]\nrules = [\"auth_pass\",\n  \"mobile_os = ios\"]\nresponse = \"x\"\n",
-        )
-        .unwrap();
-        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        let e = load_error(&format!(
+            "{HEAD}[[folder.group.rule_group]]\nrules = [\"auth_pass\",\n  \"mobile_os = ios\"]\nresponse = \"x\"\n"
+        ));
         assert!(
             e.contains("line 8") && e.contains("unknown rule kind"),
             "{e}"
@@ -782,20 +805,11 @@ mod line_tests {
 
 #[cfg(test)]
 mod batch_line_tests {
+    use super::line_test_support::{load_error, load_or_catalog_error, HEAD};
     use super::*;
 
-    const HEAD: &str = "[[folder]]\nname = \"a\"\naid = \"a\"\n[[folder.group]]\nname = \"g\"\n";
-
     fn load_err(body: &str) -> String {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("v.toml");
-        std::fs::write(&p, format!("{HEAD}{body}")).unwrap();
-        let e = match ConfigFile::load(&p) {
-            Ok(cfg) => cfg.catalog(None).unwrap_err().to_string(),
-            Err(e) => e.to_string(),
-        };
-        assert!(e.contains(&p.display().to_string()), "{e}");
-        e
+        load_or_catalog_error(&format!("{HEAD}{body}"))
     }
 
     #[test]
@@ -896,14 +910,11 @@ mod batch_line_tests {
 
     #[test]
     fn a_bad_listen_address_or_cors_names_its_line() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("v.toml");
         for (body, what) in [
             ("db = \"x.db\"\nlisten = \"localhost\"\n", "listen"),
             ("db = \"x.db\"\ncors = \"ftp://x y\"\n", "cors"),
         ] {
-            std::fs::write(&p, body).unwrap();
-            let e = ConfigFile::load(&p).unwrap_err().to_string();
+            let e = load_error(body);
             assert!(e.contains("v.toml line 2") && e.contains(what), "{e}");
         }
     }
@@ -923,22 +934,16 @@ mod batch_line_tests {
 
 #[cfg(test)]
 mod retention_line_tests {
+    use super::line_test_support::{config_file, load_error};
     use super::*;
 
     /// A bad `log_retention` in the file is an error naming the file and line (issue 19.16).
     #[test]
     fn a_bad_log_retention_names_the_file_and_line() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("v.toml");
-        std::fs::write(
-            &p,
-            "listen = \"127.0.0.1:0\"\nlog_retention = \"90 days\"\n",
-        )
-        .unwrap();
-        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        let e = load_error("listen = \"127.0.0.1:0\"\nlog_retention = \"90 days\"\n");
         assert!(e.contains("v.toml") && e.contains("line 2"), "{e}");
         assert!(e.contains("expected Nd (days)"), "{e}");
-        std::fs::write(&p, "log_retention = \"30d,1000\"\n").unwrap();
+        let (_d, p) = config_file("log_retention = \"30d,1000\"\n");
         let r = ConfigFile::load(&p).unwrap().log_retention.unwrap();
         assert_eq!(r.max_rows, Some(1000));
         assert_eq!(r.max_age_ms, Some(30 * 86_400_000));

@@ -11,7 +11,9 @@
 //!   most significant nibble first, `y = E(y, p[nibble])`; in final mode a
 //!   last step `y = E(y, 0^16)` follows.
 //! * **CMAC_LRP**: the NIST SP 800-38B CMAC construction with the block
-//!   function `x -> EvalLRP(uk, x, final = true)`.
+//!   function `x -> EvalLRP(uk, x, final = true)`. [`Lrp`] is that block
+//!   function as a RustCrypto block cipher (encryption only), so CMAC_LRP is
+//!   `cmac::Cmac<&Lrp>`: the CMAC mode itself is not written here.
 //! * **LRICB**: per 16-byte block, the block key is
 //!   `EvalLRP(uk, counter, final = true)` and the block is AES-encrypted
 //!   (or decrypted) under that key; the counter is a big-endian integer of
@@ -23,6 +25,14 @@
 //! the LRICB methods. For NTAG 424 DNA session keys, updated key 0 is the
 //! MAC key and updated key 1 is the ENC key (see [`LrpSessionKeys`]).
 
+use cipher::consts::{U1, U16};
+use cipher::inout::InOut;
+use cipher::{
+    BlockBackend, BlockCipher, BlockClosure, BlockEncrypt, BlockSizeUser, ParBlocksSizeUser,
+};
+use cmac::digest::crypto_common::InnerInit;
+use cmac::{Cmac, CmacCore, Mac};
+use dbl::Dbl;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -91,23 +101,10 @@ fn e_key(key: &AesKey, block: &Block) -> AesKey {
     k
 }
 
-/// Multiplication by `x` in GF(2^128) with the CMAC polynomial (Rb = 0x87).
+/// Multiplication by `x` in GF(2^128) with the CMAC polynomial (Rb = 0x87),
+/// the `dbl` crate's (the one `cmac` uses for its subkeys).
 fn gf128_double(input: &Block) -> Block {
-    let mut out = [0u8; BLOCK_SIZE];
-    let mut carry = 0u8;
-    for i in (0..BLOCK_SIZE).rev() {
-        out[i] = (input[i] << 1) | carry;
-        carry = input[i] >> 7;
-    }
-    // Constant-time conditional reduction.
-    out[BLOCK_SIZE - 1] ^= 0x87 & 0u8.wrapping_sub(carry);
-    out
-}
-
-fn xor_in_place(acc: &mut Block, other: &[u8]) {
-    for (a, b) in acc.iter_mut().zip(other) {
-        *a ^= *b;
-    }
+    cipher::Block::<Lrp>::from(*input).dbl().into()
 }
 
 fn check_index(index: usize) -> Result<(), LrpError> {
@@ -275,36 +272,15 @@ impl Lrp {
         (k1, k2)
     }
 
-    /// CMAC_LRP (full 16 bytes) of `msg` with the selected updated key.
+    /// CMAC_LRP (full 16 bytes) of `msg` with the selected updated key:
+    /// `cmac::Cmac` over this instance as its block cipher (see the
+    /// [`BlockEncrypt`] impl). The MAC borrows `self`, so no copy of the key
+    /// material is made; the `cmac` crate's `zeroize` feature wipes its
+    /// chaining state on drop.
     pub fn cmac(&self, msg: &[u8]) -> [u8; 16] {
-        let (k1, k2) = self.cmac_subkeys();
-        let (k1, k2) = (Zeroizing::new(k1), Zeroizing::new(k2));
-
-        // Split into all-but-last block and the last (possibly partial or
-        // empty) block.
-        let last_len = if msg.is_empty() {
-            0
-        } else {
-            (msg.len() - 1) % BLOCK_SIZE + 1
-        };
-        let (head, last) = msg.split_at(msg.len() - last_len);
-
-        let mut x = Zeroizing::new([0u8; BLOCK_SIZE]);
-        for block in head.chunks_exact(BLOCK_SIZE) {
-            xor_in_place(&mut x, block);
-            *x = self.eval(&x[..], true);
-        }
-
-        let mut m_last = Zeroizing::new([0u8; BLOCK_SIZE]);
-        m_last[..last.len()].copy_from_slice(last);
-        if last.len() == BLOCK_SIZE {
-            xor_in_place(&mut m_last, &k1[..]);
-        } else {
-            m_last[last.len()] = 0x80;
-            xor_in_place(&mut m_last, &k2[..]);
-        }
-        xor_in_place(&mut x, &m_last[..]);
-        self.eval(&x[..], true)
+        let mut mac = Cmac::<&Lrp>::from_core(CmacCore::inner_init(self));
+        mac.update(msg);
+        mac.finalize().into_bytes().into()
     }
 
     /// Truncated MAC (MACt): bytes 1, 3, …, 15 of [`Lrp::cmac`] (the crate's
@@ -399,6 +375,42 @@ impl Lrp {
         unpad_m2(&plain)
             .map(<[u8]>::to_vec)
             .ok_or(LrpError::InvalidPadding)
+    }
+}
+
+/// The LRP block function under the selected updated key,
+/// `x -> EvalLRP(uk, x, final = true)` (AN12304: the primitive CMAC_LRP
+/// is built on), as a RustCrypto block cipher. EvalLRP has no inverse, so
+/// only [`BlockEncrypt`] is implemented; `&Lrp` is the cipher `cmac::Cmac`
+/// runs on (cipher implements the traits for references).
+impl BlockSizeUser for Lrp {
+    type BlockSize = U16;
+}
+
+impl BlockCipher for Lrp {}
+
+impl BlockEncrypt for Lrp {
+    fn encrypt_with_backend(&self, f: impl BlockClosure<BlockSize = Self::BlockSize>) {
+        f.call(&mut LrpBackend(self))
+    }
+}
+
+/// One-block-at-a-time backend of the [`Lrp`] block cipher; it borrows the
+/// instance and holds no key material of its own.
+struct LrpBackend<'a>(&'a Lrp);
+
+impl BlockSizeUser for LrpBackend<'_> {
+    type BlockSize = U16;
+}
+
+impl ParBlocksSizeUser for LrpBackend<'_> {
+    type ParBlocksSize = U1;
+}
+
+impl BlockBackend for LrpBackend<'_> {
+    fn proc_block(&mut self, mut block: InOut<'_, '_, cipher::Block<Self>>) {
+        let y = Zeroizing::new(self.0.eval(block.get_in(), true));
+        block.get_out().copy_from_slice(&y[..]);
     }
 }
 
