@@ -24,6 +24,7 @@ fn step_name(s: Step) -> &'static str {
         Step::SwitchToLrp => "switching to LRP",
         Step::WriteNdef => "writing URL",
         Step::ChangeKeys => "changing keys",
+        Step::Lock => "locking",
         Step::Verify => "verifying",
     }
 }

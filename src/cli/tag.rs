@@ -180,6 +180,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
         template,
         trust_simulator: a.tag.trust(),
         master,
+        locks: Default::default(),
     };
     let xuid = a.xuid.clone();
     let outcome = encode_tag(

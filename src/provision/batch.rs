@@ -188,6 +188,9 @@ pub struct Summary {
     pub simulated: bool,
     /// Why the batch ended before its work was done, if it did.
     pub stopped: Option<Stop>,
+    /// The irreversible options the batch applies to every tag (ids of
+    /// [`super::irreversible::ALL`], as its journal records them).
+    pub irreversible: Vec<String>,
 }
 
 /// A tag the journal counts as done: verified and not reset since.
@@ -311,6 +314,9 @@ impl RunLog {
             retried_tags: self.retried_tags,
             simulated: simulated || self.started_simulated,
             stopped: self.stopped.clone(),
+            irreversible: super::irreversible::recorded(journal)
+                .map(|c| c.ids())
+                .unwrap_or_default(),
         }
     }
 }

@@ -4,11 +4,13 @@
 pub mod batch;
 pub mod encode;
 pub mod identify;
+pub mod irreversible;
 pub mod journal;
 pub mod keys;
 pub mod layout;
 pub mod lock;
 pub mod lrp;
+pub mod rehearse;
 pub mod reset;
 pub mod sealed;
 pub mod station;

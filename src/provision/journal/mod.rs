@@ -93,6 +93,8 @@ pub struct Journal {
     pub created: bool,
     /// A write or flush failed: nothing more is appended (see [`Journal::append`]).
     failed: Option<String>,
+    /// The batch's irreversible options, as its `options` record names them.
+    options: Option<Vec<String>>,
 }
 
 /// Reads a journal file: `None` when the folder has none.
@@ -122,6 +124,7 @@ impl Journal {
             torn_tail: None,
             created: false,
             failed: None,
+            options: None,
         }
     }
 
@@ -353,11 +356,13 @@ impl Journal {
     fn apply(&mut self, r: Record) {
         match r {
             Record::Sealed { .. } => {}
+            Record::Options { irreversible, .. } => self.options = Some(irreversible),
             Record::Planned {
                 uid,
                 xuid,
                 keys,
                 lrp,
+                locks,
                 ..
             } => {
                 self.used_xuids.insert(xuid.clone());
@@ -380,6 +385,7 @@ impl Journal {
                         reset: false,
                         lrp,
                         lrp_switch: false,
+                        locks,
                         read_ctr: None,
                     },
                 );
@@ -524,6 +530,12 @@ impl Journal {
     /// The age recipients of an encrypted batch (`None`: keys in clear).
     pub fn sealed_to(&self) -> Option<&Recipients> {
         self.sealed_to.as_ref()
+    }
+
+    /// The batch's irreversible options (ids), as its `options` record names them; `None`
+    /// for a folder without one (a new batch, or one of an older tag424).
+    pub fn options(&self) -> Option<&[String]> {
+        self.options.as_deref()
     }
 }
 
