@@ -36,7 +36,7 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
   tag424 batch --reader sim:tags --generate-xuids 10 --out batch1    # 10 simulated tags, local codes
   tag424 batch --reader PICC --xuids codes.csv --out batch2          # a PC/SC reader, the platform's codes
   tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2  # two readers feed one batch
-  tag424 batch --xuids codes.csv --out batch3 --lock-ndef-permanently --freeze-settings --dry-run   # the plan, on a throwaway simulated tag
+  tag424 batch --generate-xuids 2 --out batch3 --lock-ndef-permanently --freeze-settings --dry-run   # the plan, on a simulated tag
   tag424 batch --reader sim:tags4 --generate-xuids 2 --out batch4 --freeze-settings --yes-irreversible   # a script confirms with the flag")]
 pub struct BatchArgs {
     /// The reader (required; also TAG424_READER): a PC/SC reader's name, number (from 0) or unique part
