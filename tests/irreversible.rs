@@ -229,6 +229,22 @@ fn summary_records_the_options_and_a_resume_with_others_is_refused() {
             "{other:?}: nothing journaled"
         );
     }
+    // `tag424 encode` does not apply them: refused, naming the batch command.
+    let (code, _, err) = run::output(sb.tag424().args([
+        "encode",
+        "--reader",
+        &reader,
+        "--xuid",
+        "tagccccc",
+        "--out",
+        s(&out),
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("use `tag424 batch --out") && err.contains("--freeze-settings`"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out.join("journal.jsonl")).unwrap(), journal);
     // The same options resume it.
     let (code, _, err) = batch(&[&locks[..], &["--yes-irreversible"]].concat());
     assert_eq!(code, 0, "{err}");

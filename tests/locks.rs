@@ -251,3 +251,37 @@ fn a_batch_without_locks_is_unchanged() {
     assert_eq!(fs.access.write, Access::Key(3));
     assert_eq!(fs.access.change, Access::Key(0));
 }
+
+#[test]
+fn every_tear_off_point_of_an_lrp_batch_with_locks_is_finished() {
+    // 18 exchanges of the LRP flow and the 5 of the lock (its authentication in LRP).
+    let o = EncodeOptions {
+        template: Template::parse("https://verify.example/s?p={picc}&c={mac}")
+            .unwrap()
+            .with_mode(tag424::crypto::sdm::SdmMode::Lrp),
+        ..opts()
+    };
+    for kind in [FaultKind::BeforeApply, FaultKind::AfterApply] {
+        for at in 0..=23 {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut journal = Journal::open(tmp.path()).unwrap();
+            let codes = codes();
+            let mut next = |j: &Journal| codes.iter().find(|x| !j.xuid_used(x)).cloned();
+            let uid = [0x04, 0x71, 0x72, 0x73, 0x74, 0x75, at as u8];
+            let t = batchhelp::torn_encode(&mut journal, &o, &mut next, uid, (at, kind), 23);
+            let (mut card, entry) =
+                batchhelp::finish_torn(t, &mut journal, &o, &mut next, (at, kind), 3);
+            let chip = &card.transport().chip.state;
+            assert!(chip.lrp, "{kind:?} at {at}");
+            for k in 0..5u8 {
+                assert_eq!(
+                    &chip.keys[k as usize],
+                    entry.keys().unwrap().get(k).unwrap(),
+                    "{kind:?} at {at}: key {k} not as journaled"
+                );
+            }
+            assert!(entry.verified, "{kind:?} at {at}");
+            assert_locked(chip, &format!("LRP, {kind:?} at {at}"));
+        }
+    }
+}

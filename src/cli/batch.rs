@@ -97,19 +97,20 @@ pub struct BatchArgs {
     /// Switch every factory tag of this batch to LRP mode (NXP's leakage-resilient crypto)
     /// before its keys are changed. IRREVERSIBLE: an LRP tag never goes back to AES, and its
     /// verifier must know it (48-digit PICC data tells by itself; plain mirrors need
-    /// `--mode lrp`). On a terminal you confirm once per batch (or --yes-irreversible).
+    /// `--mode lrp`). Confirmed once per run: typed on a terminal, or --yes-irreversible.
     /// Costs 18 APDUs per tag (AES: 15).
     #[arg(long)]
     pub lrp_irreversible: bool,
     /// Lock every tag's NDEF file for good: its URL can never be rewritten, with any key
     /// (Write and ReadWrite access never, in a last ChangeFileSettings after the read-back
     /// verified). IRREVERSIBLE; needs --freeze-settings (the change right could otherwise lift
-    /// the lock). 5 more APDUs per tag.
+    /// the lock). The two cost 5 more APDUs per tag together (one last ChangeFileSettings).
     #[arg(long)]
     pub lock_ndef_permanently: bool,
     /// Freeze every tag's NDEF file settings for good (change access never): SUN mirrors and
     /// access rights can never change again, and `tag424 reset` cannot return them to
-    /// factory. IRREVERSIBLE. 5 more APDUs per tag.
+    /// factory. IRREVERSIBLE. 5 more APDUs per tag (with --lock-ndef-permanently too: the
+    /// same 5).
     #[arg(long)]
     pub freeze_settings: bool,
     /// Confirms the irreversible options without the typed confirmation (scripts; a run
