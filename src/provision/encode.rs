@@ -36,8 +36,8 @@ pub struct EncodeOptions {
     /// Derive each tag's keys from this master key (AN10922) instead of drawing them at random.
     pub master: Option<AesKey>,
     /// What the last ChangeFileSettings locks for good (`--lock-ndef-permanently`,
-    /// `--freeze-settings`; see [`lock_settings`]). Journaled per tag: an interrupted tag is
-    /// finished with the locks it was planned with.
+    /// `--freeze-settings`; sent after keys 1–4 and a verified read-back, before key 0).
+    /// Journaled per tag: an interrupted tag is finished with the locks it was planned with.
     pub locks: Locks,
 }
 
