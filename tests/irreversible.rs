@@ -277,3 +277,54 @@ fn summary_records_the_options_and_a_resume_with_others_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn on_a_terminal_the_word_is_typed() {
+    // util-linux `script` gives the batch a terminal (a pty) whose input is ours.
+    let has_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`script` (util-linux) is needed under CI"
+        );
+        eprintln!("skipped: no `script` (util-linux) to give the batch a terminal");
+        return;
+    }
+    let sb = run::Sandbox::new();
+    let tags = sim_tags(&sb, 2);
+    for (typed, code, folder) in [("LRP", 2, false), ("IRREVERSIBLE", 0, true)] {
+        let out = sb.path().join(format!("out-{typed}"));
+        let line = format!(
+            "tag424 --no-profile batch --reader sim:{} --generate-xuids 1 --out {} --lrp-irreversible --url 'https://a.example/?p={{picc}}&m={{mac}}'",
+            s(&tags),
+            s(&out)
+        );
+        let mut child = sb
+            .command("timeout")
+            .args(["60", "script", "-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(format!("{typed}\n").as_bytes()).unwrap();
+        }
+        let o = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("Type IRREVERSIBLE to continue"),
+            "{typed}: {text}"
+        );
+        assert_eq!(o.status.code(), Some(code), "{typed}: {text}");
+        assert_eq!(out.exists(), folder, "{typed}: {text}");
+        if code == 2 {
+            assert!(text.contains("not confirmed: no tag was touched"), "{text}");
+        }
+    }
+}
