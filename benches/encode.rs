@@ -21,6 +21,7 @@ fn encode(n: usize, template: Template, label: &str) {
         template,
         trust_simulator: true,
         master: None,
+        locks: Default::default(),
     };
     let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
     let mut exchanges = 0;

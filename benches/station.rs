@@ -41,6 +41,7 @@ fn main() {
                 template: Template::default(),
                 trust_simulator: true,
                 master: None,
+                locks: Default::default(),
             },
             count: Some(TAGS),
             stop: None,

@@ -130,6 +130,7 @@ fn tags_per_minute_use_the_exchanges_a_fresh_tag_takes() {
             template,
             trust_simulator: true,
             master: None,
+            locks: Default::default(),
         };
         let (_, _, summary) =
             batchhelp::sim_batch(&tmp.path().join("tags"), &tmp.path().join("out"), 2, opts);

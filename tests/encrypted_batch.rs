@@ -131,6 +131,7 @@ fn an_encrypted_batch_keeps_no_key_in_clear_and_recovers_with_the_identity() {
             template: Template::default(),
             trust_simulator: true,
             master: None,
+            locks: Default::default(),
         };
         let e = encode_tag(
             &mut card,

@@ -36,6 +36,7 @@ fn flaky_batch_in(
             template,
             trust_simulator: true,
             master: None,
+            locks: Default::default(),
         },
         count: None,
         stop: None,

@@ -75,7 +75,12 @@ async fn random_uid_batch_taps_verify_and_the_verifier_finds_the_real_uid() {
             "--dir",
             tags.to_str().unwrap(),
         ]);
-        encode_batch(&tags, 3, &out, &["--url", template, "--random-uid"]);
+        encode_batch(
+            &tags,
+            3,
+            &out,
+            &["--url", template, "--random-uid", "--yes-irreversible"],
+        );
         // associate.csv holds the chips' real UIDs.
         let rows = associated(&out);
         let mut uids: Vec<String> = rows.iter().map(|(_, u)| u.clone()).collect();
@@ -93,9 +98,10 @@ async fn random_uid_batch_taps_verify_and_the_verifier_finds_the_real_uid() {
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
                 .unwrap();
         assert_eq!(summary["lifecycle"]["random_uid"], true);
+        // The one list of irreversible options (provision::irreversible) records it.
         assert_eq!(
-            summary["lifecycle"]["irreversible"],
-            serde_json::json!(["--random-uid"])
+            summary["summary"]["irreversible"],
+            serde_json::json!(["random-uid"])
         );
         let cat = batch_catalog(&out);
         let c = client();
@@ -128,6 +134,7 @@ fn random_uid_opts(template: &str) -> EncodeOptions {
         template: Template::parse(template).unwrap(),
         trust_simulator: true,
         master: None,
+        locks: Default::default(),
     }
 }
 
@@ -221,7 +228,7 @@ async fn at_its_read_limit_the_tag_refuses_reads_and_the_verifier_says_so() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["lifecycle"]["read_ctr_limit"], 3);
-    assert_eq!(summary["lifecycle"]["irreversible"], serde_json::json!([]));
+    assert_eq!(summary["summary"]["irreversible"], serde_json::json!([]));
     let two = tap(&tags, &uid);
     let three = tap(&tags, &uid);
     assert!(three.contains("n=000003"), "{three}");
@@ -293,6 +300,8 @@ fn a_resumed_batch_keeps_its_lifecycle_options() {
             out.to_str().unwrap(),
         ];
         a.extend_from_slice(extra);
+        // Consent to --random-uid without a terminal (the one rule of irreversible options).
+        a.push("--yes-irreversible");
         run::output(run::tag424().args(a))
     };
     let (code, stdout, _) = batch(&["--random-uid", "--read-counter-limit", "10"]);
@@ -321,9 +330,9 @@ fn a_resumed_batch_keeps_its_lifecycle_options() {
     assert!(stderr.contains("from 2 to 16777214"), "{stderr}");
 }
 
-/// On a terminal `--random-uid` asks for the typed confirmation, as `--lrp-irreversible` does
+/// On a terminal `--random-uid` asks for the one typed confirmation of irreversible options
 /// (`script` gives the batch a pseudo-terminal): anything else stops before any tag is
-/// touched; `RANDOM-UID` goes on.
+/// touched; `IRREVERSIBLE` goes on.
 #[test]
 fn random_uid_needs_the_typed_confirmation_on_a_terminal() {
     use std::io::Write;
@@ -361,8 +370,8 @@ fn random_uid_needs_the_typed_confirmation_on_a_terminal() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let said = on_a_terminal("yes");
-    assert!(said.contains("--random-uid is IRREVERSIBLE"), "{said}");
-    assert!(said.contains("Type RANDOM-UID to continue"), "{said}");
+    assert!(said.contains("--random-uid: every tag answers"), "{said}");
+    assert!(said.contains("Type IRREVERSIBLE to continue"), "{said}");
     assert!(said.contains("not confirmed: no tag was touched"), "{said}");
     assert!(!out.join("journal.jsonl").exists(), "no batch was started");
     let listed = sb
@@ -372,7 +381,7 @@ fn random_uid_needs_the_typed_confirmation_on_a_terminal() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains("factory"));
-    let said = on_a_terminal("RANDOM-UID");
+    let said = on_a_terminal("IRREVERSIBLE");
     assert!(said.contains("Done: 1 tag encoded and verified"), "{said}");
 }
 

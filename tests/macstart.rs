@@ -25,6 +25,7 @@ fn encoded(template: &str) -> (Template, SimChip, SunKeys) {
         template: t.clone(),
         trust_simulator: true,
         master: None,
+        locks: Default::default(),
     };
     let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::factory([
         0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,

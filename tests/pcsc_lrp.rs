@@ -24,7 +24,12 @@ fn an_lrp_batch_through_pcscd_survives_a_pull_right_after_the_switch() {
         &tags,
         &out,
         3,
-        &["--lrp-irreversible", "--url", template],
+        &[
+            "--lrp-irreversible",
+            "--yes-irreversible",
+            "--url",
+            template,
+        ],
     );
     // The pull came after the switch was sent: each tag's switch is journaled once (a tag
     // pulled before it would be switched, and journaled, again when finished).

@@ -18,6 +18,7 @@ fn opts() -> EncodeOptions {
         template: Template::default(),
         trust_simulator: true,
         master: None,
+        locks: Default::default(),
     }
 }
 
@@ -291,6 +292,7 @@ fn a_torn_last_line_at_every_byte_offset_heals_and_three_more_runs_encode() {
         keys: tag424::provision::journal::PlannedKeys::Clear(tag424::provision::KeySet::random()),
         time: 1,
         lrp: false,
+        locks: Default::default(),
     })
     .unwrap();
     for cut in 1..=torn_record.len() {

@@ -29,6 +29,7 @@ fn opts() -> EncodeOptions {
         template: Template::parse(TEMPLATE).unwrap().with_mode(SdmMode::Lrp),
         trust_simulator: true,
         master: None,
+        locks: Default::default(),
     }
 }
 
@@ -136,6 +137,7 @@ fn the_cli_batch_with_lrp_irreversible_verifies_with_tag424_verify() {
         "--url",
         TEMPLATE,
         "--lrp-irreversible",
+        "--yes-irreversible",
         "--json",
     ]);
     assert_eq!(code, 0, "{out_text} {err}");
@@ -254,6 +256,7 @@ fn tt_templates_need_tag_tamper_tags_and_lrp_tags_need_the_flag() {
         template: Template::parse("https://v.example/?{macstart}n={ctr}&t={tt}&c={mac}").unwrap(),
         trust_simulator: true,
         master: None,
+        locks: Default::default(),
     };
     let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::factory([4; 7]))));
     let e = encode_tag(&mut card, &mut journal, &tt, &mut next, &mut |_| {}).unwrap_err();
@@ -267,6 +270,7 @@ fn tt_templates_need_tag_tamper_tags_and_lrp_tags_need_the_flag() {
         template: Template::default(),
         trust_simulator: true,
         master: None,
+        locks: Default::default(),
     };
     let mut card = Card::new(SimTransport::new(SimChip::new(state)));
     let e = encode_tag(&mut card, &mut journal, &aes, &mut next, &mut |_| {}).unwrap_err();
@@ -311,6 +315,7 @@ fn lrp_with_macstart_from_the_start_of_the_url_and_from_the_picc_data() {
             template: Template::parse(template).unwrap().with_mode(SdmMode::Lrp),
             trust_simulator: true,
             master: None,
+            locks: Default::default(),
         };
         let mut card = Card::new(SimTransport::new(SimChip::new(ChipState::factory([7; 7]))));
         let mut next = |_: &Journal| Some("m".to_string());

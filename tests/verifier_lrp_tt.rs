@@ -32,7 +32,12 @@ fn lrp_batch(d: &Path, count: u32, template: &str) -> (PathBuf, PathBuf) {
         &tags,
         count,
         &out,
-        &["--url", template, "--lrp-irreversible"],
+        &[
+            "--url",
+            template,
+            "--lrp-irreversible",
+            "--yes-irreversible",
+        ],
     );
     (tags, out)
 }

@@ -8,6 +8,8 @@ use tag424::provision::batch::{
     folder_codes, generate_xuids, read_xuids, BatchEvent, BatchOptions, Stop, Summary,
 };
 use tag424::provision::code_list::Header;
+use tag424::provision::irreversible::Chosen;
+use tag424::provision::rehearse::Rehearsal;
 use tag424::provision::station::run_readers;
 use tag424::provision::{EncodeOptions, Journal};
 
@@ -33,7 +35,9 @@ use super::{print_json, say, CliError, FORMAT_VERSION};
 #[command(after_help = "Examples:
   tag424 batch --reader sim:tags --generate-xuids 10 --out batch1    # 10 simulated tags, local codes
   tag424 batch --reader PICC --xuids codes.csv --out batch2          # a PC/SC reader, the platform's codes
-  tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2  # two readers feed one batch")]
+  tag424 batch --reader 0 --reader 1 --xuids codes.csv --out batch2  # two readers feed one batch
+  tag424 batch --generate-xuids 2 --out batch3 --lock-ndef-permanently --freeze-settings --dry-run   # the plan, on a simulated tag
+  tag424 batch --reader sim:tags4 --generate-xuids 2 --out batch4 --freeze-settings --yes-irreversible   # a script confirms with the flag")]
 pub struct BatchArgs {
     /// The reader (required; also TAG424_READER): a PC/SC reader's name, number (from 0) or unique part
     /// of its name (see `tag424 readers`), or `sim:DIR` for simulated tags kept in DIR
@@ -93,7 +97,8 @@ pub struct BatchArgs {
     /// Switch every factory tag of this batch to LRP mode (NXP's leakage-resilient crypto)
     /// before its keys are changed. IRREVERSIBLE: an LRP tag never goes back to AES, and its
     /// verifier must know it (48-digit PICC data tells by itself; plain mirrors need
-    /// `--mode lrp`). On a terminal you confirm once per batch. Costs 18 APDUs per tag (AES: 15).
+    /// `--mode lrp`). Confirmed once per run: typed on a terminal, or --yes-irreversible.
+    /// Costs 18 APDUs per tag (AES: 15).
     #[arg(long)]
     pub lrp_irreversible: bool,
     /// IRREVERSIBLE (like --lrp-irreversible; confirmed the same way): switch every tag's Random
@@ -111,70 +116,207 @@ pub struct BatchArgs {
     /// it was started with; `tag424 serve` says "read limit reached" for a copy of the last read.
     #[arg(long, value_name = "N")]
     pub read_counter_limit: Option<u32>,
+    /// Lock every tag's NDEF file for good: its URL can never be rewritten, with any key
+    /// (Write and ReadWrite access never, in a last ChangeFileSettings after the read-back
+    /// verified). IRREVERSIBLE; needs --freeze-settings (the change right could otherwise lift
+    /// the lock). The two cost 5 more APDUs per tag together (one last ChangeFileSettings).
+    #[arg(long)]
+    pub lock_ndef_permanently: bool,
+    /// Freeze every tag's NDEF file settings for good (change access never): SUN mirrors and
+    /// access rights can never change again, and `tag424 reset` cannot return them to
+    /// factory. IRREVERSIBLE. 5 more APDUs per tag (with --lock-ndef-permanently too: the
+    /// same 5).
+    #[arg(long)]
+    pub freeze_settings: bool,
+    /// Confirms the irreversible options without the typed confirmation (scripts; a run
+    /// without a terminal needs it).
+    #[arg(long)]
+    pub yes_irreversible: bool,
+    /// Run the whole sequence on a throwaway simulated tag and print each step, its APDU
+    /// exchanges and what cannot be undone; no reader is opened, nothing is written to --out
+    /// (--reader is not needed).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
-/// IRREVERSIBLE options of this run that need the operator's typed confirmation (the
-/// `--lrp-irreversible` one is asked by `confirm_lrp`). To be folded into the generic list of
-/// irreversible options.
-fn confirm_irreversible(
-    lifecycle: &tag424::provision::lifecycle::Lifecycle,
-) -> Result<(), CliError> {
+/// The batch's irreversible options from its flags: one line per option of
+/// `tag424::provision::irreversible::ALL`.
+fn chosen(args: &BatchArgs) -> Chosen {
+    Chosen::from_fn(|o| match o.id {
+        "lrp" => args.lrp_irreversible,
+        "lock-ndef" => args.lock_ndef_permanently,
+        "freeze-settings" => args.freeze_settings,
+        "random-uid" => args.random_uid,
+        _ => false,
+    })
+}
+
+/// The word the operator types to confirm the irreversible options on a terminal.
+const CONFIRM_WORD: &str = "IRREVERSIBLE";
+
+/// The plan's lines: each irreversible option, what the chip is told and what it means.
+fn plan_lines(chosen: &Chosen) -> Vec<String> {
+    let mut l = vec!["Irreversible, on every tag of this batch:".to_string()];
+    for o in chosen.iter() {
+        l.push(format!("  {}: {}", o.flag, o.effect));
+        l.push(format!("      ({})", o.command));
+    }
+    l
+}
+
+/// The one rule for irreversible options: confirmed once per run, by typing
+/// [`CONFIRM_WORD`] on a terminal or with `--yes-irreversible`; a run without a terminal and
+/// without the flag is refused before anything is opened.
+fn confirm_irreversible(chosen: &Chosen, yes: bool) -> Result<(), CliError> {
     use std::io::{BufRead, IsTerminal, Write};
-    let list = lifecycle.irreversible();
-    if list.is_empty() || !std::io::stdin().is_terminal() {
+    if chosen.is_empty() || yes {
         return Ok(());
     }
-    let mut err = std::io::stderr();
-    for (flag, what) in &list {
-        let _ = writeln!(err, "{flag} is IRREVERSIBLE: {what}.");
-    }
-    let _ = write!(err, "Type RANDOM-UID to continue: ");
-    let _ = err.flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CliError::input(format!("reading the confirmation: {e}")))?;
-    if line.trim() != "RANDOM-UID" {
-        return Err(CliError {
-            code: 2,
-            message: "not confirmed: no tag was touched".into(),
-            help: Some("re-run and type RANDOM-UID, or leave out --random-uid to keep the tags' fixed UIDs".into()),
-        });
-    }
-    Ok(())
-}
-
-/// Asks the operator, on a terminal, to confirm the irreversible switch once for the batch.
-/// Without a terminal (scripts) the flag itself is the consent.
-fn confirm_lrp() -> Result<(), CliError> {
-    use std::io::{BufRead, IsTerminal, Write};
+    let leave_out = chosen.flags();
     if !std::io::stdin().is_terminal() {
-        return Ok(());
+        return Err(CliError {
+            code: 2,
+            message: format!(
+                "{leave_out} cannot be undone on a tag, and there is no terminal to confirm it: no tag was touched"
+            ),
+            help: Some(format!(
+                "add --yes-irreversible to confirm in a script (see the plan first with --dry-run), or run on a terminal and type {CONFIRM_WORD}"
+            )),
+        });
     }
     let mut err = std::io::stderr();
-    let _ = write!(
-        err,
-        "--lrp-irreversible: every factory tag of this batch will be switched to LRP mode \
-         for good (no way back to AES). Type LRP to continue: "
-    );
+    for l in plan_lines(chosen) {
+        let _ = writeln!(err, "{l}");
+    }
+    let _ = write!(err, "Type {CONFIRM_WORD} to continue: ");
     let _ = err.flush();
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .map_err(|e| CliError::input(format!("reading the confirmation: {e}")))?;
-    if line.trim() != "LRP" {
+    if line.trim() != CONFIRM_WORD {
         return Err(CliError {
             code: 2,
             message: "not confirmed: no tag was touched".into(),
-            help: Some(
-                "re-run and type LRP, or leave out --lrp-irreversible to keep the tags in AES mode"
-                    .into(),
-            ),
+            help: Some(format!(
+                "re-run and type {CONFIRM_WORD}, or leave out {leave_out}"
+            )),
         });
     }
     Ok(())
+}
+
+/// `--dry-run`: the sequence of one fresh tag on a throwaway simulated tag, printed.
+fn dry_run(
+    template: &Template,
+    chosen: &Chosen,
+    lifecycle: tag424::provision::lifecycle::Lifecycle,
+    xuid: &str,
+    json: bool,
+) -> Result<u8, CliError> {
+    let opts = EncodeOptions {
+        template: template.clone(),
+        trust_simulator: true,
+        master: None,
+        locks: chosen.locks(),
+        lifecycle,
+    };
+    let r = rehearse(&opts, xuid)?;
+    print_rehearsal(&r, chosen, json);
+    Ok(0)
+}
+
+/// The dry run of `opts` on a throwaway simulated tag (a TagTamper one for `{tt}`).
+pub(super) fn rehearse(opts: &EncodeOptions, xuid: &str) -> Result<Rehearsal, CliError> {
+    use tag424::provision::rehearse;
+    use tag424::sim::{ChipState, SimChip, SimTransport};
+    let mut state = ChipState::random_factory();
+    if rehearse::needs_tag_tamper(opts) {
+        state = ChipState::factory_tag_tamper(state.uid);
+    }
+    rehearse::rehearse(opts, xuid, SimTransport::new(SimChip::new(state)))
+        .map_err(|e| CliError::input(e.to_string()))
+}
+
+/// `GetVersion ×3, Read_Sig`: repeated commands once, with their count.
+fn runs(commands: &[&str]) -> String {
+    let mut out: Vec<(&str, usize)> = Vec::new();
+    for c in commands {
+        match out.last_mut() {
+            Some((last, n)) if last == c => *n += 1,
+            _ => out.push((c, 1)),
+        }
+    }
+    out.iter()
+        .map(|(c, n)| {
+            if *n == 1 {
+                c.to_string()
+            } else {
+                format!("{c} ×{n}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Prints a dry run (also `tag424 url-check --dry-run`).
+pub(super) fn print_rehearsal(r: &Rehearsal, chosen: &Chosen, json: bool) {
+    let irreversible = r
+        .steps
+        .iter()
+        .filter(|s| !s.irreversible.is_empty())
+        .count();
+    if json {
+        print_json(&serde_json::json!({
+            "format": FORMAT_VERSION, "event": "dry_run", "options": chosen.ids(),
+            "url": r.url, "xuid": r.xuid, "exchanges": r.exchanges, "steps": r.steps,
+            "irreversible_steps": r.steps.iter().filter(|s| !s.irreversible.is_empty()).map(|s| s.step).collect::<Vec<_>>(),
+        }));
+        return;
+    }
+    say("Dry run on a throwaway simulated tag: no reader opened, nothing written to --out.");
+    say(&format!("URL:  {}", r.url));
+    for (i, s) in r.steps.iter().enumerate() {
+        let mark = if s.irreversible.is_empty() {
+            ""
+        } else {
+            "   IRREVERSIBLE"
+        };
+        say(&format!(
+            "{:>2}. {:<14} {:>2} {}: {}{mark}",
+            i + 1,
+            s.step,
+            s.exchanges,
+            if s.exchanges == 1 {
+                "exchange "
+            } else {
+                "exchanges"
+            },
+            runs(&s.commands)
+        ));
+        for what in &s.irreversible {
+            say(&format!("      cannot be undone: {what}"));
+        }
+    }
+    say(&format!(
+        "{} per fresh tag; the read-back verified.",
+        super::count(r.exchanges, "exchange", "exchanges")
+    ));
+    if irreversible == 0 {
+        say("Nothing in this sequence is irreversible.");
+    } else if chosen.is_empty() {
+        say(&format!(
+            "{} irreversible (from the template: {{tt}} enables TagTamper for good).",
+            super::count(irreversible, "step is", "steps are")
+        ));
+    } else {
+        say(&format!(
+            "{} irreversible: a real run with {} asks you to type {CONFIRM_WORD} on a terminal, or --yes-irreversible.",
+            super::count(irreversible, "step is", "steps are"),
+            chosen.flags()
+        ));
+    }
 }
 
 pub fn run(args: BatchArgs) -> Result<u8, CliError> {
@@ -195,9 +337,14 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         (None, None) => return Err(CliError::input("give --xuids FILE or --generate-xuids N")),
     };
     check_layout(&template, given.as_deref().unwrap_or_default())?;
-    let specs = super::reader::required_all(&args.reader)?;
-    let simulated = specs.iter().all(|s| s.is_sim());
-    let master = args.master.resolve()?;
+    let chosen = chosen(&args);
+    if chosen.locks().ndef && !chosen.locks().settings {
+        return Err(CliError {
+            code: 2,
+            message: "--lock-ndef-permanently alone is not permanent: the NDEF file's change right (key 0) could lift the lock with a ChangeFileSettings".into(),
+            help: Some("add --freeze-settings as well (both are irreversible), or leave out --lock-ndef-permanently".into()),
+        });
+    }
     let lifecycle = tag424::provision::lifecycle::Lifecycle {
         random_uid: args.random_uid,
         read_ctr_limit: args.read_counter_limit,
@@ -209,10 +356,17 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             "give --read-counter-limit a number in that range, or leave it out for no limit".into(),
         ),
     })?;
-    if args.lrp_irreversible {
-        confirm_lrp()?;
+    if args.dry_run {
+        let sample = given
+            .as_ref()
+            .and_then(|g| g.first().cloned())
+            .unwrap_or_else(|| generate_xuids(1).remove(0));
+        return dry_run(&template, &chosen, lifecycle, &sample, args.json);
     }
-    confirm_irreversible(&lifecycle)?;
+    let specs = super::reader::required_all(&args.reader)?;
+    let simulated = specs.iter().all(|s| s.is_sim());
+    let master = args.master.resolve()?;
+    confirm_irreversible(&chosen, args.yes_irreversible)?;
     let stop = Arc::new(AtomicBool::new(false));
     let sim_dir = args.out.join("simulated-tags");
     // Two specs of one simulated folder (`sim` and `sim:OUT/simulated-tags`, `sim:T` and
@@ -262,6 +416,21 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     args.trace.check_sealed(access.encrypt_to.is_some(), None)?;
     let mut journal = super::open_journal(&args.out, &access)?;
     args.trace.check_sealed(false, Some(&journal))?;
+    tag424::provision::irreversible::check_and_record(&mut journal, &chosen).map_err(
+        |e| match e {
+            tag424::provision::irreversible::OptionsError::Journal(e) => super::journal_error(e),
+            e => CliError {
+                code: 2,
+                message: e.to_string(),
+                help: Some(format!(
+                "re-run with this folder's options ({}), or start another batch with another --out",
+                tag424::provision::irreversible::recorded(&journal)
+                    .map(|c| c.flags())
+                    .unwrap_or_default()
+            )),
+            },
+        },
+    )?;
     let has_codes = args.out.join(tag424::provision::batch::CODES_FILE).exists();
     let given = match (given, args.generate_xuids) {
         (Some(g), _) => Some(g),
@@ -300,6 +469,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
             trust_simulator: args.trust_simulator || simulated,
             master,
             lifecycle,
+            locks: chosen.locks(),
         },
         count: args.count,
         stop: Some(stop.clone()),
@@ -323,10 +493,15 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let healed = super::healed_line(&journal);
     if args.json {
         print_json(
-            &serde_json::json!({"format": FORMAT_VERSION, "event": "start", "new": journal.created, "codes": xuids.len(), "codes_used": used, "healed": healed}),
+            &serde_json::json!({"format": FORMAT_VERSION, "event": "start", "new": journal.created, "codes": xuids.len(), "codes_used": used, "healed": healed, "irreversible": chosen.ids()}),
         );
     } else {
         say(&opening);
+        if !chosen.is_empty() {
+            for l in plan_lines(&chosen) {
+                say(&l);
+            }
+        }
     }
     if let Some(h) = &healed {
         eprintln!("{h}");
@@ -335,8 +510,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     if args.json {
         print_json(
             &serde_json::json!({"format": FORMAT_VERSION, "event": "lifecycle",
-            "random_uid": lifecycle.random_uid, "read_ctr_limit": lifecycle.read_ctr_limit,
-            "irreversible": lifecycle.irreversible().iter().map(|(f, _)| *f).collect::<Vec<_>>()}),
+            "random_uid": lifecycle.random_uid, "read_ctr_limit": lifecycle.read_ctr_limit}),
         );
     } else {
         for line in lifecycle_lines(&lifecycle) {
@@ -485,6 +659,12 @@ fn summary_lines(s: &Summary, out: &std::path::Path) -> Vec<String> {
         super::count(s.exported, "row", "rows"),
         out.join(s.keys_file).display()
     ));
+    if !s.irreversible.is_empty() {
+        l.push(format!(
+            "  Irreversible options applied to every tag: {} (summary.json \"irreversible\").",
+            s.irreversible.join(", ")
+        ));
+    }
     if s.simulated {
         l.push("  Simulated reader: these are simulated tags, not real ones (a rehearsal: do not upload its keys).".into());
     }

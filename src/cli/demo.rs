@@ -83,6 +83,7 @@ pub fn run(args: DemoArgs) -> Result<u8, CliError> {
             template: template.clone(),
             trust_simulator: true,
             master: None,
+            locks: Default::default(),
         },
         count: Some(usize::from(args.tags)),
         stop: None,

@@ -189,7 +189,8 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   tag424 url-check --url 'https://yourdomain.com/auth?x={xuid}&n={ctr}&e={mac}'
-  tag424 url-check --url 'https://example.com/a?p={picc}&c={mac}' --lrp --json")]
+  tag424 url-check --url 'https://example.com/a?p={picc}&c={mac}' --lrp --json
+  tag424 url-check --url 'https://example.com/a?p={picc}&c={mac}' --lrp --dry-run   # every step on a simulated tag")]
 struct UrlCheckArgs {
     /// The URL template (see `tag424 verify --help` for its placeholders).
     #[arg(long = "url", value_name = "TEMPLATE", default_value = tag424::sun::DEFAULT_TEMPLATE)]
@@ -203,6 +204,10 @@ struct UrlCheckArgs {
     /// One JSON object (the URL, the NDEF file's size, the SDM settings) instead of text.
     #[arg(long)]
     json: bool,
+    /// Also encode a throwaway simulated tag with this template and print each step, its
+    /// APDU exchanges and what cannot be undone (as `tag424 batch --dry-run`).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn url_check(a: UrlCheckArgs) -> Result<u8, CliError> {
@@ -214,6 +219,21 @@ fn url_check(a: UrlCheckArgs) -> Result<u8, CliError> {
     let l = tag424::provision::layout::layout(&t, &a.xuid)
         .map_err(|e| CliError::input(e.to_string()))?;
     let sdm = l.settings.sdm.clone().unwrap_or_default();
+    if a.dry_run {
+        let chosen = tag424::provision::irreversible::Chosen::from_fn(|o| {
+            o.id == tag424::provision::irreversible::LRP.id && a.lrp
+        });
+        let opts = tag424::provision::EncodeOptions {
+            template: t,
+            trust_simulator: true,
+            master: None,
+            locks: chosen.locks(),
+            lifecycle: Default::default(),
+        };
+        let r = batch::rehearse(&opts, &a.xuid)?;
+        batch::print_rehearsal(&r, &chosen, a.json);
+        return Ok(0);
+    }
     if a.json {
         print_json(
             &serde_json::json!({"format": FORMAT_VERSION, "url": l.url, "ndef_bytes": l.file.len(), "settings": l.settings}),

@@ -330,6 +330,20 @@ impl Profile {
                 "point the profile at a key file instead (e.g. master-key-file = \"/secure/master.key\")",
             ));
         }
+        // Irreversible options are asked for, and confirmed, on each run's command line.
+        if long == "yes-irreversible"
+            || tag424::provision::irreversible::ALL
+                .iter()
+                .any(|o| o.flag.strip_prefix("--") == Some(long.as_str()))
+        {
+            return Err(profile_error(
+                format!(
+                    "profile {}: --{long} changes tags for good; a profile never applies it",
+                    self.path.display()
+                ),
+                "remove it from the profile and give it on the command line of the batch that needs it",
+            ));
+        }
         let takes_value = matches!(arg.get_action(), ArgAction::Set | ArgAction::Append);
         if !takes_value {
             return match value {
@@ -731,6 +745,16 @@ mod tests {
                             .action(ArgAction::SetTrue),
                     )
                     .arg(
+                        clap::Arg::new("freeze")
+                            .long("freeze-settings")
+                            .action(ArgAction::SetTrue),
+                    )
+                    .arg(
+                        clap::Arg::new("yes")
+                            .long("yes-irreversible")
+                            .action(ArgAction::SetTrue),
+                    )
+                    .arg(
                         clap::Arg::new("key")
                             .long("key")
                             .env("T_KEY_TEST")
@@ -823,6 +847,14 @@ mod tests {
             ("[batch]\njson = \"yes\"\n", "write true or false"),
             ("[batch]\nurl = [\"a\", \"b\"]\n", "takes one value"),
             ("[batch]\nkey = \"00\"\n", "keys never go in a profile"),
+            (
+                "[batch]\nfreeze-settings = true\n",
+                "a profile never applies it",
+            ),
+            (
+                "[batch]\nyes-irreversible = true\n",
+                "a profile never applies it",
+            ),
         ] {
             let e = with(&profile(text), &["t", "batch"]).unwrap_err();
             assert_eq!(e.code, 2);

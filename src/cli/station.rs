@@ -25,6 +25,7 @@ fn step_name(s: Step) -> &'static str {
         Step::RandomId => "switching to random ID",
         Step::WriteNdef => "writing URL",
         Step::ChangeKeys => "changing keys",
+        Step::Lock => "locking",
         Step::Verify => "verifying",
     }
 }

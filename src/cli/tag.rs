@@ -168,6 +168,25 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
     if let Some(h) = super::healed_line(&journal) {
         eprintln!("{h}");
     }
+    // A batch with irreversible options encodes (and finishes) its tags with `tag424 batch`,
+    // where they are shown and confirmed.
+    if let Ok(recorded) = tag424::provision::irreversible::recorded(&journal) {
+        if !recorded.is_empty() {
+            return Err(CliError {
+                code: 2,
+                message: format!(
+                    "{} was started with {}: `tag424 encode` does not apply irreversible options",
+                    a.out.display(),
+                    recorded.flags()
+                ),
+                help: Some(format!(
+                    "use `tag424 batch --out {} {}` (it finishes interrupted tags too)",
+                    a.out.display(),
+                    recorded.flags()
+                )),
+            });
+        }
+    }
     if journal.xuid_used(&a.xuid) {
         return Err(CliError::input(format!(
             "tag code {} is already used in {}",
@@ -181,6 +200,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
         template,
         trust_simulator: a.tag.trust(),
         master,
+        locks: Default::default(),
     };
     let xuid = a.xuid.clone();
     let outcome = encode_tag(

@@ -190,6 +190,9 @@ pub struct Summary {
     pub simulated: bool,
     /// Why the batch ended before its work was done, if it did.
     pub stopped: Option<Stop>,
+    /// The irreversible options the batch applies to every tag (ids of
+    /// [`super::irreversible::ALL`], as its journal records them).
+    pub irreversible: Vec<String>,
 }
 
 /// A tag the journal counts as done: verified and not reset since.
@@ -313,6 +316,9 @@ impl RunLog {
             retried_tags: self.retried_tags,
             simulated: simulated || self.started_simulated,
             stopped: self.stopped.clone(),
+            irreversible: super::irreversible::recorded(journal)
+                .map(|c| c.ids())
+                .unwrap_or_default(),
         }
     }
 }
@@ -351,12 +357,12 @@ fn was_simulated(dir: &Path) -> bool {
 /// The summary of a batch folder's last run.
 pub const SUMMARY_FILE: &str = "summary.json";
 
-/// summary.json's `lifecycle`: the options, and the irreversible ones by flag.
+/// summary.json's `lifecycle`: the options (the irreversible ones, `--random-uid` among
+/// them, are `summary.irreversible`, from the one list of `irreversible`).
 fn lifecycle_json(l: &super::lifecycle::Lifecycle) -> serde_json::Value {
     serde_json::json!({
         "random_uid": l.random_uid,
         "read_ctr_limit": l.read_ctr_limit,
-        "irreversible": l.irreversible().iter().map(|(f, _)| *f).collect::<Vec<_>>(),
     })
 }
 

@@ -21,6 +21,7 @@ use crate::sun::template::Part;
 use crate::sun::{self, SunKeys, Template};
 use crate::transport::Transport;
 
+use super::irreversible::Locks;
 use super::journal::{now, Journal, JournalAccess, PlannedKeys, Record, TagEntry};
 use super::keys::{KeyNo, KeySet, KEY_VERSION};
 use super::layout::{layout, url_from_ndef, NdefLayout};
@@ -36,6 +37,10 @@ pub struct EncodeOptions {
     pub trust_simulator: bool,
     /// Derive each tag's keys from this master key (AN10922) instead of drawing them at random.
     pub master: Option<AesKey>,
+    /// What the last ChangeFileSettings locks for good (`--lock-ndef-permanently`,
+    /// `--freeze-settings`; sent after keys 1–4 and a verified read-back, before key 0).
+    /// Journaled per tag: an interrupted tag is finished with the locks it was planned with.
+    pub locks: Locks,
     /// The chip's lifecycle options (Random ID, IRREVERSIBLE; SDMReadCtrLimit).
     pub lifecycle: Lifecycle,
 }
@@ -248,17 +253,20 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
     // (write access by key 3, not this key-0 session: 91AE, or never: 919D) refuses, and
     // nothing is written anywhere. In an LRP batch the file is written before the switch,
     // so a tag of another batch is refused while it is still AES.
-    let s = match s.write_data(2, 0, &plan.file, CommMode::Plain) {
+    let written = s.write_data(2, 0, &plan.file, CommMode::Plain);
+    let s = match written {
         Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.status(),
-                Some(Sw::AuthenticationError | Sw::PermissionDenied)
-            ) =>
-        {
-            return Err(ProvisionError::OtherBatch { uid })
+        Err(e) => {
+            let status = e.status();
+            // Write and ReadWrite never (DS §10.8.2 Table 83): locked for good by a batch.
+            if status == Some(Sw::PermissionDenied) && locked_for_good(card)? {
+                return Err(ProvisionError::LockedForGood { uid });
+            }
+            if matches!(status, Some(Sw::AuthenticationError | Sw::PermissionDenied)) {
+                return Err(ProvisionError::OtherBatch { uid });
+            }
+            return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
     };
     // The keys are on disk before the chip hears of them.
     journal.with(|j| {
@@ -268,12 +276,15 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
             keys: PlannedKeys::Clear(keys.clone()),
             time: now(),
             lrp,
+            locks: opts.locks,
         })
     })?;
     // The irreversible switch is journaled as its own step before it is sent, and comes
     // before any key changes: the keys change in the mode the tag keeps.
     let s = if switch {
-        super::lrp::switch(s, journal, &uid, step)?
+        let s = super::lrp::switch(s, journal, &uid, step)?;
+        step(Step::WriteNdef);
+        s
     } else {
         s
     };
@@ -289,6 +300,10 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
     let mut s = s;
     for k in KeyNo::APP {
         s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
+    }
+    if opts.locks.any() {
+        s = lock_settings(s, opts, &keys, &uid, &xuid, &plan, step)?;
+        step(Step::ChangeKeys);
     }
     s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?;
     complete(
@@ -387,13 +402,11 @@ fn finish<T: Transport, J: JournalAccess>(
     let mode = if *lrp { SdmMode::Lrp } else { SdmMode::Aes };
     let opts = &EncodeOptions {
         template: opts.template.clone().with_mode(mode),
+        locks: entry.locks,
         ..opts.clone()
     };
     let plan = plan_for(opts, xuid)?;
     step(Step::Authenticate);
-    with_key0(card, mode, keys.key(KeyNo::MASTER), uid, |s, key0| {
-        finish_in(s, key0, journal, opts, entry, &plan, false, step).map(|_| ())
-    })?;
     let done = Done {
         keys,
         uid,
@@ -546,6 +559,42 @@ fn sdm_settings<'c, T: Transport>(
         s
     };
     s.change_file_settings(2, &plan.settings)
+}
+
+/// The last ChangeFileSettings, for a tag planned with locks (`--lock-ndef-permanently`,
+/// `--freeze-settings`): sent after keys 1–4 changed and before key 0, so "key 0 is new"
+/// still means every step before it happened, and a tag interrupted before it is finished
+/// (or reset) as any other. First the session ends and the NDEF file is read back as a phone
+/// reads it and verified with the new SDM keys (keys 1–4): a tag is never locked with a URL
+/// that does not verify. Then key 0 (still factory) authenticates again and the settings go
+/// with Write and ReadWrite (lock) and/or Change (freeze) access Fh: from then on WriteData
+/// answers 919D (NT4H2421Gx §10.8.2 Table 83) and ChangeFileSettings 919D (§10.7.1 Table 71),
+/// whatever key is authenticated. Five exchanges: ISOSelectFile, ReadData,
+/// AuthenticateEV2First (or LRPFirst, 2), ChangeFileSettings.
+fn lock_settings<'c, T: Transport>(
+    s: Session<'c, T>,
+    opts: &EncodeOptions,
+    keys: &KeySet,
+    uid: &str,
+    xuid: &str,
+    plan: &NdefLayout,
+    step: &mut dyn FnMut(Step),
+) -> Result<Session<'c, T>, ProvisionError> {
+    step(Step::Lock);
+    let mode = s.mode();
+    let card = s.end();
+    card.select_ndef_application()?;
+    read_back(card, opts, keys, uid, xuid, plan)?;
+    let s = card.authenticate_first(mode, 0, &AesKey::FACTORY)?;
+    Ok(s.change_file_settings(2, &opts.locks.apply(&plan.settings))?)
+}
+
+/// After a WriteData refused with 919D: the NDEF file's Write and ReadWrite access are both
+/// never (GetFileSettings, plain without authentication, one exchange).
+fn locked_for_good<T: Transport>(card: &mut Card<T>) -> Result<bool, ProvisionError> {
+    use crate::card::file_settings::Access;
+    let fs = card.get_file_settings(2)?;
+    Ok(fs.access.write == Access::Never && fs.access.read_write == Access::Never)
 }
 
 /// A tag whose five keys are changed, ready for its read-back.

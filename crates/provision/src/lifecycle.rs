@@ -73,19 +73,6 @@ impl Lifecycle {
         }
     }
 
-    /// IRREVERSIBLE options, each with what cannot be undone. `--random-uid` is the one;
-    /// the generic list of irreversible options (with `--lrp-irreversible`) takes these.
-    pub fn irreversible(&self) -> Vec<(&'static str, &'static str)> {
-        let mut v = Vec::new();
-        if self.random_uid {
-            v.push((
-                "--random-uid",
-                "every tag answers readers with a new random ID for good; its real UID is read only after authentication (GetCardUID)",
-            ));
-        }
-        v
-    }
-
     /// Checks the limit's range.
     pub fn check(&self) -> Result<(), LifecycleError> {
         match self.read_ctr_limit {
@@ -129,15 +116,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_and_irreversible() {
+    fn flags() {
         let l = Lifecycle {
             random_uid: true,
             read_ctr_limit: Some(100),
         };
         assert_eq!(l.flags(), "--random-uid --read-counter-limit 100");
-        assert_eq!(l.irreversible().len(), 1);
         assert_eq!(Lifecycle::default().flags(), "no lifecycle option");
-        assert!(Lifecycle::default().irreversible().is_empty());
     }
 
     #[test]

@@ -48,6 +48,20 @@ pub enum ProvisionError {
         /// The tag's UID (14 hex digits).
         uid: String,
     },
+    /// The NDEF file's write access is never (a tag locked with `--lock-ndef-permanently`):
+    /// it can never be encoded again.
+    #[error("tag {uid}'s NDEF file is locked for good (write access never, as `--lock-ndef-permanently` leaves it): it can never be encoded again; nothing was written. Set it aside")]
+    LockedForGood {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
+    /// The NDEF file's settings are frozen (change access never, `--freeze-settings`):
+    /// `tag424 reset` cannot return them to factory.
+    #[error("tag {uid}'s NDEF file settings are frozen for good (change access never, as `--freeze-settings` leaves it): they can never return to factory; nothing was changed and the tag keeps its keys (its row in keys.csv stays)")]
+    Frozen {
+        /// The tag's UID (14 hex digits).
+        uid: String,
+    },
     /// Half-encoded by another batch folder: refused before anything is written.
     #[error("tag {uid} holds another batch's settings (an encoding under another --out was interrupted); nothing was written. Present it to that batch to finish it, or return it to factory state with `tag424 reset --out OLD_DIR`")]
     OtherBatch {
@@ -154,6 +168,8 @@ impl ProvisionError {
             | ProvisionError::Simulated { uid }
             | ProvisionError::Foreign { uid }
             | ProvisionError::OtherBatch { uid }
+            | ProvisionError::LockedForGood { uid }
+            | ProvisionError::Frozen { uid }
             | ProvisionError::Unrecoverable { uid }
             | ProvisionError::LrpTag { uid }
             | ProvisionError::NotTagTamper { uid }
@@ -186,6 +202,9 @@ pub enum Step {
     WriteNdef,
     /// ChangeKey of keys 1 to 4, then key 0.
     ChangeKeys,
+    /// The read-back verified before the last ChangeFileSettings locks the NDEF file or
+    /// freezes its settings for good (`--lock-ndef-permanently`, `--freeze-settings`).
+    Lock,
     /// Reading the SUN message back and verifying it with the new keys.
     Verify,
 }

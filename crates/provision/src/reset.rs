@@ -128,7 +128,18 @@ pub fn reset_tag<T: Transport>(
         SdmMode::Aes
     };
     with_key0(card, mode, &master, &uid, |s, key0| {
-        let mut s = s.change_file_settings(2, &factory_ndef_settings())?;
+        // First, so that a tag frozen with `--freeze-settings` (change access Fh: 919D,
+        // NT4H2421Gx §10.7.1 Table 71) is refused with nothing changed.
+        let mut s = match s.change_file_settings(2, &factory_ndef_settings()) {
+            Ok(s) => s,
+            Err(e)
+                if entry.locks.settings
+                    && e.status() == Some(crate::card::Sw::PermissionDenied) =>
+            {
+                return Err(ProvisionError::Frozen { uid: uid.clone() })
+            }
+            Err(e) => return Err(e.into()),
+        };
         s = s.write_data(2, 0, &[0u8; NDEF_FILE_SIZE], CommMode::Plain)?;
         for k in KeyNo::APP {
             let v;

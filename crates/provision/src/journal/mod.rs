@@ -97,6 +97,8 @@ pub struct Journal {
     failed: Option<String>,
     /// The batch's lifecycle options (its last `lifecycle` record; none: both off).
     lifecycle: Lifecycle,
+    /// The batch's irreversible options, as its `options` record names them.
+    options: Option<Vec<String>>,
 }
 
 /// Reads a journal file: `None` when the folder has none.
@@ -127,6 +129,7 @@ impl Journal {
             created: false,
             failed: None,
             lifecycle: Lifecycle::default(),
+            options: None,
         }
     }
 
@@ -358,11 +361,13 @@ impl Journal {
     fn apply(&mut self, r: Record) {
         match r {
             Record::Sealed { .. } => {}
+            Record::Options { irreversible, .. } => self.options = Some(irreversible),
             Record::Planned {
                 uid,
                 xuid,
                 keys,
                 lrp,
+                locks,
                 ..
             } => {
                 self.used_xuids.insert(xuid.clone());
@@ -386,6 +391,7 @@ impl Journal {
                         lrp,
                         lrp_switch: false,
                         random_id: false,
+                        locks,
                         read_ctr: None,
                     },
                 );
@@ -550,6 +556,12 @@ impl Journal {
     /// The age recipients of an encrypted batch (`None`: keys in clear).
     pub fn sealed_to(&self) -> Option<&Recipients> {
         self.sealed_to.as_ref()
+    }
+
+    /// The batch's irreversible options (ids), as its `options` record names them; `None`
+    /// for a folder without one (a new batch, or one of an older tag424).
+    pub fn options(&self) -> Option<&[String]> {
+        self.options.as_deref()
     }
 }
 

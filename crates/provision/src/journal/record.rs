@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::JournalError;
+use crate::irreversible::Locks;
 use crate::keys::KeySet;
 
 /// A tag's planned keys as a journal line holds them: in clear, or sealed to the batch's
@@ -46,6 +47,18 @@ pub enum Record {
         /// The tag is to end in LRP mode (`batch --lrp-irreversible`); it may be LRP already.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         lrp: bool,
+        /// What the tag's last ChangeFileSettings locks for good (`--lock-ndef-permanently`,
+        /// `--freeze-settings`).
+        #[serde(default, skip_serializing_if = "Locks::is_none")]
+        locks: Locks,
+    },
+    /// The batch's irreversible options (ids of `provision::irreversible::ALL`), written
+    /// before its first tag is planned: a run with other options is refused.
+    Options {
+        /// The option ids (`lrp`, `lock-ndef`, `freeze-settings`).
+        irreversible: Vec<String>,
+        /// Seconds since the Unix epoch.
+        time: u64,
     },
     /// The irreversible switch to LRP (SetConfiguration option 05) is about to be sent.
     LrpSwitch {
@@ -127,6 +140,8 @@ pub struct TagEntry {
     pub lrp_switch: bool,
     /// The switch to Random ID was sent (or about to be): the tag may answer with a random ID.
     pub random_id: bool,
+    /// What the tag's last ChangeFileSettings locks for good (its plan).
+    pub locks: Locks,
     /// The counter of the verified read-back SUN message.
     pub read_ctr: Option<u32>,
 }

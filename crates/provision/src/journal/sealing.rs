@@ -143,6 +143,7 @@ impl Journal {
                     keys: PlannedKeys::Clear(k),
                     time,
                     lrp,
+                    locks,
                 },
                 Some(rs),
             ) => {
@@ -164,6 +165,7 @@ impl Journal {
                     keys: PlannedKeys::Sealed { age },
                     time: *time,
                     lrp: *lrp,
+                    locks: *locks,
                 })
             }
             _ => None,
