@@ -416,6 +416,21 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     args.trace.check_sealed(access.encrypt_to.is_some(), None)?;
     let mut journal = super::open_journal(&args.out, &access)?;
     args.trace.check_sealed(false, Some(&journal))?;
+    // The lifecycle options first: their refusal names every option to re-run with.
+    let lifecycle = match lifecycle.settle(&mut journal).map_err(super::journal_error)? {
+        Ok(l) => l,
+        Err(e) => {
+            return Err(CliError {
+                code: 2,
+                message: e.to_string(),
+                help: Some(format!(
+                    "re-run with {} to resume this batch, or give another --out to start a new batch with {}",
+                    journal.lifecycle().flags(),
+                    lifecycle.flags()
+                )),
+            })
+        }
+    };
     tag424::provision::irreversible::check_and_record(&mut journal, &chosen).map_err(
         |e| match e {
             tag424::provision::irreversible::OptionsError::Journal(e) => super::journal_error(e),
@@ -446,20 +461,6 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         e => CliError::input(e.to_string()),
     })?;
     check_layout(&template, &xuids)?;
-    let lifecycle = match lifecycle.settle(&mut journal).map_err(super::journal_error)? {
-        Ok(l) => l,
-        Err(e) => {
-            return Err(CliError {
-                code: 2,
-                message: e.to_string(),
-                help: Some(format!(
-                    "re-run with {} to resume this batch, or give another --out to start a new batch with {}",
-                    journal.lifecycle().flags(),
-                    lifecycle.flags()
-                )),
-            })
-        }
-    };
     let used = xuids.iter().filter(|x| journal.xuid_used(x)).count();
     let opts = BatchOptions {
         encode: EncodeOptions {

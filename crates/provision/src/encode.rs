@@ -398,15 +398,13 @@ fn finish<T: Transport, J: JournalAccess>(
 ) -> Result<Outcome, ProvisionError> {
     let TagEntry { uid, xuid, lrp, .. } = entry;
     let keys = entry.keys()?;
-    // The journal, not today's options, says which mode this tag was planned in.
     let mode = if *lrp { SdmMode::Lrp } else { SdmMode::Aes };
-    let opts = &EncodeOptions {
-        template: opts.template.clone().with_mode(mode),
-        locks: entry.locks,
-        ..opts.clone()
-    };
+    let opts = &as_planned(opts, entry);
     let plan = plan_for(opts, xuid)?;
     step(Step::Authenticate);
+    with_key0(card, mode, keys.key(KeyNo::MASTER), uid, |s, key0| {
+        finish_in(s, key0, journal, opts, entry, &plan, false, step).map(|_| ())
+    })?;
     let done = Done {
         keys,
         uid,
@@ -433,7 +431,7 @@ pub(super) fn finish_in<'c, T: Transport, J: JournalAccess>(
     random_shown: bool,
     step: &mut dyn FnMut(Step),
 ) -> Result<&'c mut Card<T>, ProvisionError> {
-    let TagEntry { uid, lrp, .. } = entry;
+    let TagEntry { uid, xuid, lrp, .. } = entry;
     let keys = entry.keys()?;
     let mode = if *lrp { SdmMode::Lrp } else { SdmMode::Aes };
     match key0 {
@@ -460,10 +458,12 @@ pub(super) fn finish_in<'c, T: Transport, J: JournalAccess>(
             };
             step(Step::WriteNdef);
             let (mut s, fs) = s.get_file_settings(2)?;
+            // The last ChangeFileSettings (locks) was sent: keys 1–4 changed before it.
+            let locked = opts.locks.any() && fs == opts.locks.apply(&plan.settings);
             if fs.sdm.is_none() {
                 s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
                 s = sdm_settings(s, opts, plan)?;
-            } else if fs != plan.settings {
+            } else if fs != plan.settings && !locked {
                 // Settings of another template: not what this batch planned.
                 return Err(ProvisionError::OtherBatch { uid: uid.clone() });
             }
@@ -475,8 +475,27 @@ pub(super) fn finish_in<'c, T: Transport, J: JournalAccess>(
                     s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
                 }
             }
+            if opts.locks.any() && !locked {
+                s = lock_settings(s, opts, keys, uid, xuid, plan, step)?;
+                step(Step::ChangeKeys);
+            }
             Ok(s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?)
         }
+    }
+}
+
+/// The options a journaled tag is finished with: the journal, not today's command line, says
+/// which mode (AES or LRP) and which locks the tag was planned with.
+fn as_planned(opts: &EncodeOptions, entry: &TagEntry) -> EncodeOptions {
+    let mode = if entry.lrp {
+        SdmMode::Lrp
+    } else {
+        SdmMode::Aes
+    };
+    EncodeOptions {
+        template: opts.template.clone().with_mode(mode),
+        locks: entry.locks,
+        ..opts.clone()
     }
 }
 
@@ -490,15 +509,7 @@ pub(super) fn finish_revealed<T: Transport, J: JournalAccess>(
     start: usize,
     step: &mut dyn FnMut(Step),
 ) -> Result<Outcome, ProvisionError> {
-    let mode = if entry.lrp {
-        SdmMode::Lrp
-    } else {
-        SdmMode::Aes
-    };
-    let opts = &EncodeOptions {
-        template: opts.template.clone().with_mode(mode),
-        ..opts.clone()
-    };
+    let opts = &as_planned(opts, entry);
     let plan = plan_for(opts, &entry.xuid)?;
     let card = finish_in(s, Key0::Factory, journal, opts, entry, &plan, true, step)?;
     let done = Done {
@@ -523,15 +534,7 @@ pub(super) fn finish_changed<T: Transport, J: JournalAccess>(
     start: usize,
     step: &mut dyn FnMut(Step),
 ) -> Result<Outcome, ProvisionError> {
-    let mode = if entry.lrp {
-        SdmMode::Lrp
-    } else {
-        SdmMode::Aes
-    };
-    let opts = &EncodeOptions {
-        template: opts.template.clone().with_mode(mode),
-        ..opts.clone()
-    };
+    let opts = &as_planned(opts, entry);
     let plan = plan_for(opts, &entry.xuid)?;
     let done = Done {
         keys: entry.keys()?,
