@@ -1,0 +1,326 @@
+//! Durable verified scans against `/healthz` under `wrk`, on the release `tag424 serve`
+//! (`cargo bench --bench wrk_durable`; needs `wrk` on the PATH).
+//!
+//! One server process (the real binary: `tag424 serve --no-profile --rate-limit 0`, SQLite in a
+//! private temporary folder, WAL, `synchronous=FULL`), and for each of `WRK_RUNS` rounds (default
+//! 3), in this order: `wrk -t 2 -c 32 -d 10s` on `/healthz`, then the same on `/v1/t` with
+//! `benches/wrk/durable.lua`, where every request is a fresh genuine SUN scan (its tag's next
+//! counter, the tag's key imported from a keys.csv). After each scan run the scan log is read
+//! back: every request wrk counted must be a row with `passed = 1` (a Pass is answered only
+//! after its transaction is fsync'd), and no row may be other than a Pass. Printed per round:
+//! both rates and their ratio; at the end the spread.
+//!
+//! Settings (environment): `WRK_SECONDS` (10), `WRK_THREADS` (2), `WRK_CONNS` (32),
+//! `WRK_RUNS` (3), `WRK_TAGS` (10,000; even), `WRK_MAX_RATE` (scans/s prepared per run,
+//! 120,000), `BENCH_DIR` (where the database goes; default `target/tmp`), `WRK_SERVER_THREADS`
+//! (sets `TOKIO_WORKER_THREADS` for the server, unset by default), `WRK_SERVER_BIN` (another
+//! `tag424` binary to serve, e.g. an older build to compare with), `WRK_PAUSE` (seconds with no
+//! load before each wrk run, default 1), `WRK_PERF=FILE` (`perf record -g` of the server for
+//! 5 s in the middle of the last round's runs, into FILE.healthz and FILE.scans).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tag424::crypto::sdm::sdm_mac;
+use tag424::crypto::AesKey;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The server process, stopped (SIGTERM, then waited for) when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(dir: &Path, keys: &Path) -> Server {
+        let bin = std::env::var("WRK_SERVER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tag424").to_string());
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--no-profile",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit",
+            "0",
+        ])
+        .arg("--db")
+        .arg(dir.join("verifier.db"))
+        .arg("--batch")
+        .arg(keys)
+        .env_remove("TAG424_PROFILE")
+        .env_remove("TAG424_DB_URL")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        if let Ok(n) = std::env::var("WRK_SERVER_THREADS") {
+            cmd.env("TOKIO_WORKER_THREADS", n);
+        }
+        let mut child = cmd.spawn().expect("start tag424 serve");
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("tag424 serve stopped before listening")
+                .expect("read the server's output");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().expect("address").to_string();
+            }
+        };
+        // Keep draining its output.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs wrk; returns (requests, requests/s, its whole output).
+fn wrk(
+    url: &str,
+    script: Option<(&Path, &Path, usize)>,
+    threads: usize,
+    conns: usize,
+    secs: usize,
+) -> (u64, f64, String) {
+    let mut cmd = Command::new("wrk");
+    cmd.arg("-t")
+        .arg(threads.to_string())
+        .arg("-c")
+        .arg(conns.to_string())
+        .arg("-d")
+        .arg(format!("{secs}s"));
+    if let Some((lua, _, _)) = script {
+        cmd.arg("-s").arg(lua);
+    }
+    cmd.arg(url);
+    if let Some((_, paths, t)) = script {
+        cmd.arg("--").arg(paths).arg(t.to_string());
+    }
+    let out = cmd.output().expect("run wrk (is it installed?)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "wrk failed:\n{text}");
+    let rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let requests = text
+        .lines()
+        .find_map(|l| {
+            let l = l.trim();
+            let (n, rest) = l.split_once(' ')?;
+            rest.starts_with("requests in")
+                .then(|| n.parse::<u64>().ok())?
+        })
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
+    (requests, rate, text)
+}
+
+/// WRK_PERF=FILE: `perf record -g` of the server for 5 s, 2 s into the run, into FILE + `suffix`
+/// (in the last round only: `last`).
+fn perf_record(server: &Server, last: bool, suffix: &str) -> Option<std::thread::JoinHandle<bool>> {
+    let out = std::env::var("WRK_PERF").ok().filter(|_| last)? + suffix;
+    let pid = server.child.id().to_string();
+    Some(std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        Command::new("perf")
+            .args([
+                "record", "-g", "-q", "-o", &out, "-p", &pid, "--", "sleep", "5",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }))
+}
+
+fn perf_done(perf: Option<std::thread::JoinHandle<bool>>) {
+    if let Some(p) = perf {
+        assert!(p.join().unwrap_or(false), "perf record failed");
+    }
+}
+
+fn write_private(path: &Path, f: impl FnOnce(&mut dyn Write)) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create a bench file");
+    let mut w = std::io::BufWriter::new(file);
+    f(&mut w);
+    w.flush().expect("write a bench file");
+}
+
+/// The scan log's rows after `after`: (last id, rows, passed rows).
+fn scan_rows(db: &Path, after: i64) -> (i64, u64, u64) {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open the database read-only");
+    c.query_row(
+        "SELECT coalesce(max(id), ?1), count(*), coalesce(sum(passed), 0) FROM scans WHERE id > ?1",
+        [after],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        },
+    )
+    .expect("count the scan log")
+}
+
+fn spread(v: &[f64]) -> String {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let median = s[s.len() / 2];
+    format!(
+        "min {:.0}, median {:.0}, max {:.0}",
+        s[0],
+        median,
+        s[s.len() - 1]
+    )
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("wrk_durable: run with `cargo bench --bench wrk_durable`");
+        return;
+    }
+    let secs = env("WRK_SECONDS", 10);
+    let threads = env("WRK_THREADS", 2);
+    let conns = env("WRK_CONNS", 32);
+    let runs = env("WRK_RUNS", 3);
+    let tags = env("WRK_TAGS", 10_000);
+    let max_rate = env("WRK_MAX_RATE", 120_000);
+    let pause = env("WRK_PAUSE", 1) as u64;
+    assert!(
+        tags.is_multiple_of(threads),
+        "WRK_TAGS must be a multiple of WRK_THREADS (each tag is sent by one wrk thread)"
+    );
+    let rounds = (max_rate * secs).div_ceil(tags);
+
+    let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into());
+    std::fs::create_dir_all(&base).expect("BENCH_DIR");
+    let dir = tempfile::Builder::new()
+        .prefix("tag424-wrk-")
+        .tempdir_in(&base)
+        .expect("temp dir");
+    let t = Instant::now();
+    let keys: Vec<(String, AesKey)> = (0..tags)
+        .map(|i| (format!("wrk{i:06}"), AesKey::random()))
+        .collect();
+    let keys_csv = dir.path().join("keys.csv");
+    write_private(&keys_csv, |w| {
+        writeln!(w, "XUID,KEY").unwrap();
+        for (x, k) in &keys {
+            writeln!(w, "{x},{}", hex::encode_upper(k.as_bytes())).unwrap();
+        }
+    });
+    // One file per run, counters continuing from the previous run's.
+    let paths: Vec<PathBuf> = (0..runs)
+        .map(|run| {
+            let p = dir.path().join(format!("paths-{run}.txt"));
+            write_private(&p, |w| {
+                for r in 0..rounds {
+                    let ctr = (run * rounds + r + 1) as u32;
+                    for (x, k) in &keys {
+                        let mac = sdm_mac(k, None, Some(ctr), b"");
+                        writeln!(w, "/v1/t?x={x}&n={ctr:06X}&e={}", hex::encode_upper(mac))
+                            .unwrap();
+                    }
+                }
+            });
+            p
+        })
+        .collect();
+    println!(
+        "wrk_durable: {tags} tags, {runs} × {} scans prepared in {:.1} s",
+        rounds * tags,
+        t.elapsed().as_secs_f64()
+    );
+
+    let server = Server::start(dir.path(), &keys_csv);
+    let db = dir.path().join("verifier.db");
+    let lua = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/wrk/durable.lua");
+    println!(
+        "wrk_durable: tag424 serve on {} (pid {}), database {}; wrk -t {threads} -c {conns} -d {secs}s",
+        server.addr,
+        server.child.id(),
+        db.display()
+    );
+    let (mut last_id, _, _) = scan_rows(&db, 0);
+    let (mut health, mut durable, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for (run, p) in paths.iter().enumerate() {
+        std::thread::sleep(Duration::from_secs(pause));
+        let perf = perf_record(&server, run + 1 == runs, ".healthz");
+        let (_, h, _) = wrk(
+            &format!("http://{}/healthz", server.addr),
+            None,
+            threads,
+            conns,
+            secs,
+        );
+        perf_done(perf);
+        std::thread::sleep(Duration::from_secs(pause));
+        let perf = perf_record(&server, run + 1 == runs, ".scans");
+        let vmstat = std::env::var("WRK_VMSTAT").is_ok().then(|| {
+            Command::new("vmstat")
+                .args(["1", &(secs - 1).to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("vmstat")
+        });
+        let (n, d, text) = wrk(
+            &format!("http://{}/v1/t", server.addr),
+            Some((&lua, p, threads)),
+            threads,
+            conns,
+            secs,
+        );
+        if let Some(v) = vmstat {
+            let out = v.wait_with_output().expect("vmstat");
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+        perf_done(perf);
+        let (id, rows, passed) = scan_rows(&db, last_id);
+        last_id = id;
+        // wrk counts the answers it read; the server may have logged a few more that were in
+        // flight when wrk stopped.
+        assert!(
+            passed >= n && rows == passed,
+            "run {run}: wrk read {n} answers, the scan log has {rows} rows of which {passed} passed:\n{text}"
+        );
+        println!(
+            "run {}: /healthz {h:.0} req/s; durable verified scans {d:.0} /s ({n} answers, {passed} Pass rows); ratio {:.1} %",
+            run + 1,
+            100.0 * d / h
+        );
+        health.push(h);
+        durable.push(d);
+        ratios.push(100.0 * d / h);
+    }
+    println!("healthz req/s: {}", spread(&health));
+    println!("durable scans/s: {}", spread(&durable));
+    println!("ratio %: {}", spread(&ratios));
+    drop(server);
+}
