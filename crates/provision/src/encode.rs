@@ -429,6 +429,9 @@ fn finish<T: Transport, J: JournalAccess>(
     };
     let plan = plan_for(opts, xuid)?;
     step(Step::Authenticate);
+    with_key0(card, mode, keys.key(KeyNo::MASTER), uid, |s, key0| {
+        finish_in(s, key0, journal, opts, entry, &plan, false, step).map(|_| ())
+    })?;
     let done = Done {
         keys,
         uid,
@@ -455,7 +458,7 @@ pub(super) fn finish_in<'c, T: Transport, J: JournalAccess>(
     random_shown: bool,
     step: &mut dyn FnMut(Step),
 ) -> Result<&'c mut Card<T>, ProvisionError> {
-    let TagEntry { uid, lrp, .. } = entry;
+    let TagEntry { uid, xuid, lrp, .. } = entry;
     let keys = entry.keys()?;
     let mode = if *lrp { SdmMode::Lrp } else { SdmMode::Aes };
     match key0 {
@@ -484,10 +487,12 @@ pub(super) fn finish_in<'c, T: Transport, J: JournalAccess>(
             let s = failed_auth_limit(s, opts, step)?;
             step(Step::WriteNdef);
             let (mut s, fs) = s.get_file_settings(2)?;
+            // The last ChangeFileSettings (locks) was sent: keys 1–4 changed before it.
+            let locked = opts.locks.any() && fs == opts.locks.apply(&plan.settings);
             if fs.sdm.is_none() {
                 s = s.write_data(2, 0, &plan.file, CommMode::Plain)?;
                 s = sdm_settings(s, opts, plan)?;
-            } else if fs != plan.settings {
+            } else if fs != plan.settings && !locked {
                 // Settings of another template: not what this batch planned.
                 return Err(ProvisionError::OtherBatch { uid: uid.clone() });
             }
@@ -498,6 +503,10 @@ pub(super) fn finish_in<'c, T: Transport, J: JournalAccess>(
                 if version != KEY_VERSION {
                     s = s.change_key(k.get(), &AesKey::FACTORY, keys.key(k), KEY_VERSION)?;
                 }
+            }
+            if opts.locks.any() && !locked {
+                s = lock_settings(s, opts, keys, uid, xuid, plan, step)?;
+                step(Step::ChangeKeys);
             }
             Ok(s.change_own_key(keys.key(KeyNo::MASTER), KEY_VERSION)?)
         }
@@ -521,6 +530,7 @@ pub(super) fn finish_revealed<T: Transport, J: JournalAccess>(
     };
     let opts = &EncodeOptions {
         template: opts.template.clone().with_mode(mode),
+        locks: entry.locks,
         ..opts.clone()
     };
     let plan = plan_for(opts, &entry.xuid)?;
