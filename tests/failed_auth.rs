@@ -2,15 +2,21 @@
 //! Table 50; §9): `tag424 batch --failed-auth-limit N[,DECR]` sets it on every tag in the
 //! factory key-0 session, shows it before the first tag, records it in the journal and
 //! summary.json, refuses a resume with another value naming the fix; and on the simulated tag
-//! N wrong-key authentications then block that key (919D, DS Table 39).
+//! N wrong-key authentications then block that key (919D, DS Table 39); a tag pulled at any
+//! step gets it too when finished.
 
+mod batchhelp;
 mod run;
 
 use std::path::Path;
 
 use tag424::card::{Card, Sw};
 use tag424::crypto::AesKey;
+use tag424::provision::lifecycle::{parse_failed_auth, Lifecycle};
+use tag424::provision::{EncodeOptions, Journal};
 use tag424::sim::dir::{DirTransport, SimDir};
+use tag424::sim::FaultKind;
+use tag424::sun::Template;
 
 fn tag424(args: &[&str]) -> (i32, String, String) {
     run::output(run::tag424().args(args))
@@ -118,4 +124,44 @@ fn a_batch_sets_the_failed_auth_limit_and_three_wrong_keys_block_that_key() {
     assert_eq!(saved.fail_ctr.total[3], 3);
     assert!(saved.fail_ctr.blocked(3));
     assert!(!saved.fail_ctr.blocked(2));
+}
+
+/// A tag pulled at any exchange of an encoding with a failed-authentication limit (before or
+/// after the chip applied it) is finished with it set, and no key tried in vain.
+#[test]
+fn a_tag_pulled_at_any_step_is_finished_with_the_limit_set() {
+    let opts = EncodeOptions {
+        lifecycle: Lifecycle {
+            failed_auth: Some(parse_failed_auth("3,1").unwrap()),
+            ..Default::default()
+        },
+        template: Template::parse("https://v.example/a?x={xuid}&n={ctr}&e={mac}").unwrap(),
+        trust_simulator: true,
+        master: None,
+        locks: Default::default(),
+    };
+    for kind in [FaultKind::BeforeApply, FaultKind::AfterApply] {
+        for at in 0..17 {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut journal = Journal::open(tmp.path()).unwrap();
+            let xuids = ["tagaaaaa".to_string(), "tagbbbbb".to_string()];
+            let mut next = |j: &Journal| xuids.iter().find(|x| !j.xuid_used(x)).cloned();
+            let uid = [0x04, 0x10, 0x20, 0x30, 0x40, 0x51, at as u8];
+            let t = batchhelp::torn_encode(&mut journal, &opts, &mut next, uid, (at, kind), 16);
+            let (mut card, entry) =
+                batchhelp::finish_torn(t, &mut journal, &opts, &mut next, (at, kind), 2);
+            let state = &card.transport().chip.state;
+            assert!(entry.verified, "{kind:?} at {at}");
+            let fc = &state.fail_ctr;
+            assert_eq!(
+                (fc.enabled, fc.limit, fc.decrement, fc.total),
+                (true, 3, 1, [0; 5]),
+                "{kind:?} at {at}"
+            );
+            assert_eq!(
+                state.failed_auths, 0,
+                "{kind:?} at {at}: no key tried in vain"
+            );
+        }
+    }
 }
