@@ -3,7 +3,7 @@
 
 //!
 //! The chip is written from the chip's side: it shares the core's crypto primitives with the
-//! host and implements the [`transport::Transport`] seam; it speaks to the host only in APDUs.
+//! host and implements the [`Transport`](tag424_core::transport::Transport) seam; it speaks to the host only in APDUs.
 
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
