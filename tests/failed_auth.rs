@@ -84,8 +84,30 @@ fn a_batch_sets_the_failed_auth_limit_and_three_wrong_keys_block_that_key() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("the chip refuses 0"), "{stderr}");
 
-    // The encoded tag on the simulator: its chip holds the setting.
+    // `tag424 encode` (one tag) into the folder applies the folder's limit as well.
+    let other = SimDir::open(&tags)
+        .unwrap()
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.fail_ctr.limit == 1000)
+        .expect("the tag the batch left");
+    let (code, _, stderr) = tag424(&[
+        "encode",
+        "--reader",
+        &format!("sim:{}", tags.display()),
+        "--uid",
+        &hex::encode_upper(other.uid),
+        "--xuid",
+        "oneaaaaa",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // The encoded tags on the simulator: their chips hold the setting.
     let dir = SimDir::open(&tags).unwrap();
+    assert!(dir.list().unwrap().iter().all(|s| s.fail_ctr.limit == 3));
     let state = dir
         .list()
         .unwrap()
