@@ -130,6 +130,7 @@ fn random_uid_opts(template: &str) -> EncodeOptions {
         lifecycle: Lifecycle {
             random_uid: true,
             read_ctr_limit: None,
+            failed_auth: None,
         },
         template: Template::parse(template).unwrap(),
         trust_simulator: true,

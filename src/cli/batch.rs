@@ -116,6 +116,16 @@ pub struct BatchArgs {
     /// it was started with; `tag424 serve` says "read limit reached" for a copy of the last read.
     #[arg(long, value_name = "N")]
     pub read_counter_limit: Option<u32>,
+    /// Set every tag's failed-authentication counter (SetConfiguration 0Ah, NT4H2421Gx
+    /// §10.5.1 Table 50): each key counts its failed authentications (+1) and successful ones
+    /// (-DECR, not below 0); when a key's count reaches N, the chip refuses that key for
+    /// authentication from then on (919D). A blocked key 1-4 comes back only when key 0 changes
+    /// it; a blocked key 0 never does, and the tag can then never be re-keyed or reset (its URL
+    /// still reads). N from 1 to 65535, DECR 0 to 65535 (default 10). The chip's own setting,
+    /// kept when this is left out: on, N 1000, DECR 10. Not irreversible (key 0 may set it
+    /// again). One more APDU per tag. A batch keeps the value it was started with.
+    #[arg(long, value_name = "N[,DECR]", value_parser = parse_failed_auth_limit)]
+    pub failed_auth_limit: Option<tag424::provision::lifecycle::FailedAuthConfig>,
     /// Lock every tag's NDEF file for good: its URL can never be rewritten, with any key
     /// (Write and ReadWrite access never, in a last ChangeFileSettings after the read-back
     /// verified). IRREVERSIBLE; needs --freeze-settings (the change right could otherwise lift
@@ -348,6 +358,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     let lifecycle = tag424::provision::lifecycle::Lifecycle {
         random_uid: args.random_uid,
         read_ctr_limit: args.read_counter_limit,
+        failed_auth: args.failed_auth_limit,
     };
     lifecycle.check().map_err(|e| CliError {
         code: 2,
@@ -511,7 +522,9 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     if args.json {
         print_json(
             &serde_json::json!({"format": FORMAT_VERSION, "event": "lifecycle",
-            "random_uid": lifecycle.random_uid, "read_ctr_limit": lifecycle.read_ctr_limit}),
+            "random_uid": lifecycle.random_uid, "read_ctr_limit": lifecycle.read_ctr_limit,
+            "failed_auth_limit": lifecycle.failed_auth.map(|c| serde_json::json!({
+                "limit": c.limit.get(), "decrement": c.decrement}))}),
         );
     } else {
         for line in lifecycle_lines(&lifecycle) {
@@ -581,11 +594,21 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     }
 }
 
+/// clap's parser of `--failed-auth-limit N[,DECR]`.
+fn parse_failed_auth_limit(
+    s: &str,
+) -> Result<tag424::provision::lifecycle::FailedAuthConfig, String> {
+    tag424::provision::lifecycle::parse_failed_auth(s).map_err(|e| e.to_string())
+}
+
 /// The lifecycle options in words (none: no line).
 fn lifecycle_lines(l: &tag424::provision::lifecycle::Lifecycle) -> Vec<String> {
     let mut v = Vec::new();
     if l.random_uid {
         v.push("Random ID: ON, IRREVERSIBLE: each tag will answer readers with a new random ID for good (associate.csv and the verifier keep its real UID).".into());
+    }
+    if let Some(c) = l.failed_auth {
+        v.push(format!("Failed-authentication limit: {} per key (each success takes {} off); at the limit the chip refuses that key for good unless key 0 changes it (key 0 itself: never again). Chip default: 1000, 10.", c.limit, c.decrement));
     }
     if let Some(n) = l.read_ctr_limit {
         v.push(format!("Read limit: {n} SUN reads per tag (the encoding's read-back is read 1: {} taps), then the tag refuses to be read.", n - 1));

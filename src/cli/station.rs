@@ -23,6 +23,7 @@ fn step_name(s: Step) -> &'static str {
         Step::Authenticate => "authenticating",
         Step::SwitchToLrp => "switching to LRP",
         Step::RandomId => "switching to random ID",
+        Step::FailedAuthLimit => "setting the failed-authentication limit",
         Step::WriteNdef => "writing URL",
         Step::ChangeKeys => "changing keys",
         Step::Lock => "locking",

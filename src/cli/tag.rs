@@ -187,6 +187,23 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
             });
         }
     }
+    // The folder's lifecycle options (a read limit, a failed-authentication limit) apply to
+    // this tag as to the batch's other tags; Random ID, irreversible, only through `batch`.
+    let lifecycle = journal.lifecycle();
+    if lifecycle.random_uid {
+        return Err(CliError {
+            code: 2,
+            message: format!(
+                "{} was started with --random-uid: `tag424 encode` does not apply irreversible options",
+                a.out.display()
+            ),
+            help: Some(format!(
+                "use `tag424 batch --out {} {}` (it finishes interrupted tags too)",
+                a.out.display(),
+                lifecycle.flags()
+            )),
+        });
+    }
     if journal.xuid_used(&a.xuid) {
         return Err(CliError::input(format!(
             "tag code {} is already used in {}",
@@ -196,7 +213,7 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
     }
     let mut card = a.tag.card(&a.out.join("simulated-tags"), false)?;
     let opts = EncodeOptions {
-        lifecycle: Default::default(),
+        lifecycle,
         template,
         trust_simulator: a.tag.trust(),
         master,

@@ -363,6 +363,8 @@ fn lifecycle_json(l: &super::lifecycle::Lifecycle) -> serde_json::Value {
     serde_json::json!({
         "random_uid": l.random_uid,
         "read_ctr_limit": l.read_ctr_limit,
+        "failed_auth_limit": l.failed_auth.map(|c| serde_json::json!({
+            "limit": c.limit.get(), "decrement": c.decrement})),
     })
 }
 

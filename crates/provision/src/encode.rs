@@ -12,6 +12,8 @@
 //! switch to LRP is journaled as its own step, sent, and the tag authenticated again in LRP;
 //! the SDM settings and the keys follow in LRP (18 exchanges). `{tt}` in the template adds
 //! SetConfiguration 07 (enable TagTamper) right before the SDM settings (one more exchange).
+//! `--random-uid` and `--failed-auth-limit` (lifecycle.rs) add one SetConfiguration each (00,
+//! then 0A), in the factory key-0 session before the SDM settings.
 
 use crate::card::{Card, CardError, CommMode, Session, Sw};
 use crate::crypto::originality::{classify, Originality};
@@ -295,6 +297,7 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
     } else {
         s
     };
+    let s = failed_auth_limit(s, opts, step)?;
     let s = sdm_settings(s, opts, &plan)?;
     step(Step::ChangeKeys);
     let mut s = s;
@@ -321,6 +324,25 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
         },
         step,
     )
+}
+
+/// The batch's failed-authentication counter (`--failed-auth-limit`, SetConfiguration 0A),
+/// in the key-0 session; nothing when the batch leaves the chip's setting. Reversible, so
+/// not journaled as a step of its own: the batch's `lifecycle` record holds the value.
+fn failed_auth_limit<'c, T: Transport>(
+    s: Session<'c, T>,
+    opts: &EncodeOptions,
+    step: &mut dyn FnMut(Step),
+) -> Result<Session<'c, T>, ProvisionError> {
+    match &opts.lifecycle.failed_auth {
+        Some(c) => {
+            step(Step::FailedAuthLimit);
+            let s = s.set_failed_auth_counter(c)?;
+            step(Step::WriteNdef);
+            Ok(s)
+        }
+        None => Ok(s),
+    }
 }
 
 /// Which key 0 opened the tag.
@@ -456,6 +478,8 @@ pub(super) fn finish_in<'c, T: Transport, J: JournalAccess>(
             } else {
                 s
             };
+            // Sent again (the same value; the chip only keeps the last).
+            let s = failed_auth_limit(s, opts, step)?;
             step(Step::WriteNdef);
             let (mut s, fs) = s.get_file_settings(2)?;
             // The last ChangeFileSettings (locks) was sent: keys 1–4 changed before it.

@@ -69,6 +69,7 @@ fn step_id(s: Step) -> &'static str {
         Step::Authenticate => "authenticate",
         Step::SwitchToLrp => "switch-to-lrp",
         Step::RandomId => "random-id",
+        Step::FailedAuthLimit => "failed-auth",
         Step::WriteNdef => "write-ndef",
         Step::ChangeKeys => "change-keys",
         Step::Lock => "lock",

@@ -198,6 +198,8 @@ pub enum Step {
     SwitchToLrp,
     /// The irreversible switch to Random ID (`--random-uid`).
     RandomId,
+    /// The failed-authentication counter's limit (`--failed-auth-limit`; reversible).
+    FailedAuthLimit,
     /// The NDEF file and its SDM settings.
     WriteNdef,
     /// ChangeKey of keys 1 to 4, then key 0.

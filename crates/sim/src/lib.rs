@@ -3,7 +3,7 @@
 
 //!
 //! The chip is written from the chip's side: it shares the core's crypto primitives with the
-//! host and implements the [`transport::Transport`] seam; it speaks to the host only in APDUs.
+//! host and implements the [`Transport`](tag424_core::transport::Transport) seam; it speaks to the host only in APDUs.
 
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
@@ -20,5 +20,5 @@ pub mod transport;
 pub mod vpcd;
 
 pub use chip::SimChip;
-pub use state::{ChipState, TagTamper};
+pub use state::{ChipState, FailCtr, TagTamper};
 pub use transport::{Fault, FaultKind, Flaky, SimTransport};

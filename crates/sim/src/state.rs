@@ -91,6 +91,47 @@ pub struct ChipState {
     /// An NTAG 424 DNA TagTamper (NT4H2421Tx): its tamper loop and status.
     #[serde(default)]
     pub tag_tamper: Option<TagTamper>,
+    /// The failed-authentication counter: its configuration (SetConfiguration option 0A) and
+    /// each key's TotFailCtr. A tag file from before it has the delivery setting and zeros.
+    #[serde(default)]
+    pub fail_ctr: FailCtr,
+}
+
+/// The total failed-authentication counters and their configuration (NT4H2421Gx §9,
+/// §10.5.1 Table 50 option 0Ah).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailCtr {
+    /// FailedCtrOption bit 0: the limit is kept (delivery: enabled).
+    pub enabled: bool,
+    /// TotFailCtrLimit (> 0; delivery 1000): a key whose TotFailCtr is at or above it is
+    /// blocked for authentication.
+    pub limit: u16,
+    /// TotFailCtrDecr (delivery 10): taken off at each successful authentication.
+    pub decrement: u16,
+    /// TotFailCtr of keys 0 to 4.
+    pub total: [u16; 5],
+}
+
+impl Default for FailCtr {
+    fn default() -> Self {
+        FailCtr {
+            enabled: true,
+            limit: 1000,
+            decrement: 10,
+            total: [0; 5],
+        }
+    }
+}
+
+impl FailCtr {
+    /// The key is blocked: its TotFailCtr reached the limit while the counter is enabled.
+    pub fn blocked(&self, key_no: u8) -> bool {
+        self.enabled
+            && self
+                .total
+                .get(key_no as usize)
+                .is_some_and(|t| *t >= self.limit)
+    }
 }
 
 /// The TagTamper part of an NT4H2421Tx.
@@ -158,6 +199,7 @@ impl ChipState {
             signature: crate::originality::simulator_sign(&uid).to_vec(),
             lrp: false,
             tag_tamper: None,
+            fail_ctr: FailCtr::default(),
         }
     }
 

@@ -404,11 +404,13 @@ impl Journal {
             Record::Lifecycle {
                 random_uid,
                 read_ctr_limit,
+                failed_auth,
                 ..
             } => {
                 self.lifecycle = Lifecycle {
                     random_uid,
                     read_ctr_limit,
+                    failed_auth,
                 };
             }
             Record::RandomId { uid, .. } => {

@@ -67,7 +67,8 @@ pub enum Record {
         /// Seconds since the Unix epoch.
         time: u64,
     },
-    /// The batch's lifecycle options (`batch --random-uid`, `--read-counter-limit`), written
+    /// The batch's lifecycle options (`batch --random-uid`, `--read-counter-limit`,
+    /// `--failed-auth-limit`), written
     /// before its first tag is planned; a resumed batch must give the same ones.
     Lifecycle {
         /// Random ID is switched on for every tag (IRREVERSIBLE on the chip).
@@ -76,6 +77,9 @@ pub enum Record {
         /// SDMReadCtrLimit of every tag's NDEF file.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         read_ctr_limit: Option<u32>,
+        /// The failed-authentication counter of every tag (`--failed-auth-limit`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed_auth: Option<crate::lifecycle::FailedAuthConfig>,
         /// Seconds since the Unix epoch.
         time: u64,
     },

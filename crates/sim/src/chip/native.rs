@@ -120,6 +120,7 @@ impl SimChip {
             self.state.keys[key_no as usize] =
                 AesKey::from_slice(&plain[..16]).map_err(|_| sw::LENGTH)?;
             self.state.key_versions[key_no as usize] = plain[16];
+            self.state.fail_ctr.total[key_no as usize] = 0;
             // The session ends; the answer carries no MAC.
             self.session = None;
             return Ok(with_sw(vec![], sw::OK));
@@ -135,6 +136,9 @@ impl SimChip {
         }
         self.state.keys[key_no as usize] = AesKey::from_slice(&new).map_err(|_| sw::LENGTH)?;
         self.state.key_versions[key_no as usize] = plain[16];
+        // A changed key starts its TotFailCtr again (AN12196 §6.4): a blocked key 1..4 is
+        // usable again once key 0 changes it.
+        self.state.fail_ctr.total[key_no as usize] = 0;
         self.wrap_response(Comm::Full, &[], sw::OK)
     }
 
@@ -279,6 +283,23 @@ impl SimChip {
                         t.enabled = true;
                     }
                     t.status_key = key;
+                }
+            }
+            0x0A => {
+                // Failed authentication counter (Table 50): bit 0 enables with
+                // TotFailCtrLimit (> 0, else PARAMETER_ERROR: the simulator's choice) and
+                // TotFailCtrDecr, both LSB first; disabling ignores them.
+                let c = &mut self.state.fail_ctr;
+                if plain[0] & 0x01 != 0 {
+                    let limit = u16::from_le_bytes([plain[1], plain[2]]);
+                    if limit == 0 {
+                        return Err(sw::PARAMETER);
+                    }
+                    c.enabled = true;
+                    c.limit = limit;
+                    c.decrement = u16::from_le_bytes([plain[3], plain[4]]);
+                } else {
+                    c.enabled = false;
                 }
             }
             _ => {}
