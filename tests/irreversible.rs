@@ -200,6 +200,23 @@ fn summary_records_the_options_and_a_resume_with_others_is_refused() {
         summary()["summary"]["irreversible"],
         serde_json::json!(["lock-ndef", "freeze-settings"])
     );
+    // `journal check` names them too, in words and in JSON.
+    let (code, text, err) = run::output(sb.tag424().args(["journal", "check", "--out", s(&out)]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.contains("Options: --lock-ndef-permanently --freeze-settings (cannot be undone); no lifecycle option"),
+        "{text}"
+    );
+    let (_, json, _) =
+        run::output(
+            sb.tag424()
+                .args(["journal", "check", "--out", s(&out), "--json"]),
+        );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["irreversible"],
+        serde_json::json!(["lock-ndef", "freeze-settings"])
+    );
     let journal = std::fs::read(out.join("journal.jsonl")).unwrap();
     for other in [
         &["--freeze-settings", "--yes-irreversible"][..],

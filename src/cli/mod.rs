@@ -133,6 +133,9 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
     } else {
         3
     };
+    let tags: Vec<_> = c.tags.iter().collect();
+    let irreversible = tag424::provision::irreversible::of_folder(c.options.as_deref(), &tags)
+        .map_err(|e| CliError::input(e.to_string()))?;
     if json {
         let tags: Vec<_> = c
             .tags
@@ -147,6 +150,8 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
             "lost": c.lost,
             "torn_files": c.torn_files,
             "encrypted_to": c.encrypted_to,
+            "irreversible": irreversible.ids(),
+            "lifecycle": {"random_uid": c.lifecycle.random_uid, "read_ctr_limit": c.lifecycle.read_ctr_limit},
         }));
         return Ok(code);
     }
@@ -161,6 +166,11 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
             rs.join(", ")
         ));
     }
+    say(&format!(
+        "Options: {} (cannot be undone); {}",
+        irreversible.flags(),
+        c.lifecycle.flags()
+    ));
     for t in &c.tags {
         say(&format!("  {}  {:<16} {}", t.uid, t.xuid, t.state()));
     }

@@ -8,7 +8,7 @@
 
 use crate::card::file_settings::{Access, FileSettings};
 
-use super::journal::{now, Journal, JournalError, Record};
+use super::journal::{now, Journal, JournalError, Record, TagEntry};
 
 /// One irreversible option: what the chip is told and can never undo.
 #[derive(Debug, PartialEq, Eq)]
@@ -193,10 +193,16 @@ pub enum OptionsError {
 /// The folder's irreversible options: its `options` record, or for a folder without one
 /// (an older tag424's) what its planned tags were planned with.
 pub fn recorded(journal: &Journal) -> Result<Chosen, UnknownOption> {
-    if let Some(ids) = journal.options() {
+    let tags: Vec<_> = journal.tags().collect();
+    of_folder(journal.options(), &tags)
+}
+
+/// A folder's irreversible options from its `options` record (`options`), or, for a folder
+/// of an older tag424 without one, from what its tags were planned with.
+pub fn of_folder(options: Option<&[String]>, tags: &[&TagEntry]) -> Result<Chosen, UnknownOption> {
+    if let Some(ids) = options {
         return Chosen::from_ids(ids);
     }
-    let tags: Vec<_> = journal.tags().collect();
     Ok(Chosen::from_fn(|o| {
         (o.id == LRP.id && tags.iter().any(|t| t.lrp))
             || (o.id == LOCK_NDEF.id && tags.iter().any(|t| t.locks.ndef))

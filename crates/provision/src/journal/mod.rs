@@ -328,6 +328,8 @@ impl Journal {
             lost,
             torn_files,
             encrypted_to,
+            options: j.options().map(<[String]>::to_vec),
+            lifecycle: j.lifecycle(),
         })
     }
 

@@ -177,6 +177,11 @@ pub struct Check {
     pub torn_files: Vec<PathBuf>,
     /// The age recipients of an encrypted batch (`None`: keys in clear).
     pub encrypted_to: Option<Vec<String>>,
+    /// The batch's irreversible options (ids) as its `options` record names them (`None`: no
+    /// such record; `irreversible::of_folder` reads them from the tags then).
+    pub options: Option<Vec<String>>,
+    /// The batch's lifecycle options as its `lifecycle` record holds them.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl TagEntry {
