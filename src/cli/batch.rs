@@ -520,12 +520,11 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     }
     // The lifecycle options, before the first tag.
     if args.json {
-        print_json(
-            &serde_json::json!({"format": FORMAT_VERSION, "event": "lifecycle",
-            "random_uid": lifecycle.random_uid, "read_ctr_limit": lifecycle.read_ctr_limit,
-            "failed_auth_limit": lifecycle.failed_auth.map(|c| serde_json::json!({
-                "limit": c.limit.get(), "decrement": c.decrement}))}),
-        );
+        // The options' own shape (summary.json's `lifecycle`), flat in the event.
+        let mut event = lifecycle.json();
+        event["format"] = FORMAT_VERSION.into();
+        event["event"] = "lifecycle".into();
+        print_json(&event);
     } else {
         for line in lifecycle_lines(&lifecycle) {
             say(&line);

@@ -151,7 +151,7 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
             "torn_files": c.torn_files,
             "encrypted_to": c.encrypted_to,
             "irreversible": irreversible.ids(),
-            "lifecycle": {"random_uid": c.lifecycle.random_uid, "read_ctr_limit": c.lifecycle.read_ctr_limit},
+            "lifecycle": c.lifecycle.json(),
         }));
         return Ok(code);
     }

@@ -357,17 +357,6 @@ fn was_simulated(dir: &Path) -> bool {
 /// The summary of a batch folder's last run.
 pub const SUMMARY_FILE: &str = "summary.json";
 
-/// summary.json's `lifecycle`: the options (the irreversible ones, `--random-uid` among
-/// them, are `summary.irreversible`, from the one list of `irreversible`).
-fn lifecycle_json(l: &super::lifecycle::Lifecycle) -> serde_json::Value {
-    serde_json::json!({
-        "random_uid": l.random_uid,
-        "read_ctr_limit": l.read_ctr_limit,
-        "failed_auth_limit": l.failed_auth.map(|c| serde_json::json!({
-            "limit": c.limit.get(), "decrement": c.decrement})),
-    })
-}
-
 /// keys.csv, associate.csv and summary.json, from the journal: they always agree. Returns
 /// the summary written.
 pub fn write_results(
@@ -387,7 +376,7 @@ pub fn write_results(
         "template": opts.encode.template.to_string(),
         // The chip's lifecycle options as the journal records them; `irreversible` names
         // those that cannot be undone on the tags.
-        "lifecycle": lifecycle_json(&journal.lifecycle()),
+        "lifecycle": journal.lifecycle().json(),
         "summary": &summary,
     }))
     .unwrap_or_default();

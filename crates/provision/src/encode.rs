@@ -427,16 +427,13 @@ fn finish<T: Transport, J: JournalAccess>(
     with_key0(card, mode, keys.key(KeyNo::MASTER), uid, |s, key0| {
         finish_in(s, key0, journal, opts, entry, &plan, false, step).map(|_| ())
     })?;
-    let done = Done {
-        keys,
-        uid,
-        xuid,
-        plan: &plan,
-        start,
-        recovered: true,
-        logged: entry.keys_changed,
-    };
-    complete(card, journal, opts, done, step)
+    complete(
+        card,
+        journal,
+        opts,
+        Done::recovered(entry, &plan, start)?,
+        step,
+    )
 }
 
 /// The steps of an interrupted tag that did not happen, in the session key 0 opened, in the
@@ -536,16 +533,13 @@ pub(super) fn finish_revealed<T: Transport, J: JournalAccess>(
     let opts = &as_planned(opts, entry);
     let plan = plan_for(opts, &entry.xuid)?;
     let card = finish_in(s, Key0::Factory, journal, opts, entry, &plan, true, step)?;
-    let done = Done {
-        keys: entry.keys()?,
-        uid: &entry.uid,
-        xuid: &entry.xuid,
-        plan: &plan,
-        start,
-        recovered: true,
-        logged: entry.keys_changed,
-    };
-    complete(card, journal, opts, done, step)
+    complete(
+        card,
+        journal,
+        opts,
+        Done::recovered(entry, &plan, start)?,
+        step,
+    )
 }
 
 /// Finishes a tag whose key 0 is changed (every step before it happened), found without
@@ -560,16 +554,13 @@ pub(super) fn finish_changed<T: Transport, J: JournalAccess>(
 ) -> Result<Outcome, ProvisionError> {
     let opts = &as_planned(opts, entry);
     let plan = plan_for(opts, &entry.xuid)?;
-    let done = Done {
-        keys: entry.keys()?,
-        uid: &entry.uid,
-        xuid: &entry.xuid,
-        plan: &plan,
-        start,
-        recovered: true,
-        logged: entry.keys_changed,
-    };
-    complete(card, journal, opts, done, step)
+    complete(
+        card,
+        journal,
+        opts,
+        Done::recovered(entry, &plan, start)?,
+        step,
+    )
 }
 
 /// The NDEF file's SDM settings (ChangeFileSettings); with `{tt}` in the template, first
@@ -634,6 +625,25 @@ struct Done<'a> {
     recovered: bool,
     /// `KeysChanged` is already in the journal.
     logged: bool,
+}
+
+impl<'a> Done<'a> {
+    /// A journaled tag finished after an interruption, with its planned keys.
+    fn recovered(
+        entry: &'a TagEntry,
+        plan: &'a NdefLayout,
+        start: usize,
+    ) -> Result<Done<'a>, ProvisionError> {
+        Ok(Done {
+            keys: entry.keys()?,
+            uid: &entry.uid,
+            xuid: &entry.xuid,
+            plan,
+            start,
+            recovered: true,
+            logged: entry.keys_changed,
+        })
+    }
 }
 
 /// Journals the key change, verifies the read-back and journals the tag as done.

@@ -72,6 +72,17 @@ pub enum LifecycleError {
 }
 
 impl Lifecycle {
+    /// The options as summary.json, the `--json` lifecycle event and `journal check --json`
+    /// show them (one shape).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "random_uid": self.random_uid,
+            "read_ctr_limit": self.read_ctr_limit,
+            "failed_auth_limit": self.failed_auth.map(|c| serde_json::json!({
+                "limit": c.limit.get(), "decrement": c.decrement})),
+        })
+    }
+
     /// The options as the command line gives them (`no lifecycle option` when none).
     pub fn flags(&self) -> String {
         let mut f = Vec::new();
