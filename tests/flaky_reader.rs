@@ -66,24 +66,7 @@ fn flaky_batch_in(
     let journal = batchhelp::verified_once(&out, n);
     assert!(journal.tags().all(|t| t.verified));
     // The chips (their state files, as the simulated reader saved them) hold the journal's keys.
-    let tags = sim.list().unwrap();
-    assert_eq!(tags.len(), n, "one simulated tag per code");
-    for state in &tags {
-        let uid = hex::encode_upper(state.uid);
-        let entry = journal.tag(&uid).expect("every tag is in the journal");
-        let keys = entry.keys().unwrap();
-        for k in 0..5u8 {
-            assert_eq!(
-                &state.keys[k as usize],
-                keys.get(k).unwrap(),
-                "tag {uid}: key {k} is not the journal's"
-            );
-        }
-        assert_eq!(
-            state.key_versions, [1; 5],
-            "tag {uid}: every key changed once"
-        );
-    }
+    batchhelp::assert_chips_hold_the_journals_keys(&journal, &sim.list().unwrap(), n);
     // summary.json counts the same retries.
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

@@ -135,20 +135,7 @@ fn a_batch_whose_tags_are_pulled_at_random_points_finishes_every_tag() {
     // changed exactly once (never a second ChangeKey from a wrong old key).
     let journal = batchhelp::verified_once(&out, N);
     let states = SimDir::open(&tags).unwrap().list().unwrap();
-    assert_eq!(states.len(), N, "one simulated tag per code");
-    for state in &states {
-        let uid = hex::encode_upper(state.uid);
-        let entry = journal.tag(&uid).expect("every tag is in the journal");
-        let keys = entry.keys().unwrap();
-        for k in 0..5u8 {
-            assert_eq!(
-                &state.keys[k as usize],
-                keys.get(k).unwrap(),
-                "tag {uid}: key {k} is not the journal's"
-            );
-        }
-        assert_eq!(state.key_versions, [1; 5], "tag {uid}: a key changed twice");
-    }
+    batchhelp::assert_chips_hold_the_journals_keys(&journal, &states, N);
     batchhelp::assert_keys_csv_rows(&out, N);
 
     // The trace shows each retry where it happened.

@@ -162,6 +162,28 @@ pub fn verified_once(out: &Path, n: usize) -> Journal {
     journal
 }
 
+/// Checks that the `n` chips hold the journal's five keys, each changed exactly once (never a
+/// second ChangeKey from a wrong old key).
+pub fn assert_chips_hold_the_journals_keys(journal: &Journal, states: &[ChipState], n: usize) {
+    assert_eq!(states.len(), n, "one simulated tag per code");
+    for state in states {
+        let uid = hex::encode_upper(state.uid);
+        let entry = journal.tag(&uid).expect("every tag is in the journal");
+        let keys = entry.keys().unwrap();
+        for k in 0..5u8 {
+            assert_eq!(
+                &state.keys[k as usize],
+                keys.get(k).unwrap(),
+                "tag {uid}: key {k} is not the journal's"
+            );
+        }
+        assert_eq!(
+            state.key_versions, [1; 5],
+            "tag {uid}: every key changed once"
+        );
+    }
+}
+
 /// Checks `out/keys.csv` has a header and `n` rows.
 pub fn assert_keys_csv_rows(out: &Path, n: usize) {
     let keys = std::fs::read_to_string(out.join("keys.csv")).unwrap();
