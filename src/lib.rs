@@ -6,6 +6,7 @@
 //! crate (docs/architecture.md), bottom up:
 //! - `tag424-core`: [`crypto`], [`card`], [`transport`] (the seam, replay), [`sun`],
 //!   [`tag_code`] and [`plural`]: the protocol, nothing else.
+//! - `tag424-originality`: [`originality`], the originality signature check (ECDSA P-224).
 //! - `tag424-files`: [`private_fs`], owner-only, durable, symlink-safe files and folders.
 //! - `tag424-pcsc`: [`transport::pcsc`], PC/SC readers.
 //! - `tag424-sim`: [`sim`], the simulated chip and its vpcd bridge.
@@ -18,6 +19,7 @@
 
 pub use tag424_core::{card, crypto, plural, sun, tag_code};
 pub use tag424_files as private_fs;
+pub use tag424_originality as originality;
 pub use tag424_provision as provision;
 pub use tag424_provision::diagnose;
 pub use tag424_sim as sim;

@@ -4,8 +4,8 @@
 use tag424::card::file_settings::FileSettings;
 use tag424::card::{Card, CommMode, FixedRandom, Session};
 use tag424::crypto::ev2::SessionKeys;
-use tag424::crypto::originality::{classify, Originality};
 use tag424::crypto::AesKey;
+use tag424::originality::{classify, Originality};
 use tag424::transport::replay::{parse_hex, Fixture, Replay};
 
 macro_rules! fixture {

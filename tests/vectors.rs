@@ -8,7 +8,8 @@ use serde_json::Value;
 use tag424::card::file_settings::{Access, AccessRights, FileSettings, SdmSettings};
 use tag424::card::{Card, CommMode, FixedRandom};
 use tag424::crypto::ev2::{self, SessionKeys};
-use tag424::crypto::{self, lrp, originality, sdm, AesKey};
+use tag424::crypto::{self, lrp, sdm, AesKey};
+use tag424::originality;
 use tag424::sun::{self, SunKeys, Template};
 use tag424::transport::{Transport, TransportError};
 

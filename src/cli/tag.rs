@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tag424::card::file_settings::FileSettings;
 use tag424::card::Card;
-use tag424::crypto::originality::Originality;
+use tag424::originality::Originality;
 use tag424::provision::identify::{find_uid, key_state, KeyState};
 use tag424::provision::reset::{reset_tag, ResetOutcome};
 use tag424::provision::{encode_tag, EncodeOptions, Journal, Outcome};
@@ -330,7 +330,7 @@ pub fn info(a: InfoArgs) -> Result<u8, CliError> {
     card.select_ndef_application().map_err(card_err)?;
     let v = card.get_version().map_err(card_err)?;
     let sig = card.read_sig().map_err(card_err)?;
-    let originality = tag424::crypto::originality::classify(&v.uid, &sig, a.tag.trust());
+    let originality = tag424::originality::classify(&v.uid, &sig, a.tag.trust());
     let mut files = Vec::new();
     for f in 1..=3u8 {
         files.push((f, card.get_file_settings(f).map_err(card_err)?));

@@ -16,9 +16,9 @@
 //! then 0A), in the factory key-0 session before the SDM settings.
 
 use crate::card::{Card, CardError, CommMode, Session, Sw};
-use crate::crypto::originality::{classify, Originality};
 use crate::crypto::sdm::SdmMode;
 use crate::crypto::AesKey;
+use crate::originality::{classify, Originality};
 use crate::sun::template::Part;
 use crate::sun::{self, SunKeys, Template};
 use crate::transport::Transport;

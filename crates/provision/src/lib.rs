@@ -13,6 +13,7 @@
 // The layers below, under the names every layer uses for them.
 pub(crate) use tag424_core::{card, crypto, hex_serde, plural, sun, tag_code, transport};
 pub(crate) use tag424_files as private_fs;
+pub(crate) use tag424_originality as originality;
 
 pub mod batch;
 pub mod code_list;

@@ -1,13 +1,13 @@
 //! The simulated chip's originality signature (NT4H2421Gx §8.2, AN12196 §7.2): what Read_Sig
 //! answers. A real chip carries NXP's signature from manufacture; the simulated one signs its
 //! UID with a key published here on purpose, so that a simulated chip is never taken for NXP
-//! silicon (the host's `crypto::originality::classify` calls it `Simulated`, and only when told
+//! silicon (the host's `tag424_originality::classify` calls it `Simulated`, and only when told
 //! to trust the simulator).
 
 use p224::ecdsa::signature::hazmat::PrehashSigner;
 use p224::ecdsa::{Signature, SigningKey};
 
-use crate::crypto::originality::prehash;
+use tag424_originality::prehash;
 
 /// The private scalar the simulator signs its UIDs with: 28 ASCII bytes, public on purpose.
 pub const SIMULATOR_PRIVATE_KEY: [u8; 28] = *b"tag424 simulated NTAG424 DNA";
@@ -27,7 +27,7 @@ pub fn simulator_sign(uid: &[u8]) -> [u8; 56] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::originality::{classify, Originality, SIMULATOR_PUBLIC_KEY};
+    use tag424_originality::{classify, Originality, SIMULATOR_PUBLIC_KEY};
 
     #[test]
     fn the_published_public_key_is_this_private_keys() {

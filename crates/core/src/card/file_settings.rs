@@ -2,13 +2,12 @@
 //! byte layout of GetFileSettings (NT4H2421Gx §10.7.2, Table 73) and ChangeFileSettings
 //! (§10.7.1, Table 69), and the validation the chip applies before it accepts SDM offsets.
 
-use serde::Serialize;
-
 use super::{read_u24_le, u24_le, CommMode, Malformed};
 
 /// One access condition nibble: a key number, free access (`E`) or no access (`F`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum Access {
     /// Access with the given key number (0 to 4).
     Key(u8),
@@ -60,7 +59,8 @@ impl std::fmt::Display for Access {
 }
 
 /// The four access conditions of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct AccessRights {
     /// Read (ReadData).
     pub read: Access,
@@ -93,7 +93,8 @@ impl AccessRights {
 }
 
 /// Secure Dynamic Messaging settings of a file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SdmSettings {
     /// Mirror the UID (plain at `uid_offset`, or inside PICCData).
     pub uid_mirror: bool,
@@ -124,7 +125,7 @@ pub struct SdmSettings {
     /// SDMMACOffset: where the SDMMAC is mirrored.
     pub mac_offset: Option<u32>,
     /// The chip is in LRP mode: PICCData is 48 characters (not part of the encoding).
-    #[serde(skip)]
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub lrp: bool,
 }
 
@@ -410,7 +411,8 @@ impl SdmSettings {
 }
 
 /// The settings of one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FileSettings {
     /// `00` StandardData (the only type on NTAG 424 DNA).
     pub file_type: u8,

@@ -20,8 +20,9 @@ pub use status::Sw;
 use crate::transport::{Transport, TransportError};
 
 /// Secure messaging mode of a command (NT4H2421Gx §9.1.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum CommMode {
     /// No protection.
     Plain,

@@ -2,16 +2,19 @@
 //! the command/response IVs and the MAC inputs. The session state machine is in `card::session`.
 
 use super::{aes_encrypt_block, cmac, AesKey};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::ZeroizeOnDrop;
 
 /// The two session keys of an authenticated EV2 session.
-#[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
+/// Both keys wipe themselves when dropped.
+#[derive(Clone, Debug)]
 pub struct SessionKeys {
     /// SesAuthENCKey: encrypts command and response data.
     pub enc: AesKey,
     /// SesAuthMACKey: computes the command and response MACs.
     pub mac: AesKey,
 }
+
+impl ZeroizeOnDrop for SessionKeys {}
 
 /// The 32-byte session vector: `label || 0001 0080 || RndA[0..2] || (RndA[2..8] ⊕ RndB[0..6])
 /// || RndB[6..16] || RndA[8..16]` (§9.1.7; the datasheet's byte numbering is MSB-first).

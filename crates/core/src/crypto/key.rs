@@ -10,8 +10,22 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 ///
 /// The bytes are wiped when the value is dropped and never appear in `Debug` output.
 /// Printing a key is always an explicit call to [`AesKey::to_hex`].
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct AesKey([u8; 16]);
+
+impl Zeroize for AesKey {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Drop for AesKey {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for AesKey {}
 
 impl AesKey {
     /// The all-zero key every NTAG 424 DNA leaves the factory with.
@@ -151,6 +165,19 @@ impl FromStr for AesKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_type_holding_key_material_wipes_itself_when_dropped() {
+        fn wipes_on_drop<T: ZeroizeOnDrop>() {}
+        wipes_on_drop::<AesKey>();
+        wipes_on_drop::<crate::crypto::lrp::Lrp>();
+        wipes_on_drop::<crate::crypto::ev2::SessionKeys>();
+        wipes_on_drop::<crate::crypto::sdm::SdmSessionKeys>();
+
+        let mut k = AesKey::new([0xA5; 16]);
+        k.zeroize();
+        assert_eq!(k, AesKey::FACTORY);
+    }
 
     #[test]
     fn debug_is_redacted() {

@@ -142,12 +142,21 @@ pub fn increment_be(counter: &mut [u8]) {
 /// updated keys and the selected updated key index.
 ///
 /// All key material is zeroized on drop; `Debug` output is redacted.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct Lrp {
     plaintexts: [Block; PLAINTEXT_COUNT],
+    /// Each [`AesKey`] wipes itself when dropped.
     updated_keys: [AesKey; UPDATED_KEY_COUNT],
     key_index: usize,
 }
+
+impl Drop for Lrp {
+    fn drop(&mut self) {
+        self.plaintexts.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Lrp {}
 
 impl core::fmt::Debug for Lrp {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -1,5 +1,5 @@
-//! Cryptography of the NTAG 424 DNA: AES primitives, EV2 session keys, SDM/SUN, CRC32NK,
-//! the originality signature and LRP.
+//! Cryptography of the NTAG 424 DNA: AES primitives, EV2 session keys, SDM/SUN, CRC32NK
+//! and LRP. (The originality signature, which needs elliptic curves, is `tag424-originality`.)
 //!
 //! Everything here is pure computation; no module below talks to a card.
 
@@ -7,7 +7,6 @@ pub mod diversify;
 pub mod ev2;
 pub mod key;
 pub mod lrp;
-pub mod originality;
 pub mod sdm;
 pub mod sdm_lrp;
 

@@ -5,7 +5,7 @@
 //! Counters are 24-bit and enter every cryptographic input least significant byte first.
 
 use super::{aes_decrypt_block, aes_encrypt_block, cbc_decrypt, cbc_encrypt, cmac, mact, AesKey};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 /// `PICCDataTag` bit 7: the UID is part of PICCData.
 pub const TAG_UID: u8 = 0x80;
@@ -15,10 +15,9 @@ pub const TAG_CTR: u8 = 0x40;
 /// The chip's cryptographic mode: AES (factory) or LRP (after the irreversible switch).
 ///
 /// SUN messages look alike in both modes except for PICCData (16 bytes in AES, 24 in LRP).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum SdmMode {
     /// AES-128 secure messaging and SDM, as the chip leaves the factory.
     #[default]
@@ -72,13 +71,16 @@ impl std::str::FromStr for SdmMode {
 }
 
 /// SDM session keys derived from the SDM file read key.
-#[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
+/// Both keys wipe themselves when dropped.
+#[derive(Clone, Debug)]
 pub struct SdmSessionKeys {
     /// KSesSDMFileReadENC: decrypts SDMENCFileData.
     pub enc: AesKey,
     /// KSesSDMFileReadMAC: computes SDMMAC.
     pub mac: AesKey,
 }
+
+impl ZeroizeOnDrop for SdmSessionKeys {}
 
 /// Why SDM data could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

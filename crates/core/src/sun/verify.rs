@@ -1,8 +1,6 @@
 //! Checking a scanned SUN URL: split it along its template, decrypt what is encrypted, and
 //! recompute the SDMMAC (AN12196 §3, NT4H2421Gx §9.3). The MAC is compared in constant time.
 
-use serde::Serialize;
-
 use super::template::{
     Part, Template, CTR_LEN, ENC_LEN, MAC_LEN, PICC_LEN, PICC_LRP_LEN, TT_LEN, UID_LEN,
 };
@@ -139,7 +137,8 @@ impl TtStatus {
     }
 }
 
-impl Serialize for TtStatus {
+#[cfg(feature = "serde")]
+impl serde::Serialize for TtStatus {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("TtStatus", 3)?;
@@ -331,7 +330,8 @@ pub struct SunKeys {
 }
 
 /// The outcome of checking a scan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Verified {
     /// The SDMMAC verified with the given key.
     pub genuine: bool,
@@ -342,15 +342,21 @@ pub struct Verified {
     /// The `{xuid}` text, when the template has it.
     pub xuid: Option<String>,
     /// The UID, from the plain mirror or the decrypted PICCData.
-    #[serde(serialize_with = "crate::hex_serde::opt_bytes")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::hex_serde::opt_bytes")
+    )]
     pub uid: Option<[u8; 7]>,
     /// SDMReadCtr, from the plain mirror or the decrypted PICCData.
     pub read_ctr: Option<u32>,
     /// Decrypted `{enc}` data (only when genuine).
-    #[serde(serialize_with = "crate::hex_serde::opt_bytes")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::hex_serde::opt_bytes")
+    )]
     pub file_data: Option<Vec<u8>>,
     /// The TagTamper status, when the template mirrors it (covered by the SDMMAC).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub tamper: Option<TtStatus>,
 }
 

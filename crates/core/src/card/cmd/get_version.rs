@@ -3,15 +3,14 @@
 //! Three frames: hardware info (7 bytes, `91AF`), software info (7 bytes, `91AF`), then
 //! UID(7) BatchNo/FabKey(5) CWProd(1) YearProd(1) [FabKeyID(1)] with `9100`.
 
-use serde::Serialize;
-
 use crate::card::{Card, CardError, Malformed};
 use crate::transport::Transport;
 
 const NAME: &str = "GetVersion";
 
 /// Hardware or software part of the version answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VersionPart {
     /// Vendor ID (`04h`: NXP).
     pub vendor_id: u8,
@@ -55,17 +54,18 @@ impl VersionPart {
 }
 
 /// The parsed GetVersion answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Version {
     /// First frame: hardware information.
     pub hardware: VersionPart,
     /// Second frame: software information.
     pub software: VersionPart,
     /// The 7-byte UID.
-    #[serde(serialize_with = "crate::hex_serde::bytes")]
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::hex_serde::bytes"))]
     pub uid: [u8; 7],
     /// Bytes 7–11 as sent: BatchNo (36 bits) then the high 4 bits of FabKey.
-    #[serde(serialize_with = "crate::hex_serde::bytes")]
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::hex_serde::bytes"))]
     pub batch: [u8; 5],
     /// The 36-bit batch number.
     pub batch_no: u64,

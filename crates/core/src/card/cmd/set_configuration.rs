@@ -31,7 +31,8 @@ pub const ENABLE_RANDOM_ID_DATA: [u8; 1] = [0x02];
 pub const TT_STATUS_FREE: u8 = 0x0E;
 
 /// The failed-authentication counter configuration (SetConfiguration option `0A`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FailedAuthConfig {
     /// TotFailCtrLimit: failed authentications with one key after which that key is blocked.
     /// Never 0 (the chip refuses it); a `NonZeroU16` keeps it so.

@@ -1,9 +1,14 @@
 //! The originality signature (NT4H2421Gx §8.2, AN12196 §7.2): ECDSA on secp224r1 over the raw
 //! 7-byte UID, with no hash, the signature being `r(28) || s(28)`.
-
 //!
-//! The host only verifies; the simulated chip signs with its own published key (the
-//! `tag424-sim` crate holds the private half, [`SIMULATOR_PUBLIC_KEY`] is its public half).
+//! A crate of its own, beside the protocol core: it is the one check that needs elliptic-curve
+//! arithmetic. The chip command that reads the signature (Read_Sig) is the core's
+//! (`tag424_core::card`); this crate says who signed it. The host only verifies; the simulated
+//! chip signs with its own published key (the `tag424-sim` crate holds the private half,
+//! [`SIMULATOR_PUBLIC_KEY`] is its public half).
+
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
 
 use p224::ecdsa::signature::hazmat::PrehashVerifier;
 use p224::ecdsa::{Signature, VerifyingKey};
