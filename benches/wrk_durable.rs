@@ -10,6 +10,12 @@
 //! after its transaction is fsync'd), and no row may be other than a Pass. Printed per round:
 //! both rates and their ratio; at the end the spread.
 //!
+//! Two more runs per round say where the rest of the time goes (set `WRK_PARTS=0` to skip
+//! them): `/healthz` through a Lua `request()` (`benches/wrk/healthz.lua`: what wrk's own
+//! scripting costs, since the scans need it), and replayed scans (the same genuine scans with a
+//! counter the server has already seen: verified and logged like a Pass, but answered without
+//! waiting for the disk).
+//!
 //! Settings (environment): `WRK_SECONDS` (10), `WRK_THREADS` (2), `WRK_CONNS` (32),
 //! `WRK_RUNS` (3), `WRK_TAGS` (10,000; even), `WRK_MAX_RATE` (scans/s prepared per run,
 //! 120,000), `BENCH_DIR` (where the database goes; default `target/tmp`), `WRK_SERVER_THREADS`
@@ -189,6 +195,21 @@ fn scan_rows(db: &Path, after: i64) -> (i64, u64, u64) {
     .expect("count the scan log")
 }
 
+/// [`scan_rows`] once the writer has caught up: at least `answered` rows, and the log no longer
+/// growing (scans in flight when wrk stopped, and the replays, logged without waiting).
+fn settled(db: &Path, after: i64, answered: u64) -> (i64, u64, u64) {
+    let mut seen = scan_rows(db, after);
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = scan_rows(db, after);
+        if now == seen && now.1 >= answered {
+            break;
+        }
+        seen = now;
+    }
+    seen
+}
+
 fn spread(v: &[f64]) -> String {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -213,6 +234,7 @@ fn main() {
     let tags = env("WRK_TAGS", 10_000);
     let max_rate = env("WRK_MAX_RATE", 120_000);
     let pause = env("WRK_PAUSE", 1) as u64;
+    let parts = env("WRK_PARTS", 1) == 1;
     assert!(
         tags.is_multiple_of(threads),
         "WRK_TAGS must be a multiple of WRK_THREADS (each tag is sent by one wrk thread)"
@@ -253,6 +275,14 @@ fn main() {
             p
         })
         .collect();
+    // Scans the server has seen once every tag had a durable scan: counter 1 of every tag.
+    let replays = dir.path().join("replays.txt");
+    write_private(&replays, |w| {
+        for (x, k) in &keys {
+            let mac = sdm_mac(k, None, Some(1), b"");
+            writeln!(w, "/v1/t?x={x}&n=000001&e={}", hex::encode_upper(mac)).unwrap();
+        }
+    });
     println!(
         "wrk_durable: {tags} tags, {runs} × {} scans prepared in {:.1} s",
         rounds * tags,
@@ -262,6 +292,7 @@ fn main() {
     let server = Server::start(dir.path(), &keys_csv);
     let db = dir.path().join("verifier.db");
     let lua = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/wrk/durable.lua");
+    let healthz_lua = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/wrk/healthz.lua");
     println!(
         "wrk_durable: tag424 serve on {} (pid {}), database {}; wrk -t {threads} -c {conns} -d {secs}s",
         server.addr,
@@ -270,6 +301,7 @@ fn main() {
     );
     let (mut last_id, _, _) = scan_rows(&db, 0);
     let (mut health, mut durable, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut scripted, mut replayed) = (Vec::new(), Vec::new());
     for (run, p) in paths.iter().enumerate() {
         std::thread::sleep(Duration::from_secs(pause));
         let perf = perf_record(&server, run + 1 == runs, ".healthz");
@@ -302,7 +334,7 @@ fn main() {
             print!("{}", String::from_utf8_lossy(&out.stdout));
         }
         perf_done(perf);
-        let (id, rows, passed) = scan_rows(&db, last_id);
+        let (id, rows, passed) = settled(&db, last_id, n);
         last_id = id;
         // wrk counts the answers it read; the server may have logged a few more that were in
         // flight when wrk stopped.
@@ -318,9 +350,45 @@ fn main() {
         health.push(h);
         durable.push(d);
         ratios.push(100.0 * d / h);
+        if !parts {
+            continue;
+        }
+        std::thread::sleep(Duration::from_secs(pause));
+        let (_, s, _) = wrk(
+            &format!("http://{}/healthz", server.addr),
+            Some((&healthz_lua, &replays, threads)),
+            threads,
+            conns,
+            secs,
+        );
+        std::thread::sleep(Duration::from_secs(pause));
+        let (n, r, text) = wrk(
+            &format!("http://{}/v1/t", server.addr),
+            Some((&lua, &replays, threads)),
+            threads,
+            conns,
+            secs,
+        );
+        let (id, rows, passed) = settled(&db, last_id, n);
+        last_id = id;
+        assert!(
+            passed == 0 && rows >= n,
+            "run {run}: {n} replays answered, the scan log has {rows} new rows of which {passed} passed:\n{text}"
+        );
+        println!(
+            "        /healthz scripted {s:.0} req/s ({:.1} % of /healthz); replayed scans {r:.0} /s ({:.1} %)",
+            100.0 * s / h,
+            100.0 * r / h
+        );
+        scripted.push(100.0 * s / h);
+        replayed.push(100.0 * r / h);
     }
     println!("healthz req/s: {}", spread(&health));
     println!("durable scans/s: {}", spread(&durable));
     println!("ratio %: {}", spread(&ratios));
+    if parts {
+        println!("scripted /healthz, % of /healthz: {}", spread(&scripted));
+        println!("replayed scans, % of /healthz: {}", spread(&replayed));
+    }
     drop(server);
 }

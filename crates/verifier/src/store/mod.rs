@@ -23,7 +23,7 @@ mod writer;
 pub use postgres::{is_postgres_url, PgStats, PgStore, WATCH_POLL};
 pub use schema::{Migration, MIGRATIONS, SCHEMA_VERSION};
 pub use sqlite::SqliteStore;
-pub use writer::{Writer, WriterStats, MAX_GROUP, PRUNE_EVERY};
+pub use writer::{Writer, WriterStats, MAX_GROUP, PRUNE_INTERVAL, PRUNE_ROWS_FRACTION};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -9,8 +9,43 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Retention, ScanWrite, Store, StoreError, TagPatch};
 /// Most writes committed in one transaction.
 pub const MAX_GROUP: usize = 4096;
-/// The retention setting is applied after this many commits (and at start).
-pub const PRUNE_EVERY: u64 = 512;
+/// The retention setting is applied at start, then when an eighth of its row bound has been
+/// written since (at least one row), or [`PRUNE_INTERVAL`] after the last time if anything was
+/// written. A prune reads the old part of the log (tens of milliseconds per million rows, on
+/// the writer thread), so it must come with the rows written, not with the commits: under load
+/// a busy server commits thousands of times a second.
+pub const PRUNE_ROWS_FRACTION: u64 = 8;
+/// The longest time between two prunes while scans are written (the age bound's precision).
+pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// When the next prune is due.
+struct PruneDue {
+    written: u64,
+    last: std::time::Instant,
+}
+
+impl PruneDue {
+    fn new() -> PruneDue {
+        PruneDue {
+            written: 0,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Counts `n` rows written; true when the retention should be applied now.
+    fn after(&mut self, n: u64, retention: &Retention) -> bool {
+        self.written += n;
+        let by_rows = retention
+            .max_rows
+            .is_some_and(|rows| self.written >= (rows / PRUNE_ROWS_FRACTION).max(1));
+        let by_time = self.written > 0 && self.last.elapsed() >= PRUNE_INTERVAL;
+        if by_rows || by_time {
+            *self = PruneDue::new();
+            return true;
+        }
+        false
+    }
+}
 
 enum Job {
     /// A scan; Pass candidates carry a reply.
@@ -88,6 +123,7 @@ fn writer_loop<S: Store>(
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     let mut batch: Vec<(ScanWrite, Reply)> = Vec::with_capacity(MAX_GROUP);
     let mut stopping = false;
+    let mut due = PruneDue::new();
     while !stopping {
         let Some(first) = rx.blocking_recv() else {
             break;
@@ -107,6 +143,7 @@ fn writer_loop<S: Store>(
                 jobs.push(j);
             }
         }
+        let written = jobs.iter().filter(|j| matches!(j, Job::Scan(..))).count() as u64;
         for j in jobs.drain(..) {
             match j {
                 Job::Scan(w, reply) => batch.push((w, reply)),
@@ -118,11 +155,7 @@ fn writer_loop<S: Store>(
             }
         }
         flush(&mut store, &mut batch, &stats);
-        if stats
-            .commits
-            .load(Ordering::Relaxed)
-            .is_multiple_of(PRUNE_EVERY)
-        {
+        if due.after(written, &retention) {
             prune(&mut store, &retention, &stats);
         }
     }
@@ -195,5 +228,42 @@ impl Writer {
         if let Some(t) = handle {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prune_comes_with_the_rows_written_not_with_the_commits() {
+        let rows = Retention {
+            max_rows: Some(1_000_000),
+            max_age_ms: None,
+        };
+        let mut due = PruneDue::new();
+        // 4,000 commits of 31 rows: 124,000 rows, under an eighth of the bound.
+        assert!((0..4_000).all(|_| !due.after(31, &rows)));
+        assert!(due.after(1_000, &rows), "125,000 rows written");
+        assert!(!due.after(1, &rows), "counted again from the prune");
+        // A tiny bound prunes after every commit that wrote a row, and never after none.
+        let tiny = Retention {
+            max_rows: Some(5),
+            max_age_ms: None,
+        };
+        assert!(due.after(1, &tiny));
+        assert!(!due.after(0, &tiny));
+        // The age bound alone waits for the interval.
+        let age = Retention {
+            max_rows: None,
+            max_age_ms: Some(1),
+        };
+        assert!(!due.after(1_000_000, &age));
+        let Some(earlier) = due.last.checked_sub(PRUNE_INTERVAL) else {
+            return; // A clock that started less than an interval ago.
+        };
+        due.last = earlier;
+        assert!(due.after(0, &age), "an interval after rows were written");
+        assert!(!due.after(0, &age));
     }
 }
