@@ -1,5 +1,6 @@
 //! The real `tag424` binary, run as an operator would.
 
+mod batchhelp;
 mod run;
 
 fn tag424(args: &[&str]) -> (i32, String, String) {
@@ -854,6 +855,7 @@ fn a_flaky_reader_reports_its_retries() {
         .collect();
     let retries = events.iter().filter(|e| e["event"] == "retry").count();
     assert!(retries > 0, "{stdout}");
+    batchhelp::assert_tag_left_before_each_tear_off_retry(&events);
     assert!(events
         .iter()
         .filter(|e| e["event"] == "retry")

@@ -121,6 +121,7 @@ fn a_batch_whose_tags_are_pulled_at_random_points_finishes_every_tag() {
             .all(|e| e["tear_off"] == true),
         "a PC/SC retry follows a tag that left: {stdout}"
     );
+    batchhelp::assert_tag_left_before_each_tear_off_retry(&events);
     eprintln!("{N} tags, {pulled} pulls, {retry_events} retries");
     let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
     assert_eq!(summary["summary"]["encoded"], N, "{summary}");

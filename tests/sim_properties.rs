@@ -931,7 +931,7 @@ proptest! {
         let mut image = vec![0x00, bytes[0], bytes[1], bytes[2]];
         image.extend_from_slice(&fs.size.to_le_bytes()[..3]);
         image.extend_from_slice(&bytes[3..]);
-        let host = FileSettings::parse(&image).map_err(|e| e.to_string()).and_then(|h| h.validate().map(|_| h));
+        let host = FileSettings::parse(&image).map_err(|e| e.to_string()).and_then(|h| h.validate().map(|_| h).map_err(|e| e.to_string()));
         let chip = decode_change(&bytes, fs.size, aes);
         prop_assert_eq!(host.is_ok(), chip.is_ok(), "host {:?}, chip {:?}, bytes {}", host, chip, hex::encode_upper(&bytes));
         if let Ok(c) = chip {

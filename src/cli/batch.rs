@@ -718,6 +718,10 @@ fn run_json(
             serde_json::json!({"format": FORMAT_VERSION, "event": "failed", "error": error.to_string(), "help": error.help(), "tear_off": error.is_tear_off()}),
             i,
         )),
+        BatchEvent::TagLeft => print_json(&with_reader(
+            serde_json::json!({"format": FORMAT_VERSION, "event": "tag_left"}),
+            i,
+        )),
         BatchEvent::Retry { retry, error } => print_json(&with_reader(
             serde_json::json!({"format": FORMAT_VERSION, "event": "retry", "retry": retry, "error": error.to_string(), "tear_off": error.is_tear_off()}),
             i,

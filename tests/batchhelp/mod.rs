@@ -146,6 +146,19 @@ pub fn events(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `--json`: a retry after the tag left the field (`tear_off`) comes right after the
+/// `tag_left` event that said so (one reader).
+pub fn assert_tag_left_before_each_tear_off_retry(events: &[serde_json::Value]) {
+    for (i, e) in events.iter().enumerate() {
+        if e["event"] == "retry" && e["tear_off"] == true {
+            assert!(
+                i > 0 && events[i - 1]["event"] == "tag_left",
+                "event {i}, a retry after a tear-off, follows no tag_left event: {events:#?}"
+            );
+        }
+    }
+}
+
 /// The `tag` events (one per encoded tag) among `events`.
 pub fn done(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
     events.iter().filter(|e| e["event"] == "tag").collect()

@@ -188,28 +188,27 @@ impl SdmSettings {
 
     /// Checks these settings against a file of `file_size` bytes, by the rules of
     /// ChangeFileSettings: the chip answers a violation with `919E`/`917E`; we refuse earlier.
-    pub fn validate(&self, file_size: u32) -> Result<(), String> {
+    pub fn validate(&self, file_size: u32) -> Result<(), SettingsError> {
+        use SettingsError as E;
         if !self.ascii {
-            return Err("SDM mirroring must use ASCII encoding".into());
+            return Err(E::NotAscii);
         }
         let (meta, file) = (self.meta(), self.file());
-        for (name, a) in [
+        for (field, a) in [
             ("SDMCtrRet", self.ctr_ret.unwrap_or(Access::Never)),
             ("SDMMetaRead", meta),
             ("SDMFileRead", file),
         ] {
-            if let Access::Key(k) = a {
-                if k > 4 {
-                    return Err(format!("{name} names key {k}; keys are 0 to 4"));
+            if let Access::Key(key) = a {
+                if key > 4 {
+                    return Err(E::NoSuchKey { field, key });
                 }
             }
         }
-        let need = |cond: bool, v: Option<u32>, what: &str| -> Result<(), String> {
-            match (cond, v) {
-                (true, None) => Err(format!("{what} is required by these SDM options")),
-                (false, Some(_)) => Err(format!("{what} is set but not used by these SDM options")),
-                _ => Ok(()),
-            }
+        let need = |cond: bool, v: Option<u32>, field: &'static str| match (cond, v) {
+            (true, None) => Err(E::Missing(field)),
+            (false, Some(_)) => Err(E::Unused(field)),
+            _ => Ok(()),
         };
         need(
             self.uid_mirror && meta == Access::Free,
@@ -233,48 +232,45 @@ impl SdmSettings {
         )?;
         need(file != Access::Never, self.mac_offset, "SDMMACOffset")?;
         if matches!(meta, Access::Key(_)) && !self.uid_mirror && !self.read_ctr_mirror {
-            return Err("encrypted PICCData needs the UID or the read counter mirrored".into());
+            return Err(E::PiccDataMirrorsNothing);
         }
         if self.enc_file_data.is_some() {
             if file == Access::Never {
-                return Err("encrypted file data needs an SDM file read key".into());
+                return Err(E::EncDataWithoutFileKey);
             }
             if !(self.uid_mirror && self.read_ctr_mirror) {
-                return Err(
-                    "encrypted file data needs both the UID and the read counter mirrored".into(),
-                );
+                return Err(E::EncDataWithoutMirrors);
             }
         }
         if self.read_ctr_limit.is_some() && !self.read_ctr_mirror {
-            return Err("SDMReadCtrLimit needs the read counter enabled".into());
+            return Err(E::ReadCtrLimitWithoutCounter);
         }
-        if let Some(limit) = self.read_ctr_limit {
-            if limit > 0xFF_FFFF {
-                return Err("SDMReadCtrLimit is a 24-bit value".into());
-            }
+        if self.read_ctr_limit.is_some_and(|limit| limit > 0xFF_FFFF) {
+            return Err(E::ReadCtrLimitTooLarge);
         }
-        for (name, off, len) in self.regions() {
-            if off.checked_add(len).is_none_or(|end| end > file_size) {
-                return Err(format!("{name} at offset {off} ({len} bytes) does not fit in the {file_size}-byte file"));
+        for (field, offset, len) in self.regions() {
+            if offset.checked_add(len).is_none_or(|end| end > file_size) {
+                return Err(E::DoesNotFit {
+                    field,
+                    offset,
+                    len,
+                    file_size,
+                });
             }
         }
         if let Some((o, l)) = self.enc_file_data {
             if l == 0 || !l.is_multiple_of(32) {
-                return Err(format!(
-                    "SDMENCLength {l} must be a non-zero multiple of 32"
-                ));
+                return Err(E::EncLength(l));
             }
             let mi = self.mac_input_offset.unwrap_or(0);
             let mo = self.mac_offset.unwrap_or(0);
             if o < mi || o + l > mo {
-                return Err(
-                    "SDMENCFileData must lie between SDMMACInputOffset and SDMMACOffset".into(),
-                );
+                return Err(E::EncDataOutsideMac);
             }
         }
         if let (Some(mi), Some(mo)) = (self.mac_input_offset, self.mac_offset) {
             if mi > mo {
-                return Err(format!("SDMMACInputOffset {mi} is after SDMMACOffset {mo}"));
+                return Err(E::MacInputAfterMac { input: mi, mac: mo });
             }
         }
         let regions = self.regions();
@@ -282,7 +278,7 @@ impl SdmSettings {
         for (i, a) in regions.iter().enumerate() {
             for b in &regions[i + 1..] {
                 if overlap((a.1, a.2), (b.1, b.2)) {
-                    return Err(format!("{} and {} mirrors overlap", a.0, b.0));
+                    return Err(E::Overlap(a.0, b.0));
                 }
             }
         }
@@ -290,9 +286,12 @@ impl SdmSettings {
             if t.checked_add(TT_ASCII_LEN)
                 .is_none_or(|end| end > file_size)
             {
-                return Err(format!(
-                    "TTStatus at offset {t} does not fit in the {file_size}-byte file"
-                ));
+                return Err(E::DoesNotFit {
+                    field: "TTStatus",
+                    offset: t,
+                    len: TT_ASCII_LEN,
+                    file_size,
+                });
             }
             // Inside the plaintext half of the encrypted data it is encrypted along; any
             // other overlap with a mirror is refused by the chip.
@@ -301,7 +300,7 @@ impl SdmSettings {
                 .is_some_and(|(o, l)| t >= o && t + TT_ASCII_LEN <= o + l / 2);
             for (name, o, l) in &regions {
                 if overlap((*o, *l), (t, TT_ASCII_LEN)) && !(in_enc && *name == "SDMENCFileData") {
-                    return Err(format!("TTStatus and {name} mirrors overlap"));
+                    return Err(E::Overlap("TTStatus", name));
                 }
             }
         }
@@ -477,7 +476,7 @@ impl FileSettings {
     }
 
     /// Checks the SDM settings against the file size.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         match &self.sdm {
             Some(s) => s.validate(self.size),
             None => Ok(()),
@@ -485,9 +484,105 @@ impl FileSettings {
     }
 }
 
+/// Why ChangeFileSettings would refuse these SDM settings (the chip answers `919E` or
+/// `917E`; [`SdmSettings::validate`] refuses them before anything is sent). The fields are
+/// named as in NT4H2421Gx §10.7.1, Table 69.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// SDM mirroring is only defined in ASCII.
+    #[error("SDM mirroring must use ASCII encoding")]
+    NotAscii,
+    /// An access condition names a key the chip does not have.
+    #[error("{field} names key {key}; keys are 0 to 4")]
+    NoSuchKey {
+        /// `SDMCtrRet`, `SDMMetaRead` or `SDMFileRead`.
+        field: &'static str,
+        /// The key number named.
+        key: u8,
+    },
+    /// An offset these SDM options need is not given.
+    #[error("{0} is required by these SDM options")]
+    Missing(&'static str),
+    /// An offset is given that these SDM options do not use.
+    #[error("{0} is set but not used by these SDM options")]
+    Unused(&'static str),
+    /// Encrypted PICCData with neither the UID nor the read counter in it.
+    #[error("encrypted PICCData needs the UID or the read counter mirrored")]
+    PiccDataMirrorsNothing,
+    /// Encrypted file data without a key to encrypt it with.
+    #[error("encrypted file data needs an SDM file read key")]
+    EncDataWithoutFileKey,
+    /// Encrypted file data needs both mirrors (its IV is made of them).
+    #[error("encrypted file data needs both the UID and the read counter mirrored")]
+    EncDataWithoutMirrors,
+    /// A read counter limit without the read counter.
+    #[error("SDMReadCtrLimit needs the read counter enabled")]
+    ReadCtrLimitWithoutCounter,
+    /// A read counter limit over 24 bits.
+    #[error("SDMReadCtrLimit is a 24-bit value")]
+    ReadCtrLimitTooLarge,
+    /// SDMENCLength is not a non-zero multiple of 32.
+    #[error("SDMENCLength {0} must be a non-zero multiple of 32")]
+    EncLength(u32),
+    /// The encrypted file data is not inside the MAC'd part.
+    #[error("SDMENCFileData must lie between SDMMACInputOffset and SDMMACOffset")]
+    EncDataOutsideMac,
+    /// The MAC input starts after the MAC.
+    #[error("SDMMACInputOffset {input} is after SDMMACOffset {mac}")]
+    MacInputAfterMac {
+        /// SDMMACInputOffset.
+        input: u32,
+        /// SDMMACOffset.
+        mac: u32,
+    },
+    /// Two mirrors share bytes of the file.
+    #[error("{0} and {1} mirrors overlap")]
+    Overlap(&'static str, &'static str),
+    /// A mirror that runs past the end of the file.
+    #[error("{field} at offset {offset} ({len} bytes) does not fit in the {file_size}-byte file")]
+    DoesNotFit {
+        /// The mirror (`UID`, `SDMMAC`, …).
+        field: &'static str,
+        /// Its offset.
+        offset: u32,
+        /// Its length in the file.
+        len: u32,
+        /// The file's size.
+        file_size: u32,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refusal is typed (the rule and its values), and says it in the datasheet's words.
+    #[test]
+    fn a_refused_setting_names_its_rule() {
+        let t18 = hex::decode("4000E0C1F121200000430000430000").unwrap();
+        let fs =
+            FileSettings::parse(&[&[0x00][..], &t18[..3], &[0x00, 0x01, 0x00], &t18[3..]].concat())
+                .unwrap();
+        assert_eq!(fs.validate(), Ok(()));
+        let mut small = fs.clone();
+        small.size = 0x20;
+        let e = small.validate().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SettingsError::DoesNotFit {
+                    file_size: 0x20,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().ends_with("does not fit in the 32-byte file"),
+            "{e}"
+        );
+    }
 
     /// `batch --read-counter-limit`: SDMOptions bit 5 and the limit 3 bytes LSB first, last
     /// (NT4H2421Gx §10.7.1 Table 69, §9.3.2), on AN12196 Table 18's settings.

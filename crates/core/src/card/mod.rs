@@ -166,6 +166,15 @@ pub enum CardError {
     /// A caller's argument the command cannot encode (described).
     #[error("{0}")]
     InvalidArgument(String),
+    /// File settings the chip would refuse; nothing was sent.
+    #[error("file {file_no:02X}: {source}")]
+    InvalidSettings {
+        /// The file.
+        file_no: u8,
+        /// Which rule of ChangeFileSettings they break.
+        #[source]
+        source: file_settings::SettingsError,
+    },
 }
 
 impl CardError {

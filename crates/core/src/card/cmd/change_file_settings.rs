@@ -20,7 +20,7 @@ impl<'c, T: Transport> Session<'c, T> {
     ) -> Result<Self, CardError> {
         settings
             .validate()
-            .map_err(|e| CardError::InvalidArgument(format!("file {file_no:02X}: {e}")))?;
+            .map_err(|source| CardError::InvalidSettings { file_no, source })?;
         let (s, data) = self.run(
             NAME,
             0x5F,
