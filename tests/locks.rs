@@ -3,6 +3,8 @@
 //! Table 83, §10.7.1 Table 71, §10.9.3); a tag pulled at any exchange of the 20 is finished
 //! with its keys equal to the journal's and its locks set; a frozen tag is never reset half.
 
+mod hostview;
+
 mod batchhelp;
 mod run;
 
@@ -42,7 +44,7 @@ fn codes() -> Vec<String> {
 }
 
 fn assert_locked(state: &ChipState, what: &str) {
-    let fs = state.file(2).unwrap().settings();
+    let fs = hostview::settings(state.file(2).unwrap());
     assert_eq!(fs.access.write, Access::Never, "{what}");
     assert_eq!(fs.access.read_write, Access::Never, "{what}");
     assert_eq!(fs.access.change, Access::Never, "{what}");
@@ -225,7 +227,7 @@ fn every_tear_off_point_is_finished_with_its_locks() {
             );
             assert_locked(chip, &format!("{kind:?} at {at}"));
             let planned = layout(&Template::default(), &entry.xuid).unwrap();
-            let fs = chip.file(2).unwrap().settings();
+            let fs = hostview::settings(chip.file(2).unwrap());
             assert_eq!(fs.sdm, planned.settings.sdm, "{kind:?} at {at}");
         }
     }
@@ -248,7 +250,7 @@ fn a_batch_without_locks_is_unchanged() {
         matches!(out, Outcome::Encoded { exchanges: 15, .. }),
         "{out:?}"
     );
-    let fs = card.transport().chip.state.file(2).unwrap().settings();
+    let fs = hostview::settings(card.transport().chip.state.file(2).unwrap());
     assert_eq!(fs.access.write, Access::Key(3));
     assert_eq!(fs.access.change, Access::Key(0));
 }

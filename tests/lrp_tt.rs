@@ -4,6 +4,8 @@
 //! and accepts the published bytes, and the simulated chip answers (or mirrors) them byte for
 //! byte given the published randoms.
 
+mod hostview;
+
 mod vecdata;
 
 use serde_json::Value;
@@ -308,7 +310,7 @@ fn chip_url(i: &Value, e: &Value, t: &Template, v: &sun::Verified, picc: Option<
     {
         let f = state.file_mut(2).unwrap();
         f.data[..plan.file.len()].copy_from_slice(&plan.file);
-        f.set_settings(&plan.settings);
+        hostview::set_settings(f, &plan.settings);
         f.sdm_read_ctr = v.read_ctr.unwrap() - 1;
     }
     // The chip's randoms: PICCData padding (the published plaintext), then PICCRand.

@@ -2,6 +2,8 @@
 //! the APDU count; a tear-off before and after every command of the LRP flow, the switch
 //! included, and every tag finishes with the journal's keys.
 
+mod hostview;
+
 mod batchhelp;
 mod run;
 
@@ -408,6 +410,6 @@ fn reset_of_a_tag_planned_for_lrp_works_in_whichever_mode_it_is() {
             f.data.iter().all(|b| *b == 0),
             "{kind:?}: the NDEF file is cleared"
         );
-        assert_eq!(f.settings(), factory_ndef_settings(), "{kind:?}");
+        assert_eq!(hostview::settings(f), factory_ndef_settings(), "{kind:?}");
     }
 }

@@ -10,6 +10,8 @@
 //! Plus deterministic tests that pin the behaviour `docs/simulator.md` describes (delay after
 //! failed authentications, SDM counter rules).
 
+mod hostview;
+
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
@@ -575,10 +577,10 @@ fn with_sdm(state: &mut ChipState, variant: u8, limit: Option<u32>) {
         },
     };
     let f = state.file_mut(2).unwrap();
-    let mut fs = f.settings();
+    let mut fs = hostview::settings(f);
     fs.sdm = Some(sdm);
     fs.validate().unwrap();
-    f.set_settings(&fs);
+    hostview::set_settings(f, &fs);
 }
 
 proptest! {
@@ -666,7 +668,7 @@ proptest! {
             prop_assert_eq!(chip.state.key_versions, versions, "op {}: {:?}", i, op);
             let now = chip.state.file(2).unwrap().sdm_read_ctr;
             prop_assert!(now >= ctr, "op {}: {:?}: SDM counter {} -> {}", i, op, ctr, now);
-            prop_assert!(chip.state.file(2).unwrap().settings().sdm.is_some());
+            prop_assert!(hostview::settings(chip.state.file(2).unwrap()).sdm.is_some());
             ctr = now;
         }
     }
@@ -864,11 +866,11 @@ fn sdm_counter_rules_as_documented() {
 fn change_file_settings_resets_the_counter_only_when_enabling_sdm() {
     let mut card = Card::new(SimTransport::new(SimChip::new(factory())));
     card.select_ndef_application().unwrap();
-    let mut fs = card.transport().chip.state.file(2).unwrap().settings();
+    let mut fs = hostview::settings(card.transport().chip.state.file(2).unwrap());
     let plain = fs.clone();
     let mut st = factory();
     with_sdm(&mut st, 2, None);
-    fs.sdm = st.file(2).unwrap().settings().sdm;
+    fs.sdm = hostview::settings(st.file(2).unwrap()).sdm;
     let s = card.authenticate_ev2_first(0, &AesKey::FACTORY).unwrap();
     let s = s.change_file_settings(2, &fs).unwrap();
     drop(s);
@@ -897,10 +899,10 @@ fn long_answers_are_chained_with_91af() {
     // 256 B of data + padding = 272 B of ciphertext + 8 B MAC = 280 B, over two frames.
     let mut state = factory();
     let f = state.file_mut(2).unwrap();
-    let mut fs = f.settings();
+    let mut fs = hostview::settings(f);
     fs.comm_mode = CommMode::Full;
     fs.access.read = Access::Key(0);
-    f.set_settings(&fs);
+    hostview::set_settings(f, &fs);
     let mut chip = SimChip::with_rng(state, FixedRandom::new(vec![1, 2, 3]));
     select(&mut chip);
     let session = raw_auth(&mut chip, true, 0, &AesKey::FACTORY, [9; 16])

@@ -2,6 +2,8 @@
 //! UID, counter, keys, file data and PICCData random bytes, a phone's read of the simulated tag
 //! returns the document's URL byte for byte — PICCData, encrypted file data and SDMMAC included.
 
+mod hostview;
+
 use serde_json::Value;
 use tag424::card::cmd::iso_binary::BinaryTarget;
 use tag424::card::cmd::select::FID_NDEF;
@@ -59,7 +61,7 @@ fn check(id: &str) {
     {
         let f = state.file_mut(2).unwrap();
         f.data[..plan.file.len()].copy_from_slice(&plan.file);
-        f.set_settings(&plan.settings);
+        hostview::set_settings(f, &plan.settings);
         f.sdm_read_ctr = ctr - 1;
     }
     let chip = SimChip::with_rng(state, FixedRandom::new(plain_picc.to_vec()));

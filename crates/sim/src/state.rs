@@ -3,12 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::card::file_settings::{Access, AccessRights, FileSettings};
-use crate::card::CommMode;
 use crate::crypto::AesKey;
 
 /// Default content of the Capability Container file (NT4H2421Gx §8.2, delivery state).
 pub const CC_DEFAULT: &str = "001720010000FF0406E104010000000506E10500808283000000000000000000";
+
+/// FileOption's CommMode bits (NT4H2421Gx Table 22): plain, and fully enciphered.
+const PLAIN: u8 = 0x00;
+const FULL: u8 = 0x03;
 
 /// One standard data file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,35 +27,6 @@ pub struct SimFile {
     pub settings: Vec<u8>,
     /// SDMReadCtr (24 bits), counted up on each read that mirrors SDM data.
     pub sdm_read_ctr: u32,
-}
-
-impl SimFile {
-    /// The stored settings read with the host's `FileSettings` (for tests and tools that
-    /// inspect a tag; the chip itself reads them with its own `chip::settings`).
-    pub fn settings(&self) -> FileSettings {
-        // Checked on load and written only from accepted settings, so it parses.
-        FileSettings::parse(&self.settings).unwrap_or(FileSettings {
-            file_type: 0,
-            comm_mode: CommMode::Plain,
-            access: AccessRights {
-                read: Access::Never,
-                write: Access::Never,
-                read_write: Access::Never,
-                change: Access::Never,
-            },
-            size: self.data.len() as u32,
-            sdm: None,
-        })
-    }
-
-    /// Stores settings given in the host's type (factory state, test set-up).
-    pub fn set_settings(&mut self, fs: &FileSettings) {
-        let change = fs.encode_change();
-        let mut v = vec![0x00, change[0], change[1], change[2]];
-        v.extend_from_slice(&crate::card::u24_le(self.data.len() as u32));
-        v.extend_from_slice(&change[3..]);
-        self.settings = v;
-    }
 }
 
 /// Everything the chip keeps in non-volatile memory.
@@ -158,28 +131,20 @@ impl std::fmt::Debug for ChipState {
 impl ChipState {
     /// A tag as it leaves the factory, with the given UID.
     pub fn factory(uid: [u8; 7]) -> Self {
-        let mk = |file_no: u8, fid: u16, data: Vec<u8>, mode: CommMode, ar: [u8; 2]| {
-            let mut f = SimFile {
+        // GetFileSettings images as the chip keeps them (NT4H2421Gx §10.7.2, Table 73):
+        // FileType 00 (standard data file), FileOption (its CommMode, no SDM), the access
+        // rights as sent, FileSize (3 bytes, LSB first); the delivery state's files, access
+        // rights and sizes (NT4H2421Gx §8.2). Written from the chip's side: not with the
+        // host's `FileSettings`, whose encoder the simulator is there to check.
+        let mk = |file_no: u8, fid: u16, data: Vec<u8>, file_option: u8, ar: [u8; 2]| {
+            let size = (data.len() as u32).to_le_bytes();
+            SimFile {
                 file_no,
                 fid,
+                settings: vec![0x00, file_option, ar[0], ar[1], size[0], size[1], size[2]],
                 data,
-                settings: vec![],
                 sdm_read_ctr: 0,
-            };
-            let fs = FileSettings {
-                file_type: 0,
-                comm_mode: mode,
-                access: AccessRights::from_bytes(ar).unwrap_or(AccessRights {
-                    read: Access::Free,
-                    write: Access::Free,
-                    read_write: Access::Free,
-                    change: Access::Key(0),
-                }),
-                size: f.data.len() as u32,
-                sdm: None,
-            };
-            f.set_settings(&fs);
-            f
+            }
         };
         let cc = hex::decode(CC_DEFAULT).unwrap_or_else(|_| vec![0; 32]);
         ChipState {
@@ -187,9 +152,9 @@ impl ChipState {
             keys: std::array::from_fn(|_| AesKey::FACTORY),
             key_versions: [0; 5],
             files: vec![
-                mk(1, 0xE103, cc, CommMode::Plain, [0x00, 0xE0]),
-                mk(2, 0xE104, vec![0; 256], CommMode::Plain, [0xE0, 0xEE]),
-                mk(3, 0xE105, vec![0; 128], CommMode::Full, [0x30, 0x23]),
+                mk(1, 0xE103, cc, PLAIN, [0x00, 0xE0]),
+                mk(2, 0xE104, vec![0; 256], PLAIN, [0xE0, 0xEE]),
+                mk(3, 0xE105, vec![0; 128], FULL, [0x30, 0x23]),
             ],
             failed_auths: 0,
             random_id: false,
@@ -315,5 +280,27 @@ mod hex_arr7 {
         let v = hex::decode(s).map_err(serde::de::Error::custom)?;
         v.try_into()
             .map_err(|_| serde::de::Error::custom("a UID is 7 bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The delivery state's GetFileSettings images: CC file plain, read free, change with key
+    /// 0 (`00 00 00E0 200000`); NDEF file plain, everything free but change (`00 00 E0EE
+    /// 000100`); proprietary file fully enciphered (`00 03 3023 800000`).
+    #[test]
+    fn a_factory_tag_keeps_the_delivery_states_file_settings() {
+        let s = ChipState::factory([0x04, 0, 0, 0, 0, 0, 0x01]);
+        let images: Vec<String> = s
+            .files
+            .iter()
+            .map(|f| hex::encode_upper(&f.settings))
+            .collect();
+        assert_eq!(
+            images,
+            ["000000E0200000", "0000E0EE000100", "00033023800000"]
+        );
     }
 }
