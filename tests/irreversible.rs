@@ -236,7 +236,7 @@ fn summary_records_the_options_and_a_resume_with_others_is_refused() {
         );
         assert!(
             err.contains(
-                "re-run with this folder's options (--lock-ndef-permanently --freeze-settings)"
+                "re-run with --lock-ndef-permanently --freeze-settings to resume this batch"
             ),
             "{err}"
         );
@@ -290,9 +290,10 @@ fn summary_records_the_options_and_a_resume_with_others_is_refused() {
     let (code, _, err) = plain_batch(&["--freeze-settings", "--yes-irreversible"]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("was started with no irreversible option"),
+        err.contains("was started with no option; this run gives --freeze-settings"),
         "{err}"
     );
+    assert!(err.contains("re-run without these options"), "{err}");
 }
 
 #[test]

@@ -427,36 +427,33 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     args.trace.check_sealed(access.encrypt_to.is_some(), None)?;
     let mut journal = super::open_journal(&args.out, &access)?;
     args.trace.check_sealed(false, Some(&journal))?;
-    // The lifecycle options first: their refusal names every option to re-run with.
-    let lifecycle = match lifecycle.settle(&mut journal).map_err(super::journal_error)? {
-        Ok(l) => l,
-        Err(e) => {
-            return Err(CliError {
-                code: 2,
-                message: e.to_string(),
-                help: Some(format!(
-                    "re-run with {} to resume this batch, or give another --out to start a new batch with {}",
-                    journal.lifecycle().flags(),
-                    lifecycle.flags()
-                )),
-            })
-        }
+    // The batch's options, irreversible and lifecycle, are one record: a refusal names every
+    // option to re-run with.
+    let options = tag424::provision::options::BatchOptions {
+        irreversible: chosen.clone(),
+        lifecycle,
     };
-    tag424::provision::irreversible::check_and_record(&mut journal, &chosen).map_err(
-        |e| match e {
-            tag424::provision::irreversible::OptionsError::Journal(e) => super::journal_error(e),
-            e => CliError {
+    tag424::provision::options::settle(&mut journal, &options).map_err(|e| {
+        use tag424::provision::options::OptionsError;
+        match e {
+            OptionsError::Journal(e) => super::journal_error(e),
+            e @ OptionsError::Differs { .. } => CliError {
                 code: 2,
                 message: e.to_string(),
                 help: Some(format!(
-                "re-run with this folder's options ({}), or start another batch with another --out",
-                tag424::provision::irreversible::recorded(&journal)
-                    .map(|c| c.flags())
-                    .unwrap_or_default()
-            )),
+                    "{} to resume this batch, or give another --out to start a new batch with {}",
+                    match tag424::provision::options::BatchOptions::recorded(&journal) {
+                        Ok(r) if r == tag424::provision::options::BatchOptions::none() =>
+                            "re-run without these options".to_string(),
+                        Ok(r) => format!("re-run with {}", r.flags()),
+                        Err(_) => "re-run with the options it was started with".to_string(),
+                    },
+                    options.flags()
+                )),
             },
-        },
-    )?;
+            e => CliError::input(e.to_string()),
+        }
+    })?;
     let has_codes = args.out.join(tag424::provision::batch::CODES_FILE).exists();
     let given = match (given, args.generate_xuids) {
         (Some(g), _) => Some(g),

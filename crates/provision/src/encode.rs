@@ -328,7 +328,7 @@ pub fn encode_tag<T: Transport, J: JournalAccess>(
 
 /// The batch's failed-authentication counter (`--failed-auth-limit`, SetConfiguration 0A),
 /// in the key-0 session; nothing when the batch leaves the chip's setting. Reversible, so
-/// not journaled as a step of its own: the batch's `lifecycle` record holds the value.
+/// not journaled as a step of its own: the batch's `batch_options` record holds the value.
 fn failed_auth_limit<'c, T: Transport>(
     s: Session<'c, T>,
     opts: &EncodeOptions,

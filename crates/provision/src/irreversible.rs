@@ -1,6 +1,6 @@
 //! The chip's irreversible options in one list. [`ALL`] drives the plan shown before the
 //! first tag, the typed confirmation (on a terminal) or `--yes-irreversible` (without one),
-//! the batch's `options` journal record (a resume with other options is refused), the
+//! the batch's options journal record (`crate::options`: a resume with other options is refused), the
 //! `irreversible` list of summary.json and the marks of `tag424 batch --dry-run`.
 //!
 //! Adding an option: one constant here and its line in [`ALL`]; the CLI maps its flag to it
@@ -8,12 +8,12 @@
 
 use crate::card::file_settings::{Access, FileSettings};
 
-use super::journal::{now, Journal, JournalError, Record, TagEntry};
+use super::journal::{Journal, TagEntry};
 
 /// One irreversible option: what the chip is told and can never undo.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Irreversible {
-    /// Its name in the journal's `options` record, summary.json and `--json` (stable).
+    /// Its name in the journal's options record, summary.json and `--json` (stable).
     pub id: &'static str,
     /// The `tag424 batch` flag that asks for it.
     pub flag: &'static str,
@@ -74,7 +74,7 @@ pub fn by_id(id: &str) -> Option<&'static Irreversible> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chosen(Vec<&'static Irreversible>);
 
-/// A journal's `options` record names an option this tag424 does not know.
+/// A journal's options record names an option this tag424 does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the journal's options name {0:?}, an irreversible option this tag424 does not know: use the tag424 that started the batch")]
 pub struct UnknownOption(pub String);
@@ -85,7 +85,7 @@ impl Chosen {
         Chosen(ALL.iter().copied().filter(|o| on(o)).collect())
     }
 
-    /// The options a journal's `options` record names.
+    /// The options a journal's options record names.
     pub fn from_ids(ids: &[String]) -> Result<Chosen, UnknownOption> {
         for id in ids {
             by_id(id).ok_or_else(|| UnknownOption(id.clone()))?;
@@ -169,35 +169,14 @@ impl Locks {
     }
 }
 
-/// A run's irreversible options differ from the ones its batch folder was started with.
-#[derive(Debug, thiserror::Error)]
-pub enum OptionsError {
-    /// Every tag of a batch gets the same irreversible options.
-    #[error("{dir} was started with {recorded}; this run asks for {given}: every tag of a batch gets the same irreversible options")]
-    Differs {
-        /// The batch folder.
-        dir: String,
-        /// The folder's options, as flags.
-        recorded: String,
-        /// This run's, as flags.
-        given: String,
-    },
-    /// The journal names an option this tag424 does not know.
-    #[error(transparent)]
-    Unknown(#[from] UnknownOption),
-    /// The options record could not be written.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-}
-
-/// The folder's irreversible options: its `options` record, or for a folder without one
-/// (an older tag424's) what its planned tags were planned with.
+/// The folder's irreversible options: its `batch_options` record (or an earlier tag424's
+/// `options` record), or for a folder without one what its planned tags were planned with.
 pub fn recorded(journal: &Journal) -> Result<Chosen, UnknownOption> {
     let tags: Vec<_> = journal.tags().collect();
     of_folder(journal.options(), &tags)
 }
 
-/// A folder's irreversible options from its `options` record (`options`), or, for a folder
+/// A folder's irreversible options from its options record (`options`), or, for a folder
 /// of an older tag424 without one, from what its tags were planned with.
 pub fn of_folder(options: Option<&[String]>, tags: &[&TagEntry]) -> Result<Chosen, UnknownOption> {
     if let Some(ids) = options {
@@ -208,27 +187,6 @@ pub fn of_folder(options: Option<&[String]>, tags: &[&TagEntry]) -> Result<Chose
             || (o.id == LOCK_NDEF.id && tags.iter().any(|t| t.locks.ndef))
             || (o.id == FREEZE_SETTINGS.id && tags.iter().any(|t| t.locks.settings))
     }))
-}
-
-/// Checks this run's options against the folder's (a folder with no tag planned yet takes
-/// them), and journals them (the `options` record) before the first tag is planned.
-pub fn check_and_record(journal: &mut Journal, given: &Chosen) -> Result<(), OptionsError> {
-    let recorded = recorded(journal)?;
-    let started = journal.options().is_some() || journal.tags().next().is_some();
-    if started && recorded != *given {
-        return Err(OptionsError::Differs {
-            dir: journal.dir().display().to_string(),
-            recorded: recorded.flags(),
-            given: given.flags(),
-        });
-    }
-    if journal.options().is_none() && !given.is_empty() {
-        journal.append(Record::Options {
-            irreversible: given.ids(),
-            time: now(),
-        })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod layout;
 pub mod lifecycle;
 pub mod lock;
 pub mod lrp;
+pub mod options;
 mod random_uid;
 pub mod rehearse;
 pub mod report;

@@ -1,6 +1,7 @@
 //! The chip's lifecycle options of a batch (`tag424 batch --random-uid`,
-//! `--read-counter-limit N`, `--failed-auth-limit N[,DECR]`): one value per batch, recorded in its journal before its first
-//! tag is planned, so a resumed batch keeps them and a different value is refused; and the
+//! `--read-counter-limit N`, `--failed-auth-limit N[,DECR]`): one value per batch, recorded in
+//! its journal with the irreversible ones (`crate::options`), so a resumed batch keeps them and
+//! a different value is refused; and the
 //! finding of a tag that answers with a random ID.
 //!
 //! **Random ID** (SetConfiguration option `00`, data `02`, NT4H2421Gx §10.5.1 Table 50) is
@@ -56,16 +57,6 @@ pub const MAX_READ_CTR_LIMIT: u32 = 0xFF_FFFE;
 /// A lifecycle option that does not fit this batch.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LifecycleError {
-    /// A resumed batch given other lifecycle options than it was started with.
-    #[error(
-        "this batch was started with {recorded} (recorded in its journal); this run gives {given}"
-    )]
-    Differs {
-        /// The options the journal records, as flags.
-        recorded: String,
-        /// The options of this run, as flags.
-        given: String,
-    },
     /// A read counter limit out of range.
     #[error("--read-counter-limit {0}: must be from {MIN_READ_CTR_LIMIT} to {MAX_READ_CTR_LIMIT} (the encoding's own read-back is read 1; the counter has 24 bits)")]
     Limit(u32),
@@ -110,34 +101,6 @@ impl Lifecycle {
             }
             _ => Ok(()),
         }
-    }
-
-    /// The options this run uses with `journal`: the given ones when the journal records the
-    /// same, or when no tag is planned yet (then they are recorded first); otherwise refused.
-    pub fn settle(
-        &self,
-        journal: &mut super::Journal,
-    ) -> Result<Result<Lifecycle, LifecycleError>, super::journal::JournalError> {
-        if let Err(e) = self.check() {
-            return Ok(Err(e));
-        }
-        let recorded = journal.lifecycle();
-        if recorded == *self {
-            return Ok(Ok(*self));
-        }
-        if journal.tags().next().is_some() {
-            return Ok(Err(LifecycleError::Differs {
-                recorded: recorded.flags(),
-                given: self.flags(),
-            }));
-        }
-        journal.append(super::journal::Record::Lifecycle {
-            random_uid: self.random_uid,
-            read_ctr_limit: self.read_ctr_limit,
-            failed_auth: self.failed_auth,
-            time: super::journal::now(),
-        })?;
-        Ok(Ok(*self))
     }
 }
 

@@ -95,9 +95,11 @@ pub struct Journal {
     pub created: bool,
     /// A write or flush failed: nothing more is appended (see [`Journal::append`]).
     failed: Option<String>,
-    /// The batch's lifecycle options (its last `lifecycle` record; none: both off).
+    /// The batch's lifecycle options (its last `batch_options` record, or an earlier tag424's
+    /// `lifecycle` record; none: all off).
     lifecycle: Lifecycle,
-    /// The batch's irreversible options, as its `options` record names them.
+    /// The batch's irreversible options, as its `batch_options` record (or an earlier
+    /// tag424's `options` record) names them.
     options: Option<Vec<String>>,
 }
 
@@ -363,6 +365,21 @@ impl Journal {
     fn apply(&mut self, r: Record) {
         match r {
             Record::Sealed { .. } => {}
+            Record::BatchOptions {
+                irreversible,
+                read_ctr_limit,
+                failed_auth,
+                ..
+            } => {
+                self.lifecycle = Lifecycle {
+                    random_uid: irreversible
+                        .iter()
+                        .any(|id| id == crate::irreversible::RANDOM_UID.id),
+                    read_ctr_limit,
+                    failed_auth,
+                };
+                self.options = Some(irreversible);
+            }
             Record::Options { irreversible, .. } => self.options = Some(irreversible),
             Record::Planned {
                 uid,
@@ -562,8 +579,9 @@ impl Journal {
         self.sealed_to.as_ref()
     }
 
-    /// The batch's irreversible options (ids), as its `options` record names them; `None`
-    /// for a folder without one (a new batch, or one of an older tag424).
+    /// The batch's irreversible options (ids), as its `batch_options` record (or an earlier
+    /// tag424's `options` record) names them; `None` for a folder without one (a new batch,
+    /// or one of a tag424 older still).
     pub fn options(&self) -> Option<&[String]> {
         self.options.as_deref()
     }

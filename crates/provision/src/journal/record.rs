@@ -52,8 +52,23 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Locks::is_none")]
         locks: Locks,
     },
-    /// The batch's irreversible options (ids of `provision::irreversible::ALL`), written
-    /// before its first tag is planned: a run with other options is refused.
+    /// The batch's options, one record written before its first tag is planned (again, if a
+    /// run changes them while no tag is planned yet); once a tag is planned a run with other
+    /// options is refused (`provision::options`).
+    BatchOptions {
+        /// The irreversible ones: ids of `provision::irreversible::ALL`.
+        irreversible: Vec<String>,
+        /// SDMReadCtrLimit of every tag's NDEF file (`--read-counter-limit`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_ctr_limit: Option<u32>,
+        /// The failed-authentication counter of every tag (`--failed-auth-limit`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed_auth: Option<crate::lifecycle::FailedAuthConfig>,
+        /// Seconds since the Unix epoch.
+        time: u64,
+    },
+    /// Read in folders of an earlier tag424, which held the options in two records (this and
+    /// `lifecycle`): the irreversible option ids.
     Options {
         /// The option ids (`lrp`, `lock-ndef`, `freeze-settings`).
         irreversible: Vec<String>,
@@ -67,9 +82,8 @@ pub enum Record {
         /// Seconds since the Unix epoch.
         time: u64,
     },
-    /// The batch's lifecycle options (`batch --random-uid`, `--read-counter-limit`,
-    /// `--failed-auth-limit`), written
-    /// before its first tag is planned; a resumed batch must give the same ones.
+    /// Read in folders of an earlier tag424 (see `options`): the lifecycle options
+    /// (`batch --random-uid`, `--read-counter-limit`, `--failed-auth-limit`).
     Lifecycle {
         /// Random ID is switched on for every tag (IRREVERSIBLE on the chip).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -177,10 +191,12 @@ pub struct Check {
     pub torn_files: Vec<PathBuf>,
     /// The age recipients of an encrypted batch (`None`: keys in clear).
     pub encrypted_to: Option<Vec<String>>,
-    /// The batch's irreversible options (ids) as its `options` record names them (`None`: no
-    /// such record; `irreversible::of_folder` reads them from the tags then).
+    /// The batch's irreversible options (ids) as its `batch_options` record (or an earlier
+    /// tag424's `options` record) names them (`None`: no such record;
+    /// `irreversible::of_folder` reads them from the tags then).
     pub options: Option<Vec<String>>,
-    /// The batch's lifecycle options as its `lifecycle` record holds them.
+    /// The batch's lifecycle options as its `batch_options` record (or an earlier tag424's
+    /// `lifecycle` record) holds them.
     pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
