@@ -316,7 +316,8 @@ fn an_lrp_session_is_followed_through_encrypted_commands_and_answers() {
     use tag424::transport::replay::check::check;
     let mut state = ChipState::factory([0x04, 1, 2, 3, 4, 5, 6]);
     state.lrp = true;
-    let log: Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>> = Arc::default();
+    type Log = Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
+    let log = Log::default();
     let sink = log.clone();
     let mut card = Card::new(SimTransport::new(SimChip::new(state))).with_observer(move |e| {
         sink.lock()
@@ -349,8 +350,7 @@ fn an_lrp_session_is_followed_through_encrypted_commands_and_answers() {
     let s = s.authenticate_non_first(0, &AesKey::FACTORY).unwrap();
     let (s, _) = s.read_data(3, 0, 40, CommMode::Full).unwrap();
     s.change_own_key(&new0, 1).unwrap();
-    let card = card.authenticate_lrp_first(0, &new0).unwrap().end();
-    drop(card);
+    card.authenticate_lrp_first(0, &new0).unwrap().end();
 
     let fx = Fixture {
         meta: vec![("document".into(), "simulated LRP tag, test".into())],
