@@ -136,8 +136,10 @@ pub(super) fn learn_key(
     cdata: &[u8],
     keys: &mut [Vec<AesKey>],
 ) -> Result<usize, String> {
-    let key_no = (cdata[0] & 0x0F) as usize;
-    let enc = &cdata[1..cdata.len() - 8];
+    let (key_no, enc) = match cdata {
+        [no, enc @ .., _, _, _, _, _, _, _, _] => ((no & 0x0F) as usize, enc),
+        _ => return Err("ChangeKey data too short".into()),
+    };
     let plain = s
         .decrypt_command(ctr, enc)
         .map_err(|e| format!("ChangeKey: {e}"))?;
@@ -193,5 +195,31 @@ mod tests {
         assert_eq!(encrypted_blocks(0x51, &[], &[0; 16]), Some(1));
         assert_eq!(encrypted_blocks(0xF5, &[2], &[0; 7]), Some(0));
         assert_eq!(encrypted_blocks(0x3C, &[0], &[0; 64]), None);
+    }
+
+    #[test]
+    fn a_short_change_key_is_an_error_not_a_panic() {
+        let lrp = Sess {
+            keys: Keys::Lrp(
+                Box::new(LrpSessionKeys::from_master(&AesKey::FACTORY)),
+                Ok([0, 0, 0, 1]),
+            ),
+            ti: [0; 4],
+            ctr: 0,
+            key_no: 0,
+        };
+        let mut keys = vec![vec![AesKey::FACTORY]; 5];
+        for n in 0..10 {
+            assert!(learn_key(&lrp, 0, &vec![1; n], &mut keys).is_err());
+        }
+        let unknown = Sess {
+            keys: Keys::Lrp(
+                Box::new(LrpSessionKeys::from_master(&AesKey::FACTORY)),
+                Err(7),
+            ),
+            ..lrp
+        };
+        let e = learn_key(&unknown, 0, &[1; 41], &mut keys).unwrap_err();
+        assert!(e.contains("unknown since exchange 7"), "{e}");
     }
 }
