@@ -205,7 +205,7 @@ fn every_fixture_in_the_folder_replays() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(replayed >= 7, "{replayed} fixtures");
+    assert!(replayed >= 8, "{replayed} fixtures");
 }
 
 /// The check catches what it claims to: a changed MAC byte, a key it does not know, a
@@ -253,4 +253,116 @@ fn keys_set_by_change_key_are_learnt() {
     let done = check(&fx).unwrap();
     assert_eq!(done.keys_learnt, 2, "{done:?}");
     assert_eq!(done.authentications, 2, "{done:?}");
+}
+
+/// AN12321 Table 2 (AuthenticateLRPFirst) on the host side: given the published RndA, the
+/// host sends exactly the published commands and accepts the chip's answer (TI, EncCtr 1).
+#[test]
+fn an12321_lrp_first() {
+    let (_, fx) = fixture!("an12321-t2-auth-lrp.apdu");
+    let mut card = Card::new(Replay::new(&fx)).with_rng(rng(&fx));
+    let s = card.authenticate_lrp_first(0, &AesKey::FACTORY).unwrap();
+    assert_eq!(hex::encode_upper(s.ti()), fx.meta("ti").unwrap());
+    assert_eq!((s.cmd_ctr(), s.enc_ctr()), (0, [0, 0, 0, 1]));
+    s.end();
+    done(card);
+}
+
+/// The folder replay opens the published LRP authentication with the factory key and names
+/// a changed byte of either proof; the key number in part 1 (03 or 00 in the sources) does
+/// not matter, both keys being all-zero on that tag.
+#[test]
+fn the_folder_replay_opens_an12321_and_refuses_a_changed_proof() {
+    use tag424::transport::replay::check::check;
+    let (_, fx) = fixture!("an12321-t2-auth-lrp.apdu");
+    let done = check(&fx).unwrap();
+    assert_eq!((done.authentications, done.macs), (1, 0), "{done:?}");
+    let mut key3 = fx.clone();
+    key3.exchanges[0].0[5] = 0x03;
+    assert_eq!(check(&key3).unwrap().authentications, 1);
+    // The last byte of PCDResponse (before Le): no key opens it.
+    let mut bad = fx.clone();
+    let c = &mut bad.exchanges[1].0;
+    let n = c.len();
+    c[n - 2] ^= 1;
+    let e = check(&bad).unwrap_err().to_string();
+    assert!(
+        e.starts_with("exchange 1 ")
+            && e.contains("no key the fixture knows for key 0 opens this LRP"),
+        "{e}"
+    );
+    // The chip's PICCResponse, or its PICCData (which the PICCResponse covers).
+    for at in [20, 3] {
+        let mut bad = fx.clone();
+        bad.exchanges[1].1[at] ^= 1;
+        let e = check(&bad).unwrap_err().to_string();
+        assert!(e.contains("chip's proof (PICCResponse)"), "{e}");
+    }
+    // RndB changed in part 1: the host's PCDResponse verifies under no key.
+    let mut bad = fx.clone();
+    bad.exchanges[0].1[1] ^= 1;
+    assert!(check(&bad).unwrap_err().to_string().contains("no key"));
+}
+
+/// A simulated LRP session with encrypted parts both ways before a ChangeKey: the replay
+/// follows EncCtr through Full-mode commands (ChangeFileSettings, WriteData) and Full-mode
+/// answers (ReadData, GetCardUID), past MAC mode (GetFileSettings), so the ChangeKey
+/// cryptogram decrypts and its key is learnt; a NonFirst restarts EncCtr at 0.
+#[test]
+fn an_lrp_session_is_followed_through_encrypted_commands_and_answers() {
+    use std::sync::{Arc, Mutex};
+    use tag424::card::file_settings::{Access, AccessRights};
+    use tag424::sim::{ChipState, SimChip, SimTransport};
+    use tag424::transport::replay::check::check;
+    let mut state = ChipState::factory([0x04, 1, 2, 3, 4, 5, 6]);
+    state.lrp = true;
+    type Log = Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
+    let log = Log::default();
+    let sink = log.clone();
+    let mut card = Card::new(SimTransport::new(SimChip::new(state))).with_observer(move |e| {
+        sink.lock()
+            .unwrap()
+            .push((e.command.to_vec(), e.response.to_vec()))
+    });
+    card.select_ndef_application().unwrap();
+    let new1 = AesKey::new([0x11; 16]);
+    let new0 = AesKey::new([0x22; 16]);
+    let s = card.authenticate_lrp_first(0, &AesKey::FACTORY).unwrap();
+    let (s, mut fs) = s.get_file_settings(3).unwrap();
+    fs.comm_mode = CommMode::Full;
+    fs.access = AccessRights {
+        read: Access::Key(0),
+        write: Access::Key(0),
+        read_write: Access::Key(0),
+        change: Access::Key(0),
+    };
+    let s = s.change_file_settings(3, &fs).unwrap();
+    let data: Vec<u8> = (0..40u8).collect();
+    let s = s.write_data(3, 0, &data, CommMode::Full).unwrap();
+    let (s, back) = s.read_data(3, 0, 40, CommMode::Full).unwrap();
+    assert_eq!(back, data);
+    let (s, _) = s.get_card_uid().unwrap();
+    // 1 (PICCData) + 1 (settings) + 3 (40 bytes written) + 3 (read) + 1 (UID).
+    assert_eq!(s.enc_ctr(), [0, 0, 0, 9]);
+    let s = s.change_key(1, &AesKey::FACTORY, &new1, 1).unwrap();
+    let s = s.authenticate_non_first(1, &new1).unwrap();
+    let (s, _) = s.get_file_settings(2).unwrap();
+    let s = s.authenticate_non_first(0, &AesKey::FACTORY).unwrap();
+    let (s, _) = s.read_data(3, 0, 40, CommMode::Full).unwrap();
+    s.change_own_key(&new0, 1).unwrap();
+    card.authenticate_lrp_first(0, &new0).unwrap().end();
+
+    let fx = Fixture {
+        meta: vec![("document".into(), "simulated LRP tag, test".into())],
+        exchanges: log.lock().unwrap().clone(),
+    };
+    let done = check(&fx).unwrap();
+    // Authentications: First, NonFirst key 1 (learnt), NonFirst, First with the new key 0.
+    // MACs: GetFileSettings 2, ChangeFileSettings 2, WriteData 2, ReadData 2, GetCardUID 2,
+    // ChangeKey 2; GetFileSettings 2; ReadData 2, ChangeKey (own key) 1.
+    assert_eq!(
+        (done.authentications, done.macs, done.keys_learnt),
+        (4, 17, 2),
+        "{done:?}"
+    );
 }

@@ -512,6 +512,44 @@ pub fn auth_pcd_response(
     Ok(keys.mac().cmac(&concat_rnd(rnd_a, rnd_b)))
 }
 
+/// Constant-time check of the PCD response of part 2 (see [`auth_pcd_response`]): how the chip,
+/// or a replay of a recorded exchange, tells that the host knew the key. Returns `Ok(false)` on
+/// mismatch (including a response of the wrong length).
+pub fn verify_auth_pcd_response(
+    keys: &LrpSessionKeys,
+    rnd_a: &[u8],
+    rnd_b: &[u8],
+    response: &[u8],
+) -> Result<bool, LrpError> {
+    let expected = auth_pcd_response(keys, rnd_a, rnd_b)?;
+    Ok(response.len() == expected.len() && bool::from(expected.ct_eq(response)))
+}
+
+/// PICC response of AuthenticateLRPNonFirst part 2: `CMAC_LRP(SesAuthMACKey, RndB || RndA)`,
+/// full 16 bytes (NonFirst has no PICCData; datasheet §9.2.6).
+pub fn auth_picc_response_non_first(
+    keys: &LrpSessionKeys,
+    rnd_a: &[u8],
+    rnd_b: &[u8],
+) -> Result<[u8; 16], LrpError> {
+    check_len("RndA", rnd_a, 16)?;
+    check_len("RndB", rnd_b, 16)?;
+    Ok(keys.mac().cmac(&concat_rnd(rnd_b, rnd_a)))
+}
+
+/// Constant-time verification of the PICC response of AuthenticateLRPNonFirst part 2 (see
+/// [`auth_picc_response_non_first`]). Returns `Ok(false)` on mismatch (including a response of
+/// the wrong length).
+pub fn verify_auth_picc_response_non_first(
+    keys: &LrpSessionKeys,
+    rnd_a: &[u8],
+    rnd_b: &[u8],
+    response: &[u8],
+) -> Result<bool, LrpError> {
+    let expected = auth_picc_response_non_first(keys, rnd_a, rnd_b)?;
+    Ok(response.len() == expected.len() && bool::from(expected.ct_eq(response)))
+}
+
 /// Expected PICC response of AuthenticateLRPFirst part 2:
 /// `CMAC_LRP(SesAuthMACKey, RndB || RndA || PICCData)`, full 16 bytes,
 /// where `PICCData` is the 16-byte **encrypted** PICCData that precedes the
@@ -835,6 +873,29 @@ mod tests {
         assert_eq!(pd.pcd_cap2, [0x02, 0, 0, 0, 0, 0]);
         assert_eq!(pd.enc_ctr, [0, 0, 0, 1]);
 
+        assert!(verify_auth_pcd_response(
+            &keys,
+            &rnd_a,
+            &rnd_b,
+            &hx("189B59DCEDC31A3D3F38EF8D4810B3B4")
+        )
+        .unwrap());
+        assert!(!verify_auth_pcd_response(
+            &keys,
+            &rnd_a,
+            &rnd_b,
+            &hx("189B59DCEDC31A3D3F38EF8D4810B3B5")
+        )
+        .unwrap());
+        assert!(!verify_auth_pcd_response(&keys, &rnd_a, &rnd_b, &[0u8; 15]).unwrap());
+        // NonFirst: the same message as First without the PICCData.
+        let mut msg = rnd_b.clone();
+        msg.extend_from_slice(&rnd_a);
+        let nf = auth_picc_response_non_first(&keys, &rnd_a, &rnd_b).unwrap();
+        assert_eq!(nf, keys.mac().cmac(&msg));
+        assert!(verify_auth_picc_response_non_first(&keys, &rnd_a, &rnd_b, &nf).unwrap());
+        assert!(!verify_auth_picc_response_non_first(&keys, &rnd_a, &rnd_b, &nf[..8]).unwrap());
+        assert!(auth_picc_response_non_first(&keys, &rnd_a[..15], &rnd_b).is_err());
         assert!(auth_session_vector(&rnd_a[..15], &rnd_b).is_err());
         assert!(derive_auth_session_keys(&key, &rnd_a, &rnd_b[..3]).is_err());
         assert!(decrypt_auth_picc_data(&keys, &[0u8; 17]).is_err());

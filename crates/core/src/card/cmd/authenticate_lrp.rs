@@ -19,7 +19,7 @@ use crate::card::session::SmKeys;
 use crate::card::{Card, CardError, Malformed, Session, Sw};
 use crate::crypto::lrp::{
     auth_pcd_response, decrypt_auth_picc_data, derive_auth_session_keys, verify_auth_picc_response,
-    LrpSessionKeys,
+    verify_auth_picc_response_non_first, LrpSessionKeys,
 };
 use crate::crypto::sdm::SdmMode;
 use crate::crypto::{ct_eq, AesKey};
@@ -160,10 +160,9 @@ impl<'c, T: Transport> Session<'c, T> {
             &[0x90, 0x77, 0x00, 0x00, 0x01, key_no, 0x00],
         )?;
         let (rnd_a, keys, data) = part2(card, NAME_NON_FIRST, key, &rnd_b, 16)?;
-        let mut msg = Zeroizing::new(Vec::with_capacity(32));
-        msg.extend_from_slice(&rnd_b[..]);
-        msg.extend_from_slice(&rnd_a[..]);
-        if !keys.mac().verify_cmac(&msg, &data) {
+        let ok = verify_auth_picc_response_non_first(&keys, &rnd_a[..], &rnd_b[..], &data)
+            .unwrap_or(false);
+        if !ok {
             return Err(CardError::AuthenticationProof { key_no });
         }
         Ok(Session {

@@ -1,19 +1,25 @@
 //! The replay every fixture of `hardware-fixtures/` gets, whoever recorded it: the session is
 //! followed exchange by exchange and every cryptographic byte of the recording is computed
-//! again. Each AES authentication must open with a key the fixture names (`@key N HEX`,
-//! `@new_key N HEX VER`), the factory key, or a key an earlier ChangeKey of the recording set
-//! (decrypted and checked by its CRC): the chip's proof (RndA') and the host's (RndB') must
-//! match. Inside a session (opened so, or given by `@session TI ENC MAC CTR`) the counter is
-//! followed and every command MAC and response MAC is recomputed. Exchanges outside a session
-//! are plain: only their shape is checked (a status word). A trace recorded without
-//! `--trace-keys` (`@redacted`) lacks the randoms and cannot be replayed; nor can an LRP
-//! authentication yet (it is named as such).
+//! again. Each authentication, AES (AuthenticateEV2First/NonFirst) or LRP
+//! (AuthenticateLRPFirst/NonFirst, told by part 1's answer `01 || RndB`), must open with a key
+//! the fixture names (`@key N HEX`, `@new_key N HEX VER`), the factory key, or a key an earlier
+//! ChangeKey of the recording set (decrypted and checked by its CRC): the host's proof
+//! (AES: RndB'; LRP: PCDResponse) and the chip's (AES: RndA'; LRP: PICCResponse) must match.
+//! Inside a session (opened so, or given by `@session TI ENC MAC CTR`, AES) the command counter
+//! is followed and every command MAC and response MAC is recomputed (AES-CMAC or CMAC_LRP); in
+//! LRP the EncCtr is followed too (+1 per encrypted block of a command or an answer), so that
+//! ChangeKey cryptograms decrypt with LRICB as they do with AES-CBC. Exchanges outside a
+//! session are plain: only their shape is checked (a status word). A trace recorded without
+//! `--trace-keys` (`@redacted`) lacks the randoms and cannot be replayed.
+
+mod auth;
+mod sm;
 
 use super::{parse_hex, Fixture};
-use crate::crypto::ev2::{
-    command_mac_input, derive_session_keys, iv_command, response_mac_input, SessionKeys,
-};
-use crate::crypto::{cbc_decrypt, crc32nk, ct_eq, mact, rotl1, AesKey};
+use crate::crypto::ev2::{command_mac_input, response_mac_input, SessionKeys};
+use crate::crypto::{ct_eq, AesKey};
+use auth::Recorded;
+use sm::{learn_key, Keys, Sess};
 
 /// Why a fixture does not replay.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,13 +72,6 @@ pub struct Checked {
 /// SetConfiguration, GetCardUID (NT4H2421Gx §10).
 const ALWAYS_SECURED: [u8; 4] = [0xC4, 0x5F, 0x5C, 0x51];
 
-struct Sess {
-    keys: SessionKeys,
-    ti: [u8; 4],
-    ctr: u16,
-    key_no: u8,
-}
-
 /// Replays `fx` (see the module text).
 pub fn check(fx: &Fixture) -> Result<Checked, CheckError> {
     if fx.meta(crate::card::trace::REDACTED).is_some() {
@@ -123,10 +122,10 @@ pub fn check(fx: &Fixture) -> Result<Checked, CheckError> {
                 ti: parse_hex(ti)
                     .and_then(|t| t.try_into().ok())
                     .ok_or_else(|| bad(why))?,
-                keys: SessionKeys {
+                keys: Keys::Aes(SessionKeys {
                     enc: enc.parse().map_err(|_| bad(why))?,
                     mac: mac.parse().map_err(|_| bad(why))?,
-                },
+                }),
                 ctr: ctr.parse().map_err(|_| bad(why))?,
                 key_no: 0xFF,
             })
@@ -164,11 +163,6 @@ pub fn check(fx: &Fixture) -> Result<Checked, CheckError> {
             .get(5..5 + lc)
             .ok_or_else(|| at("Lc runs past the command".into()))?;
         if ins == 0x71 || ins == 0x77 {
-            if lc > 2 && cdata.get(2) == Some(&0x02) {
-                return Err(at(
-                    "an LRP authentication: the replay follows AES sessions only so far".into(),
-                ));
-            }
             let key_no = cdata.first().copied().unwrap_or(0) & 0x0F;
             if sw != [0x91, 0xAF] {
                 sess = None; // refused (e.g. 91AD): no session
@@ -178,58 +172,31 @@ pub fn check(fx: &Fixture) -> Result<Checked, CheckError> {
             let (c2, r2) = ex
                 .get(i + 1)
                 .ok_or_else(|| at("part 1 without part 2".into()))?;
-            let e_rnd_b: [u8; 16] = data
-                .try_into()
-                .map_err(|_| at(format!("part 1 answered {} bytes, not 16", data.len())))?;
-            let part2 = c2
-                .get(5..37)
-                .filter(|_| c2.len() >= 37 && c2[1] == 0xAF)
-                .ok_or_else(|| at("part 2 is not 90 AF with 32 bytes".into()))?;
+            let recorded = Recorded {
+                first: ins == 0x71,
+                key_no,
+                part1: data,
+                c2,
+                r2,
+            };
             let candidates = keys.get(key_no as usize).map_or(&[][..], |v| &v[..]);
-            let opened = candidates.iter().find_map(|k| {
-                let rnd_b: [u8; 16] = cbc_decrypt(k, &[0; 16], &e_rnd_b).ok()?.try_into().ok()?;
-                let p = cbc_decrypt(k, &[0; 16], part2).ok()?;
-                let rnd_a: [u8; 16] = p[..16].try_into().ok()?;
-                ct_eq(&p[16..], &rotl1(&rnd_b)).then(|| (k.clone(), rnd_a, rnd_b))
-            });
-            let Some((key, rnd_a, rnd_b)) = opened else {
-                return Err(at(format!(
-                    "no key the fixture knows for key {key_no} opens this authentication (add `@key {key_no} HEX`)"
-                )));
+            let prev = sess.take();
+            // Which part of the exchange is wrong: part 1 (its answer) or part 2.
+            let at_part = |(part, what): (usize, String)| CheckError::At {
+                index: i + part,
+                command: hex::encode_upper(&ex[i + part].0[..ex[i + part].0.len().min(6)]),
+                what,
             };
-            let sw2 = [r2[r2.len() - 2], r2[r2.len() - 1]];
-            i += 2;
-            if sw2 != [0x91, 0x00] {
-                sess = None;
-                continue;
-            }
-            let answer = cbc_decrypt(&key, &[0; 16], &r2[..r2.len() - 2])
-                .map_err(|_| at("part 2's answer is not whole blocks".into()))?;
-            let first = ins == 0x71;
-            let proof = if first {
-                answer.get(4..20)
+            sess = if recorded.lrp() {
+                auth::open_lrp(&recorded, candidates, prev)
             } else {
-                answer.get(..16)
-            };
-            if !proof.is_some_and(|p| ct_eq(p, &rotl1(&rnd_a))) {
-                return Err(at("the chip's proof RndA' does not match".into()));
+                auth::open_aes(&recorded, candidates, prev)
             }
-            let keys = derive_session_keys(&key, &rnd_a, &rnd_b);
-            sess = Some(match (first, sess.take()) {
-                (false, Some(s)) => Sess {
-                    keys,
-                    ti: s.ti,
-                    ctr: s.ctr,
-                    key_no,
-                },
-                _ => Sess {
-                    keys,
-                    ti: answer[..4].try_into().unwrap_or([0; 4]),
-                    ctr: 0,
-                    key_no,
-                },
-            });
-            done.authentications += 1;
+            .map_err(at_part)?;
+            if sess.is_some() {
+                done.authentications += 1;
+            }
+            i += 2;
             continue;
         }
         let Some(s) = sess.as_mut() else {
@@ -252,10 +219,7 @@ pub fn check(fx: &Fixture) -> Result<Checked, CheckError> {
         let ctr = s.ctr;
         let maced = cdata.len() >= 8 && {
             let (body, mac) = cdata.split_at(cdata.len() - 8);
-            ct_eq(
-                &mact(&s.keys.mac, &command_mac_input(ins, ctr, &s.ti, &[], body)),
-                mac,
-            )
+            ct_eq(&s.mact(&command_mac_input(ins, ctr, &s.ti, &[], body)), mac)
         };
         if maced {
             done.macs += 1;
@@ -271,10 +235,7 @@ pub fn check(fx: &Fixture) -> Result<Checked, CheckError> {
             let answer_maced = !ends && resp.len() >= 8 && {
                 let (body, mac) = resp.split_at(resp.len() - 8);
                 ct_eq(
-                    &mact(
-                        &s.keys.mac,
-                        &response_mac_input(last_sw[1], s.ctr, &s.ti, body),
-                    ),
+                    &s.mact(&response_mac_input(last_sw[1], s.ctr, &s.ti, body)),
                     mac,
                 )
             };
@@ -287,14 +248,15 @@ pub fn check(fx: &Fixture) -> Result<Checked, CheckError> {
                 return Err(at("a MACed command's answer is shorter than its MAC".into()));
             }
             let (body, mac) = resp.split_at(resp.len() - 8);
-            let want = mact(
-                &s.keys.mac,
-                &response_mac_input(last_sw[1], s.ctr, &s.ti, body),
-            );
+            let want = s.mact(&response_mac_input(last_sw[1], s.ctr, &s.ti, body));
             if !ct_eq(&want, mac) {
                 return Err(at("the response MAC does not verify".into()));
             }
             done.macs += 1;
+        }
+        if maced && !ends {
+            let body = &resp[..resp.len().saturating_sub(8)];
+            s.follow_enc_ctr(index, ins, &cdata[..cdata.len() - 8], body);
         }
         // An error ends the session; so does a bare status to a MACed command (ChangeKey of
         // the authenticated key, the switch to LRP).
@@ -304,37 +266,4 @@ pub fn check(fx: &Fixture) -> Result<Checked, CheckError> {
         i = j + 1;
     }
     Ok(done)
-}
-
-/// A ChangeKey cryptogram decrypted with the session: the new key, checked by its CRC against
-/// each known old key (another key), becomes a candidate for its number. Returns 1 when learnt.
-fn learn_key(s: &Sess, ctr: u16, cdata: &[u8], keys: &mut [Vec<AesKey>]) -> Result<usize, String> {
-    let key_no = (cdata[0] & 0x0F) as usize;
-    let enc = &cdata[1..cdata.len() - 8];
-    let iv = iv_command(&s.keys.enc, &s.ti, ctr);
-    let plain = zeroize::Zeroizing::new(
-        cbc_decrypt(&s.keys.enc, &iv, enc).map_err(|_| "ChangeKey data is not whole blocks")?,
-    );
-    if plain.len() < 16 || key_no >= keys.len() {
-        return Err("ChangeKey data too short".into());
-    }
-    let x: [u8; 16] = plain[..16].try_into().map_err(|_| "ChangeKey data")?;
-    let new = if key_no as u8 == s.key_no {
-        AesKey::new(x)
-    } else {
-        let crc = plain.get(17..21).ok_or("ChangeKey data too short")?;
-        keys[key_no]
-            .iter()
-            .map(|old| {
-                let mut k = x;
-                k.iter_mut().zip(old.as_bytes()).for_each(|(a, b)| *a ^= b);
-                AesKey::new(k)
-            })
-            .find(|k| ct_eq(&crc32nk(k.as_bytes()), crc))
-            .ok_or(format!(
-                "ChangeKey of key {key_no}: no known old key gives a new key with the sent CRC"
-            ))?
-    };
-    keys[key_no].push(new);
-    Ok(1)
 }
