@@ -429,10 +429,8 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     args.trace.check_sealed(false, Some(&journal))?;
     // The batch's options, irreversible and lifecycle, are one record: a refusal names every
     // option to re-run with.
-    let options = tag424::provision::options::BatchOptions {
-        irreversible: chosen.clone(),
-        lifecycle,
-    };
+    let options = tag424::provision::options::BatchOptions::new(chosen.clone(), lifecycle);
+    let lifecycle = options.lifecycle();
     tag424::provision::options::settle(&mut journal, &options).map_err(|e| {
         use tag424::provision::options::OptionsError;
         match e {

@@ -170,7 +170,9 @@ pub fn encode(a: EncodeArgs) -> Result<u8, CliError> {
     }
     // A batch with irreversible options encodes (and finishes) its tags with `tag424 batch`,
     // where they are shown and confirmed.
-    if let Ok(recorded) = tag424::provision::irreversible::recorded(&journal) {
+    {
+        let recorded = tag424::provision::irreversible::recorded(&journal)
+            .map_err(|e| CliError::input(e.to_string()))?;
         if !recorded.is_empty() {
             return Err(CliError {
                 code: 2,

@@ -15,20 +15,40 @@ use super::lifecycle::{Lifecycle, LifecycleError};
 /// Every option a batch gives all of its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchOptions {
-    /// What the chip can never undo (LRP, Random ID, the locks).
-    pub irreversible: Chosen,
-    /// The lifecycle options; its `random_uid` is the irreversible list's Random ID.
-    pub lifecycle: Lifecycle,
+    irreversible: Chosen,
+    lifecycle: Lifecycle,
 }
 
 impl BatchOptions {
+    /// The options; Random ID is the irreversible list's (the lifecycle's own `random_uid`
+    /// is set from it, so the two never disagree).
+    pub fn new(irreversible: Chosen, lifecycle: Lifecycle) -> BatchOptions {
+        BatchOptions {
+            lifecycle: Lifecycle {
+                random_uid: irreversible.has(&RANDOM_UID),
+                ..lifecycle
+            },
+            irreversible,
+        }
+    }
+
+    /// What the chip can never undo (LRP, Random ID, the locks).
+    pub fn irreversible(&self) -> &Chosen {
+        &self.irreversible
+    }
+
+    /// The lifecycle options (Random ID as the irreversible list says).
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+
     /// The options a folder holds: its options record(s), or for an older folder without one
     /// what its tags were planned with.
     pub fn recorded(journal: &Journal) -> Result<BatchOptions, UnknownOption> {
-        Ok(BatchOptions {
-            irreversible: irreversible::recorded(journal)?,
-            lifecycle: journal.lifecycle(),
-        })
+        Ok(BatchOptions::new(
+            irreversible::recorded(journal)?,
+            journal.lifecycle(),
+        ))
     }
 
     /// The options as the command line gives them, each once (`no option` when none).
@@ -78,11 +98,6 @@ pub enum OptionsError {
 /// not what the folder already says.
 pub fn settle(journal: &mut Journal, given: &BatchOptions) -> Result<(), OptionsError> {
     given.lifecycle.check()?;
-    debug_assert_eq!(
-        given.lifecycle.random_uid,
-        given.irreversible.has(&RANDOM_UID),
-        "one Random ID flag"
-    );
     let recorded = BatchOptions::recorded(journal)?;
     if recorded == *given {
         return Ok(());
@@ -106,10 +121,7 @@ pub fn settle(journal: &mut Journal, given: &BatchOptions) -> Result<(), Options
 impl BatchOptions {
     /// No option at all: a plain AES batch.
     pub fn none() -> BatchOptions {
-        BatchOptions {
-            irreversible: Chosen::from_fn(|_| false),
-            lifecycle: Lifecycle::default(),
-        }
+        BatchOptions::new(Chosen::from_fn(|_| false), Lifecycle::default())
     }
 }
 
@@ -121,27 +133,30 @@ mod tests {
     use crate::keys::KeySet;
 
     fn plan_one(j: &mut Journal) {
+        plan(j, false, Default::default());
+    }
+
+    fn plan(j: &mut Journal, lrp: bool, locks: crate::irreversible::Locks) {
         j.append(Record::Planned {
             uid: "04AABBCCDDEE80".into(),
             xuid: "tagaaaaa".into(),
             keys: PlannedKeys::Clear(KeySet::random()),
             time: 1,
-            lrp: false,
-            locks: Default::default(),
+            lrp,
+            locks,
         })
         .unwrap();
     }
 
     fn options(ids: &[&str], read_ctr_limit: Option<u32>) -> BatchOptions {
-        let irreversible = Chosen::from_fn(|o| ids.contains(&o.id));
-        BatchOptions {
-            lifecycle: Lifecycle {
-                random_uid: irreversible.has(&RANDOM_UID),
+        BatchOptions::new(
+            Chosen::from_fn(|o| ids.contains(&o.id)),
+            Lifecycle {
+                random_uid: false, // set from the list
                 read_ctr_limit,
                 failed_auth: None,
             },
-            irreversible,
-        }
+        )
     }
 
     fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
@@ -219,5 +234,119 @@ mod tests {
         assert_eq!(BatchOptions::recorded(&j).unwrap(), old);
         settle(&mut j, &old).unwrap();
         assert_eq!(records(&dir).len(), 2, "nothing rewritten");
+    }
+
+    /// Folders of earlier tag424s with a planned tag: the records they have (both, one, or
+    /// neither: then the tags' plans) are their options; those resume, others are refused.
+    #[test]
+    fn earlier_folders_with_a_planned_tag_keep_their_options() {
+        let lifecycle = |random_uid, read_ctr_limit| Record::Lifecycle {
+            random_uid,
+            read_ctr_limit,
+            failed_auth: None,
+            time: 1,
+        };
+        let ids = |ids: &[&str]| Record::Options {
+            irreversible: ids.iter().map(|i| i.to_string()).collect(),
+            time: 1,
+        };
+        let locked = crate::irreversible::Locks {
+            ndef: true,
+            settings: true,
+        };
+        let cases = [
+            (
+                vec![lifecycle(true, Some(7)), ids(&[RANDOM_UID.id])],
+                (false, Default::default()),
+                options(&[RANDOM_UID.id], Some(7)),
+            ),
+            (
+                vec![lifecycle(false, Some(7))],
+                (false, Default::default()),
+                options(&[], Some(7)),
+            ),
+            (
+                vec![ids(&[LOCK_NDEF.id, FREEZE_SETTINGS.id])],
+                (false, locked),
+                options(&[LOCK_NDEF.id, FREEZE_SETTINGS.id], None),
+            ),
+            (vec![], (true, Default::default()), options(&[LRP.id], None)),
+            (
+                vec![],
+                (false, locked),
+                options(&[LOCK_NDEF.id, FREEZE_SETTINGS.id], None),
+            ),
+        ];
+        for (i, (records_before, (lrp, locks), theirs)) in cases.into_iter().enumerate() {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("b");
+            let mut j = Journal::open(&dir).unwrap();
+            for r in records_before {
+                j.append(r).unwrap();
+            }
+            plan(&mut j, lrp, locks);
+            drop(j);
+            let mut j = Journal::open(&dir).unwrap();
+            assert_eq!(BatchOptions::recorded(&j).unwrap(), theirs, "case {i}");
+            let n = records(&dir).len();
+            settle(&mut j, &theirs).unwrap();
+            assert_eq!(records(&dir).len(), n, "case {i}: resumed, nothing written");
+            for other in [
+                BatchOptions::none(),
+                options(&[LRP.id, RANDOM_UID.id], Some(9)),
+            ] {
+                if other != theirs {
+                    assert!(
+                        matches!(settle(&mut j, &other), Err(OptionsError::Differs { .. })),
+                        "case {i}: {other:?}"
+                    );
+                }
+            }
+            assert_eq!(records(&dir).len(), n, "case {i}: nothing written");
+        }
+    }
+
+    /// A record of a kind a newer tag424 writes: every reader refuses the folder, naming it,
+    /// and nothing is changed (not even a torn-tail healing).
+    #[test]
+    fn a_record_of_a_newer_tag424_is_refused_without_a_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("b");
+        let mut j = Journal::open(&dir).unwrap();
+        settle(&mut j, &options(&[LRP.id], None)).unwrap();
+        drop(j);
+        let path = dir.join(crate::journal::JOURNAL_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"{\"event\":\"quantum_options\",\"time\":1}\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let before: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        for e in [
+            Journal::open(&dir).map(|_| ()).unwrap_err(),
+            Journal::read_only(&dir).map(|_| ()).unwrap_err(),
+            Journal::check(&dir).map(|_| ()).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&e, JournalError::Newer { line: 2, event, .. } if event == "quantum_options"),
+                "{e:?}"
+            );
+            assert!(
+                e.help().contains("use the tag424 that wrote this folder"),
+                "{}",
+                e.help()
+            );
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the journal is unchanged"
+        );
+        let after: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(before, after, "no file added or removed");
     }
 }

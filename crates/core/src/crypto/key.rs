@@ -167,7 +167,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_type_holding_key_material_wipes_itself_when_dropped() {
+    fn every_type_holding_key_material_is_marked_zeroize_on_drop_and_a_key_zeroizes() {
         fn wipes_on_drop<T: ZeroizeOnDrop>() {}
         wipes_on_drop::<AesKey>();
         wipes_on_drop::<crate::crypto::lrp::Lrp>();

@@ -93,6 +93,16 @@ pub enum JournalError {
         /// The batch folder.
         dir: PathBuf,
     },
+    /// A record a newer tag424 wrote, of a kind this one does not know.
+    #[error("{}: line {line} is a `{event}` record, which a newer tag424 writes and this one does not know", path.display())]
+    Newer {
+        /// The journal.
+        path: PathBuf,
+        /// The line (from 1).
+        line: usize,
+        /// The record's kind.
+        event: String,
+    },
     /// `--encrypt-to` recipients other than the encrypted folder's.
     #[error("{dir} is encrypted to {recipients}, not to the --encrypt-to given ({given})")]
     OtherRecipients {
@@ -112,6 +122,10 @@ impl JournalError {
             JournalError::Corrupt { path, .. } => format!(
                 "nothing was changed; `tag424 journal check --out {}` lists every tag and the damage. Restore the journal from a backup or repair that line by hand",
                 path.parent().unwrap_or(Path::new(".")).display()
+            ),
+            JournalError::Newer { .. } => format!(
+                "nothing was changed; use the tag424 that wrote this folder, or a newer one (this is {})",
+                env!("CARGO_PKG_VERSION")
             ),
             JournalError::NotPrivate(e) | JournalError::Locked(LockError::NotPrivate(e)) => e.help(),
             JournalError::Locked(LockError::Io { .. }) => "check the --out path: it must be a folder you can write (a new name is created owner-only); fix its permissions or free space, then re-run the same command".into(),

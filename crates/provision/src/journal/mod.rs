@@ -103,6 +103,19 @@ pub struct Journal {
     options: Option<Vec<String>>,
 }
 
+/// [`JournalError::Newer`] when a newer tag424 wrote a record this one does not know: every
+/// reader refuses the journal then, before anything is changed (a torn tail is not healed).
+fn refuse_newer(path: &Path, parsed: &Parsed) -> Result<(), JournalError> {
+    match &parsed.newer {
+        Some((line, event)) => Err(JournalError::Newer {
+            path: path.to_path_buf(),
+            line: *line,
+            event: event.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Reads a journal file: `None` when the folder has none.
 fn read_file(path: &Path) -> Result<Option<Vec<u8>>, JournalError> {
     match std::fs::read(path) {
@@ -163,6 +176,7 @@ impl Journal {
         }
         let bytes = std::fs::read(&path).map_err(io(&path))?;
         let parsed = parse(&bytes);
+        refuse_newer(&path, &parsed)?;
         if let Some((line, what)) = parsed.damaged.first() {
             return Err(JournalError::Corrupt {
                 path,
@@ -256,6 +270,7 @@ impl Journal {
             return Err(JournalError::NotABatch(dir.to_path_buf()));
         };
         let parsed = parse(&bytes);
+        refuse_newer(&path, &parsed)?;
         if let Some((line, what)) = parsed.damaged.first() {
             return Err(JournalError::Corrupt {
                 path,
@@ -303,6 +318,7 @@ impl Journal {
             },
         };
         let parsed = parse(&bytes);
+        refuse_newer(&path, &parsed)?;
         let mut j = Journal::empty(dir, None, None);
         let encrypted_to = sealed_recipients(&parsed.records).map(<[String]>::to_vec);
         for r in parsed.records {

@@ -18,6 +18,10 @@ pub struct Parsed {
     pub damaged: Vec<(usize, String)>,
     /// Each record's link in the chain (one per record).
     pub links: Vec<Link>,
+    /// The first complete line that is a record of a kind this tag424 does not know (a newer
+    /// tag424 wrote it): (line, its `event`). Every reader refuses the journal then, changing
+    /// nothing (it is also counted as damage or a torn tail, as any line that does not parse).
+    pub newer: Option<(usize, String)>,
 }
 
 impl Parsed {
@@ -33,6 +37,15 @@ fn parse_record(line: &[u8]) -> Result<Record, String> {
         crate::tag_code::check(xuid).map_err(|e| e.to_string())?;
     }
     Ok(r)
+}
+
+/// The `event` of a well-formed record line whose kind this tag424 does not know.
+fn newer_event(line: &[u8], what: &str) -> Option<String> {
+    if !what.starts_with("unknown variant") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    Some(v.get("event")?.as_str()?.to_string())
 }
 
 /// Splits journal bytes: complete records, a torn tail (a last line without its newline, or a
@@ -85,6 +98,9 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 p.good_len = pos;
             }
             Err(what) => {
+                if p.newer.is_none() {
+                    p.newer = newer_event(line, &what).map(|e| (line_no, e));
+                }
                 if let Some((l, _, w)) = pending.take() {
                     p.damaged.push((l, w));
                 }
@@ -125,5 +141,29 @@ mod tests {
         let bad = r#"{"event":"verified","uid":"04","xuid":"-A1","read_ctr":1,"time":1}"#;
         let p = parse(format!("{bad}\n{REC}\n").as_bytes());
         assert_eq!(p.damaged.len(), 1);
+        assert_eq!(p.newer, None);
+    }
+
+    /// A record of a kind a newer tag424 writes is named as such, wherever it stands.
+    #[test]
+    fn a_newer_record_is_named() {
+        let newer = r#"{"event":"quantum_options","time":1}"#;
+        for text in [format!("{newer}\n{REC}\n"), format!("{REC}\n{newer}\n")] {
+            let p = parse(text.as_bytes());
+            assert_eq!(
+                p.newer,
+                Some((
+                    text.lines().position(|l| l == newer).unwrap() + 1,
+                    "quantum_options".into()
+                )),
+                "{text}"
+            );
+        }
+        // Bytes that are not a record at all are not "newer".
+        assert_eq!(parse(format!("{REC}\n{{\"ev\n").as_bytes()).newer, None);
+        assert_eq!(
+            parse(format!("{REC}\n{{\"event\":7}}\n{REC}\n").as_bytes()).newer,
+            None
+        );
     }
 }

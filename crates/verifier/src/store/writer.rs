@@ -10,8 +10,8 @@ use super::{Retention, ScanWrite, Store, StoreError, TagPatch};
 /// Most writes committed in one transaction.
 pub const MAX_GROUP: usize = 4096;
 /// The retention setting is applied at start, then when an eighth of its row bound has been
-/// written since (at least one row), or [`PRUNE_INTERVAL`] after the last time if anything was
-/// written. A prune reads the old part of the log (tens of milliseconds per million rows, on
+/// written since (at least [`MAX_GROUP`] rows, so a small bound does not prune at every
+/// commit), or at the first write [`PRUNE_INTERVAL`] or more after the last prune. A prune reads the old part of the log (tens of milliseconds per million rows, on
 /// the writer thread), so it must come with the rows written, not with the commits: under load
 /// a busy server commits thousands of times a second.
 pub const PRUNE_ROWS_FRACTION: u64 = 8;
@@ -37,7 +37,7 @@ impl PruneDue {
         self.written += n;
         let by_rows = retention
             .max_rows
-            .is_some_and(|rows| self.written >= (rows / PRUNE_ROWS_FRACTION).max(1));
+            .is_some_and(|rows| self.written >= (rows / PRUNE_ROWS_FRACTION).max(MAX_GROUP as u64));
         let by_time = self.written > 0 && self.last.elapsed() >= PRUNE_INTERVAL;
         if by_rows || by_time {
             *self = PruneDue::new();
@@ -246,11 +246,13 @@ mod tests {
         assert!((0..4_000).all(|_| !due.after(31, &rows)));
         assert!(due.after(1_000, &rows), "125,000 rows written");
         assert!(!due.after(1, &rows), "counted again from the prune");
-        // A tiny bound prunes after every commit that wrote a row, and never after none.
+        // A small bound waits for a full group's worth of rows, not one commit.
         let tiny = Retention {
             max_rows: Some(5),
             max_age_ms: None,
         };
+        let mut due = PruneDue::new();
+        assert!(!due.after(MAX_GROUP as u64 - 1, &tiny));
         assert!(due.after(1, &tiny));
         assert!(!due.after(0, &tiny));
         // The age bound alone waits for the interval.
