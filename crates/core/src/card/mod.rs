@@ -166,6 +166,9 @@ pub enum CardError {
     /// A caller's argument the command cannot encode (described).
     #[error("{0}")]
     InvalidArgument(String),
+    /// Command data (of this many bytes) that does not fit a short APDU; nothing was sent.
+    #[error("command data of {0} bytes does not fit a short APDU (255 at most)")]
+    TooLong(usize),
     /// File settings the chip would refuse; nothing was sent.
     #[error("file {file_no:02X}: {source}")]
     InvalidSettings {
@@ -418,7 +421,7 @@ impl<T: Transport> Card<T> {
         payload: &[u8],
         sensitive: bool,
     ) -> Result<(Vec<Vec<u8>>, Sw), CardError> {
-        let apdu = wrap_native(ins, payload).map_err(CardError::InvalidArgument)?;
+        let apdu = wrap_native(ins, payload)?;
         let (mut data, mut sw) = self.transceive(name, &apdu, sensitive)?;
         let mut frames = Vec::new();
         while sw == Sw::AdditionalFrame {
@@ -478,13 +481,10 @@ pub(crate) fn expect_no_data(command: &'static str, data: &[u8]) -> Result<(), C
     }
 }
 
-/// `90 INS 00 00 [Lc payload] 00`.
-pub fn wrap_native(ins: u8, payload: &[u8]) -> Result<Vec<u8>, String> {
+/// `90 INS 00 00 [Lc payload] 00`; command data over 255 bytes is [`CardError::TooLong`].
+pub fn wrap_native(ins: u8, payload: &[u8]) -> Result<Vec<u8>, CardError> {
     if payload.len() > 255 {
-        return Err(format!(
-            "command data of {} bytes does not fit a short APDU (255 at most)",
-            payload.len()
-        ));
+        return Err(CardError::TooLong(payload.len()));
     }
     let mut v = Vec::with_capacity(payload.len() + 6);
     v.extend_from_slice(&[0x90, ins, 0x00, 0x00]);
@@ -505,4 +505,23 @@ pub fn u24_le(v: u32) -> [u8; 3] {
 /// Reads a 24-bit little-endian field.
 pub fn read_u24_le(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], 0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_data_over_a_short_apdu_is_refused_before_sending() {
+        assert_eq!(
+            wrap_native(0x8D, &[0x11; 3]).unwrap(),
+            [0x90, 0x8D, 0x00, 0x00, 0x03, 0x11, 0x11, 0x11, 0x00]
+        );
+        let e = wrap_native(0x8D, &[0; 256]).unwrap_err();
+        assert!(matches!(e, CardError::TooLong(256)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "command data of 256 bytes does not fit a short APDU (255 at most)"
+        );
+    }
 }
