@@ -14,6 +14,8 @@ fn chip_for(fx: &Fixture) -> SimChip {
         .map(|u| u.try_into().unwrap())
         .unwrap_or([0x04, 1, 2, 3, 4, 5, 6]);
     let mut state = ChipState::factory(uid);
+    // `@chip_mode lrp`: a tag already switched to LRP (SetConfiguration option 05).
+    state.lrp = fx.meta("chip_mode") == Some("lrp");
     for line in fx.meta_all("chip_file_settings") {
         let (no, hex) = line.split_once(' ').unwrap();
         state.file_mut(no.parse().unwrap()).unwrap().settings = parse_hex(hex).unwrap();
@@ -79,6 +81,7 @@ chip_replays! {
     getcarduid => "an12196-t28-getcarduid.apdu",
     readsig => "an12196-readsig.apdu",
     select_ndef_app => "an12196-t9-select-ndef-app.apdu",
+    auth_lrp_first => "an12321-t2-auth-lrp.apdu",
 }
 
 // Every file of the folder is replayed by `tests/fixtures.rs::every_fixture_in_the_folder_replays`
