@@ -32,6 +32,11 @@ impl BatchOptions {
         }
     }
 
+    /// No option at all: a plain AES batch.
+    pub fn none() -> BatchOptions {
+        BatchOptions::new(Chosen::from_fn(|_| false), Lifecycle::default())
+    }
+
     /// What the chip can never undo (LRP, Random ID, the locks).
     pub fn irreversible(&self) -> &Chosen {
         &self.irreversible
@@ -116,13 +121,6 @@ pub fn settle(journal: &mut Journal, given: &BatchOptions) -> Result<(), Options
         time: now(),
     })?;
     Ok(())
-}
-
-impl BatchOptions {
-    /// No option at all: a plain AES batch.
-    pub fn none() -> BatchOptions {
-        BatchOptions::new(Chosen::from_fn(|_| false), Lifecycle::default())
-    }
 }
 
 #[cfg(test)]

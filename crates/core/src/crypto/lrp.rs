@@ -33,10 +33,9 @@ use cipher::{
 use cmac::digest::crypto_common::InnerInit;
 use cmac::{Cmac, CmacCore, Mac};
 use dbl::Dbl;
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::{aes_decrypt_block, aes_encrypt_block, pad_m2, truncate_mac, unpad_m2, AesKey};
+use super::{aes_decrypt_block, aes_encrypt_block, ct_eq, pad_m2, truncate_mac, unpad_m2, AesKey};
 
 /// AES / LRP block size in bytes.
 pub const BLOCK_SIZE: usize = 16;
@@ -302,14 +301,14 @@ impl Lrp {
     /// any other length.
     pub fn verify_mact(&self, msg: &[u8], mac: &[u8]) -> bool {
         let expected = self.mact(msg);
-        mac.len() == expected.len() && bool::from(expected.ct_eq(mac))
+        ct_eq(&expected, mac)
     }
 
     /// Constant-time check of a received full 16-byte CMAC_LRP. Returns
     /// `false` for any other length.
     pub fn verify_cmac(&self, msg: &[u8], mac: &[u8]) -> bool {
         let expected = self.cmac(msg);
-        mac.len() == expected.len() && bool::from(expected.ct_eq(mac))
+        ct_eq(&expected, mac)
     }
 
     fn lricb_check(counter: &[u8], data: &[u8]) -> Result<(), LrpError> {
@@ -522,7 +521,7 @@ pub fn verify_auth_pcd_response(
     response: &[u8],
 ) -> Result<bool, LrpError> {
     let expected = auth_pcd_response(keys, rnd_a, rnd_b)?;
-    Ok(response.len() == expected.len() && bool::from(expected.ct_eq(response)))
+    Ok(ct_eq(&expected, response))
 }
 
 /// PICC response of AuthenticateLRPNonFirst part 2: `CMAC_LRP(SesAuthMACKey, RndB || RndA)`,
@@ -547,7 +546,7 @@ pub fn verify_auth_picc_response_non_first(
     response: &[u8],
 ) -> Result<bool, LrpError> {
     let expected = auth_picc_response_non_first(keys, rnd_a, rnd_b)?;
-    Ok(response.len() == expected.len() && bool::from(expected.ct_eq(response)))
+    Ok(ct_eq(&expected, response))
 }
 
 /// Expected PICC response of AuthenticateLRPFirst part 2:
@@ -580,7 +579,7 @@ pub fn verify_auth_picc_response(
     response: &[u8],
 ) -> Result<bool, LrpError> {
     let expected = auth_picc_response(keys, rnd_a, rnd_b, picc_data_enc)?;
-    Ok(response.len() == expected.len() && bool::from(expected.ct_eq(response)))
+    Ok(ct_eq(&expected, response))
 }
 
 /// Decrypted PICCData of AuthenticateLRPFirst part 2.
