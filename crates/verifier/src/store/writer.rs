@@ -7,28 +7,33 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Retention, ScanWrite, Store, StoreError, TagPatch};
+
 /// Most writes committed in one transaction.
 pub const MAX_GROUP: usize = 4096;
 /// The retention setting is applied at start, then when an eighth of its row bound has been
 /// written since (at least [`MAX_GROUP`] rows, so a small bound does not prune at every
-/// commit), or at the first write [`PRUNE_INTERVAL`] or more after the last prune. A prune reads the old part of the log (tens of milliseconds per million rows, on
-/// the writer thread), so it must come with the rows written, not with the commits: under load
-/// a busy server commits thousands of times a second.
+/// commit), or at the first write [`PRUNE_INTERVAL`] or more after the last prune; with no
+/// write, the age bound alone every [`PRUNE_INTERVAL`]. A prune reads the old part of the log
+/// (tens of milliseconds per million rows, on the writer thread), so it must come with the rows
+/// written, not with the commits: under load a busy server commits thousands of times a second.
 pub const PRUNE_ROWS_FRACTION: u64 = 8;
-/// The longest time between two prunes while scans are written (the age bound's precision).
+/// The longest time between two prunes (the age bound's precision).
 pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// When the next prune is due.
 struct PruneDue {
     written: u64,
     last: std::time::Instant,
+    /// The longest time between two prunes ([`PRUNE_INTERVAL`]; shorter in tests).
+    interval: std::time::Duration,
 }
 
 impl PruneDue {
-    fn new() -> PruneDue {
+    fn new(interval: std::time::Duration) -> PruneDue {
         PruneDue {
             written: 0,
             last: std::time::Instant::now(),
+            interval,
         }
     }
 
@@ -38,12 +43,27 @@ impl PruneDue {
         let by_rows = retention
             .max_rows
             .is_some_and(|rows| self.written >= (rows / PRUNE_ROWS_FRACTION).max(MAX_GROUP as u64));
-        let by_time = self.written > 0 && self.last.elapsed() >= PRUNE_INTERVAL;
+        let by_time = self.written > 0 && self.last.elapsed() >= self.interval;
         if by_rows || by_time {
-            *self = PruneDue::new();
+            *self = PruneDue::new(self.interval);
             return true;
         }
         false
+    }
+
+    /// With no row written since the last prune: the age bound alone, once an interval has
+    /// passed since that prune (rows age out while no scan comes; the row bound cannot be
+    /// passed by a log that did not grow).
+    fn idle(&mut self, retention: &Retention) -> Option<Retention> {
+        if self.written > 0 || retention.max_age_ms.is_none() || self.last.elapsed() < self.interval
+        {
+            return None;
+        }
+        *self = PruneDue::new(self.interval);
+        Some(Retention {
+            max_rows: None,
+            max_age_ms: retention.max_age_ms,
+        })
     }
 }
 
@@ -52,6 +72,9 @@ enum Job {
     Scan(ScanWrite, Option<oneshot::Sender<Result<bool, ()>>>),
     /// A management API change, applied in order with the scans around it.
     Patch(TagPatch, oneshot::Sender<Result<(), StoreError>>),
+    /// Time passed (every [`PRUNE_INTERVAL`] while an age bound is set): lets an idle server
+    /// apply the age bound without waiting for the next write.
+    Tick,
     /// Commit what is queued and stop.
     Stop,
 }
@@ -78,20 +101,27 @@ pub struct WriterStats {
 
 type Reply = Option<oneshot::Sender<Result<bool, ()>>>;
 
-fn flush<S: Store>(store: &mut S, batch: &mut Vec<(ScanWrite, Reply)>, stats: &WriterStats) {
-    if batch.is_empty() {
+/// The writes of the next transaction and, in the same order, who waits for each.
+#[derive(Default)]
+struct Group {
+    writes: Vec<ScanWrite>,
+    replies: Vec<Reply>,
+}
+
+fn flush<S: Store>(store: &mut S, group: &mut Group, stats: &WriterStats) {
+    if group.writes.is_empty() {
         return;
     }
-    let writes: Vec<ScanWrite> = batch.iter().map(|(w, _)| w.clone()).collect();
-    let result = store.commit(&writes);
+    let result = store.commit(&group.writes);
     if let Err(err) = &result {
         tracing::error!("tag424 serve: store commit failed: {err}");
     }
     stats.commits.fetch_add(1, Ordering::Relaxed);
     stats
         .writes
-        .fetch_add(writes.len() as u64, Ordering::Relaxed);
-    for (i, (_, reply)) in batch.drain(..).enumerate() {
+        .fetch_add(group.writes.len() as u64, Ordering::Relaxed);
+    group.writes.clear();
+    for (i, reply) in group.replies.drain(..).enumerate() {
         if let Some(r) = reply {
             let _ = r.send(match &result {
                 Ok(acc) => Ok(acc[i]),
@@ -118,12 +148,16 @@ fn writer_loop<S: Store>(
     mut rx: mpsc::Receiver<Job>,
     stats: Arc<WriterStats>,
     retention: Retention,
+    interval: std::time::Duration,
 ) {
     prune(&mut store, &retention, &stats);
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    let mut batch: Vec<(ScanWrite, Reply)> = Vec::with_capacity(MAX_GROUP);
+    let mut group = Group {
+        writes: Vec::with_capacity(MAX_GROUP),
+        replies: Vec::with_capacity(MAX_GROUP),
+    };
     let mut stopping = false;
-    let mut due = PruneDue::new();
+    let mut due = PruneDue::new(interval);
     while !stopping {
         let Some(first) = rx.blocking_recv() else {
             break;
@@ -146,19 +180,40 @@ fn writer_loop<S: Store>(
         let written = jobs.iter().filter(|j| matches!(j, Job::Scan(..))).count() as u64;
         for j in jobs.drain(..) {
             match j {
-                Job::Scan(w, reply) => batch.push((w, reply)),
+                Job::Scan(w, reply) => {
+                    group.writes.push(w);
+                    group.replies.push(reply);
+                }
                 Job::Patch(p, reply) => {
-                    flush(&mut store, &mut batch, &stats);
+                    flush(&mut store, &mut group, &stats);
                     let _ = reply.send(store.update_tag(&p));
                 }
-                Job::Stop => {}
+                Job::Tick | Job::Stop => {}
             }
         }
-        flush(&mut store, &mut batch, &stats);
+        flush(&mut store, &mut group, &stats);
         if due.after(written, &retention) {
             prune(&mut store, &retention, &stats);
+        } else if let Some(age) = due.idle(&retention) {
+            prune(&mut store, &age, &stats);
         }
     }
+}
+
+/// Sends [`Job::Tick`] every `tick` until the writer is gone (a detached thread that holds
+/// no sender between ticks, so it never keeps the channel open).
+fn tick_every(tick: std::time::Duration, tx: mpsc::WeakSender<Job>) {
+    let ticker = move || loop {
+        std::thread::sleep(tick);
+        let Some(tx) = tx.upgrade() else { break };
+        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Job::Tick) {
+            break;
+        }
+    };
+    // Without a ticker the age bound waits for the next write, as before.
+    let _ = std::thread::Builder::new()
+        .name("tag424-store-tick".into())
+        .spawn(ticker);
 }
 
 impl Writer {
@@ -170,12 +225,24 @@ impl Writer {
 
     /// Starts the writer thread on `store`, pruning the scan log to `retention`.
     pub fn start_with<S: Store>(store: S, retention: Retention) -> Writer {
+        Writer::start_ticking(store, retention, PRUNE_INTERVAL)
+    }
+
+    /// [`Writer::start_with`], ticking every `tick` while an age bound is set.
+    fn start_ticking<S: Store>(
+        store: S,
+        retention: Retention,
+        interval: std::time::Duration,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(65536);
+        if retention.max_age_ms.is_some() {
+            tick_every(interval, tx.downgrade());
+        }
         let stats = Arc::new(WriterStats::default());
         let st = stats.clone();
         let thread = std::thread::Builder::new()
             .name("tag424-store".into())
-            .spawn(move || writer_loop(store, rx, st, retention))
+            .spawn(move || writer_loop(store, rx, st, retention, interval))
             .expect("spawn the store writer thread");
         Writer {
             tx,
@@ -241,7 +308,7 @@ mod tests {
             max_rows: Some(1_000_000),
             max_age_ms: None,
         };
-        let mut due = PruneDue::new();
+        let mut due = PruneDue::new(PRUNE_INTERVAL);
         // 4,000 commits of 31 rows: 124,000 rows, under an eighth of the bound.
         assert!((0..4_000).all(|_| !due.after(31, &rows)));
         assert!(due.after(1_000, &rows), "125,000 rows written");
@@ -251,7 +318,7 @@ mod tests {
             max_rows: Some(5),
             max_age_ms: None,
         };
-        let mut due = PruneDue::new();
+        let mut due = PruneDue::new(PRUNE_INTERVAL);
         assert!(!due.after(MAX_GROUP as u64 - 1, &tiny));
         assert!(due.after(1, &tiny));
         assert!(!due.after(0, &tiny));
@@ -267,5 +334,66 @@ mod tests {
         due.last = earlier;
         assert!(due.after(0, &age), "an interval after rows were written");
         assert!(!due.after(0, &age));
+    }
+
+    #[test]
+    fn with_no_write_only_the_age_bound_is_applied_and_only_after_an_interval() {
+        let both = Retention::DEFAULT;
+        let mut due = PruneDue::new(PRUNE_INTERVAL);
+        assert_eq!(
+            due.idle(&both),
+            None,
+            "less than an interval since the last prune"
+        );
+        let Some(earlier) = due.last.checked_sub(PRUNE_INTERVAL) else {
+            return; // A clock that started less than an interval ago.
+        };
+        due.last = earlier;
+        let age = due.idle(&both).expect("an interval has passed");
+        assert_eq!(age.max_rows, None, "an idle log did not grow");
+        assert_eq!(age.max_age_ms, both.max_age_ms);
+        assert_eq!(due.idle(&both), None, "counted again from the prune");
+        due.last = earlier;
+        assert_eq!(due.idle(&Retention::KEEP_ALL), None, "no age bound");
+    }
+
+    #[test]
+    fn an_idle_writer_applies_the_age_bound_without_waiting_for_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::sqlite::SqliteStore::open(&dir.path().join("v.db")).unwrap();
+        let retention = Retention {
+            max_rows: None,
+            max_age_ms: Some(86_400_000),
+        };
+        let tick = std::time::Duration::from_millis(20);
+        let writer = Writer::start_ticking(store, retention, tick);
+        // A rejected request from long ago (as a clock set back, or a log restored): the
+        // writer's prune at start has run, and no write follows this one.
+        let old = ScanWrite {
+            time_ms: 1_000,
+            endpoint: "api",
+            query: "x=00".into(),
+            xuid: String::new(),
+            ctr: None,
+            result: "tag_not_found".into(),
+            reason: "error",
+            remote: "127.0.0.1".into(),
+            claim: None,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(writer.log(old));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while writer.stats().pruned.load(Ordering::Relaxed) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no prune within 10 s of ticks every 20 ms"
+            );
+            std::thread::sleep(tick);
+        }
+        writer.close();
+        let mut store = super::super::sqlite::SqliteStore::open(&dir.path().join("v.db")).unwrap();
+        assert!(store.scans(None).unwrap().is_empty());
     }
 }
