@@ -16,6 +16,11 @@
 //! counter the server has already seen: verified and logged like a Pass, but answered without
 //! waiting for the disk).
 //!
+//! Each run also prints the CPU per request of the server and of wrk, read from `/proc` while
+//! wrk's clock runs (not its set-up), and the ratio the two rates would have if both runs used
+//! the whole machine (`/healthz`'s CPU per request over the scans'): on a machine whose cores
+//! wrk shares with the server, the rates cannot differ by less than the CPU they cost.
+//!
 //! Settings (environment): `WRK_SECONDS` (10), `WRK_THREADS` (2), `WRK_CONNS` (32),
 //! `WRK_RUNS` (3), `WRK_TAGS` (10,000; even), `WRK_MAX_RATE` (scans/s prepared per run,
 //! 120,000), `BENCH_DIR` (where the database goes; default `target/tmp`), `WRK_SERVER_THREADS`
@@ -98,14 +103,37 @@ impl Drop for Server {
     }
 }
 
-/// Runs wrk; returns (requests, requests/s, its whole output).
+/// One wrk run: what it counted, and the CPU each side used while wrk's clock ran.
+struct Run {
+    requests: u64,
+    rate: f64,
+    text: String,
+    /// CPU per request in µs while the load ran (not wrk's set-up): the server, wrk.
+    server_us: f64,
+    wrk_us: f64,
+}
+
+impl Run {
+    fn cpu(&self) -> f64 {
+        self.server_us + self.wrk_us
+    }
+
+    fn show_cpu(&self) -> String {
+        format!("{:.1} + {:.1} µs", self.server_us, self.wrk_us)
+    }
+}
+
+/// Runs wrk on `server`. Its CPU and the server's are read from `/proc` once wrk has started
+/// its clock (after its scripts' `init`, which reads the prepared scans) and again `secs - 1`
+/// seconds later, and divided by wrk's rate.
 fn wrk(
+    server: &Server,
     url: &str,
     script: Option<(&Path, &Path, usize)>,
     threads: usize,
     conns: usize,
     secs: usize,
-) -> (u64, f64, String) {
+) -> Run {
     let mut cmd = Command::new("wrk");
     cmd.arg("-t")
         .arg(threads.to_string())
@@ -120,10 +148,31 @@ fn wrk(
     if let Some((_, paths, t)) = script {
         cmd.arg("--").arg(paths).arg(t.to_string());
     }
-    let out = cmd.output().expect("run wrk (is it installed?)");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wrk (is it installed?)");
+    // wrk starts its clock once its last thread is made, and it makes each after that
+    // thread's `init`: wait for all of them (its output is buffered until it exits).
+    let wrk_pid = child.id().to_string();
+    let task = format!("/proc/{wrk_pid}/task");
+    let started = Instant::now();
+    while std::fs::read_dir(&task).map_or(0, |d| d.count()) < threads + 1
+        && started.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let cpu = || (server_cpu(server), cpu_seconds(&wrk_pid));
+    let (s0, w0) = cpu();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs.saturating_sub(1).max(1) as u64));
+    let (s1, w1) = cpu();
+    let window = t0.elapsed().as_secs_f64();
+    let done = child.wait_with_output().expect("wait for wrk");
     let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "wrk failed:\n{text}");
+        String::from_utf8_lossy(&done.stdout).into_owned() + &String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "wrk failed:\n{text}");
     let rate = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
@@ -138,7 +187,14 @@ fn wrk(
                 .then(|| n.parse::<u64>().ok())?
         })
         .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
-    (requests, rate, text)
+    let per_request = |cpu: f64| 1e6 * cpu / (rate * window).max(1.0);
+    Run {
+        requests,
+        rate,
+        text,
+        server_us: per_request(s1 - s0),
+        wrk_us: per_request(w1 - w0),
+    }
 }
 
 /// WRK_PERF=FILE: `perf record -g` of the server for 5 s, 2 s into the run, into FILE + `suffix`
@@ -162,6 +218,37 @@ fn perf_done(perf: Option<std::thread::JoinHandle<bool>>) {
     if let Some(p) = perf {
         assert!(p.join().unwrap_or(false), "perf record failed");
     }
+}
+
+/// CPU seconds a process has used so far (utime + stime, fields 14 and 15 of
+/// `/proc/PID/stat`, all its threads), or 0 once it is gone.
+fn cpu_seconds(pid: &str) -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let hz = *HZ.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output();
+        out.ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // After the command name (in parentheses) come fields 3 onwards.
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    fields
+        .get(11)
+        .zip(fields.get(12))
+        .map_or(0.0, |(u, s)| (u + s) / hz)
+}
+
+fn server_cpu(server: &Server) -> f64 {
+    cpu_seconds(&server.child.id().to_string())
 }
 
 fn write_private(path: &Path, f: impl FnOnce(&mut dyn Write)) {
@@ -301,17 +388,19 @@ fn main() {
     );
     let (mut last_id, _, _) = scan_rows(&db, 0);
     let (mut health, mut durable, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut scripted, mut replayed) = (Vec::new(), Vec::new());
+    let (mut scripted, mut replayed, mut caps) = (Vec::new(), Vec::new(), Vec::new());
     for (run, p) in paths.iter().enumerate() {
         std::thread::sleep(Duration::from_secs(pause));
         let perf = perf_record(&server, run + 1 == runs, ".healthz");
-        let (_, h, _) = wrk(
+        let hz = wrk(
+            &server,
             &format!("http://{}/healthz", server.addr),
             None,
             threads,
             conns,
             secs,
         );
+        let h = hz.rate;
         perf_done(perf);
         std::thread::sleep(Duration::from_secs(pause));
         let perf = perf_record(&server, run + 1 == runs, ".scans");
@@ -322,13 +411,15 @@ fn main() {
                 .spawn()
                 .expect("vmstat")
         });
-        let (n, d, text) = wrk(
+        let scans = wrk(
+            &server,
             &format!("http://{}/v1/t", server.addr),
             Some((&lua, p, threads)),
             threads,
             conns,
             secs,
         );
+        let (n, d, text) = (scans.requests, scans.rate, &scans.text);
         if let Some(v) = vmstat {
             let out = v.wait_with_output().expect("vmstat");
             print!("{}", String::from_utf8_lossy(&out.stdout));
@@ -347,14 +438,22 @@ fn main() {
             run + 1,
             100.0 * d / h
         );
+        println!(
+            "        CPU per request, server + wrk: /healthz {}, durable scans {} ({:.1} %: the ratio if both ran on all the CPU)",
+            hz.show_cpu(),
+            scans.show_cpu(),
+            100.0 * hz.cpu() / scans.cpu()
+        );
         health.push(h);
+        caps.push(100.0 * hz.cpu() / scans.cpu());
         durable.push(d);
         ratios.push(100.0 * d / h);
         if !parts {
             continue;
         }
         std::thread::sleep(Duration::from_secs(pause));
-        let (_, s, _) = wrk(
+        let s = wrk(
+            &server,
             &format!("http://{}/healthz", server.addr),
             Some((&healthz_lua, &replays, threads)),
             threads,
@@ -362,13 +461,15 @@ fn main() {
             secs,
         );
         std::thread::sleep(Duration::from_secs(pause));
-        let (n, r, text) = wrk(
+        let replay = wrk(
+            &server,
             &format!("http://{}/v1/t", server.addr),
             Some((&lua, &replays, threads)),
             threads,
             conns,
             secs,
         );
+        let (s, n, r, text) = (s.rate, replay.requests, replay.rate, &replay.text);
         let (id, rows, passed) = settled(&db, last_id, n);
         last_id = id;
         assert!(
@@ -376,9 +477,11 @@ fn main() {
             "run {run}: {n} replays answered, the scan log has {rows} new rows of which {passed} passed:\n{text}"
         );
         println!(
-            "        /healthz scripted {s:.0} req/s ({:.1} % of /healthz); replayed scans {r:.0} /s ({:.1} %)",
+            "        /healthz scripted {s:.0} req/s ({:.1} % of /healthz); replayed scans {r:.0} /s ({:.1} %; CPU per request {}, {:.1} %)",
             100.0 * s / h,
-            100.0 * r / h
+            100.0 * r / h,
+            replay.show_cpu(),
+            100.0 * hz.cpu() / replay.cpu()
         );
         scripted.push(100.0 * s / h);
         replayed.push(100.0 * r / h);
@@ -386,6 +489,7 @@ fn main() {
     println!("healthz req/s: {}", spread(&health));
     println!("durable scans/s: {}", spread(&durable));
     println!("ratio %: {}", spread(&ratios));
+    println!("ratio at equal CPU %: {}", spread(&caps));
     if parts {
         println!("scripted /healthz, % of /healthz: {}", spread(&scripted));
         println!("replayed scans, % of /healthz: {}", spread(&replayed));
