@@ -25,7 +25,7 @@
 //! `WRK_RUNS` (3), `WRK_TAGS` (10,000; even), `WRK_MAX_RATE` (scans/s prepared per run,
 //! 120,000), `BENCH_DIR` (where the database goes; default `target/tmp`), `WRK_SERVER_THREADS`
 //! (sets `TOKIO_WORKER_THREADS` for the server, unset by default), `WRK_SERVER_BIN` (another
-//! `tag424` binary to serve, e.g. an older build to compare with), `WRK_PAUSE` (seconds with no
+//! `tag424` binary to serve, e.g. an older build to compare with), `WRK_STAT=EVENTS` (`perf stat -e EVENTS` of the server in each run, printed per request), `WRK_PAUSE` (seconds with no
 //! load before each wrk run, default 1), `WRK_PERF=FILE` (`perf record -g` of the server for
 //! 5 s in the middle of the last round's runs, into FILE.healthz and FILE.scans).
 
@@ -111,6 +111,8 @@ struct Run {
     /// CPU per request in µs while the load ran (not wrk's set-up): the server, wrk.
     server_us: f64,
     wrk_us: f64,
+    /// `WRK_STAT`'s events per request, or empty.
+    counts: String,
 }
 
 impl Run {
@@ -166,7 +168,9 @@ fn wrk(
     let cpu = || (server_cpu(server), cpu_seconds(&wrk_pid));
     let (s0, w0) = cpu();
     let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs(secs.saturating_sub(1).max(1) as u64));
+    let wait = secs.saturating_sub(1).max(1);
+    let stat = perf_stat(server, wait);
+    std::thread::sleep(Duration::from_secs(wait as u64));
     let (s1, w1) = cpu();
     let window = t0.elapsed().as_secs_f64();
     let done = child.wait_with_output().expect("wait for wrk");
@@ -188,13 +192,42 @@ fn wrk(
         })
         .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
     let per_request = |cpu: f64| 1e6 * cpu / (rate * window).max(1.0);
+    let mut counts = String::new();
+    if let Some(stat) = stat {
+        let out = stat.wait_with_output().expect("wait for perf stat");
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            // CSV: count,unit,event,…
+            let f: Vec<&str> = line.split(',').collect();
+            if let (Some(n), Some(event)) =
+                (f.first().and_then(|n| n.parse::<f64>().ok()), f.get(2))
+            {
+                counts += &format!(" {event} {:.2};", n / (rate * window));
+            }
+        }
+    }
     Run {
         requests,
         rate,
         text,
         server_us: per_request(s1 - s0),
         wrk_us: per_request(w1 - w0),
+        counts,
     }
+}
+
+/// WRK_STAT=EVENTS: `perf stat -e EVENTS` of the server for `secs` seconds (the events per
+/// request are added to wrk's output, which the run prints).
+fn perf_stat(server: &Server, secs: usize) -> Option<Child> {
+    let events = std::env::var("WRK_STAT").ok()?;
+    let child = Command::new("perf")
+        .args(["stat", "-x", ",", "-e", &events, "-p"])
+        .arg(server.child.id().to_string())
+        .args(["--", "sleep", &secs.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run perf stat");
+    Some(child)
 }
 
 /// WRK_PERF=FILE: `perf record -g` of the server for 5 s, 2 s into the run, into FILE + `suffix`
@@ -444,6 +477,11 @@ fn main() {
             scans.show_cpu(),
             100.0 * hz.cpu() / scans.cpu()
         );
+        for r in [&hz, &scans] {
+            if !r.counts.is_empty() {
+                println!("        server events per request:{}", r.counts);
+            }
+        }
         health.push(h);
         caps.push(100.0 * hz.cpu() / scans.cpu());
         durable.push(d);
@@ -483,6 +521,9 @@ fn main() {
             replay.show_cpu(),
             100.0 * hz.cpu() / replay.cpu()
         );
+        if !replay.counts.is_empty() {
+            println!("        server events per request:{}", replay.counts);
+        }
         scripted.push(100.0 * s / h);
         replayed.push(100.0 * r / h);
     }
