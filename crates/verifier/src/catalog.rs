@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::path::PathBuf;
 
 use super::query::{valid_aid, valid_token};
 // Rules are the lower layer: the catalog names their types, never the other way round.
@@ -17,8 +16,10 @@ use crate::crypto::AesKey;
 use crate::sun::template::Part;
 use crate::sun::Template;
 
-/// Longest CORS origin.
-pub const MAX_ORIGIN_LEN: usize = 100;
+mod error;
+mod origin;
+pub use error::{CatalogError, DataError, TemplateError};
+pub use origin::{check_origin, OriginError, MAX_ORIGIN_LEN};
 
 /// The `Access-Control-Allow-Origin` setting of a folder.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -43,9 +44,10 @@ impl Cors {
             "*" => Ok(Cors::Any),
             o => match check_origin(o) {
                 Ok(()) => Ok(Cors::Origin(o.to_string())),
-                Err(why) => Err(CatalogError::Invalid(format!(
-                    "CORS origin {o:?}: {why}. An origin is scheme://host[:port] exactly, as a browser sends it (e.g. https://shop.example.com); or use none or *"
-                ))),
+                Err(source) => Err(CatalogError::Cors {
+                    origin: o.to_string(),
+                    source,
+                }),
             },
         }
     }
@@ -64,106 +66,6 @@ impl fmt::Display for Cors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.header().unwrap_or("none"))
     }
-}
-
-/// Why `o` is not an origin a browser sends (`Origin: scheme://host[:port]`, RFC 6454): a
-/// trailing slash or a path, a query, user info, an upper-case letter, an invalid or default
-/// port would never equal the header, so the folder's CORS setting would never apply.
-pub fn check_origin(o: &str) -> Result<(), String> {
-    if o.len() > MAX_ORIGIN_LEN {
-        return Err(format!("longer than {MAX_ORIGIN_LEN} characters"));
-    }
-    let lower = o.to_ascii_lowercase();
-    let (scheme, rest) = if lower.starts_with("https://") {
-        ("https", &o[8..])
-    } else if lower.starts_with("http://") {
-        ("http", &o[7..])
-    } else {
-        return Err("it must start with https:// or http://".into());
-    };
-    if !o.starts_with(scheme) {
-        return Err(format!(
-            "browsers send the scheme in lower case ({scheme}://)"
-        ));
-    }
-    if let Some(i) = rest.find(['/', '?', '#']) {
-        return Err(if &rest[i..] == "/" {
-            format!(
-                "no trailing slash: browsers send {scheme}://{} without it",
-                &rest[..i]
-            )
-        } else {
-            format!(
-                "{:?} is a path, query or fragment; an Origin carries none (use {scheme}://{})",
-                &rest[i..],
-                &rest[..i]
-            )
-        });
-    }
-    if rest.contains('@') {
-        return Err("user info (user@) is not part of an origin".into());
-    }
-    if rest.bytes().any(|c| !c.is_ascii_graphic()) {
-        return Err("spaces and non-ASCII characters are not allowed (use the punycode xn-- form of a domain)".into());
-    }
-    // host, then an optional :port (an IPv6 host is in brackets).
-    let (host, port) = if let Some(h) = rest.strip_prefix('[') {
-        let Some((ip, after)) = h.split_once(']') else {
-            return Err("an IPv6 host needs its closing ]".into());
-        };
-        if ip.parse::<std::net::Ipv6Addr>().is_err() || ip.bytes().any(|c| c.is_ascii_uppercase()) {
-            return Err(format!("[{ip}] is not an IPv6 address in lower case"));
-        }
-        match after {
-            "" => (ip, None),
-            p => match p.strip_prefix(':') {
-                Some(p) => (ip, Some(p)),
-                None => return Err(format!("{after:?} after the IPv6 host")),
-            },
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (rest, None),
-        }
-    };
-    if !host.contains(':') {
-        if host.is_empty() {
-            return Err("no host".into());
-        }
-        if host.bytes().any(|c| c.is_ascii_uppercase()) {
-            return Err(format!(
-                "browsers send the host in lower case ({})",
-                host.to_ascii_lowercase()
-            ));
-        }
-        let ok_label = |l: &str| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        };
-        if !host.split('.').all(ok_label) {
-            return Err(format!(
-                "{host:?} is not a host name (letters, digits and -, in labels separated by dots)"
-            ));
-        }
-    }
-    if let Some(p) = port {
-        let n: u16 = match p.parse() {
-            Ok(n) if n > 0 && !p.starts_with('0') && p.bytes().all(|c| c.is_ascii_digit()) => n,
-            _ => return Err(format!("invalid port {p:?} (1 to 65535)")),
-        };
-        if (scheme, n) == ("https", 443) || (scheme, n) == ("http", 80) {
-            return Err(format!(
-                "browsers leave the default port out: use {scheme}://{}",
-                &rest[..rest.len() - p.len() - 1]
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Most extended data fields of a folder. The platform's pages say "up to five" and, for
@@ -330,34 +232,6 @@ pub struct Catalog {
     pub folders: Vec<Folder>,
 }
 
-/// Why a catalog could not be read or is not valid.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CatalogError {
-    /// A file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A CSV file has a bad line.
-    #[error("{path} line {line}: {what}")]
-    Csv {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        what: String,
-    },
-    /// The catalog breaks a rule of the model (described).
-    #[error("{0}")]
-    Invalid(String),
-}
-
 impl Catalog {
     /// Counts of folders, groups, batches and tags.
     pub fn counts(&self) -> (usize, usize, usize, usize) {
@@ -410,7 +284,7 @@ impl Catalog {
         let mut batch_names = HashSet::new();
         let mut xuids = HashSet::new();
         for f in &self.folders {
-            text::check("a folder name", &f.name, text::MAX_NAME).map_err(CatalogError::Invalid)?;
+            text::check("a folder name", &f.name, text::MAX_NAME)?;
             if !folder_names.insert(&f.name) {
                 return bad(format!("folder name {:?} is repeated", f.name));
             }
@@ -429,8 +303,10 @@ impl Catalog {
                 }
             }
             if let Cors::Origin(o) = &f.cors {
-                check_origin(o).map_err(|why| {
-                    CatalogError::Invalid(format!("folder {:?}: CORS origin {o:?}: {why}", f.name))
+                check_origin(o).map_err(|source| CatalogError::FolderCors {
+                    folder: f.name.clone(),
+                    origin: o.clone(),
+                    source,
                 })?;
             }
             if f.fields.len() > MAX_FIELDS {
@@ -458,8 +334,12 @@ impl Catalog {
             let mut cuids = HashSet::new();
             let mut uids = HashSet::new();
             for g in &f.groups {
-                text::check("a group name", &g.name, text::MAX_NAME)
-                    .map_err(|e| CatalogError::Invalid(format!("folder {:?}: {e}", f.name)))?;
+                text::check("a group name", &g.name, text::MAX_NAME).map_err(|source| {
+                    CatalogError::GroupName {
+                        folder: f.name.clone(),
+                        source,
+                    }
+                })?;
                 if !group_names.insert(&g.name) {
                     return bad(format!(
                         "folder {:?}: group name {:?} is repeated",
@@ -483,28 +363,31 @@ impl Catalog {
                     Some(&g.pass_response),
                     &g.default_response,
                 )
-                .map_err(in_group)?;
+                .map_err(|source| CatalogError::GroupRules {
+                    folder: f.name.clone(),
+                    group: g.name.clone(),
+                    source,
+                })?;
                 if g.kind == GroupKind::Standard && set.uses_auth() {
                     return Err(in_group(
                         "auth_pass and chip_count rules need an authentication group".into(),
                     ));
                 }
-                check_data(f, &g.data).map_err(in_group)?;
+                check_data(f, &g.data).map_err(|source| CatalogError::GroupData {
+                    folder: f.name.clone(),
+                    group: g.name.clone(),
+                    source,
+                })?;
                 for b in &g.batches {
-                    text::check("a batch name", &b.name, text::MAX_NAME).map_err(|e| {
-                        CatalogError::Invalid(format!(
-                            "{e} (a batch is named after its files unless `name = \"…\"` is set in the config)"
-                        ))
-                    })?;
+                    text::check("a batch name", &b.name, text::MAX_NAME)
+                        .map_err(|source| CatalogError::BatchName { source })?;
                     if !batch_names.insert(&b.name) {
                         return bad(format!("batch name {:?} is repeated", b.name));
                     }
                     if g.kind == GroupKind::Authentication {
-                        check_template(b).map_err(|w| {
-                            CatalogError::Invalid(format!(
-                                "batch {:?} cannot be verified: {w}",
-                                b.name
-                            ))
+                        check_template(b).map_err(|source| CatalogError::Template {
+                            batch: b.name.clone(),
+                            source,
                         })?;
                     }
                     for t in &b.tags {
@@ -515,8 +398,7 @@ impl Catalog {
                             return bad(format!("tag code {} is in more than one batch", t.xuid));
                         }
                         if let Some(c) = &t.cuid {
-                            text::check(&format!("CUID of tag {}", t.xuid), c, text::MAX_CUID)
-                                .map_err(CatalogError::Invalid)?;
+                            text::check(&format!("CUID of tag {}", t.xuid), c, text::MAX_CUID)?;
                             if !cuids.insert(c) {
                                 return bad(format!(
                                     "custom id {c:?} (tag {}) is repeated in folder {:?}",
@@ -529,8 +411,7 @@ impl Catalog {
                                 &format!("TAGNAME of tag {}", t.xuid),
                                 n,
                                 text::MAX_TAGNAME,
-                            )
-                            .map_err(CatalogError::Invalid)?;
+                            )?;
                         }
                         if let Some(u) = &t.uid {
                             if !uids.insert(*u) {
@@ -542,14 +423,13 @@ impl Catalog {
                                 ));
                             }
                         }
-                        let in_tag =
-                            |what: String| CatalogError::Invalid(format!("tag {}: {what}", t.xuid));
                         if t.default_response
                             .as_deref()
                             .is_some_and(|d| d.trim().is_empty())
                         {
-                            return Err(in_tag(
-                                "its Default Response is empty: remove default_response to use the group's rules".into(),
+                            return bad(format!(
+                                "tag {}: its Default Response is empty: remove default_response to use the group's rules",
+                                t.xuid
                             ));
                         }
                         if t.has_own_rules() {
@@ -559,9 +439,17 @@ impl Catalog {
                                 t.pass_response.as_deref(),
                                 t.default_response.as_deref().unwrap_or(&g.default_response),
                             )
-                            .map_err(in_tag)?;
+                            .map_err(|source| {
+                                CatalogError::TagRules {
+                                    xuid: t.xuid.clone(),
+                                    source,
+                                }
+                            })?;
                         }
-                        check_data(f, &t.data).map_err(in_tag)?;
+                        check_data(f, &t.data).map_err(|source| CatalogError::TagData {
+                            xuid: t.xuid.clone(),
+                            source,
+                        })?;
                     }
                 }
             }
@@ -583,42 +471,45 @@ pub fn valid_field(name: &str) -> bool {
         && !RESERVED_FIELDS.contains(&name)
 }
 
-fn check_data(f: &Folder, data: &ExtData) -> Result<(), String> {
+fn check_data(f: &Folder, data: &ExtData) -> Result<(), DataError> {
     for (k, v) in data {
         if !f.fields.contains(k) {
-            return Err(format!(
-                "extended data field {k:?} is not declared by folder {:?} (fields = [...])",
-                f.name
-            ));
+            return Err(DataError::Undeclared {
+                field: k.clone(),
+                folder: f.name.clone(),
+            });
         }
-        Response::parse(v)?;
+        Response::parse(v).map_err(|source| DataError::Value {
+            field: k.clone(),
+            source,
+        })?;
     }
     Ok(())
 }
 
 /// Whether every tag of an authentication batch can be verified along its template.
-fn check_template(b: &Batch) -> Result<(), String> {
-    let t = Template::parse(&b.template).map_err(|e| format!("template {:?}: {e}", b.template))?;
+fn check_template(b: &Batch) -> Result<(), TemplateError> {
+    let t = Template::parse(&b.template).map_err(|source| TemplateError::Parse {
+        template: b.template.clone(),
+        source,
+    })?;
     let picc = t.has(&Part::Picc);
     let by_uid = t.has(&Part::Uid);
     if !t.has(&Part::Xuid) && !picc && !by_uid {
-        return Err(format!(
-            "template {:?} has no {{xuid}}, {{uid}} or {{picc}}: a scan would not name its tag",
-            b.template
-        ));
+        return Err(TemplateError::NoTag {
+            template: b.template.clone(),
+        });
     }
     for tag in &b.tags {
         if picc && tag.key.is_some() && tag.meta_key.is_none() {
-            return Err(format!(
-                "its template has {{picc}} and tag {} has no SDM meta read key (import the batch directory, whose journal.jsonl holds it)",
-                tag.xuid
-            ));
+            return Err(TemplateError::NoMetaKey {
+                xuid: tag.xuid.clone(),
+            });
         }
         if (picc || by_uid) && !t.has(&Part::Xuid) && tag.uid.is_none() {
-            return Err(format!(
-                "its template identifies tags by UID and tag {} has no UID (associate.csv)",
-                tag.xuid
-            ));
+            return Err(TemplateError::NoUid {
+                xuid: tag.xuid.clone(),
+            });
         }
     }
     Ok(())
@@ -632,5 +523,117 @@ mod tests {
     fn cors_settings() {
         assert_eq!(Cors::parse("*").unwrap(), Cors::Any);
         assert!(Cors::parse("example.com").is_err());
+    }
+
+    /// One folder, one authentication group, one batch with one tag.
+    fn one_tag() -> Catalog {
+        let batch = Batch {
+            name: "b1".into(),
+            tags: vec![Tag {
+                xuid: "q8w3sbcz".into(),
+                ..Tag::default()
+            }],
+            ..Batch::default()
+        };
+        let group = Group {
+            name: "g".into(),
+            batches: vec![batch],
+            ..Group::default()
+        };
+        Catalog {
+            folders: vec![Folder {
+                name: "acme".into(),
+                aid: "acme".into(),
+                fields: vec!["note".into()],
+                groups: vec![group],
+                ..Folder::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn validation_errors_keep_the_typed_cause() {
+        use crate::rules::{RuleError, RuleSetError};
+        use crate::subtags::ResponseError;
+        use std::error::Error as _;
+        assert!(one_tag().validate().is_ok());
+
+        let mut c = one_tag();
+        c.folders[0].groups[0].rule_groups = vec![RuleGroup {
+            rules: vec!["scan_count >= 3".into()],
+            response: "Hi".into(),
+        }];
+        let e = c.validate().unwrap_err();
+        assert!(matches!(
+            &e,
+            CatalogError::GroupRules {
+                folder,
+                group,
+                source: RuleSetError::Rule(RuleError::ScanCountComparison { rule }),
+            } if folder == "acme" && group == "g" && rule == "scan_count >= 3"
+        ));
+        assert_eq!(
+            e.to_string(),
+            r#"folder "acme", group "g": rule "scan_count >= 3": scan_count takes <, >, = or != (as the platform's Scan Count rule)"#
+        );
+        // The chain is kept: CatalogError → RuleSetError → RuleError.
+        let inner = e.source().and_then(|s| s.source()).unwrap();
+        assert!(inner.downcast_ref::<RuleError>().is_some());
+
+        let mut c = one_tag();
+        c.folders[0].groups[0].batches[0].tags[0].data = vec![("note".into(), "{os}".into())];
+        assert!(matches!(
+            c.validate().unwrap_err(),
+            CatalogError::TagData {
+                source: DataError::Value {
+                    source: ResponseError::NotOnApi { .. },
+                    ..
+                },
+                ..
+            }
+        ));
+
+        let mut c = one_tag();
+        c.folders[0].groups[0].data = vec![("colour".into(), "red".into())];
+        assert!(matches!(
+            c.validate().unwrap_err(),
+            CatalogError::GroupData {
+                source: DataError::Undeclared { field, .. },
+                ..
+            } if field == "colour"
+        ));
+
+        let mut c = one_tag();
+        c.folders[0].groups[0].batches[0].template = "https://a.example/?p={picc}&m={mac}".into();
+        c.folders[0].groups[0].batches[0].tags[0].key = Some(AesKey::from_slice(&[1; 16]).unwrap());
+        assert!(matches!(
+            c.validate().unwrap_err(),
+            CatalogError::Template {
+                source: TemplateError::NoMetaKey { xuid },
+                ..
+            } if xuid == "q8w3sbcz"
+        ));
+
+        let mut c = one_tag();
+        c.folders[0].cors = Cors::Origin("https://acme.example/".into());
+        assert!(matches!(
+            c.validate().unwrap_err(),
+            CatalogError::FolderCors {
+                source: OriginError::TrailingSlash { .. },
+                ..
+            }
+        ));
+
+        let mut c = one_tag();
+        c.folders[0].groups[0].batches[0].name = String::new();
+        assert!(matches!(
+            c.validate().unwrap_err(),
+            CatalogError::BatchName {
+                source: crate::text::TextError {
+                    problem: crate::text::TextProblem::Empty,
+                    ..
+                }
+            }
+        ));
     }
 }

@@ -202,21 +202,33 @@ impl Checker<'_> {
         CatalogError::Invalid(format!(
             "{} line {}: {what}",
             self.path.display(),
-            line_of(self.text, s.span().start)
+            self.line(s)
         ))
+    }
+
+    fn line(&self, s: &Spanned<String>) -> usize {
+        line_of(self.text, s.span().start)
     }
 
     fn response(&self, s: &Spanned<String>) -> Result<(), CatalogError> {
         Response::parse(s.get_ref())
             .map(|_| ())
-            .map_err(|e| self.fail(s, e))
+            .map_err(|source| CatalogError::ConfigResponse {
+                path: self.path.to_path_buf(),
+                line: self.line(s),
+                source,
+            })
     }
 
     fn groups(&self, groups: &[RuleGroupConfig]) -> Result<(), CatalogError> {
         for g in groups {
             self.response(&g.response)?;
             for r in &g.rules {
-                Rule::parse(r.get_ref()).map_err(|e| self.fail(r, e))?;
+                Rule::parse(r.get_ref()).map_err(|source| CatalogError::ConfigRule {
+                    path: self.path.to_path_buf(),
+                    line: self.line(r),
+                    source,
+                })?;
             }
         }
         Ok(())

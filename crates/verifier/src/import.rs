@@ -105,6 +105,11 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
         line,
         what,
     };
+    let csv_text = |line: usize, source| CatalogError::CsvText {
+        path: path.to_path_buf(),
+        line,
+        source,
+    };
     // The one code-list reader and tag-code rule (crate::tag_code), shared with `batch`.
     let list = CodeList::parse(&text, &path.display().to_string(), Header::Required)
         .map_err(|e| CatalogError::Invalid(e.to_string()))?;
@@ -172,11 +177,11 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             t.uid = Some(uid);
         }
         if let Some(c) = cell(rec, "CUID") {
-            text::check("CUID", &c, text::MAX_CUID).map_err(|e| csv_err(line, e))?;
+            text::check("CUID", &c, text::MAX_CUID).map_err(|e| csv_text(line, e))?;
             t.cuid = Some(c);
         }
         if let Some(name) = cell(rec, "TAGNAME") {
-            text::check("TAGNAME", &name, text::MAX_TAGNAME).map_err(|e| csv_err(line, e))?;
+            text::check("TAGNAME", &name, text::MAX_TAGNAME).map_err(|e| csv_text(line, e))?;
             t.tagname = Some(name);
         }
         if let Some(r) = cell(rec, "RESPONSE") {
@@ -187,8 +192,11 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
                         .into(),
                 ));
             }
-            super::subtags::Response::parse(&r)
-                .map_err(|e| csv_err(line, format!("RESPONSE: {e}")))?;
+            super::subtags::Response::parse(&r).map_err(|source| CatalogError::CsvResponse {
+                path: path.to_path_buf(),
+                line,
+                source,
+            })?;
             t.default_response = Some(r);
         }
         if let Some(s) = cell(rec, "STATUS") {
