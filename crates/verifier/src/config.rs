@@ -813,6 +813,36 @@ mod line_tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn a_bad_rule_or_response_is_typed_with_its_line() {
+        use super::line_test_support::config_file;
+        use super::{CatalogError, ConfigFile};
+        use crate::rules::RuleError;
+        use crate::subtags::ResponseError;
+        let (_d, p) = config_file(&format!(
+            "{HEAD}[[folder.group.rule_group]]\nrules = [\"auth_pass\",\n  \"mobile_os = ios\"]\nresponse = \"x\"\n"
+        ));
+        assert!(matches!(
+            ConfigFile::load(&p).err(),
+            Some(CatalogError::ConfigRule {
+                line: 8,
+                source: RuleError::UnknownKind { rule },
+                ..
+            }) if rule == "mobile_os = ios"
+        ));
+        let (_d, p) = config_file(&format!(
+            "{HEAD}[[folder.group.rule_group]]\nrules = [\"auth_pass\"]\nresponse = \"Pass {{scnt}}\"\n"
+        ));
+        assert!(matches!(
+            ConfigFile::load(&p).err(),
+            Some(CatalogError::ConfigResponse {
+                line: 8,
+                source: ResponseError::Unknown { subtag },
+                ..
+            }) if subtag == "scnt"
+        ));
+    }
 }
 
 #[cfg(test)]
