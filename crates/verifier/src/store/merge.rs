@@ -44,14 +44,8 @@ pub(super) trait CatalogTx {
     async fn log_changes(&mut self, changes: &[ChangeRecord]) -> Result<(), StoreError>;
     /// Names the database in an error (its file, or `postgres://user@host:port/db`).
     fn db(&self) -> String;
-    /// The error for stored rows that do not hold together, naming the database.
-    fn corrupt(&self, what: String) -> StoreError {
-        StoreError::Corrupt {
-            db: self.db(),
-            what,
-        }
-    }
-    /// The error for stored rows that cannot be read or linked, naming the database.
+    /// The error for stored rows that cannot be read or do not hold together, naming the
+    /// database.
     fn corrupt_row(&self, source: RowError) -> StoreError {
         StoreError::CorruptRow {
             db: self.db(),
@@ -162,10 +156,10 @@ pub(super) async fn import<T: CatalogTx>(
 async fn folder_of<T: CatalogTx>(tx: &mut T, batch_id: i64) -> Result<i64, StoreError> {
     let batch = rows(tx, &BATCHES, Some(("id", &Value::Int(batch_id)))).await?;
     let group_id = batch.first().map(|b| b.group_id);
-    let group_id = group_id.ok_or_else(|| tx.corrupt(format!("no batch {batch_id}")))?;
+    let group_id = group_id.ok_or_else(|| tx.corrupt_row(RowError::MissingBatch { batch_id }))?;
     let group = rows(tx, &GROUPS, Some(("id", &Value::Int(group_id)))).await?;
     let folder_id = group.first().map(|g| g.folder_id);
-    folder_id.ok_or_else(|| tx.corrupt(format!("no group {group_id}")))
+    folder_id.ok_or_else(|| tx.corrupt_row(RowError::MissingGroup { group_id }))
 }
 
 /// A management API change (see [`super::Store::update_tag`]): each changed field is logged

@@ -110,6 +110,18 @@ pub enum RowError {
         /// The group id it names.
         group_id: i64,
     },
+    /// The batch a tag is in is not stored (the batch id).
+    #[error("no batch {batch_id}")]
+    MissingBatch {
+        /// The batch id looked up.
+        batch_id: i64,
+    },
+    /// The group a batch is in is not stored (the group id).
+    #[error("no group {group_id}")]
+    MissingGroup {
+        /// The group id looked up.
+        group_id: i64,
+    },
     /// A tag names a batch that is not stored.
     #[error("tag {xuid}: no batch {batch_id}")]
     NoBatch {
