@@ -112,7 +112,7 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
     };
     // The one code-list reader and tag-code rule (crate::tag_code), shared with `batch`.
     let list = CodeList::parse(&text, &path.display().to_string(), Header::Required)
-        .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        .map_err(CatalogError::CodeList)?;
     let headers = &list.header;
     for h in headers {
         if UNSUPPORTED.contains(&h.as_str()) {
@@ -241,11 +241,10 @@ fn read_journal(
         Ok(j) => j,
         Err(JournalError::NotABatch(_)) => return Ok((false, None)),
         Err(e) => {
-            return Err(CatalogError::Invalid(format!(
-                "{}: {e} ({})",
-                dir.join(JOURNAL_FILE).display(),
-                e.help()
-            )))
+            return Err(CatalogError::Journal {
+                path: dir.join(JOURNAL_FILE),
+                source: e,
+            })
         }
     };
     if journal.sealed_to().is_some() && identity.is_none() {
@@ -260,9 +259,10 @@ fn read_journal(
         .push(dir.join(JOURNAL_FILE).display().to_string());
     for t in journal.tags().filter(|t| t.verified && !t.reset) {
         merge.members.insert(t.xuid.clone());
-        let keys = t
-            .keys()
-            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", dir.display())))?;
+        let keys = t.keys().map_err(|source| CatalogError::JournalKeys {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let uid = parse_uid(&t.uid).ok_or_else(|| {
             CatalogError::Invalid(format!(
                 "{}: tag {:?} has a UID that is not 14 hex digits",
@@ -295,8 +295,11 @@ pub fn read_summary_template(dir: &Path) -> Result<Option<String>, CatalogError>
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| CatalogError::Json {
+            path: path.clone(),
+            source,
+        })?;
     Ok(v.get("template")
         .and_then(|t| t.as_str())
         .map(str::to_string))

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::provision::code_list::CodeListError;
+use crate::provision::journal::JournalError;
 use crate::rules::{RuleError, RuleSetError, RulesError};
 use crate::subtags::ResponseError;
 use crate::sun::TemplateError as SunTemplateError;
@@ -33,6 +35,36 @@ pub enum CatalogError {
         line: usize,
         /// What is wrong.
         what: String,
+    },
+    /// An Associate Data CSV file is not a code list (its error names the file and line).
+    #[error("{0}")]
+    CodeList(#[source] CodeListError),
+    /// A batch directory's journal cannot be read (with the journal's help).
+    #[error("{path}: {source} ({})", .source.help())]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// The journal's error.
+        #[source]
+        source: JournalError,
+    },
+    /// A tag's keys in a batch directory's journal cannot be had.
+    #[error("{dir}: {source}")]
+    JournalKeys {
+        /// The batch directory.
+        dir: PathBuf,
+        /// The journal's error.
+        #[source]
+        source: JournalError,
+    },
+    /// A JSON file (a batch directory's `summary.json`) does not parse.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
     },
     /// A CUID or TAGNAME cell of a CSV file breaks the text rule.
     #[error("{path} line {line}: {source}")]
@@ -77,6 +109,37 @@ pub enum CatalogError {
         /// Why the response does not compile.
         #[source]
         source: ResponseError,
+    },
+    /// The configuration file is not TOML of the expected shape (toml's message names the
+    /// line and column).
+    #[error("{path}: {source}")]
+    Toml {
+        /// The configuration file.
+        path: PathBuf,
+        /// toml's error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// An error at a line of the configuration file (the folder, group, batch or tag entry
+    /// that causes it).
+    #[error("{path} line {line}: {source}")]
+    At {
+        /// The configuration file.
+        path: PathBuf,
+        /// 1-based line number of the entry.
+        line: usize,
+        /// The error.
+        #[source]
+        source: Box<CatalogError>,
+    },
+    /// An error of the catalog a configuration file describes, no line known.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The configuration file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: Box<CatalogError>,
     },
     /// A folder name, CUID or TAGNAME breaks the text rule.
     #[error("{0}")]
