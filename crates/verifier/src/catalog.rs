@@ -3,22 +3,18 @@
 //! CUID, per-tag response overrides). Built from `tag424 batch` output directories or CSV
 //! files, checked, and handed to the store.
 
-use std::collections::HashSet;
 use std::fmt;
-use std::path::PathBuf;
 
-use super::query::{valid_aid, valid_token};
 // Rules are the lower layer: the catalog names their types, never the other way round.
-use super::rules::RuleSet;
 pub use super::rules::{GroupKind, RuleGroup, MAX_RULE_GROUPS};
-use super::subtags::Response;
-use super::text;
 use crate::crypto::AesKey;
-use crate::sun::template::Part;
-use crate::sun::Template;
 
-/// Longest CORS origin.
-pub const MAX_ORIGIN_LEN: usize = 100;
+mod error;
+mod origin;
+mod validate;
+pub use error::{CatalogError, DataError, TemplateError};
+pub use origin::{check_origin, OriginError, MAX_ORIGIN_LEN};
+pub use validate::valid_field;
 
 /// The `Access-Control-Allow-Origin` setting of a folder.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -43,9 +39,10 @@ impl Cors {
             "*" => Ok(Cors::Any),
             o => match check_origin(o) {
                 Ok(()) => Ok(Cors::Origin(o.to_string())),
-                Err(why) => Err(CatalogError::Invalid(format!(
-                    "CORS origin {o:?}: {why}. An origin is scheme://host[:port] exactly, as a browser sends it (e.g. https://shop.example.com); or use none or *"
-                ))),
+                Err(source) => Err(CatalogError::Cors {
+                    origin: o.to_string(),
+                    source,
+                }),
             },
         }
     }
@@ -64,106 +61,6 @@ impl fmt::Display for Cors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.header().unwrap_or("none"))
     }
-}
-
-/// Why `o` is not an origin a browser sends (`Origin: scheme://host[:port]`, RFC 6454): a
-/// trailing slash or a path, a query, user info, an upper-case letter, an invalid or default
-/// port would never equal the header, so the folder's CORS setting would never apply.
-pub fn check_origin(o: &str) -> Result<(), String> {
-    if o.len() > MAX_ORIGIN_LEN {
-        return Err(format!("longer than {MAX_ORIGIN_LEN} characters"));
-    }
-    let lower = o.to_ascii_lowercase();
-    let (scheme, rest) = if lower.starts_with("https://") {
-        ("https", &o[8..])
-    } else if lower.starts_with("http://") {
-        ("http", &o[7..])
-    } else {
-        return Err("it must start with https:// or http://".into());
-    };
-    if !o.starts_with(scheme) {
-        return Err(format!(
-            "browsers send the scheme in lower case ({scheme}://)"
-        ));
-    }
-    if let Some(i) = rest.find(['/', '?', '#']) {
-        return Err(if &rest[i..] == "/" {
-            format!(
-                "no trailing slash: browsers send {scheme}://{} without it",
-                &rest[..i]
-            )
-        } else {
-            format!(
-                "{:?} is a path, query or fragment; an Origin carries none (use {scheme}://{})",
-                &rest[i..],
-                &rest[..i]
-            )
-        });
-    }
-    if rest.contains('@') {
-        return Err("user info (user@) is not part of an origin".into());
-    }
-    if rest.bytes().any(|c| !c.is_ascii_graphic()) {
-        return Err("spaces and non-ASCII characters are not allowed (use the punycode xn-- form of a domain)".into());
-    }
-    // host, then an optional :port (an IPv6 host is in brackets).
-    let (host, port) = if let Some(h) = rest.strip_prefix('[') {
-        let Some((ip, after)) = h.split_once(']') else {
-            return Err("an IPv6 host needs its closing ]".into());
-        };
-        if ip.parse::<std::net::Ipv6Addr>().is_err() || ip.bytes().any(|c| c.is_ascii_uppercase()) {
-            return Err(format!("[{ip}] is not an IPv6 address in lower case"));
-        }
-        match after {
-            "" => (ip, None),
-            p => match p.strip_prefix(':') {
-                Some(p) => (ip, Some(p)),
-                None => return Err(format!("{after:?} after the IPv6 host")),
-            },
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (rest, None),
-        }
-    };
-    if !host.contains(':') {
-        if host.is_empty() {
-            return Err("no host".into());
-        }
-        if host.bytes().any(|c| c.is_ascii_uppercase()) {
-            return Err(format!(
-                "browsers send the host in lower case ({})",
-                host.to_ascii_lowercase()
-            ));
-        }
-        let ok_label = |l: &str| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        };
-        if !host.split('.').all(ok_label) {
-            return Err(format!(
-                "{host:?} is not a host name (letters, digits and -, in labels separated by dots)"
-            ));
-        }
-    }
-    if let Some(p) = port {
-        let n: u16 = match p.parse() {
-            Ok(n) if n > 0 && !p.starts_with('0') && p.bytes().all(|c| c.is_ascii_digit()) => n,
-            _ => return Err(format!("invalid port {p:?} (1 to 65535)")),
-        };
-        if (scheme, n) == ("https", 443) || (scheme, n) == ("http", 80) {
-            return Err(format!(
-                "browsers leave the default port out: use {scheme}://{}",
-                &rest[..rest.len() - p.len() - 1]
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Most extended data fields of a folder. The platform's pages say "up to five" and, for
@@ -330,34 +227,6 @@ pub struct Catalog {
     pub folders: Vec<Folder>,
 }
 
-/// Why a catalog could not be read or is not valid.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CatalogError {
-    /// A file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A CSV file has a bad line.
-    #[error("{path} line {line}: {what}")]
-    Csv {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        what: String,
-    },
-    /// The catalog breaks a rule of the model (described).
-    #[error("{0}")]
-    Invalid(String),
-}
-
 impl Catalog {
     /// Counts of folders, groups, batches and tags.
     pub fn counts(&self) -> (usize, usize, usize, usize) {
@@ -401,227 +270,6 @@ impl Catalog {
         }
         out
     }
-
-    /// Checks every rule of the model: unique names, ids and codes, valid settings.
-    pub fn validate(&self) -> Result<(), CatalogError> {
-        let bad = |s: String| Err(CatalogError::Invalid(s));
-        let mut folder_names = HashSet::new();
-        let mut aids = HashSet::new();
-        let mut batch_names = HashSet::new();
-        let mut xuids = HashSet::new();
-        for f in &self.folders {
-            text::check("a folder name", &f.name, text::MAX_NAME).map_err(CatalogError::Invalid)?;
-            if !folder_names.insert(&f.name) {
-                return bad(format!("folder name {:?} is repeated", f.name));
-            }
-            if !valid_aid(&f.aid) || !aids.insert(&f.aid) {
-                return bad(format!(
-                    "folder {:?}: account id {:?} must be letters, digits, - or _ (up to 64) and unique",
-                    f.name, f.aid
-                ));
-            }
-            if let Some(t) = &f.token {
-                if !valid_token(t) {
-                    return bad(format!(
-                        "folder {:?}: the API token must be alphanumeric, 1 to 32 characters",
-                        f.name
-                    ));
-                }
-            }
-            if let Cors::Origin(o) = &f.cors {
-                check_origin(o).map_err(|why| {
-                    CatalogError::Invalid(format!("folder {:?}: CORS origin {o:?}: {why}", f.name))
-                })?;
-            }
-            if f.fields.len() > MAX_FIELDS {
-                return bad(format!(
-                    "folder {:?}: {} extended data fields; the platform allows up to {MAX_FIELDS}",
-                    f.name,
-                    f.fields.len()
-                ));
-            }
-            for (i, field) in f.fields.iter().enumerate() {
-                if f.fields[..i].contains(field) {
-                    return bad(format!(
-                        "folder {:?}: extended data field {field:?} is declared twice",
-                        f.name
-                    ));
-                }
-                if !valid_field(field) {
-                    return bad(format!(
-                        "folder {:?}: extended data field {field:?}: lowercase letters, digits and _, up to 32, not xuid/cuid/uid/response/error",
-                        f.name
-                    ));
-                }
-            }
-            let mut group_names = HashSet::new();
-            let mut cuids = HashSet::new();
-            let mut uids = HashSet::new();
-            for g in &f.groups {
-                text::check("a group name", &g.name, text::MAX_NAME)
-                    .map_err(|e| CatalogError::Invalid(format!("folder {:?}: {e}", f.name)))?;
-                if !group_names.insert(&g.name) {
-                    return bad(format!(
-                        "folder {:?}: group name {:?} is repeated",
-                        f.name, g.name
-                    ));
-                }
-                let in_group = |what: String| {
-                    CatalogError::Invalid(format!(
-                        "folder {:?}, group {:?}: {what}",
-                        f.name, g.name
-                    ))
-                };
-                if g.default_response.trim().is_empty() {
-                    return Err(in_group(
-                        "the Default Response is empty; the platform requires one (\"You must have a Rule Set and set a Default Response\"): set default_response".into(),
-                    ));
-                }
-                let set = RuleSet::effective(
-                    g.kind,
-                    &g.rule_groups,
-                    Some(&g.pass_response),
-                    &g.default_response,
-                )
-                .map_err(in_group)?;
-                if g.kind == GroupKind::Standard && set.uses_auth() {
-                    return Err(in_group(
-                        "auth_pass and chip_count rules need an authentication group".into(),
-                    ));
-                }
-                check_data(f, &g.data).map_err(in_group)?;
-                for b in &g.batches {
-                    text::check("a batch name", &b.name, text::MAX_NAME).map_err(|e| {
-                        CatalogError::Invalid(format!(
-                            "{e} (a batch is named after its files unless `name = \"…\"` is set in the config)"
-                        ))
-                    })?;
-                    if !batch_names.insert(&b.name) {
-                        return bad(format!("batch name {:?} is repeated", b.name));
-                    }
-                    if g.kind == GroupKind::Authentication {
-                        check_template(b).map_err(|w| {
-                            CatalogError::Invalid(format!(
-                                "batch {:?} cannot be verified: {w}",
-                                b.name
-                            ))
-                        })?;
-                    }
-                    for t in &b.tags {
-                        if let Err(e) = crate::tag_code::check(&t.xuid) {
-                            return bad(e.to_string());
-                        }
-                        if !xuids.insert(&t.xuid) {
-                            return bad(format!("tag code {} is in more than one batch", t.xuid));
-                        }
-                        if let Some(c) = &t.cuid {
-                            text::check(&format!("CUID of tag {}", t.xuid), c, text::MAX_CUID)
-                                .map_err(CatalogError::Invalid)?;
-                            if !cuids.insert(c) {
-                                return bad(format!(
-                                    "custom id {c:?} (tag {}) is repeated in folder {:?}",
-                                    t.xuid, f.name
-                                ));
-                            }
-                        }
-                        if let Some(n) = &t.tagname {
-                            text::check(
-                                &format!("TAGNAME of tag {}", t.xuid),
-                                n,
-                                text::MAX_TAGNAME,
-                            )
-                            .map_err(CatalogError::Invalid)?;
-                        }
-                        if let Some(u) = &t.uid {
-                            if !uids.insert(*u) {
-                                return bad(format!(
-                                    "UID {} (tag {}) is repeated in folder {:?}",
-                                    hex::encode_upper(u),
-                                    t.xuid,
-                                    f.name
-                                ));
-                            }
-                        }
-                        let in_tag =
-                            |what: String| CatalogError::Invalid(format!("tag {}: {what}", t.xuid));
-                        if t.default_response
-                            .as_deref()
-                            .is_some_and(|d| d.trim().is_empty())
-                        {
-                            return Err(in_tag(
-                                "its Default Response is empty: remove default_response to use the group's rules".into(),
-                            ));
-                        }
-                        if t.has_own_rules() {
-                            RuleSet::effective(
-                                g.kind,
-                                t.rule_groups.as_deref().unwrap_or(&[]),
-                                t.pass_response.as_deref(),
-                                t.default_response.as_deref().unwrap_or(&g.default_response),
-                            )
-                            .map_err(in_tag)?;
-                        }
-                        check_data(f, &t.data).map_err(in_tag)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Names an extended data field may not take (the answer's own keys).
-const RESERVED_FIELDS: [&str; 5] = ["xuid", "cuid", "uid", "response", "error"];
-
-/// A valid extended data field name: lowercase letters, digits and `_`, up to 32.
-pub fn valid_field(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 32
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
-        && !RESERVED_FIELDS.contains(&name)
-}
-
-fn check_data(f: &Folder, data: &ExtData) -> Result<(), String> {
-    for (k, v) in data {
-        if !f.fields.contains(k) {
-            return Err(format!(
-                "extended data field {k:?} is not declared by folder {:?} (fields = [...])",
-                f.name
-            ));
-        }
-        Response::parse(v)?;
-    }
-    Ok(())
-}
-
-/// Whether every tag of an authentication batch can be verified along its template.
-fn check_template(b: &Batch) -> Result<(), String> {
-    let t = Template::parse(&b.template).map_err(|e| format!("template {:?}: {e}", b.template))?;
-    let picc = t.has(&Part::Picc);
-    let by_uid = t.has(&Part::Uid);
-    if !t.has(&Part::Xuid) && !picc && !by_uid {
-        return Err(format!(
-            "template {:?} has no {{xuid}}, {{uid}} or {{picc}}: a scan would not name its tag",
-            b.template
-        ));
-    }
-    for tag in &b.tags {
-        if picc && tag.key.is_some() && tag.meta_key.is_none() {
-            return Err(format!(
-                "its template has {{picc}} and tag {} has no SDM meta read key (import the batch directory, whose journal.jsonl holds it)",
-                tag.xuid
-            ));
-        }
-        if (picc || by_uid) && !t.has(&Part::Xuid) && tag.uid.is_none() {
-            return Err(format!(
-                "its template identifies tags by UID and tag {} has no UID (associate.csv)",
-                tag.xuid
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

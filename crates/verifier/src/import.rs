@@ -105,9 +105,14 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
         line,
         what,
     };
+    let csv_text = |line: usize, source| CatalogError::CsvText {
+        path: path.to_path_buf(),
+        line,
+        source,
+    };
     // The one code-list reader and tag-code rule (crate::tag_code), shared with `batch`.
     let list = CodeList::parse(&text, &path.display().to_string(), Header::Required)
-        .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        .map_err(CatalogError::CodeList)?;
     let headers = &list.header;
     for h in headers {
         if UNSUPPORTED.contains(&h.as_str()) {
@@ -172,11 +177,11 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
             t.uid = Some(uid);
         }
         if let Some(c) = cell(rec, "CUID") {
-            text::check("CUID", &c, text::MAX_CUID).map_err(|e| csv_err(line, e))?;
+            text::check("CUID", &c, text::MAX_CUID).map_err(|e| csv_text(line, e))?;
             t.cuid = Some(c);
         }
         if let Some(name) = cell(rec, "TAGNAME") {
-            text::check("TAGNAME", &name, text::MAX_TAGNAME).map_err(|e| csv_err(line, e))?;
+            text::check("TAGNAME", &name, text::MAX_TAGNAME).map_err(|e| csv_text(line, e))?;
             t.tagname = Some(name);
         }
         if let Some(r) = cell(rec, "RESPONSE") {
@@ -187,8 +192,11 @@ fn read_csv(path: &Path, merge: &mut TagMerge) -> Result<usize, CatalogError> {
                         .into(),
                 ));
             }
-            super::subtags::Response::parse(&r)
-                .map_err(|e| csv_err(line, format!("RESPONSE: {e}")))?;
+            super::subtags::Response::parse(&r).map_err(|source| CatalogError::CsvResponse {
+                path: path.to_path_buf(),
+                line,
+                source,
+            })?;
             t.default_response = Some(r);
         }
         if let Some(s) = cell(rec, "STATUS") {
@@ -233,11 +241,10 @@ fn read_journal(
         Ok(j) => j,
         Err(JournalError::NotABatch(_)) => return Ok((false, None)),
         Err(e) => {
-            return Err(CatalogError::Invalid(format!(
-                "{}: {e} ({})",
-                dir.join(JOURNAL_FILE).display(),
-                e.help()
-            )))
+            return Err(CatalogError::Journal {
+                path: dir.join(JOURNAL_FILE),
+                source: e,
+            })
         }
     };
     if journal.sealed_to().is_some() && identity.is_none() {
@@ -252,9 +259,10 @@ fn read_journal(
         .push(dir.join(JOURNAL_FILE).display().to_string());
     for t in journal.tags().filter(|t| t.verified && !t.reset) {
         merge.members.insert(t.xuid.clone());
-        let keys = t
-            .keys()
-            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", dir.display())))?;
+        let keys = t.keys().map_err(|source| CatalogError::JournalKeys {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let uid = parse_uid(&t.uid).ok_or_else(|| {
             CatalogError::Invalid(format!(
                 "{}: tag {:?} has a UID that is not 14 hex digits",
@@ -287,8 +295,11 @@ pub fn read_summary_template(dir: &Path) -> Result<Option<String>, CatalogError>
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| CatalogError::Json {
+            path: path.clone(),
+            source,
+        })?;
     Ok(v.get("template")
         .and_then(|t| t.as_str())
         .map(str::to_string))

@@ -63,12 +63,37 @@ impl serde::Serialize for MgmtBody {
 /// A management answer: status and JSON body.
 pub type MgmtAnswer = (StatusCode, MgmtBody);
 
-/// A refused management request: status, error code and its own message.
+/// A refused management request: status, error code and its own message (the answer's
+/// text); when a typed error is the cause (a Default Response that does not compile, the
+/// store's failure), it is kept as the source.
 #[derive(Debug)]
 pub struct MgmtError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for MgmtError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for MgmtError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl MgmtError {
+    /// The same refusal, with `e` as its cause.
+    fn because(mut self, e: impl std::error::Error + Send + Sync + 'static) -> MgmtError {
+        self.source = Some(Box::new(e));
+        self
+    }
 }
 
 fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> MgmtError {
@@ -76,6 +101,25 @@ fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> Mg
         status,
         code,
         message: message.into(),
+        source: None,
+    }
+}
+
+/// `ix_dr`: empty reverts to the tag group's rules (`None`), else a Default Response that
+/// compiles; the refusal keeps the response's typed error as its source.
+fn default_response_field(v: &str) -> Result<Option<String>, MgmtError> {
+    let bad = |m: String| err(StatusCode::BAD_REQUEST, "bad_request", m);
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.trim().is_empty() {
+        return Err(bad(
+            "ix_dr: only spaces; a Default Response needs text (send ix_dr= empty to revert to the tag group's rules)".into(),
+        ));
+    }
+    match subtags::Response::parse(v) {
+        Ok(_) => Ok(Some(v.to_string())),
+        Err(e) => Err(bad(format!("ix_dr: {e}")).because(e)),
     }
 }
 
@@ -297,16 +341,7 @@ impl Verifier {
                 return Err(bad(format!("{k}: a string")));
             };
             match k.as_str() {
-                "ix_dr" if v.is_empty() => patch.default_response = Some(None),
-                "ix_dr" if v.trim().is_empty() => {
-                    return Err(bad(
-                        "ix_dr: only spaces; a Default Response needs text (send ix_dr= empty to revert to the tag group's rules)".into(),
-                    ))
-                }
-                "ix_dr" => {
-                    subtags::Response::parse(v).map_err(|e| bad(format!("ix_dr: {e}")))?;
-                    patch.default_response = Some(Some(v.to_string()));
-                }
+                "ix_dr" => patch.default_response = Some(default_response_field(v)?),
                 "ix_status" => {
                     patch.active = Some(
                         parse_status(v)
@@ -345,7 +380,8 @@ impl Verifier {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
                     other.to_string(),
-                ),
+                )
+                .because(other),
             });
         }
         // On disk: now in memory, in the catalog served now (another instance's change may
@@ -363,7 +399,7 @@ impl Verifier {
         let tag = &*arc;
         if let Some(dr) = &patch.default_response {
             reg.set_default_response(tag, dr.as_deref())
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(|e| bad(e.to_string()).because(e))?;
         }
         let fi = tag.folder;
         if let Ok(mut s) = tag.state.write() {
@@ -533,4 +569,35 @@ pub(super) async fn mgmt_a(
     body: Body,
 ) -> Response<Body> {
     mgmt(&app, Target::Aid(&aid), method, remote, headers, body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subtags::ResponseError;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_default_response_that_does_not_compile_keeps_its_cause() {
+        assert_eq!(default_response_field("").unwrap(), None);
+        assert_eq!(
+            default_response_field("Hi {xuid}").unwrap().as_deref(),
+            Some("Hi {xuid}")
+        );
+        let e = default_response_field("  ").unwrap_err();
+        assert!(e.source().is_none() && e.message.starts_with("ix_dr: only spaces"));
+        let e = default_response_field("Hi {nope}").unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_request"));
+        assert!(
+            e.message
+                .starts_with("ix_dr: unknown subtag {nope}: use {xuid}"),
+            "{e}"
+        );
+        assert_eq!(
+            e.source().and_then(|s| s.downcast_ref::<ResponseError>()),
+            Some(&ResponseError::Unknown {
+                subtag: "nope".into()
+            })
+        );
+    }
 }

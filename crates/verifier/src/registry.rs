@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use super::catalog::{Catalog, CatalogError, Cors, GroupKind, Tag};
 use super::rules::RuleSet;
+pub use super::rules::RulesError;
 use super::store::Loaded;
 use super::subtags::Response;
 use crate::crypto::sdm::SdmMode;
@@ -124,7 +125,7 @@ impl TagEntry {
             dr.unwrap_or(group_default),
         )
         .map(Some)
-        .map_err(RulesError::Invalid)
+        .map_err(RulesError::from)
     }
 }
 
@@ -156,26 +157,9 @@ fn compile_data(d: &[(String, String)]) -> Result<Vec<(String, Response)>, Rules
         .map(|(k, v)| {
             Response::parse(v)
                 .map(|r| (k.clone(), r))
-                .map_err(RulesError::Invalid)
+                .map_err(RulesError::from)
         })
         .collect()
-}
-
-/// Why a tag's or group's rules, Default Response or extended data could not be compiled.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RulesError {
-    /// A Rule Set, response text or extended data value does not parse (the parser's message,
-    /// which names the fix).
-    #[error("{0}")]
-    Invalid(String),
-    /// A request panicked while changing the tag's state.
-    #[error("tag state poisoned")]
-    Poisoned,
-}
-
-fn invalid(e: RulesError) -> CatalogError {
-    CatalogError::Invalid(e.to_string())
 }
 
 /// Extended data values in the order the folder's `fields` declares them: the tag's value of
@@ -202,7 +186,6 @@ impl Registry {
     pub fn build(loaded: &Loaded) -> Result<Registry, CatalogError> {
         let catalog: &Catalog = &loaded.catalog;
         catalog.validate()?;
-        let inv = CatalogError::Invalid;
         let mut r = Registry {
             folders: Vec::new(),
             groups: Vec::new(),
@@ -232,14 +215,13 @@ impl Registry {
                     Some(&g.pass_response),
                     &g.default_response,
                 )
-                .map_err(inv)?;
+                .map_err(RulesError::from)?;
                 r.groups.push(GroupEntry {
                     name: g.name.clone(),
                     kind: g.kind,
                     active: g.active,
                     rules,
-                    data: compile_data(&in_field_order(&f.fields, &g.data, &[]))
-                        .map_err(invalid)?,
+                    data: compile_data(&in_field_order(&f.fields, &g.data, &[]))?,
                 });
                 r.group_defaults.push(g.default_response.clone());
                 for b in &g.batches {
@@ -272,7 +254,7 @@ impl Registry {
                             group: gi,
                             batch: bi,
                             created_ms: loaded.created.get(&t.xuid).copied().unwrap_or(0),
-                            data: compile_data(&data).map_err(invalid)?,
+                            data: compile_data(&data)?,
                             state: RwLock::new(TagState {
                                 cuid: t.cuid.clone(),
                                 active: t.active.unwrap_or(true),
@@ -289,8 +271,7 @@ impl Registry {
                                 loaded.scan_counts.get(&t.xuid).map_or(0, |c| c.genuine),
                             ),
                         });
-                        r.set_default_response(&e, t.default_response.as_deref())
-                            .map_err(invalid)?;
+                        r.set_default_response(&e, t.default_response.as_deref())?;
                         if let Some(c) = &t.cuid {
                             by_cuid.insert((fi, c.clone()), e.clone());
                         }
@@ -317,10 +298,7 @@ impl Registry {
         let g = &self.groups[t.group];
         let own = t.own_rules(g.kind, &self.group_defaults[t.group], dr)?;
         let compiled = match dr {
-            Some(d) => Some(Arc::new((
-                d.to_string(),
-                Response::parse(d).map_err(RulesError::Invalid)?,
-            ))),
+            Some(d) => Some(Arc::new((d.to_string(), Response::parse(d)?))),
             None => None,
         };
         let mut s = t.state.write().map_err(|_| RulesError::Poisoned)?;

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::subtags::{Response, Subtag};
 use super::timefmt::parse_utc;
 
+mod error;
+pub use error::{RuleError, RuleSetError, RulesError};
+
 /// Standard tags answer their default response; authentication tags answer the pass response
 /// when the SUN message verifies with a new counter, else the default response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -167,45 +170,43 @@ pub struct Facts {
 
 impl Rule {
     /// Parses a rule text (`auth_pass`, or `KIND OP VALUE` such as `scan_count < 10`).
-    pub fn parse(text: &str) -> Result<Rule, String> {
+    pub fn parse(text: &str) -> Result<Rule, RuleError> {
         let words: Vec<&str> = text.split_whitespace().collect();
-        let bad = |why: &str| Err(format!("rule {text:?}: {why}"));
+        let rule = text.to_string();
         match words.as_slice() {
             ["auth_pass"] => Ok(Rule::AuthPass),
             [kind, op, value] => {
                 let Some(cmp) = Cmp::parse(op) else {
-                    return bad("the comparison must be <, <=, >, >=, = or !=");
+                    return Err(RuleError::Comparison { rule });
                 };
                 let eq_only = matches!(cmp, Cmp::Eq | Cmp::Ne);
                 match *kind {
                     "scan_count" if matches!(cmp, Cmp::Le | Cmp::Ge) => {
-                        bad("scan_count takes <, >, = or != (as the platform's Scan Count rule)")
+                        Err(RuleError::ScanCountComparison { rule })
                     }
                     "scan_count" => match value.parse() {
                         Ok(n) => Ok(Rule::ScanCount(cmp, n)),
-                        Err(_) => bad("the target must be a whole number"),
+                        Err(_) => Err(RuleError::ScanCountTarget { rule }),
                     },
                     "chip_count" => match value.parse::<u32>() {
                         Ok(n) if n <= 0xFF_FFFF => Ok(Rule::ChipCount(cmp, n)),
-                        _ => bad("the target must be a whole number up to 16777215"),
+                        _ => Err(RuleError::ChipCountTarget { rule }),
                     },
-                    "tamper" if !eq_only => bad("tamper takes = or !="),
+                    "tamper" if !eq_only => Err(RuleError::TamperComparison { rule }),
                     "tamper" => match *value {
                         "open" => Ok(Rule::Tamper(cmp, Tamper::Open)),
                         "closed" => Ok(Rule::Tamper(cmp, Tamper::Closed)),
-                        _ => bad("the tamper status is open or closed"),
+                        _ => Err(RuleError::TamperStatus { rule }),
                     },
-                    "date" if eq_only => bad("date takes <, <=, > or >="),
+                    "date" if eq_only => Err(RuleError::DateComparison { rule }),
                     "date" => match parse_utc(value) {
                         Some(t) => Ok(Rule::Date(cmp, t)),
-                        None => bad("the date must be a day the calendar has, from 1970 to 9999, as YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC)"),
+                        None => Err(RuleError::Date { rule }),
                     },
-                    _ => bad(
-                        "unknown rule kind: use auth_pass, scan_count, tamper, chip_count or date",
-                    ),
+                    _ => Err(RuleError::UnknownKind { rule }),
                 }
             }
-            _ => bad("unknown rule: use auth_pass, or KIND OP VALUE (e.g. scan_count < 10)"),
+            _ => Err(RuleError::Unknown { rule }),
         }
     }
 
@@ -233,21 +234,19 @@ pub struct RuleSet {
 
 impl RuleSet {
     /// Compiles a Rule Set; errors name the rule or response at fault.
-    pub fn compile(groups: &[RuleGroup], default: &str) -> Result<RuleSet, String> {
+    pub fn compile(groups: &[RuleGroup], default: &str) -> Result<RuleSet, RuleSetError> {
         if groups.len() > MAX_RULE_GROUPS {
-            return Err(format!(
-                "{} rule groups: the platform allows up to {MAX_RULE_GROUPS}",
-                groups.len()
-            ));
+            return Err(RuleSetError::TooManyGroups {
+                count: groups.len(),
+            });
         }
         let mut out = Vec::new();
         // A group with an empty response is not active (the platform), so it never answers.
         for g in groups.iter().filter(|g| g.is_active()) {
             if g.rules.is_empty() {
-                return Err(format!(
-                    "the rule group answering {:?} has no rules",
-                    g.response
-                ));
+                return Err(RuleSetError::NoRules {
+                    response: g.response.clone(),
+                });
             }
             let rules = g
                 .rules
@@ -268,7 +267,7 @@ impl RuleSet {
         groups: &[RuleGroup],
         pass: Option<&str>,
         default: &str,
-    ) -> Result<RuleSet, String> {
+    ) -> Result<RuleSet, RuleSetError> {
         match (groups.is_empty(), kind, pass) {
             (true, GroupKind::Authentication, Some(p)) => RuleSet::compile(
                 &[RuleGroup {
@@ -316,13 +315,41 @@ mod tests {
             Rule::parse("scan_count  <  10"),
             Ok(Rule::ScanCount(Cmp::Lt, 10))
         );
-        assert!(Rule::parse("scan_count <= 10").is_err());
-        assert!(Rule::parse("tamper > open").is_err());
-        assert!(Rule::parse("mobile_os = ios")
-            .unwrap_err()
-            .contains("unknown"));
+        assert_eq!(
+            Rule::parse("scan_count <= 10"),
+            Err(RuleError::ScanCountComparison {
+                rule: "scan_count <= 10".into()
+            })
+        );
+        assert!(matches!(
+            Rule::parse("tamper > open"),
+            Err(RuleError::TamperComparison { rule }) if rule == "tamper > open"
+        ));
+        let e = Rule::parse("mobile_os = ios").unwrap_err();
+        assert!(matches!(&e, RuleError::UnknownKind { .. }));
+        assert_eq!(e.rule(), "mobile_os = ios");
+        assert_eq!(
+            e.to_string(),
+            r#"rule "mobile_os = ios": unknown rule kind: use auth_pass, scan_count, tamper, chip_count or date"#
+        );
+        assert!(matches!(
+            Rule::parse("chip_count > 16777216"),
+            Err(RuleError::ChipCountTarget { .. })
+        ));
+        assert!(matches!(Rule::parse("a b"), Err(RuleError::Unknown { .. })));
+        assert!(matches!(
+            Rule::parse("scan_count ~ 1"),
+            Err(RuleError::Comparison { .. })
+        ));
         assert!(Rule::parse("date >= 2026-01-01").is_ok());
-        assert!(Rule::parse("date = 2026-01-01").is_err());
+        assert!(matches!(
+            Rule::parse("date >= 2026-02-30"),
+            Err(RuleError::Date { .. })
+        ));
+        assert!(matches!(
+            Rule::parse("date = 2026-01-01"),
+            Err(RuleError::DateComparison { .. })
+        ));
         let f = Facts {
             auth: true,
             scount: 3,
@@ -333,5 +360,37 @@ mod tests {
         assert!(!Rule::parse("tamper = open").unwrap().holds(&f));
         assert!(!Rule::parse("tamper != open").unwrap().holds(&f));
         assert!(Rule::parse("chip_count > 4").unwrap().holds(&f));
+    }
+
+    #[test]
+    fn rule_set_errors_name_their_part() {
+        let g = |rules: &[&str], response: &str| RuleGroup {
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+            response: response.into(),
+        };
+        let four = vec![g(&["auth_pass"], "Pass"); 4];
+        let e = RuleSet::compile(&four, "Fail").unwrap_err();
+        assert_eq!(e, RuleSetError::TooManyGroups { count: 4 });
+        assert_eq!(e.to_string(), "4 rule groups: the platform allows up to 3");
+        let e = RuleSet::compile(&[g(&[], "Hi")], "Fail").unwrap_err();
+        assert_eq!(
+            e,
+            RuleSetError::NoRules {
+                response: "Hi".into()
+            }
+        );
+        let e = RuleSet::compile(&[g(&["tamper = ajar"], "Hi")], "Fail").unwrap_err();
+        assert!(
+            matches!(&e, RuleSetError::Rule(RuleError::TamperStatus { rule }) if rule == "tamper = ajar")
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"rule "tamper = ajar": the tamper status is open or closed"#
+        );
+        let e = RuleSet::compile(&[], "{browser}").unwrap_err();
+        assert!(matches!(
+            e,
+            RuleSetError::Response(crate::subtags::ResponseError::NotOnApi { .. })
+        ));
     }
 }

@@ -77,6 +77,42 @@ enum Seg {
     Sub(Subtag),
 }
 
+/// Why a response text (or extended data value) does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// The text breaks the text rule (too long, a control character).
+    #[error("{0}")]
+    Text(#[from] super::text::TextError),
+    /// A `{` without its `}` (the response).
+    #[error("response {response:?}: '{{' without '}}'")]
+    Unclosed {
+        /// The response text.
+        response: String,
+    },
+    /// A platform subtag an API answer cannot fill (the subtag's name as given).
+    #[error("subtag {{{subtag}}} is not available on the API (the platform has no browser, device or NFT data there)")]
+    NotOnApi {
+        /// The subtag's name, as written.
+        subtag: String,
+    },
+    /// A subtag the platform does not have (the name as given).
+    #[error("unknown subtag {{{subtag}}}: use {}", known_subtags())]
+    Unknown {
+        /// The subtag's name, as written.
+        subtag: String,
+    },
+}
+
+/// Every subtag the verifier replaces, as `{xuid} {cuid} …` (for [`ResponseError::Unknown`]).
+fn known_subtags() -> String {
+    NAMES
+        .iter()
+        .map(|(n, _)| format!("{{{n}}}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A compiled response text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -88,7 +124,7 @@ pub const MAX_RESPONSE_LEN: usize = super::text::MAX_RESPONSE;
 
 impl Response {
     /// Compiles `text`; the error names the offending subtag.
-    pub fn parse(text: &str) -> Result<Response, String> {
+    pub fn parse(text: &str) -> Result<Response, ResponseError> {
         // Empty is a valid response here (an empty Default Response answers "").
         if !text.is_empty() {
             super::text::check("the response", text, MAX_RESPONSE_LEN)?;
@@ -101,23 +137,23 @@ impl Response {
             }
             let after = &rest[open + 1..];
             let Some(close) = after.find('}') else {
-                return Err(format!("response {text:?}: '{{' without '}}'"));
+                return Err(ResponseError::Unclosed {
+                    response: text.to_string(),
+                });
             };
-            let name = after[..close].to_ascii_lowercase();
+            let given = &after[..close];
+            let name = given.to_ascii_lowercase();
             match NAMES.iter().find(|(n, _)| *n == name) {
                 Some((_, s)) => segs.push(Seg::Sub(*s)),
                 None if NOT_ON_API.contains(&name.as_str()) || name.starts_with("nft_") => {
-                    return Err(format!(
-                        "subtag {{{}}} is not available on the API (the platform has no browser, device or NFT data there)",
-                        &after[..close]
-                    ))
+                    return Err(ResponseError::NotOnApi {
+                        subtag: given.to_string(),
+                    })
                 }
                 None => {
-                    return Err(format!(
-                        "unknown subtag {{{}}}: use {}",
-                        &after[..close],
-                        NAMES.iter().map(|(n, _)| format!("{{{n}}}")).collect::<Vec<_>>().join(" ")
-                    ))
+                    return Err(ResponseError::Unknown {
+                        subtag: given.to_string(),
+                    })
                 }
             }
             rest = &after[close + 1..];
@@ -238,11 +274,32 @@ mod tests {
             .starts_with("1970-01-01T"));
         let n = Response::parse("{randnum}").unwrap().render(&ctx);
         assert!(n.parse::<u32>().unwrap() < 1_000_000);
-        assert!(Response::parse("Hi {nope}").unwrap_err().contains("{nope}"));
-        assert!(Response::parse("{os}")
-            .unwrap_err()
-            .contains("not available"));
-        assert!(Response::parse("Hi {xuid").is_err());
+        let e = Response::parse("Hi {Nope}").unwrap_err();
+        assert_eq!(
+            e,
+            ResponseError::Unknown {
+                subtag: "Nope".into()
+            }
+        );
+        assert!(e
+            .to_string()
+            .starts_with("unknown subtag {Nope}: use {xuid} {cuid} {uid} "));
+        let e = Response::parse("{os}").unwrap_err();
+        assert_eq!(
+            e,
+            ResponseError::NotOnApi {
+                subtag: "os".into()
+            }
+        );
+        assert!(e.to_string().contains("not available"));
+        let e = Response::parse("Hi {xuid").unwrap_err();
+        assert_eq!(e.to_string(), r#"response "Hi {xuid": '{' without '}'"#);
+        assert!(matches!(e, ResponseError::Unclosed { response } if response == "Hi {xuid"));
+        let e = Response::parse("a\nb").unwrap_err();
+        assert!(
+            matches!(&e, ResponseError::Text(t) if t.problem == crate::text::TextProblem::Control),
+            "{e:?}"
+        );
         assert_eq!(Response::parse("plain").unwrap().render(&ctx), "plain");
     }
 }

@@ -23,23 +23,63 @@ pub fn is_valid(s: &str, max: usize) -> bool {
     !s.is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
 }
 
-/// [`is_valid`], or an error naming the field, its limit and the rule (the value itself is
-/// shown only by its length: it may be megabytes of anything).
-pub fn check(field: &str, s: &str, max: usize) -> Result<(), String> {
+/// What is wrong with a text field ([`TextError`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TextProblem {
+    /// It is empty.
+    Empty,
+    /// It has more characters than allowed (how many it has).
+    TooLong(usize),
+    /// It holds a control character.
+    Control,
+}
+
+impl std::fmt::Display for TextProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TextProblem::Empty => f.write_str("is empty"),
+            TextProblem::TooLong(n) => write!(f, "has {n} characters"),
+            TextProblem::Control => f.write_str("holds a control character"),
+        }
+    }
+}
+
+/// A text field that breaks the rule: which field, what is wrong and its limit (the value
+/// itself is kept out: it may be megabytes of anything; [`TextProblem::TooLong`] has its
+/// length).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{field} {problem}: use 1 to {max} characters, no control characters (tab, newline, escape…)"
+)]
+#[non_exhaustive]
+pub struct TextError {
+    /// The field, as the message names it (e.g. `TAGNAME`, `a folder name`).
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: TextProblem,
+    /// Its limit, in characters.
+    pub max: usize,
+}
+
+/// [`is_valid`], or an error naming the field, its limit and the rule.
+pub fn check(field: &str, s: &str, max: usize) -> Result<(), TextError> {
     if is_valid(s, max) {
         return Ok(());
     }
     let n = s.chars().count();
-    let why = if s.is_empty() {
-        "is empty".to_string()
+    let problem = if s.is_empty() {
+        TextProblem::Empty
     } else if n > max {
-        format!("has {n} characters")
+        TextProblem::TooLong(n)
     } else {
-        "holds a control character".to_string()
+        TextProblem::Control
     };
-    Err(format!(
-        "{field} {why}: use 1 to {max} characters, no control characters (tab, newline, escape…)"
-    ))
+    Err(TextError {
+        field: field.to_string(),
+        problem,
+        max,
+    })
 }
 
 #[cfg(test)]
@@ -56,6 +96,17 @@ mod tests {
             assert!(!is_valid(&format!("a{c}b"), 128), "{c:?}");
         }
         let e = check("TAGNAME", &"x".repeat(3_000_000), MAX_TAGNAME).unwrap_err();
+        assert_eq!(e.problem, TextProblem::TooLong(3_000_000));
+        assert_eq!((e.field.as_str(), e.max), ("TAGNAME", MAX_TAGNAME));
+        let e = e.to_string();
         assert!(e.contains("3000000 characters") && e.len() < 200, "{e}");
+        assert_eq!(
+            check("CUID", "a\u{1b}", MAX_CUID).unwrap_err().to_string(),
+            "CUID holds a control character: use 1 to 128 characters, no control characters (tab, newline, escape…)"
+        );
+        assert_eq!(
+            check("CUID", "", 9).unwrap_err().problem,
+            TextProblem::Empty
+        );
     }
 }

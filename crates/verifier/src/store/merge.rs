@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use super::rows::{BatchRow, CatalogRows, FolderRow, GroupRow, Row, Table, TagRow, Value};
+use super::rows::{
+    BatchRow, CatalogRows, FolderRow, GroupRow, Row, RowError, Table, TagRow, Value,
+};
 use super::schema::{BATCHES, FOLDERS, GROUPS, TAGS};
 use super::{ChangeRecord, Loaded, ScanCounts, StoreError, TagPatch};
 use crate::catalog::Catalog;
@@ -40,8 +42,16 @@ pub(super) trait CatalogTx {
     async fn scan_counts(&mut self) -> Result<HashMap<String, ScanCounts>, StoreError>;
     /// Appends to the change log.
     async fn log_changes(&mut self, changes: &[ChangeRecord]) -> Result<(), StoreError>;
-    /// The error for stored rows that do not hold together, naming the database.
-    fn corrupt(&self, what: String) -> StoreError;
+    /// Names the database in an error (its file, or `postgres://user@host:port/db`).
+    fn db(&self) -> String;
+    /// The error for stored rows that cannot be read or do not hold together, naming the
+    /// database.
+    fn corrupt_row(&self, source: RowError) -> StoreError {
+        StoreError::CorruptRow {
+            db: self.db(),
+            source,
+        }
+    }
 }
 
 async fn rows<T: CatalogTx, R: Row>(
@@ -52,7 +62,7 @@ async fn rows<T: CatalogTx, R: Row>(
     let mut out = Vec::new();
     for v in tx.select(table, filter).await? {
         let mut v = zeroize::Zeroizing::new(v);
-        out.push(table.read(&mut v).map_err(|e| tx.corrupt(e))?);
+        out.push(table.read(&mut v).map_err(|e| tx.corrupt_row(e))?);
     }
     Ok(out)
 }
@@ -65,7 +75,7 @@ pub(super) async fn load<T: CatalogTx>(tx: &mut T) -> Result<Loaded, StoreError>
         batches: rows(tx, &BATCHES, None).await?,
         tags: rows(tx, &TAGS, None).await?,
     };
-    let (catalog, created) = all.assemble().map_err(|e| tx.corrupt(e))?;
+    let (catalog, created) = all.assemble().map_err(|e| tx.corrupt_row(e))?;
     Ok(Loaded {
         catalog,
         created,
@@ -146,10 +156,10 @@ pub(super) async fn import<T: CatalogTx>(
 async fn folder_of<T: CatalogTx>(tx: &mut T, batch_id: i64) -> Result<i64, StoreError> {
     let batch = rows(tx, &BATCHES, Some(("id", &Value::Int(batch_id)))).await?;
     let group_id = batch.first().map(|b| b.group_id);
-    let group_id = group_id.ok_or_else(|| tx.corrupt(format!("no batch {batch_id}")))?;
+    let group_id = group_id.ok_or_else(|| tx.corrupt_row(RowError::MissingBatch { batch_id }))?;
     let group = rows(tx, &GROUPS, Some(("id", &Value::Int(group_id)))).await?;
     let folder_id = group.first().map(|g| g.folder_id);
-    folder_id.ok_or_else(|| tx.corrupt(format!("no group {group_id}")))
+    folder_id.ok_or_else(|| tx.corrupt_row(RowError::MissingGroup { group_id }))
 }
 
 /// A management API change (see [`super::Store::update_tag`]): each changed field is logged

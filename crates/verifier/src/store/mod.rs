@@ -21,6 +21,7 @@ mod sqlite;
 mod writer;
 
 pub use postgres::{is_postgres_url, PgStats, PgStore, WATCH_POLL};
+pub use rows::{ColumnError, RowError, Value, ValueError};
 pub use schema::{Migration, MIGRATIONS, SCHEMA_VERSION};
 pub use sqlite::SqliteStore;
 pub use writer::{Writer, WriterStats, MAX_GROUP, PRUNE_INTERVAL, PRUNE_ROWS_FRACTION};
@@ -84,6 +85,15 @@ pub enum StoreError {
         db: String,
         /// What is wrong.
         what: String,
+    },
+    /// Stored rows cannot be read or do not link up.
+    #[error("database {db}: {source}")]
+    CorruptRow {
+        /// The database (its file, or `postgres://user@host:port/db`).
+        db: String,
+        /// The row at fault and what is wrong with it.
+        #[source]
+        source: RowError,
     },
     /// The database was migrated by a newer tag424: its tables may mean what this one does
     /// not know.

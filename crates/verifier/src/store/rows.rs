@@ -8,6 +8,9 @@ use std::collections::HashMap;
 
 use crate::catalog::{Batch, Catalog, Folder, Group, Tag};
 
+mod error;
+pub use error::{ColumnError, RowError, ValueError};
+
 /// A column value as both backends read and write it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Value {
@@ -39,17 +42,17 @@ impl Value {
     }
 
     /// The text, or `None` for `Null`.
-    pub fn opt_text(self) -> Result<Option<String>, String> {
+    pub fn opt_text(self) -> Result<Option<String>, ValueError> {
         match self {
             Value::Null => Ok(None),
             Value::Text(s) => Ok(Some(s)),
-            v => Err(format!("expected text, found {v:?}")),
+            found => Err(ValueError::ExpectedText { found }),
         }
     }
 
     /// The text (`Null` refused).
-    pub fn text(self) -> Result<String, String> {
-        self.opt_text()?.ok_or_else(|| "missing".to_string())
+    pub fn text(self) -> Result<String, ValueError> {
+        self.opt_text()?.ok_or(ValueError::Missing)
     }
 
     /// The text, borrowed (`None` for `Null` or another kind).
@@ -61,11 +64,11 @@ impl Value {
     }
 
     /// The boolean (SQLite's 0/1 integers read as booleans).
-    pub fn bool(self) -> Result<bool, String> {
+    pub fn bool(self) -> Result<bool, ValueError> {
         match self {
             Value::Bool(b) => Ok(b),
             Value::Int(i) => Ok(i != 0),
-            v => Err(format!("expected a boolean, found {v:?}")),
+            found => Err(ValueError::ExpectedBool { found }),
         }
     }
 
@@ -79,15 +82,15 @@ impl Value {
     }
 
     /// The integer.
-    pub fn int(self) -> Result<i64, String> {
+    pub fn int(self) -> Result<i64, ValueError> {
         match self {
             Value::Int(i) => Ok(i),
-            v => Err(format!("expected an integer, found {v:?}")),
+            found => Err(ValueError::ExpectedInt { found }),
         }
     }
 
     /// The integer, or `None` for `Null`.
-    pub fn opt_int(self) -> Result<Option<i64>, String> {
+    pub fn opt_int(self) -> Result<Option<i64>, ValueError> {
         match self {
             Value::Null => Ok(None),
             v => v.int().map(Some),
@@ -141,7 +144,7 @@ pub struct Column<R> {
     /// The row's value.
     pub get: fn(&R) -> Value,
     /// Sets the row's field from a stored value; `Err` says what is wrong with it.
-    pub set: fn(&mut R, Value) -> Result<(), String>,
+    pub set: fn(&mut R, Value) -> Result<(), ColumnError>,
 }
 
 /// A row type with an id (the table's `id`, or SQLite's `rowid` for tags).
@@ -169,14 +172,18 @@ impl<R: Row> Table<R> {
 
     /// The row of `values` (the row id first, then the columns in order), taken out of
     /// them: moved, not copied, so key text exists once (the caller wipes what is left).
-    pub fn read(&self, values: &mut [Value]) -> Result<R, String> {
+    pub fn read(&self, values: &mut [Value]) -> Result<R, RowError> {
         let mut r = R::default();
-        let (id, cols) = values.split_first_mut().ok_or("empty row")?;
-        let id = std::mem::take(id).int()?;
+        let (id, cols) = values.split_first_mut().ok_or(RowError::Empty)?;
+        let id = std::mem::take(id).int().map_err(RowError::Id)?;
         *r.id_mut() = id;
         for (c, v) in self.columns.iter().zip(cols) {
-            (c.set)(&mut r, std::mem::take(v))
-                .map_err(|e| format!("{} row {id}: {}: {e}", self.name, c.name))?;
+            (c.set)(&mut r, std::mem::take(v)).map_err(|source| RowError::Column {
+                table: self.name,
+                id,
+                column: c.name,
+                source,
+            })?;
         }
         Ok(r)
     }
@@ -261,7 +268,7 @@ pub struct CatalogRows {
 impl CatalogRows {
     /// The catalog these rows describe, and each tag's creation time; `Err` names the row
     /// that does not hold together.
-    pub fn assemble(self) -> Result<(Catalog, HashMap<String, u64>), String> {
+    pub fn assemble(self) -> Result<(Catalog, HashMap<String, u64>), RowError> {
         let mut created = HashMap::with_capacity(self.tags.len());
         let mut folders: Vec<Folder> = Vec::with_capacity(self.folders.len());
         let mut folder_index = HashMap::new();
@@ -274,7 +281,10 @@ impl CatalogRows {
         for g in self.groups {
             let fi = *folder_index
                 .get(&g.folder_id)
-                .ok_or_else(|| format!("group {}: no folder {}", g.group.name, g.folder_id))?;
+                .ok_or_else(|| RowError::NoFolder {
+                    group: g.group.name.clone(),
+                    folder_id: g.folder_id,
+                })?;
             group_index.insert(g.id, groups.len());
             groups.push((fi, g.group));
         }
@@ -283,14 +293,20 @@ impl CatalogRows {
         for b in self.batches {
             let gi = *group_index
                 .get(&b.group_id)
-                .ok_or_else(|| format!("batch {}: no group {}", b.batch.name, b.group_id))?;
+                .ok_or_else(|| RowError::NoGroup {
+                    batch: b.batch.name.clone(),
+                    group_id: b.group_id,
+                })?;
             batch_index.insert(b.id, batches.len());
             batches.push((gi, b.batch));
         }
         for t in self.tags {
             let bi = *batch_index
                 .get(&t.batch_id)
-                .ok_or_else(|| format!("tag {}: no batch {}", t.tag.xuid, t.batch_id))?;
+                .ok_or_else(|| RowError::NoBatch {
+                    xuid: t.tag.xuid.clone(),
+                    batch_id: t.batch_id,
+                })?;
             created.insert(t.tag.xuid.clone(), t.created_ms.max(0) as u64);
             batches[bi].1.tags.push(t.tag);
         }

@@ -15,7 +15,9 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::rows::{BatchRow, Column, FolderRow, GroupRow, Kind, Merge, Table, TagRow, Value};
+use super::rows::{
+    BatchRow, Column, ColumnError, FolderRow, GroupRow, Kind, Merge, Table, TagRow, Value,
+};
 use super::StoreError;
 use crate::catalog::{Cors, GroupKind};
 use crate::crypto::AesKey;
@@ -228,8 +230,8 @@ fn json<T: Serialize>(v: &T) -> Value {
     Value::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()))
 }
 
-fn from_json<T: DeserializeOwned>(v: Value) -> Result<T, String> {
-    serde_json::from_str(&v.text()?).map_err(|e| e.to_string())
+fn from_json<T: DeserializeOwned>(v: Value) -> Result<T, ColumnError> {
+    Ok(serde_json::from_str(&v.text()?)?)
 }
 
 fn key_text(k: &Option<AesKey>) -> Value {
@@ -237,11 +239,11 @@ fn key_text(k: &Option<AesKey>) -> Value {
         .map_or(Value::Null, |k| Value::Text(k.to_hex().to_string()))
 }
 
-fn key_of(v: Value) -> Result<Option<AesKey>, String> {
+fn key_of(v: Value) -> Result<Option<AesKey>, ColumnError> {
     match v.opt_text()? {
         Some(k) => {
             let k = zeroize::Zeroizing::new(k);
-            k.parse().map(Some).map_err(|_| "bad key".to_string())
+            k.parse().map(Some).map_err(ColumnError::Key)
         }
         None => Ok(None),
     }
@@ -301,7 +303,8 @@ pub const FOLDERS: Table<FolderRow> = Table {
             Replace,
             |r| Value::Text(r.folder.cors.to_string()),
             |r, v| {
-                r.folder.cors = Cors::parse(&v.text()?).map_err(|e| e.to_string())?;
+                r.folder.cors =
+                    Cors::parse(&v.text()?).map_err(|e| ColumnError::Cors(Box::new(e)))?;
                 Ok(())
             }
         ),
@@ -360,7 +363,7 @@ pub const GROUPS: Table<GroupRow> = Table {
             |r| Value::Text(r.group.kind.as_str().into()),
             |r, v| {
                 let k = v.text()?;
-                r.group.kind = GroupKind::parse(&k).ok_or_else(|| format!("unknown kind {k}"))?;
+                r.group.kind = GroupKind::parse(&k).ok_or(ColumnError::Kind { kind: k })?;
                 Ok(())
             }
         ),
@@ -476,7 +479,9 @@ pub const BATCHES: Table<BatchRow> = Table {
                 .map_or(Value::Null, |n| Value::Int(n.into())),
             |r, v| {
                 r.batch.read_ctr_limit = match v.opt_int()? {
-                    Some(n) => Some(u32::try_from(n).map_err(|_| format!("read_ctr_limit {n}"))?),
+                    Some(n) => {
+                        Some(u32::try_from(n).map_err(|_| ColumnError::ReadCtrLimit { limit: n })?)
+                    }
                     None => None,
                 };
                 Ok(())
@@ -523,7 +528,10 @@ pub const TAGS: Table<TagRow> = Table {
             |r| Value::text_or_null(r.tag.uid.map(hex::encode_upper).as_deref()),
             |r, v| {
                 r.tag.uid = match v.opt_text()? {
-                    Some(u) => Some(crate::query::parse_uid(&u).ok_or("bad UID")?),
+                    Some(u) => match crate::query::parse_uid(&u) {
+                        Some(uid) => Some(uid),
+                        None => return Err(ColumnError::Uid { uid: u }),
+                    },
                     None => None,
                 };
                 Ok(())

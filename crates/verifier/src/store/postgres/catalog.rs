@@ -262,11 +262,8 @@ impl CatalogTx for PgTx<'_, '_> {
         Ok(())
     }
 
-    fn corrupt(&self, what: String) -> StoreError {
-        StoreError::Corrupt {
-            db: self.target.to_string(),
-            what,
-        }
+    fn db(&self) -> String {
+        self.target.to_string()
     }
 }
 

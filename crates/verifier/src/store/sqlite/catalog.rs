@@ -199,11 +199,8 @@ impl CatalogTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn corrupt(&self, what: String) -> StoreError {
-        StoreError::Corrupt {
-            db: self.path.display().to_string(),
-            what,
-        }
+    fn db(&self) -> String {
+        self.path.display().to_string()
     }
 }
 
