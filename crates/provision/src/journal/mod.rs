@@ -62,7 +62,7 @@ mod sealing;
 use chain::{Link, GENESIS};
 use error::io;
 pub use error::JournalError;
-pub use parse::{parse, Parsed};
+pub use parse::{parse, LineError, Parsed};
 pub use record::{Check, PlannedKeys, Record, TagEntry, TornTail};
 pub use sealing::KeyAccess;
 use sealing::{sealed_recipients, Sealing};
@@ -111,6 +111,19 @@ fn refuse_newer(path: &Path, parsed: &Parsed) -> Result<(), JournalError> {
             path: path.to_path_buf(),
             line: *line,
             event: event.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`JournalError::Corrupt`] for the first damaged line before the last record: encoding runs
+/// and readers refuse the journal (only `tag424 journal check` lists the damage).
+fn refuse_damaged(path: &Path, damaged: &mut Vec<(usize, LineError)>) -> Result<(), JournalError> {
+    match std::mem::take(damaged).into_iter().next() {
+        Some((line, source)) => Err(JournalError::Corrupt {
+            path: path.to_path_buf(),
+            line,
+            source,
         }),
         None => Ok(()),
     }
@@ -175,15 +188,9 @@ impl Journal {
             sync_dir(dir).map_err(io(dir))?;
         }
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let parsed = parse(&bytes);
+        let mut parsed = parse(&bytes);
         refuse_newer(&path, &parsed)?;
-        if let Some((line, what)) = parsed.damaged.first() {
-            return Err(JournalError::Corrupt {
-                path,
-                line: *line,
-                what: what.clone(),
-            });
-        }
+        refuse_damaged(&path, &mut parsed.damaged)?;
         // Everything that can refuse the folder is checked before anything is written.
         let sealing = Journal::sealing(dir, &parsed.records, keys)?;
         let records = Journal::opened(dir, parsed.records, keys.identity.as_ref())?;
@@ -269,15 +276,9 @@ impl Journal {
         let Some(bytes) = read_file(&path)? else {
             return Err(JournalError::NotABatch(dir.to_path_buf()));
         };
-        let parsed = parse(&bytes);
+        let mut parsed = parse(&bytes);
         refuse_newer(&path, &parsed)?;
-        if let Some((line, what)) = parsed.damaged.first() {
-            return Err(JournalError::Corrupt {
-                path,
-                line: *line,
-                what: what.clone(),
-            });
-        }
+        refuse_damaged(&path, &mut parsed.damaged)?;
         let mut j = Journal::empty(dir, None, None);
         j.records = parsed.links.len() as u64;
         j.last_link = parsed.last_link();
