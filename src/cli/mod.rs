@@ -147,7 +147,7 @@ fn journal_check(out: &std::path::Path, json: bool) -> Result<u8, CliError> {
             "tags": tags,
             "torn_tail": c.torn.map(|(line, bytes)| serde_json::json!({"line": line, "bytes": bytes})),
             "damaged": c.damaged.iter().map(|(l, w)| serde_json::json!({"line": l, "what": w.to_string()})).collect::<Vec<_>>(),
-            "lost": c.lost,
+            "lost": c.lost.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "torn_files": c.torn_files,
             "encrypted_to": c.encrypted_to,
             "irreversible": irreversible.ids(),

@@ -17,12 +17,12 @@
 //! has another link, lost records or was replaced. A journal one record past its head is a
 //! crash between the two writes (never a loss: the journal only grows).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Record;
+use super::{LostRecords, Record};
 
 /// The file holding how far the journal reached.
 pub const HEAD_FILE: &str = "journal.head";
@@ -183,16 +183,40 @@ impl Head {
     }
 }
 
+/// Why `journal.head` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeadError {
+    /// The file is there but cannot be read.
+    #[error("{} cannot be read ({source})", .path.display())]
+    Unreadable {
+        /// The head file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a head.
+    #[error("{} is damaged ({source})", .path.display())]
+    Damaged {
+        /// The head file.
+        path: PathBuf,
+        /// What the JSON reader said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Reads `dir/journal.head`: `Ok(None)` when there is none (a folder of an older tag424, or
-/// a new one), an error text when it is unreadable or damaged.
-pub(super) fn read_head(dir: &Path) -> Result<Option<Head>, String> {
-    let p = dir.join(HEAD_FILE);
-    match std::fs::read(&p) {
+/// a new one), an error when it is unreadable or damaged.
+pub(super) fn read_head(dir: &Path) -> Result<Option<Head>, HeadError> {
+    let path = dir.join(HEAD_FILE);
+    match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| format!("{} is damaged ({e})", p.display())),
+            .map_err(|source| HeadError::Damaged { path, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{} cannot be read ({e})", p.display())),
+        Err(source) => Err(HeadError::Unreadable { path, source }),
     }
 }
 
@@ -207,24 +231,22 @@ pub(super) fn write_head(dir: &Path, head: &Head) -> std::io::Result<()> {
 
 /// What the head says of a journal with these `links` (one per record): `None` when the
 /// journal reaches it, else what was lost.
-pub(super) fn against_head(head: &Head, links: &[Link]) -> Option<String> {
+pub(super) fn against_head(head: &Head, links: &[Link]) -> Option<LostRecords> {
     let n = links.len() as u64;
     if head.records > n {
-        return Some(format!(
-            "{HEAD_FILE} says the journal reached {} records; journal.jsonl has {n}: its last {} records are missing",
-            head.records,
-            head.records - n
-        ));
+        return Some(LostRecords::HeadAhead {
+            head: head.records,
+            journal: n,
+        });
     }
     let at = match head.records {
         0 => GENESIS,
         r => links[(r - 1) as usize],
     };
     if hex::encode(at) != head.chain.to_ascii_lowercase() {
-        return Some(format!(
-            "journal.jsonl is not the journal {HEAD_FILE} recorded (its record {} differs): it was replaced by another copy",
-            head.records
-        ));
+        return Some(LostRecords::Replaced {
+            record: head.records,
+        });
     }
     None
 }
@@ -274,10 +296,19 @@ mod tests {
         assert_eq!(check_line(legacy, 5, &l2).unwrap(), link_of(&l2, legacy));
         // The head.
         let h = Head::new(2, &l2);
-        assert_eq!(against_head(&h, &[l1, l2]), None);
-        assert_eq!(against_head(&h, &[l1, l2, l1]), None);
-        assert!(against_head(&h, &[l1]).unwrap().contains("last 1 records"));
-        assert!(against_head(&h, &[l2, l1]).unwrap().contains("replaced"));
-        assert_eq!(against_head(&Head::new(0, &GENESIS), &[]), None);
+        assert!(against_head(&h, &[l1, l2]).is_none());
+        assert!(against_head(&h, &[l1, l2, l1]).is_none());
+        assert!(matches!(
+            against_head(&h, &[l1]),
+            Some(LostRecords::HeadAhead {
+                head: 2,
+                journal: 1
+            })
+        ));
+        assert!(matches!(
+            against_head(&h, &[l2, l1]),
+            Some(LostRecords::Replaced { record: 2 })
+        ));
+        assert!(against_head(&Head::new(0, &GENESIS), &[]).is_none());
     }
 }

@@ -37,12 +37,12 @@ pub enum JournalError {
     Locked(#[from] LockError),
     /// The journal lost records that the folder's other files know of (see
     /// [`chain`](super::chain)): refused, never continued.
-    #[error("the key journal of {dir} lost records: {}", what.join("; "))]
+    #[error("the key journal of {dir} lost records: {}", sentences(.what))]
     Lost {
         /// The batch folder.
         dir: PathBuf,
         /// What tells (one sentence each).
-        what: Vec<String>,
+        what: Vec<super::LostRecords>,
     },
     /// The output path is a file.
     #[error("{0} is a file, not a folder")]
@@ -159,6 +159,12 @@ impl From<crate::private_fs::PrivateError> for JournalError {
             }
         }
     }
+}
+
+/// The lost records' sentences, joined with `; `.
+fn sentences(what: &[super::LostRecords]) -> String {
+    let s: Vec<String> = what.iter().map(ToString::to_string).collect();
+    s.join("; ")
 }
 
 pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {

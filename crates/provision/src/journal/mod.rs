@@ -62,6 +62,7 @@ mod sealing;
 use chain::{Link, GENESIS};
 use error::io;
 pub use error::JournalError;
+pub use folder::LostRecords;
 pub use parse::{parse, LineError, Parsed};
 pub use record::{Check, PlannedKeys, Record, TagEntry, TornTail};
 pub use sealing::KeyAccess;
@@ -202,7 +203,8 @@ impl Journal {
         j.records = parsed.links.len() as u64;
         j.last_link = parsed.links.last().copied().unwrap_or(GENESIS);
         let head = chain::read_head(dir);
-        j.refuse_lost(&head, &parsed.links)?;
+        let head_now = head.as_ref().ok().and_then(Option::clone);
+        j.refuse_lost(head, &parsed.links)?;
         if let Some((line, len)) = parsed.torn {
             let kept = j.move_aside(&bytes[parsed.good_len..])?;
             let f = j.file.as_ref().ok_or_else(|| read_only_error(&path))?;
@@ -217,7 +219,7 @@ impl Journal {
         // A new folder, an older tag424's, or a head a crash left one record behind: the
         // head is brought to the journal's end.
         let current = chain::Head::new(j.records, &j.last_link);
-        if head.ok().flatten().as_ref() != Some(&current) {
+        if head_now.as_ref() != Some(&current) {
             j.write_head()?;
         }
         match sealing {
@@ -232,7 +234,7 @@ impl Journal {
     /// journal (its records' `links`) does not have.
     fn refuse_lost(
         &self,
-        head: &Result<Option<chain::Head>, String>,
+        head: Result<Option<chain::Head>, chain::HeadError>,
         links: &[Link],
     ) -> Result<(), JournalError> {
         let lost = folder::lost_records(self, head, links)?;
@@ -301,7 +303,7 @@ impl Journal {
         }
         // What would be exported from a journal that lost records would overwrite the rows
         // it lost (`tag424 export`), or serve fewer tags: refused as an encoding run is.
-        j.refuse_lost(&chain::read_head(dir), &parsed.links)?;
+        j.refuse_lost(chain::read_head(dir), &parsed.links)?;
         Ok(j)
     }
 
@@ -326,7 +328,7 @@ impl Journal {
             j.apply(r);
         }
         let lost = if lost.is_empty() {
-            folder::lost_records(&j, &chain::read_head(dir), &parsed.links)?
+            folder::lost_records(&j, chain::read_head(dir), &parsed.links)?
         } else {
             lost
         };

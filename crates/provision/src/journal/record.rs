@@ -186,7 +186,7 @@ pub struct Check {
     pub damaged: Vec<(usize, super::LineError)>,
     /// Records the journal lost, as `journal.head` and the folder's exports tell (one
     /// sentence each). Encoding runs refuse the folder.
-    pub lost: Vec<String>,
+    pub lost: Vec<super::LostRecords>,
     /// Torn writes moved aside earlier.
     pub torn_files: Vec<PathBuf>,
     /// The age recipients of an encrypted batch (`None`: keys in clear).
