@@ -8,10 +8,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{ChipState, Flaky, SimChip, SimTransport};
+use crate::state::StateError;
 use tag424_core::transport::{Transport, TransportError};
 
 /// Why the tag directory could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SimDirError {
     /// A file or the directory could not be read or written.
     #[error("simulated tag directory {path}: {source}")]
@@ -22,13 +24,23 @@ pub enum SimDirError {
         #[source]
         source: std::io::Error,
     },
-    /// A tag file that does not parse or does not describe a valid chip.
-    #[error("{path} is not a simulated tag file: {what}")]
+    /// A tag file that is not JSON of a chip state (or a state that does not serialize).
+    #[error("{path} is not a simulated tag file: {source}")]
     Corrupt {
         /// The tag file.
         path: PathBuf,
-        /// What is wrong with it.
-        what: String,
+        /// What the JSON reader (or writer) reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A tag file that parses but does not describe a chip the simulator could be.
+    #[error("{path} is not a simulated tag file: {source}")]
+    Invalid {
+        /// The tag file.
+        path: PathBuf,
+        /// What is wrong with the state.
+        #[source]
+        source: StateError,
     },
     /// No tag with this UID (hex) in the directory.
     #[error("no simulated tag {0} in the directory")]
@@ -78,9 +90,9 @@ impl SimDir {
     /// Saves a tag as `UID.json`, owner-only and atomically (the file holds the tag's keys).
     pub fn save(&self, state: &ChipState) -> Result<(), SimDirError> {
         let path = self.file(&state.uid);
-        let json = serde_json::to_vec_pretty(state).map_err(|e| SimDirError::Corrupt {
+        let json = serde_json::to_vec_pretty(state).map_err(|source| SimDirError::Corrupt {
             path: path.clone(),
-            what: e.to_string(),
+            source,
         })?;
         // Owner-only (the file holds the tag's keys), fsync'd and renamed atomically, as a real
         // chip's NVM write either happens or does not.
@@ -94,13 +106,14 @@ impl SimDir {
             path: path.to_path_buf(),
             source,
         })?;
-        let state: ChipState = serde_json::from_str(&text).map_err(|e| SimDirError::Corrupt {
+        let state: ChipState =
+            serde_json::from_str(&text).map_err(|source| SimDirError::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        state.validate().map_err(|source| SimDirError::Invalid {
             path: path.to_path_buf(),
-            what: e.to_string(),
-        })?;
-        state.validate().map_err(|what| SimDirError::Corrupt {
-            path: path.to_path_buf(),
-            what,
+            source,
         })?;
         Ok(state)
     }
@@ -198,31 +211,94 @@ pub struct SimReaderOptions {
 }
 
 /// The most a flaky reader loses: past it a tag is rarely finished at all.
-const MAX_FAULT: f64 = 0.5;
+pub const MAX_FAULT: f64 = 0.5;
+
+/// Why a fraction of exchanges (`drop=P`, `remove=P`) could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FractionError {
+    /// Not a number.
+    #[error("{value:?} is not a fraction; write one such as 0.1")]
+    NotANumber {
+        /// The value as given.
+        value: String,
+        /// What the number reader reported.
+        #[source]
+        source: std::num::ParseFloatError,
+    },
+    /// A number outside 0 to [`MAX_FAULT`].
+    #[error("{value} is not a fraction from 0 to {max} (of the exchanges); write one such as 0.1")]
+    OutOfRange {
+        /// The value as given.
+        value: String,
+        /// The number it reads as.
+        fraction: f64,
+        /// The largest fraction a flaky reader may lose ([`MAX_FAULT`]).
+        max: f64,
+    },
+}
 
 /// Parses a fraction of exchanges (`0.1`) into parts per million.
-fn fraction(v: &str) -> Result<u32, String> {
+fn fraction(v: &str) -> Result<u32, FractionError> {
     let p: f64 = v
         .trim()
         .parse()
-        .map_err(|_| format!("{v:?} is not a fraction; write one such as 0.1"))?;
+        .map_err(|source| FractionError::NotANumber {
+            value: v.to_string(),
+            source,
+        })?;
     if !(0.0..=MAX_FAULT).contains(&p) {
-        return Err(format!(
-            "{v} is not a fraction from 0 to {MAX_FAULT} (of the exchanges); write one such as 0.1"
-        ));
+        return Err(FractionError::OutOfRange {
+            value: v.to_string(),
+            fraction: p,
+            max: MAX_FAULT,
+        });
     }
     Ok((p * 1_000_000.0).round() as u32)
 }
 
 /// A simulated reader option that could not be used.
-#[derive(Debug, thiserror::Error)]
-#[error("simulated reader option {option:?}: {what}")]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("simulated reader option {option:?}: {problem}")]
 pub struct SimOptionError {
     /// The option as given (`name=value`).
     pub option: String,
     /// What is wrong with it.
-    pub what: String,
+    #[source]
+    pub problem: SimOptionProblem,
 }
+
+/// What is wrong with a simulated reader option ([`SimOptionError`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimOptionProblem {
+    /// `latency=` is not a duration.
+    #[error("{0}; write a duration such as 15ms or 1s")]
+    Latency(#[source] humantime::DurationError),
+    /// `latency=` longer than a reader takes ([`MAX_LATENCY`]).
+    #[error("more than 10 s per exchange is not a reader")]
+    LatencyTooLong(Duration),
+    /// `drop=` or `remove=` is not a fraction a flaky reader may lose.
+    #[error("{0}")]
+    Fraction(#[from] FractionError),
+    /// `seed=` is not a whole number.
+    #[error("{value:?} is not a seed; write a whole number such as 7")]
+    Seed {
+        /// The value as given.
+        value: String,
+        /// What the number reader reported.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// An option the simulated reader does not have (or one without `=`).
+    #[error(
+        "the options are latency=DURATION, drop=P, remove=P and seed=N (e.g. latency=15ms&drop=0.1&seed=7)"
+    )]
+    Unknown,
+}
+
+/// The longest latency a simulated reader takes per exchange.
+pub const MAX_LATENCY: Duration = Duration::from_secs(10);
 
 impl SimReaderOptions {
     /// Parses `latency=15ms&drop=0.1&remove=0.05&seed=7` (durations as `15ms`, `1s`, `500us`;
@@ -230,30 +306,31 @@ impl SimReaderOptions {
     pub fn parse(query: &str) -> Result<Self, SimOptionError> {
         let mut o = SimReaderOptions::default();
         for part in query.split('&').filter(|p| !p.is_empty()) {
-            let bad = |what: String| SimOptionError {
+            let bad = |problem: SimOptionProblem| SimOptionError {
                 option: part.to_string(),
-                what,
+                problem,
             };
             match part.split_once('=') {
                 Some(("latency", v)) => {
                     o.latency = humantime::parse_duration(v.trim())
-                        .map_err(|e| bad(format!("{e}; write a duration such as 15ms or 1s")))?;
-                    if o.latency > Duration::from_secs(10) {
-                        return Err(bad("more than 10 s per exchange is not a reader".into()));
+                        .map_err(|e| bad(SimOptionProblem::Latency(e)))?;
+                    if o.latency > MAX_LATENCY {
+                        return Err(bad(SimOptionProblem::LatencyTooLong(o.latency)));
                     }
                 }
-                Some(("drop", v)) => o.flaky.drop_ppm = fraction(v).map_err(bad)?,
-                Some(("remove", v)) => o.flaky.remove_ppm = fraction(v).map_err(bad)?,
+                Some(("drop", v)) => o.flaky.drop_ppm = fraction(v).map_err(|e| bad(e.into()))?,
+                Some(("remove", v)) => {
+                    o.flaky.remove_ppm = fraction(v).map_err(|e| bad(e.into()))?
+                }
                 Some(("seed", v)) => {
-                    o.seed = Some(v.trim().parse().map_err(|_| {
-                        bad(format!("{v:?} is not a seed; write a whole number such as 7"))
+                    o.seed = Some(v.trim().parse().map_err(|source| {
+                        bad(SimOptionProblem::Seed {
+                            value: v.to_string(),
+                            source,
+                        })
                     })?)
                 }
-                _ => {
-                    return Err(bad(
-                        "the options are latency=DURATION, drop=P, remove=P and seed=N (e.g. latency=15ms&drop=0.1&seed=7)".into(),
-                    ))
-                }
+                _ => return Err(bad(SimOptionProblem::Unknown)),
             }
         }
         Ok(o)
@@ -331,5 +408,109 @@ impl tag424_core::transport::TagSource for SimReader {
     }
     fn skip_finished(&mut self, finished: &dyn Fn(&[u8; 7]) -> bool) {
         SimReader::skip_finished(self, finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// A fraction out of range, or not a number, is refused with the value as given and what
+    /// it read as.
+    #[test]
+    fn a_refused_fraction_carries_the_value() {
+        assert_eq!(fraction(" 0.1"), Ok(100_000));
+        assert_eq!(fraction("0.5"), Ok(500_000));
+        assert_eq!(
+            fraction("0.7"),
+            Err(FractionError::OutOfRange {
+                value: "0.7".into(),
+                fraction: 0.7,
+                max: MAX_FAULT
+            })
+        );
+        match fraction("ten") {
+            Err(FractionError::NotANumber { value, source }) => {
+                assert_eq!(value, "ten");
+                assert_eq!(Some(&source), "ten".parse::<f64>().err().as_ref());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Each refused option names itself and carries its problem as a typed source: the
+    /// fraction's error stays reachable through the chain.
+    #[test]
+    fn a_refused_option_keeps_its_problem_as_the_source() {
+        let e = SimReaderOptions::parse("latency=1ms&remove=0.9").expect_err("refused");
+        assert_eq!(e.option, "remove=0.9");
+        assert!(
+            matches!(
+                &e.problem,
+                SimOptionProblem::Fraction(FractionError::OutOfRange { value, .. }) if value == "0.9"
+            ),
+            "{e:?}"
+        );
+        let fraction = e
+            .source()
+            .and_then(|p| p.source())
+            .and_then(|f| f.downcast_ref::<FractionError>());
+        assert!(
+            matches!(fraction, Some(FractionError::OutOfRange { .. })),
+            "{fraction:?}"
+        );
+        let problem = |q: &str| SimReaderOptions::parse(q).expect_err("refused").problem;
+        assert!(matches!(
+            problem("latency=1x"),
+            SimOptionProblem::Latency(_)
+        ));
+        assert_eq!(
+            problem("latency=11s"),
+            SimOptionProblem::LatencyTooLong(Duration::from_secs(11))
+        );
+        assert!(matches!(
+            problem("seed=-1"),
+            SimOptionProblem::Seed { value, .. } if value == "-1"
+        ));
+        assert_eq!(problem("seed"), SimOptionProblem::Unknown);
+        assert_eq!(problem("speed=2"), SimOptionProblem::Unknown);
+    }
+
+    /// A tag file that parses but is not a chip is `Invalid` with the state's error as its
+    /// source; one that does not parse is `Corrupt` with the JSON error.
+    #[test]
+    fn a_refused_tag_file_keeps_the_states_error_as_the_source() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = SimDir::open(tmp.path()).expect("open");
+        let mut s = ChipState::factory([0x04, 1, 2, 3, 4, 5, 6]);
+        s.files[1].sdm_read_ctr = 0x100_0000;
+        dir.save(&s).expect("save");
+        let path = tmp.path().join("04010203040506.json");
+        match SimDir::load_file(&path) {
+            Err(SimDirError::Invalid { path: p, source }) => {
+                assert_eq!(p, path);
+                assert_eq!(
+                    source,
+                    StateError::SdmReadCtr {
+                        file_no: 2,
+                        value: 0x100_0000
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = dir.list().expect_err("refused");
+        assert!(
+            e.source()
+                .and_then(|s| s.downcast_ref::<StateError>())
+                .is_some(),
+            "{e:?}"
+        );
+        std::fs::write(&path, "{}").expect("write");
+        match SimDir::load_file(&path) {
+            Err(SimDirError::Corrupt { source, .. }) => assert!(source.is_data(), "{source}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

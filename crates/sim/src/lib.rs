@@ -20,5 +20,5 @@ pub mod transport;
 pub mod vpcd;
 
 pub use chip::SimChip;
-pub use state::{ChipState, FailCtr, TagTamper};
+pub use state::{ChipState, FailCtr, StateError, TagTamper};
 pub use transport::{Fault, FaultKind, Flaky, SimTransport};

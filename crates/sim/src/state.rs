@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::chip::settings::StoredSettingsError;
 use crate::crypto::AesKey;
 
 /// Default content of the Capability Container file (NT4H2421Gx §8.2, delivery state).
@@ -120,6 +121,75 @@ pub struct TagTamper {
     pub opened: bool,
 }
 
+/// Why a chip state read from a tag file is not one the chip could be in
+/// ([`ChipState::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A fixed-length field (`version_hw`, `version_sw`, `batch`, `signature`) of another
+    /// length.
+    #[error("{field} is {len} bytes, {expected} expected")]
+    Length {
+        /// The field.
+        field: &'static str,
+        /// Its length in the file.
+        len: usize,
+        /// The length the chip has.
+        expected: usize,
+    },
+    /// One of the three standard files is not there.
+    #[error("file {file_no:02X} is missing")]
+    MissingFile {
+        /// The file number.
+        file_no: u8,
+    },
+    /// A standard file with another FID or size than the chip's.
+    #[error(
+        "file {file_no:02X} must be FID {expected_fid:04X} of {expected_size} bytes (is {fid:04X}, {size} bytes)"
+    )]
+    FileShape {
+        /// The file number.
+        file_no: u8,
+        /// The chip's FID for it.
+        expected_fid: u16,
+        /// The chip's size for it.
+        expected_size: usize,
+        /// The FID in the file.
+        fid: u16,
+        /// The size of its data in the file.
+        size: usize,
+    },
+    /// A file's stored settings the chip could not hold.
+    #[error("file {file_no:02X}: {source}")]
+    Settings {
+        /// The file number.
+        file_no: u8,
+        /// What is wrong with them.
+        #[source]
+        source: StoredSettingsError,
+    },
+    /// An SDM read counter over 24 bits.
+    #[error("file {file_no:02X}: the SDM read counter is 24 bits")]
+    SdmReadCtr {
+        /// The file number.
+        file_no: u8,
+        /// The counter in the file.
+        value: u32,
+    },
+    /// Another number of files than the chip's three.
+    #[error("{0} files, 3 expected")]
+    FileCount(usize),
+    /// A TagTamper status key that is not one (00..04, 0E, 0F), or TagTamper state on a chip
+    /// whose GetVersion does not say NT4H2421Tx (HWSubType 08h).
+    #[error("TagTamper state does not fit the chip")]
+    TagTamper {
+        /// TTStatusKey in the file.
+        status_key: u8,
+        /// GetVersion's hardware subtype in the file.
+        hw_subtype: u8,
+    },
+}
+
 impl std::fmt::Debug for ChipState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChipState")
@@ -183,53 +253,61 @@ impl ChipState {
 
     /// Checks a state read from disk, so that a damaged or hand-edited tag file is an error
     /// when it is loaded, never a panic of the chip later.
-    pub fn validate(&self) -> Result<(), String> {
-        for (what, v, len) in [
+    pub fn validate(&self) -> Result<(), StateError> {
+        for (field, v, expected) in [
             ("version_hw", &self.version_hw, 7),
             ("version_sw", &self.version_sw, 7),
             ("batch", &self.batch, 7),
+            ("signature", &self.signature, 56),
         ] {
-            if v.len() != len {
-                return Err(format!("{what} is {} bytes, {len} expected", v.len()));
+            if v.len() != expected {
+                return Err(StateError::Length {
+                    field,
+                    len: v.len(),
+                    expected,
+                });
             }
-        }
-        if self.signature.len() != 56 {
-            return Err(format!(
-                "signature is {} bytes, 56 expected",
-                self.signature.len()
-            ));
         }
         let variant = crate::chip::settings::Variant {
             tag_tamper: self.tag_tamper.is_some(),
             lrp: self.lrp,
         };
-        for (no, fid, size) in [
+        for (file_no, fid, size) in [
             (1u8, 0xE103u16, 32usize),
             (2, 0xE104, 256),
             (3, 0xE105, 128),
         ] {
             let f = self
-                .file(no)
-                .ok_or_else(|| format!("file {no:02X} is missing"))?;
+                .file(file_no)
+                .ok_or(StateError::MissingFile { file_no })?;
             if f.fid != fid || f.data.len() != size {
-                return Err(format!(
-                    "file {no:02X} must be FID {fid:04X} of {size} bytes (is {:04X}, {} bytes)",
-                    f.fid,
-                    f.data.len()
-                ));
+                return Err(StateError::FileShape {
+                    file_no,
+                    expected_fid: fid,
+                    expected_size: size,
+                    fid: f.fid,
+                    size: f.data.len(),
+                });
             }
             crate::chip::settings::decode_stored(&f.settings, f.data.len(), variant)
-                .map_err(|e| format!("file {no:02X}: {e}"))?;
+                .map_err(|source| StateError::Settings { file_no, source })?;
             if f.sdm_read_ctr > 0xFF_FFFF {
-                return Err(format!("file {no:02X}: the SDM read counter is 24 bits"));
+                return Err(StateError::SdmReadCtr {
+                    file_no,
+                    value: f.sdm_read_ctr,
+                });
             }
         }
         if self.files.len() != 3 {
-            return Err(format!("{} files, 3 expected", self.files.len()));
+            return Err(StateError::FileCount(self.files.len()));
         }
         if let Some(t) = &self.tag_tamper {
-            if !(t.status_key <= 4 || t.status_key >= 0x0E) || self.version_hw[2] != 0x08 {
-                return Err("TagTamper state does not fit the chip".into());
+            let hw_subtype = self.version_hw[2];
+            if !(t.status_key <= 4 || t.status_key >= 0x0E) || hw_subtype != 0x08 {
+                return Err(StateError::TagTamper {
+                    status_key: t.status_key,
+                    hw_subtype,
+                });
             }
         }
         Ok(())
@@ -301,6 +379,104 @@ mod tests {
         assert_eq!(
             images,
             ["000000E0200000", "0000E0EE000100", "00033023800000"]
+        );
+    }
+
+    fn refused(change: impl FnOnce(&mut ChipState)) -> StateError {
+        let mut s = ChipState::factory([0x04, 1, 2, 3, 4, 5, 6]);
+        change(&mut s);
+        s.validate().expect_err("refused")
+    }
+
+    /// A damaged tag file is refused with what is wrong as data, each rule its own variant.
+    #[test]
+    fn a_refused_state_carries_the_offending_values() {
+        assert_eq!(
+            ChipState::factory([0x04, 0, 0, 0, 0, 0, 1]).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            refused(|s| {
+                s.version_sw.pop();
+            }),
+            StateError::Length {
+                field: "version_sw",
+                len: 6,
+                expected: 7
+            }
+        );
+        assert_eq!(
+            refused(|s| s.signature.push(0)),
+            StateError::Length {
+                field: "signature",
+                len: 57,
+                expected: 56
+            }
+        );
+        assert_eq!(
+            refused(|s| s.files.retain(|f| f.file_no != 3)),
+            StateError::MissingFile { file_no: 3 }
+        );
+        assert_eq!(
+            refused(|s| s.files[0].data.push(0)),
+            StateError::FileShape {
+                file_no: 1,
+                expected_fid: 0xE103,
+                expected_size: 32,
+                fid: 0xE103,
+                size: 33
+            }
+        );
+        assert_eq!(
+            refused(|s| s.files[1].sdm_read_ctr = 0x100_0000),
+            StateError::SdmReadCtr {
+                file_no: 2,
+                value: 0x100_0000
+            }
+        );
+        assert_eq!(
+            refused(|s| {
+                let extra = s.files[2].clone();
+                s.files.push(extra)
+            }),
+            StateError::FileCount(4)
+        );
+        let mut tt = ChipState::factory_tag_tamper([0x04, 1, 2, 3, 4, 5, 6]);
+        tt.tag_tamper = tt.tag_tamper.map(|t| TagTamper {
+            status_key: 0x07,
+            ..t
+        });
+        assert_eq!(
+            tt.validate(),
+            Err(StateError::TagTamper {
+                status_key: 0x07,
+                hw_subtype: 0x08
+            })
+        );
+    }
+
+    /// A file's refused settings are kept as the error's source, typed, not as text.
+    #[test]
+    fn refused_settings_are_the_source_of_the_state_error() {
+        use crate::chip::settings::StoredSettingsError;
+        use std::error::Error as _;
+        let e = refused(|s| s.files[2].settings[0] = 0x01);
+        assert!(
+            matches!(
+                &e,
+                StateError::Settings {
+                    file_no: 3,
+                    source: StoredSettingsError::FileType { file_type: 0x01 }
+                }
+            ),
+            "{e:?}"
+        );
+        let source = e
+            .source()
+            .and_then(|s| s.downcast_ref::<StoredSettingsError>());
+        assert_eq!(
+            source,
+            Some(&StoredSettingsError::FileType { file_type: 0x01 })
         );
     }
 }

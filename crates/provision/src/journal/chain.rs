@@ -17,12 +17,12 @@
 //! has another link, lost records or was replaced. A journal one record past its head is a
 //! crash between the two writes (never a loss: the journal only grows).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Record;
+use super::{LostRecords, Record};
 
 /// The file holding how far the journal reached.
 pub const HEAD_FILE: &str = "journal.head";
@@ -72,11 +72,51 @@ struct Meta {
     chain: Option<String>,
 }
 
+/// Why a record line does not follow the record before it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// The line's `seq` and `chain` members do not read.
+    #[error("{0}")]
+    Meta(#[source] serde_json::Error),
+    /// One of `seq` and `chain` without the other.
+    #[error("it has one of \"seq\" and \"chain\" without the other")]
+    HalfChained,
+    /// A record numbered past its position: the records between are missing.
+    #[error(
+        "it is record {written} but the journal has only {} records before it: {} records before it are missing",
+        .at - 1,
+        .written - .at
+    )]
+    Missing {
+        /// The `seq` written in the line.
+        written: u64,
+        /// Its position in the journal (from 1).
+        at: u64,
+    },
+    /// A record numbered before its position: it stands twice.
+    #[error("it is record {written} but stands at position {at}: a record was copied in twice")]
+    Twice {
+        /// The `seq` written in the line.
+        written: u64,
+        /// Its position in the journal (from 1).
+        at: u64,
+    },
+    /// `chain` is not the line's last member.
+    #[error("its \"chain\" is not the last member of the line")]
+    ChainNotLast,
+    /// `chain` is not the link of the record before and this line.
+    #[error(
+        "its chain does not follow the record before it: a record before it was removed or changed"
+    )]
+    Changed,
+}
+
 /// A record line that does not follow the one before it.
 #[derive(Debug)]
 pub(super) struct Broken {
-    /// What is wrong, in words.
-    pub what: String,
+    /// What is wrong.
+    pub what: ChainError,
     /// The position and link the line claims, to check the lines after it against (so one
     /// gap is reported once).
     pub claims: Option<(u64, Link)>,
@@ -85,31 +125,23 @@ pub(super) struct Broken {
 /// Checks a complete record line (without its newline) at position `seq` (from 1) after
 /// `prev`; returns its link, or what is wrong with it.
 pub(super) fn check_line(line: &[u8], seq: u64, prev: &Link) -> Result<Link, Broken> {
-    let broken = |what: String, claims| Broken { what, claims };
-    let meta: Meta = serde_json::from_slice(line).map_err(|e| broken(e.to_string(), None))?;
+    let broken = |what: ChainError, claims| Broken { what, claims };
+    let meta: Meta = serde_json::from_slice(line).map_err(|e| broken(ChainError::Meta(e), None))?;
     let (written_seq, chain) = match (meta.seq, meta.chain) {
         // A record of an older tag424: chained by its whole line, numbered by its position.
         (None, None) => return Ok(link_of(prev, line)),
         (Some(s), Some(c)) => (s, c),
-        _ => {
-            return Err(broken(
-                "it has one of \"seq\" and \"chain\" without the other".into(),
-                None,
-            ))
-        }
+        _ => return Err(broken(ChainError::HalfChained, None)),
     };
     let claimed: Option<Link> = hex::decode(&chain).ok().and_then(|b| b.try_into().ok());
     let claims = claimed.map(|l| (written_seq, l));
     if written_seq != seq {
+        let (written, at) = (written_seq, seq);
         return Err(broken(
             if written_seq > seq {
-                format!(
-                "it is record {written_seq} but the journal has only {} records before it: {} records before it are missing",
-                seq - 1,
-                written_seq - seq
-            )
+                ChainError::Missing { written, at }
             } else {
-                format!("it is record {written_seq} but stands at position {seq}: a record was copied in twice")
+                ChainError::Twice { written, at }
             },
             claims,
         ));
@@ -118,20 +150,13 @@ pub(super) fn check_line(line: &[u8], seq: u64, prev: &Link) -> Result<Link, Bro
         .windows(CHAIN_MEMBER.len())
         .rposition(|w| w == CHAIN_MEMBER)
     else {
-        return Err(broken(
-            "its \"chain\" is not the last member of the line".into(),
-            claims,
-        ));
+        return Err(broken(ChainError::ChainNotLast, claims));
     };
     let tail = &line[cut + CHAIN_MEMBER.len()..];
     let link = link_of(prev, &line[..cut]);
     let expected = hex::encode(link);
     if tail != [expected.as_bytes(), b"\"}"].concat().as_slice() || chain != expected {
-        return Err(broken(
-            "its chain does not follow the record before it: a record before it was removed or changed"
-                .into(),
-            claims,
-        ));
+        return Err(broken(ChainError::Changed, claims));
     }
     Ok(link)
 }
@@ -158,16 +183,40 @@ impl Head {
     }
 }
 
+/// Why `journal.head` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeadError {
+    /// The file is there but cannot be read.
+    #[error("{} cannot be read ({source})", .path.display())]
+    Unreadable {
+        /// The head file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a head.
+    #[error("{} is damaged ({source})", .path.display())]
+    Damaged {
+        /// The head file.
+        path: PathBuf,
+        /// What the JSON reader said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Reads `dir/journal.head`: `Ok(None)` when there is none (a folder of an older tag424, or
-/// a new one), an error text when it is unreadable or damaged.
-pub(super) fn read_head(dir: &Path) -> Result<Option<Head>, String> {
-    let p = dir.join(HEAD_FILE);
-    match std::fs::read(&p) {
+/// a new one), an error when it is unreadable or damaged.
+pub(super) fn read_head(dir: &Path) -> Result<Option<Head>, HeadError> {
+    let path = dir.join(HEAD_FILE);
+    match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| format!("{} is damaged ({e})", p.display())),
+            .map_err(|source| HeadError::Damaged { path, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{} cannot be read ({e})", p.display())),
+        Err(source) => Err(HeadError::Unreadable { path, source }),
     }
 }
 
@@ -182,24 +231,22 @@ pub(super) fn write_head(dir: &Path, head: &Head) -> std::io::Result<()> {
 
 /// What the head says of a journal with these `links` (one per record): `None` when the
 /// journal reaches it, else what was lost.
-pub(super) fn against_head(head: &Head, links: &[Link]) -> Option<String> {
+pub(super) fn against_head(head: &Head, links: &[Link]) -> Option<LostRecords> {
     let n = links.len() as u64;
     if head.records > n {
-        return Some(format!(
-            "{HEAD_FILE} says the journal reached {} records; journal.jsonl has {n}: its last {} records are missing",
-            head.records,
-            head.records - n
-        ));
+        return Some(LostRecords::HeadAhead {
+            head: head.records,
+            journal: n,
+        });
     }
     let at = match head.records {
         0 => GENESIS,
         r => links[(r - 1) as usize],
     };
     if hex::encode(at) != head.chain.to_ascii_lowercase() {
-        return Some(format!(
-            "journal.jsonl is not the journal {HEAD_FILE} recorded (its record {} differs): it was replaced by another copy",
-            head.records
-        ));
+        return Some(LostRecords::Replaced {
+            record: head.records,
+        });
     }
     None
 }
@@ -226,7 +273,20 @@ mod tests {
         assert_eq!(back, r);
         // The second record alone: missing its predecessor.
         let e = check_line(lines[1], 1, &GENESIS).unwrap_err().what;
-        assert!(e.contains("1 records before it are missing"), "{e}");
+        assert!(
+            matches!(e, ChainError::Missing { written: 2, at: 1 }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains("1 records before it are missing"),
+            "{e}"
+        );
+        // The first record again at position 2: copied in twice.
+        let e = check_line(lines[0], 2, &l1).unwrap_err().what;
+        assert!(
+            matches!(e, ChainError::Twice { written: 1, at: 2 }),
+            "{e:?}"
+        );
         // A changed byte.
         let mut changed = out[first..out.len() - 1].to_vec();
         changed[30] ^= 1;
@@ -236,10 +296,19 @@ mod tests {
         assert_eq!(check_line(legacy, 5, &l2).unwrap(), link_of(&l2, legacy));
         // The head.
         let h = Head::new(2, &l2);
-        assert_eq!(against_head(&h, &[l1, l2]), None);
-        assert_eq!(against_head(&h, &[l1, l2, l1]), None);
-        assert!(against_head(&h, &[l1]).unwrap().contains("last 1 records"));
-        assert!(against_head(&h, &[l2, l1]).unwrap().contains("replaced"));
-        assert_eq!(against_head(&Head::new(0, &GENESIS), &[]), None);
+        assert!(against_head(&h, &[l1, l2]).is_none());
+        assert!(against_head(&h, &[l1, l2, l1]).is_none());
+        assert!(matches!(
+            against_head(&h, &[l1]),
+            Some(LostRecords::HeadAhead {
+                head: 2,
+                journal: 1
+            })
+        ));
+        assert!(matches!(
+            against_head(&h, &[l2, l1]),
+            Some(LostRecords::Replaced { record: 2 })
+        ));
+        assert!(against_head(&Head::new(0, &GENESIS), &[]).is_none());
     }
 }

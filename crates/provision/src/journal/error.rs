@@ -19,14 +19,15 @@ pub enum JournalError {
         source: std::io::Error,
     },
     /// A line before the last record does not parse: refused, never healed.
-    #[error("{path} line {line} is damaged ({what}); the lines after it are records, so this is not a torn last write")]
+    #[error("{path} line {line} is damaged ({source}); the lines after it are records, so this is not a torn last write")]
     Corrupt {
         /// The journal file.
         path: PathBuf,
         /// Its line number (from 1).
         line: usize,
         /// What is wrong with it.
-        what: String,
+        #[source]
+        source: super::LineError,
     },
     /// The journal file belongs to another user, is open to others, or is a symbolic link.
     #[error("cannot use the journal: {0}")]
@@ -36,12 +37,12 @@ pub enum JournalError {
     Locked(#[from] LockError),
     /// The journal lost records that the folder's other files know of (see
     /// [`chain`](super::chain)): refused, never continued.
-    #[error("the key journal of {dir} lost records: {}", what.join("; "))]
+    #[error("the key journal of {dir} lost records: {}", sentences(.what))]
     Lost {
         /// The batch folder.
         dir: PathBuf,
         /// What tells (one sentence each).
-        what: Vec<String>,
+        what: Vec<super::LostRecords>,
     },
     /// The output path is a file.
     #[error("{0} is a file, not a folder")]
@@ -160,9 +161,60 @@ impl From<crate::private_fs::PrivateError> for JournalError {
     }
 }
 
+/// The lost records' sentences, joined with `; `.
+fn sentences(what: &[super::LostRecords]) -> String {
+    let s: Vec<String> = what.iter().map(ToString::to_string).collect();
+    s.join("; ")
+}
+
 pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     move |source| JournalError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::super::chain::{write_line, ChainError, GENESIS};
+    use super::super::{Journal, LineError, Record, JOURNAL_FILE};
+    use super::JournalError;
+
+    /// A damaged middle line refuses the journal with the line's damage as a typed source,
+    /// not as text: here record 3 right after record 1.
+    #[test]
+    fn a_damaged_line_is_the_typed_source_of_the_refusal() {
+        let r = Record::KeysChanged {
+            uid: "04112233445566".into(),
+            time: 1,
+        };
+        let mut out = Vec::new();
+        let l1 = write_line(&r, 1, &GENESIS, &mut out).expect("write");
+        let l2 = write_line(&r, 2, &l1, &mut Vec::new()).expect("write");
+        write_line(&r, 3, &l2, &mut out).expect("write");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join(JOURNAL_FILE), &out).expect("write");
+        let e = Journal::read_only(tmp.path()).expect_err("refused");
+        assert!(
+            matches!(
+                &e,
+                JournalError::Corrupt {
+                    line: 2,
+                    source: LineError::Chain(ChainError::Missing { written: 3, at: 2 }),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let chain = e
+            .source()
+            .and_then(|s| s.source())
+            .and_then(|s| s.downcast_ref::<ChainError>());
+        assert!(
+            matches!(chain, Some(ChainError::Missing { .. })),
+            "{chain:?}"
+        );
     }
 }

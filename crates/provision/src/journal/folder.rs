@@ -7,7 +7,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use super::chain::{against_head, Head, Link, HEAD_FILE};
+use super::chain::{against_head, Head, HeadError, Link, HEAD_FILE};
 use super::{io, Journal, JournalError, ASSOCIATE_CSV, JOURNAL_FILE, KEYS_CSV, KEYS_CSV_AGE};
 use crate::batch::CODES_FILE;
 use crate::lock::LOCK_FILE;
@@ -35,6 +35,84 @@ const MAY_PRECEDE: [&str; 5] = [
     "Thumbs.db",
     "desktop.ini",
 ];
+
+/// One thing a batch folder's other files know that its journal does not (see
+/// [`super::chain`]): a sentence of [`JournalError::Lost`] and of `tag424 journal check`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LostRecords {
+    /// `journal.jsonl` is gone from a folder that holds these batch files.
+    #[error(
+        "{} is missing, but the folder holds {}: it is a batch folder whose journal was deleted or moved",
+        JOURNAL_FILE,
+        .files.join(", ")
+    )]
+    JournalGone {
+        /// The batch files found, sorted.
+        files: Vec<String>,
+    },
+    /// `journal.head` cannot be read.
+    #[error("{0}")]
+    Head(#[source] HeadError),
+    /// `journal.head` counts more records than the journal has.
+    #[error(
+        "{} says the journal reached {head} records; journal.jsonl has {journal}: its last {} records are missing",
+        HEAD_FILE,
+        .head - .journal
+    )]
+    HeadAhead {
+        /// The head's record count.
+        head: u64,
+        /// The journal's.
+        journal: u64,
+    },
+    /// The journal's record at the head's count has another link: another copy.
+    #[error(
+        "journal.jsonl is not the journal {} recorded (its record {record} differs): it was replaced by another copy",
+        HEAD_FILE
+    )]
+    Replaced {
+        /// The head's record count.
+        record: u64,
+    },
+    /// `keys.csv` holds keys of tags the journal never verified.
+    #[error(
+        "{} holds the keys of {} tags the journal has no verified record of (codes {})",
+        KEYS_CSV,
+        .codes.len(),
+        some_codes(.codes)
+    )]
+    KeysCsv {
+        /// Their tag codes, in the file's order.
+        codes: Vec<String>,
+    },
+    /// `associate.csv` lists tags the journal never verified.
+    #[error(
+        "{} lists {} tags the journal has no verified record of (codes {})",
+        ASSOCIATE_CSV,
+        .codes.len(),
+        some_codes(.codes)
+    )]
+    AssociateCsv {
+        /// Their tag codes, in the file's order.
+        codes: Vec<String>,
+    },
+    /// `summary.json` counted more than the journal knows.
+    #[error(
+        "{} counted {codes_used} codes used and {exported} tags exported; the journal knows {codes} codes and {tags} tags",
+        SUMMARY_FILE
+    )]
+    Summary {
+        /// The summary's `codes_used`.
+        codes_used: u64,
+        /// The summary's `exported`.
+        exported: u64,
+        /// The codes the journal planned.
+        codes: u64,
+        /// The tags the journal knows.
+        tags: u64,
+    },
+}
 
 /// Refuses `dir` as a batch folder to write: a file, a folder of other files, or a batch folder
 /// whose journal is gone. A missing folder, an empty one and a batch folder pass.
@@ -71,10 +149,7 @@ pub(super) fn refuse_foreign(dir: &Path) -> Result<(), JournalError> {
     if !batch.is_empty() {
         return Err(JournalError::Lost {
             dir: dir.to_path_buf(),
-            what: vec![format!(
-                "{JOURNAL_FILE} is missing, but the folder holds {}: it is a batch folder whose journal was deleted or moved",
-                batch.join(", ")
-            )],
+            what: vec![LostRecords::JournalGone { files: batch }],
         });
     }
     if !other.is_empty() {
@@ -114,8 +189,8 @@ fn cells(text: &str) -> impl Iterator<Item = (&str, &str)> {
         })
 }
 
-fn some_codes(codes: &[&str]) -> String {
-    let shown: Vec<&str> = codes.iter().take(5).copied().collect();
+fn some_codes(codes: &[String]) -> String {
+    let shown: Vec<&str> = codes.iter().take(5).map(String::as_str).collect();
     if codes.len() > 5 {
         format!("{}, …", shown.join(", "))
     } else {
@@ -130,44 +205,37 @@ fn some_codes(codes: &[&str]) -> String {
 /// holds everything the folder knows.
 pub(super) fn lost_records(
     j: &Journal,
-    head: &Result<Option<Head>, String>,
+    head: Result<Option<Head>, HeadError>,
     links: &[Link],
-) -> Result<Vec<String>, JournalError> {
+) -> Result<Vec<LostRecords>, JournalError> {
     let mut lost = Vec::new();
     match head {
-        Err(e) => lost.push(e.clone()),
-        Ok(Some(h)) => lost.extend(against_head(h, links)),
+        Err(e) => lost.push(LostRecords::Head(e)),
+        Ok(Some(h)) => lost.extend(against_head(&h, links)),
         Ok(None) => {}
     }
     let dir = j.dir();
     if let Some(text) = rows(&dir.join(KEYS_CSV))? {
         let verified: HashSet<&str> = j.verified_pairs.iter().map(|(x, _)| x.as_str()).collect();
-        let unknown: Vec<&str> = cells(&text)
+        let codes: Vec<String> = cells(&text)
             .map(|(x, _)| x)
             .filter(|x| !verified.contains(x))
+            .map(str::to_string)
             .collect();
-        if !unknown.is_empty() {
-            lost.push(format!(
-                "{KEYS_CSV} holds the keys of {} tags the journal has no verified record of (codes {})",
-                unknown.len(),
-                some_codes(&unknown)
-            ));
+        if !codes.is_empty() {
+            lost.push(LostRecords::KeysCsv { codes });
         }
     }
     if let Some(text) = rows(&dir.join(ASSOCIATE_CSV))? {
-        let unknown: Vec<&str> = cells(&text)
+        let codes: Vec<String> = cells(&text)
             .filter(|(x, uid)| {
                 !j.verified_pairs
                     .contains(&((*x).to_string(), (*uid).to_string()))
             })
-            .map(|(x, _)| x)
+            .map(|(x, _)| x.to_string())
             .collect();
-        if !unknown.is_empty() {
-            lost.push(format!(
-                "{ASSOCIATE_CSV} lists {} tags the journal has no verified record of (codes {})",
-                unknown.len(),
-                some_codes(&unknown)
-            ));
+        if !codes.is_empty() {
+            lost.push(LostRecords::AssociateCsv { codes });
         }
     }
     if let Some(text) = rows(&dir.join(SUMMARY_FILE))? {
@@ -175,13 +243,198 @@ pub(super) fn lost_records(
         let count = |k: &str| v["summary"][k].as_u64().unwrap_or(0);
         let tags = j.tags().count() as u64;
         let codes = j.planned_xuids.len() as u64;
-        if count("codes_used") > codes || count("exported") > tags {
-            lost.push(format!(
-                "{SUMMARY_FILE} counted {} codes used and {} tags exported; the journal knows {codes} codes and {tags} tags",
-                count("codes_used"),
-                count("exported"),
-            ));
+        let (codes_used, exported) = (count("codes_used"), count("exported"));
+        if codes_used > codes || exported > tags {
+            lost.push(LostRecords::Summary {
+                codes_used,
+                exported,
+                codes,
+                tags,
+            });
         }
     }
     Ok(lost)
+}
+
+/// Each thing the folder knows that its journal does not: typed, and in the words
+/// `tag424 journal check` and a refused folder show, pinned to the exact text.
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::chain::{write_line, GENESIS, HEAD_FILE};
+    use std::error::Error as _;
+
+    use super::super::chain::HeadError;
+    use super::super::{Journal, JournalError, Record, ASSOCIATE_CSV, JOURNAL_FILE, KEYS_CSV};
+    use super::{LostRecords, SUMMARY_FILE};
+
+    /// A folder whose journal holds one record, a verified tag (code `A1`), and `files`
+    /// beside it.
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let r = Record::Verified {
+            uid: "04112233445566".into(),
+            xuid: "A1".into(),
+            read_ctr: 0,
+            time: 2,
+        };
+        let mut out = Vec::new();
+        write_line(&r, 1, &GENESIS, &mut out).expect("write");
+        std::fs::write(tmp.path().join(JOURNAL_FILE), &out).expect("write");
+        for (name, text) in files {
+            std::fs::write(tmp.path().join(name), text).expect("write");
+        }
+        tmp
+    }
+
+    fn lost(dir: &Path) -> Vec<String> {
+        Journal::check(dir)
+            .expect("check")
+            .lost
+            .iter()
+            .map(|w| w.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn each_lost_record_reads_as_it_always_did() {
+        let d = folder(&[(HEAD_FILE, r#"{"format":1,"records":5,"chain":"00"}"#)]);
+        assert_eq!(
+            lost(d.path()),
+            ["journal.head says the journal reached 5 records; journal.jsonl has 1: its last 4 records are missing"]
+        );
+        let d = folder(&[(HEAD_FILE, r#"{"format":1,"records":1,"chain":"00"}"#)]);
+        assert_eq!(
+            lost(d.path()),
+            ["journal.jsonl is not the journal journal.head recorded (its record 1 differs): it was replaced by another copy"]
+        );
+        let d = folder(&[(HEAD_FILE, "x")]);
+        assert_eq!(
+            lost(d.path()),
+            [format!(
+                "{} is damaged (expected value at line 1 column 1)",
+                d.path().join(HEAD_FILE).display()
+            )]
+        );
+        let d = folder(&[]);
+        std::fs::create_dir(d.path().join(HEAD_FILE)).expect("mkdir");
+        assert_eq!(
+            lost(d.path()),
+            [format!(
+                "{} cannot be read (Is a directory (os error 21))",
+                d.path().join(HEAD_FILE).display()
+            )]
+        );
+        let d = folder(&[
+            (
+                KEYS_CSV,
+                "xuid,uid\nA1,04112233445566\nB1,x\nB2,x\nB3,x\nB4,x\nB5,x\nB6,x\n",
+            ),
+            (
+                ASSOCIATE_CSV,
+                "xuid,uid\nA1,04112233445566\nA1,04000000000000\n",
+            ),
+            (SUMMARY_FILE, r#"{"summary":{"codes_used":3,"exported":1}}"#),
+        ]);
+        assert_eq!(
+            lost(d.path()),
+            [
+                "keys.csv holds the keys of 6 tags the journal has no verified record of (codes B1, B2, B3, B4, B5, …)",
+                "associate.csv lists 1 tags the journal has no verified record of (codes A1)",
+                "summary.json counted 3 codes used and 1 tags exported; the journal knows 0 codes and 0 tags",
+            ]
+        );
+        let gone = tempfile::tempdir().expect("tempdir");
+        std::fs::write(gone.path().join(KEYS_CSV), "xuid\n").expect("write");
+        std::fs::write(gone.path().join(HEAD_FILE), "{}").expect("write");
+        assert_eq!(
+            lost(gone.path()),
+            ["journal.jsonl is missing, but the folder holds journal.head, keys.csv: it is a batch folder whose journal was deleted or moved"]
+        );
+    }
+
+    fn lost_typed(dir: &Path) -> Vec<LostRecords> {
+        Journal::check(dir).expect("check").lost
+    }
+
+    /// Each lost record is its own variant with the values that tell it; an unreadable head
+    /// keeps the system's or the JSON reader's error as its source.
+    #[test]
+    fn each_lost_record_is_typed() {
+        let d = folder(&[(HEAD_FILE, r#"{"format":1,"records":5,"chain":"00"}"#)]);
+        assert!(
+            matches!(
+                lost_typed(d.path())[..],
+                [LostRecords::HeadAhead {
+                    head: 5,
+                    journal: 1
+                }]
+            ),
+            "{:?}",
+            lost_typed(d.path())
+        );
+        let d = folder(&[(HEAD_FILE, r#"{"format":1,"records":1,"chain":"00"}"#)]);
+        assert!(matches!(
+            lost_typed(d.path())[..],
+            [LostRecords::Replaced { record: 1 }]
+        ));
+        let d = folder(&[(HEAD_FILE, "x")]);
+        let head = d.path().join(HEAD_FILE);
+        match &lost_typed(d.path())[..] {
+            [e @ LostRecords::Head(HeadError::Damaged { path, source })] => {
+                assert_eq!(path, &head);
+                assert!(source.is_syntax(), "{source}");
+                let inner = e.source().and_then(|s| s.source());
+                assert!(
+                    inner.is_some_and(|s| s.is::<serde_json::Error>()),
+                    "{inner:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let d = folder(&[]);
+        std::fs::create_dir(d.path().join(HEAD_FILE)).expect("mkdir");
+        assert!(
+            matches!(
+                &lost_typed(d.path())[..],
+                [LostRecords::Head(HeadError::Unreadable { source, .. })]
+                    if source.kind() == std::io::ErrorKind::IsADirectory
+            ),
+            "{:?}",
+            lost_typed(d.path())
+        );
+        let d = folder(&[
+            (KEYS_CSV, "xuid,uid\nA1,04112233445566\nB1,x\nB2,x\n"),
+            (ASSOCIATE_CSV, "xuid,uid\nA1,04000000000000\n"),
+            (SUMMARY_FILE, r#"{"summary":{"codes_used":3,"exported":1}}"#),
+        ]);
+        match &lost_typed(d.path())[..] {
+            [LostRecords::KeysCsv { codes: keys }, LostRecords::AssociateCsv { codes: assoc }, LostRecords::Summary {
+                codes_used: 3,
+                exported: 1,
+                codes: 0,
+                tags: 0,
+            }] => {
+                assert_eq!(keys, &["B1", "B2"]);
+                assert_eq!(assoc, &["A1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Refused by every reader, with the same typed list.
+        match Journal::read_only(d.path()) {
+            Err(JournalError::Lost { dir, what }) => {
+                assert_eq!(dir, d.path());
+                assert_eq!(what.len(), 3);
+                assert!(matches!(what[0], LostRecords::KeysCsv { .. }));
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let gone = tempfile::tempdir().expect("tempdir");
+        std::fs::write(gone.path().join(KEYS_CSV), "xuid\n").expect("write");
+        assert!(matches!(
+            &lost_typed(gone.path())[..],
+            [LostRecords::JournalGone { files }] if files == &["keys.csv"]
+        ));
+    }
 }

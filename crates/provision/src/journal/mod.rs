@@ -62,7 +62,8 @@ mod sealing;
 use chain::{Link, GENESIS};
 use error::io;
 pub use error::JournalError;
-pub use parse::{parse, Parsed};
+pub use folder::LostRecords;
+pub use parse::{parse, LineError, Parsed};
 pub use record::{Check, PlannedKeys, Record, TagEntry, TornTail};
 pub use sealing::KeyAccess;
 use sealing::{sealed_recipients, Sealing};
@@ -111,6 +112,19 @@ fn refuse_newer(path: &Path, parsed: &Parsed) -> Result<(), JournalError> {
             path: path.to_path_buf(),
             line: *line,
             event: event.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`JournalError::Corrupt`] for the first damaged line before the last record: encoding runs
+/// and readers refuse the journal (only `tag424 journal check` lists the damage).
+fn refuse_damaged(path: &Path, damaged: &mut Vec<(usize, LineError)>) -> Result<(), JournalError> {
+    match std::mem::take(damaged).into_iter().next() {
+        Some((line, source)) => Err(JournalError::Corrupt {
+            path: path.to_path_buf(),
+            line,
+            source,
         }),
         None => Ok(()),
     }
@@ -175,15 +189,9 @@ impl Journal {
             sync_dir(dir).map_err(io(dir))?;
         }
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let parsed = parse(&bytes);
+        let mut parsed = parse(&bytes);
         refuse_newer(&path, &parsed)?;
-        if let Some((line, what)) = parsed.damaged.first() {
-            return Err(JournalError::Corrupt {
-                path,
-                line: *line,
-                what: what.clone(),
-            });
-        }
+        refuse_damaged(&path, &mut parsed.damaged)?;
         // Everything that can refuse the folder is checked before anything is written.
         let sealing = Journal::sealing(dir, &parsed.records, keys)?;
         let records = Journal::opened(dir, parsed.records, keys.identity.as_ref())?;
@@ -195,7 +203,8 @@ impl Journal {
         j.records = parsed.links.len() as u64;
         j.last_link = parsed.links.last().copied().unwrap_or(GENESIS);
         let head = chain::read_head(dir);
-        j.refuse_lost(&head, &parsed.links)?;
+        let head_now = head.as_ref().ok().and_then(Option::clone);
+        j.refuse_lost(head, &parsed.links)?;
         if let Some((line, len)) = parsed.torn {
             let kept = j.move_aside(&bytes[parsed.good_len..])?;
             let f = j.file.as_ref().ok_or_else(|| read_only_error(&path))?;
@@ -210,7 +219,7 @@ impl Journal {
         // A new folder, an older tag424's, or a head a crash left one record behind: the
         // head is brought to the journal's end.
         let current = chain::Head::new(j.records, &j.last_link);
-        if head.ok().flatten().as_ref() != Some(&current) {
+        if head_now.as_ref() != Some(&current) {
             j.write_head()?;
         }
         match sealing {
@@ -225,7 +234,7 @@ impl Journal {
     /// journal (its records' `links`) does not have.
     fn refuse_lost(
         &self,
-        head: &Result<Option<chain::Head>, String>,
+        head: Result<Option<chain::Head>, chain::HeadError>,
         links: &[Link],
     ) -> Result<(), JournalError> {
         let lost = folder::lost_records(self, head, links)?;
@@ -269,15 +278,9 @@ impl Journal {
         let Some(bytes) = read_file(&path)? else {
             return Err(JournalError::NotABatch(dir.to_path_buf()));
         };
-        let parsed = parse(&bytes);
+        let mut parsed = parse(&bytes);
         refuse_newer(&path, &parsed)?;
-        if let Some((line, what)) = parsed.damaged.first() {
-            return Err(JournalError::Corrupt {
-                path,
-                line: *line,
-                what: what.clone(),
-            });
-        }
+        refuse_damaged(&path, &mut parsed.damaged)?;
         let mut j = Journal::empty(dir, None, None);
         j.records = parsed.links.len() as u64;
         j.last_link = parsed.last_link();
@@ -300,7 +303,7 @@ impl Journal {
         }
         // What would be exported from a journal that lost records would overwrite the rows
         // it lost (`tag424 export`), or serve fewer tags: refused as an encoding run is.
-        j.refuse_lost(&chain::read_head(dir), &parsed.links)?;
+        j.refuse_lost(chain::read_head(dir), &parsed.links)?;
         Ok(j)
     }
 
@@ -325,7 +328,7 @@ impl Journal {
             j.apply(r);
         }
         let lost = if lost.is_empty() {
-            folder::lost_records(&j, &chain::read_head(dir), &parsed.links)?
+            folder::lost_records(&j, chain::read_head(dir), &parsed.links)?
         } else {
             lost
         };

@@ -1,8 +1,24 @@
 //! Reading journal bytes without changing them: complete records, a torn last write, and
 //! damaged lines in the middle (the first is healed on open, the second refused).
 
-use super::chain::{check_line, Link, GENESIS};
+use super::chain::{check_line, ChainError, Link, GENESIS};
 use super::Record;
+use crate::tag_code::BadTagCode;
+
+/// Why a complete journal line is damaged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LineError {
+    /// The line is not a record this tag424 reads.
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    /// A record whose tag code breaks the tag-code rule.
+    #[error("{0}")]
+    TagCode(#[source] BadTagCode),
+    /// A record that does not follow the record before it (see [`super::chain`]).
+    #[error("{0}")]
+    Chain(#[source] ChainError),
+}
 
 /// A journal file split into records, read without changing it.
 #[derive(Debug, Default)]
@@ -15,7 +31,7 @@ pub struct Parsed {
     pub torn: Option<(usize, usize)>,
     /// Damaged lines before the last record, and records that do not follow the record
     /// before them (a gap or a change, see [`super::chain`]): (line, what).
-    pub damaged: Vec<(usize, String)>,
+    pub damaged: Vec<(usize, LineError)>,
     /// Each record's link in the chain (one per record).
     pub links: Vec<Link>,
     /// The first complete line that is a record of a kind this tag424 does not know (a newer
@@ -31,18 +47,19 @@ impl Parsed {
     }
 }
 
-fn parse_record(line: &[u8]) -> Result<Record, String> {
-    let r: Record = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+fn parse_record(line: &[u8]) -> Result<Record, LineError> {
+    let r: Record = serde_json::from_slice(line).map_err(LineError::Json)?;
     if let Record::Planned { xuid, .. } | Record::Verified { xuid, .. } = &r {
-        crate::tag_code::check(xuid).map_err(|e| e.to_string())?;
+        crate::tag_code::check(xuid).map_err(LineError::TagCode)?;
     }
     Ok(r)
 }
 
 /// The `event` of a well-formed record line whose kind this tag424 does not know.
-fn newer_event(line: &[u8], what: &str) -> Option<String> {
-    if !what.starts_with("unknown variant") {
-        return None;
+fn newer_event(line: &[u8], what: &LineError) -> Option<String> {
+    match what {
+        LineError::Json(e) if e.to_string().starts_with("unknown variant") => {}
+        _ => return None,
     }
     let v: serde_json::Value = serde_json::from_slice(line).ok()?;
     Some(v.get("event")?.as_str()?.to_string())
@@ -55,7 +72,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     let mut pos = 0;
     let mut line_no = 0;
     // (line, start, what) of the last unparsable complete line not yet followed by a record.
-    let mut pending: Option<(usize, usize, String)> = None;
+    let mut pending: Option<(usize, usize, LineError)> = None;
     // The position (from 1) the next record must have, and the link it follows.
     let (mut seq, mut prev) = (1u64, GENESIS);
     while pos < bytes.len() {
@@ -81,7 +98,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 let link = match check_line(line, seq, &prev) {
                     Ok(link) => link,
                     Err(broken) => {
-                        p.damaged.push((line_no, broken.what));
+                        p.damaged.push((line_no, LineError::Chain(broken.what)));
                         // The lines after it are checked against what it claims: one gap is
                         // reported once.
                         if let Some((s, l)) = broken.claims {
@@ -136,11 +153,16 @@ mod tests {
         let p = parse(format!("{REC}\nxx\n\n{REC}\n").as_bytes());
         assert_eq!(p.damaged.len(), 1);
         assert_eq!(p.damaged[0].0, 2);
+        assert!(matches!(p.damaged[0].1, LineError::Json(_)), "{p:?}");
         assert_eq!(p.records.len(), 2);
-        // A bad tag code is damage too (the one tag-code rule).
+        // A bad tag code is damage too (the one tag-code rule), kept typed with its code.
         let bad = r#"{"event":"verified","uid":"04","xuid":"-A1","read_ctr":1,"time":1}"#;
         let p = parse(format!("{bad}\n{REC}\n").as_bytes());
         assert_eq!(p.damaged.len(), 1);
+        assert!(
+            matches!(&p.damaged[0].1, LineError::TagCode(BadTagCode(code)) if code == "-A1"),
+            "{p:?}"
+        );
         assert_eq!(p.newer, None);
     }
 
@@ -164,6 +186,101 @@ mod tests {
         assert_eq!(
             parse(format!("{REC}\n{{\"event\":7}}\n{REC}\n").as_bytes()).newer,
             None
+        );
+    }
+}
+
+/// The words `tag424 journal check` and a refused journal show for each kind of damage,
+/// pinned to the exact text.
+#[cfg(test)]
+mod messages {
+    use super::super::chain::{write_line, GENESIS};
+    use super::super::Record;
+    use super::parse;
+
+    fn line(seq: u64, prev: &super::Link) -> (String, super::Link) {
+        let r = Record::KeysChanged {
+            uid: "04112233445566".into(),
+            time: 1,
+        };
+        let mut out = Vec::new();
+        let link = write_line(&r, seq, prev, &mut out).expect("write");
+        (String::from_utf8(out).expect("utf-8"), link)
+    }
+
+    fn damage(text: &str) -> Vec<(usize, String)> {
+        parse(text.as_bytes())
+            .damaged
+            .iter()
+            .map(|(l, w)| (*l, w.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn each_damage_reads_as_it_always_did() {
+        let (l1, k1) = line(1, &GENESIS);
+        let (l2, k2) = line(2, &k1);
+        let (l3, _) = line(3, &k2);
+        let legacy = "{\"event\":\"keys_changed\",\"uid\":\"04112233445566\",\"time\":1}\n";
+        assert_eq!(
+            damage(&format!("{l1}xx\n{l2}")),
+            [(2, "expected value at line 1 column 1".to_string())]
+        );
+        assert_eq!(
+            damage(&format!(
+                "{{\"event\":\"verified\",\"uid\":\"04\",\"xuid\":\"-A1\",\"read_ctr\":1,\"time\":1}}\n{legacy}"
+            )),
+            [(
+                1,
+                "tag code \"-A1\" must be 1 to 64 letters and digits, with '-' and '_' allowed after the first character"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            damage(&format!("{l1}{l3}")),
+            [(
+                2,
+                "it is record 3 but the journal has only 1 records before it: 1 records before it are missing"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            damage(&format!("{l1}{l2}{l2}")),
+            [(
+                3,
+                "it is record 2 but stands at position 3: a record was copied in twice".to_string()
+            )]
+        );
+        let half = l2.replacen(",\"seq\":2", "", 1);
+        assert_eq!(
+            damage(&format!("{l1}{half}{legacy}")),
+            [(
+                2,
+                "it has one of \"seq\" and \"chain\" without the other".to_string()
+            )]
+        );
+        // `chain` moved to the front of the line.
+        let (body, chain) = l2.trim_end().split_once(",\"chain\":").expect("chained");
+        let moved = format!(
+            "{{\"chain\":{},{}}}\n",
+            &chain[..chain.len() - 1],
+            &body[1..]
+        );
+        assert_eq!(
+            damage(&format!("{l1}{moved}")),
+            [(
+                2,
+                "its \"chain\" is not the last member of the line".to_string()
+            )]
+        );
+        let changed = l2.replacen("\"time\":1", "\"time\":2", 1);
+        assert_eq!(
+            damage(&format!("{l1}{changed}")),
+            [(
+                2,
+                "its chain does not follow the record before it: a record before it was removed or changed"
+                    .to_string()
+            )]
         );
     }
 }

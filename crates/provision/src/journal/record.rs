@@ -183,10 +183,10 @@ pub struct Check {
     /// A torn last write: (line, bytes). Healed by the next encoding run.
     pub torn: Option<(usize, usize)>,
     /// Damaged lines before the last record: (line, what). Encoding runs refuse the folder.
-    pub damaged: Vec<(usize, String)>,
+    pub damaged: Vec<(usize, super::LineError)>,
     /// Records the journal lost, as `journal.head` and the folder's exports tell (one
     /// sentence each). Encoding runs refuse the folder.
-    pub lost: Vec<String>,
+    pub lost: Vec<super::LostRecords>,
     /// Torn writes moved aside earlier.
     pub torn_files: Vec<PathBuf>,
     /// The age recipients of an encrypted batch (`None`: keys in clear).

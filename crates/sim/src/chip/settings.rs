@@ -336,31 +336,63 @@ pub fn encode_get(s: &ChipSettings) -> Vec<u8> {
     out
 }
 
+/// Why a stored GetFileSettings image (a tag file's `settings`) is not one the chip could hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoredSettingsError {
+    /// Shorter than FileType, FileOption, the access rights and FileSize.
+    #[error("settings are {len} bytes, at least 7 expected")]
+    TooShort {
+        /// The image's length.
+        len: usize,
+    },
+    /// A file type other than a standard data file (00h).
+    #[error("file type {file_type:02X}h: only standard data files (00h)")]
+    FileType {
+        /// The stored FileType byte.
+        file_type: u8,
+    },
+    /// FileSize is not the length of the file's data.
+    #[error("settings give {size} bytes, the file holds {data_len}")]
+    SizeMismatch {
+        /// The size the settings give.
+        size: u32,
+        /// The file's actual length.
+        data_len: usize,
+    },
+    /// ChangeFileSettings would refuse these settings with this status word.
+    #[error("settings {} are refused ({sw:04X})", hex::encode_upper(.image))]
+    Refused {
+        /// The stored image.
+        image: Vec<u8>,
+        /// The chip's answer: `919E` (parameter error) or `917E` (length error).
+        sw: SettingsError,
+    },
+}
+
 /// Decodes a stored GetFileSettings image (the chip's own NVM format) and checks it as
 /// ChangeFileSettings would; `data_len` is the file's actual size.
-pub fn decode_stored(b: &[u8], data_len: usize, v: Variant) -> Result<ChipSettings, String> {
+pub fn decode_stored(
+    b: &[u8],
+    data_len: usize,
+    v: Variant,
+) -> Result<ChipSettings, StoredSettingsError> {
     if b.len() < 7 {
-        return Err(format!(
-            "settings are {} bytes, at least 7 expected",
-            b.len()
-        ));
+        return Err(StoredSettingsError::TooShort { len: b.len() });
     }
     if b[0] != 0x00 {
-        return Err(format!(
-            "file type {:02X}h: only standard data files (00h)",
-            b[0]
-        ));
+        return Err(StoredSettingsError::FileType { file_type: b[0] });
     }
     let size = u32::from(b[4]) | u32::from(b[5]) << 8 | u32::from(b[6]) << 16;
     if size as usize != data_len {
-        return Err(format!(
-            "settings give {size} bytes, the file holds {data_len}"
-        ));
+        return Err(StoredSettingsError::SizeMismatch { size, data_len });
     }
     let mut change = vec![b[1], b[2], b[3]];
     change.extend_from_slice(&b[7..]);
-    decode_change(&change, size, v)
-        .map_err(|sw| format!("settings {} are refused ({sw:04X})", hex::encode_upper(b)))
+    decode_change(&change, size, v).map_err(|sw| StoredSettingsError::Refused {
+        image: b.to_vec(),
+        sw,
+    })
 }
 
 #[cfg(test)]
@@ -429,5 +461,45 @@ mod tests {
         };
         assert_eq!(decode_change(&ok, 256, lrp), Err(PARAMETER));
         assert!(decode_stored(&[0; 3], 256, AES).is_err());
+    }
+
+    /// A stored image is refused with what is wrong as data: its length, its file type, the
+    /// two sizes, or the image and the status word ChangeFileSettings would answer.
+    #[test]
+    fn a_refused_stored_image_carries_the_offending_values() {
+        use StoredSettingsError as E;
+        assert_eq!(
+            decode_stored(&[0; 3], 256, AES),
+            Err(E::TooShort { len: 3 })
+        );
+        assert_eq!(
+            decode_stored(&[0x05, 0, 0xE0, 0xEE, 0, 1, 0], 256, AES),
+            Err(E::FileType { file_type: 0x05 })
+        );
+        assert_eq!(
+            decode_stored(&[0, 0, 0xE0, 0xEE, 0, 1, 0], 128, AES),
+            Err(E::SizeMismatch {
+                size: 256,
+                data_len: 128
+            })
+        );
+        // A trailing byte after the SDM-less settings: a length error.
+        let long = [0, 0, 0xE0, 0xEE, 0, 1, 0, 0];
+        assert_eq!(
+            decode_stored(&long, 256, AES),
+            Err(E::Refused {
+                image: long.to_vec(),
+                sw: LENGTH
+            })
+        );
+        // CommMode 2 is RFU: a parameter error.
+        let rfu = [0, 0x02, 0xE0, 0xEE, 0, 1, 0];
+        assert_eq!(
+            decode_stored(&rfu, 256, AES),
+            Err(E::Refused {
+                image: rfu.to_vec(),
+                sw: PARAMETER
+            })
+        );
     }
 }
