@@ -12,12 +12,14 @@ use super::{Retention, ScanWrite, Store, StoreError, TagPatch};
 pub const MAX_GROUP: usize = 4096;
 /// The retention setting is applied at start, then when an eighth of its row bound has been
 /// written since (at least [`MAX_GROUP`] rows, so a small bound does not prune at every
-/// commit), or at the first write [`PRUNE_INTERVAL`] or more after the last prune; with no
-/// write, the age bound alone every [`PRUNE_INTERVAL`]. A prune reads the old part of the log
+/// commit), or once [`PRUNE_INTERVAL`] has passed since the last prune (the whole setting if
+/// rows were written since, the age bound alone if not: rows age while no scan comes), checked
+/// at each write and at a tick every quarter interval, so at most 1¼ intervals apart. A prune reads the old part of the log
 /// (tens of milliseconds per million rows, on the writer thread), so it must come with the rows
 /// written, not with the commits: under load a busy server commits thousands of times a second.
 pub const PRUNE_ROWS_FRACTION: u64 = 8;
-/// The longest time between two prunes (the age bound's precision).
+/// The time between two prunes when no row bound calls for one sooner; with the ticks every
+/// quarter of it, two prunes are at most 1¼ of it apart (the age bound's precision).
 pub const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// When the next prune is due.
@@ -72,8 +74,8 @@ enum Job {
     Scan(ScanWrite, Option<oneshot::Sender<Result<bool, ()>>>),
     /// A management API change, applied in order with the scans around it.
     Patch(TagPatch, oneshot::Sender<Result<(), StoreError>>),
-    /// Time passed (every [`PRUNE_INTERVAL`] while an age bound is set): lets an idle server
-    /// apply the age bound without waiting for the next write.
+    /// Time passed (every quarter [`PRUNE_INTERVAL`] while an age bound is set): lets an idle
+    /// server apply the retention without waiting for the next write.
     Tick,
     /// Commit what is queued and stop.
     Stop,
@@ -102,7 +104,6 @@ pub struct WriterStats {
 type Reply = Option<oneshot::Sender<Result<bool, ()>>>;
 
 /// The writes of the next transaction and, in the same order, who waits for each.
-#[derive(Default)]
 struct Group {
     writes: Vec<ScanWrite>,
     replies: Vec<Reply>,
@@ -236,7 +237,7 @@ impl Writer {
     ) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(65536);
         if retention.max_age_ms.is_some() {
-            tick_every(interval, tx.downgrade());
+            tick_every(interval / 4, tx.downgrade());
         }
         let stats = Arc::new(WriterStats::default());
         let st = stats.clone();
@@ -327,11 +328,10 @@ mod tests {
             max_rows: None,
             max_age_ms: Some(1),
         };
+        let short = std::time::Duration::from_millis(5);
+        let mut due = PruneDue::new(short);
         assert!(!due.after(1_000_000, &age));
-        let Some(earlier) = due.last.checked_sub(PRUNE_INTERVAL) else {
-            return; // A clock that started less than an interval ago.
-        };
-        due.last = earlier;
+        std::thread::sleep(short * 2);
         assert!(due.after(0, &age), "an interval after rows were written");
         assert!(!due.after(0, &age));
     }
@@ -339,38 +339,30 @@ mod tests {
     #[test]
     fn with_no_write_only_the_age_bound_is_applied_and_only_after_an_interval() {
         let both = Retention::DEFAULT;
-        let mut due = PruneDue::new(PRUNE_INTERVAL);
+        let short = std::time::Duration::from_millis(5);
+        let mut due = PruneDue::new(short);
         assert_eq!(
             due.idle(&both),
             None,
             "less than an interval since the last prune"
         );
-        let Some(earlier) = due.last.checked_sub(PRUNE_INTERVAL) else {
-            return; // A clock that started less than an interval ago.
-        };
-        due.last = earlier;
+        std::thread::sleep(short * 2);
         let age = due.idle(&both).expect("an interval has passed");
         assert_eq!(age.max_rows, None, "an idle log did not grow");
         assert_eq!(age.max_age_ms, both.max_age_ms);
         assert_eq!(due.idle(&both), None, "counted again from the prune");
-        due.last = earlier;
+        assert!(!due.after(1, &both));
+        std::thread::sleep(short * 2);
+        assert_eq!(due.idle(&both), None, "rows written: after() prunes");
+        assert!(due.after(0, &both), "the whole setting");
+        let mut due = PruneDue::new(short);
+        std::thread::sleep(short * 2);
         assert_eq!(due.idle(&Retention::KEEP_ALL), None, "no age bound");
     }
 
-    #[test]
-    fn an_idle_writer_applies_the_age_bound_without_waiting_for_a_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = super::super::sqlite::SqliteStore::open(&dir.path().join("v.db")).unwrap();
-        let retention = Retention {
-            max_rows: None,
-            max_age_ms: Some(86_400_000),
-        };
-        let tick = std::time::Duration::from_millis(20);
-        let writer = Writer::start_ticking(store, retention, tick);
-        // A rejected request from long ago (as a clock set back, or a log restored): the
-        // writer's prune at start has run, and no write follows this one.
-        let old = ScanWrite {
-            time_ms: 1_000,
+    fn rejected(time_ms: u64) -> ScanWrite {
+        ScanWrite {
+            time_ms,
             endpoint: "api",
             query: "x=00".into(),
             xuid: String::new(),
@@ -379,19 +371,56 @@ mod tests {
             reason: "error",
             remote: "127.0.0.1".into(),
             claim: None,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(writer.log(old));
+        }
+    }
+
+    /// Waits (at most 10 s) for the writer's first prune that deleted a row.
+    fn wait_for_a_pruned_row(writer: &Writer) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while writer.stats().pruned.load(Ordering::Relaxed) == 0 {
             assert!(
                 std::time::Instant::now() < deadline,
-                "no prune within 10 s of ticks every 20 ms"
+                "no row pruned within 10 s"
             );
-            std::thread::sleep(tick);
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn a_server_that_gets_no_scan_applies_the_age_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v.db");
+        let mut store = super::super::sqlite::SqliteStore::open(&db).unwrap();
+        // A row that is young when the writer starts (its prune at start keeps it) and old
+        // 300 ms later; no write comes after it.
+        store.commit(&[rejected(crate::timefmt::now_ms())]).unwrap();
+        let retention = Retention {
+            max_rows: None,
+            max_age_ms: Some(300),
+        };
+        let writer = Writer::start_ticking(store, retention, std::time::Duration::from_millis(40));
+        wait_for_a_pruned_row(&writer);
+        writer.close();
+        let mut store = super::super::sqlite::SqliteStore::open(&db).unwrap();
+        assert!(store.scans(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rows_written_then_no_more_are_pruned_at_a_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::sqlite::SqliteStore::open(&dir.path().join("v.db")).unwrap();
+        let retention = Retention {
+            max_rows: None,
+            max_age_ms: Some(86_400_000),
+        };
+        let writer = Writer::start_ticking(store, retention, std::time::Duration::from_millis(20));
+        // A rejected request from long ago (as a clock set back, or a log restored): the
+        // writer's prune at start has run, and no write follows this one.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(writer.log(rejected(1_000)));
+        wait_for_a_pruned_row(&writer);
         writer.close();
         let mut store = super::super::sqlite::SqliteStore::open(&dir.path().join("v.db")).unwrap();
         assert!(store.scans(None).unwrap().is_empty());
