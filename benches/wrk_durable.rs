@@ -19,7 +19,11 @@
 //! Each run also prints the CPU per request of the server and of wrk, read from `/proc` while
 //! wrk's clock runs (not its set-up), and the ratio the two rates would have if both runs used
 //! the whole machine (`/healthz`'s CPU per request over the scans'): on a machine whose cores
-//! wrk shares with the server, the rates cannot differ by less than the CPU they cost.
+//! wrk shares with the server, the rates cannot differ by less than the CPU they cost. The
+//! scan runs' CPU is divided by the rows the scan log gained in the same window: wrk's own
+//! count also holds what its first thread sent while the second ran its `init` (reading the
+//! prepared scans), before wrk's clock started, so wrk's rate reads high; the ratio from the
+//! log's rate is printed too.
 //!
 //! Settings (environment): `WRK_SECONDS` (10), `WRK_THREADS` (2), `WRK_CONNS` (32),
 //! `WRK_RUNS` (3), `WRK_TAGS` (10,000; even), `WRK_MAX_RATE` (scans/s prepared per run,
@@ -108,6 +112,11 @@ struct Run {
     requests: u64,
     rate: f64,
     text: String,
+    /// Scans logged per second while wrk's clock ran (read from the scan log; `None` for a
+    /// run that logs nothing). wrk's own rate also counts what its first threads sent while
+    /// the later ones ran their `init`, before its clock started, so it reads high for the
+    /// scan runs.
+    logged: Option<f64>,
     /// CPU per request in µs while the load ran (not wrk's set-up): the server, wrk.
     server_us: f64,
     wrk_us: f64,
@@ -127,7 +136,8 @@ impl Run {
 
 /// Runs wrk on `server`. Its CPU and the server's are read from `/proc` once wrk has started
 /// its clock (after its scripts' `init`, which reads the prepared scans) and again `secs - 1`
-/// seconds later, and divided by wrk's rate.
+/// seconds later, and divided by the requests in between: the rows the scan log gained when
+/// `db` is given, else wrk's rate.
 fn wrk(
     server: &Server,
     url: &str,
@@ -135,6 +145,7 @@ fn wrk(
     threads: usize,
     conns: usize,
     secs: usize,
+    db: Option<&Path>,
 ) -> Run {
     let mut cmd = Command::new("wrk");
     cmd.arg("-t")
@@ -160,18 +171,23 @@ fn wrk(
     let wrk_pid = child.id().to_string();
     let task = format!("/proc/{wrk_pid}/task");
     let started = Instant::now();
-    while std::fs::read_dir(&task).map_or(0, |d| d.count()) < threads + 1
-        && started.elapsed() < Duration::from_secs(120)
-    {
+    while std::fs::read_dir(&task).map_or(0, |d| d.count()) < threads + 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "wrk did not start its {threads} threads within 120 s"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let cpu = || (server_cpu(server), cpu_seconds(&wrk_pid));
+    let last_row = || db.map(last_scan_id);
+    let r0 = last_row();
     let (s0, w0) = cpu();
     let t0 = Instant::now();
     let wait = secs.saturating_sub(1).max(1);
     let stat = perf_stat(server, wait);
     std::thread::sleep(Duration::from_secs(wait as u64));
     let (s1, w1) = cpu();
+    let r1 = last_row();
     let window = t0.elapsed().as_secs_f64();
     let done = child.wait_with_output().expect("wait for wrk");
     let text =
@@ -191,7 +207,8 @@ fn wrk(
                 .then(|| n.parse::<u64>().ok())?
         })
         .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
-    let per_request = |cpu: f64| 1e6 * cpu / (rate * window).max(1.0);
+    let logged = r0.zip(r1).map(|(a, b)| (b - a) as f64 / window);
+    let per_request = |cpu: f64| 1e6 * cpu / (logged.unwrap_or(rate) * window).max(1.0);
     let mut counts = String::new();
     if let Some(stat) = stat {
         let out = stat.wait_with_output().expect("wait for perf stat");
@@ -209,14 +226,15 @@ fn wrk(
         requests,
         rate,
         text,
+        logged,
         server_us: per_request(s1 - s0),
         wrk_us: per_request(w1 - w0),
         counts,
     }
 }
 
-/// WRK_STAT=EVENTS: `perf stat -e EVENTS` of the server for `secs` seconds (the events per
-/// request are added to wrk's output, which the run prints).
+/// WRK_STAT=EVENTS: `perf stat -e EVENTS` of the server for `secs` seconds (printed per
+/// request after the run's line; perf's own cost then counts in the server's CPU).
 fn perf_stat(server: &Server, secs: usize) -> Option<Child> {
     let events = std::env::var("WRK_STAT").ok()?;
     let child = Command::new("perf")
@@ -295,6 +313,14 @@ fn write_private(path: &Path, f: impl FnOnce(&mut dyn Write)) {
     let mut w = std::io::BufWriter::new(file);
     f(&mut w);
     w.flush().expect("write a bench file");
+}
+
+/// The scan log's last row id (0 when empty): one lookup, cheap during a run.
+fn last_scan_id(db: &Path) -> i64 {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open the database read-only");
+    c.query_row("SELECT coalesce(max(id), 0) FROM scans", [], |r| r.get(0))
+        .expect("read the scan log's last id")
 }
 
 /// The scan log's rows after `after`: (last id, rows, passed rows).
@@ -422,6 +448,7 @@ fn main() {
     let (mut last_id, _, _) = scan_rows(&db, 0);
     let (mut health, mut durable, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut scripted, mut replayed, mut caps) = (Vec::new(), Vec::new(), Vec::new());
+    let mut logged_ratios = Vec::new();
     for (run, p) in paths.iter().enumerate() {
         std::thread::sleep(Duration::from_secs(pause));
         let perf = perf_record(&server, run + 1 == runs, ".healthz");
@@ -432,6 +459,7 @@ fn main() {
             threads,
             conns,
             secs,
+            None,
         );
         let h = hz.rate;
         perf_done(perf);
@@ -451,6 +479,7 @@ fn main() {
             threads,
             conns,
             secs,
+            Some(&db),
         );
         let (n, d, text) = (scans.requests, scans.rate, &scans.text);
         if let Some(v) = vmstat {
@@ -471,6 +500,11 @@ fn main() {
             run + 1,
             100.0 * d / h
         );
+        let in_log = scans.logged.unwrap_or(d);
+        println!(
+            "        in the scan log while wrk's clock ran: {in_log:.0} scans/s, ratio {:.1} %",
+            100.0 * in_log / h
+        );
         println!(
             "        CPU per request, server + wrk: /healthz {}, durable scans {} ({:.1} %: the ratio if both ran on all the CPU)",
             hz.show_cpu(),
@@ -486,6 +520,7 @@ fn main() {
         caps.push(100.0 * hz.cpu() / scans.cpu());
         durable.push(d);
         ratios.push(100.0 * d / h);
+        logged_ratios.push(100.0 * in_log / h);
         if !parts {
             continue;
         }
@@ -497,6 +532,7 @@ fn main() {
             threads,
             conns,
             secs,
+            None,
         );
         std::thread::sleep(Duration::from_secs(pause));
         let replay = wrk(
@@ -506,6 +542,7 @@ fn main() {
             threads,
             conns,
             secs,
+            Some(&db),
         );
         let (s, n, r, text) = (s.rate, replay.requests, replay.rate, &replay.text);
         let (id, rows, passed) = settled(&db, last_id, n);
@@ -515,9 +552,10 @@ fn main() {
             "run {run}: {n} replays answered, the scan log has {rows} new rows of which {passed} passed:\n{text}"
         );
         println!(
-            "        /healthz scripted {s:.0} req/s ({:.1} % of /healthz); replayed scans {r:.0} /s ({:.1} %; CPU per request {}, {:.1} %)",
+            "        /healthz scripted {s:.0} req/s ({:.1} % of /healthz); replayed scans {r:.0} /s ({:.1} %; {:.0} /s in the log; CPU per request {}, {:.1} %)",
             100.0 * s / h,
             100.0 * r / h,
+            replay.logged.unwrap_or(r),
             replay.show_cpu(),
             100.0 * hz.cpu() / replay.cpu()
         );
@@ -530,6 +568,10 @@ fn main() {
     println!("healthz req/s: {}", spread(&health));
     println!("durable scans/s: {}", spread(&durable));
     println!("ratio %: {}", spread(&ratios));
+    println!(
+        "ratio from the scan log's rate %: {}",
+        spread(&logged_ratios)
+    );
     println!("ratio at equal CPU %: {}", spread(&caps));
     if parts {
         println!("scripted /healthz, % of /healthz: {}", spread(&scripted));
