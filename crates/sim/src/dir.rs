@@ -276,7 +276,7 @@ pub enum SimOptionProblem {
     #[error("{0}; write a duration such as 15ms or 1s")]
     Latency(#[source] humantime::DurationError),
     /// `latency=` longer than a reader takes ([`MAX_LATENCY`]).
-    #[error("more than 10 s per exchange is not a reader")]
+    #[error("more than {} s per exchange is not a reader", MAX_LATENCY.as_secs())]
     LatencyTooLong(Duration),
     /// `drop=` or `remove=` is not a fraction a flaky reader may lose.
     #[error("{0}")]

@@ -82,6 +82,9 @@ impl RuleGroup {
 /// Most Rule Groups in a Rule Set (the platform's limit).
 pub const MAX_RULE_GROUPS: usize = 3;
 
+/// The largest `chip_count` target: the chip's SDM read counter is 3 bytes.
+pub const MAX_CHIP_COUNT: u32 = 0xFF_FFFF;
+
 /// A comparison of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -189,7 +192,7 @@ impl Rule {
                         Err(_) => Err(RuleError::ScanCountTarget { rule }),
                     },
                     "chip_count" => match value.parse::<u32>() {
-                        Ok(n) if n <= 0xFF_FFFF => Ok(Rule::ChipCount(cmp, n)),
+                        Ok(n) if n <= MAX_CHIP_COUNT => Ok(Rule::ChipCount(cmp, n)),
                         _ => Err(RuleError::ChipCountTarget { rule }),
                     },
                     "tamper" if !eq_only => Err(RuleError::TamperComparison { rule }),

@@ -85,8 +85,8 @@ pub enum ChainError {
     /// A record numbered past its position: the records between are missing.
     #[error(
         "it is record {written} but the journal has only {} records before it: {} records before it are missing",
-        .at - 1,
-        .written - .at
+        .at.saturating_sub(1),
+        .written.saturating_sub(*.at)
     )]
     Missing {
         /// The `seq` written in the line.

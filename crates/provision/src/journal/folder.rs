@@ -58,7 +58,7 @@ pub enum LostRecords {
     #[error(
         "{} says the journal reached {head} records; journal.jsonl has {journal}: its last {} records are missing",
         HEAD_FILE,
-        .head - .journal
+        .head.saturating_sub(*.journal)
     )]
     HeadAhead {
         /// The head's record count.

@@ -28,7 +28,10 @@ pub enum RuleError {
         rule: String,
     },
     /// A `chip_count` target that is not a whole number up to 16777215.
-    #[error("rule {rule:?}: the target must be a whole number up to 16777215")]
+    #[error(
+        "rule {rule:?}: the target must be a whole number up to {}",
+        super::MAX_CHIP_COUNT
+    )]
     ChipCountTarget {
         /// The rule text.
         rule: String,

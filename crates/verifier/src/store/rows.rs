@@ -13,6 +13,7 @@ pub use error::{ColumnError, RowError, ValueError};
 
 /// A column value as both backends read and write it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Value {
     /// SQL NULL.
     #[default]
