@@ -279,7 +279,7 @@ pub enum SimOptionProblem {
     #[error("more than {} s per exchange is not a reader", MAX_LATENCY.as_secs())]
     LatencyTooLong(Duration),
     /// `drop=` or `remove=` is not a fraction a flaky reader may lose.
-    #[error("{0}")]
+    #[error(transparent)]
     Fraction(#[from] FractionError),
     /// `seed=` is not a whole number.
     #[error("{value:?} is not a seed; write a whole number such as 7")]
@@ -452,13 +452,15 @@ mod tests {
             ),
             "{e:?}"
         );
-        let fraction = e
+        let problem = e
             .source()
-            .and_then(|p| p.source())
-            .and_then(|f| f.downcast_ref::<FractionError>());
+            .and_then(|p| p.downcast_ref::<SimOptionProblem>());
         assert!(
-            matches!(fraction, Some(FractionError::OutOfRange { .. })),
-            "{fraction:?}"
+            matches!(
+                problem,
+                Some(SimOptionProblem::Fraction(FractionError::OutOfRange { .. }))
+            ),
+            "{problem:?}"
         );
         let problem = |q: &str| SimReaderOptions::parse(q).expect_err("refused").problem;
         assert!(matches!(

@@ -82,7 +82,7 @@ enum Seg {
 #[non_exhaustive]
 pub enum ResponseError {
     /// The text breaks the text rule (too long, a control character).
-    #[error("{0}")]
+    #[error(transparent)]
     Text(#[from] super::text::TextError),
     /// A `{` without its `}` (the response).
     #[error("response {response:?}: '{{' without '}}'")]

@@ -77,8 +77,8 @@ struct Meta {
 #[non_exhaustive]
 pub enum ChainError {
     /// The line's `seq` and `chain` members do not read.
-    #[error("{0}")]
-    Meta(#[source] serde_json::Error),
+    #[error(transparent)]
+    Meta(serde_json::Error),
     /// One of `seq` and `chain` without the other.
     #[error("it has one of \"seq\" and \"chain\" without the other")]
     HalfChained,

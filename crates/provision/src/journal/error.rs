@@ -208,13 +208,10 @@ mod tests {
             ),
             "{e:?}"
         );
-        let chain = e
-            .source()
-            .and_then(|s| s.source())
-            .and_then(|s| s.downcast_ref::<ChainError>());
+        let line = e.source().and_then(|s| s.downcast_ref::<LineError>());
         assert!(
-            matches!(chain, Some(ChainError::Missing { .. })),
-            "{chain:?}"
+            matches!(line, Some(LineError::Chain(ChainError::Missing { .. }))),
+            "{line:?}"
         );
     }
 }

@@ -52,8 +52,8 @@ pub enum LostRecords {
         files: Vec<String>,
     },
     /// `journal.head` cannot be read.
-    #[error("{0}")]
-    Head(#[source] HeadError),
+    #[error(transparent)]
+    Head(HeadError),
     /// `journal.head` counts more records than the journal has.
     #[error(
         "{} says the journal reached {head} records; journal.jsonl has {journal}: its last {} records are missing",
@@ -385,7 +385,8 @@ mod tests {
             [e @ LostRecords::Head(HeadError::Damaged { path, source })] => {
                 assert_eq!(path, &head);
                 assert!(source.is_syntax(), "{source}");
-                let inner = e.source().and_then(|s| s.source());
+                // `Head` is the head's error itself (transparent): its source is the JSON's.
+                let inner = e.source();
                 assert!(
                     inner.is_some_and(|s| s.is::<serde_json::Error>()),
                     "{inner:?}"

@@ -10,14 +10,14 @@ use crate::tag_code::BadTagCode;
 #[non_exhaustive]
 pub enum LineError {
     /// The line is not a record this tag424 reads.
-    #[error("{0}")]
-    Json(#[source] serde_json::Error),
+    #[error(transparent)]
+    Json(serde_json::Error),
     /// A record whose tag code breaks the tag-code rule.
-    #[error("{0}")]
-    TagCode(#[source] BadTagCode),
+    #[error(transparent)]
+    TagCode(BadTagCode),
     /// A record that does not follow the record before it (see [`super::chain`]).
-    #[error("{0}")]
-    Chain(#[source] ChainError),
+    #[error(transparent)]
+    Chain(ChainError),
 }
 
 /// A journal file split into records, read without changing it.

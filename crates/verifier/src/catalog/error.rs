@@ -37,8 +37,8 @@ pub enum CatalogError {
         what: String,
     },
     /// An Associate Data CSV file is not a code list (its error names the file and line).
-    #[error("{0}")]
-    CodeList(#[source] CodeListError),
+    #[error(transparent)]
+    CodeList(CodeListError),
     /// A batch directory's journal cannot be read (with the journal's help).
     #[error("{path}: {source} ({})", .source.help())]
     Journal {
@@ -142,7 +142,7 @@ pub enum CatalogError {
         source: Box<CatalogError>,
     },
     /// A folder name, CUID or TAGNAME breaks the text rule.
-    #[error("{0}")]
+    #[error(transparent)]
     Text(#[from] TextError),
     /// A group name breaks the text rule.
     #[error("folder {folder:?}: {source}")]
@@ -232,7 +232,7 @@ pub enum CatalogError {
         source: TemplateError,
     },
     /// Rules, responses or extended data could not be compiled into the registry.
-    #[error("{0}")]
+    #[error(transparent)]
     Compile(#[from] RulesError),
     /// The catalog breaks a rule of the model (described).
     #[error("{0}")]

@@ -311,9 +311,9 @@ mod tests {
             e.to_string(),
             r#"folder "acme", group "g": rule "scan_count >= 3": scan_count takes <, >, = or != (as the platform's Scan Count rule)"#
         );
-        // The chain is kept: CatalogError → RuleSetError → RuleError.
-        let inner = e.source().and_then(|s| s.source()).unwrap();
-        assert!(inner.downcast_ref::<RuleError>().is_some());
+        // The chain is kept: CatalogError → RuleSetError (whose `Rule` is the RuleError itself).
+        let inner = e.source().and_then(|s| s.downcast_ref::<RuleSetError>());
+        assert!(matches!(inner, Some(RuleSetError::Rule(_))), "{inner:?}");
 
         let mut c = one_tag();
         c.folders[0].groups[0].batches[0].tags[0].data = vec![("note".into(), "{os}".into())];

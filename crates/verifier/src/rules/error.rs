@@ -111,10 +111,10 @@ pub enum RuleSetError {
         response: String,
     },
     /// A rule does not parse.
-    #[error("{0}")]
+    #[error(transparent)]
     Rule(#[from] RuleError),
     /// A response (a group's or the Default Response) does not compile.
-    #[error("{0}")]
+    #[error(transparent)]
     Response(#[from] ResponseError),
 }
 
@@ -124,10 +124,10 @@ pub enum RuleSetError {
 #[non_exhaustive]
 pub enum RulesError {
     /// A Rule Set does not compile.
-    #[error("{0}")]
+    #[error(transparent)]
     RuleSet(#[from] RuleSetError),
     /// A Default Response or extended data value does not compile.
-    #[error("{0}")]
+    #[error(transparent)]
     Response(#[from] ResponseError),
     /// A request panicked while changing the tag's state.
     #[error("tag state poisoned")]

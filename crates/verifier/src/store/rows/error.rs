@@ -39,10 +39,10 @@ pub enum ValueError {
 #[non_exhaustive]
 pub enum ColumnError {
     /// The value is of the wrong kind.
-    #[error("{0}")]
+    #[error(transparent)]
     Value(#[from] ValueError),
     /// A JSON column (fields, rule groups, extended data) does not parse.
-    #[error("{0}")]
+    #[error(transparent)]
     Json(#[from] serde_json::Error),
     /// A key column is not a key (the key text is never kept).
     #[error("bad key")]
@@ -60,8 +60,8 @@ pub enum ColumnError {
         kind: String,
     },
     /// A CORS setting the catalog refuses.
-    #[error("{0}")]
-    Cors(#[source] Box<CatalogError>),
+    #[error(transparent)]
+    Cors(Box<CatalogError>),
     /// A `read_ctr_limit` out of the counter's range (the number stored).
     #[error("read_ctr_limit {limit}")]
     ReadCtrLimit {
@@ -79,8 +79,8 @@ pub enum RowError {
     #[error("empty row")]
     Empty,
     /// The row id is not an integer.
-    #[error("{0}")]
-    Id(#[source] ValueError),
+    #[error(transparent)]
+    Id(ValueError),
     /// A column of a row cannot be read (table, row id, column).
     #[error("{table} row {id}: {column}: {source}")]
     Column {
