@@ -199,11 +199,11 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn fail(&self, s: &Spanned<String>, what: String) -> CatalogError {
-        CatalogError::Invalid(format!(
-            "{} line {}: {what}",
-            self.path.display(),
-            self.line(s)
-        ))
+        CatalogError::At {
+            path: self.path.to_path_buf(),
+            line: self.line(s),
+            source: Box::new(CatalogError::Invalid(what)),
+        }
     }
 
     fn line(&self, s: &Spanned<String>) -> usize {

@@ -56,8 +56,9 @@ pub enum LostRecords {
     Head(HeadError),
     /// `journal.head` counts more records than the journal has.
     #[error(
-        "{} says the journal reached {head} records; journal.jsonl has {journal}: its last {} records are missing",
+        "{} says the journal reached {head} records; {} has {journal}: its last {} records are missing",
         HEAD_FILE,
+        JOURNAL_FILE,
         .head.saturating_sub(*.journal)
     )]
     HeadAhead {
@@ -68,7 +69,8 @@ pub enum LostRecords {
     },
     /// The journal's record at the head's count has another link: another copy.
     #[error(
-        "journal.jsonl is not the journal {} recorded (its record {record} differs): it was replaced by another copy",
+        "{} is not the journal {} recorded (its record {record} differs): it was replaced by another copy",
+        JOURNAL_FILE,
         HEAD_FILE
     )]
     Replaced {
