@@ -48,10 +48,57 @@ pub enum SealError {
     },
     /// Sealed keys that do not open (truncated, altered, not an age file).
     #[error("encrypted keys are damaged: {0}")]
-    Damaged(String),
+    Damaged(#[source] Damage),
     /// The age library could not seal.
     #[error("encrypting the keys failed: {0}")]
-    Encrypt(String),
+    Encrypt(#[source] SealFailure),
+}
+
+/// Why sealed keys do not open ([`SealError::Damaged`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Damage {
+    /// The JSON field is not base64.
+    #[error(transparent)]
+    Base64(#[from] base64::DecodeError),
+    /// age refused the file (not an age file, a header or payload that does not check).
+    #[error(transparent)]
+    Age(Box<age::DecryptError>),
+    /// The payload ended or failed while being read.
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    /// A tag's sealed keys open to something else than its five keys (serde's message is not
+    /// kept: it could quote the opened text).
+    #[error("the keys sealed for tag {uid} open to something that is not five keys")]
+    NotFiveKeys {
+        /// The tag's UID.
+        uid: String,
+    },
+}
+
+// age's errors are large; boxed, a journal error stays small.
+impl From<age::DecryptError> for Damage {
+    fn from(e: age::DecryptError) -> Damage {
+        Damage::Age(Box::new(e))
+    }
+}
+
+impl From<age::EncryptError> for SealFailure {
+    fn from(e: age::EncryptError) -> SealFailure {
+        SealFailure::Age(Box::new(e))
+    }
+}
+
+/// Why sealing failed ([`SealError::Encrypt`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealFailure {
+    /// age refused the recipients.
+    #[error(transparent)]
+    Age(Box<age::EncryptError>),
+    /// Writing the sealed stream failed.
+    #[error(transparent)]
+    Write(#[from] std::io::Error),
 }
 
 /// The recipients keys are sealed to (`--encrypt-to`, repeatable).
@@ -117,13 +164,13 @@ impl Recipients {
     pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, SealError> {
         let enc =
             age::Encryptor::with_recipients(self.list.iter().map(|r| r as &dyn age::Recipient))
-                .map_err(|e| SealError::Encrypt(e.to_string()))?;
+                .map_err(|e| SealError::Encrypt(e.into()))?;
         let mut out = Vec::with_capacity(plain.len() + 256);
         let mut w = enc
             .wrap_output(&mut out)
-            .map_err(|e| SealError::Encrypt(e.to_string()))?;
-        std::io::Write::write_all(&mut w, plain).map_err(|e| SealError::Encrypt(e.to_string()))?;
-        w.finish().map_err(|e| SealError::Encrypt(e.to_string()))?;
+            .map_err(|e| SealError::Encrypt(e.into()))?;
+        std::io::Write::write_all(&mut w, plain).map_err(|e| SealError::Encrypt(e.into()))?;
+        w.finish().map_err(|e| SealError::Encrypt(e.into()))?;
         Ok(out)
     }
 
@@ -202,19 +249,17 @@ impl Identity {
 
     /// The plain bytes of one age file.
     pub fn open(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
-        let d =
-            age::Decryptor::new_buffered(sealed).map_err(|e| SealError::Damaged(e.to_string()))?;
+        let d = age::Decryptor::new_buffered(sealed).map_err(|e| SealError::Damaged(e.into()))?;
         let mut r = d
             .decrypt(self.ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
             .map_err(|e| match e {
                 age::DecryptError::NoMatchingKeys => SealError::WrongIdentity {
                     identity: self.path.display().to_string(),
                 },
-                e => SealError::Damaged(e.to_string()),
+                e => SealError::Damaged(e.into()),
             })?;
         let mut out = Zeroizing::new(Vec::with_capacity(sealed.len()));
-        std::io::Read::read_to_end(&mut r, &mut out)
-            .map_err(|e| SealError::Damaged(e.to_string()))?;
+        std::io::Read::read_to_end(&mut r, &mut out).map_err(|e| SealError::Damaged(e.into()))?;
         Ok(out)
     }
 
@@ -222,7 +267,7 @@ impl Identity {
     pub fn open_base64(&self, text: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let sealed = base64::engine::general_purpose::STANDARD
             .decode(text)
-            .map_err(|e| SealError::Damaged(e.to_string()))?;
+            .map_err(|e| SealError::Damaged(e.into()))?;
         self.open(&sealed)
     }
 }
@@ -302,10 +347,24 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, SealError::WrongIdentity { .. }), "{e}");
         let id = Identity::load(&dir.path().join("i1")).unwrap();
-        assert!(matches!(
-            id.open_base64("AAAA").unwrap_err(),
-            SealError::Damaged(_)
-        ));
+        // Not an age file; not base64; cut short: each keeps age's or base64's error.
+        let e = id.open_base64("AAAA").unwrap_err();
+        assert!(matches!(e, SealError::Damaged(Damage::Age(_))), "{e:?}");
+        let e = id.open_base64("not base64!").unwrap_err();
+        assert!(matches!(e, SealError::Damaged(Damage::Base64(_))), "{e:?}");
+        assert!(
+            e.to_string().starts_with("encrypted keys are damaged: "),
+            "{e}"
+        );
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&sealed)
+            .unwrap();
+        let e = id.open(&raw[..raw.len() - 20]).unwrap_err();
+        assert!(
+            matches!(e, SealError::Damaged(Damage::Age(_) | Damage::Read(_))),
+            "{e:?}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{Journal, JournalError, PlannedKeys, Record};
 use crate::keys::KeySet;
-use crate::sealed::{Identity, Recipients, SealError};
+use crate::sealed::{Damage, Identity, Recipients, SealError};
 
 /// How a batch folder's keys are kept at rest, as a run asks for it.
 #[derive(Debug, Default)]
@@ -110,9 +110,9 @@ impl Journal {
                     let set: KeySet =
                         serde_json::from_slice(&plain).map_err(|_| JournalError::Sealed {
                             dir: dir.to_path_buf(),
-                            source: SealError::Damaged(format!(
-                                "the keys sealed for tag {uid} open to something that is not five keys"
-                            )),
+                            source: SealError::Damaged(Damage::NotFiveKeys {
+                                uid: uid.to_string(),
+                            }),
                         })?;
                     *keys = PlannedKeys::Clear(set);
                 }
