@@ -233,13 +233,13 @@ impl ConfigFile {
                     ck.response(r)?;
                 }
                 ck.groups(&g.rule_group)?;
-                ck.data(&f.fields, &g.data)?;
+                ck.data(&f.name, &f.fields, &g.data)?;
                 for t in &g.tag {
                     for r in t.default_response.iter().chain(&t.pass_response) {
                         ck.response(r)?;
                     }
                     ck.groups(t.rule_group.as_deref().unwrap_or(&[]))?;
-                    ck.data(&f.fields, &t.data)?;
+                    ck.data(&f.name, &f.fields, &t.data)?;
                 }
             }
         }

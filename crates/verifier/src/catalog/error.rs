@@ -234,6 +234,10 @@ pub enum CatalogError {
     /// Rules, responses or extended data could not be compiled into the registry.
     #[error(transparent)]
     Compile(#[from] RulesError),
+    /// Extended data that breaks the folder's fields, where the place is said around it (a
+    /// configuration file's line).
+    #[error(transparent)]
+    Data(#[from] DataError),
     /// The catalog breaks a rule of the model (described).
     #[error("{0}")]
     Invalid(String),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::RuleGroupConfig;
-use crate::catalog::CatalogError;
+use crate::catalog::{CatalogError, DataError};
 use crate::rules::Rule;
 use crate::subtags::Response;
 
@@ -32,10 +32,15 @@ pub(super) struct Checker<'a> {
 
 impl Checker<'_> {
     pub(super) fn fail(&self, s: &Spanned<String>, what: String) -> CatalogError {
+        self.at(s, CatalogError::Invalid(what))
+    }
+
+    /// `e` at the line of `s`.
+    fn at(&self, s: &Spanned<String>, e: CatalogError) -> CatalogError {
         CatalogError::At {
             path: self.path.to_path_buf(),
             line: self.line(s),
-            source: Box::new(CatalogError::Invalid(what)),
+            source: Box::new(e),
         }
     }
 
@@ -67,17 +72,21 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// Extended data: each field declared by the folder (the rule and its words are
+    /// [`DataError::Undeclared`]'s, as for a catalog from anywhere), each value a response.
     pub(super) fn data(
         &self,
+        folder: &str,
         fields: &[String],
         data: &BTreeMap<String, Spanned<String>>,
     ) -> Result<(), CatalogError> {
         for (k, v) in data {
             if !fields.contains(k) {
-                return Err(self.fail(
-                    v,
-                    format!("extended data field {k:?} is not in the folder's fields = [...]"),
-                ));
+                let undeclared = DataError::Undeclared {
+                    field: k.clone(),
+                    folder: folder.to_string(),
+                };
+                return Err(self.at(v, undeclared.into()));
             }
             self.response(v)?;
         }

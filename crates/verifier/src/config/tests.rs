@@ -184,6 +184,33 @@ mod line_tests {
     }
 
     #[test]
+    fn undeclared_extended_data_is_the_catalogs_rule_at_its_line() {
+        use super::line_test_support::config_file;
+        use super::{CatalogError, ConfigFile};
+        use crate::catalog::DataError;
+        let (_d, p) = config_file(&format!("{HEAD}[folder.group.data]\nnote = \"hi\"\n"));
+        let e = ConfigFile::load(&p).err().expect("refused");
+        let CatalogError::At { line, source, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(*line, 7);
+        assert!(
+            matches!(
+                &**source,
+                CatalogError::Data(DataError::Undeclared { field, folder })
+                    if field == "note" && folder == "a"
+            ),
+            "{source:?}"
+        );
+        assert!(
+            e.to_string().ends_with(
+                "line 7: extended data field \"note\" is not declared by folder \"a\" (fields = [...])"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn an_entry_error_keeps_its_typed_cause_under_the_line() {
         use super::line_test_support::config_file;
         use super::{CatalogError, ConfigFile};
