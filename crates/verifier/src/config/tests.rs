@@ -189,7 +189,7 @@ mod line_tests {
         use super::{CatalogError, ConfigFile};
         use crate::catalog::DataError;
         let (_d, p) = config_file(&format!("{HEAD}[folder.group.data]\nnote = \"hi\"\n"));
-        let e = ConfigFile::load(&p).err().expect("refused");
+        let e = ConfigFile::load(&p).expect_err("refused");
         let CatalogError::At { line, source, .. } = &e else {
             panic!("{e:?}")
         };
