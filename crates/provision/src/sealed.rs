@@ -21,7 +21,8 @@ pub enum SealError {
         /// What was given.
         given: String,
         /// Why it was not taken.
-        why: String,
+        #[source]
+        why: RecipientProblem,
     },
     /// A recipients file without a recipient.
     #[error("no recipient in {0}: a recipients file holds age1… lines (comments with #)")]
@@ -32,7 +33,8 @@ pub enum SealError {
         /// The file.
         path: PathBuf,
         /// Why.
-        why: String,
+        #[source]
+        why: IdentityProblem,
     },
     /// The identity file belongs to another user or others can read it.
     #[error("the identity file: {0}")]
@@ -52,6 +54,49 @@ pub enum SealError {
     /// The age library could not seal.
     #[error("encrypting the keys failed: {0}")]
     Encrypt(#[source] SealFailure),
+}
+
+/// Why an `--encrypt-to` was not taken ([`SealError::Recipient`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecipientProblem {
+    /// Not `age1…`, and no file of that name can be read.
+    #[error(transparent)]
+    Unreadable(std::io::Error),
+    /// The file is an identity (a secret key), not recipients.
+    #[error("it is an identity file (a secret key): --encrypt-to takes its recipient, `age-keygen -y {file}`, and the identity stays off the station")]
+    IdentityFile {
+        /// The file given.
+        file: String,
+    },
+    /// A plugin recipient (`age1yubikey1…`): only X25519 ones are taken.
+    #[error("a plugin recipient (age-plugin-{plugin}): only X25519 recipients (from age-keygen) are taken")]
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+    },
+    /// age does not read it as an X25519 recipient (age's words).
+    #[error("{0}")]
+    NotX25519(&'static str),
+}
+
+/// Why an identity file cannot be used ([`SealError::Identity`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityProblem {
+    /// The file cannot be read.
+    #[error(transparent)]
+    Unreadable(std::io::Error),
+    /// The file is something else that can be told (an encrypted file, a plugin identity,
+    /// recipients), with what to do instead.
+    #[error("{0}")]
+    NotAnIdentity(&'static str),
+    /// age does not read the file as identities.
+    #[error(transparent)]
+    Parse(std::io::Error),
+    /// age read the file but cannot use its identities.
+    #[error(transparent)]
+    Unusable(Box<age::DecryptError>),
 }
 
 /// Why sealed keys do not open ([`SealError::Damaged`]).
@@ -130,15 +175,15 @@ impl Recipients {
             let text = Zeroizing::new(std::fs::read_to_string(spec).map_err(|e| {
                 SealError::Recipient {
                     given: spec.to_string(),
-                    why: e.to_string(),
+                    why: RecipientProblem::Unreadable(e),
                 }
             })?);
             if text.contains("AGE-SECRET-KEY-") {
                 return Err(SealError::Recipient {
                     given: spec.to_string(),
-                    why: format!(
-                        "it is an identity file (a secret key): --encrypt-to takes its recipient, `age-keygen -y {spec}`, and the identity stays off the station"
-                    ),
+                    why: RecipientProblem::IdentityFile {
+                        file: spec.to_string(),
+                    },
                 });
             }
             let before = list.len();
@@ -185,10 +230,12 @@ fn parse_recipient(given: &str, text: &str) -> Result<age::x25519::Recipient, Se
         given: given.to_string(),
         // `age1` + a plugin name + `1`: a plugin recipient (age1yubikey1…), not X25519.
         why: match text.strip_prefix("age1").and_then(|r| r.split_once('1')) {
-            Some((plugin, _)) if !plugin.is_empty() && text.len() != 62 => format!(
-                "a plugin recipient (age-plugin-{plugin}): only X25519 recipients (from age-keygen) are taken"
-            ),
-            _ => e.to_string(),
+            Some((plugin, _)) if !plugin.is_empty() && text.len() != 62 => {
+                RecipientProblem::Plugin {
+                    plugin: plugin.to_string(),
+                }
+            }
+            _ => RecipientProblem::NotX25519(e),
         },
     })
 }
@@ -222,7 +269,7 @@ impl std::fmt::Debug for Identity {
 impl Identity {
     /// Reads an age identity file (as `age-keygen -o FILE` writes it).
     pub fn load(path: &Path) -> Result<Identity, SealError> {
-        let err = |why: String| SealError::Identity {
+        let err = |why: IdentityProblem| SealError::Identity {
             path: path.to_path_buf(),
             why,
         };
@@ -230,14 +277,18 @@ impl Identity {
         // others, as every key file is.
         let text = crate::private_fs::read_secret(path, 1 << 20).map_err(|e| match e {
             crate::private_fs::PrivateError::NotPrivate(e) => SealError::NotPrivate(e),
-            crate::private_fs::PrivateError::Io { source, .. } => err(source.to_string()),
+            crate::private_fs::PrivateError::Io { source, .. } => {
+                err(IdentityProblem::Unreadable(source))
+            }
         })?;
         let file = age::IdentityFile::from_buffer(&text[..]).map_err(|e| {
             err(not_an_identity(&text)
-                .map(str::to_string)
-                .unwrap_or_else(|| e.to_string()))
+                .map(IdentityProblem::NotAnIdentity)
+                .unwrap_or(IdentityProblem::Parse(e)))
         })?;
-        let ids = file.into_identities().map_err(|e| err(e.to_string()))?;
+        let ids = file
+            .into_identities()
+            .map_err(|e| err(IdentityProblem::Unusable(Box::new(e))))?;
         if ids.is_empty() {
             return Err(SealError::NoIdentity(path.to_path_buf()));
         }
@@ -314,6 +365,46 @@ mod tests {
         assert!(e.contains("plugin identity"), "{e}");
         let e = identity_err("recipients", &format!("{r}\n"));
         assert!(e.contains("not an identity"), "{e}");
+        // The same refusals, typed: what was wrong is data, not only words.
+        let e = Recipients::parse(&[id_file.display().to_string()]).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                SealError::Recipient {
+                    why: RecipientProblem::IdentityFile { .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = Recipients::parse(&["age1yubikey1qqqqqqqqqqqqqqqqqqqqqqqqqq".into()]).unwrap_err();
+        assert!(
+            matches!(&e, SealError::Recipient { why: RecipientProblem::Plugin { plugin }, .. } if plugin == "yubikey"),
+            "{e:?}"
+        );
+        let e = Recipients::parse(&[dir.path().join("none").display().to_string()]).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                SealError::Recipient {
+                    why: RecipientProblem::Unreadable(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        let e = Identity::load(&write("plugin2", "AGE-PLUGIN-YUBIKEY-1QQQQQQ\n")).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                SealError::Identity {
+                    why: IdentityProblem::NotAnIdentity(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
