@@ -28,7 +28,7 @@ use super::journal::{now, Journal, JournalAccess, PlannedKeys, Record, TagEntry}
 use super::keys::{KeyNo, KeySet, KEY_VERSION};
 use super::layout::{layout, url_from_ndef, NdefLayout};
 use super::lifecycle::Lifecycle;
-pub use super::report::{ProvisionError, Step, AUTH_DELAY_HELP, AUTH_ERROR_HELP};
+pub use super::report::{ProvisionError, ReadBackError, Step, AUTH_DELAY_HELP, AUTH_ERROR_HELP};
 
 /// Options of an encoding run.
 #[derive(Debug, Clone)]
@@ -692,13 +692,11 @@ fn read_back<T: Transport>(
     xuid: &str,
     plan: &NdefLayout,
 ) -> Result<u32, ProvisionError> {
-    let fail = |why: String| ProvisionError::Verification {
-        uid: uid.to_string(),
-        why,
-    };
     let file = card.read_data(2, 0, plan.file.len())?;
-    let url = url_from_ndef(&file)
-        .ok_or_else(|| fail("the NDEF file does not hold a URI record".into()))?;
+    let url = url_from_ndef(&file).ok_or_else(|| ProvisionError::Verification {
+        uid: uid.to_string(),
+        why: ReadBackError::NoUri,
+    })?;
     check_url(opts, keys, uid, xuid, &url)
 }
 
@@ -711,31 +709,69 @@ pub(super) fn check_url(
     xuid: &str,
     url: &str,
 ) -> Result<u32, ProvisionError> {
-    let fail = |why: String| ProvisionError::Verification {
+    let fail = |why: ReadBackError| ProvisionError::Verification {
         uid: uid.to_string(),
         why,
     };
-    let scan = sun::parse_url(&opts.template, url).map_err(|e| fail(e.to_string()))?;
+    let scan = sun::parse_url(&opts.template, url).map_err(|e| fail(e.into()))?;
     let sun_keys = SunKeys {
         file_read: keys.sdm_file_read().clone(),
         meta_read: Some(keys.sdm_meta_read().clone()),
     };
-    let v = sun::verify_as(&scan, &sun_keys, Some(opts.template.mode()))
-        .map_err(|e| fail(e.to_string()))?;
+    let v =
+        sun::verify_as(&scan, &sun_keys, Some(opts.template.mode())).map_err(|e| fail(e.into()))?;
     if !v.genuine {
-        return Err(fail(v.reason.unwrap_or_default()));
+        return Err(fail(ReadBackError::NotGenuine(
+            v.reason.unwrap_or_default(),
+        )));
     }
     if v.xuid.as_deref().is_some_and(|x| x != xuid) {
-        return Err(fail(format!(
-            "the URL carries tag code {:?}, expected {xuid}",
-            v.xuid
-        )));
+        return Err(fail(ReadBackError::OtherTagCode {
+            found: v.xuid,
+            expected: xuid.to_string(),
+        }));
     }
     if let Some(u) = v.uid {
         if hex::encode_upper(u) != uid {
-            return Err(fail("the mirrored UID is not the chip's".into()));
+            return Err(fail(ReadBackError::OtherUid));
         }
     }
-    v.read_ctr
-        .ok_or_else(|| fail("no counter in the URL".into()))
+    v.read_ctr.ok_or_else(|| fail(ReadBackError::NoCounter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_back_that_does_not_verify_says_why_in_a_typed_error() {
+        let opts = EncodeOptions {
+            template: Template::default(),
+            trust_simulator: true,
+            master: None,
+            locks: Default::default(),
+            lifecycle: Default::default(),
+        };
+        let keys = KeySet::random();
+        let uid = "04112233445566";
+        let why = |url: &str| match check_url(&opts, &keys, uid, "q8w3sbcz", url) {
+            Err(ProvisionError::Verification { uid: u, why }) if u == uid => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            why("https://elsewhere.example/t?x=q8w3sbcz"),
+            ReadBackError::Sun(_)
+        ));
+        let e = why("https://yourdomain.com/auth?x=q8w3sbcz&n=000001&e=0000000000000000");
+        assert!(matches!(e, ReadBackError::NotGenuine(_)), "{e:?}");
+        let text = ProvisionError::Verification {
+            uid: uid.into(),
+            why: e,
+        }
+        .to_string();
+        assert!(
+            text.starts_with("tag 04112233445566: the read-back SUN message does not verify: "),
+            "{text}"
+        );
+    }
 }

@@ -8,6 +8,7 @@ use crate::card::{CardError, Sw};
 use super::journal::JournalError;
 use super::keys::DeriveError;
 use super::layout::LayoutError;
+use crate::sun::SunError;
 
 /// Why a tag was not encoded.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +115,8 @@ pub enum ProvisionError {
         /// The tag's UID (14 hex digits).
         uid: String,
         /// What did not verify.
-        why: String,
+        #[source]
+        why: ReadBackError,
     },
     /// The template cannot be laid out for this tag code.
     #[error(transparent)]
@@ -131,6 +133,35 @@ pub const AUTH_DELAY_HELP: &str = "the tag answered 91AD (AUTHENTICATION_DELAY):
 /// What follows a refused authentication (91AE): one key was tried (the factory key, or the
 /// one the folder's journal holds for the tag), and no other.
 pub const AUTH_ERROR_HELP: &str = "tag424 tried one key, the factory key or the one this folder's journal holds for the tag, and tries no other after a refusal (each failure counts on the chip and can start its delay, 91AD). `tag424 info --reader … --out DIR…` says without authenticating which journal holds this tag's keys";
+
+/// Why a tag's read-back SUN message does not verify ([`ProvisionError::Verification`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadBackError {
+    /// The NDEF file read back holds no URI record.
+    #[error("the NDEF file does not hold a URI record")]
+    NoUri,
+    /// The URL does not follow the template, or its SUN message cannot be checked.
+    #[error(transparent)]
+    Sun(#[from] SunError),
+    /// The SUN message is not genuine (the verifier's reason).
+    #[error("{0}")]
+    NotGenuine(String),
+    /// The URL names another tag code.
+    #[error("the URL carries tag code {found:?}, expected {expected}")]
+    OtherTagCode {
+        /// The tag code the URL carries.
+        found: Option<String>,
+        /// The tag code planned for this tag.
+        expected: String,
+    },
+    /// The UID mirrored in the URL is not the chip's.
+    #[error("the mirrored UID is not the chip's")]
+    OtherUid,
+    /// The URL carries no read counter.
+    #[error("no counter in the URL")]
+    NoCounter,
+}
 
 impl ProvisionError {
     /// The fix for the operator, where there is one beyond the message: the chip's
