@@ -492,11 +492,19 @@ pub fn derive_auth_session_keys(
     Ok(LrpSessionKeys::from_master(&master))
 }
 
-fn concat_rnd(first: &[u8], second: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut msg = Zeroizing::new(Vec::with_capacity(first.len() + second.len()));
-    msg.extend_from_slice(first);
-    msg.extend_from_slice(second);
-    msg
+/// `CMAC_LRP(SesAuthMACKey, part || part || …)` over 16-byte parts, each named for the error
+/// when it has another length. The three part-2 responses differ only in their parts' order
+/// and whether PICCData follows.
+fn cmac_of_parts(
+    keys: &LrpSessionKeys,
+    parts: &[(&'static str, &[u8])],
+) -> Result<[u8; 16], LrpError> {
+    let mut msg = Zeroizing::new(Vec::with_capacity(16 * parts.len()));
+    for (name, part) in parts {
+        check_len(name, part, 16)?;
+        msg.extend_from_slice(part);
+    }
+    Ok(keys.mac().cmac(&msg))
 }
 
 /// PCD response of AuthenticateLRPFirst part 2:
@@ -506,9 +514,7 @@ pub fn auth_pcd_response(
     rnd_a: &[u8],
     rnd_b: &[u8],
 ) -> Result<[u8; 16], LrpError> {
-    check_len("RndA", rnd_a, 16)?;
-    check_len("RndB", rnd_b, 16)?;
-    Ok(keys.mac().cmac(&concat_rnd(rnd_a, rnd_b)))
+    cmac_of_parts(keys, &[("RndA", rnd_a), ("RndB", rnd_b)])
 }
 
 /// Constant-time check of the PCD response of part 2 (see [`auth_pcd_response`]): how the chip,
@@ -531,9 +537,7 @@ pub fn auth_picc_response_non_first(
     rnd_a: &[u8],
     rnd_b: &[u8],
 ) -> Result<[u8; 16], LrpError> {
-    check_len("RndA", rnd_a, 16)?;
-    check_len("RndB", rnd_b, 16)?;
-    Ok(keys.mac().cmac(&concat_rnd(rnd_b, rnd_a)))
+    cmac_of_parts(keys, &[("RndB", rnd_b), ("RndA", rnd_a)])
 }
 
 /// Constant-time verification of the PICC response of AuthenticateLRPNonFirst part 2 (see
@@ -560,12 +564,14 @@ pub fn auth_picc_response(
     rnd_b: &[u8],
     picc_data_enc: &[u8],
 ) -> Result<[u8; 16], LrpError> {
-    check_len("RndA", rnd_a, 16)?;
-    check_len("RndB", rnd_b, 16)?;
-    check_len("PICCData", picc_data_enc, 16)?;
-    let mut msg = concat_rnd(rnd_b, rnd_a);
-    msg.extend_from_slice(picc_data_enc);
-    Ok(keys.mac().cmac(&msg))
+    cmac_of_parts(
+        keys,
+        &[
+            ("RndB", rnd_b),
+            ("RndA", rnd_a),
+            ("PICCData", picc_data_enc),
+        ],
+    )
 }
 
 /// Constant-time verification of the PICC response of part 2 (see

@@ -124,8 +124,10 @@ fn flush<S: Store>(store: &mut S, group: &mut Group, stats: &WriterStats) {
     group.writes.clear();
     for (i, reply) in group.replies.drain(..).enumerate() {
         if let Some(r) = reply {
+            // A store that answered fewer writes than it was given fails the rest (never a
+            // panic on the writer thread, which every scan waits on).
             let _ = r.send(match &result {
-                Ok(acc) => Ok(acc[i]),
+                Ok(acc) => acc.get(i).copied().ok_or(()),
                 Err(_) => Err(()),
             });
         }
