@@ -27,7 +27,7 @@ pub enum RuleError {
         /// The rule text.
         rule: String,
     },
-    /// A `chip_count` target that is not a whole number up to 16777215.
+    /// A `chip_count` target that is not a whole number up to [`MAX_CHIP_COUNT`](super::MAX_CHIP_COUNT).
     #[error(
         "rule {rule:?}: the target must be a whole number up to {}",
         super::MAX_CHIP_COUNT
